@@ -1,0 +1,41 @@
+/*
+ * cluster: node-to-node HTTP, over libcurl.
+ *
+ * - Joining: cluster_join() asks the cluster, through any node, to add this
+ *   node, following 301 redirects to the leader, retrying per -join-attempts
+ *   and -join-interval. Join targets are either an HTTP API URL
+ *   ("http://host:4001", the seed's form; a bare "host:port" that answers HTTP
+ *   is treated the same) or a Raft address ("host:4002", rqlite v8+), which is
+ *   resolved to the node's API URL by asking it over the Raft port.
+ * - Forwarding: cluster_forward() replays an HTTP request on the leader and
+ *   returns its answer verbatim.
+ */
+#ifndef RQ_CLUSTER_CLUSTER_H
+#define RQ_CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "util/buf.h"
+
+/* Returns 0 once joined, -1 after all attempts failed (*err set). */
+int cluster_join(const config *cfg, char **err);
+
+typedef struct cluster_response {
+    long status;          /* HTTP status, 0 if the request failed */
+    buf body;
+    char content_type[128];
+} cluster_response;
+
+/* method "GET"/"POST"/"DELETE"; url is the leader's API base
+ * ("http://host:port") + path + "?" + query. Returns 0 when an HTTP answer
+ * came back (whatever its status), -1 on transport failure (*err set). */
+int cluster_forward(const char *method, const char *url, const char *body,
+                    size_t body_len, const char *content_type,
+                    const char *authorization, uint64_t timeout_ms,
+                    cluster_response *resp, char **err);
+void cluster_response_free(cluster_response *resp);
+
+#endif

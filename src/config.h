@@ -1,0 +1,74 @@
+/*
+ * config: rqlited's command-line flags, with rqlite v10's names and defaults.
+ *
+ * Parsing follows Go's flag package: single or double dash, "-flag value" or
+ * "-flag=value", booleans as "-flag" or "-flag=true"; parsing stops at the
+ * first non-flag argument, which must be the data directory (the only
+ * positional argument). Durations use Go syntax ("500ms", "3s", "2m0s", "0").
+ *
+ * This is the only process-wide state: it is filled once at start-up and is
+ * read-only afterwards.
+ */
+#ifndef RQ_CONFIG_H
+#define RQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_JOIN 16
+
+typedef struct config {
+    char *data_dir;          /* absolute path of the positional argument */
+    char *node_id;           /* -node-id; defaults to raft_adv_addr */
+    char *http_addr;         /* -http-addr, "localhost:4001" */
+    char *http_adv_addr;     /* -http-adv-addr, defaults to http_addr */
+    char *raft_addr;         /* -raft-addr, "localhost:4002" */
+    char *raft_adv_addr;     /* -raft-adv-addr, defaults to raft_addr */
+    char *join[CONFIG_MAX_JOIN]; /* -join, split on commas */
+    int n_join;
+    int join_attempts;       /* -join-attempts, 5 */
+    uint64_t join_interval_ms;      /* -join-interval, 3s */
+    char *join_as;
+    int bootstrap_expect;
+    uint64_t bootstrap_expect_timeout_ms; /* 120s */
+    bool fk;                 /* -fk */
+    int db_max_ro_conns;     /* 256 */
+    char *raft_log_level;    /* "WARN" */
+    bool raft_non_voter;
+    uint64_t raft_snap;      /* -raft-snap, 8192 entries */
+    uint64_t raft_snap_wal_size;     /* 4194304 */
+    uint64_t raft_snap_int_ms;       /* 10s */
+    uint64_t raft_leader_lease_timeout_ms; /* 0 */
+    uint64_t raft_heartbeat_timeout_ms;    /* 1s; also accepted as -raft-timeout */
+    uint64_t raft_commit_timeout_ms;       /* 50ms */
+    uint64_t raft_election_timeout_ms;     /* 1s */
+    uint64_t raft_apply_timeout_ms;        /* 10s */
+    bool raft_remove_shutdown;
+    bool raft_cluster_remove_shutdown;
+    bool raft_shutdown_stepdown;           /* true */
+    uint64_t raft_reap_node_timeout_ms;
+    uint64_t raft_reap_read_only_node_timeout_ms;
+    uint64_t cluster_connect_timeout_ms;   /* 30s */
+    int write_queue_capacity;              /* 1024 */
+    int write_queue_batch_size;            /* 128 */
+    uint64_t write_queue_timeout_ms;       /* 50ms */
+    bool write_queue_tx;
+    char *http_allow_origin;
+    char *auth;
+    char *http_cert, *http_key, *http_ca_cert;
+    char *node_cert, *node_key, *node_ca_cert;
+} config;
+
+/* Parse argv into cfg (argv[0] is the program name). Returns 0 when the node
+ * should start. Returns 1 when the process must exit instead (-h, -version,
+ * bad flags): what rqlite prints has been printed (usage, "fatal: ..." on
+ * stderr) and *exit_code is set (0 for -h/-version, 2 for an unknown flag,
+ * 1 for validation errors). Flags rqlite has but we do not implement yet are
+ * accepted and reported on stderr at start-up, never silently ignored. */
+int config_parse(config *cfg, int argc, char **argv, int *exit_code);
+void config_free(config *cfg);
+
+/* Parse a Go duration ("1h2m3.5s", "500ms", "0"); returns 0 and sets *ms. */
+int config_parse_duration(const char *s, uint64_t *ms);
+
+#endif

@@ -1,0 +1,85 @@
+/*
+ * db: one SQLite database file, as rqlite uses it.
+ *
+ * A db has one write connection (used only by the state machine, i.e. the
+ * Raft thread) and a pool of read-only connections that any thread may use
+ * through db_query(). The file is in WAL mode with synchronous=OFF: the Raft
+ * log is the durable record, the database is rebuilt from the latest snapshot
+ * plus the log on every start (see store/).
+ *
+ * Statements are passed as a jansson array in rqlite's request format,
+ * already validated by db_parse_request(): each element is either a SQL
+ * string or an array [sql, param...] where params are positional values or
+ * objects of named values (:name, @name, $name).
+ *
+ * Results are written as JSON straight into a buf, in rqlite's exact byte
+ * format: the *contents* of the "results" array (no enclosing brackets), e.g.
+ *   {"last_insert_id":1,"rows_affected":1},{"error":"no such table: nope"}
+ * so that callers can wrap them ({"results":[ ... ],"time":...}).
+ */
+#ifndef RQ_DB_DB_H
+#define RQ_DB_DB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/buf.h"
+
+typedef struct db db;
+
+/* Flags for db_execute / db_query / db_request. */
+enum {
+    DB_TX = 1 << 0,          /* ?transaction: all-or-nothing, stop at first error */
+    DB_TIMINGS = 1 << 1,     /* ?timings: per-statement "time" */
+    DB_ASSOC = 1 << 2,       /* ?associative: rows as objects */
+    DB_BLOB_ARRAY = 1 << 3,  /* ?blob_array: blobs as byte arrays */
+    DB_QUALIFY = 1 << 4,     /* ?qualify_columns */
+};
+
+typedef struct db_options {
+    bool fk;            /* PRAGMA foreign_keys=ON on every connection */
+    int max_ro_conns;   /* read pool bound, 0 = unlimited */
+} db_options;
+
+/* Open (creating if needed) the database at path. On error returns non-zero
+ * and sets *err (caller frees). */
+int db_open(const char *path, const db_options *opts, db **out, char **err);
+void db_close(db *d);
+
+/* Validate a request body (JSON text) and return the statements array
+ * (caller owns, json_decref). On error returns NULL and sets *err to
+ * rqlite's message: "invalid request", "invalid JSON body", "no statements",
+ * "unsupported type" ... (400 material). */
+json_t *db_parse_request(const char *body, size_t len, char **err);
+
+/* Run statements on the write connection (Raft thread only). Appends the
+ * results (see above) to out when out != NULL; with out == NULL the
+ * statements run but nothing is encoded (followers). Reads in the batch
+ * (SELECT, RETURNING) produce query-shaped results. */
+void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out);
+
+/* Run read statements on a read-only pooled connection; any thread. A write
+ * statement yields {"error":"attempt to change database via query operation"}. */
+void db_query(db *d, const json_t *stmts, unsigned flags, buf *out);
+
+/* True when every statement is read-only (sqlite3_stmt_readonly), used by
+ * /db/request to choose the query path. Unparsable SQL counts as a write (it
+ * then fails the same way on every node). */
+bool db_all_readonly(db *d, const json_t *stmts);
+
+/* True if any statement is a disallowed pragma (journal_mode=,
+ * wal_autocheckpoint=, wal_checkpoint, synchronous=, query_only=). */
+bool db_has_disallowed_pragma(const json_t *stmts);
+
+/* Whole-database image for snapshots (caller frees with sqlite3_free). */
+int db_serialize(db *d, unsigned char **data, size_t *len, char **err);
+/* Replace the whole database with an image (Raft thread only). Readers see
+ * either the old or the new content. */
+int db_restore(db *d, const void *data, size_t len, char **err);
+
+/* For /status. */
+const char *db_path(db *d);
+long long db_file_size(db *d);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * http: rqlite's HTTP API on libmicrohttpd (thread pool).
+ *
+ * Routing, query-parameter parsing, request bodies, JSON responses in
+ * rqlite's byte format, status codes, and transparent forwarding of
+ * leader-only requests from followers to the leader (cluster_forward).
+ */
+#ifndef RQ_HTTP_HTTP_H
+#define RQ_HTTP_HTTP_H
+
+#include "config.h"
+#include "store/store.h"
+
+typedef struct http_server http_server;
+
+/* Start listening on cfg->http_addr ("localhost" binds 127.0.0.1). The store
+ * may be NULL until http_server_set_store() is called: endpoints that need it
+ * answer 503 meanwhile, /status answers early. Returns 0 or -1 with *err. */
+int http_server_start(const config *cfg, http_server **out, char **err);
+void http_server_set_store(http_server *h, store *s);
+void http_server_stop(http_server *h);
+
+#endif

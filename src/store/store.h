@@ -1,0 +1,94 @@
+/*
+ * store: the replicated state machine. SQLite (db/) replicated by Raft
+ * (canonical/raft with its libuv I/O backend), run on a thread of its own.
+ *
+ * Every function here is thread-safe and may block the calling thread (an
+ * HTTP worker) until the Raft thread has done the work; none may be called
+ * from the Raft thread itself.
+ *
+ * Return codes: STORE_OK; STORE_NOT_LEADER when the operation needs the
+ * leader and this node is not it (callers forward to store_leader()'s API
+ * address, or answer 503 "leader not found" when there is none);
+ * STORE_ERROR with *err set to a message for the client (caller frees).
+ */
+#ifndef RQ_STORE_STORE_H
+#define RQ_STORE_STORE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db/db.h"
+#include "util/buf.h"
+
+typedef struct store store;
+
+enum { STORE_OK = 0, STORE_NOT_LEADER = 1, STORE_ERROR = 2 };
+
+/* Read consistency levels (?level=). */
+typedef enum {
+    LEVEL_WEAK = 0, LEVEL_NONE, LEVEL_STRONG, LEVEL_LINEARIZABLE, LEVEL_AUTO
+} store_level;
+
+/* A member of the cluster as /nodes and /status show it. */
+typedef struct store_node {
+    char id[256];
+    char addr[256];      /* Raft address */
+    char api_addr[300];  /* "http://host:port", "" if not known yet */
+    bool voter;
+} store_node;
+
+/* Open the data directory, start the Raft thread and form or rejoin the
+ * cluster as the config says (bootstrap / restart; -join is done by main
+ * through cluster/). Returns 0 or -1 with *err set. */
+int store_open(const config *cfg, store **out, char **err);
+/* Orderly stop: transfer leadership if leader and stepdown is wanted, stop
+ * Raft, close the database. */
+void store_close(store *s);
+
+/* True once the node has a leader and has applied the log up to the commit
+ * index it knew when the leader appeared. */
+bool store_ready(store *s);
+bool store_is_leader(store *s);
+/* The current leader, if any: returns false when unknown. */
+bool store_leader(store *s, store_node *leader);
+/* Wait up to timeout_ms for a leader to be known; true if one is. */
+bool store_wait_leader(store *s, uint64_t timeout_ms);
+
+/* Writes: the statements become one Raft entry; blocks until it is applied
+ * locally (leader) and appends the results array contents to out. */
+int store_execute(store *s, const json_t *stmts, unsigned db_flags, buf *out,
+                  uint64_t *raft_index, char **err);
+/* Reads at a consistency level; none/weak/linearizable run on a read-only
+ * connection, strong goes through the log. */
+int store_query(store *s, const json_t *stmts, unsigned db_flags,
+                store_level level, uint64_t freshness_ms, bool freshness_strict,
+                buf *out, char **err);
+/* Mixed: read-only batches are served as queries, others as one entry run
+ * on the write connection (reads in it return rows). */
+int store_request(store *s, const json_t *stmts, unsigned db_flags,
+                  store_level level, uint64_t freshness_ms, bool freshness_strict,
+                  buf *out, char **err);
+
+/* Membership (leader only). Join is idempotent for the same id and address;
+ * a different address for a known id (or a known address under another id)
+ * replaces the old entry. api_addr is recorded for forwarding and /nodes. */
+int store_join(store *s, const char *id, const char *raft_addr,
+               const char *api_addr, bool voter, char **err);
+int store_remove(store *s, const char *id, char **err);
+/* Leadership transfer to id (NULL: any up-to-date voter). */
+int store_stepdown(store *s, const char *id, char **err);
+
+/* Cluster members; returns the count, *nodes is malloc'd (caller frees). */
+int store_nodes(store *s, store_node **nodes);
+/* The "store" section of /status (caller owns). */
+json_t *store_status(store *s);
+/* Local snapshot + log truncation (/snapshot). */
+int store_snapshot(store *s, char **err);
+/* The local database (for /db/backup and readyz's SELECT 1). */
+db *store_db(store *s);
+/* This node's own identity. */
+const char *store_node_id(store *s);
+
+#endif
