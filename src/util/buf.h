@@ -36,7 +36,7 @@ char *buf_detach(buf *b, size_t *len);
  * - strings: '"', '\\' and control chars escaped; '<' '>' '&' as \u003c
  *   \u003e \u0026; U+2028/2029 escaped; invalid UTF-8 bytes become \ufffd.
  * - floats: shortest round-trip form, exponent only outside [1e-6, 1e21)
- *   ("2", "0.0001", "1e-07" -> Go prints "1e-07"). */
+ *   ("2", "0.0001", "1e-7": Go drops the exponent's leading zero). */
 void json_str(buf *b, const char *s, size_t n);
 void json_cstr(buf *b, const char *s);
 void json_int(buf *b, int64_t v);
