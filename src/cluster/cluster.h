@@ -20,6 +20,13 @@
 #include "config.h"
 #include "util/buf.h"
 
+/* First 8 bytes a client sends on the Raft port to ask for a node's metadata
+ * instead of speaking Raft (libraft's handshake starts with the 64-bit
+ * little-endian protocol number 1, so the two cannot be confused). The node
+ * answers one JSON line {"id":..,"addr":..,"api_addr":"http://..."} and
+ * closes the connection. */
+#define CLUSTER_META_MAGIC "RQMETA\r\n"
+
 /* Returns 0 once joined, -1 after all attempts failed (*err set). */
 int cluster_join(const config *cfg, char **err);
 

@@ -88,6 +88,9 @@ json_t *store_status(store *s);
 int store_snapshot(store *s, char **err);
 /* The local database (for /db/backup and readyz's SELECT 1). */
 db *store_db(store *s);
+/* True when the data directory held no Raft state at store_open() (a new
+ * or wiped node): only such a node acts on -join. */
+bool store_was_new(store *s);
 /* This node's own identity. */
 const char *store_node_id(store *s);
 

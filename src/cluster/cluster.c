@@ -1,0 +1,315 @@
+/*
+ * cluster: joining a cluster and forwarding requests, over libcurl.
+ *
+ * Join follows rqlite's v6 protocol (POST /join {"id","addr","voter"}, 301 to
+ * the leader), which every node serves. A Raft address given to -join
+ * (rqlite v8+ form) is first turned into that node's API URL by asking it
+ * over the Raft port (see store/transport.c for the server side).
+ */
+#include "cluster/cluster.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curlGlobalInit(void) { curl_global_init(CURL_GLOBAL_ALL); }
+
+static char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *xstrdup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+static size_t writeToBuf(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    buf_append((buf *)userdata, ptr, size * nmemb);
+    return size * nmemb;
+}
+
+static size_t headerCb(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    cluster_response *r = userdata;
+    size_t n = size * nmemb;
+    if (n > 13 && strncasecmp(ptr, "Content-Type:", 13) == 0) {
+        const char *v = ptr + 13;
+        size_t vn = n - 13;
+        while (vn && (*v == ' ' || *v == '\t')) { v++; vn--; }
+        while (vn && (v[vn - 1] == '\r' || v[vn - 1] == '\n')) vn--;
+        if (vn >= sizeof r->content_type)
+            vn = sizeof r->content_type - 1;
+        memcpy(r->content_type, v, vn);
+        r->content_type[vn] = 0;
+    }
+    return n;
+}
+
+/* One curl handle per thread, so that keep-alive connections to the leader
+ * are reused across forwarded requests served by the same HTTP worker. */
+static __thread CURL *tl_curl;
+
+static CURL *threadCurl(void)
+{
+    pthread_once(&curl_once, curlGlobalInit);
+    if (tl_curl == NULL)
+        tl_curl = curl_easy_init();
+    else
+        curl_easy_reset(tl_curl);
+    return tl_curl;
+}
+
+int cluster_forward(const char *method, const char *url, const char *body,
+                    size_t body_len, const char *content_type,
+                    const char *authorization, uint64_t timeout_ms,
+                    cluster_response *resp, char **err)
+{
+    CURL *c = threadCurl();
+    struct curl_slist *hdrs = NULL;
+    char line[1024];
+    memset(resp, 0, sizeof *resp);
+    buf_init(&resp->body);
+    if (c == NULL) {
+        *err = strdup("cannot create HTTP client");
+        return -1;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 30000));
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, writeToBuf);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, headerCb);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
+    if (strcmp(method, "GET") == 0) {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+    }
+    if (content_type && *content_type) {
+        snprintf(line, sizeof line, "Content-Type: %s", content_type);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    if (authorization && *authorization) {
+        snprintf(line, sizeof line, "Authorization: %s", authorization);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+        *err = xstrdup_printf("%s", curl_easy_strerror(rc));
+        buf_free(&resp->body);
+        return -1;
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+    return 0;
+}
+
+void cluster_response_free(cluster_response *resp)
+{
+    buf_free(&resp->body);
+}
+
+/* Split "host:port" (IPv6 in brackets). Returns 0 on success. */
+static int splitHostPort(const char *addr, char *host, size_t hn, char *port, size_t pn)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon == addr || colon[1] == 0)
+        return -1;
+    size_t n = (size_t)(colon - addr);
+    const char *h = addr;
+    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n >= hn || strlen(colon + 1) >= pn)
+        return -1;
+    memcpy(host, h, n);
+    host[n] = 0;
+    strcpy(port, colon + 1);
+    return 0;
+}
+
+/* Ask the node behind a Raft address for its metadata (API URL). Returns a
+ * malloc'd API base URL like "http://localhost:4001", or NULL. */
+static char *probeRaftMeta(const char *raft_addr, uint64_t timeout_ms)
+{
+    char host[256], port[32];
+    if (splitHostPort(raft_addr, host, sizeof host, port, sizeof port) != 0)
+        return NULL;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_family = AF_INET; /* "localhost" means 127.0.0.1, as in rqlite */
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
+        hints.ai_family = AF_UNSPEC;
+        if (getaddrinfo(host, port, &hints, &res) != 0)
+            return NULL;
+    }
+    char *api = NULL;
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        goto out;
+    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    if (connect(fd, res->ai_addr, res->ai_addrlen) != 0)
+        goto out;
+    if (write(fd, CLUSTER_META_MAGIC, 8) != 8)
+        goto out;
+    char reply[2048];
+    size_t got = 0;
+    while (got < sizeof reply - 1) {
+        ssize_t n = read(fd, reply + got, sizeof reply - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (memchr(reply, '\n', got))
+            break;
+    }
+    reply[got] = 0;
+    json_t *j = json_loads(reply, JSON_DISABLE_EOF_CHECK, NULL);
+    const char *a = j ? json_string_value(json_object_get(j, "api_addr")) : NULL;
+    if (a && *a)
+        api = strdup(a);
+    json_decref(j);
+out:
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return api;
+}
+
+/* POST our join request to base_url/join; curl follows 301s to the leader.
+ * Returns 0 when joined. */
+static int postJoin(const config *cfg, const char *base_url, char **why)
+{
+    json_t *req = json_pack("{s:s, s:s, s:b, s:s++}", "id", cfg->node_id, "addr",
+                            cfg->raft_adv_addr, "voter", !cfg->raft_non_voter,
+                            "api_addr", "http://", cfg->http_adv_addr);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    char *url = xstrdup_printf("%s/join", base_url);
+    CURL *c = threadCurl();
+    buf out = BUF_INIT;
+    struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 21L);
+    curl_easy_setopt(c, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, writeToBuf);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    int ret = -1;
+    if (rc != CURLE_OK) {
+        *why = xstrdup_printf("%s", curl_easy_strerror(rc));
+    } else {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (status == 200)
+            ret = 0;
+        else
+            *why = xstrdup_printf("node returned: %ld: (%.*s)", status,
+                                  (int)(out.len > 200 ? 200 : out.len), out.data ? out.data : "");
+    }
+    curl_slist_free_all(hdrs);
+    buf_free(&out);
+    free(url);
+    free(body);
+    return ret;
+}
+
+static bool isOwnAddress(const config *cfg, const char *target)
+{
+    const char *t = target;
+    if (strncmp(t, "http://", 7) == 0)
+        t += 7;
+    else if (strncmp(t, "https://", 8) == 0)
+        t += 8;
+    size_t n = strlen(t);
+    while (n && t[n - 1] == '/')
+        n--;
+    return (strlen(cfg->http_adv_addr) == n && strncmp(t, cfg->http_adv_addr, n) == 0) ||
+           (strlen(cfg->raft_adv_addr) == n && strncmp(t, cfg->raft_adv_addr, n) == 0);
+}
+
+/* Turn a -join value into an API base URL to POST /join to. */
+static char *joinBaseUrl(const char *target)
+{
+    if (strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0) {
+        char *u = strdup(target);
+        size_t n = strlen(u);
+        while (n && u[n - 1] == '/')
+            u[--n] = 0;
+        return u;
+    }
+    /* A bare host:port is a Raft address (v8+) when the node answers our meta
+     * probe there, else an HTTP API address (v6 accepted those too). */
+    char *api = probeRaftMeta(target, 1000);
+    if (api)
+        return api;
+    return xstrdup_printf("http://%s", target);
+}
+
+int cluster_join(const config *cfg, char **err)
+{
+    char *last = NULL;
+    for (int attempt = 0; attempt < cfg->join_attempts; attempt++) {
+        for (int i = 0; i < cfg->n_join; i++) {
+            const char *target = cfg->join[i];
+            if (isOwnAddress(cfg, target)) {
+                rq_log("cluster", "ignoring join address %s equal to this node's address", target);
+                continue;
+            }
+            char *base = joinBaseUrl(target);
+            rq_log("cluster", "attempting to join %s (via %s) as node %s", target, base, cfg->node_id);
+            char *why = NULL;
+            int rc = postJoin(cfg, base, &why);
+            free(base);
+            if (rc == 0) {
+                rq_log("cluster", "successfully joined cluster at %s", target);
+                free(last);
+                return 0;
+            }
+            rq_log("cluster", "failed to join via %s: %s", target, why ? why : "?");
+            free(last);
+            last = why;
+        }
+        if (attempt + 1 < cfg->join_attempts) {
+            rq_log("cluster", "failed to join cluster, sleeping %llu ms before retry",
+                   (unsigned long long)cfg->join_interval_ms);
+            struct timespec ts = {(time_t)(cfg->join_interval_ms / 1000),
+                                  (long)(cfg->join_interval_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
+    *err = xstrdup_printf("failed to join cluster: %s", last ? last : "no join address usable");
+    free(last);
+    return -1;
+}

@@ -1,0 +1,130 @@
+/*
+ * rqlited: one rqlite node. Parses flags, starts the HTTP API (it answers
+ * /status before the store is open), opens the store (which bootstraps or
+ * rejoins per its data directory), joins a cluster if asked, then waits for
+ * SIGINT/SIGTERM. A second signal during shutdown forces exit.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "cluster/cluster.h"
+#include "config.h"
+#include "http/http.h"
+#include "store/store.h"
+#include "util/log.h"
+
+static int mkdirAll(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void fatal(const char *what, char *err)
+{
+    fprintf(stderr, "fatal: %s%s%s\n", what, err ? ": " : "", err ? err : "");
+    free(err);
+    exit(1);
+}
+
+/* After the first signal the main thread shuts down; this thread turns a
+ * second one into an immediate exit. */
+static void *forceExitThread(void *arg)
+{
+    sigset_t *set = arg;
+    int sig;
+    sigwait(set, &sig);
+    rq_log("rqlited", "received second signal, forcing exit");
+    _exit(1);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    config cfg;
+    int exit_code = 0;
+    if (config_parse(&cfg, argc, argv, &exit_code) != 0)
+        return exit_code;
+
+    /* Signals are taken synchronously by sigwait; every thread created from
+     * here on inherits the block. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    rq_log("rqlited", "rqlited starting, version %s, SQLite %s", RQ_VERSION, sqlite3_libversion());
+    {
+        char cmd[2048] = "";
+        size_t n = 0;
+        for (int i = 0; i < argc && n < sizeof cmd - 2; i++)
+            n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
+        rq_log("rqlited", "launch command: %s", cmd);
+    }
+    if (mkdirAll(cfg.data_dir) != 0)
+        fatal("cannot create data directory", strdup(strerror(errno)));
+
+    char *err = NULL;
+    http_server *http = NULL;
+    if (http_server_start(&cfg, &http, &err) != 0)
+        fatal("failed to start HTTP server", err);
+
+    store *st = NULL;
+    if (store_open(&cfg, &st, &err) != 0)
+        fatal("failed to open store", err);
+    http_server_set_store(http, st);
+
+    if (cfg.n_join > 0) {
+        if (store_was_new(st)) {
+            if (cluster_join(&cfg, &err) != 0) {
+                rq_log("rqlited", "clustering failure: %s", err ? err : "?");
+                fatal("clustering failure", err);
+            }
+        } else {
+            rq_log("rqlited", "preexisting node state detected, ignoring join addresses");
+        }
+    } else if (store_was_new(st)) {
+        rq_log("rqlited", "no join addresses set");
+    }
+
+    if (store_wait_leader(st, 1500))
+        rq_log("rqlited", "store has reached consensus");
+    rq_log("rqlited", "node HTTP API available at http://%s", cfg.http_adv_addr);
+    {
+        const char *hp = cfg.http_adv_addr;
+        const char *colon = strrchr(hp, ':');
+        if (colon)
+            rq_log("rqlited", "connect using the command-line tool via 'rqlite -H %.*s -p %s'",
+                   (int)(colon - hp), hp, colon + 1);
+    }
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    rq_log("rqlited", "received signal %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    pthread_t forcer;
+    pthread_create(&forcer, NULL, forceExitThread, &set);
+
+    http_server_stop(http);
+    store_close(st);
+    rq_log("rqlited", "rqlite server stopped");
+    config_free(&cfg);
+    return 0;
+}

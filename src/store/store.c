@@ -1,0 +1,1361 @@
+/*
+ * store: SQLite replicated by canonical/raft.
+ *
+ * Threads. The Raft instance, its libuv loop, the FSM and the database's
+ * write connection belong to one thread (the "Raft thread"). Other threads
+ * talk to it through ops: an op is queued under s->mu, the loop is woken
+ * with uv_async_send(), the Raft thread starts the Raft call, and the op
+ * completes (condition variable) from the Raft callback. A waiter that gives
+ * up (timeout) leaves the op to be freed by the Raft thread.
+ *
+ * After every loop iteration the Raft thread publishes a copy of the state
+ * other threads need (role, leader, indexes, members) under s->mu.
+ *
+ * Exactly-once application. The database file is not the durable record:
+ * it is deleted and rebuilt at every start from the latest snapshot (FSM
+ * restore) plus the log entries after it, which libraft replays as they are
+ * committed. So an entry is never applied twice and never skipped, whatever
+ * the moment of a crash. (Issue 4 replaces this with a persistent file and
+ * a snapshot manifest for fast restarts of large databases.)
+ *
+ * Log entries are JSON documents:
+ *   {"t":"x","o":ORIGIN,"s":SEQ,"f":FLAGS,"q":[statements]}   execute
+ *   {"t":"m","id":..,"rid":..,"addr":..,"api":..}              node metadata
+ * ORIGIN/SEQ let the proposing node find the waiting request when the entry
+ * is applied, so that only that node encodes results.
+ *
+ * Snapshots: "RQSNAP01", u32 length of a JSON metadata map, the map, then
+ * the SQLite database image.
+ */
+#include "store/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "store/transport.h"
+#include "util/log.h"
+
+#define SNAP_MAGIC "RQSNAP01"
+
+enum {
+    OP_APPLY = 1,
+    OP_BARRIER,
+    OP_ADD,
+    OP_ASSIGN,
+    OP_REMOVE,
+    OP_TRANSFER,
+    OP_SNAPSHOT,
+};
+
+typedef struct op {
+    int type;
+    int refs;              /* waiter + Raft thread, under s->mu */
+    bool done;
+    int rc;                /* STORE_* */
+    int raft_rc;           /* libraft code, for retries (RAFT_CANTCHANGE) */
+    char *err;
+    pthread_cond_t cond;
+    /* inputs */
+    char *entry;           /* OP_APPLY: raft_malloc'd, handed to raft */
+    size_t entry_len;
+    uint64_t seq;
+    raft_id rid;
+    char addr[256];
+    int role;
+    /* outputs */
+    buf out;               /* results of an applied execute */
+    raft_index index;
+    bool want_results;
+    /* raft requests */
+    struct raft_apply apply;
+    struct raft_barrier barrier;
+    struct raft_change change;
+    struct raft_transfer transfer;
+    struct op *next;       /* queue / pending list */
+    struct store *s;
+} op;
+
+typedef struct meta {
+    char id[256];
+    raft_id rid;
+    char addr[256];
+    char api[300];
+} meta;
+
+struct store {
+    const config *cfg;
+    char *raft_dir;
+    char *db_path;
+    db *db;
+    raft_id id;
+
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_async_t close_async;
+    uv_check_t publish;
+    uv_timer_t tick;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    bool raft_started;
+    bool was_new;
+
+    pthread_mutex_t mu;
+    op *queue;             /* ops waiting for the Raft thread, LIFO is fine */
+    bool closing;
+    bool closed;
+    uint64_t next_seq;
+
+    /* Published by the Raft thread under mu. */
+    int state;
+    raft_term term;
+    raft_index commit_index, applied_index, last_index, snapshot_index;
+    raft_id leader_id;
+    char leader_addr[256];
+    store_node *nodes;
+    int n_nodes;
+    bool ready;
+    pthread_cond_t changed;  /* broadcast on every publish that changes leader */
+
+    /* Raft thread only. */
+    op *pending;           /* applied ops waiting for their entry */
+    meta *metas;
+    int n_metas;
+    bool meta_dirty;
+    raft_index published_conf_index;
+    int prev_state;
+    raft_id prev_leader;
+    bool leader_barrier_pending;
+    bool leader_ready;      /* barrier of our term applied */
+    raft_index ready_target;
+    unsigned char *snap_image; /* held between snapshot and finalize */
+    struct raft_buffer snap_bufs[2];
+    uint64_t num_snapshots, num_restores;
+};
+
+/* ------------------------------------------------------------------ ids */
+
+static raft_id nodeRaftId(const char *node_id)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *p = (const unsigned char *)node_id; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    h &= 0x7fffffffffffffffULL; /* fits a JSON integer */
+    return h ? h : 1;
+}
+
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+
+static char *errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *errf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* ------------------------------------------------------------------ ops */
+
+static op *opNew(store *s, int type)
+{
+    op *o = calloc(1, sizeof *o);
+    o->type = type;
+    o->refs = 2;
+    o->s = s;
+    buf_init(&o->out);
+    pthread_cond_init(&o->cond, NULL);
+    return o;
+}
+
+static void opFree(op *o)
+{
+    pthread_cond_destroy(&o->cond);
+    buf_free(&o->out);
+    free(o->err);
+    if (o->entry)
+        raft_free(o->entry);
+    free(o);
+}
+
+/* Drop one reference; caller holds s->mu. */
+static void opUnrefLocked(op *o)
+{
+    if (--o->refs == 0)
+        opFree(o);
+}
+
+/* Raft thread: finish an op and wake its waiter. */
+static void opComplete(op *o, int rc, char *err)
+{
+    store *s = o->s;
+    pthread_mutex_lock(&s->mu);
+    o->done = true;
+    o->rc = rc;
+    if (err && !o->err)
+        o->err = err;
+    else
+        free(err);
+    pthread_cond_broadcast(&o->cond);
+    opUnrefLocked(o);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Caller thread: queue an op, wait for it up to timeout_ms. Returns with
+ * the op still referenced by the caller (release with opRelease) or NULL
+ * when the store is closing (op freed). On timeout, rc is STORE_ERROR with
+ * a timeout message. */
+static int opRun(store *s, op *o, uint64_t timeout_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->closing) {
+        pthread_mutex_unlock(&s->mu);
+        o->refs = 1;
+        o->rc = STORE_ERROR;
+        o->err = strdup("store not open");
+        o->done = true;
+        return o->rc;
+    }
+    o->next = s->queue;
+    s->queue = o;
+    pthread_mutex_unlock(&s->mu);
+    uv_async_send(&s->wake);
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (!o->done) {
+        if (pthread_cond_timedwait(&o->cond, &s->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    int rc = o->done ? o->rc : STORE_ERROR;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void opRelease(store *s, op *o)
+{
+    pthread_mutex_lock(&s->mu);
+    opUnrefLocked(o);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Take the error message out of a finished op (or a timeout message). */
+static char *opTakeErr(op *o, const char *timeout_msg)
+{
+    if (!o->done)
+        return strdup(timeout_msg);
+    char *e = o->err;
+    o->err = NULL;
+    return e ? e : strdup("unknown error");
+}
+
+/* ------------------------------------------------------------------ FSM */
+
+static meta *metaFind(store *s, raft_id rid)
+{
+    for (int i = 0; i < s->n_metas; i++)
+        if (s->metas[i].rid == rid)
+            return &s->metas[i];
+    return NULL;
+}
+
+static void metaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api)
+{
+    meta *m = metaFind(s, rid);
+    if (m == NULL) {
+        s->metas = realloc(s->metas, (size_t)(s->n_metas + 1) * sizeof *s->metas);
+        m = &s->metas[s->n_metas++];
+        memset(m, 0, sizeof *m);
+        m->rid = rid;
+    }
+    snprintf(m->id, sizeof m->id, "%s", id ? id : "");
+    snprintf(m->addr, sizeof m->addr, "%s", addr ? addr : "");
+    snprintf(m->api, sizeof m->api, "%s", api ? api : "");
+    s->meta_dirty = true;
+}
+
+static json_t *metasToJson(store *s)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < s->n_metas; i++) {
+        meta *m = &s->metas[i];
+        json_array_append_new(a, json_pack("{s:s,s:I,s:s,s:s}", "id", m->id, "rid",
+                                           (json_int_t)m->rid, "addr", m->addr, "api", m->api));
+    }
+    return a;
+}
+
+static void metasFromJson(store *s, json_t *a)
+{
+    free(s->metas);
+    s->metas = NULL;
+    s->n_metas = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(a, i, m)
+    {
+        metaUpsert(s, json_string_value(json_object_get(m, "id")),
+                   (raft_id)json_integer_value(json_object_get(m, "rid")),
+                   json_string_value(json_object_get(m, "addr")),
+                   json_string_value(json_object_get(m, "api")));
+    }
+    s->meta_dirty = true;
+}
+
+static op *pendingTake(store *s, uint64_t seq)
+{
+    for (op **pp = &s->pending; *pp; pp = &(*pp)->next) {
+        if ((*pp)->seq == seq) {
+            op *o = *pp;
+            *pp = o->next;
+            o->next = NULL;
+            return o;
+        }
+    }
+    return NULL;
+}
+
+static op *pendingFind(store *s, uint64_t seq)
+{
+    for (op *o = s->pending; o; o = o->next)
+        if (o->seq == seq)
+            return o;
+    return NULL;
+}
+
+static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **result)
+{
+    store *s = fsm->data;
+    *result = NULL;
+    json_error_t jerr;
+    json_t *e = json_loadb(b->base, b->len, 0, &jerr);
+    if (e == NULL) {
+        /* Never fail an apply: the entry is committed and every node must
+         * move past it identically. */
+        rq_log("store", "skipping undecodable log entry: %s", jerr.text);
+        return 0;
+    }
+    const char *t = json_string_value(json_object_get(e, "t"));
+    if (t && strcmp(t, "x") == 0) {
+        raft_id origin = (raft_id)json_integer_value(json_object_get(e, "o"));
+        uint64_t seq = (uint64_t)json_integer_value(json_object_get(e, "s"));
+        unsigned flags = (unsigned)json_integer_value(json_object_get(e, "f"));
+        const json_t *stmts = json_object_get(e, "q");
+        op *o = origin == s->id ? pendingFind(s, seq) : NULL;
+        if (json_is_array(stmts))
+            db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
+    } else if (t && strcmp(t, "m") == 0) {
+        metaUpsert(s, json_string_value(json_object_get(e, "id")),
+                   (raft_id)json_integer_value(json_object_get(e, "rid")),
+                   json_string_value(json_object_get(e, "addr")),
+                   json_string_value(json_object_get(e, "api")));
+    }
+    json_decref(e);
+    return 0;
+}
+
+static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    store *s = fsm->data;
+    unsigned char *image = NULL;
+    size_t image_len = 0;
+    char *err = NULL;
+    if (db_serialize(s->db, &image, &image_len, &err) != 0) {
+        rq_log("store", "snapshot failed: %s", err ? err : "?");
+        free(err);
+        return RAFT_IOERR;
+    }
+    json_t *mj = metasToJson(s);
+    char *mtext = json_dumps(mj, JSON_COMPACT);
+    json_decref(mj);
+    size_t mlen = strlen(mtext);
+    size_t hlen = 8 + 4 + mlen;
+    unsigned char *hdr = raft_malloc(hlen);
+    memcpy(hdr, SNAP_MAGIC, 8);
+    hdr[8] = (unsigned char)(mlen >> 24);
+    hdr[9] = (unsigned char)(mlen >> 16);
+    hdr[10] = (unsigned char)(mlen >> 8);
+    hdr[11] = (unsigned char)mlen;
+    memcpy(hdr + 12, mtext, mlen);
+    free(mtext);
+    s->snap_image = image;
+    s->snap_bufs[0].base = hdr;
+    s->snap_bufs[0].len = hlen;
+    s->snap_bufs[1].base = image;
+    s->snap_bufs[1].len = image_len;
+    *bufs = s->snap_bufs;
+    *n_bufs = image_len ? 2 : 1;
+    return 0;
+}
+
+static int fsmSnapshotFinalize(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    store *s = fsm->data;
+    (void)bufs;
+    (void)n_bufs;
+    raft_free(s->snap_bufs[0].base);
+    s->snap_bufs[0].base = NULL;
+    if (s->snap_image)
+        sqlite3_free(s->snap_image);
+    s->snap_image = NULL;
+    s->num_snapshots++;
+    rq_log("store", "snapshot taken at index %llu", (unsigned long long)s->raft.last_applied);
+    return 0;
+}
+
+static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
+{
+    store *s = fsm->data;
+    const unsigned char *p = b->base;
+    if (b->len < 12 || memcmp(p, SNAP_MAGIC, 8) != 0) {
+        rq_log("store", "refusing to restore snapshot: unknown format");
+        return RAFT_MALFORMED;
+    }
+    size_t mlen = (size_t)p[8] << 24 | (size_t)p[9] << 16 | (size_t)p[10] << 8 | p[11];
+    if (12 + mlen > b->len)
+        return RAFT_MALFORMED;
+    json_t *mj = json_loadb((const char *)p + 12, mlen, 0, NULL);
+    char *err = NULL;
+    int rc = db_restore(s->db, p + 12 + mlen, b->len - 12 - mlen, &err);
+    if (rc != 0) {
+        rq_log("store", "restore failed: %s", err ? err : "?");
+        free(err);
+        json_decref(mj);
+        return RAFT_IOERR;
+    }
+    if (mj)
+        metasFromJson(s, mj);
+    json_decref(mj);
+    s->num_restores++;
+    rq_log("store", "restored snapshot (%zu bytes of database)", b->len - 12 - mlen);
+    raft_free(b->base);
+    return 0;
+}
+
+/* ------------------------------------------------------ Raft thread ops */
+
+static void applyCb(struct raft_apply *req, int status, void *result)
+{
+    op *o = req->data;
+    store *s = o->s;
+    (void)result;
+    pendingTake(s, o->seq);
+    if (status == 0)
+        opComplete(o, STORE_OK, NULL);
+    else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
+        opComplete(o, STORE_ERROR, strdup("leadership lost while committing log"));
+    else
+        opComplete(o, STORE_ERROR, errf("apply failed: %s", raft_strerror(status)));
+}
+
+static void barrierCb(struct raft_barrier *req, int status)
+{
+    op *o = req->data;
+    if (status == 0)
+        opComplete(o, STORE_OK, NULL);
+    else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
+        opComplete(o, STORE_NOT_LEADER, strdup("leadership lost"));
+    else
+        opComplete(o, STORE_ERROR, errf("barrier failed: %s", raft_strerror(status)));
+}
+
+static void changeCb(struct raft_change *req, int status)
+{
+    op *o = req->data;
+    o->raft_rc = status;
+    if (status == 0)
+        opComplete(o, STORE_OK, NULL);
+    else if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST)
+        opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
+    else
+        opComplete(o, STORE_ERROR, errf("%s", raft_strerror(status)));
+}
+
+static void transferCb(struct raft_transfer *req)
+{
+    op *o = req->data;
+    store *s = o->s;
+    /* The transfer callback carries no status: success means someone else
+     * leads now. */
+    if (s->raft.state != RAFT_LEADER)
+        opComplete(o, STORE_OK, NULL);
+    else
+        opComplete(o, STORE_ERROR, strdup("leadership transfer failed"));
+}
+
+static void startOp(store *s, op *o)
+{
+    int rv = 0;
+    if (s->raft.state != RAFT_LEADER && o->type != OP_SNAPSHOT) {
+        opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
+        return;
+    }
+    switch (o->type) {
+    case OP_APPLY: {
+        struct raft_buffer b = {o->entry, o->entry_len};
+        o->apply.data = o;
+        rv = raft_apply(&s->raft, &o->apply, &b, 1, applyCb);
+        if (rv == 0) {
+            o->entry = NULL; /* raft owns it now */
+            o->index = raft_last_index(&s->raft);
+            o->next = s->pending;
+            s->pending = o;
+        }
+        break;
+    }
+    case OP_BARRIER:
+        o->barrier.data = o;
+        rv = raft_barrier(&s->raft, &o->barrier, barrierCb);
+        break;
+    case OP_ADD:
+        o->change.data = o;
+        rv = raft_add(&s->raft, &o->change, o->rid, o->addr, changeCb);
+        break;
+    case OP_ASSIGN:
+        o->change.data = o;
+        rv = raft_assign(&s->raft, &o->change, o->rid, o->role, changeCb);
+        break;
+    case OP_REMOVE:
+        o->change.data = o;
+        rv = raft_remove(&s->raft, &o->change, o->rid, changeCb);
+        break;
+    case OP_TRANSFER:
+        o->transfer.data = o;
+        rv = raft_transfer(&s->raft, &o->transfer, o->rid, transferCb);
+        break;
+    default:
+        rv = RAFT_INVALID;
+    }
+    if (rv != 0) {
+        o->raft_rc = rv;
+        if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
+            opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
+        else
+            opComplete(o, STORE_ERROR, errf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft)
+                                                                         : raft_strerror(rv)));
+    }
+}
+
+static void drainQueue(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    op *q = s->queue;
+    s->queue = NULL;
+    pthread_mutex_unlock(&s->mu);
+    /* Reverse to start ops in arrival order. */
+    op *rev = NULL;
+    while (q) {
+        op *n = q->next;
+        q->next = rev;
+        rev = q;
+        q = n;
+    }
+    while (rev) {
+        op *n = rev->next;
+        rev->next = NULL;
+        startOp(s, rev);
+        rev = n;
+    }
+}
+
+static void onWake(uv_async_t *h)
+{
+    store *s = h->data;
+    if (s->raft_started)
+        drainQueue(s);
+}
+
+static void freeApplyReq(struct raft_apply *req, int status, void *result)
+{
+    (void)status;
+    (void)result;
+    free(req);
+}
+
+/* The leader confirms its term with a barrier; once applied, everything
+ * committed before is applied too, and it records its own metadata. */
+static void leaderBarrierCb(struct raft_barrier *req, int status)
+{
+    store *s = req->data;
+    s->leader_barrier_pending = false;
+    free(req);
+    if (status != 0 || s->raft.state != RAFT_LEADER)
+        return;
+    s->leader_ready = true;
+    char api[300];
+    snprintf(api, sizeof api, "http://%s", s->cfg->http_adv_addr);
+    meta *m = metaFind(s, s->id);
+    if (m && strcmp(m->api, api) == 0 && strcmp(m->addr, s->cfg->raft_adv_addr) == 0 &&
+        strcmp(m->id, s->cfg->node_id) == 0)
+        return;
+    json_t *e = json_pack("{s:s,s:s,s:I,s:s,s:s}", "t", "m", "id", s->cfg->node_id, "rid",
+                          (json_int_t)s->id, "addr", s->cfg->raft_adv_addr, "api", api);
+    char *text = json_dumps(e, JSON_COMPACT);
+    json_decref(e);
+    size_t n = strlen(text);
+    struct raft_buffer b = {raft_malloc(n), n};
+    memcpy(b.base, text, n);
+    free(text);
+    struct raft_apply *areq = calloc(1, sizeof *areq);
+    if (raft_apply(&s->raft, areq, &b, 1, freeApplyReq) != 0) {
+        raft_free(b.base);
+        free(areq);
+    }
+}
+
+static const char *stateName(int st)
+{
+    switch (st) {
+    case RAFT_LEADER: return "Leader";
+    case RAFT_FOLLOWER: return "Follower";
+    case RAFT_CANDIDATE: return "Candidate";
+    default: return "Shutdown";
+    }
+}
+
+static void rebuildNodesLocked(store *s)
+{
+    struct raft_configuration *c = &s->raft.configuration;
+    free(s->nodes);
+    s->nodes = calloc(c->n ? c->n : 1, sizeof *s->nodes);
+    s->n_nodes = 0;
+    for (unsigned i = 0; i < c->n; i++) {
+        struct raft_server *srv = &c->servers[i];
+        if (srv->role == RAFT_SPARE)
+            continue;
+        store_node *n = &s->nodes[s->n_nodes++];
+        meta *m = metaFind(s, srv->id);
+        snprintf(n->id, sizeof n->id, "%s", m && m->id[0] ? m->id : srv->address);
+        snprintf(n->addr, sizeof n->addr, "%s", srv->address);
+        snprintf(n->api_addr, sizeof n->api_addr, "%s", m ? m->api : "");
+        n->voter = srv->role == RAFT_VOTER;
+    }
+}
+
+/* After every loop iteration: publish state, react to role changes. */
+static void onCheck(uv_check_t *h)
+{
+    store *s = h->data;
+    struct raft *r = &s->raft;
+    if (!s->raft_started)
+        return;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(r, &lid, &laddr);
+
+    if (r->state != s->prev_state) {
+        if (r->state == RAFT_LEADER)
+            rq_log("store", "this node (ID=%s, addr=%s) is now Leader", s->cfg->node_id,
+                   s->cfg->raft_adv_addr);
+        else
+            rq_log("raft", "entering %s state: term=%llu", stateName(r->state),
+                   (unsigned long long)r->current_term);
+        if (r->state != RAFT_LEADER)
+            s->leader_ready = false;
+        if (r->state == RAFT_LEADER && !s->leader_barrier_pending) {
+            struct raft_barrier *breq = calloc(1, sizeof *breq);
+            breq->data = s;
+            if (raft_barrier(r, breq, leaderBarrierCb) == 0)
+                s->leader_barrier_pending = true;
+            else
+                free(breq);
+        }
+        s->prev_state = r->state;
+    }
+    if (lid != s->prev_leader) {
+        if (lid == 0)
+            rq_log("store", "Leader is now unknown");
+        else if (lid != s->id)
+            rq_log("store", "node at %s is now Leader", laddr ? laddr : "?");
+        s->prev_leader = lid;
+    }
+
+    pthread_mutex_lock(&s->mu);
+    bool leader_changed = s->leader_id != lid;
+    s->state = r->state;
+    s->term = r->current_term;
+    s->commit_index = r->commit_index;
+    s->applied_index = r->last_applied;
+    s->last_index = raft_last_index(r);
+    s->snapshot_index = r->log.snapshot.last_index;
+    s->leader_id = lid;
+    snprintf(s->leader_addr, sizeof s->leader_addr, "%s", laddr ? laddr : "");
+    raft_index conf_index = r->configuration_uncommitted_index ? r->configuration_uncommitted_index
+                                                               : r->configuration_index;
+    if (s->meta_dirty || conf_index != s->published_conf_index || s->nodes == NULL) {
+        rebuildNodesLocked(s);
+        s->published_conf_index = conf_index;
+        s->meta_dirty = false;
+    }
+    /* Ready: a leader is known and we have applied what was committed when
+     * we first saw it (the leader: its own term's barrier). Latched. */
+    if (!s->ready && lid != 0) {
+        if (r->state == RAFT_LEADER) {
+            s->ready = s->leader_ready;
+        } else {
+            if (s->ready_target == 0)
+                s->ready_target = r->commit_index ? r->commit_index : 1;
+            if (r->last_applied >= s->ready_target && r->commit_index > 0)
+                s->ready = true;
+        }
+        if (s->ready)
+            rq_log("store", "store is ready (applied index %llu)", (unsigned long long)r->last_applied);
+    }
+    if (leader_changed || s->ready)
+        pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void onCloseRequest(uv_async_t *h);
+
+static void onTick(uv_timer_t *t) { (void)t; /* keeps onCheck running while idle */ }
+
+static void closeHandle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void raftClosed(struct raft *r)
+{
+    store *s = r->data;
+    /* Fail whatever still waits. */
+    while (s->pending) {
+        op *o = s->pending;
+        s->pending = o->next;
+        o->next = NULL;
+        opComplete(o, STORE_ERROR, strdup("store closed"));
+    }
+    uv_walk(&s->loop, closeHandle, NULL);
+}
+
+static void *raftThread(void *arg)
+{
+    store *s = arg;
+    uv_run(&s->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+static int mkdirs(const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+static bool fileExists(const char *dir, const char *name)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+
+int store_open(const config *cfg, store **out, char **err)
+{
+    store *s = calloc(1, sizeof *s);
+    s->cfg = cfg;
+    s->id = nodeRaftId(cfg->node_id);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->changed, NULL);
+    s->prev_state = -1;
+    s->next_seq = (uint64_t)time(NULL) << 20;
+    if (asprintf(&s->raft_dir, "%s/raft", cfg->data_dir) < 0 ||
+        asprintf(&s->db_path, "%s/db.sqlite", cfg->data_dir) < 0) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    if (mkdirs(s->raft_dir) != 0) {
+        *err = errf("cannot create %s: %s", s->raft_dir, strerror(errno));
+        return -1;
+    }
+    bool is_new = !fileExists(s->raft_dir, "metadata1") && !fileExists(s->raft_dir, "metadata2");
+    s->was_new = is_new;
+    if (is_new)
+        rq_log("store", "no preexisting node state detected in %s, node may be bootstrapping",
+               cfg->data_dir);
+    else
+        rq_log("store", "preexisting node state detected in %s", cfg->data_dir);
+
+    /* The database is rebuilt from the snapshot and the log (see top). */
+    char p[4200];
+    const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(p, sizeof p, "%s%s", s->db_path, suffixes[i]);
+        unlink(p);
+    }
+    db_options dopts = {.fk = cfg->fk, .max_ro_conns = cfg->db_max_ro_conns};
+    if (db_open(s->db_path, &dopts, &s->db, err) != 0)
+        return -1;
+    rq_log("store", "opening store with node ID %s, database at %s", cfg->node_id, s->db_path);
+
+    char meta_json[1024];
+    {
+        json_t *m = json_pack("{s:s,s:s,s:s++}", "id", cfg->node_id, "addr", cfg->raft_adv_addr,
+                              "api_addr", "http://", cfg->http_adv_addr);
+        char *t = json_dumps(m, JSON_COMPACT);
+        snprintf(meta_json, sizeof meta_json, "%s", t);
+        free(t);
+        json_decref(m);
+    }
+
+    bool bootstrap = false;
+    if (is_new && cfg->n_join == 0 && cfg->bootstrap_expect == 0) {
+        if (cfg->raft_non_voter) {
+            *err = strdup("cannot create a new non-voting node without joining it to an existing cluster");
+            return -1;
+        }
+        /* A wiped member restarted without -join must not lead a cluster of
+         * its own (and, at an equal term, trip libraft's one-leader-per-term
+         * invariant). Give a leader that still lists us the time to reach us
+         * first; only if none does is this a brand-new cluster. */
+        unsigned window = (unsigned)(cfg->raft_election_timeout_ms * 3 / 2);
+        if (window < 1000)
+            window = 1000;
+        rq_log("store", "waiting up to %u ms for an existing cluster to contact this node", window);
+        int contacted = rq_transport_probe(cfg->raft_addr, meta_json, window, err);
+        if (contacted < 0)
+            return -1;
+        if (contacted) {
+            rq_log("store", "an existing cluster lists this node: not bootstrapping, "
+                            "waiting for its leader to replicate the state");
+        } else {
+            bootstrap = true;
+        }
+    }
+
+    uv_loop_init(&s->loop);
+    uv_async_init(&s->loop, &s->wake, onWake);
+    s->wake.data = s;
+    uv_check_init(&s->loop, &s->publish);
+    s->publish.data = s;
+    uv_check_start(&s->publish, onCheck);
+    uv_timer_init(&s->loop, &s->tick);
+    uv_timer_start(&s->tick, onTick, 50, 50);
+    uv_async_init(&s->loop, &s->close_async, onCloseRequest);
+    s->close_async.data = s;
+
+    int rv = rq_transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json);
+    if (rv != 0) {
+        *err = errf("transport: %s", raft_strerror(rv));
+        return -1;
+    }
+    rv = raft_uv_init(&s->io, &s->loop, s->raft_dir, &s->transport);
+    if (rv != 0) {
+        *err = errf("raft I/O: %s", s->io.errmsg);
+        return -1;
+    }
+    raft_uv_set_connect_retry_delay(&s->io, 250);
+    s->fsm.version = 2;
+    s->fsm.data = s;
+    s->fsm.apply = fsmApply;
+    s->fsm.snapshot = fsmSnapshot;
+    s->fsm.restore = fsmRestore;
+    s->fsm.snapshot_finalize = fsmSnapshotFinalize;
+    rv = raft_init(&s->raft, &s->io, &s->fsm, s->id, cfg->raft_adv_addr);
+    if (rv != 0) {
+        *err = errf("raft: %s", raft_errmsg(&s->raft));
+        return -1;
+    }
+    s->raft.data = s;
+    unsigned et = (unsigned)cfg->raft_election_timeout_ms;
+    unsigned hb = (unsigned)(cfg->raft_heartbeat_timeout_ms / 10);
+    if (et < 50)
+        et = 50;
+    if (hb < 10)
+        hb = 10;
+    if (hb > et / 2)
+        hb = et / 2;
+    raft_set_election_timeout(&s->raft, et);
+    raft_set_heartbeat_timeout(&s->raft, hb);
+    raft_set_pre_vote(&s->raft, true);
+    raft_set_snapshot_threshold(&s->raft, (unsigned)(cfg->raft_snap ? cfg->raft_snap : 8192));
+    raft_set_snapshot_trailing(&s->raft, (unsigned)((cfg->raft_snap ? cfg->raft_snap : 8192) * 5 / 4));
+
+    if (bootstrap) {
+        struct raft_configuration conf;
+        raft_configuration_init(&conf);
+        raft_configuration_add(&conf, s->id, cfg->raft_adv_addr, RAFT_VOTER);
+        rv = raft_bootstrap(&s->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv != 0) {
+            *err = errf("bootstrap: %s", raft_errmsg(&s->raft));
+            return -1;
+        }
+        rq_log("store", "executing new cluster bootstrap");
+    }
+    rv = raft_start(&s->raft);
+    if (rv != 0) {
+        *err = errf("raft start: %s", raft_errmsg(&s->raft));
+        return -1;
+    }
+    s->raft_started = true;
+    rq_log("store", "raft started: last log index %llu, snapshot index %llu",
+           (unsigned long long)raft_last_index(&s->raft),
+           (unsigned long long)s->raft.log.snapshot.last_index);
+    if (pthread_create(&s->thread, NULL, raftThread, s) != 0) {
+        *err = strdup("cannot start raft thread");
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Raft thread: orderly close, requested through its own async handle so
+ * that it works whatever is queued. */
+static void onCloseRequest(uv_async_t *h)
+{
+    store *s = h->data;
+    pthread_mutex_lock(&s->mu);
+    op *q = s->queue;
+    s->queue = NULL;
+    pthread_mutex_unlock(&s->mu);
+    while (q) {
+        op *n = q->next;
+        q->next = NULL;
+        opComplete(q, STORE_ERROR, strdup("store closed"));
+        q = n;
+    }
+    raft_close(&s->raft, raftClosed);
+}
+
+void store_close(store *s)
+{
+    if (s == NULL)
+        return;
+    if (s->cfg->raft_shutdown_stepdown && store_is_leader(s)) {
+        int voters = 0;
+        pthread_mutex_lock(&s->mu);
+        for (int i = 0; i < s->n_nodes; i++)
+            voters += s->nodes[i].voter;
+        pthread_mutex_unlock(&s->mu);
+        if (voters > 1) {
+            rq_log("store", "stepping down as leader before shutdown");
+            op *o = opNew(s, OP_TRANSFER);
+            opRun(s, o, 3000);
+            opRelease(s, o);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->closing = true;
+    pthread_mutex_unlock(&s->mu);
+    uv_async_send(&s->close_async);
+    pthread_join(s->thread, NULL);
+    raft_uv_close(&s->io);
+    rq_transport_free(&s->transport);
+    uv_loop_close(&s->loop);
+    db_close(s->db);
+    rq_log("store", "store closed");
+    free(s->metas);
+    free(s->nodes);
+    free(s->raft_dir);
+    free(s->db_path);
+    /* s itself is left allocated: HTTP threads may still hold it briefly. */
+}
+
+/* ------------------------------------------------------------ queries */
+
+bool store_ready(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool r = s->ready;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+bool store_is_leader(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool r = s->state == RAFT_LEADER;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+static bool leaderLocked(store *s, store_node *leader)
+{
+    if (s->leader_id == 0)
+        return false;
+    memset(leader, 0, sizeof *leader);
+    snprintf(leader->addr, sizeof leader->addr, "%s", s->leader_addr);
+    for (int i = 0; i < s->n_nodes; i++) {
+        if (strcmp(s->nodes[i].addr, s->leader_addr) == 0) {
+            *leader = s->nodes[i];
+            return true;
+        }
+    }
+    return true;
+}
+
+bool store_leader(store *s, store_node *leader)
+{
+    pthread_mutex_lock(&s->mu);
+    bool r = leaderLocked(s, leader);
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+bool store_wait_leader(store *s, uint64_t timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&s->mu);
+    while (s->leader_id == 0 && !s->closing) {
+        if (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    bool r = s->leader_id != 0;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+db *store_db(store *s) { return s->db; }
+bool store_was_new(store *s) { return s->was_new; }
+const char *store_node_id(store *s) { return s->cfg->node_id; }
+
+int store_nodes(store *s, store_node **nodes)
+{
+    pthread_mutex_lock(&s->mu);
+    int n = s->n_nodes;
+    *nodes = calloc(n ? (size_t)n : 1, sizeof **nodes);
+    if (n)
+        memcpy(*nodes, s->nodes, (size_t)n * sizeof **nodes);
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* ------------------------------------------------------------- writes */
+
+static int applyEntry(store *s, const char *type, const json_t *stmts, unsigned flags,
+                      buf *out, uint64_t *raft_index, char **err)
+{
+    op *o = opNew(s, OP_APPLY);
+    pthread_mutex_lock(&s->mu);
+    o->seq = ++s->next_seq;
+    pthread_mutex_unlock(&s->mu);
+    json_t *e = json_pack("{s:s,s:I,s:I,s:i,s:O}", "t", type, "o", (json_int_t)s->id, "s",
+                          (json_int_t)o->seq, "f", (int)flags, "q", stmts);
+    char *text = json_dumps(e, JSON_COMPACT);
+    json_decref(e);
+    o->entry_len = strlen(text);
+    o->entry = raft_malloc(o->entry_len);
+    memcpy(o->entry, text, o->entry_len);
+    free(text);
+    o->want_results = out != NULL;
+    int rc = opRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000);
+    if (rc == STORE_OK) {
+        if (out)
+            buf_append(out, o->out.data, o->out.len);
+        if (raft_index)
+            *raft_index = o->index;
+    } else if (rc == STORE_ERROR) {
+        *err = opTakeErr(o, "timeout waiting for the write to be applied");
+    }
+    opRelease(s, o);
+    return rc;
+}
+
+int store_execute(store *s, const json_t *stmts, unsigned db_flags, buf *out,
+                  uint64_t *raft_index, char **err)
+{
+    return applyEntry(s, "x", stmts, db_flags, out, raft_index, err);
+}
+
+/* Wait until the leader has confirmed its leadership and applied
+ * everything committed before now, through the log. */
+static int barrier(store *s, char **err)
+{
+    op *o = opNew(s, OP_BARRIER);
+    int rc = opRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000);
+    if (rc == STORE_ERROR)
+        *err = opTakeErr(o, "timeout waiting for the read barrier");
+    opRelease(s, o);
+    return rc;
+}
+
+static int64_t nowMs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level level,
+                uint64_t freshness_ms, bool freshness_strict, buf *out, char **err)
+{
+    (void)freshness_strict;
+    if (level == LEVEL_AUTO)
+        level = s->cfg->raft_non_voter ? LEVEL_NONE : LEVEL_WEAK;
+    if (level == LEVEL_NONE) {
+        (void)freshness_ms; /* freshness: issue 3 */
+        db_query(s->db, stmts, db_flags, out);
+        return STORE_OK;
+    }
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    if (level == LEVEL_STRONG || level == LEVEL_LINEARIZABLE) {
+        /* Both confirm leadership through the log for now (a barrier
+         * entry); linearizable's read-index path comes with issue 3. */
+        int rc = barrier(s, err);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    db_query(s->db, stmts, db_flags, out);
+    (void)nowMs;
+    return STORE_OK;
+}
+
+int store_request(store *s, const json_t *stmts, unsigned db_flags, store_level level,
+                  uint64_t freshness_ms, bool freshness_strict, buf *out, char **err)
+{
+    if (level != LEVEL_STRONG && db_all_readonly(s->db, stmts))
+        return store_query(s, stmts, db_flags, level == LEVEL_AUTO ? LEVEL_WEAK : level,
+                           freshness_ms, freshness_strict, out, err);
+    return applyEntry(s, "x", stmts, db_flags, out, NULL, err);
+}
+
+/* ---------------------------------------------------------- membership */
+
+static int changeOp(store *s, int type, raft_id rid, const char *addr, int role, char **err)
+{
+    /* libraft runs one configuration change at a time: retry while busy. */
+    int64_t deadline = nowMs() + 60000;
+    for (;;) {
+        op *o = opNew(s, type);
+        o->rid = rid;
+        o->role = role;
+        if (addr)
+            snprintf(o->addr, sizeof o->addr, "%s", addr);
+        int rc = opRun(s, o, 60000);
+        int raft_rc = o->raft_rc;
+        /* A node added earlier whose promotion failed is still a spare:
+         * adding it again is a no-op, its promotion is retried next. */
+        if (rc == STORE_OK || (type == OP_ADD && raft_rc == RAFT_DUPLICATEID)) {
+            opRelease(s, o);
+            return STORE_OK;
+        }
+        if (rc == STORE_ERROR && raft_rc == RAFT_CANTCHANGE && nowMs() < deadline) {
+            opRelease(s, o);
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        if (rc == STORE_ERROR)
+            *err = opTakeErr(o, "timeout waiting for the membership change");
+        opRelease(s, o);
+        return rc;
+    }
+}
+
+static int applyMeta(store *s, const char *id, const char *addr, const char *api, char **err)
+{
+    op *o = opNew(s, OP_APPLY);
+    json_t *e = json_pack("{s:s,s:s,s:I,s:s,s:s}", "t", "m", "id", id, "rid",
+                          (json_int_t)nodeRaftId(id), "addr", addr, "api", api ? api : "");
+    char *text = json_dumps(e, JSON_COMPACT);
+    json_decref(e);
+    pthread_mutex_lock(&s->mu);
+    o->seq = ++s->next_seq;
+    pthread_mutex_unlock(&s->mu);
+    o->entry_len = strlen(text);
+    o->entry = raft_malloc(o->entry_len);
+    memcpy(o->entry, text, o->entry_len);
+    free(text);
+    int rc = opRun(s, o, 10000);
+    if (rc == STORE_ERROR)
+        *err = opTakeErr(o, "timeout recording node metadata");
+    opRelease(s, o);
+    return rc;
+}
+
+int store_join(store *s, const char *id, const char *raft_addr, const char *api_addr,
+               bool voter, char **err)
+{
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    raft_id rid = nodeRaftId(id);
+    store_node *nodes = NULL;
+    int n = store_nodes(s, &nodes);
+    bool same = false, same_voter = false, api_same = false;
+    raft_id conflicts[2];
+    int n_conflicts = 0;
+    for (int i = 0; i < n; i++) {
+        bool id_eq = strcmp(nodes[i].id, id) == 0;
+        bool addr_eq = strcmp(nodes[i].addr, raft_addr) == 0;
+        if (id_eq && addr_eq) {
+            same = true;
+            same_voter = nodes[i].voter == voter;
+            api_same = !api_addr || !*api_addr || strcmp(nodes[i].api_addr, api_addr) == 0;
+        } else if ((id_eq || addr_eq) && n_conflicts < 2) {
+            conflicts[n_conflicts++] = nodeRaftId(nodes[i].id);
+        }
+    }
+    free(nodes);
+    int rc;
+    if (same && same_voter && api_same) {
+        rq_log("store", "node %s at %s is already a member, ignoring join request", id, raft_addr);
+        return STORE_OK;
+    }
+    for (int i = 0; i < n_conflicts; i++) {
+        rq_log("store", "removing node %llx before re-adding %s at %s",
+               (unsigned long long)conflicts[i], id, raft_addr);
+        if ((rc = changeOp(s, OP_REMOVE, conflicts[i], NULL, 0, err)) != STORE_OK)
+            return rc;
+    }
+    if ((rc = applyMeta(s, id, raft_addr, api_addr, err)) != STORE_OK)
+        return rc;
+    if (!same) {
+        rq_log("store", "adding node %s at %s (voter=%s)", id, raft_addr, voter ? "true" : "false");
+        if ((rc = changeOp(s, OP_ADD, rid, raft_addr, 0, err)) != STORE_OK)
+            return rc;
+    }
+    if (!same || !same_voter) {
+        if ((rc = changeOp(s, OP_ASSIGN, rid, NULL, voter ? RAFT_VOTER : RAFT_STANDBY, err)) != STORE_OK)
+            return rc;
+    }
+    rq_log("store", "node %s at %s joined successfully", id, raft_addr);
+    return STORE_OK;
+}
+
+int store_remove(store *s, const char *id, char **err)
+{
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    store_node *nodes = NULL;
+    int n = store_nodes(s, &nodes);
+    bool found = false;
+    for (int i = 0; i < n; i++)
+        found |= strcmp(nodes[i].id, id) == 0;
+    free(nodes);
+    if (!found) {
+        *err = errf("node %s not found in cluster", id);
+        return STORE_ERROR;
+    }
+    rq_log("store", "removing node %s from cluster", id);
+    return changeOp(s, OP_REMOVE, nodeRaftId(id), NULL, 0, err);
+}
+
+int store_stepdown(store *s, const char *id, char **err)
+{
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    raft_id rid = 0;
+    if (id && *id) {
+        if (strcmp(id, s->cfg->node_id) == 0) {
+            *err = strdup("cannot step down to the current Leader");
+            return STORE_ERROR;
+        }
+        store_node *nodes = NULL;
+        int n = store_nodes(s, &nodes);
+        bool found = false;
+        for (int i = 0; i < n; i++)
+            found |= strcmp(nodes[i].id, id) == 0;
+        free(nodes);
+        if (!found) {
+            *err = strdup("node not found in cluster");
+            return STORE_ERROR;
+        }
+        rid = nodeRaftId(id);
+    }
+    op *o = opNew(s, OP_TRANSFER);
+    o->rid = rid;
+    int rc = opRun(s, o, 10000);
+    if (rc == STORE_ERROR)
+        *err = opTakeErr(o, "timeout waiting for leadership transfer");
+    opRelease(s, o);
+    return rc;
+}
+
+int store_snapshot(store *s, char **err)
+{
+    /* libraft snapshots by threshold only; a user snapshot comes with
+     * issue 4's snapshot rework. */
+    *err = strdup("user-triggered snapshots are not supported yet");
+    return STORE_ERROR;
+}
+
+/* --------------------------------------------------------------- status */
+
+json_t *store_status(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    store_node leader;
+    bool has_leader = leaderLocked(s, &leader);
+    json_t *nodes = json_array();
+    for (int i = 0; i < s->n_nodes; i++)
+        json_array_append_new(nodes, json_pack("{s:s,s:s,s:s}", "id", s->nodes[i].id, "addr",
+                                               s->nodes[i].addr, "suffrage",
+                                               s->nodes[i].voter ? "voter" : "nonvoter"));
+    bool voter = false;
+    for (int i = 0; i < s->n_nodes; i++)
+        if (strcmp(s->nodes[i].id, s->cfg->node_id) == 0)
+            voter = s->nodes[i].voter;
+    json_t *raft = json_pack(
+        "{s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:i}", "state", stateName(s->state), "term",
+        (json_int_t)s->term, "commit_index", (json_int_t)s->commit_index, "applied_index",
+        (json_int_t)s->applied_index, "last_log_index", (json_int_t)s->last_index,
+        "last_snapshot_index", (json_int_t)s->snapshot_index, "fsm_pending",
+        (json_int_t)(s->commit_index > s->applied_index ? s->commit_index - s->applied_index : 0),
+        "voter", voter, "num_peers", s->n_nodes > 0 ? s->n_nodes - 1 : 0);
+    json_t *st = json_pack(
+        "{s:s,s:s,s:s,s:b,s:{s:s,s:s},s:o,s:o,s:I,s:I,s:{s:s,s:s,s:I}}", "node_id",
+        s->cfg->node_id, "addr", s->cfg->raft_adv_addr, "dir", s->cfg->data_dir, "ready", s->ready,
+        "leader", "node_id", has_leader ? leader.id : "", "addr", has_leader ? leader.addr : "",
+        "nodes", nodes, "raft", raft, "fsm_index", (json_int_t)s->applied_index,
+        "db_applied_index", (json_int_t)s->applied_index, "sqlite3", "version",
+        sqlite3_libversion(), "path", db_path(s->db), "size", (json_int_t)db_file_size(s->db));
+    json_object_set_new(st, "snapshot_threshold", json_integer((json_int_t)s->cfg->raft_snap));
+    json_object_set_new(st, "apply_timeout", json_integer((json_int_t)s->cfg->raft_apply_timeout_ms));
+    json_object_set_new(st, "election_timeout",
+                        json_integer((json_int_t)s->cfg->raft_election_timeout_ms));
+    json_object_set_new(st, "heartbeat_timeout",
+                        json_integer((json_int_t)s->cfg->raft_heartbeat_timeout_ms));
+    json_object_set_new(st, "num_snapshots", json_integer((json_int_t)s->num_snapshots));
+    json_object_set_new(st, "num_restores", json_integer((json_int_t)s->num_restores));
+    json_object_set_new(st, "db_conf", json_pack("{s:b}", "fk_constraints", s->cfg->fk));
+    pthread_mutex_unlock(&s->mu);
+    return st;
+}

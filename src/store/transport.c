@@ -1,0 +1,423 @@
+/*
+ * transport: libraft's TCP handshake plus metadata probes on one port.
+ *
+ * Incoming connections are read exactly as far as the handshake goes (the
+ * alloc callback never offers more room than the bytes still expected), so
+ * that nothing libraft sends after the handshake is consumed here.
+ */
+#include "store/transport.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/cluster.h"
+#include "util/log.h"
+
+#define HANDSHAKE_PROTOCOL 1
+#define MAX_ADDRESS_LEN 4096
+
+typedef struct rqTransport {
+    struct raft_uv_transport inner; /* raft_uv_tcp: outgoing connections */
+    struct raft_uv_transport *outer;
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    bool listening;
+    char *bind_addr;
+    char *meta;                     /* probe answer, with trailing '\n' */
+    raft_uv_accept_cb accept_cb;    /* NULL in probe mode */
+    int contacted;                  /* probe mode: raft handshakes seen */
+    int n_incoming;                 /* connections mid-handshake */
+    struct incoming *incomings;     /* list of them, to abort on close */
+    bool closing;
+    raft_uv_transport_close_cb close_cb;
+} rqTransport;
+
+typedef struct incoming {
+    rqTransport *t;
+    struct incoming *next, *prev;
+    uv_tcp_t *tcp;                  /* raft_malloc'd: libraft frees it */
+    uint64_t preamble[3];           /* protocol, id, address length */
+    size_t nread;                   /* bytes of the current stage read */
+    char *address;
+    size_t address_len;
+    int stage;                      /* 0: first word, 1: preamble rest, 2: address */
+} incoming;
+
+static uint64_t le64(uint64_t v)
+{
+    const unsigned char *p = (const unsigned char *)&v;
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+           (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
+           (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+
+int rq_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || colon[1] == 0) {
+        if (err && asprintf(err, "invalid address %s", addr) < 0)
+            *err = NULL;
+        return -1;
+    }
+    char host[256];
+    size_t n = (size_t)(colon - addr);
+    const char *h = addr;
+    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
+        h++;
+        n -= 2;
+    }
+    if (n >= sizeof host)
+        n = sizeof host - 1;
+    memcpy(host, h, n);
+    host[n] = 0;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    hints.ai_family = AF_INET; /* Go binds "localhost" to 127.0.0.1 */
+    int rc = getaddrinfo(n ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0) {
+        hints.ai_family = AF_UNSPEC;
+        rc = getaddrinfo(n ? host : NULL, colon + 1, &hints, &res);
+    }
+    if (rc != 0) {
+        if (err && asprintf(err, "cannot resolve %s: %s", addr, gai_strerror(rc)) < 0)
+            *err = NULL;
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void maybeFinishClose(rqTransport *t);
+
+static void incomingUnlink(incoming *in)
+{
+    rqTransport *t = in->t;
+    if (in->prev)
+        in->prev->next = in->next;
+    else if (t->incomings == in)
+        t->incomings = in->next;
+    if (in->next)
+        in->next->prev = in->prev;
+    in->next = in->prev = NULL;
+    t->n_incoming--;
+}
+
+static void incomingFree(uv_handle_t *h)
+{
+    incoming *in = h->data;
+    rqTransport *t = in->t;
+    raft_free(in->tcp);
+    free(in->address);
+    incomingUnlink(in);
+    free(in);
+    maybeFinishClose(t);
+}
+
+static void incomingAbort(incoming *in)
+{
+    if (uv_is_closing((uv_handle_t *)in->tcp))
+        return;
+    uv_close((uv_handle_t *)in->tcp, incomingFree);
+}
+
+static void allocExact(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    incoming *in = h->data;
+    (void)suggested;
+    switch (in->stage) {
+    case 0:
+        b->base = (char *)in->preamble + in->nread;
+        b->len = 8 - in->nread;
+        break;
+    case 1:
+        b->base = (char *)in->preamble + in->nread;
+        b->len = sizeof in->preamble - in->nread;
+        break;
+    default:
+        b->base = in->address + in->nread;
+        b->len = in->address_len - in->nread;
+        break;
+    }
+}
+
+typedef struct metaWrite {
+    uv_write_t req;
+    incoming *in;
+} metaWrite;
+
+static void metaWritten(uv_write_t *req, int status)
+{
+    metaWrite *w = (metaWrite *)req;
+    (void)status;
+    incomingAbort(w->in);
+    free(w);
+}
+
+static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
+{
+    incoming *in = s->data;
+    rqTransport *t = in->t;
+    (void)b;
+    if (nread == 0)
+        return;
+    if (nread < 0 || t->closing) {
+        uv_read_stop(s);
+        incomingAbort(in);
+        return;
+    }
+    in->nread += (size_t)nread;
+    if (in->stage == 0) {
+        if (in->nread < 8)
+            return;
+        if (memcmp(in->preamble, CLUSTER_META_MAGIC, 8) == 0) {
+            uv_read_stop(s);
+            metaWrite *w = calloc(1, sizeof *w);
+            w->in = in;
+            uv_buf_t out = uv_buf_init(t->meta, (unsigned)strlen(t->meta));
+            if (uv_write(&w->req, s, &out, 1, metaWritten) != 0) {
+                free(w);
+                incomingAbort(in);
+            }
+            return;
+        }
+        if (le64(in->preamble[0]) != HANDSHAKE_PROTOCOL) {
+            uv_read_stop(s);
+            incomingAbort(in);
+            return;
+        }
+        in->stage = 1;
+        return;
+    }
+    if (in->stage == 1) {
+        if (in->nread < sizeof in->preamble)
+            return;
+        in->address_len = (size_t)le64(in->preamble[2]);
+        if (in->address_len == 0 || in->address_len > MAX_ADDRESS_LEN) {
+            uv_read_stop(s);
+            incomingAbort(in);
+            return;
+        }
+        in->address = calloc(1, in->address_len + 1);
+        in->nread = 0;
+        in->stage = 2;
+        return;
+    }
+    if (in->nread < in->address_len)
+        return;
+    uv_read_stop(s);
+    if (t->accept_cb == NULL) {
+        /* Probe mode: a leader is trying to reach the node we are. */
+        t->contacted++;
+        incomingAbort(in);
+        return;
+    }
+    raft_id id = le64(in->preamble[1]);
+    in->address[in->address_len] = 0;
+    uv_tcp_t *tcp = in->tcp;
+    char *address = in->address;
+    incomingUnlink(in);
+    free(in);
+    tcp->data = NULL;
+    t->accept_cb(t->outer, id, address, (uv_stream_t *)tcp);
+    free(address);
+}
+
+static void onConnection(uv_stream_t *server, int status)
+{
+    rqTransport *t = server->data;
+    if (status != 0 || t->closing)
+        return;
+    incoming *in = calloc(1, sizeof *in);
+    in->t = t;
+    in->tcp = raft_malloc(sizeof *in->tcp);
+    uv_tcp_init(t->loop, in->tcp);
+    in->tcp->data = in;
+    t->n_incoming++;
+    in->next = t->incomings;
+    if (t->incomings)
+        t->incomings->prev = in;
+    t->incomings = in;
+    if (uv_accept(server, (uv_stream_t *)in->tcp) != 0 ||
+        uv_read_start((uv_stream_t *)in->tcp, allocExact, onRead) != 0) {
+        incomingAbort(in);
+        return;
+    }
+    uv_tcp_nodelay(in->tcp, 1);
+}
+
+static int startListening(rqTransport *t, char **err)
+{
+    struct sockaddr_storage ss;
+    if (rq_resolve_bind(t->bind_addr, &ss, err) != 0)
+        return -1;
+    uv_tcp_init(t->loop, &t->listener);
+    t->listener.data = t;
+    int rc = uv_tcp_bind(&t->listener, (struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&t->listener, 128, onConnection);
+    if (rc != 0) {
+        if (err && asprintf(err, "cannot listen on %s: %s", t->bind_addr, uv_strerror(rc)) < 0)
+            *err = NULL;
+        uv_close((uv_handle_t *)&t->listener, NULL);
+        return -1;
+    }
+    t->listening = true;
+    return 0;
+}
+
+/* raft_uv_transport methods */
+
+static int tInit(struct raft_uv_transport *outer, raft_id id, const char *address)
+{
+    rqTransport *t = outer->impl;
+    return t->inner.init(&t->inner, id, address);
+}
+
+static int tListen(struct raft_uv_transport *outer, raft_uv_accept_cb cb)
+{
+    rqTransport *t = outer->impl;
+    char *err = NULL;
+    t->accept_cb = cb;
+    if (startListening(t, &err) != 0) {
+        snprintf(outer->errmsg, sizeof outer->errmsg, "%s", err ? err : "listen failed");
+        rq_log("raft", "%s", err ? err : "listen failed");
+        free(err);
+        return RAFT_IOERR;
+    }
+    return 0;
+}
+
+static int tConnect(struct raft_uv_transport *outer, struct raft_uv_connect *req,
+                    raft_id id, const char *address, raft_uv_connect_cb cb)
+{
+    rqTransport *t = outer->impl;
+    return t->inner.connect(&t->inner, req, id, address, cb);
+}
+
+static void innerClosed(struct raft_uv_transport *inner)
+{
+    rqTransport *t = inner->data;
+    raft_uv_transport_close_cb cb = t->close_cb;
+    t->close_cb = NULL;
+    if (cb)
+        cb(t->outer);
+}
+
+static void maybeFinishClose(rqTransport *t)
+{
+    if (!t->closing || t->listening || t->n_incoming > 0 || t->close_cb == NULL)
+        return;
+    t->inner.data = t;
+    t->inner.close(&t->inner, innerClosed);
+}
+
+static void listenerClosed(uv_handle_t *h)
+{
+    rqTransport *t = h->data;
+    t->listening = false;
+    maybeFinishClose(t);
+}
+
+static void tClose(struct raft_uv_transport *outer, raft_uv_transport_close_cb cb)
+{
+    rqTransport *t = outer->impl;
+    t->closing = true;
+    t->close_cb = cb;
+    for (incoming *in = t->incomings; in != NULL; in = in->next)
+        if (!uv_is_closing((uv_handle_t *)in->tcp))
+            uv_close((uv_handle_t *)in->tcp, incomingFree);
+    if (t->listening)
+        uv_close((uv_handle_t *)&t->listener, listenerClosed);
+    else
+        maybeFinishClose(t);
+}
+
+int rq_transport_init(struct raft_uv_transport *outer, uv_loop_t *loop,
+                      const char *bind_addr, const char *meta_json)
+{
+    rqTransport *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return RAFT_NOMEM;
+    int rc = raft_uv_tcp_init(&t->inner, loop);
+    if (rc != 0) {
+        free(t);
+        return rc;
+    }
+    t->outer = outer;
+    t->loop = loop;
+    t->bind_addr = strdup(bind_addr);
+    if (asprintf(&t->meta, "%s\n", meta_json) < 0)
+        t->meta = NULL;
+    memset(outer, 0, sizeof *outer);
+    outer->impl = t;
+    outer->init = tInit;
+    outer->listen = tListen;
+    outer->connect = tConnect;
+    outer->close = tClose;
+    return 0;
+}
+
+void rq_transport_free(struct raft_uv_transport *outer)
+{
+    rqTransport *t = outer->impl;
+    if (t == NULL)
+        return;
+    raft_uv_tcp_close(&t->inner);
+    free(t->bind_addr);
+    free(t->meta);
+    free(t);
+    outer->impl = NULL;
+}
+
+/* Probe mode */
+
+static void probeTimeout(uv_timer_t *timer)
+{
+    uv_stop(timer->loop);
+}
+
+static void probeContactCheck(uv_check_t *check)
+{
+    rqTransport *t = check->data;
+    if (t->contacted)
+        uv_stop(check->loop);
+}
+
+static void probeClosed(struct raft_uv_transport *outer) { (void)outer; }
+
+int rq_transport_probe(const char *bind_addr, const char *meta_json,
+                       unsigned timeout_ms, char **err)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct raft_uv_transport outer;
+    if (rq_transport_init(&outer, &loop, bind_addr, meta_json) != 0) {
+        uv_loop_close(&loop);
+        *err = strdup("cannot create transport");
+        return -1;
+    }
+    rqTransport *t = outer.impl;
+    int result = -1;
+    if (startListening(t, err) == 0) {
+        uv_timer_t timer;
+        uv_check_t check;
+        uv_timer_init(&loop, &timer);
+        uv_check_init(&loop, &check);
+        check.data = t;
+        uv_timer_start(&timer, probeTimeout, timeout_ms, 0);
+        uv_check_start(&check, probeContactCheck);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        result = t->contacted > 0;
+        uv_close((uv_handle_t *)&timer, NULL);
+        uv_close((uv_handle_t *)&check, NULL);
+    }
+    tClose(&outer, probeClosed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    rq_transport_free(&outer);
+    uv_loop_close(&loop);
+    return result;
+}
