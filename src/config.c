@@ -1,0 +1,523 @@
+/*
+ * config.c: rqlited's flags, parsed like Go's flag package.
+ *
+ * One table describes every flag (name, kind, where it goes, default,
+ * usage); parsing, defaults, -h output and config_free all walk it.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+typedef enum { F_STR, F_BOOL, F_INT, F_U64, F_DUR, F_JOIN, F_IGNORED } flag_kind;
+
+/* Flags we parse but whose feature is not built yet: setting one prints a
+ * warning at start-up instead of being silently ignored. */
+#define F_TODO 1
+
+typedef struct flag_def {
+    const char *name;
+    flag_kind kind;
+    size_t off;          /* offset in struct config, unused for F_IGNORED */
+    const char *def;     /* default as text ("" for none) */
+    const char *usage;
+    int todo;
+} flag_def;
+
+#define O(f) offsetof(config, f)
+
+static const flag_def flags[] = {
+    {"auth", F_STR, O(auth), "", "Path to authentication and authorization file. If not set, not enabled", F_TODO},
+    {"auto-backup", F_IGNORED, 0, "", "Path to automatic backup configuration file. If not set, not enabled", F_TODO},
+    {"auto-optimize-int", F_IGNORED, 0, "24h0m0s", "Period between automatic 'PRAGMA optimize'. Set to 0h to disable", F_TODO},
+    {"auto-restore", F_IGNORED, 0, "", "Path to automatic restore configuration file. If not set, not enabled", F_TODO},
+    {"auto-vacuum-int", F_IGNORED, 0, "0s", "Period between automatic VACUUMs. It not set, not enabled", F_TODO},
+    {"bootstrap-expect", F_INT, O(bootstrap_expect), "0", "Minimum number of nodes required for a bootstrap", F_TODO},
+    {"bootstrap-expect-timeout", F_DUR, O(bootstrap_expect_timeout_ms), "2m0s", "Maximum time for bootstrap process", 0},
+    {"cdc-config", F_IGNORED, 0, "", "CDC config. If not set, CDC is not enabled", F_TODO},
+    {"cluster-connect-timeout", F_DUR, O(cluster_connect_timeout_ms), "30s", "Timeout for initial connection to other nodes", 0},
+    {"compress-snap-transport", F_IGNORED, 0, "false", "Compress snapshots sent to other nodes", F_TODO},
+    {"cpu-profile", F_IGNORED, 0, "", "Path to file for CPU profiling information", F_TODO},
+    {"db-max-ro-conns", F_INT, O(db_max_ro_conns), "256", "Maximum number of read-only connections to the database (0 means unlimited)", 0},
+    {"disco-config", F_IGNORED, 0, "", "Set discovery config, or path to cluster discovery config file", F_TODO},
+    {"disco-key", F_IGNORED, 0, "rqlite", "Key prefix for cluster discovery service", F_TODO},
+    {"disco-mode", F_IGNORED, 0, "", "Choose clustering discovery mode. If not set, no node discovery is performed", F_TODO},
+    {"extensions-path", F_IGNORED, 0, "", "Comma-delimited list of paths to directories, zipfiles, or tar.gz files containing SQLite extensions", F_TODO},
+    {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", 0},
+    {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", 0},
+    {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", 0},
+    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", F_TODO},
+    {"http-ca-cert", F_STR, O(http_ca_cert), "", "Path to X.509 CA certificate for HTTPS", F_TODO},
+    {"http-cert", F_STR, O(http_cert), "", "Path to HTTPS X.509 certificate", F_TODO},
+    {"http-key", F_STR, O(http_key), "", "Path to HTTPS X.509 private key", F_TODO},
+    {"http-verify-client", F_IGNORED, 0, "false", "Enable mutual TLS for HTTPS", F_TODO},
+    {"http-verify-common-name", F_IGNORED, 0, "", "Require the client certificate to have this Common Name", F_TODO},
+    {"join", F_JOIN, 0, "", "Comma-delimited list of nodes, in host:port form, through which a cluster can be joined", 0},
+    {"join-as", F_STR, O(join_as), "", "Username in authentication file to join as. If not set, joins anonymously", F_TODO},
+    {"join-attempts", F_INT, O(join_attempts), "5", "Number of join attempts to make", 0},
+    {"join-interval", F_DUR, O(join_interval_ms), "3s", "Period between join attempts", 0},
+    {"mem-profile", F_IGNORED, 0, "", "Path to file for memory profiling information", F_TODO},
+    {"node-ca-cert", F_STR, O(node_ca_cert), "", "Path to X.509 CA certificate for node-to-node encryption", F_TODO},
+    {"node-cert", F_STR, O(node_cert), "", "Path to X.509 certificate for node-to-node mutual authentication and encryption", F_TODO},
+    {"node-id", F_STR, O(node_id), "", "Unique ID for node. If not set, set to advertised Raft address", 0},
+    {"node-key", F_STR, O(node_key), "", "Path to X.509 private key for node-to-node mutual authentication and encryption", F_TODO},
+    {"node-no-verify", F_IGNORED, 0, "false", "Skip verification of any node-node certificate", F_TODO},
+    {"node-verify-client", F_IGNORED, 0, "false", "Enable mutual TLS for node-to-node communication", F_TODO},
+    {"node-verify-common-name", F_IGNORED, 0, "", "Require the peer certificate to have this Common Name", F_TODO},
+    {"node-verify-server-name", F_IGNORED, 0, "", "Hostname to verify on certificate returned by a node", F_TODO},
+    {"otlp-endpoint", F_IGNORED, 0, "", "OpenTelemetry collector endpoint (host:port)", F_TODO},
+    {"raft-addr", F_STR, O(raft_addr), "localhost:4002", "Raft communication bind address", 0},
+    {"raft-adv-addr", F_STR, O(raft_adv_addr), "", "Advertised Raft communication address. If not set, same as Raft bind address", 0},
+    {"raft-apply-timeout", F_DUR, O(raft_apply_timeout_ms), "10s", "Raft apply timeout", 0},
+    {"raft-cluster-remove-shutdown", F_BOOL, O(raft_cluster_remove_shutdown), "false", "Node removes itself from cluster on graceful shutdown", F_TODO},
+    {"raft-commit-timeout", F_DUR, O(raft_commit_timeout_ms), "50ms", "Raft commit timeout", 0},
+    {"raft-election-timeout", F_DUR, O(raft_election_timeout_ms), "1s", "Raft election timeout", 0},
+    {"raft-heartbeat-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout", 0},
+    {"raft-leader-lease-timeout", F_DUR, O(raft_leader_lease_timeout_ms), "0s", "Raft leader lease timeout. Use 0s for Raft default", 0},
+    {"raft-log-level", F_STR, O(raft_log_level), "WARN", "Minimum log level for Raft module", 0},
+    {"raft-non-voter", F_BOOL, O(raft_non_voter), "false", "Configure as non-voting node", 0},
+    {"raft-reap-node-timeout", F_DUR, O(raft_reap_node_timeout_ms), "0s", "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place", F_TODO},
+    {"raft-reap-read-only-node-timeout", F_DUR, O(raft_reap_read_only_node_timeout_ms), "0s", "Time after which a non-reachable non-voting node will be reaped. If not set, no reaping takes place", F_TODO},
+    {"raft-remove-shutdown", F_BOOL, O(raft_remove_shutdown), "false", "Shutdown Raft if node removed from cluster", F_TODO},
+    {"raft-shutdown-stepdown", F_BOOL, O(raft_shutdown_stepdown), "true", "If leader, stepdown before shutting down. Enabled by default", 0},
+    {"raft-snap", F_U64, O(raft_snap), "8192", "Number of outstanding log entries which triggers Raft snapshot", 0},
+    {"raft-snap-int", F_DUR, O(raft_snap_int_ms), "10s", "Snapshot threshold check interval", 0},
+    {"raft-snap-wal-size", F_U64, O(raft_snap_wal_size), "4194304", "SQLite WAL file size in bytes which triggers Raft snapshot. Set to 0 to disable", F_TODO},
+    /* v6-v9 name of -raft-heartbeat-timeout, still used by the seed's era. */
+    {"raft-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout (old name of -raft-heartbeat-timeout)", 0},
+    {"trace-profile", F_IGNORED, 0, "", "Path to file for trace profiling information", F_TODO},
+    {"write-queue-batch-size", F_INT, O(write_queue_batch_size), "128", "Write queue batch size", 0},
+    {"write-queue-capacity", F_INT, O(write_queue_capacity), "1024", "Write queue capacity", 0},
+    {"write-queue-timeout", F_DUR, O(write_queue_timeout_ms), "50ms", "Write queue timeout", 0},
+    {"write-queue-tx", F_BOOL, O(write_queue_tx), "false", "Use a transaction when processing a queued write", 0},
+};
+
+#define N_FLAGS (sizeof flags / sizeof flags[0])
+
+static const char *blurb =
+    "\n"
+    "rqlite is a lightweight, distributed relational database, which uses SQLite as its\n"
+    "storage engine. It provides an easy-to-use, fault-tolerant store for relational data.\n"
+    "\n"
+    "Visit https://www.rqlite.io to learn more.";
+
+/* ---- durations ------------------------------------------------------- */
+
+int config_parse_duration(const char *s, uint64_t *ms)
+{
+    if (s == NULL || *s == '\0')
+        return -1;
+    if (strcmp(s, "0") == 0) {
+        *ms = 0;
+        return 0;
+    }
+    double total = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        if (!isdigit((unsigned char)*p) && *p != '.')
+            return -1;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno)
+            return -1;
+        p = end;
+        double unit;
+        if (strncmp(p, "ns", 2) == 0) { unit = 1e-6; p += 2; }
+        else if (strncmp(p, "us", 2) == 0) { unit = 1e-3; p += 2; }
+        else if (strncmp(p, "\xc2\xb5s", 3) == 0) { unit = 1e-3; p += 3; }
+        else if (strncmp(p, "ms", 2) == 0) { unit = 1; p += 2; }
+        else if (*p == 's') { unit = 1000; p++; }
+        else if (*p == 'm') { unit = 60000; p++; }
+        else if (*p == 'h') { unit = 3600000; p++; }
+        else return -1; /* Go requires a unit except for "0" */
+        total += v * unit;
+    }
+    if (total > 9.2e18)
+        return -1;
+    *ms = (uint64_t)(total + 0.5);
+    return 0;
+}
+
+/* ---- setting values ---------------------------------------------------- */
+
+static int parseBool(const char *v, bool *out)
+{
+    static const char *t[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *f[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(v, t[i]) == 0) { *out = true; return 0; }
+        if (strcmp(v, f[i]) == 0) { *out = false; return 0; }
+    }
+    return -1;
+}
+
+static void setJoin(config *cfg, const char *v)
+{
+    for (int i = 0; i < cfg->n_join; i++)
+        free(cfg->join[i]);
+    cfg->n_join = 0;
+    const char *p = v;
+    while (*p && cfg->n_join < CONFIG_MAX_JOIN) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        while (n && isspace((unsigned char)*p)) { p++; n--; }
+        while (n && isspace((unsigned char)p[n - 1])) n--;
+        if (n)
+            cfg->join[cfg->n_join++] = strndup(p, n);
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+}
+
+/* Returns 0, or -1 with a Go-style message in msg. */
+static int setFlag(config *cfg, const flag_def *f, const char *v, char *msg, size_t msglen)
+{
+    char *base = (char *)cfg;
+    switch (f->kind) {
+    case F_STR: {
+        char **dst = (char **)(base + f->off);
+        free(*dst);
+        *dst = strdup(v);
+        return 0;
+    }
+    case F_BOOL:
+        if (parseBool(v, (bool *)(base + f->off)) == 0)
+            return 0;
+        snprintf(msg, msglen, "invalid boolean value \"%s\" for -%s: parse error", v, f->name);
+        return -1;
+    case F_INT: {
+        char *end;
+        errno = 0;
+        long n = strtol(v, &end, 0);
+        if (*v && !*end && !errno && n >= INT_MIN && n <= INT_MAX) {
+            *(int *)(base + f->off) = (int)n;
+            return 0;
+        }
+        snprintf(msg, msglen, "invalid value \"%s\" for flag -%s: parse error", v, f->name);
+        return -1;
+    }
+    case F_U64: {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(v, &end, 0);
+        if (*v && *v != '-' && !*end && !errno) {
+            *(uint64_t *)(base + f->off) = n;
+            return 0;
+        }
+        snprintf(msg, msglen, "invalid value \"%s\" for flag -%s: parse error", v, f->name);
+        return -1;
+    }
+    case F_DUR:
+        if (config_parse_duration(v, (uint64_t *)(base + f->off)) == 0)
+            return 0;
+        snprintf(msg, msglen, "invalid value \"%s\" for flag -%s: parse error", v, f->name);
+        return -1;
+    case F_JOIN:
+        setJoin(cfg, v);
+        return 0;
+    case F_IGNORED:
+        return 0;
+    }
+    return 0;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "%s\n\nUsage: rqlited [flags] <data directory>\n", blurb);
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        const flag_def *f = &flags[i];
+        const char *type = f->kind == F_STR || f->kind == F_JOIN ? " string"
+                         : f->kind == F_INT ? " int"
+                         : f->kind == F_U64 ? " uint"
+                         : f->kind == F_DUR ? " duration"
+                         : "";
+        fprintf(out, "  -%s%s\n    \t%s", f->name, type, f->usage);
+        bool zero = f->def[0] == '\0' || strcmp(f->def, "false") == 0 || strcmp(f->def, "0") == 0;
+        if (!zero) {
+            if (f->kind == F_STR || f->kind == F_JOIN)
+                fprintf(out, " (default \"%s\")", f->def);
+            else
+                fprintf(out, " (default %s)", f->def);
+        }
+        fputc('\n', out);
+    }
+}
+
+static const flag_def *findFlag(const char *name, size_t n)
+{
+    for (size_t i = 0; i < N_FLAGS; i++)
+        if (strlen(flags[i].name) == n && strncmp(flags[i].name, name, n) == 0)
+            return &flags[i];
+    return NULL;
+}
+
+static char *absPath(const char *p)
+{
+    if (p[0] == '/')
+        return strdup(p);
+    if (p[0] == '~' && (p[1] == '/' || p[1] == '\0') && getenv("HOME")) {
+        char *r;
+        if (asprintf(&r, "%s%s", getenv("HOME"), p + 1) < 0)
+            return NULL;
+        return r;
+    }
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd) == NULL)
+        return strdup(p);
+    char *r;
+    const char *rest = p;
+    while (strncmp(rest, "./", 2) == 0)
+        rest += 2;
+    if (strcmp(rest, ".") == 0)
+        return strdup(cwd);
+    if (asprintf(&r, "%s/%s", cwd, rest) < 0)
+        return NULL;
+    size_t n = strlen(r);
+    while (n > 1 && r[n - 1] == '/')
+        r[--n] = '\0';
+    return r;
+}
+
+/* host:port with a numeric port. */
+static bool validHostPort(const char *a)
+{
+    const char *colon = strrchr(a, ':');
+    if (colon == NULL || colon[1] == '\0')
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    long port = strtol(colon + 1, NULL, 10);
+    return port >= 0 && port <= 65535;
+}
+
+static bool unspecifiedHost(const char *a)
+{
+    return strncmp(a, "0.0.0.0:", 8) == 0 || strncmp(a, "[::]:", 5) == 0 || a[0] == ':';
+}
+
+static int fatal(config *cfg, int *exit_code, const char *fmt, const char *arg)
+{
+    fputs("fatal: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    *exit_code = 1;
+    config_free(cfg);
+    return 1;
+}
+
+static int validate(config *cfg, int *exit_code)
+{
+    if ((cfg->http_cert && *cfg->http_cert) != (cfg->http_key && *cfg->http_key))
+        return fatal(cfg, exit_code, "%s", "both HTTP certificate and key must be set, or neither");
+    if ((cfg->node_cert && *cfg->node_cert) != (cfg->node_key && *cfg->node_key))
+        return fatal(cfg, exit_code, "%s", "both node certificate and key must be set, or neither");
+    if (strcmp(cfg->http_addr, cfg->raft_addr) == 0)
+        return fatal(cfg, exit_code, "%s", "HTTP and Raft addresses must differ");
+    if (strncmp(cfg->http_addr, "http", 4) == 0 || strncmp(cfg->http_adv_addr, "http", 4) == 0)
+        return fatal(cfg, exit_code, "%s", "HTTP options should not include protocol (http:// or https://)");
+    if (!validHostPort(cfg->http_addr))
+        return fatal(cfg, exit_code, "%s", "HTTP bind address not valid");
+    if (!validHostPort(cfg->http_adv_addr))
+        return fatal(cfg, exit_code, "%s", "advertised HTTP address not valid");
+    if (unspecifiedHost(cfg->http_adv_addr))
+        return fatal(cfg, exit_code, "%s",
+                     "advertised HTTP address is not routable (0.0.0.0), specify it via -http-addr or -http-adv-addr");
+    if (!validHostPort(cfg->raft_addr))
+        return fatal(cfg, exit_code, "%s", "raft bind address not valid");
+    if (!validHostPort(cfg->raft_adv_addr))
+        return fatal(cfg, exit_code, "%s", "raft advertised address not valid");
+    if (unspecifiedHost(cfg->raft_adv_addr))
+        return fatal(cfg, exit_code, "%s",
+                     "advertised Raft address is not routable (0.0.0.0), specify it via -raft-addr or -raft-adv-addr");
+    if (strcmp(cfg->http_adv_addr, cfg->raft_adv_addr) == 0)
+        return fatal(cfg, exit_code, "%s", "advertised HTTP and Raft addresses must differ");
+    if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
+        return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
+    for (int i = 0; i < cfg->n_join; i++) {
+        const char *j = cfg->join[i];
+        const char *hp = j;
+        if (strncmp(hp, "http://", 7) == 0)
+            hp += 7;
+        else if (strncmp(hp, "https://", 8) == 0)
+            hp += 8;
+        char tmp[512];
+        snprintf(tmp, sizeof tmp, "%s", hp);
+        char *slash = strchr(tmp, '/');
+        if (slash)
+            *slash = '\0';
+        if (!validHostPort(tmp))
+            return fatal(cfg, exit_code, "%s is an invalid join address", j);
+        if (cfg->bootstrap_expect == 0 &&
+            (strcmp(tmp, cfg->raft_adv_addr) == 0 || strcmp(tmp, cfg->http_adv_addr) == 0))
+            return fatal(cfg, exit_code, "%s", "node cannot join with itself unless bootstrapping");
+    }
+    return 0;
+}
+
+static void setDefaults(config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char msg[256];
+    for (size_t i = 0; i < N_FLAGS; i++) {
+        const flag_def *f = &flags[i];
+        if (f->kind == F_IGNORED || f->kind == F_JOIN)
+            continue;
+        if (strcmp(f->name, "raft-timeout") == 0)
+            continue; /* alias: -raft-heartbeat-timeout set the default */
+        if (f->kind == F_STR && f->def[0] == '\0')
+            continue; /* NULL means unset */
+        setFlag(cfg, f, f->def, msg, sizeof msg);
+    }
+}
+
+int config_parse(config *cfg, int argc, char **argv, int *exit_code)
+{
+    setDefaults(cfg);
+    *exit_code = 0;
+    bool set[N_FLAGS] = {false};
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (a[0] != '-' || a[1] == '\0')
+            break;
+        const char *name = a + 1;
+        if (*name == '-') {
+            name++;
+            if (*name == '\0') { /* "--" ends the flags */
+                i++;
+                break;
+            }
+        }
+        if (*name == '-' || *name == '=') {
+            fprintf(stderr, "bad flag syntax: %s\n", a);
+            usage(stderr);
+            *exit_code = 2;
+            config_free(cfg);
+            return 1;
+        }
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        if ((nlen == 1 && name[0] == 'h') || (nlen == 4 && strncmp(name, "help", 4) == 0)) {
+            usage(stdout);
+            config_free(cfg);
+            return 1;
+        }
+        if (nlen == 7 && strncmp(name, "version", 7) == 0) {
+            printf("rqlited %s linux/%s C sqlite%s\n", RQ_VERSION,
+#if defined(__x86_64__)
+                   "amd64",
+#elif defined(__aarch64__)
+                   "arm64",
+#else
+                   "unknown",
+#endif
+                   SQLITE_VERSION);
+            config_free(cfg);
+            return 1;
+        }
+        const flag_def *f = findFlag(name, nlen);
+        if (f == NULL) {
+            fprintf(stderr, "flag provided but not defined: -%.*s\n", (int)nlen, name);
+            usage(stderr);
+            *exit_code = 2;
+            config_free(cfg);
+            return 1;
+        }
+        const char *val;
+        if (eq) {
+            val = eq + 1;
+        } else if (f->kind == F_BOOL || (f->kind == F_IGNORED && strcmp(f->def, "false") == 0)) {
+            val = "true";
+        } else if (i + 1 < argc) {
+            val = argv[++i];
+        } else {
+            fprintf(stderr, "flag needs an argument: -%s\n", f->name);
+            usage(stderr);
+            *exit_code = 2;
+            config_free(cfg);
+            return 1;
+        }
+        char msg[512];
+        if (setFlag(cfg, f, val, msg, sizeof msg) != 0) {
+            fprintf(stderr, "%s\n", msg);
+            usage(stderr);
+            *exit_code = 2;
+            config_free(cfg);
+            return 1;
+        }
+        set[f - flags] = true;
+    }
+
+    if (argc <= 1) {
+        fprintf(stderr, "fatal: failed to parse command-line flags: missing required argument: DataPath\n");
+        *exit_code = 1;
+        config_free(cfg);
+        return 1;
+    }
+    if (i >= argc) {
+        fprintf(stderr, "fatal: data directory path is required\n");
+        *exit_code = 1;
+        config_free(cfg);
+        return 1;
+    }
+    if (i + 1 < argc) {
+        char rest[1024] = "";
+        size_t n = 0;
+        for (int j = i + 1; j < argc && n < sizeof rest - 1; j++)
+            n += (size_t)snprintf(rest + n, sizeof rest - n, "%s%s", j > i + 1 ? " " : "", argv[j]);
+        fprintf(stderr, "fatal: arguments after data directory (%s) are not accepted ([%s])\n", argv[i], rest);
+        *exit_code = 1;
+        config_free(cfg);
+        return 1;
+    }
+    cfg->data_dir = absPath(argv[i]);
+
+    if (cfg->http_adv_addr == NULL || !*cfg->http_adv_addr) {
+        free(cfg->http_adv_addr);
+        cfg->http_adv_addr = strdup(cfg->http_addr);
+    }
+    if (cfg->raft_adv_addr == NULL || !*cfg->raft_adv_addr) {
+        free(cfg->raft_adv_addr);
+        cfg->raft_adv_addr = strdup(cfg->raft_addr);
+    }
+    if (cfg->node_id == NULL || !*cfg->node_id) {
+        free(cfg->node_id);
+        cfg->node_id = strdup(cfg->raft_adv_addr);
+    }
+    if (validate(cfg, exit_code) != 0)
+        return 1;
+    for (size_t k = 0; k < N_FLAGS; k++)
+        if (set[k] && flags[k].todo)
+            fprintf(stderr, "warning: -%s is accepted but not supported yet by this build; ignored\n",
+                    flags[k].name);
+    return 0;
+}
+
+void config_free(config *cfg)
+{
+    char *base = (char *)cfg;
+    for (size_t i = 0; i < N_FLAGS; i++)
+        if (flags[i].kind == F_STR) {
+            char **p = (char **)(base + flags[i].off);
+            free(*p);
+            *p = NULL;
+        }
+    for (int i = 0; i < cfg->n_join; i++) {
+        free(cfg->join[i]);
+        cfg->join[i] = NULL;
+    }
+    cfg->n_join = 0;
+    free(cfg->data_dir);
+    cfg->data_dir = NULL;
+}
