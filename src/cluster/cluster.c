@@ -205,7 +205,7 @@ out:
  * Returns 0 when joined. */
 static int postJoin(const config *cfg, const char *base_url, char **why)
 {
-    json_t *req = json_pack("{s:s, s:s, s:b, s:s++}", "id", cfg->node_id, "addr",
+    json_t *req = json_pack("{s:s, s:s, s:b, s:s+}", "id", cfg->node_id, "addr",
                             cfg->raft_adv_addr, "voter", !cfg->raft_non_voter,
                             "api_addr", "http://", cfg->http_adv_addr);
     char *body = json_dumps(req, JSON_COMPACT);

@@ -158,7 +158,6 @@ static raft_id nodeRaftId(const char *node_id)
     return h ? h : 1;
 }
 
-static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
 static char *errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *errf(const char *fmt, ...)
@@ -271,6 +270,19 @@ static char *opTakeErr(op *o, const char *timeout_msg)
     char *e = o->err;
     o->err = NULL;
     return e ? e : strdup("unknown error");
+}
+
+/* A log entry from JSON text. libraft's encoders (disk and network) assume
+ * entry lengths are multiples of 8, so pad with JSON whitespace. */
+static void *entryFromText(const char *text, size_t *len)
+{
+    size_t n = strlen(text);
+    size_t padded = (n + 7) & ~(size_t)7;
+    char *p = raft_malloc(padded);
+    memcpy(p, text, n);
+    memset(p + n, ' ', padded - n);
+    *len = padded;
+    return p;
 }
 
 /* ------------------------------------------------------------------ FSM */
@@ -616,9 +628,8 @@ static void leaderBarrierCb(struct raft_barrier *req, int status)
                           (json_int_t)s->id, "addr", s->cfg->raft_adv_addr, "api", api);
     char *text = json_dumps(e, JSON_COMPACT);
     json_decref(e);
-    size_t n = strlen(text);
-    struct raft_buffer b = {raft_malloc(n), n};
-    memcpy(b.base, text, n);
+    struct raft_buffer b;
+    b.base = entryFromText(text, &b.len);
     free(text);
     struct raft_apply *areq = calloc(1, sizeof *areq);
     if (raft_apply(&s->raft, areq, &b, 1, freeApplyReq) != 0) {
@@ -829,7 +840,7 @@ int store_open(const config *cfg, store **out, char **err)
 
     char meta_json[1024];
     {
-        json_t *m = json_pack("{s:s,s:s,s:s++}", "id", cfg->node_id, "addr", cfg->raft_adv_addr,
+        json_t *m = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr,
                               "api_addr", "http://", cfg->http_adv_addr);
         char *t = json_dumps(m, JSON_COMPACT);
         snprintf(meta_json, sizeof meta_json, "%s", t);
@@ -1080,9 +1091,7 @@ static int applyEntry(store *s, const char *type, const json_t *stmts, unsigned 
                           (json_int_t)o->seq, "f", (int)flags, "q", stmts);
     char *text = json_dumps(e, JSON_COMPACT);
     json_decref(e);
-    o->entry_len = strlen(text);
-    o->entry = raft_malloc(o->entry_len);
-    memcpy(o->entry, text, o->entry_len);
+    o->entry = entryFromText(text, &o->entry_len);
     free(text);
     o->want_results = out != NULL;
     int rc = opRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000);
@@ -1200,9 +1209,7 @@ static int applyMeta(store *s, const char *id, const char *addr, const char *api
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);
-    o->entry_len = strlen(text);
-    o->entry = raft_malloc(o->entry_len);
-    memcpy(o->entry, text, o->entry_len);
+    o->entry = entryFromText(text, &o->entry_len);
     free(text);
     int rc = opRun(s, o, 10000);
     if (rc == STORE_ERROR)

@@ -31,6 +31,7 @@ typedef struct rqTransport {
     int n_incoming;                 /* connections mid-handshake */
     struct incoming *incomings;     /* list of them, to abort on close */
     bool closing;
+    bool inner_inited;              /* libraft called init (not in probe mode) */
     raft_uv_transport_close_cb close_cb;
 } rqTransport;
 
@@ -274,7 +275,9 @@ static int startListening(rqTransport *t, char **err)
 static int tInit(struct raft_uv_transport *outer, raft_id id, const char *address)
 {
     rqTransport *t = outer->impl;
-    return t->inner.init(&t->inner, id, address);
+    int rv = t->inner.init(&t->inner, id, address);
+    t->inner_inited = rv == 0;
+    return rv;
 }
 
 static int tListen(struct raft_uv_transport *outer, raft_uv_accept_cb cb)
@@ -311,6 +314,12 @@ static void maybeFinishClose(rqTransport *t)
 {
     if (!t->closing || t->listening || t->n_incoming > 0 || t->close_cb == NULL)
         return;
+    if (!t->inner_inited) { /* nothing of the inner transport to close */
+        raft_uv_transport_close_cb cb = t->close_cb;
+        t->close_cb = NULL;
+        cb(t->outer);
+        return;
+    }
     t->inner.data = t;
     t->inner.close(&t->inner, innerClosed);
 }

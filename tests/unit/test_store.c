@@ -79,7 +79,10 @@ static store *openReady(fixture *f)
 {
     store *s = NULL;
     char *err = NULL;
-    assert_int_equal(store_open(&f->cfg, &s, &err), 0);
+    int rc = store_open(&f->cfg, &s, &err);
+    if (rc != 0)
+        fprintf(stderr, "store_open: %s\n", err ? err : "?");
+    assert_int_equal(rc, 0);
     for (int i = 0; i < 200 && !store_ready(s); i++)
         usleep(20000);
     assert_true(store_ready(s));

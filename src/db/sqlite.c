@@ -1,0 +1,941 @@
+/*
+ * sqlite.c: the db module over SQLite: connections, request parsing,
+ * statement execution and rqlite's result encoding.
+ */
+#include <ctype.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "db/db.h"
+
+struct db {
+    char *path;
+    db_options opts;
+    sqlite3 *w;              /* write connection: Raft thread only */
+    pthread_mutex_t mu;      /* guards the read pool */
+    pthread_cond_t cv;
+    sqlite3 **idle;          /* idle read-only connections */
+    int n_idle, cap_idle;
+    int n_open;              /* read-only connections open (idle + busy) */
+};
+
+static char *errdup(const char *prefix, const char *msg)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s%s", prefix, msg) < 0)
+        return NULL;
+    return s;
+}
+
+static int execSimple(sqlite3 *c, const char *sql, char **err)
+{
+    char *e = NULL;
+    if (sqlite3_exec(c, sql, NULL, NULL, &e) != SQLITE_OK) {
+        if (err)
+            *err = errdup("", e ? e : sqlite3_errmsg(c));
+        sqlite3_free(e);
+        return -1;
+    }
+    return 0;
+}
+
+static int openConn(db *d, bool ro, sqlite3 **out, char **err)
+{
+    int flags = SQLITE_OPEN_NOMUTEX | (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    sqlite3 *c = NULL;
+    if (sqlite3_open_v2(d->path, &c, flags, NULL) != SQLITE_OK) {
+        if (err)
+            *err = errdup("open database: ", c ? sqlite3_errmsg(c) : "out of memory");
+        sqlite3_close(c);
+        return -1;
+    }
+    sqlite3_busy_timeout(c, 5000);
+    sqlite3_extended_result_codes(c, 0);
+    if (!ro && execSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF", err) != 0) {
+        sqlite3_close(c);
+        return -1;
+    }
+    if (execSimple(c, d->opts.fk ? "PRAGMA foreign_keys=ON" : "PRAGMA foreign_keys=OFF", err) != 0) {
+        sqlite3_close(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+int db_open(const char *path, const db_options *opts, db **out, char **err)
+{
+    db *d = calloc(1, sizeof *d);
+    d->path = strdup(path);
+    if (opts)
+        d->opts = *opts;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->cv, NULL);
+    if (openConn(d, false, &d->w, err) != 0) {
+        db_close(d);
+        return -1;
+    }
+    *out = d;
+    return 0;
+}
+
+void db_close(db *d)
+{
+    if (d == NULL)
+        return;
+    for (int i = 0; i < d->n_idle; i++)
+        sqlite3_close(d->idle[i]);
+    free(d->idle);
+    if (d->w)
+        sqlite3_close(d->w);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->cv);
+    free(d->path);
+    free(d);
+}
+
+const char *db_path(db *d) { return d->path; }
+
+long long db_file_size(db *d)
+{
+    struct stat st;
+    return stat(d->path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* ---- read pool ----------------------------------------------------------- */
+
+static sqlite3 *roGet(db *d)
+{
+    pthread_mutex_lock(&d->mu);
+    for (;;) {
+        if (d->n_idle > 0) {
+            sqlite3 *c = d->idle[--d->n_idle];
+            pthread_mutex_unlock(&d->mu);
+            return c;
+        }
+        if (d->opts.max_ro_conns <= 0 || d->n_open < d->opts.max_ro_conns)
+            break;
+        pthread_cond_wait(&d->cv, &d->mu);
+    }
+    d->n_open++;
+    pthread_mutex_unlock(&d->mu);
+    sqlite3 *c = NULL;
+    if (openConn(d, true, &c, NULL) != 0) {
+        pthread_mutex_lock(&d->mu);
+        d->n_open--;
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        return NULL;
+    }
+    return c;
+}
+
+static void roPut(db *d, sqlite3 *c)
+{
+    pthread_mutex_lock(&d->mu);
+    if (d->n_idle == d->cap_idle) {
+        d->cap_idle = d->cap_idle ? d->cap_idle * 2 : 8;
+        d->idle = realloc(d->idle, (size_t)d->cap_idle * sizeof *d->idle);
+    }
+    d->idle[d->n_idle++] = c;
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* ---- request parsing --------------------------------------------------- */
+
+/* x'ABCD' (whitespace trimmed, even number of hex digits) is a BLOB. */
+static bool hexBlobLiteral(const char *s, size_t *start, size_t *nhex)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n && isspace((unsigned char)s[i])) i++;
+    while (n > i && isspace((unsigned char)s[n - 1])) n--;
+    if (n - i < 3 || (s[i] != 'x' && s[i] != 'X') || s[i + 1] != '\'' || s[n - 1] != '\'')
+        return false;
+    size_t h = i + 2, e = n - 1;
+    if ((e - h) % 2)
+        return false;
+    for (size_t k = h; k < e; k++)
+        if (!isxdigit((unsigned char)s[k]))
+            return false;
+    *start = h;
+    *nhex = e - h;
+    return true;
+}
+
+static bool byteArray(const json_t *v)
+{
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        if (!json_is_integer(x) || json_integer_value(x) < 0 || json_integer_value(x) > 255)
+            return false;
+    }
+    return true;
+}
+
+static bool validParam(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_INTEGER: case JSON_REAL: case JSON_TRUE: case JSON_FALSE:
+    case JSON_NULL: case JSON_STRING:
+        return true;
+    case JSON_ARRAY:
+        return byteArray(v);
+    default:
+        return false;
+    }
+}
+
+json_t *db_parse_request(const char *body, size_t len, char **err)
+{
+    size_t i = 0;
+    while (i < len && isspace((unsigned char)body[i]))
+        i++;
+    if (i == len || body[i] != '[') {
+        *err = strdup("invalid request");
+        return NULL;
+    }
+    json_error_t jerr;
+    json_t *a = json_loadb(body, len, 0, &jerr);
+    if (a == NULL) {
+        *err = strdup("invalid JSON body");
+        return NULL;
+    }
+    if (!json_is_array(a)) {
+        json_decref(a);
+        *err = strdup("invalid request");
+        return NULL;
+    }
+    if (json_array_size(a) == 0) {
+        json_decref(a);
+        *err = strdup("no statements");
+        return NULL;
+    }
+    size_t k;
+    json_t *s;
+    json_array_foreach(a, k, s) {
+        if (json_is_string(s))
+            continue;
+        if (!json_is_array(s) || json_array_size(s) == 0 || !json_is_string(json_array_get(s, 0))) {
+            json_decref(a);
+            *err = strdup("invalid request");
+            return NULL;
+        }
+        for (size_t p = 1; p < json_array_size(s); p++) {
+            json_t *v = json_array_get(s, p);
+            bool ok = true;
+            if (json_is_object(v)) {
+                const char *key;
+                json_t *nv;
+                json_object_foreach(v, key, nv) ok = ok && validParam(nv);
+            } else {
+                ok = validParam(v);
+            }
+            if (!ok) {
+                json_decref(a);
+                *err = strdup("unsupported type");
+                return NULL;
+            }
+        }
+    }
+    return a;
+}
+
+/* ---- binding -------------------------------------------------------------- */
+
+static int hexval(char c)
+{
+    return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+}
+
+static int bindValue(sqlite3_stmt *st, int idx, const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+        return sqlite3_bind_int64(st, idx, (sqlite3_int64)json_integer_value(v));
+    case JSON_REAL:
+        return sqlite3_bind_double(st, idx, json_real_value(v));
+    case JSON_TRUE:
+        return sqlite3_bind_int(st, idx, 1);
+    case JSON_FALSE:
+        return sqlite3_bind_int(st, idx, 0);
+    case JSON_NULL:
+        return sqlite3_bind_null(st, idx);
+    case JSON_STRING: {
+        const char *s = json_string_value(v);
+        size_t start, nhex;
+        if (hexBlobLiteral(s, &start, &nhex)) {
+            unsigned char *b = malloc(nhex / 2 + 1);
+            for (size_t i = 0; i < nhex / 2; i++)
+                b[i] = (unsigned char)(hexval(s[start + 2 * i]) << 4 | hexval(s[start + 2 * i + 1]));
+            return sqlite3_bind_blob(st, idx, b, (int)(nhex / 2), free);
+        }
+        return sqlite3_bind_text(st, idx, s, (int)json_string_length(v), SQLITE_TRANSIENT);
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        unsigned char *b = malloc(n + 1);
+        for (size_t i = 0; i < n; i++)
+            b[i] = (unsigned char)json_integer_value(json_array_get(v, i));
+        return sqlite3_bind_blob(st, idx, b, (int)n, free);
+    }
+    default:
+        return SQLITE_MISMATCH;
+    }
+}
+
+/* Bind the parameters of one request element to a prepared statement. */
+static int bindParams(sqlite3_stmt *st, const json_t *params, char **err)
+{
+    if (params == NULL)
+        return 0;
+    int pos = 1;
+    for (size_t p = 1; p < json_array_size(params); p++) {
+        json_t *v = json_array_get(params, p);
+        if (json_is_object(v)) {
+            const char *key;
+            json_t *nv;
+            json_object_foreach(v, key, nv) {
+                static const char prefixes[] = ":@$";
+                for (int k = 0; k < 3; k++) {
+                    char name[512];
+                    snprintf(name, sizeof name, "%c%s", prefixes[k], key);
+                    int idx = sqlite3_bind_parameter_index(st, name);
+                    if (idx > 0 && bindValue(st, idx, nv) != SQLITE_OK) {
+                        *err = strdup(sqlite3_errmsg(sqlite3_db_handle(st)));
+                        return -1;
+                    }
+                }
+            }
+            continue;
+        }
+        if (pos > sqlite3_bind_parameter_count(st)) {
+            pos++;
+            continue; /* extra positional values are ignored by Go's driver too */
+        }
+        if (bindValue(st, pos++, v) != SQLITE_OK) {
+            *err = strdup(sqlite3_errmsg(sqlite3_db_handle(st)));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+static double nowSec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static bool textLike(const char *t)
+{
+    static const char *prefixes[] = {"varchar", "varying character", "nchar",
+                                     "native character", "nvarchar", "clob"};
+    if (t[0] == '\0' || strcmp(t, "text") == 0 || strcmp(t, "json") == 0)
+        return true;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+static bool timeType(const char *t)
+{
+    return strcmp(t, "date") == 0 || strcmp(t, "datetime") == 0 || strcmp(t, "timestamp") == 0;
+}
+
+static void putTime(buf *b, time_t secs, long nsec)
+{
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char tmp[64];
+    strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_putc(b, '"');
+    buf_puts(b, tmp);
+    if (nsec) {
+        char frac[32];
+        snprintf(frac, sizeof frac, ".%09ld", nsec);
+        size_t n = strlen(frac);
+        while (frac[n - 1] == '0')
+            frac[--n] = '\0';
+        buf_puts(b, frac);
+    }
+    buf_puts(b, "Z\"");
+}
+
+/* Text in a date/datetime/timestamp column, as go-sqlite3 parses it. */
+static void putTimeText(buf *b, const char *s)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%s", s);
+    size_t n = strlen(tmp);
+    if (n && tmp[n - 1] == 'Z')
+        tmp[--n] = '\0';
+    int Y, M, D, h = 0, m = 0, sec = 0, consumed = 0;
+    double fsec = 0;
+    struct tm tm = {0};
+    if (sscanf(tmp, "%4d-%2d-%2d%n", &Y, &M, &D, &consumed) == 3) {
+        const char *p = tmp + consumed;
+        int tzoff = 0;
+        if (*p == ' ' || *p == 'T') {
+            int c2 = 0;
+            if (sscanf(p + 1, "%2d:%2d%n", &h, &m, &c2) != 2)
+                goto bad;
+            p += 1 + c2;
+            if (*p == ':') {
+                char *end;
+                fsec = strtod(p + 1, &end);
+                p = end;
+            }
+            if (*p == '+' || *p == '-') {
+                int th, tm_;
+                if (sscanf(p + 1, "%2d:%2d", &th, &tm_) != 2)
+                    goto bad;
+                tzoff = (th * 60 + tm_) * 60 * (*p == '-' ? -1 : 1);
+                p += 6;
+            }
+        }
+        if (*p != '\0')
+            goto bad;
+        sec = (int)fsec;
+        tm.tm_year = Y - 1900;
+        tm.tm_mon = M - 1;
+        tm.tm_mday = D;
+        tm.tm_hour = h;
+        tm.tm_min = m;
+        tm.tm_sec = sec;
+        time_t t = timegm(&tm) - tzoff;
+        long ns = (long)((fsec - sec) * 1e9 + 0.5);
+        putTime(b, t, ns >= 1000000000L ? 0 : ns);
+        return;
+    }
+bad:
+    buf_puts(b, "\"0001-01-01T00:00:00Z\"");
+}
+
+static void putValue(buf *b, sqlite3_stmt *st, int i, const char *type, unsigned flags)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_INTEGER: {
+        sqlite3_int64 v = sqlite3_column_int64(st, i);
+        if (strcmp(type, "boolean") == 0) {
+            buf_puts(b, v > 0 ? "true" : "false");
+        } else if (timeType(type)) {
+            if (v > 1000000000000LL || v < -1000000000000LL)
+                putTime(b, (time_t)(v / 1000), (long)(v % 1000) * 1000000L);
+            else
+                putTime(b, (time_t)v, 0);
+        } else {
+            json_int(b, v);
+        }
+        break;
+    }
+    case SQLITE_FLOAT:
+        json_double(b, sqlite3_column_double(st, i));
+        break;
+    case SQLITE_TEXT: {
+        const char *t = (const char *)sqlite3_column_text(st, i);
+        if (timeType(type))
+            putTimeText(b, t);
+        else
+            json_str(b, t, (size_t)sqlite3_column_bytes(st, i));
+        break;
+    }
+    case SQLITE_BLOB: {
+        const void *p = sqlite3_column_blob(st, i);
+        size_t n = (size_t)sqlite3_column_bytes(st, i);
+        if (textLike(type)) {
+            json_str(b, p ? p : "", n);
+        } else if (flags & DB_BLOB_ARRAY) {
+            buf_putc(b, '[');
+            for (size_t k = 0; k < n; k++) {
+                if (k)
+                    buf_putc(b, ',');
+                json_int(b, ((const unsigned char *)p)[k]);
+            }
+            buf_putc(b, ']');
+        } else {
+            json_base64(b, p, n);
+        }
+        break;
+    }
+    default:
+        buf_puts(b, "null");
+    }
+}
+
+typedef struct colinfo {
+    char *name;
+    char *type;
+} colinfo;
+
+static int cmpCol(const void *a, const void *b)
+{
+    const colinfo *x = *(colinfo *const *)a, *y = *(colinfo *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static void putTime_(buf *b, unsigned flags, double t0)
+{
+    if (flags & DB_TIMINGS) {
+        buf_puts(b, ",\"time\":");
+        json_double(b, nowSec() - t0);
+    }
+}
+
+/* Step a row-returning statement and write a query-shaped result. Returns
+ * 0, or -1 with the result replaced by an error (written by the caller). */
+static int encodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, char **err)
+{
+    int nc = sqlite3_column_count(st);
+    colinfo *cols = calloc((size_t)nc, sizeof *cols);
+    colinfo **order = calloc((size_t)nc, sizeof *order);
+    for (int i = 0; i < nc; i++) {
+        const char *name = sqlite3_column_name(st, i);
+        const char *tbl = (flags & DB_QUALIFY) ? sqlite3_column_table_name(st, i) : NULL;
+        if (tbl) {
+            if (asprintf(&cols[i].name, "%s.%s", tbl, name ? name : "") < 0)
+                cols[i].name = NULL;
+        } else {
+            cols[i].name = strdup(name ? name : "");
+        }
+        const char *dt = sqlite3_column_decltype(st, i);
+        cols[i].type = strdup(dt ? dt : "");
+        for (char *p = cols[i].type; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        order[i] = &cols[i];
+    }
+    int rc = sqlite3_step(st);
+    bool has_row = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        *err = strdup(sqlite3_errmsg(sqlite3_db_handle(st)));
+        goto fail;
+    }
+    if (has_row) { /* undeclared types come from the first row */
+        for (int i = 0; i < nc; i++) {
+            if (cols[i].type[0])
+                continue;
+            const char *t = "";
+            switch (sqlite3_column_type(st, i)) {
+            case SQLITE_INTEGER: t = "integer"; break;
+            case SQLITE_FLOAT: t = "real"; break;
+            case SQLITE_TEXT: t = "text"; break;
+            case SQLITE_BLOB: t = "text"; break; /* rqlite's quirk, see RQLITE-BEHAVIOUR 2.2 */
+            }
+            free(cols[i].type);
+            cols[i].type = strdup(t);
+        }
+    }
+    size_t start = out->len;
+    if (flags & DB_ASSOC) {
+        qsort(order, (size_t)nc, sizeof *order, cmpCol);
+        buf_putc(out, '{');
+        if (nc > 0) {
+            buf_puts(out, "\"types\":{");
+            for (int i = 0; i < nc; i++) {
+                if (i)
+                    buf_putc(out, ',');
+                json_cstr(out, order[i]->name);
+                buf_putc(out, ':');
+                json_cstr(out, order[i]->type);
+            }
+            buf_puts(out, "},");
+        }
+        buf_puts(out, "\"rows\":[");
+        bool first = true;
+        while (rc == SQLITE_ROW) {
+            buf_puts(out, first ? "{" : ",{");
+            first = false;
+            for (int i = 0; i < nc; i++) {
+                int ci = (int)(order[i] - cols);
+                if (i)
+                    buf_putc(out, ',');
+                json_cstr(out, order[i]->name);
+                buf_putc(out, ':');
+                putValue(out, st, ci, cols[ci].type, flags);
+            }
+            buf_putc(out, '}');
+            rc = sqlite3_step(st);
+        }
+        buf_putc(out, ']');
+    } else {
+        buf_puts(out, "{\"columns\":[");
+        for (int i = 0; i < nc; i++) {
+            if (i)
+                buf_putc(out, ',');
+            json_cstr(out, cols[i].name);
+        }
+        buf_puts(out, "],\"types\":[");
+        for (int i = 0; i < nc; i++) {
+            if (i)
+                buf_putc(out, ',');
+            json_cstr(out, cols[i].type);
+        }
+        buf_putc(out, ']');
+        if (has_row) {
+            buf_puts(out, ",\"values\":[");
+            bool first = true;
+            while (rc == SQLITE_ROW) {
+                buf_puts(out, first ? "[" : ",[");
+                first = false;
+                for (int i = 0; i < nc; i++) {
+                    if (i)
+                        buf_putc(out, ',');
+                    putValue(out, st, i, cols[i].type, flags);
+                }
+                buf_putc(out, ']');
+                rc = sqlite3_step(st);
+            }
+            buf_putc(out, ']');
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        out->len = start;
+        out->data[start] = '\0';
+        *err = strdup(sqlite3_errmsg(sqlite3_db_handle(st)));
+        goto fail;
+    }
+    putTime_(out, flags, t0);
+    buf_putc(out, '}');
+    for (int i = 0; i < nc; i++) {
+        free(cols[i].name);
+        free(cols[i].type);
+    }
+    free(cols);
+    free(order);
+    return 0;
+fail:
+    for (int i = 0; i < nc; i++) {
+        free(cols[i].name);
+        free(cols[i].type);
+    }
+    free(cols);
+    free(order);
+    return -1;
+}
+
+static void putError(buf *out, const char *msg, unsigned flags, double t0)
+{
+    buf_puts(out, "{\"error\":");
+    json_cstr(out, msg);
+    putTime_(out, flags, t0);
+    buf_putc(out, '}');
+}
+
+static void putExecResult(buf *out, sqlite3 *c, unsigned flags, double t0)
+{
+    sqlite3_int64 id = sqlite3_last_insert_rowid(c);
+    int changes = sqlite3_changes(c);
+    buf_putc(out, '{');
+    bool any = false;
+    if (id) {
+        buf_puts(out, "\"last_insert_id\":");
+        json_int(out, id);
+        any = true;
+    }
+    if (changes) {
+        buf_puts(out, any ? ",\"rows_affected\":" : "\"rows_affected\":");
+        json_int(out, changes);
+        any = true;
+    }
+    if (flags & DB_ASSOC) {
+        buf_puts(out, any ? ",\"rows\":null" : "\"rows\":null");
+        any = true;
+    }
+    if (flags & DB_TIMINGS) {
+        buf_puts(out, any ? ",\"time\":" : "\"time\":");
+        json_double(out, nowSec() - t0);
+    }
+    buf_putc(out, '}');
+}
+
+static bool blankSql(const char *s)
+{
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s) && *s != ';')
+            return false;
+    return true;
+}
+
+/* Run one request element on connection c. Writes one result (unless the
+ * SQL is empty) and returns false if it was an error. ro: refuse writes. */
+static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf *out, bool *wrote)
+{
+    const char *sql = json_is_string(elem) ? json_string_value(elem)
+                                           : json_string_value(json_array_get(elem, 0));
+    const json_t *params = json_is_array(elem) ? elem : NULL;
+    *wrote = false;
+    if (sql == NULL || blankSql(sql))
+        return true;
+    double t0 = nowSec();
+    const char *tail = sql;
+    size_t mark = out ? out->len : 0;
+    bool ok = true;
+    while (tail && *tail) {
+        sqlite3_stmt *st = NULL;
+        const char *next = NULL;
+        if (sqlite3_prepare_v2(c, tail, -1, &st, &next) != SQLITE_OK) {
+            if (out) {
+                out->len = mark;
+                if (out->data) out->data[mark] = '\0';
+                putError(out, sqlite3_errmsg(c), flags, t0);
+            }
+            *wrote = true;
+            return false;
+        }
+        tail = next;
+        if (st == NULL)
+            continue; /* whitespace or comment */
+        if (ro && !sqlite3_stmt_readonly(st)) {
+            sqlite3_finalize(st);
+            if (out) {
+                out->len = mark;
+                if (out->data) out->data[mark] = '\0';
+                putError(out, "attempt to change database via query operation", flags, t0);
+            }
+            *wrote = true;
+            return false;
+        }
+        char *berr = NULL;
+        if (bindParams(st, params, &berr) != 0) {
+            sqlite3_finalize(st);
+            if (out) {
+                out->len = mark;
+                if (out->data) out->data[mark] = '\0';
+                putError(out, berr, flags, t0);
+            }
+            free(berr);
+            *wrote = true;
+            return false;
+        }
+        /* Only the last statement of a multi-statement string reports. */
+        if (out) {
+            out->len = mark;
+            if (out->data) out->data[mark] = '\0';
+        }
+        if (sqlite3_column_count(st) > 0) {
+            char *qerr = NULL;
+            buf scratch = BUF_INIT;
+            if (encodeRows(st, flags, out ? out : &scratch, t0, &qerr) != 0) {
+                if (out)
+                    putError(out, qerr, flags, t0);
+                free(qerr);
+                ok = false;
+            }
+            buf_free(&scratch);
+        } else {
+            int rc;
+            while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+                ;
+            if (rc != SQLITE_DONE) {
+                if (out)
+                    putError(out, sqlite3_errmsg(c), flags, t0);
+                ok = false;
+            } else if (out) {
+                putExecResult(out, c, flags, t0);
+            }
+        }
+        sqlite3_finalize(st);
+        *wrote = true;
+        if (!ok)
+            break;
+    }
+    return ok;
+}
+
+static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out)
+{
+    bool tx = (flags & DB_TX) && !ro;
+    if (tx)
+        execSimple(c, "BEGIN", NULL);
+    size_t i;
+    json_t *e;
+    bool first = true;
+    bool failed = false;
+    json_array_foreach(stmts, i, e) {
+        if (out && !first)
+            buf_putc(out, ',');
+        size_t before = out ? out->len : 0;
+        bool wrote;
+        bool ok = runOne(c, e, flags, ro, out, &wrote);
+        if (!wrote && out && !first) { /* nothing written: drop the comma */
+            out->len = before - 1;
+            out->data[out->len] = '\0';
+        }
+        if (wrote)
+            first = false;
+        if (!ok && tx) {
+            failed = true;
+            break;
+        }
+    }
+    if (tx) {
+        if (failed || sqlite3_get_autocommit(c) == 0) {
+            if (failed)
+                execSimple(c, "ROLLBACK", NULL);
+            else
+                execSimple(c, "COMMIT", NULL);
+        }
+    }
+}
+
+void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
+{
+    runAll(d->w, stmts, flags, false, out);
+}
+
+void db_query(db *d, const json_t *stmts, unsigned flags, buf *out)
+{
+    sqlite3 *c = roGet(d);
+    if (c == NULL) {
+        size_t n = json_array_size(stmts);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                buf_putc(out, ',');
+            putError(out, "unable to open database connection", 0, 0);
+        }
+        return;
+    }
+    runAll(c, stmts, flags & ~DB_TX, true, out);
+    roPut(d, c);
+}
+
+bool db_all_readonly(db *d, const json_t *stmts)
+{
+    sqlite3 *c = roGet(d);
+    if (c == NULL)
+        return false;
+    bool ro = true;
+    size_t i;
+    json_t *e;
+    json_array_foreach(stmts, i, e) {
+        const char *sql = json_is_string(e) ? json_string_value(e) : json_string_value(json_array_get(e, 0));
+        const char *tail = sql;
+        while (ro && tail && *tail) {
+            sqlite3_stmt *st = NULL;
+            const char *next = NULL;
+            if (sqlite3_prepare_v2(c, tail, -1, &st, &next) != SQLITE_OK) {
+                ro = false;
+                break;
+            }
+            if (st && !sqlite3_stmt_readonly(st))
+                ro = false;
+            sqlite3_finalize(st);
+            tail = next;
+        }
+        if (!ro)
+            break;
+    }
+    roPut(d, c);
+    return ro;
+}
+
+bool db_has_disallowed_pragma(const json_t *stmts)
+{
+    static const char *bad[] = {"pragmajournal_mode=", "pragmawal_autocheckpoint=",
+                                "pragmawal_checkpoint", "pragmasynchronous=", "pragmaquery_only="};
+    size_t i;
+    json_t *e;
+    json_array_foreach(stmts, i, e) {
+        const char *sql = json_is_string(e) ? json_string_value(e) : json_string_value(json_array_get(e, 0));
+        if (sql == NULL)
+            continue;
+        size_t n = strlen(sql);
+        char *norm = malloc(n + 1);
+        size_t k = 0;
+        for (size_t j = 0; j < n; j++)
+            if (!isspace((unsigned char)sql[j]))
+                norm[k++] = (char)tolower((unsigned char)sql[j]);
+        norm[k] = '\0';
+        bool hit = false;
+        for (size_t b = 0; b < sizeof bad / sizeof bad[0] && !hit; b++)
+            hit = strstr(norm, bad[b]) != NULL;
+        free(norm);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+/* ---- whole-database images ------------------------------------------------ */
+
+int db_serialize(db *d, unsigned char **data, size_t *len, char **err)
+{
+    sqlite3_int64 n = 0;
+    unsigned char *p = sqlite3_serialize(d->w, "main", &n, 0);
+    if (p == NULL) {
+        /* An empty database has no pages to serialize. */
+        sqlite3_int64 pages = 0;
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(d->w, "PRAGMA page_count", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                pages = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+        }
+        if (pages == 0) {
+            *data = NULL;
+            *len = 0;
+            return 0;
+        }
+        *err = strdup("cannot serialize database: out of memory");
+        return -1;
+    }
+    *data = p;
+    *len = (size_t)n;
+    return 0;
+}
+
+int db_restore(db *d, const void *data, size_t len, char **err)
+{
+    sqlite3 *src = NULL;
+    if (sqlite3_open_v2(":memory:", &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) != SQLITE_OK) {
+        *err = strdup("cannot open memory database");
+        sqlite3_close(src);
+        return -1;
+    }
+    if (len > 0) {
+        unsigned char *copy = sqlite3_malloc64(len);
+        if (copy == NULL) {
+            sqlite3_close(src);
+            *err = strdup("out of memory");
+            return -1;
+        }
+        memcpy(copy, data, len);
+        /* The image of a WAL database says so in its header (bytes 18-19);
+         * a memory database can't be WAL, so read it as a rollback one. */
+        if (len >= 20 && copy[18] == 2 && copy[19] == 2)
+            copy[18] = copy[19] = 1;
+        int rc = sqlite3_deserialize(src, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+                                     SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY);
+        if (rc != SQLITE_OK) {
+            *err = errdup("cannot load database image: ", sqlite3_errmsg(src));
+            sqlite3_close(src);
+            return -1;
+        }
+    }
+    sqlite3_backup *bk = sqlite3_backup_init(d->w, "main", src, "main");
+    if (bk == NULL) {
+        *err = errdup("restore: ", sqlite3_errmsg(d->w));
+        sqlite3_close(src);
+        return -1;
+    }
+    int rc = sqlite3_backup_step(bk, -1);
+    sqlite3_backup_finish(bk);
+    if (rc != SQLITE_DONE) {
+        *err = errdup("restore: ", sqlite3_errstr(rc));
+        sqlite3_close(src);
+        return -1;
+    }
+    sqlite3_close(src);
+    return 0;
+}
