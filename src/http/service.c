@@ -1,0 +1,881 @@
+/*
+ * service.c: rqlite's HTTP API over libmicrohttpd.
+ *
+ * One thread per connection (store calls block until Raft commits). Each
+ * request's body is gathered into a buf, then routed by path; the data
+ * endpoints write their results straight into the response buffer.
+ */
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cluster/cluster.h"
+#include "db/db.h"
+#include "http/http.h"
+#include "http/pretty.h"
+#include "util/log.h"
+
+#define MAX_BODY (64u * 1024 * 1024)
+#define FORWARD_TIMEOUT_MS 30000
+
+struct http_server {
+    const config *cfg;
+    struct MHD_Daemon *mhd;
+    store *st;              /* set once, read atomically */
+    time_t start_time;
+};
+
+typedef struct request {
+    buf body;
+    bool too_large;
+    double t0;
+} request;
+
+static double nowSec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static store *getStore(http_server *h)
+{
+    return __atomic_load_n(&h->st, __ATOMIC_ACQUIRE);
+}
+
+/* ---- query parameters ---------------------------------------------------- */
+
+typedef struct param_find {
+    const char *key;
+    bool found;
+    const char *value;
+} param_find;
+
+static enum MHD_Result findParam(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    param_find *f = cls;
+    (void)kind;
+    if (strcmp(key, f->key) == 0) {
+        f->found = true;
+        f->value = value;
+        return MHD_NO; /* first value wins */
+    }
+    return MHD_YES;
+}
+
+/* Parameters are presence flags: ?pretty, ?pretty=false and ?pretty=0 all
+ * mean on (rqlite's rule). */
+static bool hasParam(struct MHD_Connection *c, const char *key)
+{
+    param_find f = {key, false, NULL};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, findParam, &f);
+    return f.found;
+}
+
+static const char *paramValue(struct MHD_Connection *c, const char *key)
+{
+    param_find f = {key, false, NULL};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, findParam, &f);
+    return f.found ? (f.value ? f.value : "") : NULL;
+}
+
+static void urlEncode(buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+            buf_putc(b, (char)*p);
+        } else {
+            buf_putc(b, '%');
+            buf_putc(b, hex[*p >> 4]);
+            buf_putc(b, hex[*p & 15]);
+        }
+    }
+}
+
+static enum MHD_Result rebuildQuery(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    buf *b = cls;
+    (void)kind;
+    if (b->len)
+        buf_putc(b, '&');
+    urlEncode(b, key);
+    if (value) {
+        buf_putc(b, '=');
+        urlEncode(b, value);
+    }
+    return MHD_YES;
+}
+
+/* The request's query string, re-encoded ("" when none). */
+static void rawQuery(struct MHD_Connection *c, buf *out)
+{
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, rebuildQuery, out);
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static enum MHD_Result reply(http_server *h, struct MHD_Connection *c, unsigned status,
+                            const char *ctype, buf *body)
+{
+    size_t len = 0;
+    char *data = body ? buf_detach(body, &len) : NULL;
+    struct MHD_Response *r =
+        data ? MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (ctype)
+        MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "OPTIONS, GET, POST");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
+    if (h->cfg->http_allow_origin && *h->cfg->http_allow_origin)
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", h->cfg->http_allow_origin);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result sendEmpty(http_server *h, struct MHD_Connection *c, unsigned status)
+{
+    return reply(h, c, status, NULL, NULL);
+}
+
+/* Go's http.Error: message + "\n" as text/plain. */
+static enum MHD_Result sendText(http_server *h, struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    buf b = BUF_INIT;
+    buf_puts(&b, msg);
+    buf_putc(&b, '\n');
+    return reply(h, c, status, "text/plain; charset=utf-8", &b);
+}
+
+static enum MHD_Result sendJson(http_server *h, struct MHD_Connection *c, unsigned status,
+                                buf *body, bool pretty)
+{
+    if (pretty) {
+        buf p = BUF_INIT;
+        json_pretty(body->data ? body->data : "", body->len, &p);
+        buf_free(body);
+        *body = p;
+    }
+    return reply(h, c, status, "application/json; charset=utf-8", body);
+}
+
+static enum MHD_Result sendJansson(http_server *h, struct MHD_Connection *c, unsigned status,
+                                   json_t *doc, bool pretty)
+{
+    char *text = json_dumps(doc, JSON_SORT_KEYS | (pretty ? JSON_INDENT(4) : JSON_COMPACT));
+    json_decref(doc);
+    buf b = BUF_INIT;
+    buf_puts(&b, text ? text : "{}");
+    free(text);
+    return reply(h, c, status, "application/json; charset=utf-8", &b);
+}
+
+/* {"results":[],"error":msg} with status 200: whole-request store errors. */
+static enum MHD_Result sendResultsError(http_server *h, struct MHD_Connection *c, const char *msg, bool pretty)
+{
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"results\":[],\"error\":");
+    json_cstr(&b, msg);
+    buf_putc(&b, '}');
+    return sendJson(h, c, 200, &b, pretty);
+}
+
+/* ---- forwarding to the leader ---------------------------------------------- */
+
+static enum MHD_Result forwardOrFail(http_server *h, struct MHD_Connection *c, const char *method,
+                                     const char *path, request *rq)
+{
+    store *st = getStore(h);
+    store_node leader;
+    if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
+        return sendText(h, c, 503, "leader not found");
+    buf q = BUF_INIT;
+    rawQuery(c, &q);
+    buf url = BUF_INIT;
+    buf_printf(&url, "%s%s%s%s", leader.api_addr, path, q.len ? "?" : "", q.len ? q.data : "");
+    buf_free(&q);
+    if (hasParam(c, "redirect")) {
+        size_t n;
+        char *loc = buf_detach(&url, &n);
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "Location", loc);
+        MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+        enum MHD_Result ret = MHD_queue_response(c, 301, r);
+        MHD_destroy_response(r);
+        free(loc);
+        return ret;
+    }
+    const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    cluster_response resp;
+    char *err = NULL;
+    int rc = cluster_forward(method, url.data, rq->body.data, rq->body.len, ctype, auth,
+                             FORWARD_TIMEOUT_MS, &resp, &err);
+    buf_free(&url);
+    if (rc != 0) {
+        buf e = BUF_INIT;
+        buf_printf(&e, "forwarding to leader failed: %s", err ? err : "?");
+        free(err);
+        enum MHD_Result ret = sendText(h, c, 503, e.data);
+        buf_free(&e);
+        return ret;
+    }
+    enum MHD_Result ret = reply(h, c, (unsigned)resp.status,
+                               resp.content_type[0] ? resp.content_type : NULL, &resp.body);
+    cluster_response_free(&resp);
+    return ret;
+}
+
+/* ---- data endpoints ---------------------------------------------------------- */
+
+static unsigned dbFlags(struct MHD_Connection *c)
+{
+    unsigned f = 0;
+    if (hasParam(c, "transaction")) f |= DB_TX;
+    if (hasParam(c, "timings")) f |= DB_TIMINGS;
+    if (hasParam(c, "associative")) f |= DB_ASSOC;
+    if (hasParam(c, "blob_array")) f |= DB_BLOB_ARRAY;
+    if (hasParam(c, "qualify_columns")) f |= DB_QUALIFY;
+    return f;
+}
+
+static store_level parseLevel(struct MHD_Connection *c)
+{
+    const char *l = paramValue(c, "level");
+    if (l == NULL) return LEVEL_WEAK;
+    if (strcasecmp(l, "none") == 0) return LEVEL_NONE;
+    if (strcasecmp(l, "strong") == 0) return LEVEL_STRONG;
+    if (strcasecmp(l, "linearizable") == 0) return LEVEL_LINEARIZABLE;
+    if (strcasecmp(l, "auto") == 0) return LEVEL_AUTO;
+    return LEVEL_WEAK;
+}
+
+static bool isTextPlain(struct MHD_Connection *c)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    return ct && strncasecmp(ct, "text/plain", 10) == 0;
+}
+
+/* The statements of a request: a JSON array, or with text/plain the whole
+ * body as one statement. Returns NULL with *err (400 material). */
+static json_t *requestStatements(struct MHD_Connection *c, request *rq, char **err)
+{
+    if (isTextPlain(c)) {
+        json_t *a = json_array();
+        json_array_append_new(a, json_stringn(rq->body.data ? rq->body.data : "", rq->body.len));
+        return a;
+    }
+    return db_parse_request(rq->body.data ? rq->body.data : "", rq->body.len, err);
+}
+
+static void wrapResults(buf *out, const buf *results, request *rq, unsigned flags, uint64_t raft_index)
+{
+    buf_puts(out, "{\"results\":[");
+    buf_append(out, results->data, results->len);
+    buf_putc(out, ']');
+    if (flags & DB_TIMINGS) {
+        buf_puts(out, ",\"time\":");
+        json_double(out, nowSec() - rq->t0);
+    }
+    if (raft_index) {
+        buf_puts(out, ",\"raft_index\":");
+        json_int(out, (int64_t)raft_index);
+    }
+    buf_putc(out, '}');
+}
+
+/* Validate freshness parameters; returns false after answering 400. */
+static bool freshnessParams(http_server *h, struct MHD_Connection *c, uint64_t *fresh, bool *strict,
+                            enum MHD_Result *ret)
+{
+    const char *f = paramValue(c, "freshness");
+    *strict = hasParam(c, "freshness_strict");
+    *fresh = 0;
+    if (f && config_parse_duration(f, fresh) != 0) {
+        *ret = sendText(h, c, 400, "freshness is not a valid duration");
+        return false;
+    }
+    if (*strict && f == NULL) {
+        *ret = sendText(h, c, 400, "freshness_strict requires freshness");
+        return false;
+    }
+    return true;
+}
+
+typedef enum { KIND_EXECUTE, KIND_QUERY, KIND_REQUEST } data_kind;
+
+static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data_kind kind,
+                                  const char *method, const char *path, request *rq)
+{
+    store *st = getStore(h);
+    bool pretty = hasParam(c, "pretty");
+    if (st == NULL)
+        return sendResultsError(h, c, "store not open", pretty);
+    unsigned flags = dbFlags(c);
+    json_t *stmts = NULL;
+    char *err = NULL;
+    enum MHD_Result ret;
+    if (kind == KIND_QUERY && strcmp(method, "GET") == 0) {
+        const char *q = paramValue(c, "q");
+        if (q == NULL) {
+            buf b = BUF_INIT;
+            buf_puts(&b, "{\"results\":[]}");
+            return sendJson(h, c, 200, &b, pretty);
+        }
+        if (*q == '\0')
+            return sendText(h, c, 400, "query parameter not set");
+        stmts = json_array();
+        json_array_append_new(stmts, json_string(q));
+    } else {
+        stmts = requestStatements(c, rq, &err);
+        if (stmts == NULL) {
+            ret = sendText(h, c, 400, err ? err : "invalid request");
+            free(err);
+            return ret;
+        }
+    }
+    uint64_t fresh = 0;
+    bool strict = false;
+    if (kind != KIND_EXECUTE && !freshnessParams(h, c, &fresh, &strict, &ret)) {
+        json_decref(stmts);
+        return ret;
+    }
+    if (kind != KIND_QUERY && db_has_disallowed_pragma(stmts)) {
+        json_decref(stmts);
+        return sendResultsError(h, c, "disallowed pragma", pretty);
+    }
+    buf results = BUF_INIT;
+    uint64_t raft_index = 0;
+    int rc;
+    store_level level = parseLevel(c);
+    switch (kind) {
+    case KIND_EXECUTE:
+        rc = store_execute(st, stmts, flags, &results, &raft_index, &err);
+        break;
+    case KIND_QUERY:
+        rc = store_query(st, stmts, flags, level, fresh, strict, &results, &err);
+        break;
+    default:
+        rc = store_request(st, stmts, flags, level, fresh, strict, &results, &err);
+        break;
+    }
+    json_decref(stmts);
+    if (rc == STORE_NOT_LEADER) {
+        buf_free(&results);
+        free(err);
+        return forwardOrFail(h, c, method, path, rq);
+    }
+    if (rc != STORE_OK) {
+        buf_free(&results);
+        ret = sendResultsError(h, c, err ? err : "unknown error", pretty);
+        free(err);
+        return ret;
+    }
+    buf out = BUF_INIT;
+    buf_reserve(&out, results.len + 64);
+    wrapResults(&out, &results, rq, flags, hasParam(c, "raft_index") ? raft_index : 0);
+    buf_free(&results);
+    return sendJson(h, c, 200, &out, pretty);
+}
+
+/* ---- status and cluster endpoints ---------------------------------------------- */
+
+static json_t *statusDoc(http_server *h)
+{
+    const config *cfg = h->cfg;
+    struct utsname un;
+    uname(&un);
+    char host[256] = "";
+    gethostname(host, sizeof host - 1);
+    time_t now = time(NULL);
+    char nowbuf[64], startbuf[64];
+    strftime(nowbuf, sizeof nowbuf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    strftime(startbuf, sizeof startbuf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&h->start_time));
+    char uptime[64];
+    snprintf(uptime, sizeof uptime, "%lds", (long)(now - h->start_time));
+    char api[300];
+    snprintf(api, sizeof api, "http://%s", cfg->http_adv_addr);
+    json_t *doc = json_object();
+    json_object_set_new(doc, "build", json_pack("{s:s,s:s,s:s,s:s,s:s}", "version", RQ_VERSION,
+                                                "commit", "unknown", "branch", "main", "build_time",
+                                                __DATE__ " " __TIME__, "compiler", "gcc"));
+    json_object_set_new(doc, "cluster", json_pack("{s:s,s:s,s:b}", "addr", cfg->raft_adv_addr,
+                                                  "api_addr", api, "https", false));
+    json_object_set_new(doc, "http", json_pack("{s:s,s:s,s:{s:s}}", "auth", "disabled", "bind_addr",
+                                               cfg->http_addr, "tls", "enabled", "false"));
+    json_object_set_new(doc, "node", json_pack("{s:s,s:s,s:s}", "current_time", nowbuf,
+                                               "start_time", startbuf, "uptime", uptime));
+    json_object_set_new(doc, "os", json_pack("{s:s,s:i,s:i,s:i}", "hostname", host, "page_size",
+                                             (int)sysconf(_SC_PAGESIZE), "pid", (int)getpid(), "ppid",
+                                             (int)getppid()));
+    json_object_set_new(doc, "runtime", json_pack("{s:s,s:s,s:i,s:i}", "GOOS", "linux", "GOARCH",
+                                                  un.machine, "num_cpu", (int)sysconf(_SC_NPROCESSORS_ONLN),
+                                                  "GOMAXPROCS", (int)sysconf(_SC_NPROCESSORS_ONLN)));
+    store *st = getStore(h);
+    json_object_set_new(doc, "store", st ? store_status(st) : json_pack("{s:b}", "open", false));
+    return doc;
+}
+
+static enum MHD_Result handleStatus(http_server *h, struct MHD_Connection *c)
+{
+    json_t *doc = statusDoc(h);
+    const char *key = paramValue(c, "key");
+    if (key && *key) {
+        json_t *cur = doc;
+        char *k = strdup(key), *save = NULL;
+        for (char *part = strtok_r(k, ".", &save); part && cur; part = strtok_r(NULL, ".", &save))
+            cur = json_object_get(cur, part);
+        free(k);
+        json_t *sub = cur && json_is_object(cur) ? json_incref(cur) : json_object();
+        json_decref(doc);
+        return sendJansson(h, c, 200, sub, false);
+    }
+    return sendJansson(h, c, 200, doc, hasParam(c, "pretty"));
+}
+
+typedef struct probe {
+    store_node node;
+    bool self, is_leader, reachable;
+    double time;
+    char error[256];
+    pthread_t thread;
+} probe;
+
+static void *probeNode(void *arg)
+{
+    probe *p = arg;
+    double t0 = nowSec();
+    if (p->self) {
+        p->reachable = true;
+    } else if (p->node.api_addr[0] == '\0') {
+        snprintf(p->error, sizeof p->error, "node API address unknown");
+    } else {
+        char url[400];
+        snprintf(url, sizeof url, "%s/status?key=build", p->node.api_addr);
+        cluster_response resp;
+        char *err = NULL;
+        if (cluster_forward("GET", url, NULL, 0, NULL, NULL, 5000, &resp, &err) == 0 && resp.status == 200) {
+            p->reachable = true;
+        } else {
+            snprintf(p->error, sizeof p->error, "%s", err ? err : "timeout waiting for node to respond");
+        }
+        if (err == NULL)
+            cluster_response_free(&resp);
+        free(err);
+    }
+    p->time = nowSec() - t0;
+    return NULL;
+}
+
+static int cmpProbe(const void *a, const void *b)
+{
+    return strcmp(((const probe *)a)->node.id, ((const probe *)b)->node.id);
+}
+
+static void putNode(buf *b, const probe *p)
+{
+    buf_puts(b, "{\"id\":");
+    json_cstr(b, p->node.id);
+    if (p->node.api_addr[0]) {
+        buf_puts(b, ",\"api_addr\":");
+        json_cstr(b, p->node.api_addr);
+    }
+    buf_puts(b, ",\"addr\":");
+    json_cstr(b, p->node.addr);
+    buf_puts(b, ",\"version\":");
+    json_cstr(b, p->reachable ? RQ_VERSION : "");
+    buf_printf(b, ",\"voter\":%s,\"reachable\":%s,\"leader\":%s", p->node.voter ? "true" : "false",
+               p->reachable ? "true" : "false", p->is_leader ? "true" : "false");
+    buf_puts(b, ",\"time\":");
+    json_double(b, p->time);
+    buf_printf(b, ",\"time_s\":\"%.1fµs\"", p->time * 1e6);
+    if (p->error[0]) {
+        buf_puts(b, ",\"error\":");
+        json_cstr(b, p->error);
+    }
+    buf_putc(b, '}');
+}
+
+static int probeNodes(http_server *h, bool nonvoters, probe **out)
+{
+    store *st = getStore(h);
+    store_node *nodes = NULL;
+    int n = store_nodes(st, &nodes);
+    store_node leader;
+    bool has_leader = store_leader(st, &leader);
+    probe *ps = calloc(n ? (size_t)n : 1, sizeof *ps);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!nodes[i].voter && !nonvoters)
+            continue;
+        probe *p = &ps[k++];
+        p->node = nodes[i];
+        p->self = strcmp(nodes[i].id, store_node_id(st)) == 0;
+        p->is_leader = has_leader && strcmp(leader.addr, nodes[i].addr) == 0;
+    }
+    free(nodes);
+    for (int i = 0; i < k; i++)
+        if (pthread_create(&ps[i].thread, NULL, probeNode, &ps[i]) != 0)
+            probeNode(&ps[i]), ps[i].thread = 0;
+    for (int i = 0; i < k; i++)
+        if (ps[i].thread)
+            pthread_join(ps[i].thread, NULL);
+    for (int i = 0; i < k; i++)
+        if (!ps[i].reachable)
+            ps[i].is_leader = false;
+    qsort(ps, (size_t)k, sizeof *ps, cmpProbe);
+    *out = ps;
+    return k;
+}
+
+static enum MHD_Result handleNodes(http_server *h, struct MHD_Connection *c)
+{
+    if (getStore(h) == NULL)
+        return sendText(h, c, 503, "store nodes: store not open");
+    probe *ps = NULL;
+    int n = probeNodes(h, hasParam(c, "nonvoters"), &ps);
+    const char *ver = paramValue(c, "ver");
+    bool v2 = ver && strcmp(ver, "2") == 0;
+    buf b = BUF_INIT;
+    buf_puts(&b, v2 ? "{\"nodes\":[" : "{");
+    for (int i = 0; i < n; i++) {
+        if (i)
+            buf_putc(&b, ',');
+        if (!v2) {
+            json_cstr(&b, ps[i].node.id);
+            buf_putc(&b, ':');
+        }
+        putNode(&b, &ps[i]);
+    }
+    buf_puts(&b, v2 ? "]}" : "}");
+    free(ps);
+    return sendJson(h, c, 200, &b, hasParam(c, "pretty"));
+}
+
+static enum MHD_Result handleReadyz(http_server *h, struct MHD_Connection *c)
+{
+    buf b = BUF_INIT;
+    buf_puts(&b, "[+]node ok");
+    if (hasParam(c, "noleader"))
+        return reply(h, c, 200, "text/plain; charset=utf-8", &b);
+    store *st = getStore(h);
+    store_node leader;
+    if (st == NULL || !store_leader(st, &leader)) {
+        buf_puts(&b, "\n[+]leader does not exist");
+        return reply(h, c, 503, "text/plain; charset=utf-8", &b);
+    }
+    buf_puts(&b, "\n[+]leader ok");
+    if (!store_ready(st)) {
+        buf_puts(&b, "\n[+]store not ready");
+        return reply(h, c, 503, "text/plain; charset=utf-8", &b);
+    }
+    buf_puts(&b, "\n[+]store ok");
+    json_t *q = json_pack("[s]", "SELECT 1");
+    buf r = BUF_INIT;
+    db_query(store_db(st), q, 0, &r);
+    json_decref(q);
+    bool ok = r.data && strstr(r.data, "\"error\"") == NULL;
+    buf_free(&r);
+    buf_puts(&b, ok ? "\n[+]db ok" : "\n[+]db not ok");
+    return reply(h, c, ok ? 200 : 503, "text/plain; charset=utf-8", &b);
+}
+
+static enum MHD_Result handleLeader(http_server *h, struct MHD_Connection *c, const char *method,
+                                    request *rq)
+{
+    store *st = getStore(h);
+    if (st == NULL)
+        return sendText(h, c, 503, "store not open");
+    if (strcmp(method, "GET") == 0) {
+        probe *ps = NULL;
+        int n = probeNodes(h, true, &ps);
+        for (int i = 0; i < n; i++) {
+            if (ps[i].is_leader) {
+                buf b = BUF_INIT;
+                putNode(&b, &ps[i]);
+                free(ps);
+                return sendJson(h, c, 200, &b, hasParam(c, "pretty"));
+            }
+        }
+        free(ps);
+        return sendText(h, c, 503, "leader not found");
+    }
+    const char *id = NULL;
+    json_t *body = NULL;
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (ct && strcmp(ct, "application/json") == 0 && rq->body.len) {
+        body = json_loadb(rq->body.data, rq->body.len, 0, NULL);
+        if (body == NULL)
+            return sendText(h, c, 400, "invalid JSON body");
+        id = json_string_value(json_object_get(body, "id"));
+    }
+    char *err = NULL;
+    int rc = store_stepdown(st, id, &err);
+    json_decref(body);
+    if (rc == STORE_NOT_LEADER) {
+        free(err);
+        return forwardOrFail(h, c, "POST", "/leader", rq);
+    }
+    if (rc != STORE_OK) {
+        buf e = BUF_INIT;
+        buf_printf(&e, "stepdown: %s", err ? err : "?");
+        free(err);
+        enum MHD_Result ret = sendText(h, c, 500, e.data);
+        buf_free(&e);
+        return ret;
+    }
+    return sendEmpty(h, c, 200);
+}
+
+static enum MHD_Result handleJoin(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    store *st = getStore(h);
+    if (st == NULL)
+        return sendText(h, c, 503, "store not open");
+    json_t *body = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len, 0, NULL);
+    const char *id = json_string_value(json_object_get(body, "id"));
+    const char *addr = json_string_value(json_object_get(body, "addr"));
+    const char *api = json_string_value(json_object_get(body, "api_addr"));
+    json_t *v = json_object_get(body, "voter");
+    bool voter = v == NULL || json_is_true(v);
+    if (id == NULL || addr == NULL || !*id || !*addr) {
+        json_decref(body);
+        return sendEmpty(h, c, 400);
+    }
+    char *err = NULL;
+    int rc = store_join(st, id, addr, api, voter, &err);
+    json_decref(body);
+    if (rc == STORE_NOT_LEADER) {
+        free(err);
+        store_node leader;
+        if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
+            return sendText(h, c, 503, "leader not found");
+        char loc[400];
+        snprintf(loc, sizeof loc, "%s/join", leader.api_addr);
+        struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+        MHD_add_response_header(r, "Location", loc);
+        MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+        enum MHD_Result ret = MHD_queue_response(c, 301, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    if (rc != STORE_OK) {
+        enum MHD_Result ret = sendText(h, c, 500, err ? err : "join failed");
+        free(err);
+        return ret;
+    }
+    return sendEmpty(h, c, 200);
+}
+
+static enum MHD_Result handleRemove(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    store *st = getStore(h);
+    if (st == NULL)
+        return sendText(h, c, 503, "store not open");
+    json_t *body = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len, 0, NULL);
+    const char *id = json_string_value(json_object_get(body, "id"));
+    if (!json_is_object(body) || json_object_size(body) != 1 || id == NULL) {
+        json_decref(body);
+        return sendEmpty(h, c, 400);
+    }
+    char *err = NULL;
+    int rc = store_remove(st, id, &err);
+    json_decref(body);
+    if (rc == STORE_NOT_LEADER) {
+        free(err);
+        return forwardOrFail(h, c, "DELETE", "/remove", rq);
+    }
+    if (rc != STORE_OK) {
+        enum MHD_Result ret = sendText(h, c, 500, err ? err : "remove failed");
+        free(err);
+        return ret;
+    }
+    return sendEmpty(h, c, 200);
+}
+
+/* ---- routing --------------------------------------------------------------------- */
+
+static bool prefix(const char *url, const char *p)
+{
+    size_t n = strlen(p);
+    return strncmp(url, p, n) == 0 && (url[n] == '\0' || url[n] == '/');
+}
+
+static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const char *url,
+                             const char *method, request *rq)
+{
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    if (strcmp(method, "OPTIONS") == 0)
+        return sendEmpty(h, c, 200);
+    if (rq->too_large)
+        return sendText(h, c, 413, "request body too large");
+    if (prefix(url, "/db/execute")) {
+        if (!post) return sendEmpty(h, c, 405);
+        return handleData(h, c, KIND_EXECUTE, method, "/db/execute", rq);
+    }
+    if (prefix(url, "/db/query")) {
+        if (!get && !post) return sendEmpty(h, c, 405);
+        return handleData(h, c, KIND_QUERY, method, "/db/query", rq);
+    }
+    if (prefix(url, "/db/request")) {
+        if (!get && !post) return sendEmpty(h, c, 405);
+        return handleData(h, c, KIND_REQUEST, method, "/db/request", rq);
+    }
+    if (prefix(url, "/status")) {
+        if (!get) return sendEmpty(h, c, 405);
+        return handleStatus(h, c);
+    }
+    if (prefix(url, "/nodes")) {
+        if (!get) return sendEmpty(h, c, 405);
+        return handleNodes(h, c);
+    }
+    if (prefix(url, "/readyz")) {
+        if (!get) return sendEmpty(h, c, 405);
+        return handleReadyz(h, c);
+    }
+    if (strcmp(url, "/leader") == 0) {
+        if (!get && !post) return sendEmpty(h, c, 405);
+        return handleLeader(h, c, method, rq);
+    }
+    if (strcmp(url, "/join") == 0) {
+        if (!post) return sendEmpty(h, c, 405);
+        return handleJoin(h, c, rq);
+    }
+    if (prefix(url, "/remove")) {
+        if (strcmp(method, "DELETE") != 0) return sendEmpty(h, c, 405);
+        return handleRemove(h, c, rq);
+    }
+    return sendEmpty(h, c, 404);
+}
+
+static enum MHD_Result onRequest(void *cls, struct MHD_Connection *c, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    http_server *h = cls;
+    (void)version;
+    request *rq = *con_cls;
+    if (rq == NULL) {
+        rq = calloc(1, sizeof *rq);
+        buf_init(&rq->body);
+        rq->t0 = nowSec();
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (rq->body.len + *upload_size > MAX_BODY)
+            rq->too_large = true;
+        else
+            buf_append(&rq->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return route(h, c, url, method, rq);
+}
+
+static void onCompleted(void *cls, struct MHD_Connection *c, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    request *rq = *con_cls;
+    if (rq) {
+        buf_free(&rq->body);
+        free(rq);
+        *con_cls = NULL;
+    }
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+static int resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len, char **err)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL) {
+        if (asprintf(err, "invalid HTTP address %s", addr) < 0)
+            *err = NULL;
+        return -1;
+    }
+    char host[256];
+    size_t n = (size_t)(colon - addr);
+    if (n >= sizeof host)
+        n = sizeof host - 1;
+    memcpy(host, addr, n);
+    host[n] = '\0';
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE;
+    hints.ai_family = AF_INET; /* like Go: "localhost" binds 127.0.0.1 */
+    int rc = getaddrinfo(n ? host : NULL, colon + 1, &hints, &res);
+    if (rc != 0) {
+        hints.ai_family = AF_UNSPEC;
+        rc = getaddrinfo(n ? host : NULL, colon + 1, &hints, &res);
+    }
+    if (rc != 0) {
+        if (asprintf(err, "cannot resolve %s: %s", addr, gai_strerror(rc)) < 0)
+            *err = NULL;
+        return -1;
+    }
+    memcpy(ss, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+int http_server_start(const config *cfg, http_server **out, char **err)
+{
+    http_server *h = calloc(1, sizeof *h);
+    h->cfg = cfg;
+    h->start_time = time(NULL);
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (resolve(cfg->http_addr, &ss, &sslen, err) != 0) {
+        free(h);
+        return -1;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, onRequest, h,
+                              MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                              MHD_OPTION_NOTIFY_COMPLETED, onCompleted, h,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                              MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                              MHD_OPTION_END);
+    if (h->mhd == NULL) {
+        if (asprintf(err, "cannot listen on %s", cfg->http_addr) < 0)
+            *err = NULL;
+        free(h);
+        return -1;
+    }
+    rq_log("http", "service listening on %s", cfg->http_addr);
+    *out = h;
+    return 0;
+}
+
+void http_server_set_store(http_server *h, store *s)
+{
+    __atomic_store_n(&h->st, s, __ATOMIC_RELEASE);
+}
+
+void http_server_stop(http_server *h)
+{
+    if (h == NULL)
+        return;
+    MHD_stop_daemon(h->mhd);
+    rq_log("http", "service on %s stopped", h->cfg->http_addr);
+    free(h);
+}
