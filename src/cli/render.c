@@ -1,0 +1,315 @@
+/* render.c: see render.h. */
+#include "cli/render.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+
+/* Shortest round-trip digits of v > 0 and the decimal point position. */
+static int shortest(double v, char *digits, int *dp)
+{
+    char tmp[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
+        if (strtod(tmp, NULL) == v)
+            break;
+    }
+    int n = 0;
+    char *p = tmp;
+    for (; *p && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9')
+            digits[n++] = *p;
+    while (n > 1 && digits[n - 1] == '0')
+        n--;
+    digits[n] = '\0';
+    *dp = atoi(p + 1) + 1;
+    return n;
+}
+
+void render_go_float(char *dst, size_t size, double v)
+{
+    if (v == 0) {
+        snprintf(dst, size, "0");
+        return;
+    }
+    if (isnan(v) || isinf(v)) {
+        snprintf(dst, size, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    char digits[32];
+    int dp;
+    const char *sign = v < 0 ? "-" : "";
+    int nd = shortest(fabs(v), digits, &dp);
+    int exp = dp - 1;
+    buf b = BUF_INIT;
+    buf_puts(&b, sign);
+    if (exp < -4 || exp >= 6) { /* Go's %v: shortest %g decides with precision 6 */
+        buf_putc(&b, digits[0]);
+        if (nd > 1) {
+            buf_putc(&b, '.');
+            buf_puts(&b, digits + 1);
+        }
+        buf_printf(&b, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
+    } else if (dp <= 0) {
+        buf_puts(&b, "0.");
+        for (int i = 0; i < -dp; i++)
+            buf_putc(&b, '0');
+        buf_puts(&b, digits);
+    } else if (dp >= nd) {
+        buf_puts(&b, digits);
+        for (int i = nd; i < dp; i++)
+            buf_putc(&b, '0');
+    } else {
+        buf_append(&b, digits, (size_t)dp);
+        buf_putc(&b, '.');
+        buf_puts(&b, digits + dp);
+    }
+    snprintf(dst, size, "%s", b.data);
+    buf_free(&b);
+}
+
+char *render_cell(const json_t *v, int null_as_nil)
+{
+    buf b = BUF_INIT;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        buf_append(&b, json_string_value(v), json_string_length(v));
+        break;
+    case JSON_INTEGER:
+        buf_printf(&b, "%lld", (long long)json_integer_value(v));
+        break;
+    case JSON_REAL:
+        json_double(&b, json_real_value(v));
+        break;
+    case JSON_TRUE:
+        buf_puts(&b, "true");
+        break;
+    case JSON_FALSE:
+        buf_puts(&b, "false");
+        break;
+    case JSON_ARRAY: { /* Go prints slices as [a b c] */
+        buf_putc(&b, '[');
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            char *c = render_cell(json_array_get(v, i), null_as_nil);
+            if (i)
+                buf_putc(&b, ' ');
+            buf_puts(&b, c);
+            free(c);
+        }
+        buf_putc(&b, ']');
+        break;
+    }
+    case JSON_OBJECT: {
+        char *t = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+        buf_puts(&b, t ? t : "");
+        free(t);
+        break;
+    }
+    default:
+        buf_puts(&b, null_as_nil ? "<nil>" : "NULL");
+    }
+    char *s = buf_detach(&b, NULL);
+    return s;
+}
+
+static void border(FILE *out, const size_t *w, size_t nc)
+{
+    fputc('+', out);
+    for (size_t i = 0; i < nc; i++) {
+        for (size_t k = 0; k < w[i] + 2; k++)
+            fputc('-', out);
+        fputc('+', out);
+    }
+}
+
+static void row(FILE *out, char **cells, const size_t *w, size_t nc)
+{
+    fputc('|', out);
+    for (size_t i = 0; i < nc; i++) {
+        fprintf(out, " %-*s|", (int)(w[i] + 1), cells[i]);
+    }
+}
+
+static void csvField(FILE *out, const char *s)
+{
+    if (strpbrk(s, ",\"\r\n") == NULL && s[0] != ' ') {
+        fputs(s, out);
+        return;
+    }
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"')
+            fputc('"', out);
+        fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode)
+{
+    size_t nc = json_array_size(columns);
+    size_t nr = json_array_size(values);
+    /* cells[r][c], row 0 = header */
+    char ***cells = calloc(nr + 1, sizeof *cells);
+    for (size_t r = 0; r <= nr; r++) {
+        cells[r] = calloc(nc ? nc : 1, sizeof **cells);
+        const json_t *vals = r ? json_array_get(values, r - 1) : NULL;
+        for (size_t c = 0; c < nc; c++) {
+            if (r == 0)
+                cells[r][c] = strdup(json_string_value(json_array_get(columns, c)) ?: "");
+            else if (c < json_array_size(vals))
+                cells[r][c] = render_cell(json_array_get(vals, c), mode == MODE_COLUMN);
+            else
+                cells[r][c] = strdup("NULL");
+        }
+    }
+    if (mode == MODE_COLUMN) {
+        size_t *w = calloc(nc ? nc : 1, sizeof *w);
+        for (size_t r = 0; r <= nr; r++)
+            for (size_t c = 0; c < nc; c++)
+                if (strlen(cells[r][c]) > w[c])
+                    w[c] = strlen(cells[r][c]);
+        border(out, w, nc);
+        fputc('\n', out);
+        row(out, cells[0], w, nc);
+        fputc('\n', out);
+        border(out, w, nc);
+        for (size_t r = 1; r <= nr; r++) {
+            fputc('\n', out);
+            row(out, cells[r], w, nc);
+            fputc('\n', out);
+            border(out, w, nc);
+        }
+        fputc('\n', out);
+        free(w);
+    } else if (mode == MODE_CSV) {
+        for (size_t r = 0; r <= nr; r++) {
+            for (size_t c = 0; c < nc; c++) {
+                if (c)
+                    fputc(',', out);
+                csvField(out, cells[r][c]);
+            }
+            fputc('\n', out);
+        }
+    } else if (mode == MODE_LINE) {
+        size_t wn = 0;
+        for (size_t c = 0; c < nc; c++)
+            if (strlen(cells[0][c]) > wn)
+                wn = strlen(cells[0][c]);
+        for (size_t r = 1; r <= nr; r++) {
+            if (r > 1)
+                fputc('\n', out);
+            for (size_t c = 0; c < nc; c++)
+                fprintf(out, "%*s = %s\n", (int)wn, cells[0][c], cells[r][c]);
+        }
+    } else { /* JSON: array of row objects, keys sorted, 2-space indent */
+        json_t *arr = json_array();
+        for (size_t r = 1; r <= nr; r++) {
+            json_t *o = json_object();
+            const json_t *vals = json_array_get(values, r - 1);
+            for (size_t c = 0; c < nc; c++) {
+                json_t *v = json_array_get(vals, c);
+                json_object_set(o, cells[0][c], v ? v : json_null());
+            }
+            json_array_append_new(arr, o);
+        }
+        char *t = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
+        fprintf(out, "%s\n", t ? t : "[]");
+        free(t);
+        json_decref(arr);
+    }
+    for (size_t r = 0; r <= nr; r++) {
+        for (size_t c = 0; c < nc; c++)
+            free(cells[r][c]);
+        free(cells[r]);
+    }
+    free(cells);
+}
+
+void render_affected(FILE *out, long long n)
+{
+    fprintf(out, "%lld %s affected\n", n, n > 1 ? "rows" : "row");
+}
+
+static int cmpStr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void scalar(buf *b, const json_t *v)
+{
+    char tmp[64];
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        buf_puts(b, json_string_value(v));
+        break;
+    case JSON_INTEGER:
+        render_go_float(tmp, sizeof tmp, (double)json_integer_value(v));
+        buf_puts(b, tmp);
+        break;
+    case JSON_REAL:
+        render_go_float(tmp, sizeof tmp, json_real_value(v));
+        buf_puts(b, tmp);
+        break;
+    case JSON_TRUE: buf_puts(b, "true"); break;
+    case JSON_FALSE: buf_puts(b, "false"); break;
+    case JSON_ARRAY:
+        buf_putc(b, '[');
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i)
+                buf_putc(b, ' ');
+            const json_t *e = json_array_get(v, i);
+            if (json_is_object(e)) {
+                /* Go prints a map as map[k:v ...] */
+                buf_puts(b, "map[");
+                const char *k;
+                json_t *x;
+                size_t n = json_object_size(e), j = 0;
+                const char **keys = calloc(n ? n : 1, sizeof *keys);
+                json_object_foreach((json_t *)e, k, x) keys[j++] = k;
+                qsort(keys, n, sizeof *keys, cmpStr);
+                for (j = 0; j < n; j++) {
+                    if (j)
+                        buf_putc(b, ' ');
+                    buf_printf(b, "%s:", keys[j]);
+                    scalar(b, json_object_get(e, keys[j]));
+                }
+                free(keys);
+                buf_putc(b, ']');
+            } else {
+                scalar(b, e);
+            }
+        }
+        buf_putc(b, ']');
+        break;
+    default:
+        break;
+    }
+}
+
+void render_kv(FILE *out, const json_t *obj, int indent)
+{
+    size_t n = json_object_size(obj), i = 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys);
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)obj, k, v) keys[i++] = k;
+    qsort(keys, n, sizeof *keys, cmpStr);
+    for (i = 0; i < n; i++) {
+        v = json_object_get(obj, keys[i]);
+        if (json_is_null(v))
+            continue;
+        if (json_is_object(v)) {
+            fprintf(out, "%*s%s:\n", indent, "", keys[i]);
+            render_kv(out, v, indent + 2);
+            continue;
+        }
+        buf b = BUF_INIT;
+        scalar(&b, v);
+        fprintf(out, "%*s%s: %s\n", indent, "", keys[i], b.data ? b.data : "");
+        buf_free(&b);
+    }
+    free(keys);
+}

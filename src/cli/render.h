@@ -1,0 +1,24 @@
+/*
+ * render: how the rqlite shell prints results (pure functions, no I/O
+ * besides the FILE given), byte-compatible with rqlite's CLI.
+ */
+#ifndef RQ_CLI_RENDER_H
+#define RQ_CLI_RENDER_H
+
+#include <jansson.h>
+#include <stdio.h>
+
+typedef enum { MODE_COLUMN, MODE_CSV, MODE_JSON, MODE_LINE } render_mode;
+
+/* A query result ({"columns":[..],"values":[[..]..]}) in the given mode. */
+void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode);
+/* One cell as the column mode prints it (NULL -> "<nil>"); caller frees. */
+char *render_cell(const json_t *v, int null_as_nil);
+/* "N row affected" / "N rows affected". */
+void render_affected(FILE *out, long long n);
+/* .status/.nodes style: sorted "key: value" lines, nested objects indented. */
+void render_kv(FILE *out, const json_t *obj, int indent);
+/* Go's %v of a float64 (what the CLI prints for JSON numbers in .status). */
+void render_go_float(char *dst, size_t n, double v);
+
+#endif
