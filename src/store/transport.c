@@ -7,6 +7,7 @@
  */
 #include "store/transport.h"
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,11 +295,41 @@ static int tListen(struct raft_uv_transport *outer, raft_uv_accept_cb cb)
     return 0;
 }
 
+/* libraft 0.15 only dials numeric IPv4 "a.b.c.d:port"; peers are often
+ * named ("localhost:4004"), so resolve here (IPv4, like the listener). */
+static void numericAddress(const char *address, char *out, size_t n)
+{
+    snprintf(out, n, "%s", address);
+    const char *colon = strrchr(address, ':');
+    if (colon == NULL)
+        return;
+    char host[256];
+    size_t hl = (size_t)(colon - address);
+    if (hl == 0 || hl >= sizeof host)
+        return;
+    memcpy(host, address, hl);
+    host[hl] = '\0';
+    struct in_addr probe;
+    if (inet_pton(AF_INET, host, &probe) == 1)
+        return;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+        return;
+    char ip[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, sizeof ip);
+    freeaddrinfo(res);
+    snprintf(out, n, "%s%s", ip, colon);
+}
+
 static int tConnect(struct raft_uv_transport *outer, struct raft_uv_connect *req,
                     raft_id id, const char *address, raft_uv_connect_cb cb)
 {
     rqTransport *t = outer->impl;
-    return t->inner.connect(&t->inner, req, id, address, cb);
+    char numeric[300];
+    numericAddress(address, numeric, sizeof numeric);
+    return t->inner.connect(&t->inner, req, id, numeric, cb);
 }
 
 static void innerClosed(struct raft_uv_transport *inner)

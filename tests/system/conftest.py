@@ -1,0 +1,62 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import harness  # noqa: E402
+
+
+def pytest_sessionstart(session):
+    for b in (harness.RQLITED, harness.RQLITE):
+        if not os.access(b, os.X_OK):
+            raise pytest.UsageError("binary missing: %s (run make first)" % b)
+
+
+class Cluster:
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.nodes = []
+
+    def node(self, node_id, extra=None):
+        n = harness.Node(self.tmp_path, node_id, extra)
+        self.nodes.append(n)
+        return n
+
+    def stop_all(self):
+        for n in self.nodes:
+            try:
+                n.kill()
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    c = Cluster(tmp_path)
+    yield c
+    reps = [getattr(request.node, "rep_" + w, None) for w in ("setup", "call")]
+    c.stop_all()
+    if any(r is not None and r.failed for r in reps):
+        for n in c.nodes:
+            sys.stderr.write("\n===== log of node %s =====\n%s" % (n.id, n.logs()[-6000:]))
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+@pytest.fixture
+def three(cluster):
+    """A 3-node cluster formed the seed's way (HTTP join URL)."""
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url)
+    n3 = cluster.node(3).start(join=n1.url)
+    n2.wait_ready()
+    n3.wait_ready()
+    harness.wait_members(n1, 3)
+    return cluster, [n1, n2, n3]

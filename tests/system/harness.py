@@ -1,0 +1,189 @@
+"""Process harness for system tests: real rqlited nodes on 127.0.0.1.
+
+Every wait is a poll with a deadline; nothing sleeps to synchronise.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import requests
+
+BUILD = os.environ.get("RQ_BUILD") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+RQLITED = os.path.abspath(os.path.join(BUILD, "rqlited"))
+RQLITE = os.path.abspath(os.path.join(BUILD, "rqlite"))
+
+# Short Raft timers keep elections quick on loopback.
+FAST = ["-raft-election-timeout", "500ms", "-raft-timeout", "500ms"]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def poll(fn, timeout=30.0, interval=0.05, what="condition"):
+    """Call fn until it returns a truthy value; return it. Fails after timeout."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            v = fn()
+            if v:
+                return v
+        except (requests.RequestException, ValueError, KeyError, IndexError) as e:
+            last_exc = e
+        time.sleep(interval)
+    raise AssertionError("timed out after %.0fs waiting for %s (last error: %r)"
+                         % (timeout, what, last_exc))
+
+
+class Node:
+    def __init__(self, tmp_path, node_id, extra=None):
+        self.id = str(node_id)
+        self.http_port = free_port()
+        self.raft_port = free_port()
+        self.dir = str(tmp_path / ("node.%s" % self.id))
+        self.log_path = str(tmp_path / ("node.%s.log" % self.id))
+        self.extra = list(extra or [])
+        self.proc = None
+        self.log = None
+
+    @property
+    def http_addr(self):
+        return "127.0.0.1:%d" % self.http_port
+
+    @property
+    def raft_addr(self):
+        return "127.0.0.1:%d" % self.raft_port
+
+    @property
+    def url(self):
+        return "http://" + self.http_addr
+
+    def args(self, join=None):
+        a = [RQLITED, "-node-id", self.id, "-http-addr", self.http_addr,
+             "-raft-addr", self.raft_addr] + FAST + self.extra
+        if join:
+            a += ["-join", join]
+        return a + [self.dir]
+
+    def start(self, join=None):
+        assert self.proc is None or self.proc.poll() is not None
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.args(join), stdout=self.log, stderr=subprocess.STDOUT)
+        return self
+
+    def signal(self, sig):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=20):
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            if self.log:
+                self.log.close()
+                self.log = None
+
+    def stop(self):
+        """Ctrl-C / SIGTERM: orderly stop; SIGKILL if it hangs."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.wait_exit(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.wait_exit(5)
+            raise AssertionError("node %s did not stop on SIGINT" % self.id)
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.wait_exit(10)
+
+    def wipe(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def logs(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    # ---- HTTP helpers -------------------------------------------------
+    def execute(self, stmts, params="", timeout=10):
+        r = requests.post(self.url + "/db/execute" + params, json=stmts, timeout=timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def query(self, sql, level=None, params="", timeout=10):
+        q = {"q": sql}
+        if level:
+            q["level"] = level
+        r = requests.get(self.url + "/db/query" + params, params=q, timeout=timeout)
+        r.raise_for_status()
+        return r.json()
+
+    def status(self):
+        r = requests.get(self.url + "/status", timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def nodes(self):
+        r = requests.get(self.url + "/nodes?ver=2&nonvoters", timeout=10)
+        r.raise_for_status()
+        return r.json()["nodes"]
+
+    def is_leader(self):
+        try:
+            return self.status()["store"]["raft"]["state"] == "Leader"
+        except (requests.RequestException, KeyError, ValueError):
+            return False
+
+    def ready(self):
+        try:
+            return requests.get(self.url + "/readyz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def wait_ready(self, timeout=30):
+        poll(self.ready, timeout, what="node %s ready" % self.id)
+        return self
+
+    def count(self, table, level="none"):
+        r = self.query("SELECT COUNT(*) FROM %s" % table, level=level)
+        if not r.get("results"):
+            return None  # e.g. store not open yet
+        res = r["results"][0]
+        if "error" in res:
+            return None
+        return res["values"][0][0]
+
+
+def leader_of(nodes, timeout=30):
+    def find():
+        live = [n for n in nodes if n.proc and n.proc.poll() is None]
+        leaders = [n for n in live if n.is_leader()]
+        return leaders[0] if len(leaders) == 1 else None
+    return poll(find, timeout, what="a single leader")
+
+
+def wait_members(node, n, timeout=30):
+    """Wait until node's /nodes lists n reachable voters."""
+    def ok():
+        ns = node.nodes()
+        voters = [x for x in ns if x.get("voter") and x.get("reachable")]
+        return len(voters) == n and any(x.get("leader") for x in ns)
+    poll(ok, timeout, what="%d reachable voters" % n)
+
+
+def json_compact(doc):
+    return json.dumps(doc, separators=(",", ":"))

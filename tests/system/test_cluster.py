@@ -1,0 +1,120 @@
+"""Three nodes: formation, forwarding, failover, restart."""
+import time
+
+import requests
+
+import harness
+from harness import leader_of, poll, wait_members
+
+
+def test_formation_http_join_and_replication(three):
+    cluster, nodes = three
+    t0 = time.monotonic()
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE foo (id INTEGER PRIMARY KEY, v TEXT)",
+                    ["INSERT INTO foo(v) VALUES(?)", "x"]])
+    for n in nodes:
+        poll(lambda: n.count("foo") == 1, what="row on node %s" % n.id)
+    ns = nodes[0].nodes()
+    assert sorted(x["id"] for x in ns) == ["1", "2", "3"]
+    assert all(x["voter"] for x in ns)
+    assert sum(1 for x in ns if x["leader"]) == 1
+    print("replication to all nodes: %.3fs" % (time.monotonic() - t0))
+
+
+def test_formation_raft_address_join(cluster):
+    t0 = time.monotonic()
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.raft_addr)   # bare host:port of the Raft port
+    n3 = cluster.node(3).start(join="%s,%s" % (n2.raft_addr, n1.raft_addr))
+    n2.wait_ready()
+    n3.wait_ready()
+    wait_members(n1, 3)
+    print("3-node formation (raft-address join): %.3fs" % (time.monotonic() - t0))
+    n1.execute(["CREATE TABLE j (id INT)", "INSERT INTO j VALUES (5)"])
+    poll(lambda: n3.count("j") == 1, what="replicated row")
+
+
+def test_follower_forwards_writes_and_reads(three):
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    r = requests.post(follower.url + "/db/execute",
+                      json=["CREATE TABLE f (id INTEGER PRIMARY KEY, v TEXT)",
+                            ["INSERT INTO f(v) VALUES(?)", "via follower"]])
+    assert r.status_code == 200
+    assert r.json() == {"results": [{}, {"last_insert_id": 1, "rows_affected": 1}]}
+    # weak and strong reads on a follower are served by the leader
+    for level in ("weak", "strong"):
+        res = follower.query("SELECT v FROM f", level=level)
+        assert res["results"][0]["values"] == [["via follower"]], level
+    assert leader.count("f", level="strong") == 1
+    # ?redirect gives rqlite's 301 instead
+    r = requests.post(follower.url + "/db/execute?redirect", json=["SELECT 1"],
+                      allow_redirects=False)
+    assert r.status_code == 301
+    assert r.headers["Location"].startswith(leader.url + "/db/execute?redirect")
+
+
+def test_kill_leader_new_leader_and_catch_up(three):
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE k (id INTEGER PRIMARY KEY, v INT)", "INSERT INTO k(v) VALUES (1)"])
+    for n in nodes:
+        poll(lambda: n.count("k") == 1, what="row on %s" % n.id)
+    t0 = time.monotonic()
+    leader.kill()
+    rest = [n for n in nodes if n is not leader]
+    new_leader = leader_of(rest)
+    print("new leader after kill -9: %.3fs" % (time.monotonic() - t0))
+    assert new_leader is not leader
+    follower = [n for n in rest if n is not new_leader][0]
+    # writes continue, also through the remaining follower
+    poll(lambda: requests.post(follower.url + "/db/execute",
+                               json=["INSERT INTO k(v) VALUES (2)"], timeout=10).json()
+         ["results"][0].get("rows_affected") == 1, what="write through follower")
+    new_leader.execute(["INSERT INTO k(v) VALUES (3)"])
+    # the killed node comes back with its state (no -join) and catches up
+    leader.start()
+    poll(lambda: leader.count("k") == 3, what="restarted node catching up")
+    wait_members(new_leader, 3)
+
+
+def test_whole_cluster_restart_keeps_data(three):
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE w (id INTEGER PRIMARY KEY, v TEXT)"] +
+                   [["INSERT INTO w(v) VALUES(?)", "row%d" % i] for i in range(50)])
+    for n in nodes:
+        poll(lambda: n.count("w") == 50, what="rows on %s" % n.id)
+    for n in nodes:
+        n.stop()
+    t0 = time.monotonic()
+    # restart with the original commands (nodes 2 and 3 still carry -join, which is ignored)
+    nodes[0].start()
+    nodes[1].start(join=nodes[0].url)
+    nodes[2].start(join=nodes[0].url)
+    leader = leader_of(nodes)
+    for n in nodes:
+        n.wait_ready()
+        poll(lambda: n.count("w") == 50, what="rows after restart on %s" % n.id)
+    print("whole-cluster restart to ready: %.3fs" % (time.monotonic() - t0))
+    assert "ignoring join addresses" in nodes[1].logs()
+    leader.execute(["INSERT INTO w(v) VALUES ('after')"])
+    for n in nodes:
+        poll(lambda: n.count("w") == 51, what="new row on %s" % n.id)
+
+
+def test_no_leader_is_503(cluster):
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    wait_members(n1, 2)
+    n1.kill()
+    # n2 alone cannot elect itself; writes and weak reads answer 503
+    def no_leader():
+        r = requests.post(n2.url + "/db/execute", json=["CREATE TABLE z (id INT)"], timeout=15)
+        return r.status_code == 503 and "leader not found" in r.text
+    poll(no_leader, what="503 without a leader")
+    r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": "none"})
+    assert r.status_code == 200
+    assert harness.Node.ready(n2) is False

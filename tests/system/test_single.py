@@ -1,0 +1,145 @@
+"""One node: the HTTP API's shapes and error handling, and the piped shell."""
+import subprocess
+
+import requests
+
+from harness import RQLITE
+
+
+def test_crud_shapes(cluster):
+    n = cluster.node(1).start().wait_ready()
+    r = requests.post(n.url + "/db/execute", json=[
+        "CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT, age INTEGER)",
+        ["INSERT INTO foo(name, age) VALUES(?, ?)", "fiona", 20],
+        ["INSERT INTO foo(name, age) VALUES(:name, :age)", {"name": "declan", "age": 30}],
+        "INSERT INTO nope VALUES(1)",
+    ])
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert r.text == ('{"results":[{},{"last_insert_id":1,"rows_affected":1},'
+                      '{"last_insert_id":2,"rows_affected":1},{"error":"no such table: nope"}]}')
+
+    r = requests.get(n.url + "/db/query", params={"q": "SELECT * FROM foo ORDER BY id"})
+    assert r.text == ('{"results":[{"columns":["id","name","age"],"types":["integer","text","integer"],'
+                      '"values":[[1,"fiona",20],[2,"declan",30]]}]}')
+
+    r = requests.post(n.url + "/db/query", json=[["SELECT name FROM foo WHERE age > ?", 25]])
+    assert r.json()["results"][0]["values"] == [["declan"]]
+
+    # Empty result: no "values" key.
+    r = requests.get(n.url + "/db/query", params={"q": "SELECT * FROM foo WHERE id = 99"})
+    assert r.json() == {"results": [{"columns": ["id", "name", "age"],
+                                     "types": ["integer", "text", "integer"]}]}
+
+    # Associative rows and every level on a single node.
+    for level in ("none", "weak", "strong", "linearizable", "auto"):
+        r = requests.get(n.url + "/db/query", params={"q": "SELECT COUNT(*) AS c FROM foo",
+                                                      "level": level, "associative": ""})
+        assert r.json() == {"results": [{"types": {"c": "integer"}, "rows": [{"c": 2}]}]}, level
+
+    # A write sent to /db/query is refused per statement.
+    r = requests.get(n.url + "/db/query", params={"q": "DELETE FROM foo"})
+    assert r.json()["results"][0]["error"] == "attempt to change database via query operation"
+    assert n.count("foo") == 2
+
+
+def test_transaction_pretty_timings(cluster):
+    n = cluster.node(1).start().wait_ready()
+    n.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT UNIQUE)"])
+    r = n.execute(["INSERT INTO t(v) VALUES('a')", "INSERT INTO t(v) VALUES('a')",
+                   "INSERT INTO t(v) VALUES('b')"], params="?transaction")
+    res = r["results"]
+    assert len(res) == 2  # stops at the failing statement
+    assert res[1]["error"] == "UNIQUE constraint failed: t.v"
+    assert n.count("t") == 0  # rolled back
+
+    r = requests.post(n.url + "/db/execute?timings", json=["INSERT INTO t(v) VALUES('c')"]).json()
+    assert isinstance(r["time"], float) and "time" in r["results"][0]
+
+    r = requests.get(n.url + "/db/query?pretty", params={"q": "SELECT v FROM t"})
+    assert r.text == ('{\n    "results": [\n        {\n            "columns": [\n                "v"\n'
+                      '            ],\n            "types": [\n                "text"\n            ],\n'
+                      '            "values": [\n                [\n                    "c"\n'
+                      '                ]\n            ]\n        }\n    ]\n}')
+
+
+def test_request_endpoint_mixes(cluster):
+    n = cluster.node(1).start().wait_ready()
+    r = requests.post(n.url + "/db/request", json=[
+        "CREATE TABLE r (x)", "INSERT INTO r VALUES (7)", "SELECT x FROM r", "SELECT * FROM nope"])
+    assert r.json() == {"results": [{}, {"last_insert_id": 1, "rows_affected": 1},
+                                    {"columns": ["x"], "types": ["integer"], "values": [[7]]},
+                                    {"error": "no such table: nope"}]}
+
+
+def test_bad_input_keeps_serving(cluster):
+    n = cluster.node(1).start().wait_ready()
+    cases = [
+        ("post", "/db/execute", b"not json", 400),
+        ("post", "/db/execute", b"[", 400),
+        ("post", "/db/execute", b"[]", 400),
+        ("post", "/db/execute", b'[{"a":1}]', 400),
+        ("post", "/db/query", b"{}", 400),
+        ("get", "/no/such/endpoint", None, 404),
+        ("get", "/db/execute", None, 405),
+        ("delete", "/db/query", None, 405),
+        ("post", "/status", b"", 405),
+        ("delete", "/remove", b"{}", 400),
+    ]
+    for method, path, body, code in cases:
+        r = requests.request(method, n.url + path, data=body,
+                             headers={"Content-Type": "application/json"})
+        assert r.status_code == code, (method, path, body, r.status_code, r.text)
+        if code == 400 and path.startswith("/db/"):
+            assert r.text.strip() in ("invalid request", "invalid JSON body", "no statements")
+    r = requests.get(n.url + "/db/query", params={"q": ""})
+    assert r.status_code == 400 and r.text == "query parameter not set\n"
+    # Still serving after all of it.
+    n.execute(["CREATE TABLE ok (id INT)"])
+    assert n.count("ok") == 0
+    assert n.proc.poll() is None
+
+
+def test_status_nodes_readyz(cluster):
+    n = cluster.node(1).start().wait_ready()
+    st = n.status()
+    assert st["store"]["node_id"] == "1"
+    assert st["store"]["leader"]["node_id"] == "1"
+    assert st["store"]["raft"]["state"] == "Leader"
+    nodes = requests.get(n.url + "/nodes").json()
+    assert nodes["1"]["leader"] is True and nodes["1"]["reachable"] is True
+    assert nodes["1"]["api_addr"] == n.url and nodes["1"]["addr"] == n.raft_addr
+    r = requests.get(n.url + "/readyz")
+    assert r.status_code == 200 and r.text == "[+]node ok\n[+]leader ok\n[+]store ok\n[+]db ok"
+
+
+def test_shell_piped_stdin(cluster):
+    n = cluster.node(1).start().wait_ready()
+    script = "CREATE TABLE foo (id INT);\nINSERT INTO foo VALUES (1);\nSELECT * FROM foo;\n" \
+             "SELECT * FROM missing;\n.tables\n"
+    out = subprocess.run([RQLITE, "-H", "127.0.0.1", "-p", str(n.http_port)], input=script,
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "Connected to http://127.0.0.1:%d running version" % n.http_port in out
+    assert "0 row affected" in out and "1 row affected" in out
+    assert "+----+\n| id |\n+----+\n| 1  |\n+----+\n" in out
+    assert "Error: no such table: missing" in out
+    assert "| name |\n+------+\n| foo  |" in out
+    assert out.rstrip().endswith("bye~")
+
+
+def test_shell_no_server():
+    port = __import__("harness").free_port()
+    p = subprocess.run([RQLITE, "-p", str(port)], input="", capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0
+    assert "Unable to connect to rqlited at http://127.0.0.1:%d - is it running?" % port in p.stdout
+
+
+def test_flags_errors():
+    p = subprocess.run([__import__("harness").RQLITED], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 1 and "DataPath" in p.stderr
+    p = subprocess.run([__import__("harness").RQLITED, "-nope", "/tmp/x"], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 2 and "flag provided but not defined: -nope" in p.stderr
+    p = subprocess.run([__import__("harness").RQLITED, "-version"], capture_output=True,
+                       text=True, timeout=10)
+    assert p.returncode == 0 and p.stdout.startswith("rqlited ")
