@@ -937,5 +937,12 @@ int db_restore(db *d, const void *data, size_t len, char **err)
         return -1;
     }
     sqlite3_close(src);
+    /* A fresh write connection, as rqlite's after a swap: last_insert_id
+     * and rows_affected start from zero again. */
+    sqlite3 *w = NULL;
+    if (openConn(d, false, &w, NULL) == 0) {
+        sqlite3_close(d->w);
+        d->w = w;
+    }
     return 0;
 }

@@ -1,0 +1,227 @@
+/* Unit tests for db: request parsing, execution and rqlite's exact bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "db/db.h"
+
+typedef struct fixture {
+    char dir[64];
+    char path[128];
+    db *d;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/rq-db-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/db.sqlite", f->dir);
+    db_options o = {.fk = true, .max_ro_conns = 4};
+    char *err = NULL;
+    assert_int_equal(db_open(f->path, &o, &f->d, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    db_close(f->d);
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static json_t *parse(const char *body)
+{
+    char *err = NULL;
+    json_t *j = db_parse_request(body, strlen(body), &err);
+    if (j == NULL)
+        fail_msg("parse %s: %s", body, err);
+    return j;
+}
+
+/* Run body (JSON) through db_execute or db_query and compare bytes. */
+static void run(db *d, bool query, const char *body, unsigned flags, const char *want)
+{
+    char *err = NULL;
+    json_t *stmts = db_parse_request(body, strlen(body), &err);
+    if (stmts == NULL)
+        fail_msg("parse %s: %s", body, err);
+    buf out = BUF_INIT;
+    if (query)
+        db_query(d, stmts, flags, &out);
+    else
+        db_execute(d, stmts, flags, &out);
+    json_decref(stmts);
+    assert_string_equal(out.data ? out.data : "", want);
+    buf_free(&out);
+}
+
+#define EXEC(d, body, flags, want) run(d, false, body, flags, want)
+#define QUERY(d, body, flags, want) run(d, true, body, flags, want)
+
+static void test_parse_errors(void **state)
+{
+    struct { const char *body, *err; } cases[] = {
+        {"", "invalid request"},
+        {"{}", "invalid request"},
+        {"  [", "invalid JSON body"},
+        {"[]", "no statements"},
+        {"[1]", "invalid request"},
+        {"[[]]", "invalid request"},
+        {"[[1, 2]]", "invalid request"},
+        {"[[\"SELECT ?\", {\"a\": {\"b\": 1}}]]", "unsupported type"},
+        {"[[\"SELECT ?\", [1, 300]]]", "unsupported type"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *err = NULL;
+        json_t *j = db_parse_request(cases[i].body, strlen(cases[i].body), &err);
+        assert_null(j);
+        assert_string_equal(err, cases[i].err);
+        free(err);
+    }
+    json_t *j = parse(" [\"SELECT 1\", [\"SELECT ?\", 1, 2.5, true, null, \"x\", [1,2]]]");
+    assert_non_null(j);
+    json_decref(j);
+}
+
+static void test_execute_and_query_shapes(void **state)
+{
+    fixture *f = *state;
+    EXEC(f->d, "[\"CREATE TABLE foo (id INTEGER NOT NULL PRIMARY KEY, name TEXT, age INTEGER, "
+               "score REAL, data BLOB, ok BOOLEAN)\"]", 0, "{}");
+    EXEC(f->d, "[[\"INSERT INTO foo(name, age, score, data, ok) VALUES(?, ?, ?, ?, ?)\", "
+               "\"fiona\", 20, 2.5, \"x'DEADBEEF'\", true],"
+               "[\"INSERT INTO foo(name, age) VALUES(:name, @age)\", {\"name\": \"declan\", \"age\": 30}],"
+               "[\"INSERT INTO foo(name) VALUES($n)\", {\"n\": \"<&>\"}],"
+               "\"INSERT INTO nope VALUES(1)\"]",
+         0,
+         "{\"last_insert_id\":1,\"rows_affected\":1},{\"last_insert_id\":2,\"rows_affected\":1},"
+         "{\"last_insert_id\":3,\"rows_affected\":1},{\"error\":\"no such table: nope\"}");
+    QUERY(f->d, "[\"SELECT * FROM foo ORDER BY id\"]", 0,
+          "{\"columns\":[\"id\",\"name\",\"age\",\"score\",\"data\",\"ok\"],"
+          "\"types\":[\"integer\",\"text\",\"integer\",\"real\",\"blob\",\"boolean\"],"
+          "\"values\":[[1,\"fiona\",20,2.5,\"3q2+7w==\",true],[2,\"declan\",30,null,null,null],"
+          "[3,\"\\u003c\\u0026\\u003e\",null,null,null,null]]}");
+    QUERY(f->d, "[\"SELECT data FROM foo WHERE id = 1\"]", DB_BLOB_ARRAY,
+          "{\"columns\":[\"data\"],\"types\":[\"blob\"],\"values\":[[[222,173,190,239]]]}");
+    /* Expressions take their type from the first row; empty sets omit values. */
+    QUERY(f->d, "[\"SELECT COUNT(*), 1.0*2, 'a' FROM foo\"]", 0,
+          "{\"columns\":[\"COUNT(*)\",\"1.0*2\",\"'a'\"],\"types\":[\"integer\",\"real\",\"text\"],"
+          "\"values\":[[3,2,\"a\"]]}");
+    QUERY(f->d, "[\"SELECT id FROM foo WHERE id > 100\"]", 0,
+          "{\"columns\":[\"id\"],\"types\":[\"integer\"]}");
+    QUERY(f->d, "[[\"SELECT name, id FROM foo WHERE age = ?\", 30]]", DB_ASSOC,
+          "{\"types\":{\"id\":\"integer\",\"name\":\"text\"},\"rows\":[{\"id\":2,\"name\":\"declan\"}]}");
+    QUERY(f->d, "[\"SELECT id FROM foo WHERE 0\"]", DB_ASSOC,
+          "{\"types\":{\"id\":\"integer\"},\"rows\":[]}");
+    QUERY(f->d, "[\"DELETE FROM foo\"]", 0,
+          "{\"error\":\"attempt to change database via query operation\"}");
+    QUERY(f->d, "[\"SELECT * FROM nope\"]", 0, "{\"error\":\"no such table: nope\"}");
+    /* rqlite's quirk: DDL reports the last DML's numbers. */
+    EXEC(f->d, "[\"CREATE TABLE bar (x)\"]", 0, "{\"last_insert_id\":3,\"rows_affected\":1}");
+    EXEC(f->d, "[\"\", \"SELECT 1\"]", 0, "{\"columns\":[\"1\"],\"types\":[\"integer\"],\"values\":[[1]]}");
+}
+
+static void test_transaction_and_timings(void **state)
+{
+    fixture *f = *state;
+    EXEC(f->d, "[\"CREATE TABLE t (v TEXT UNIQUE)\"]", 0, "{}");
+    EXEC(f->d, "[\"INSERT INTO t VALUES('a')\", \"INSERT INTO t VALUES('a')\", \"INSERT INTO t VALUES('b')\"]",
+         DB_TX, "{\"last_insert_id\":1,\"rows_affected\":1},{\"error\":\"UNIQUE constraint failed: t.v\"}");
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[0]]}");
+    json_t *s = parse("[\"INSERT INTO t VALUES('c')\"]");
+    buf out = BUF_INIT;
+    db_execute(f->d, s, DB_TIMINGS, &out);
+    assert_non_null(strstr(out.data, "\"rows_affected\":1,\"time\":"));
+    buf_reset(&out);
+    db_execute(f->d, s, 0, NULL); /* follower replay: runs, encodes nothing */
+    json_decref(s);
+    buf_free(&out);
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[1]]}");
+}
+
+static void test_readonly_and_pragmas(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    json_t *ro = parse("[\"SELECT 1\", [\"SELECT ?\", 1]]");
+    json_t *rw = parse("[\"SELECT 1\", \"CREATE TABLE x (a)\"]");
+    json_t *bad = parse("[\"SELEC 1\"]");
+    assert_true(db_all_readonly(f->d, ro));
+    assert_false(db_all_readonly(f->d, rw));
+    assert_false(db_all_readonly(f->d, bad));
+    json_decref(ro);
+    json_decref(rw);
+    json_decref(bad);
+    const char *disallowed[] = {"[\"PRAGMA journal_mode = DELETE\"]", "[\"pragma wal_checkpoint(FULL)\"]",
+                                "[\"PRAGMA synchronous=FULL\"]", "[\"PRAGMA  query_only = 1\"]"};
+    for (size_t i = 0; i < 4; i++) {
+        json_t *j = db_parse_request(disallowed[i], strlen(disallowed[i]), &err);
+        assert_true(db_has_disallowed_pragma(j));
+        json_decref(j);
+    }
+    json_t *ok = parse("[\"PRAGMA foreign_keys\", \"PRAGMA journal_mode\"]");
+    assert_false(db_has_disallowed_pragma(ok));
+    json_decref(ok);
+}
+
+static void test_serialize_restore(void **state)
+{
+    fixture *f = *state;
+    unsigned char *img = NULL;
+    size_t len = 0;
+    char *err = NULL;
+    /* An empty database serializes to at most its header page... */
+    assert_int_equal(db_serialize(f->d, &img, &len, &err), 0);
+    assert_true(len <= 4096);
+    sqlite3_free(img);
+    EXEC(f->d, "[\"CREATE TABLE s (v)\", \"INSERT INTO s VALUES (42)\"]", 0,
+         "{},{\"last_insert_id\":1,\"rows_affected\":1}");
+    assert_int_equal(db_serialize(f->d, &img, &len, &err), 0);
+    assert_true(len > 0);
+    EXEC(f->d, "[\"INSERT INTO s VALUES (43)\", \"CREATE TABLE other (x)\"]", 0,
+         "{\"last_insert_id\":2,\"rows_affected\":1},{\"last_insert_id\":2,\"rows_affected\":1}");
+    /* ...restoring an image brings back exactly its content... */
+    assert_int_equal(db_restore(f->d, img, len, &err), 0);
+    sqlite3_free(img);
+    QUERY(f->d, "[\"SELECT v FROM s\"]", 0, "{\"columns\":[\"v\"],\"types\":[\"integer\"],\"values\":[[42]]}");
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM sqlite_master\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[1]]}");
+    /* ...and restoring an empty image empties the database. */
+    assert_int_equal(db_restore(f->d, NULL, 0, &err), 0);
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM sqlite_master\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[0]]}");
+    /* Garbage is refused and leaves the database usable. */
+    assert_int_not_equal(db_restore(f->d, "not a database, not at all, nope", 32, &err), 0);
+    free(err);
+    EXEC(f->d, "[\"CREATE TABLE after (x)\"]", 0, "{}");
+    assert_true(db_file_size(f->d) > 0);
+    assert_string_equal(db_path(f->d), f->path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test_setup_teardown(test_execute_and_query_shapes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transaction_and_timings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_readonly_and_pragmas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_serialize_restore, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
