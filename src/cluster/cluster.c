@@ -26,7 +26,15 @@
 #include "util/log.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static void curlGlobalInit(void) { curl_global_init(CURL_GLOBAL_ALL); }
+static pthread_key_t curl_key;     /* per-thread handle, see threadCurl() */
+
+static void curlKeyFree(void *c) { curl_easy_cleanup(c); }
+
+static void curlGlobalInit(void)
+{
+    curl_global_init(CURL_GLOBAL_ALL);
+    pthread_key_create(&curl_key, curlKeyFree);
+}
 
 static char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xstrdup_printf(const char *fmt, ...)
@@ -64,17 +72,19 @@ static size_t headerCb(char *ptr, size_t size, size_t nmemb, void *userdata)
 }
 
 /* One curl handle per thread, so that keep-alive connections to the leader
- * are reused across forwarded requests served by the same HTTP worker. */
-static __thread CURL *tl_curl;
-
+ * are reused across forwarded requests served by the same HTTP worker; the
+ * key's destructor frees it when the (per-connection) thread ends. */
 static CURL *threadCurl(void)
 {
     pthread_once(&curl_once, curlGlobalInit);
-    if (tl_curl == NULL)
-        tl_curl = curl_easy_init();
-    else
-        curl_easy_reset(tl_curl);
-    return tl_curl;
+    CURL *c = pthread_getspecific(curl_key);
+    if (c == NULL) {
+        c = curl_easy_init();
+        pthread_setspecific(curl_key, c);
+    } else {
+        curl_easy_reset(c);
+    }
+    return c;
 }
 
 int cluster_forward(const char *method, const char *url, const char *body,

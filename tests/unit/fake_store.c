@@ -1,0 +1,146 @@
+/*
+ * fake_store.c: store.h over a local db, one process, no Raft, for testing
+ * the HTTP layer. fake_store_set_leader() makes it a follower with or
+ * without a known leader.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store.h"
+
+struct store {
+    const config *cfg;
+    db *d;
+    bool leader;
+    bool leader_known;
+    char leader_api[300];
+};
+
+void fake_store_set_leader(store *s, bool leader, bool known, const char *api);
+
+void fake_store_set_leader(store *s, bool leader, bool known, const char *api)
+{
+    s->leader = leader;
+    s->leader_known = known;
+    snprintf(s->leader_api, sizeof s->leader_api, "%s", api ? api : "");
+}
+
+int store_open(const config *cfg, store **out, char **err)
+{
+    store *s = calloc(1, sizeof *s);
+    s->cfg = cfg;
+    s->leader = s->leader_known = true;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/db.sqlite", cfg->data_dir);
+    db_options o = {.fk = cfg->fk, .max_ro_conns = 8};
+    if (db_open(path, &o, &s->d, err) != 0) {
+        free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(store *s)
+{
+    db_close(s->d);
+    free(s);
+}
+
+bool store_ready(store *s) { return s->leader_known; }
+bool store_is_leader(store *s) { return s->leader; }
+bool store_wait_leader(store *s, uint64_t timeout_ms) { return s->leader_known; }
+db *store_db(store *s) { return s->d; }
+bool store_was_new(store *s) { return true; }
+const char *store_node_id(store *s) { return s->cfg->node_id; }
+
+static void self(store *s, store_node *n)
+{
+    memset(n, 0, sizeof *n);
+    snprintf(n->id, sizeof n->id, "%s", s->cfg->node_id);
+    snprintf(n->addr, sizeof n->addr, "%s", s->cfg->raft_adv_addr);
+    snprintf(n->api_addr, sizeof n->api_addr, "http://%s", s->cfg->http_adv_addr);
+    n->voter = true;
+}
+
+bool store_leader(store *s, store_node *leader)
+{
+    if (!s->leader_known)
+        return false;
+    self(s, leader);
+    if (!s->leader) {
+        snprintf(leader->id, sizeof leader->id, "other");
+        snprintf(leader->addr, sizeof leader->addr, "127.0.0.1:1");
+        snprintf(leader->api_addr, sizeof leader->api_addr, "%s", s->leader_api);
+    }
+    return true;
+}
+
+int store_execute(store *s, const json_t *stmts, unsigned flags, buf *out, uint64_t *idx, char **err)
+{
+    if (!s->leader)
+        return STORE_NOT_LEADER;
+    db_execute(s->d, stmts, flags, out);
+    if (idx)
+        *idx = 42;
+    return STORE_OK;
+}
+
+int store_query(store *s, const json_t *stmts, unsigned flags, store_level level, uint64_t fresh,
+                bool strict, buf *out, char **err)
+{
+    if (!s->leader && level != LEVEL_NONE)
+        return STORE_NOT_LEADER;
+    db_query(s->d, stmts, flags, out);
+    return STORE_OK;
+}
+
+int store_request(store *s, const json_t *stmts, unsigned flags, store_level level, uint64_t fresh,
+                  bool strict, buf *out, char **err)
+{
+    if (db_all_readonly(s->d, stmts))
+        return store_query(s, stmts, flags, level, fresh, strict, out, err);
+    return store_execute(s, stmts, flags, out, NULL, err);
+}
+
+int store_join(store *s, const char *id, const char *addr, const char *api, bool voter, char **err)
+{
+    return s->leader ? STORE_OK : STORE_NOT_LEADER;
+}
+
+int store_remove(store *s, const char *id, char **err)
+{
+    if (!s->leader)
+        return STORE_NOT_LEADER;
+    if (strcmp(id, s->cfg->node_id) != 0) {
+        *err = strdup("node not found in cluster");
+        return STORE_ERROR;
+    }
+    return STORE_OK;
+}
+
+int store_stepdown(store *s, const char *id, char **err)
+{
+    *err = strdup("cannot step down: single node");
+    return STORE_ERROR;
+}
+
+int store_nodes(store *s, store_node **nodes)
+{
+    *nodes = calloc(1, sizeof **nodes);
+    self(s, *nodes);
+    return 1;
+}
+
+json_t *store_status(store *s)
+{
+    return json_pack("{s:s,s:{s:s}}", "node_id", s->cfg->node_id, "raft", "state",
+                     s->leader ? "Leader" : "Follower");
+}
+
+int store_snapshot(store *s, char **err)
+{
+    *err = strdup("not supported");
+    return STORE_ERROR;
+}

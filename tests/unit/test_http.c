@@ -1,0 +1,266 @@
+/* Unit tests for http: the API over a fake single-process store. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/http.h"
+
+void fake_store_set_leader(store *s, bool leader, bool known, const char *api);
+
+static int freePort(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, len), 0);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+typedef struct fixture {
+    char dir[64];
+    char base[64];
+    config cfg;
+    http_server *h;
+    store *st;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/rq-http-test-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char http[32], raft[32];
+    int port = freePort();
+    snprintf(http, sizeof http, "127.0.0.1:%d", port);
+    snprintf(raft, sizeof raft, "127.0.0.1:%d", freePort());
+    snprintf(f->base, sizeof f->base, "http://%s", http);
+    char *argv[] = {"rqlited", "-node-id", "1", "-http-addr", http, "-raft-addr", raft, f->dir};
+    int code;
+    assert_int_equal(config_parse(&f->cfg, 8, argv, &code), 0);
+    char *err = NULL;
+    assert_int_equal(http_server_start(&f->cfg, &f->h, &err), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    http_server_stop(f->h);
+    if (f->st)
+        store_close(f->st);
+    config_free(&f->cfg);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void openStore(fixture *f)
+{
+    char *err = NULL;
+    assert_int_equal(store_open(&f->cfg, &f->st, &err), 0);
+    http_server_set_store(f->h, f->st);
+}
+
+typedef struct resp {
+    long status;
+    buf body;
+    char ctype[128];
+    char location[256];
+} resp;
+
+static size_t onBody(char *p, size_t s, size_t n, void *ud)
+{
+    buf_append(ud, p, s * n);
+    return s * n;
+}
+
+static size_t onHeader(char *p, size_t s, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t len = s * n;
+    if (strncasecmp(p, "Location: ", 10) == 0)
+        snprintf(r->location, sizeof r->location, "%.*s", (int)(len - 12), p + 10);
+    return len;
+}
+
+static resp call(fixture *f, const char *method, const char *path, const char *body, const char *ctype)
+{
+    resp r;
+    memset(&r, 0, sizeof r);
+    buf_init(&r.body);
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", f->base, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, onBody);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, onHeader);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    struct curl_slist *h = NULL;
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        char hdr[128];
+        snprintf(hdr, sizeof hdr, "Content-Type: %s", ctype ? ctype : "application/json");
+        h = curl_slist_append(h, hdr);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    }
+    assert_int_equal(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    char *ct = NULL;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+    snprintf(r.ctype, sizeof r.ctype, "%s", ct ? ct : "");
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (r.body.data == NULL) { /* empty body: still a string */
+        buf_reserve(&r.body, 0);
+        r.body.data[0] = '\0';
+    }
+    return r;
+}
+
+static void expect(fixture *f, const char *method, const char *path, const char *body, long code,
+                   const char *want)
+{
+    resp r = call(f, method, path, body, NULL);
+    if (r.status != code)
+        fail_msg("%s %s: status %ld, want %ld (%s)", method, path, r.status, code, r.body.data);
+    assert_string_equal(r.body.data, want);
+    buf_free(&r.body);
+}
+
+#define EXPECT(f, m, p, b, code, want) expect(f, m, p, b, code, want)
+
+static void test_before_store(void **state)
+{
+    fixture *f = *state;
+    EXPECT(f, "POST", "/db/execute", "[\"SELECT 1\"]", 200, "{\"results\":[],\"error\":\"store not open\"}");
+    EXPECT(f, "GET", "/nodes", NULL, 503, "store nodes: store not open\n");
+    EXPECT(f, "GET", "/readyz", NULL, 503, "[+]node ok\n[+]leader does not exist");
+    EXPECT(f, "GET", "/readyz?noleader", NULL, 200, "[+]node ok");
+    EXPECT(f, "GET", "/status?key=store", NULL, 200, "{\"open\":false}");
+}
+
+static void test_data_endpoints(void **state)
+{
+    fixture *f = *state;
+    openStore(f);
+    EXPECT(f, "POST", "/db/execute", "[\"CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT)\", "
+                                     "[\"INSERT INTO foo(name) VALUES(?)\", \"fiona\"]]", 200,
+           "{\"results\":[{},{\"last_insert_id\":1,\"rows_affected\":1}]}");
+    EXPECT(f, "GET", "/db/query?q=SELECT%20*%20FROM%20foo", NULL, 200,
+           "{\"results\":[{\"columns\":[\"id\",\"name\"],\"types\":[\"integer\",\"text\"],"
+           "\"values\":[[1,\"fiona\"]]}]}");
+    EXPECT(f, "POST", "/db/query?associative", "[\"SELECT name FROM foo\"]", 200,
+           "{\"results\":[{\"types\":{\"name\":\"text\"},\"rows\":[{\"name\":\"fiona\"}]}]}");
+    EXPECT(f, "GET", "/db/query", NULL, 200, "{\"results\":[]}");
+    EXPECT(f, "GET", "/db/query?q=", NULL, 400, "query parameter not set\n");
+    EXPECT(f, "POST", "/db/execute?pretty", "[\"SELECT 1\"]", 200,
+           "{\n    \"results\": [\n        {\n            \"columns\": [\n                \"1\"\n"
+           "            ],\n            \"types\": [\n                \"integer\"\n            ],\n"
+           "            \"values\": [\n                [\n                    1\n                ]\n"
+           "            ]\n        }\n    ]\n}");
+    EXPECT(f, "POST", "/db/execute?raft_index", "[\"INSERT INTO foo(name) VALUES('x')\"]", 200,
+           "{\"results\":[{\"last_insert_id\":2,\"rows_affected\":1}],\"raft_index\":42}");
+    EXPECT(f, "POST", "/db/request", "[\"SELECT COUNT(*) FROM foo\"]", 200,
+           "{\"results\":[{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[2]]}]}");
+    EXPECT(f, "POST", "/db/execute", "[\"PRAGMA journal_mode=DELETE\"]", 200,
+           "{\"results\":[],\"error\":\"disallowed pragma\"}");
+    resp r = call(f, "POST", "/db/execute", "INSERT INTO foo(name) VALUES('plain')", "text/plain");
+    assert_string_equal(r.body.data, "{\"results\":[{\"last_insert_id\":3,\"rows_affected\":1}]}");
+    assert_string_equal(r.ctype, "application/json; charset=utf-8");
+    buf_free(&r.body);
+    r = call(f, "POST", "/db/execute?timings", "[\"SELECT 1\"]", NULL);
+    assert_non_null(strstr(r.body.data, "],\"time\":"));
+    buf_free(&r.body);
+    /* freshness parameter validation */
+    EXPECT(f, "GET", "/db/query?q=SELECT%201&freshness=bogus", NULL, 400, "freshness is not a valid duration\n");
+    EXPECT(f, "GET", "/db/query?q=SELECT%201&freshness_strict", NULL, 400,
+           "freshness_strict requires freshness\n");
+}
+
+static void test_errors_and_routing(void **state)
+{
+    fixture *f = *state;
+    openStore(f);
+    EXPECT(f, "POST", "/db/execute", "not json", 400, "invalid request\n");
+    EXPECT(f, "POST", "/db/execute", "[1,", 400, "invalid JSON body\n");
+    EXPECT(f, "POST", "/db/execute", "[]", 400, "no statements\n");
+    EXPECT(f, "GET", "/db/execute", NULL, 405, "");
+    EXPECT(f, "PUT", "/db/query", NULL, 405, "");
+    EXPECT(f, "GET", "/nope", NULL, 404, "");
+    EXPECT(f, "OPTIONS", "/db/execute", NULL, 200, "");
+    EXPECT(f, "POST", "/join", "{\"id\":\"2\"}", 400, "");
+    EXPECT(f, "POST", "/join", "{\"id\":\"2\",\"addr\":\"127.0.0.1:9\"}", 200, "");
+    EXPECT(f, "DELETE", "/remove", "{\"id\":\"1\",\"x\":1}", 400, "");
+    EXPECT(f, "DELETE", "/remove", "{\"id\":\"9\"}", 500, "node not found in cluster\n");
+    EXPECT(f, "DELETE", "/remove", "{\"id\":\"1\"}", 200, "");
+    EXPECT(f, "GET", "/readyz", NULL, 200, "[+]node ok\n[+]leader ok\n[+]store ok\n[+]db ok");
+    resp r = call(f, "GET", "/nodes?ver=2", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body.data, "{\"nodes\":[{\"id\":\"1\",\"api_addr\":\"http://127.0.0.1:"));
+    assert_non_null(strstr(r.body.data, "\"voter\":true,\"reachable\":true,\"leader\":true"));
+    buf_free(&r.body);
+    r = call(f, "GET", "/status", NULL, NULL);
+    json_t *st = json_loads(r.body.data, 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(st, "store"), "node_id")), "1");
+    assert_non_null(json_object_get(st, "build"));
+    json_decref(st);
+    buf_free(&r.body);
+}
+
+static void test_follower(void **state)
+{
+    fixture *f = *state;
+    openStore(f);
+    /* No leader known: 503 with rqlite's message; level=none still reads. */
+    fake_store_set_leader(f->st, false, false, NULL);
+    EXPECT(f, "POST", "/db/execute", "[\"SELECT 1\"]", 503, "leader not found\n");
+    EXPECT(f, "GET", "/db/query?q=SELECT%201", NULL, 503, "leader not found\n");
+    EXPECT(f, "GET", "/db/query?q=SELECT%201&level=none", NULL, 200,
+           "{\"results\":[{\"columns\":[\"1\"],\"types\":[\"integer\"],\"values\":[[1]]}]}");
+    /* A known leader: ?redirect answers 301 to it, joins are redirected. */
+    fake_store_set_leader(f->st, false, true, "http://127.0.0.1:1");
+    resp r = call(f, "POST", "/db/execute?redirect", "[\"SELECT 1\"]", NULL);
+    assert_int_equal(r.status, 301);
+    assert_string_equal(r.location, "http://127.0.0.1:1/db/execute?redirect");
+    buf_free(&r.body);
+    r = call(f, "POST", "/join", "{\"id\":\"2\",\"addr\":\"127.0.0.1:9\"}", NULL);
+    assert_int_equal(r.status, 301);
+    assert_string_equal(r.location, "http://127.0.0.1:1/join");
+    buf_free(&r.body);
+    /* Forwarding to an unreachable leader fails cleanly. */
+    r = call(f, "POST", "/db/execute", "[\"SELECT 1\"]", NULL);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body.data, "forwarding to leader failed"));
+    buf_free(&r.body);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_before_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_data_endpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors_and_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_follower, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    curl_global_cleanup();
+    return rc;
+}
