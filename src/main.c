@@ -5,6 +5,7 @@
  * SIGINT/SIGTERM. A second signal during shutdown forces exit.
  */
 #include <errno.h>
+#include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +44,19 @@ static void fatal(const char *what, char *err)
     exit(1);
 }
 
+/* A crash leaves a backtrace in the log instead of vanishing silently. */
+static void crashHandler(int sig)
+{
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    static const char msg[] = "[rqlited] fatal signal, backtrace:\n";
+    if (write(2, msg, sizeof msg - 1) < 0)
+        _exit(128 + sig);
+    backtrace_symbols_fd(frames, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 /* After the first signal the main thread shuts down; this thread turns a
  * second one into an immediate exit. */
 static void *forceExitThread(void *arg)
@@ -70,6 +84,10 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGSEGV, crashHandler);
+    signal(SIGBUS, crashHandler);
+    signal(SIGABRT, crashHandler);
+    signal(SIGFPE, crashHandler);
 
     rq_log("rqlited", "rqlited starting, version %s, SQLite %s", RQ_VERSION, sqlite3_libversion());
     {
@@ -94,13 +112,24 @@ int main(int argc, char **argv)
 
     if (cfg.n_join > 0) {
         if (store_was_new(st)) {
-            if (cluster_join(&cfg, &err) != 0) {
+            if (cluster_join(&cfg, NULL, 0, true, &err) != 0) {
                 rq_log("rqlited", "clustering failure: %s", err ? err : "?");
                 fatal("clustering failure", err);
             }
         } else {
             rq_log("rqlited", "preexisting node state detected, ignoring join addresses");
         }
+    } else if (store_contacted_by(st)) {
+        /* A wiped member restarted without -join: ask the leader that
+         * reached us (through its Raft address) to re-add us. */
+        char *via = strdup(store_contacted_by(st));
+        rq_log("rqlited", "no join addresses set, rejoining through the leader at %s", via);
+        if (cluster_join(&cfg, &via, 1, true, &err) != 0) {
+            rq_log("rqlited", "rejoin failed: %s", err ? err : "?");
+            free(err);
+            err = NULL;
+        }
+        free(via);
     } else if (store_was_new(st)) {
         rq_log("rqlited", "no join addresses set");
     }

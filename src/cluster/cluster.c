@@ -213,11 +213,11 @@ out:
 
 /* POST our join request to base_url/join; curl follows 301s to the leader.
  * Returns 0 when joined. */
-static int postJoin(const config *cfg, const char *base_url, char **why)
+static int postJoin(const config *cfg, const char *base_url, bool reset, char **why)
 {
-    json_t *req = json_pack("{s:s, s:s, s:b, s:s+}", "id", cfg->node_id, "addr",
+    json_t *req = json_pack("{s:s, s:s, s:b, s:s+, s:b}", "id", cfg->node_id, "addr",
                             cfg->raft_adv_addr, "voter", !cfg->raft_non_voter,
-                            "api_addr", "http://", cfg->http_adv_addr);
+                            "api_addr", "http://", cfg->http_adv_addr, "reset", reset);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     char *url = xstrdup_printf("%s/join", base_url);
@@ -287,12 +287,16 @@ static char *joinBaseUrl(const char *target)
     return xstrdup_printf("http://%s", target);
 }
 
-int cluster_join(const config *cfg, char **err)
+int cluster_join(const config *cfg, char *const *targets, int n_targets, bool reset, char **err)
 {
     char *last = NULL;
+    if (targets == NULL) {
+        targets = cfg->join;
+        n_targets = cfg->n_join;
+    }
     for (int attempt = 0; attempt < cfg->join_attempts; attempt++) {
-        for (int i = 0; i < cfg->n_join; i++) {
-            const char *target = cfg->join[i];
+        for (int i = 0; i < n_targets; i++) {
+            const char *target = targets[i];
             if (isOwnAddress(cfg, target)) {
                 rq_log("cluster", "ignoring join address %s equal to this node's address", target);
                 continue;
@@ -300,7 +304,7 @@ int cluster_join(const config *cfg, char **err)
             char *base = joinBaseUrl(target);
             rq_log("cluster", "attempting to join %s (via %s) as node %s", target, base, cfg->node_id);
             char *why = NULL;
-            int rc = postJoin(cfg, base, &why);
+            int rc = postJoin(cfg, base, reset, &why);
             free(base);
             if (rc == 0) {
                 rq_log("cluster", "successfully joined cluster at %s", target);

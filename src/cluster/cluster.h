@@ -27,8 +27,11 @@
  * closes the connection. */
 #define CLUSTER_META_MAGIC "RQMETA\r\n"
 
-/* Returns 0 once joined, -1 after all attempts failed (*err set). */
-int cluster_join(const config *cfg, char **err);
+/* Join through targets (-join values, or NULL for cfg->join). reset: this
+ * node has no state (new or wiped), so the leader must re-add it even if it
+ * is already a member. Returns 0 once joined, -1 after all attempts failed
+ * (*err set). */
+int cluster_join(const config *cfg, char *const *targets, int n_targets, bool reset, char **err);
 
 typedef struct cluster_response {
     long status;          /* HTTP status, 0 if the request failed */

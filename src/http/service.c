@@ -649,12 +649,13 @@ static enum MHD_Result handleJoin(http_server *h, struct MHD_Connection *c, requ
     const char *api = json_string_value(json_object_get(body, "api_addr"));
     json_t *v = json_object_get(body, "voter");
     bool voter = v == NULL || json_is_true(v);
+    bool reset = json_is_true(json_object_get(body, "reset")); /* our extension */
     if (id == NULL || addr == NULL || !*id || !*addr) {
         json_decref(body);
         return sendEmpty(h, c, 400);
     }
     char *err = NULL;
-    int rc = store_join(st, id, addr, api, voter, &err);
+    int rc = store_join(st, id, addr, api, voter, reset, &err);
     json_decref(body);
     if (rc == STORE_NOT_LEADER) {
         free(err);

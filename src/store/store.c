@@ -111,6 +111,7 @@ struct store {
     struct raft_fsm fsm;
     bool raft_started;
     bool was_new;
+    char *contacted_by;    /* Raft address of the leader that reached a wiped node */
 
     pthread_mutex_t mu;
     op *queue;             /* ops waiting for the Raft thread, LIFO is fine */
@@ -862,7 +863,7 @@ int store_open(const config *cfg, store **out, char **err)
         if (window < 1000)
             window = 1000;
         rq_log("store", "waiting up to %u ms for an existing cluster to contact this node", window);
-        int contacted = rq_transport_probe(cfg->raft_addr, meta_json, window, err);
+        int contacted = rq_transport_probe(cfg->raft_addr, meta_json, window, &s->contacted_by, err);
         if (contacted < 0)
             return -1;
         if (contacted) {
@@ -999,6 +1000,7 @@ void store_close(store *s)
     free(s->nodes);
     free(s->raft_dir);
     free(s->db_path);
+    free(s->contacted_by);
     /* s itself is left allocated: HTTP threads may still hold it briefly. */
 }
 
@@ -1065,6 +1067,7 @@ bool store_wait_leader(store *s, uint64_t timeout_ms)
 
 db *store_db(store *s) { return s->db; }
 bool store_was_new(store *s) { return s->was_new; }
+const char *store_contacted_by(store *s) { return s->contacted_by; }
 const char *store_node_id(store *s) { return s->cfg->node_id; }
 
 int store_nodes(store *s, store_node **nodes)
@@ -1219,7 +1222,7 @@ static int applyMeta(store *s, const char *id, const char *addr, const char *api
 }
 
 int store_join(store *s, const char *id, const char *raft_addr, const char *api_addr,
-               bool voter, char **err)
+               bool voter, bool reset, char **err)
 {
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
@@ -1242,7 +1245,16 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
     }
     free(nodes);
     int rc;
-    if (same && same_voter && api_same) {
+    if (same && reset) {
+        /* The node lost its state: the leader's view of its log (match
+         * index) is wrong now and Raft never lowers it, so replication to
+         * it would stall. Removing and re-adding it starts afresh. */
+        rq_log("store", "node %s at %s rejoins without state: removing and re-adding it", id,
+               raft_addr);
+        if ((rc = changeOp(s, OP_REMOVE, rid, NULL, 0, err)) != STORE_OK)
+            return rc;
+        same = false;
+    } else if (same && same_voter && api_same) {
         rq_log("store", "node %s at %s is already a member, ignoring join request", id, raft_addr);
         return STORE_OK;
     }

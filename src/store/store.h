@@ -73,9 +73,11 @@ int store_request(store *s, const json_t *stmts, unsigned db_flags,
 
 /* Membership (leader only). Join is idempotent for the same id and address;
  * a different address for a known id (or a known address under another id)
- * replaces the old entry. api_addr is recorded for forwarding and /nodes. */
+ * replaces the old entry. api_addr is recorded for forwarding and /nodes.
+ * reset: the node lost its state (wiped); a member with the same id and
+ * address is removed and re-added so that replication to it restarts. */
 int store_join(store *s, const char *id, const char *raft_addr,
-               const char *api_addr, bool voter, char **err);
+               const char *api_addr, bool voter, bool reset, char **err);
 int store_remove(store *s, const char *id, char **err);
 /* Leadership transfer to id (NULL: any up-to-date voter). */
 int store_stepdown(store *s, const char *id, char **err);
@@ -91,6 +93,9 @@ db *store_db(store *s);
 /* True when the data directory held no Raft state at store_open() (a new
  * or wiped node): only such a node acts on -join. */
 bool store_was_new(store *s);
+/* For a new node that did not bootstrap because a leader reached it (a
+ * wiped member): that leader's Raft address, else NULL. */
+const char *store_contacted_by(store *s);
 /* This node's own identity. */
 const char *store_node_id(store *s);
 

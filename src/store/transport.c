@@ -29,6 +29,7 @@ typedef struct rqTransport {
     char *meta;                     /* probe answer, with trailing '\n' */
     raft_uv_accept_cb accept_cb;    /* NULL in probe mode */
     int contacted;                  /* probe mode: raft handshakes seen */
+    char *contacted_by;             /* probe mode: the first caller's address */
     int n_incoming;                 /* connections mid-handshake */
     struct incoming *incomings;     /* list of them, to abort on close */
     bool closing;
@@ -214,6 +215,10 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (t->accept_cb == NULL) {
         /* Probe mode: a leader is trying to reach the node we are. */
         t->contacted++;
+        if (t->contacted_by == NULL) {
+            in->address[in->address_len] = 0;
+            t->contacted_by = strdup(in->address);
+        }
         incomingAbort(in);
         return;
     }
@@ -430,7 +435,7 @@ static void probeContactCheck(uv_check_t *check)
 static void probeClosed(struct raft_uv_transport *outer) { (void)outer; }
 
 int rq_transport_probe(const char *bind_addr, const char *meta_json,
-                       unsigned timeout_ms, char **err)
+                       unsigned timeout_ms, char **contacted_by, char **err)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -452,6 +457,8 @@ int rq_transport_probe(const char *bind_addr, const char *meta_json,
         uv_check_start(&check, probeContactCheck);
         uv_run(&loop, UV_RUN_DEFAULT);
         result = t->contacted > 0;
+        *contacted_by = t->contacted_by;
+        t->contacted_by = NULL;
         uv_close((uv_handle_t *)&timer, NULL);
         uv_close((uv_handle_t *)&check, NULL);
     }

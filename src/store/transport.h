@@ -23,10 +23,11 @@ void rq_transport_free(struct raft_uv_transport *t);
 /* Before a brand-new node bootstraps itself: listen on bind_addr for up to
  * timeout_ms, answering metadata probes, and report whether a Raft leader
  * tried to reach us (i.e. the cluster already lists this node, as after a
- * wipe). Runs its own loop; returns 1 if contacted, 0 if not, -1 if the
+ * wipe). Runs its own loop; returns 1 if contacted (*contacted_by = the
+ * caller's Raft address, malloc'd), 0 if not, -1 if the
  * port cannot be bound (*err set). */
 int rq_transport_probe(const char *bind_addr, const char *meta_json,
-                       unsigned timeout_ms, char **err);
+                       unsigned timeout_ms, char **contacted_by, char **err);
 
 /* Resolve "host:port" for binding, IPv4 first. Returns 0 on success. */
 int rq_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err);

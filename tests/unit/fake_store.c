@@ -104,7 +104,8 @@ int store_request(store *s, const json_t *stmts, unsigned flags, store_level lev
     return store_execute(s, stmts, flags, out, NULL, err);
 }
 
-int store_join(store *s, const char *id, const char *addr, const char *api, bool voter, char **err)
+int store_join(store *s, const char *id, const char *addr, const char *api, bool voter, bool reset,
+               char **err)
 {
     return s->leader ? STORE_OK : STORE_NOT_LEADER;
 }
