@@ -21,21 +21,8 @@
 #include "http/http.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/os.h"
 
-static int mkdirAll(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
 
 static void fatal(const char *what, char *err)
 {
@@ -97,7 +84,7 @@ int main(int argc, char **argv)
             n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
         rq_log("rqlited", "launch command: %s", cmd);
     }
-    if (mkdirAll(cfg.data_dir) != 0)
+    if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
 
     char *err = NULL;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/os.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;     /* per-thread handle, see threadCurl() */
@@ -36,17 +37,6 @@ static void curlGlobalInit(void)
     pthread_key_create(&curl_key, curlKeyFree);
 }
 
-static char *xstrdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xstrdup_printf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 static size_t writeToBuf(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -129,7 +119,7 @@ int cluster_forward(const char *method, const char *url, const char *body,
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
     if (rc != CURLE_OK) {
-        *err = xstrdup_printf("%s", curl_easy_strerror(rc));
+        *err = rq_sprintf("%s", curl_easy_strerror(rc));
         buf_free(&resp->body);
         return -1;
     }
@@ -220,7 +210,7 @@ static int postJoin(const config *cfg, const char *base_url, bool reset, char **
                             "api_addr", "http://", cfg->http_adv_addr, "reset", reset);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    char *url = xstrdup_printf("%s/join", base_url);
+    char *url = rq_sprintf("%s/join", base_url);
     CURL *c = threadCurl();
     buf out = BUF_INIT;
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
@@ -239,13 +229,13 @@ static int postJoin(const config *cfg, const char *base_url, bool reset, char **
     long status = 0;
     int ret = -1;
     if (rc != CURLE_OK) {
-        *why = xstrdup_printf("%s", curl_easy_strerror(rc));
+        *why = rq_sprintf("%s", curl_easy_strerror(rc));
     } else {
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
         if (status == 200)
             ret = 0;
         else
-            *why = xstrdup_printf("node returned: %ld: (%.*s)", status,
+            *why = rq_sprintf("node returned: %ld: (%.*s)", status,
                                   (int)(out.len > 200 ? 200 : out.len), out.data ? out.data : "");
     }
     curl_slist_free_all(hdrs);
@@ -284,7 +274,7 @@ static char *joinBaseUrl(const char *target)
     char *api = probeRaftMeta(target, 1000);
     if (api)
         return api;
-    return xstrdup_printf("http://%s", target);
+    return rq_sprintf("http://%s", target);
 }
 
 int cluster_join(const config *cfg, char *const *targets, int n_targets, bool reset, char **err)
@@ -323,7 +313,7 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
             nanosleep(&ts, NULL);
         }
     }
-    *err = xstrdup_printf("failed to join cluster: %s", last ? last : "no join address usable");
+    *err = rq_sprintf("failed to join cluster: %s", last ? last : "no join address usable");
     free(last);
     return -1;
 }

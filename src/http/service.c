@@ -191,6 +191,17 @@ static enum MHD_Result sendResultsError(http_server *h, struct MHD_Connection *c
     return sendJson(h, c, 200, &b, pretty);
 }
 
+/* 301 to the leader (?redirect, and /join on a follower). */
+static enum MHD_Result sendRedirect(struct MHD_Connection *c, const char *location)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Location", location);
+    MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+    enum MHD_Result ret = MHD_queue_response(c, 301, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* ---- forwarding to the leader ---------------------------------------------- */
 
 static enum MHD_Result forwardOrFail(http_server *h, struct MHD_Connection *c, const char *method,
@@ -206,14 +217,8 @@ static enum MHD_Result forwardOrFail(http_server *h, struct MHD_Connection *c, c
     buf_printf(&url, "%s%s%s%s", leader.api_addr, path, q.len ? "?" : "", q.len ? q.data : "");
     buf_free(&q);
     if (hasParam(c, "redirect")) {
-        size_t n;
-        char *loc = buf_detach(&url, &n);
-        struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(r, "Location", loc);
-        MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
-        enum MHD_Result ret = MHD_queue_response(c, 301, r);
-        MHD_destroy_response(r);
-        free(loc);
+        enum MHD_Result ret = sendRedirect(c, url.data);
+        buf_free(&url);
         return ret;
     }
     const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
@@ -664,12 +669,7 @@ static enum MHD_Result handleJoin(http_server *h, struct MHD_Connection *c, requ
             return sendText(h, c, 503, "leader not found");
         char loc[400];
         snprintf(loc, sizeof loc, "%s/join", leader.api_addr);
-        struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-        MHD_add_response_header(r, "Location", loc);
-        MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
-        enum MHD_Result ret = MHD_queue_response(c, 301, r);
-        MHD_destroy_response(r);
-        return ret;
+        return sendRedirect(c, loc);
     }
     if (rc != STORE_OK) {
         enum MHD_Result ret = sendText(h, c, 500, err ? err : "join failed");

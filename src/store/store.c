@@ -44,6 +44,7 @@
 
 #include "store/transport.h"
 #include "util/log.h"
+#include "util/os.h"
 
 #define SNAP_MAGIC "RQSNAP01"
 
@@ -160,17 +161,6 @@ static raft_id nodeRaftId(const char *node_id)
 }
 
 
-static char *errf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *errf(const char *fmt, ...)
-{
-    va_list ap;
-    char *s = NULL;
-    va_start(ap, fmt);
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
 
 /* ------------------------------------------------------------------ ops */
 
@@ -482,7 +472,7 @@ static void applyCb(struct raft_apply *req, int status, void *result)
     else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
         opComplete(o, STORE_ERROR, strdup("leadership lost while committing log"));
     else
-        opComplete(o, STORE_ERROR, errf("apply failed: %s", raft_strerror(status)));
+        opComplete(o, STORE_ERROR, rq_sprintf("apply failed: %s", raft_strerror(status)));
 }
 
 static void barrierCb(struct raft_barrier *req, int status)
@@ -493,7 +483,7 @@ static void barrierCb(struct raft_barrier *req, int status)
     else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
         opComplete(o, STORE_NOT_LEADER, strdup("leadership lost"));
     else
-        opComplete(o, STORE_ERROR, errf("barrier failed: %s", raft_strerror(status)));
+        opComplete(o, STORE_ERROR, rq_sprintf("barrier failed: %s", raft_strerror(status)));
 }
 
 static void changeCb(struct raft_change *req, int status)
@@ -505,7 +495,7 @@ static void changeCb(struct raft_change *req, int status)
     else if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST)
         opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
     else
-        opComplete(o, STORE_ERROR, errf("%s", raft_strerror(status)));
+        opComplete(o, STORE_ERROR, rq_sprintf("%s", raft_strerror(status)));
 }
 
 static void transferCb(struct raft_transfer *req)
@@ -568,7 +558,7 @@ static void startOp(store *s, op *o)
         if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
             opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
         else
-            opComplete(o, STORE_ERROR, errf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft)
+            opComplete(o, STORE_ERROR, rq_sprintf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft)
                                                                          : raft_strerror(rv)));
     }
 }
@@ -775,22 +765,6 @@ static void *raftThread(void *arg)
 
 /* ----------------------------------------------------------- lifecycle */
 
-static int mkdirs(const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
 
 static bool fileExists(const char *dir, const char *name)
 {
@@ -815,8 +789,8 @@ int store_open(const config *cfg, store **out, char **err)
         *err = strdup("out of memory");
         return -1;
     }
-    if (mkdirs(s->raft_dir) != 0) {
-        *err = errf("cannot create %s: %s", s->raft_dir, strerror(errno));
+    if (rq_mkdir_all(s->raft_dir) != 0) {
+        *err = rq_sprintf("cannot create %s: %s", s->raft_dir, strerror(errno));
         return -1;
     }
     bool is_new = !fileExists(s->raft_dir, "metadata1") && !fileExists(s->raft_dir, "metadata2");
@@ -887,12 +861,12 @@ int store_open(const config *cfg, store **out, char **err)
 
     int rv = rq_transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json);
     if (rv != 0) {
-        *err = errf("transport: %s", raft_strerror(rv));
+        *err = rq_sprintf("transport: %s", raft_strerror(rv));
         return -1;
     }
     rv = raft_uv_init(&s->io, &s->loop, s->raft_dir, &s->transport);
     if (rv != 0) {
-        *err = errf("raft I/O: %s", s->io.errmsg);
+        *err = rq_sprintf("raft I/O: %s", s->io.errmsg);
         return -1;
     }
     raft_uv_set_connect_retry_delay(&s->io, 250);
@@ -904,7 +878,7 @@ int store_open(const config *cfg, store **out, char **err)
     s->fsm.snapshot_finalize = fsmSnapshotFinalize;
     rv = raft_init(&s->raft, &s->io, &s->fsm, s->id, cfg->raft_adv_addr);
     if (rv != 0) {
-        *err = errf("raft: %s", raft_errmsg(&s->raft));
+        *err = rq_sprintf("raft: %s", raft_errmsg(&s->raft));
         return -1;
     }
     s->raft.data = s;
@@ -929,14 +903,14 @@ int store_open(const config *cfg, store **out, char **err)
         rv = raft_bootstrap(&s->raft, &conf);
         raft_configuration_close(&conf);
         if (rv != 0) {
-            *err = errf("bootstrap: %s", raft_errmsg(&s->raft));
+            *err = rq_sprintf("bootstrap: %s", raft_errmsg(&s->raft));
             return -1;
         }
         rq_log("store", "executing new cluster bootstrap");
     }
     rv = raft_start(&s->raft);
     if (rv != 0) {
-        *err = errf("raft start: %s", raft_errmsg(&s->raft));
+        *err = rq_sprintf("raft start: %s", raft_errmsg(&s->raft));
         return -1;
     }
     s->raft_started = true;
@@ -1290,7 +1264,7 @@ int store_remove(store *s, const char *id, char **err)
         found |= strcmp(nodes[i].id, id) == 0;
     free(nodes);
     if (!found) {
-        *err = errf("node %s not found in cluster", id);
+        *err = rq_sprintf("node %s not found in cluster", id);
         return STORE_ERROR;
     }
     rq_log("store", "removing node %s from cluster", id);
