@@ -143,3 +143,28 @@ def test_flags_errors():
     p = subprocess.run([__import__("harness").RQLITED, "-version"], capture_output=True,
                        text=True, timeout=10)
     assert p.returncode == 0 and p.stdout.startswith("rqlited ")
+
+
+def test_garbage_requests_never_crash(cluster):
+    """Bounded random input on every endpoint: clear 4xx/2xx answers, node alive."""
+    import random
+    rnd = random.Random(1234)
+    n = cluster.node(1).start().wait_ready()
+    n.execute(["CREATE TABLE g (id INTEGER PRIMARY KEY, v)"])
+    paths = ["/db/execute", "/db/query", "/db/request", "/status", "/nodes", "/readyz",
+             "/join", "/remove", "/leader", "/db/execute?transaction&pretty&timings",
+             "/db/query?level=strong&associative", "/db/query?q=%ZZ", "/db/query?freshness=1x"]
+    pieces = ['[', ']', '{', '}', '"', ',', ':', '1', '-1e999', 'null', 'true', '"SELECT 1"',
+              '"INSERT INTO g(v) VALUES(1)"', '["SELECT ?", 1]', '[[]]', '\\u0000', '\xff', ' ']
+    for i in range(300):
+        body = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 12)))
+        if rnd.random() < 0.1:
+            body = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(1, 64)))
+        method = rnd.choice(["GET", "POST", "DELETE", "PUT"])
+        r = requests.request(method, n.url + rnd.choice(paths), data=body, timeout=10,
+                             headers={"Content-Type": rnd.choice(["application/json", "text/plain"])})
+        assert r.status_code in (200, 301, 400, 404, 405, 500, 503), (method, body, r.status_code)
+    assert n.proc.poll() is None
+    assert n.ready()
+    r = n.execute(["INSERT INTO g(v) VALUES ('still here')"])
+    assert r["results"][0]["rows_affected"] == 1
