@@ -402,7 +402,7 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
         if (*name == '-' || *name == '=') {
             fprintf(stderr, "bad flag syntax: %s\n", a);
             usage(stderr);
-            *exit_code = 2;
+            *exit_code = 1;
             config_free(cfg);
             return 1;
         }
@@ -430,7 +430,7 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
         if (f == NULL) {
             fprintf(stderr, "flag provided but not defined: -%.*s\n", (int)nlen, name);
             usage(stderr);
-            *exit_code = 2;
+            *exit_code = 1;
             config_free(cfg);
             return 1;
         }
@@ -444,7 +444,7 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
         } else {
             fprintf(stderr, "flag needs an argument: -%s\n", f->name);
             usage(stderr);
-            *exit_code = 2;
+            *exit_code = 1;
             config_free(cfg);
             return 1;
         }
@@ -452,7 +452,7 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
         if (setFlag(cfg, f, val, msg, sizeof msg) != 0) {
             fprintf(stderr, "%s\n", msg);
             usage(stderr);
-            *exit_code = 2;
+            *exit_code = 1;
             config_free(cfg);
             return 1;
         }

@@ -62,8 +62,8 @@ typedef struct config {
 /* Parse argv into cfg (argv[0] is the program name). Returns 0 when the node
  * should start. Returns 1 when the process must exit instead (-h, -version,
  * bad flags): what rqlite prints has been printed (usage, "fatal: ..." on
- * stderr) and *exit_code is set (0 for -h/-version, 2 for an unknown flag,
- * 1 for validation errors). Flags rqlite has but we do not implement yet are
+ * stderr) and *exit_code is set (0 for -h/-version, 1 for an unknown or malformed flag,
+ * and 1 for validation errors). Flags rqlite has but we do not implement yet are
  * accepted and reported on stderr at start-up, never silently ignored. */
 int config_parse(config *cfg, int argc, char **argv, int *exit_code);
 void config_free(config *cfg);

@@ -110,7 +110,7 @@ static void test_errors(void **st)
     config c;
     int code;
     assert_int_equal(parse(&c, &code, "-nope", "/tmp/d", NULL), 1);
-    assert_int_equal(code, 2);
+    assert_int_equal(code, 1);
     assert_int_equal(parse(&c, &code, NULL), 1);
     assert_int_equal(code, 1);
     assert_int_equal(parse(&c, &code, "-node-id", "1", NULL), 1);
@@ -118,7 +118,7 @@ static void test_errors(void **st)
     assert_int_equal(parse(&c, &code, "/tmp/d", "extra", NULL), 1);
     assert_int_equal(code, 1);
     assert_int_equal(parse(&c, &code, "-join-interval", "5", "/tmp/d", NULL), 1);
-    assert_int_equal(code, 2);
+    assert_int_equal(code, 1);
     assert_int_equal(parse(&c, &code, "-http-addr", "http://x:1", "/tmp/d", NULL), 1);
     assert_int_equal(code, 1);
     assert_int_equal(parse(&c, &code, "-http-addr", "localhost:4002", "/tmp/d", NULL), 1);
@@ -128,7 +128,7 @@ static void test_errors(void **st)
     assert_int_equal(parse(&c, &code, "-join", "nope", "/tmp/d", NULL), 1);
     assert_int_equal(code, 1);
     assert_int_equal(parse(&c, &code, "-raft-addr", NULL), 1);
-    assert_int_equal(code, 2);
+    assert_int_equal(code, 1);
     assert_int_equal(parse(&c, &code, "-version", NULL), 1);
     assert_int_equal(code, 0);
     assert_int_equal(parse(&c, &code, "-h", NULL), 1);
