@@ -23,6 +23,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/buf.h"
 
@@ -52,6 +53,13 @@ void db_close(db *d);
  * rqlite's message: "invalid request", "invalid JSON body", "no statements",
  * "unsupported type" ... (400 material). */
 json_t *db_parse_request(const char *body, size_t len, char **err);
+
+/* The clock and random seed for the following db_execute() calls: SQLite's
+ * 'now' (date/time functions, CURRENT_TIMESTAMP) reads unix_ms, and
+ * random()/randomblob() draw from a generator seeded with seed, so that
+ * every replica applying the same entry computes the same values.
+ * unix_ms 0 means the real clock. */
+void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed);
 
 /* Run statements on the write connection (Raft thread only). Appends the
  * results (see above) to out when out != NULL; with out == NULL the

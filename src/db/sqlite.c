@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "db/db.h"
+#include "db/internal.h"
 
 struct db {
     char *path;
@@ -23,6 +24,8 @@ struct db {
     sqlite3 **idle;          /* idle read-only connections */
     int n_idle, cap_idle;
     int n_open;              /* read-only connections open (idle + busy) */
+    int64_t entry_ms;        /* clock and seed of the entry being applied */
+    uint64_t rng;
 };
 
 static char *errdup(const char *prefix, const char *msg)
@@ -49,7 +52,7 @@ static int openConn(db *d, bool ro, sqlite3 **out, char **err)
 {
     int flags = SQLITE_OPEN_NOMUTEX | (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     sqlite3 *c = NULL;
-    if (sqlite3_open_v2(d->path, &c, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(d->path, &c, flags, ro ? NULL : det_vfs_name()) != SQLITE_OK) {
         if (err)
             *err = errdup("open database: ", c ? sqlite3_errmsg(c) : "out of memory");
         sqlite3_close(c);
@@ -58,6 +61,12 @@ static int openConn(db *d, bool ro, sqlite3 **out, char **err)
     sqlite3_busy_timeout(c, 5000);
     sqlite3_extended_result_codes(c, 0);
     if (!ro && execSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF", err) != 0) {
+        sqlite3_close(c);
+        return -1;
+    }
+    if (!ro && det_install(c, &d->rng) != SQLITE_OK) {
+        if (err)
+            *err = errdup("install functions: ", sqlite3_errmsg(c));
         sqlite3_close(c);
         return -1;
     }
@@ -789,9 +798,17 @@ static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf
     }
 }
 
+void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed)
+{
+    d->entry_ms = unix_ms;
+    d->rng = seed;
+}
+
 void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
 {
+    det_freeze(d->entry_ms);
     runAll(d->w, stmts, flags, false, out);
+    det_freeze(0);
 }
 
 void db_query(db *d, const json_t *stmts, unsigned flags, buf *out)

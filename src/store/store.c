@@ -19,10 +19,13 @@
  * a snapshot manifest for fast restarts of large databases.)
  *
  * Log entries are JSON documents:
- *   {"t":"x","o":ORIGIN,"s":SEQ,"f":FLAGS,"q":[statements]}   execute
+ *   {"t":"x","o":ORIGIN,"s":SEQ,"f":FLAGS,"ts":MS,"r":SEED,"q":[statements]}
+ *                                                              execute
  *   {"t":"m","id":..,"rid":..,"addr":..,"api":..}              node metadata
  * ORIGIN/SEQ let the proposing node find the waiting request when the entry
- * is applied, so that only that node encodes results.
+ * is applied, so that only that node encodes results. TS/SEED are the
+ * proposer's clock and a random seed: every replica evaluates 'now' and
+ * random() from them, so non-deterministic SQL replicates identically.
  *
  * Snapshots: "RQSNAP01", u32 length of a JSON metadata map, the map, then
  * the SQLite database image.
@@ -37,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -369,8 +373,11 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         unsigned flags = (unsigned)json_integer_value(json_object_get(e, "f"));
         const json_t *stmts = json_object_get(e, "q");
         op *o = origin == s->id ? pendingFind(s, seq) : NULL;
-        if (json_is_array(stmts))
+        if (json_is_array(stmts)) {
+            db_set_entropy(s->db, (int64_t)json_integer_value(json_object_get(e, "ts")),
+                           (uint64_t)json_integer_value(json_object_get(e, "r")));
             db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
+        }
     } else if (t && strcmp(t, "m") == 0) {
         metaUpsert(s, json_string_value(json_object_get(e, "id")),
                    (raft_id)json_integer_value(json_object_get(e, "rid")),
@@ -1064,8 +1071,17 @@ static int applyEntry(store *s, const char *type, const json_t *stmts, unsigned 
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);
-    json_t *e = json_pack("{s:s,s:I,s:I,s:i,s:O}", "t", type, "o", (json_int_t)s->id, "s",
-                          (json_int_t)o->seq, "f", (int)flags, "q", stmts);
+    /* The proposer fixes the entry's clock and random seed: every replica
+     * evaluates 'now' and random() from them (see db_set_entropy). */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)now.tv_nsec * 0x9E3779B97F4A7C15ULL ^ o->seq;
+    json_t *e = json_pack("{s:s,s:I,s:I,s:i,s:I,s:I,s:O}", "t", type, "o", (json_int_t)s->id,
+                          "s", (json_int_t)o->seq, "f", (int)flags, "ts",
+                          (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, "r",
+                          (json_int_t)(seed & 0x7fffffffffffffffULL), "q", stmts);
     char *text = json_dumps(e, JSON_COMPACT);
     json_decref(e);
     o->entry = entryFromText(text, &o->entry_len);

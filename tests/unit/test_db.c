@@ -214,6 +214,43 @@ static void test_serialize_restore(void **state)
     assert_string_equal(db_path(f->d), f->path);
 }
 
+/* Same clock and seed: same values, in any database, at any time. */
+static void test_entropy_is_replayable(void **state)
+{
+    fixture *f = *state;
+    db *other = NULL;
+    char path[200], *err = NULL;
+    snprintf(path, sizeof path, "%s/other.sqlite", f->dir);
+    assert_int_equal(db_open(path, NULL, &other, &err), 0);
+    const char *body = "[\"CREATE TABLE r (a, b, c, d, e DEFAULT CURRENT_TIMESTAMP)\","
+                       "\"INSERT INTO r(a, b, c, d) VALUES (random(), randomblob(8), datetime('now'), "
+                       "strftime('%s', 'now'))\"]";
+    json_t *stmts = parse(body);
+    buf r1 = BUF_INIT, r2 = BUF_INIT;
+    json_t *q = parse("[\"SELECT * FROM r\"]");
+    db_set_entropy(f->d, 1700000000123LL, 42);
+    db_execute(f->d, stmts, 0, NULL);
+    db_set_entropy(other, 1700000000123LL, 42);
+    db_execute(other, stmts, 0, NULL);
+    db_query(f->d, q, 0, &r1);
+    db_query(other, q, 0, &r2);
+    assert_string_equal(r1.data, r2.data);
+    assert_non_null(strstr(r1.data, "\"2023-11-14 22:13:20\",\"1700000000\",\"2023-11-14 22:13:20\""));
+    /* Another seed gives other random values. */
+    buf_reset(&r2);
+    db_set_entropy(other, 1700000000123LL, 43);
+    json_t *ins = parse("[\"DELETE FROM r\", \"INSERT INTO r(a) VALUES (random())\"]");
+    db_execute(other, ins, 0, NULL);
+    db_query(other, q, 0, &r2);
+    assert_string_not_equal(r1.data, r2.data);
+    json_decref(ins);
+    json_decref(q);
+    json_decref(stmts);
+    buf_free(&r1);
+    buf_free(&r2);
+    db_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -222,6 +259,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_transaction_and_timings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_and_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serialize_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_entropy_is_replayable, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,113 @@
+/*
+ * determinism.c: make the write connection's non-deterministic SQL
+ * (RANDOM(), RANDOMBLOB(), 'now', CURRENT_TIMESTAMP...) replay identically.
+ *
+ * rqlite rewrites such SQL text before replication. We instead let the
+ * proposing node stamp each log entry with a time and a random seed, and
+ * every node applies the entry with SQLite's clock frozen at that time (a
+ * VFS whose xCurrentTimeInt64 answers it) and random()/randomblob() drawn
+ * from a generator seeded with it. Every replica, and every replay after a
+ * restart, computes the same values, including cases rqlite leaves
+ * non-deterministic (CURRENT_TIMESTAMP defaults, ORDER BY random()).
+ */
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/internal.h"
+
+#define DET_VFS "rq-deterministic"
+
+/* Julian day in ms of the Unix epoch (SQLite's time base). */
+#define UNIX_EPOCH_JMS 210866760000000LL
+
+static sqlite3_vfs detVfs;
+static sqlite3_vfs *baseVfs;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+/* The frozen clock, per thread: only the Raft thread uses the VFS. */
+static __thread sqlite3_int64 frozen_jms;
+
+static int detCurrentTimeInt64(sqlite3_vfs *v, sqlite3_int64 *out)
+{
+    if (frozen_jms) {
+        *out = frozen_jms;
+        return SQLITE_OK;
+    }
+    return baseVfs->xCurrentTimeInt64(baseVfs, out);
+}
+
+static int detCurrentTime(sqlite3_vfs *v, double *out)
+{
+    sqlite3_int64 t;
+    int rc = detCurrentTimeInt64(v, &t);
+    *out = (double)t / 86400000.0;
+    return rc;
+}
+
+static void registerVfs(void)
+{
+    baseVfs = sqlite3_vfs_find(NULL);
+    detVfs = *baseVfs; /* same files, locks and shared memory as the default */
+    detVfs.zName = DET_VFS;
+    detVfs.pNext = NULL;
+    if (detVfs.iVersion >= 2)
+        detVfs.xCurrentTimeInt64 = detCurrentTimeInt64;
+    detVfs.xCurrentTime = detCurrentTime;
+    sqlite3_vfs_register(&detVfs, 0);
+}
+
+const char *det_vfs_name(void)
+{
+    pthread_once(&once, registerVfs);
+    return DET_VFS;
+}
+
+/* splitmix64: small, fast, good enough for SQL-level randomness. */
+static uint64_t next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static void fnRandom(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    uint64_t *s = sqlite3_user_data(ctx);
+    sqlite3_result_int64(ctx, (sqlite3_int64)next(s));
+}
+
+static void fnRandomBlob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    uint64_t *s = sqlite3_user_data(ctx);
+    sqlite3_int64 n = sqlite3_value_int64(argv[0]);
+    if (n < 1)
+        n = 1;
+    if (n > 1000000000)
+        n = 1000000000;
+    unsigned char *p = sqlite3_malloc64((sqlite3_uint64)n);
+    if (p == NULL) {
+        sqlite3_result_error_nomem(ctx);
+        return;
+    }
+    for (sqlite3_int64 i = 0; i < n; i += 8) {
+        uint64_t r = next(s);
+        size_t k = n - i < 8 ? (size_t)(n - i) : 8;
+        memcpy(p + i, &r, k);
+    }
+    sqlite3_result_blob64(ctx, p, (sqlite3_uint64)n, sqlite3_free);
+}
+
+int det_install(sqlite3 *c, uint64_t *state)
+{
+    int rc = sqlite3_create_function(c, "random", 0, SQLITE_UTF8, state, fnRandom, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_create_function(c, "randomblob", 1, SQLITE_UTF8, state, fnRandomBlob, NULL, NULL);
+    return rc;
+}
+
+void det_freeze(int64_t unix_ms)
+{
+    frozen_jms = unix_ms ? UNIX_EPOCH_JMS + unix_ms : 0;
+}
