@@ -398,6 +398,108 @@ static void leaderCmd(shell *sh)
     json_decref(doc);
 }
 
+/* GET path and write the body to file (.backup, .dump). */
+static void download(shell *sh, const char *path, const char *file, const char *done)
+{
+    http_resp r;
+    char err[256];
+    if (request(sh, "GET", path, NULL, 0, NULL, &r, err, sizeof err) != 0) {
+        shell_err(sh, "%s", err);
+        return;
+    }
+    if (r.status != 200) {
+        shell_err(sh, "server responded with %ld %s: %s", r.status, statusText(r.status),
+                  r.body.data ? r.body.data : "");
+    } else {
+        FILE *f = fopen(file, "wb");
+        if (f == NULL || fwrite(r.body.data ? r.body.data : "", 1, r.body.len, f) != r.body.len) {
+            shell_err(sh, "cannot write %s", file);
+        } else {
+            fprintf(sh->out, "%s\n", done);
+        }
+        if (f)
+            fclose(f);
+    }
+    buf_free(&r.body);
+}
+
+static bool slurp(shell *sh, const char *file, buf *out)
+{
+    FILE *f = fopen(file, "rb");
+    if (f == NULL) {
+        shell_err(sh, "cannot open %s", file);
+        return false;
+    }
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_append(out, tmp, n);
+    fclose(f);
+    return true;
+}
+
+static bool isSqlite(const buf *b)
+{
+    return b->len >= 16 && memcmp(b->data, "SQLite format 3", 16) == 0;
+}
+
+/* .restore FILE: a SQLite file via /db/load, or SQL text. */
+static void restoreCmd(shell *sh, const char *file)
+{
+    buf b = BUF_INIT;
+    if (!slurp(sh, file, &b))
+        return;
+    bool image = isSqlite(&b);
+    if (!image)
+        buf_puts(&b, "\nPRAGMA foreign_keys=OFF;");
+    json_t *doc = callJson(sh, "POST", "/db/load", b.data ? b.data : "", b.len,
+                           image ? "application/octet-stream" : "text/plain");
+    buf_free(&b);
+    if (doc == NULL)
+        return;
+    const char *top = json_string_value(json_object_get(doc, "error"));
+    json_t *res = json_array_get(json_object_get(doc, "results"), 0);
+    if (top) {
+        shell_err(sh, "%s", top);
+    } else if (res && json_object_get(res, "error")) {
+        fprintf(sh->out, "Error: %s\n", json_string_value(json_object_get(res, "error")));
+    } else {
+        if (res) {
+            fprintf(sh->out, "last inserted ID: %lld\n",
+                    (long long)json_integer_value(json_object_get(res, "last_insert_id")));
+            fprintf(sh->out, "rows affected: %lld\n",
+                    (long long)json_integer_value(json_object_get(res, "rows_affected")));
+        }
+        fprintf(sh->out, "Database restored successfully.\n");
+    }
+    json_decref(doc);
+}
+
+static void bootCmd(shell *sh, const char *file)
+{
+    buf b = BUF_INIT;
+    if (!slurp(sh, file, &b))
+        return;
+    if (!isSqlite(&b)) {
+        shell_err(sh, "%s is not a valid SQLite file", file);
+        buf_free(&b);
+        return;
+    }
+    http_resp r;
+    char err[256];
+    if (request(sh, "POST", "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) != 0) {
+        shell_err(sh, "%s", err);
+    } else {
+        if (r.status == 200)
+            fprintf(sh->out, "Node booted successfully.\n");
+        else
+            shell_err(sh, "boot failed, status code: %ld %s, %s", r.status, statusText(r.status),
+                      r.body.data ? r.body.data : "");
+        buf_free(&r.body);
+    }
+    buf_free(&b);
+}
+
 static void readFile(shell *sh, const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -531,6 +633,29 @@ int shell_run_line(shell *sh, const char *input)
                 sh->out = f;
                 sh->out_path = strdup(arg);
             }
+        }
+    } else if (!strcmp(cmd, ".BACKUP") || !strcmp(cmd, ".RESTORE") || !strcmp(cmd, ".BOOT")) {
+        if (*arg == '\0')
+            shell_err(sh, "please specify an output file for the backup");
+        else if (cmd[1] == 'B' && cmd[2] == 'A')
+            download(sh, "/db/backup", arg, "backup file written successfully");
+        else if (cmd[1] == 'R')
+            restoreCmd(sh, arg);
+        else
+            bootCmd(sh, arg);
+    } else if (!strcmp(cmd, ".DUMP")) {
+        char file[1024] = "", tables[1024] = "";
+        if (sscanf(arg, "%1023s %1023s", file, tables) < 1) {
+            shell_err(sh, "please specify an output file for the SQL text");
+        } else {
+            buf path = BUF_INIT;
+            buf_puts(&path, "/db/backup?fmt=sql");
+            if (tables[0]) {
+                buf_puts(&path, "&tables=");
+                urlEscape(&path, tables);
+            }
+            download(sh, path.data, file, "SQL text file written successfully");
+            buf_free(&path);
         }
     } else if (!strcmp(cmd, ".READ")) {
         if (*arg == '\0')

@@ -783,11 +783,16 @@ static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf
         }
         if (wrote)
             first = false;
-        if (!ok && tx) {
+        if (!ok) {
             failed = true;
-            break;
+            if (tx)
+                break;
         }
     }
+    /* A statement that failed inside the client's own BEGIN would leave the
+     * shared write connection in a transaction for every later request. */
+    if (!tx && !ro && failed && sqlite3_get_autocommit(c) == 0)
+        execSimple(c, "ROLLBACK", NULL);
     if (tx) {
         if (failed || sqlite3_get_autocommit(c) == 0) {
             if (failed)
@@ -961,5 +966,112 @@ int db_restore(db *d, const void *data, size_t len, char **err)
         sqlite3_close(d->w);
         d->w = w;
     }
+    return 0;
+}
+
+int db_backup(db *d, unsigned char **data, size_t *len, char **err)
+{
+    sqlite3 *c = roGet(d);
+    if (c == NULL) {
+        *err = strdup("unable to open database connection");
+        return -1;
+    }
+    /* One read transaction: the image is a consistent snapshot. */
+    execSimple(c, "BEGIN", NULL);
+    execSimple(c, "SELECT 1 FROM sqlite_master LIMIT 1", NULL);
+    sqlite3_int64 n = 0;
+    unsigned char *p = sqlite3_serialize(c, "main", &n, 0);
+    execSimple(c, "COMMIT", NULL);
+    roPut(d, c);
+    if (p == NULL) {
+        *data = NULL;
+        *len = 0;
+        return 0; /* an empty database */
+    }
+    *data = p;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* Does name appear in the comma-separated list (NULL: every table)? */
+static bool listed(const char *list, const char *name)
+{
+    if (list == NULL || *list == '\0')
+        return true;
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ',');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && strncmp(p, name, n) == 0)
+            return true;
+        if (!e)
+            break;
+        p = e + 1;
+    }
+    return false;
+}
+
+int db_dump(db *d, const char *tables, buf *out, char **err)
+{
+    sqlite3 *c = roGet(d);
+    if (c == NULL) {
+        *err = strdup("unable to open database connection");
+        return -1;
+    }
+    execSimple(c, "BEGIN", NULL);
+    buf_puts(out, "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n");
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c, "SELECT name, sql FROM sqlite_master WHERE sql NOT NULL AND "
+                                   "type == 'table' ORDER BY name", -1, &st, NULL);
+    while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *sql = (const char *)sqlite3_column_text(st, 1);
+        if (!listed(tables, name))
+            continue;
+        if (strcmp(name, "sqlite_sequence") == 0) {
+            buf_puts(out, "DELETE FROM \"sqlite_sequence\";\n");
+        } else if (strcmp(name, "sqlite_stat1") == 0) {
+            buf_puts(out, "ANALYZE \"sqlite_master\";\n");
+        } else if (strncmp(name, "sqlite_", 7) == 0) {
+            continue;
+        } else {
+            buf_printf(out, "%s;\n", sql);
+        }
+        /* One INSERT per row, values quoted by SQLite itself. */
+        char *cols = sqlite3_mprintf("SELECT group_concat('quote(\"' || replace(name, '\"', '\"\"') "
+                                     "|| '\")', ' || '','' || ') FROM pragma_table_info(%Q)", name);
+        sqlite3_stmt *cs = NULL;
+        char *expr = NULL;
+        if (sqlite3_prepare_v2(c, cols, -1, &cs, NULL) == SQLITE_OK && sqlite3_step(cs) == SQLITE_ROW &&
+            sqlite3_column_text(cs, 0))
+            expr = strdup((const char *)sqlite3_column_text(cs, 0));
+        sqlite3_finalize(cs);
+        sqlite3_free(cols);
+        if (expr == NULL)
+            continue;
+        char *q = sqlite3_mprintf("SELECT 'INSERT INTO \"%w\" VALUES(' || %s || ');' FROM \"%w\"", name,
+                                  expr, name);
+        free(expr);
+        sqlite3_stmt *rs = NULL;
+        if (sqlite3_prepare_v2(c, q, -1, &rs, NULL) == SQLITE_OK) {
+            while (sqlite3_step(rs) == SQLITE_ROW) {
+                buf_append(out, sqlite3_column_text(rs, 0), (size_t)sqlite3_column_bytes(rs, 0));
+                buf_putc(out, '\n');
+            }
+        }
+        sqlite3_finalize(rs);
+        sqlite3_free(q);
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(c, "SELECT sql FROM sqlite_master WHERE sql NOT NULL AND "
+                              "type IN ('index','trigger','view')", -1, &st, NULL) == SQLITE_OK) {
+        while (sqlite3_step(st) == SQLITE_ROW)
+            buf_printf(out, "%s;\n", (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+    buf_puts(out, "COMMIT;\n");
+    execSimple(c, "COMMIT", NULL);
+    roPut(d, c);
     return 0;
 }

@@ -17,6 +17,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "cluster/cluster.h"
 #include "db/db.h"
@@ -272,15 +273,26 @@ static bool isTextPlain(struct MHD_Connection *c)
     return ct && strncasecmp(ct, "text/plain", 10) == 0;
 }
 
+/* One SQL text as a statements array. Log entries are JSON, so the text
+ * must be valid UTF-8. */
+static json_t *textStatement(const char *sql, size_t len, char **err)
+{
+    json_t *s = json_stringn(sql ? sql : "", len);
+    if (s == NULL) {
+        *err = strdup("invalid request: SQL text is not valid UTF-8");
+        return NULL;
+    }
+    json_t *a = json_array();
+    json_array_append_new(a, s);
+    return a;
+}
+
 /* The statements of a request: a JSON array, or with text/plain the whole
  * body as one statement. Returns NULL with *err (400 material). */
 static json_t *requestStatements(struct MHD_Connection *c, request *rq, char **err)
 {
-    if (isTextPlain(c)) {
-        json_t *a = json_array();
-        json_array_append_new(a, json_stringn(rq->body.data ? rq->body.data : "", rq->body.len));
-        return a;
-    }
+    if (isTextPlain(c))
+        return textStatement(rq->body.data, rq->body.len, err);
     return db_parse_request(rq->body.data ? rq->body.data : "", rq->body.len, err);
 }
 
@@ -340,8 +352,12 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
         }
         if (*q == '\0')
             return sendText(h, c, 400, "query parameter not set");
-        stmts = json_array();
-        json_array_append_new(stmts, json_string(q));
+        stmts = textStatement(q, strlen(q), &err);
+        if (stmts == NULL) {
+            ret = sendText(h, c, 400, err);
+            free(err);
+            return ret;
+        }
     } else {
         stmts = requestStatements(c, rq, &err);
         if (stmts == NULL) {
@@ -392,6 +408,141 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
     wrapResults(&out, &results, rq, flags, hasParam(c, "raft_index") ? raft_index : 0);
     buf_free(&results);
     return sendJson(h, c, 200, &out, pretty);
+}
+
+/* ---- backup and load ------------------------------------------------------------ */
+
+static const char sqliteHeader[16] = "SQLite format 3";  /* with its NUL */
+
+static bool isSqliteImage(const buf *b)
+{
+    return b->len >= 16 && memcmp(b->data, sqliteHeader, 16) == 0;
+}
+
+/* gzip in into out; returns 0 or -1. */
+static int gzipBuf(const void *in, size_t n, buf *out)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return -1;
+    size_t cap = deflateBound(&z, (uLong)n);
+    buf_reserve(out, cap);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)out->data + out->len;
+    z.avail_out = (uInt)cap;
+    int rc = deflate(&z, Z_FINISH);
+    out->len += cap - z.avail_out;
+    out->data[out->len] = '\0';
+    deflateEnd(&z);
+    return rc == Z_STREAM_END ? 0 : -1;
+}
+
+static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    store *st = getStore(h);
+    if (st == NULL)
+        return sendText(h, c, 503, "store not open");
+    if (!hasParam(c, "noleader") && !store_is_leader(st))
+        return forwardOrFail(h, c, "GET", "/db/backup", rq);
+    const char *fmt = paramValue(c, "fmt");
+    bool sql = fmt && strcmp(fmt, "sql") == 0;
+    if (sql && hasParam(c, "vacuum"))
+        return sendText(h, c, 500, "invalid backup format");
+    buf body = BUF_INIT;
+    char *err = NULL;
+    const char *ctype = "application/octet-stream";
+    if (sql) {
+        if (db_dump(store_db(st), paramValue(c, "tables"), &body, &err) != 0)
+            goto fail;
+        ctype = "application/sql";
+    } else {
+        unsigned char *img = NULL;
+        size_t n = 0;
+        if (db_backup(store_db(st), &img, &n, &err) != 0)
+            goto fail;
+        buf_append(&body, img, n);
+        sqlite3_free(img);
+    }
+    rq_log("http", "backup (%s) of %zu bytes served", sql ? "sql" : "binary", body.len);
+    if (hasParam(c, "compress")) {
+        buf z = BUF_INIT;
+        if (gzipBuf(body.data ? body.data : "", body.len, &z) != 0) {
+            buf_free(&z);
+            buf_free(&body);
+            return sendText(h, c, 500, "compression failed");
+        }
+        buf_free(&body);
+        body = z;
+    }
+    return reply(h, c, 200, ctype, &body);
+fail:
+    buf_free(&body);
+    {
+        enum MHD_Result ret = sendText(h, c, 500, err ? err : "backup failed");
+        free(err);
+        return ret;
+    }
+}
+
+/* POST /db/load: a SQLite image (replicated as one load entry) or SQL text
+ * (run as one transaction). POST /boot: an image, single-node only. */
+static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, request *rq, bool boot)
+{
+    store *st = getStore(h);
+    if (st == NULL)
+        return sendText(h, c, 503, "store not open");
+    bool image = isSqliteImage(&rq->body);
+    if (boot) {
+        if (!image)
+            return sendText(h, c, 400, "invalid SQLite data");
+        store_node *nodes = NULL;
+        int n = store_nodes(st, &nodes);
+        free(nodes);
+        if (!store_is_leader(st))
+            return sendText(h, c, 503, "not leader");
+        if (n != 1)
+            return sendText(h, c, 503, "not single-node");
+    }
+    char *err = NULL;
+    int rc;
+    buf results = BUF_INIT;
+    if (image) {
+        rq_log("http", "loading a %zu-byte SQLite image", rq->body.len);
+        rc = store_load(st, rq->body.data, rq->body.len, &err);
+    } else {
+        json_t *stmts = textStatement(rq->body.data, rq->body.len, &err);
+        if (stmts == NULL) {
+            enum MHD_Result ret = sendText(h, c, 400, err);
+            free(err);
+            return ret;
+        }
+        rc = store_execute(st, stmts, 0, &results, NULL, &err);
+        json_decref(stmts);
+    }
+    if (rc == STORE_NOT_LEADER) {
+        buf_free(&results);
+        free(err);
+        if (boot)
+            return sendText(h, c, 503, "not leader");
+        return forwardOrFail(h, c, "POST", "/db/load", rq);
+    }
+    if (rc != STORE_OK) {
+        buf_free(&results);
+        enum MHD_Result ret = boot ? sendText(h, c, 503, err ? err : "boot failed")
+                                   : sendResultsError(h, c, err ? err : "load failed", false);
+        free(err);
+        return ret;
+    }
+    if (boot) {
+        buf_free(&results);
+        return sendEmpty(h, c, 200);
+    }
+    buf out = BUF_INIT;
+    wrapResults(&out, &results, rq, 0, 0);
+    buf_free(&results);
+    return sendJson(h, c, 200, &out, hasParam(c, "pretty"));
 }
 
 /* ---- status and cluster endpoints ---------------------------------------------- */
@@ -732,6 +883,18 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
     if (prefix(url, "/db/request")) {
         if (!get && !post) return sendEmpty(h, c, 405);
         return handleData(h, c, KIND_REQUEST, method, "/db/request", rq);
+    }
+    if (prefix(url, "/db/backup")) {
+        if (!get) return sendEmpty(h, c, 405);
+        return handleBackup(h, c, rq);
+    }
+    if (prefix(url, "/db/load")) {
+        if (!post) return sendEmpty(h, c, 405);
+        return handleLoad(h, c, rq, false);
+    }
+    if (strcmp(url, "/boot") == 0) {
+        if (!post) return sendEmpty(h, c, 405);
+        return handleLoad(h, c, rq, true);
     }
     if (prefix(url, "/status")) {
         if (!get) return sendEmpty(h, c, 405);

@@ -60,6 +60,9 @@ bool store_wait_leader(store *s, uint64_t timeout_ms);
  * locally (leader) and appends the results array contents to out. */
 int store_execute(store *s, const json_t *stmts, unsigned db_flags, buf *out,
                   uint64_t *raft_index, char **err);
+/* Replace the whole database, on every node, with a SQLite image (one log
+ * entry). Leader only. */
+int store_load(store *s, const void *image, size_t len, char **err);
 /* Reads at a consistency level; none/weak/linearizable run on a read-only
  * connection, strong goes through the log. */
 int store_query(store *s, const json_t *stmts, unsigned db_flags,

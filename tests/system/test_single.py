@@ -168,3 +168,21 @@ def test_garbage_requests_never_crash(cluster):
     assert n.ready()
     r = n.execute(["INSERT INTO g(v) VALUES ('still here')"])
     assert r["results"][0]["rows_affected"] == 1
+
+
+def test_shell_backup_dump_restore_boot(cluster, tmp_path):
+    n = cluster.node(1).start().wait_ready()
+    n.execute(["CREATE TABLE foo (id INTEGER PRIMARY KEY, name TEXT)", "INSERT INTO foo(name) VALUES ('a')"])
+    b, d = str(tmp_path / "b.sqlite"), str(tmp_path / "d.sql")
+    script = (".backup %s\n.dump %s\nDROP TABLE foo;\n.restore %s\nSELECT name FROM foo;\n"
+              "DROP TABLE foo;\n.boot %s\n.boot %s\nSELECT COUNT(*) FROM foo;\n" % (b, d, d, d, b))
+    out = subprocess.run([RQLITE, "-p", str(n.http_port)], input=script, capture_output=True,
+                         text=True, timeout=30).stdout
+    assert "backup file written successfully" in out
+    assert "SQL text file written successfully" in out
+    assert "Database restored successfully." in out
+    assert "| a    |" in out
+    assert "ERR! %s is not a valid SQLite file" % d in out
+    assert "Node booted successfully." in out
+    assert "| COUNT(*) |\n+----------+\n| 1        |" in out
+    assert open(d).read().startswith("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE foo")
