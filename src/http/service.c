@@ -23,6 +23,7 @@
 #include "db/db.h"
 #include "http/http.h"
 #include "http/pretty.h"
+#include "http/queue.h"
 #include "util/log.h"
 
 #define MAX_BODY (64u * 1024 * 1024)
@@ -33,6 +34,7 @@ struct http_server {
     struct MHD_Daemon *mhd;
     store *st;              /* set once, read atomically */
     time_t start_time;
+    wqueue *queue;          /* ?queue writes */
 };
 
 typedef struct request {
@@ -330,6 +332,68 @@ static bool freshnessParams(http_server *h, struct MHD_Connection *c, uint64_t *
     return true;
 }
 
+/* Queued writes: apply a merged batch here if leader, else on the leader. */
+static int flushQueued(void *ctx, const json_t *stmts, bool tx)
+{
+    http_server *h = ctx;
+    store *st = getStore(h);
+    if (st == NULL)
+        return -1;
+    char *err = NULL;
+    int rc = store_execute(st, stmts, tx ? DB_TX : 0, NULL, NULL, &err);
+    free(err);
+    if (rc == STORE_OK)
+        return 0;
+    if (rc != STORE_NOT_LEADER)
+        return -1;
+    store_node leader;
+    if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
+        return -1;
+    char url[400];
+    snprintf(url, sizeof url, "%s/db/execute%s", leader.api_addr, tx ? "?transaction" : "");
+    char *body = json_dumps(stmts, JSON_COMPACT);
+    cluster_response resp;
+    rc = cluster_forward("POST", url, body, strlen(body), "application/json", NULL,
+                         FORWARD_TIMEOUT_MS, &resp, &err);
+    free(body);
+    if (rc != 0) {
+        free(err);
+        return -1;
+    }
+    long status = resp.status;
+    bool whole_error = resp.body.data && strstr(resp.body.data, "{\"results\":[],\"error\"") != NULL;
+    cluster_response_free(&resp);
+    return status == 200 && !whole_error ? 0 : -1;
+}
+
+static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, request *rq, bool pretty)
+{
+    store *st = getStore(h);
+    store_node leader;
+    if (!hasParam(c, "noleader") && !store_leader(st, &leader))
+        return sendText(h, c, 503, "leader not found");
+    bool wait = hasParam(c, "wait");
+    char *err = NULL;
+    json_t *stmts = requestStatements(c, rq, &err);
+    if (stmts == NULL && err && strcmp(err, "no statements") == 0 && !wait) {
+        free(err);
+        return sendText(h, c, 400, "no statements");
+    }
+    free(err); /* rqlite's quirk: anything else unparsable is accepted and dropped */
+    int64_t seq = wqueue_add(h->queue, stmts);
+    if (wait) {
+        uint64_t timeout = 30000;
+        const char *t = paramValue(c, "timeout");
+        if (t && config_parse_duration(t, &timeout) != 0)
+            return sendText(h, c, 400, "timeout is not a valid duration");
+        if (!wqueue_wait(h->queue, seq, timeout))
+            return sendText(h, c, 408, "queue wait timeout");
+    }
+    buf b = BUF_INIT;
+    buf_printf(&b, "{\"results\":[],\"sequence_number\":%lld}", (long long)seq);
+    return sendJson(h, c, 200, &b, pretty);
+}
+
 typedef enum { KIND_EXECUTE, KIND_QUERY, KIND_REQUEST } data_kind;
 
 static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data_kind kind,
@@ -339,6 +403,8 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
     bool pretty = hasParam(c, "pretty");
     if (st == NULL)
         return sendResultsError(h, c, "store not open", pretty);
+    if (kind == KIND_EXECUTE && hasParam(c, "queue"))
+        return handleQueued(h, c, rq, pretty);
     unsigned flags = dbFlags(c);
     json_t *stmts = NULL;
     char *err = NULL;
@@ -568,8 +634,14 @@ static json_t *statusDoc(http_server *h)
                                                 __DATE__ " " __TIME__, "compiler", "gcc"));
     json_object_set_new(doc, "cluster", json_pack("{s:s,s:s,s:b}", "addr", cfg->raft_adv_addr,
                                                   "api_addr", api, "https", false));
-    json_object_set_new(doc, "http", json_pack("{s:s,s:s,s:{s:s}}", "auth", "disabled", "bind_addr",
-                                               cfg->http_addr, "tls", "enabled", "false"));
+    char qtimeout[32];
+    snprintf(qtimeout, sizeof qtimeout, "%llums", (unsigned long long)cfg->write_queue_timeout_ms);
+    json_object_set_new(doc, "http", json_pack("{s:s,s:s,s:{s:s},s:{s:{s:i,s:i,s:I,s:s}}}", "auth",
+                                               "disabled", "bind_addr", cfg->http_addr, "tls", "enabled",
+                                               "false", "queue", "_default", "batch_size",
+                                               cfg->write_queue_batch_size, "max_size",
+                                               cfg->write_queue_capacity, "sequence_number",
+                                               (json_int_t)wqueue_sequence(h->queue), "timeout", qtimeout));
     json_object_set_new(doc, "node", json_pack("{s:s,s:s,s:s}", "current_time", nowbuf,
                                                "start_time", startbuf, "uptime", uptime));
     json_object_set_new(doc, "os", json_pack("{s:s,s:i,s:i,s:i}", "hostname", host, "page_size",
@@ -1025,6 +1097,8 @@ int http_server_start(const config *cfg, http_server **out, char **err)
         free(h);
         return -1;
     }
+    h->queue = wqueue_start(cfg->write_queue_capacity, cfg->write_queue_batch_size,
+                            cfg->write_queue_timeout_ms, cfg->write_queue_tx, flushQueued, h);
     rq_log("http", "service listening on %s", cfg->http_addr);
     *out = h;
     return 0;
@@ -1040,6 +1114,7 @@ void http_server_stop(http_server *h)
     if (h == NULL)
         return;
     MHD_stop_daemon(h->mhd);
+    wqueue_stop(h->queue); /* flushes what is queued while the store is open */
     rq_log("http", "service on %s stopped", h->cfg->http_addr);
     free(h);
 }

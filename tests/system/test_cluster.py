@@ -226,3 +226,30 @@ def test_backup_and_load_replicated(three, tmp_path):
     # /boot needs a single-node cluster
     r = requests.post(leader.url + "/boot", data=path.read_bytes(), timeout=10)
     assert r.status_code == 503 and "not single-node" in r.text
+
+
+def test_queued_writes(three):
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    leader.execute(["CREATE TABLE q (id INTEGER PRIMARY KEY, v INT)"])
+    s = requests.Session()
+    seqs = []
+    for i in range(200):
+        r = s.post(follower.url + "/db/execute?queue", json=[["INSERT INTO q(v) VALUES(?)", i]])
+        assert r.status_code == 200
+        body = r.json()
+        assert body["results"] == []
+        seqs.append(body["sequence_number"])
+    assert seqs == sorted(seqs) and len(set(seqs)) == 200
+    # ?wait returns once its batch (and every earlier one) is applied
+    r = s.post(follower.url + "/db/execute?queue&wait", json=[["INSERT INTO q(v) VALUES(?)", -1]])
+    assert r.status_code == 200 and r.json()["sequence_number"] > seqs[-1]
+    assert leader.count("q", level="strong") == 201
+    assert follower.status()["http"]["queue"]["_default"]["sequence_number"] >= r.json()["sequence_number"]
+    # batching: far fewer Raft entries than requests
+    idx = leader.status()["store"]["raft"]["last_log_index"]
+    assert idx < 150, idx
+    # an empty list is refused unless waiting (then it is a flush marker)
+    assert s.post(follower.url + "/db/execute?queue", json=[]).status_code == 400
+    assert s.post(follower.url + "/db/execute?queue&wait", json=[]).status_code == 200

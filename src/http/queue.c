@@ -1,0 +1,184 @@
+/* queue.c: see queue.h. One background thread per queue. */
+#include "http/queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "util/log.h"
+
+typedef struct item {
+    int64_t seq;
+    json_t *stmts;
+    struct item *next;
+} item;
+
+struct wqueue {
+    int capacity, batch_size;
+    uint64_t timeout_ms;
+    bool tx;
+    wqueue_flush_fn flush;
+    void *ctx;
+    pthread_mutex_t mu;
+    pthread_cond_t changed;   /* items added, applied or stopping */
+    item *head, *tail;
+    int n;
+    int64_t next_seq;         /* last handed out */
+    int64_t applied_seq;      /* every request up to here is applied */
+    bool stopping;
+    pthread_t thread;
+};
+
+static void deadlineIn(struct timespec *ts, uint64_t ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void *run(void *arg)
+{
+    wqueue *q = arg;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->n == 0 && !q->stopping)
+            pthread_cond_wait(&q->changed, &q->mu);
+        if (q->n == 0 && q->stopping)
+            break;
+        /* Give a partial batch up to timeout_ms to fill. */
+        struct timespec dl;
+        deadlineIn(&dl, q->timeout_ms);
+        while (q->n < q->batch_size && !q->stopping)
+            if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
+                break;
+        item *batch = q->head;
+        int k = 0;
+        item *last = NULL;
+        for (item *it = q->head; it && k < q->batch_size; it = it->next, k++)
+            last = it;
+        q->head = last->next;
+        if (q->head == NULL)
+            q->tail = NULL;
+        last->next = NULL;
+        q->n -= k;
+        pthread_cond_broadcast(&q->changed); /* room for blocked producers */
+        pthread_mutex_unlock(&q->mu);
+
+        json_t *merged = json_array();
+        int64_t max_seq = 0;
+        for (item *it = batch; it; it = it->next) {
+            size_t i;
+            json_t *s;
+            json_array_foreach(it->stmts, i, s) json_array_append(merged, s);
+            max_seq = it->seq;
+        }
+        /* Retry until applied, as rqlite does; a stop gives up after one try. */
+        int tries = 0;
+        while (json_array_size(merged) > 0 && q->flush(q->ctx, merged, q->tx) != 0) {
+            if (tries++ == 0)
+                rq_log("http", "queued write batch failed, retrying every second");
+            pthread_mutex_lock(&q->mu);
+            bool stop = q->stopping;
+            pthread_mutex_unlock(&q->mu);
+            if (stop) {
+                rq_log("http", "dropping a queued write batch at shutdown");
+                break;
+            }
+            struct timespec one = {1, 0};
+            nanosleep(&one, NULL);
+        }
+        json_decref(merged);
+        while (batch) {
+            item *n = batch->next;
+            json_decref(batch->stmts);
+            free(batch);
+            batch = n;
+        }
+        pthread_mutex_lock(&q->mu);
+        q->applied_seq = max_seq;
+        pthread_cond_broadcast(&q->changed);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+wqueue *wqueue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx,
+                     wqueue_flush_fn flush, void *ctx)
+{
+    wqueue *q = calloc(1, sizeof *q);
+    q->capacity = capacity > 0 ? capacity : 1024;
+    q->batch_size = batch_size > 0 ? batch_size : 128;
+    q->timeout_ms = timeout_ms ? timeout_ms : 50;
+    q->tx = tx;
+    q->flush = flush;
+    q->ctx = ctx;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    /* Like rqlite: numbers start at the node's start time in nanoseconds. */
+    q->next_seq = (int64_t)now.tv_sec * 1000000000LL + now.tv_nsec;
+    q->applied_seq = q->next_seq;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->changed, NULL);
+    pthread_create(&q->thread, NULL, run, q);
+    return q;
+}
+
+void wqueue_stop(wqueue *q)
+{
+    if (q == NULL)
+        return;
+    pthread_mutex_lock(&q->mu);
+    q->stopping = true;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->mu);
+    pthread_join(q->thread, NULL);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->changed);
+    free(q);
+}
+
+int64_t wqueue_add(wqueue *q, json_t *stmts)
+{
+    item *it = calloc(1, sizeof *it);
+    it->stmts = stmts ? stmts : json_array();
+    pthread_mutex_lock(&q->mu);
+    while (q->n >= q->capacity && !q->stopping)
+        pthread_cond_wait(&q->changed, &q->mu);
+    it->seq = ++q->next_seq;
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    q->n++;
+    pthread_cond_broadcast(&q->changed);
+    int64_t seq = it->seq;
+    pthread_mutex_unlock(&q->mu);
+    return seq;
+}
+
+bool wqueue_wait(wqueue *q, int64_t seq, uint64_t timeout_ms)
+{
+    struct timespec dl;
+    deadlineIn(&dl, timeout_ms);
+    pthread_mutex_lock(&q->mu);
+    while (q->applied_seq < seq)
+        if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
+            break;
+    bool ok = q->applied_seq >= seq;
+    pthread_mutex_unlock(&q->mu);
+    return ok;
+}
+
+int64_t wqueue_sequence(wqueue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    int64_t s = q->next_seq;
+    pthread_mutex_unlock(&q->mu);
+    return s;
+}
