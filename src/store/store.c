@@ -134,6 +134,7 @@ struct store {
     store_node *nodes;
     int n_nodes;
     bool ready;
+    int64_t last_contact_ms; /* follower: monotonic ms of the leader's last message */
     pthread_cond_t changed;  /* broadcast on every publish that changes leader */
 
     /* Raft thread only. */
@@ -166,6 +167,13 @@ static raft_id nodeRaftId(const char *node_id)
 }
 
 
+
+static int64_t nowMs(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ------------------------------------------------------------------ ops */
 
@@ -757,6 +765,13 @@ static void onCheck(uv_check_t *h)
     s->applied_index = r->last_applied;
     s->last_index = raft_last_index(r);
     s->snapshot_index = r->log.snapshot.last_index;
+    if (r->state == RAFT_FOLLOWER && lid != 0) {
+        /* libraft restarts a follower's election timer on each message from
+         * the leader: that is the last contact. */
+        raft_time t = s->io.time(&s->io);
+        uint64_t age = t > r->election_timer_start ? t - r->election_timer_start : 0;
+        s->last_contact_ms = nowMs() - (int64_t)age;
+    }
     s->leader_id = lid;
     snprintf(s->leader_addr, sizeof s->leader_addr, "%s", laddr ? laddr : "");
     raft_index conf_index = r->configuration_uncommitted_index ? r->configuration_uncommitted_index
@@ -1198,21 +1213,25 @@ static int barrier(store *s, char **err)
     return rc;
 }
 
-static int64_t nowMs(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level level,
                 uint64_t freshness_ms, bool freshness_strict, buf *out, char **err)
 {
-    (void)freshness_strict;
     if (level == LEVEL_AUTO)
         level = s->cfg->raft_non_voter ? LEVEL_NONE : LEVEL_WEAK;
     if (level == LEVEL_NONE) {
-        (void)freshness_ms; /* freshness: issue 3 */
+        if (freshness_ms > 0 && !store_is_leader(s)) {
+            /* A follower refuses to answer from data older than asked. */
+            pthread_mutex_lock(&s->mu);
+            bool known = s->leader_id != 0 && s->last_contact_ms > 0;
+            int64_t age = nowMs() - s->last_contact_ms;
+            bool behind = s->commit_index > s->applied_index;
+            pthread_mutex_unlock(&s->mu);
+            if (!known || age > (int64_t)freshness_ms || (freshness_strict && behind)) {
+                *err = strdup("stale read");
+                return STORE_ERROR;
+            }
+        }
         db_query(s->db, stmts, db_flags, out);
         return STORE_OK;
     }
@@ -1226,7 +1245,6 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level le
             return rc;
     }
     db_query(s->db, stmts, db_flags, out);
-    (void)nowMs;
     return STORE_OK;
 }
 

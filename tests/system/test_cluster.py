@@ -253,3 +253,29 @@ def test_queued_writes(three):
     # an empty list is refused unless waiting (then it is a flush marker)
     assert s.post(follower.url + "/db/execute?queue", json=[]).status_code == 400
     assert s.post(follower.url + "/db/execute?queue&wait", json=[]).status_code == 200
+
+
+def test_freshness_on_followers(cluster):
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3).start(join=n1.url).wait_ready()
+    wait_members(n1, 3)
+    leader = leader_of([n1, n2, n3])
+    leader.execute(["CREATE TABLE fr (x)", "INSERT INTO fr VALUES (1)"])
+    follower = [n for n in (n1, n2, n3) if n is not leader][0]
+    poll(lambda: follower.count("fr") == 1, what="replicated row")
+    q = {"q": "SELECT x FROM fr", "level": "none"}
+    r = requests.get(follower.url + "/db/query", params=dict(q, freshness="5s")).json()
+    assert r["results"][0]["values"] == [[1]]
+    # cut the follower off: both other nodes die, its data ages
+    for n in (n1, n2, n3):
+        if n is not follower:
+            n.kill()
+    def stale():
+        r = requests.get(follower.url + "/db/query", params=dict(q, freshness="200ms"), timeout=5).json()
+        return r == {"results": [], "error": "stale read"}
+    poll(stale, what="stale read on an isolated follower")
+    # without freshness a none read still answers
+    assert requests.get(follower.url + "/db/query", params=q).json()["results"][0]["values"] == [[1]]
+    r = requests.get(follower.url + "/db/query", params=dict(q, freshness_strict=""))
+    assert r.status_code == 400 and r.text == "freshness_strict requires freshness\n"
