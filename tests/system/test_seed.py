@@ -180,6 +180,7 @@ def test_seed_walkthrough(tmux):
     # Variant: a wiped member restarted WITH -join (node 2's own command).
     tmux.ctrl_c("n2")
     poll(lambda: stopped(urls[1]), what="node 2 stopped")
+    tmux.wait_for("n2", "rqlite server stopped")   # the process has exited
     shutil.rmtree(os.path.join(tmux.home, "node.2"))
     t2 = time.monotonic()
     tmux.type("n2", c2)
