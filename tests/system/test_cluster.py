@@ -279,3 +279,23 @@ def test_freshness_on_followers(cluster):
     assert requests.get(follower.url + "/db/query", params=q).json()["results"][0]["values"] == [[1]]
     r = requests.get(follower.url + "/db/query", params=dict(q, freshness_strict=""))
     assert r.status_code == 400 and r.text == "freshness_strict requires freshness\n"
+
+
+def test_non_voter_read_replica(three):
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE nv (x)", "INSERT INTO nv VALUES (1)"])
+    n4 = cluster.node(4, ["-raft-non-voter"]).start(join=nodes[0].url).wait_ready()
+    poll(lambda: n4.count("nv") == 1, what="row on the read replica")
+    voters = requests.get(leader.url + "/nodes?ver=2").json()["nodes"]
+    assert sorted(n["id"] for n in voters) == ["1", "2", "3"]
+    everyone = {n["id"]: n for n in n4.nodes()}
+    assert everyone["4"]["voter"] is False and everyone["4"]["reachable"] is True
+    assert n4.status()["store"]["raft"]["voter"] is False
+    # level=auto reads locally on a non-voter
+    r = requests.get(n4.url + "/db/query", params={"q": "SELECT x FROM nv", "level": "auto"}).json()
+    assert r["results"][0]["values"] == [[1]]
+    # writes through it are forwarded
+    r = requests.post(n4.url + "/db/execute", json=["INSERT INTO nv VALUES (2)"]).json()
+    assert r["results"][0]["rows_affected"] == 1
+    assert leader.count("nv", level="strong") == 2
