@@ -928,6 +928,65 @@ static enum MHD_Result handleRemove(http_server *h, struct MHD_Connection *c, re
     return sendEmpty(h, c, 200);
 }
 
+/* GET /debug/vars: expvar-style counters, in Go's expvar layout
+ * ("{\n" + sorted "key": value lines joined by ",\n" + "\n}\n"). */
+static enum MHD_Result handleVars(http_server *h, struct MHD_Connection *c)
+{
+    json_t *doc = json_object();
+    json_t *cmdline = json_array();
+    FILE *f = fopen("/proc/self/cmdline", "rb");
+    if (f) {
+        char arg[4096];
+        size_t n = 0;
+        int ch;
+        while ((ch = fgetc(f)) != EOF) {
+            if (ch == 0 || n == sizeof arg - 1) {
+                arg[n] = 0;
+                json_array_append_new(cmdline, json_string(arg));
+                n = 0;
+            } else {
+                arg[n++] = (char)ch;
+            }
+        }
+        fclose(f);
+    }
+    json_object_set_new(doc, "cmdline", cmdline);
+    long rss = 0;
+    f = fopen("/proc/self/statm", "r");
+    if (f) {
+        long size;
+        if (fscanf(f, "%ld %ld", &size, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    json_object_set_new(doc, "memstats", json_pack("{s:I}", "Sys", (json_int_t)rss * sysconf(_SC_PAGESIZE)));
+    store *st = getStore(h);
+    json_t *ss = st ? store_status(st) : NULL;
+    json_object_set_new(doc, "store", json_pack("{s:I,s:I}", "num_snapshots",
+                                                json_integer_value(json_object_get(ss, "num_snapshots")),
+                                                "num_restores",
+                                                json_integer_value(json_object_get(ss, "num_restores"))));
+    json_decref(ss);
+    json_object_set_new(doc, "http", json_pack("{s:I}", "queued_sequence_number",
+                                               (json_int_t)wqueue_sequence(h->queue)));
+    const char *key = paramValue(c, "key");
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\n");
+    const char *keys[] = {"cmdline", "http", "memstats", "store"};
+    bool first = true;
+    for (size_t i = 0; i < 4; i++) {
+        if (key && *key && strcmp(key, keys[i]) != 0)
+            continue;
+        char *v = json_dumps(json_object_get(doc, keys[i]), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        buf_printf(&b, "%s\"%s\": %s", first ? "" : ",\n", keys[i], v ? v : "null");
+        free(v);
+        first = false;
+    }
+    buf_puts(&b, "\n}\n");
+    json_decref(doc);
+    return reply(h, c, 200, "application/json; charset=utf-8", &b);
+}
+
 /* ---- routing --------------------------------------------------------------------- */
 
 static bool prefix(const char *url, const char *p)
@@ -984,6 +1043,8 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
         if (!get && !post) return sendEmpty(h, c, 405);
         return handleLeader(h, c, method, rq);
     }
+    if (strcmp(url, "/debug/vars") == 0)
+        return handleVars(h, c);
     if (strcmp(url, "/join") == 0) {
         if (!post) return sendEmpty(h, c, 405);
         return handleJoin(h, c, rq);

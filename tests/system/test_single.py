@@ -186,3 +186,18 @@ def test_shell_backup_dump_restore_boot(cluster, tmp_path):
     assert "Node booted successfully." in out
     assert "| COUNT(*) |\n+----------+\n| 1        |" in out
     assert open(d).read().startswith("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\nCREATE TABLE foo")
+
+
+def test_debug_vars_and_status_sections(cluster):
+    n = cluster.node(1).start().wait_ready()
+    r = requests.get(n.url + "/debug/vars")
+    assert r.status_code == 200 and r.text.startswith("{\n") and r.text.endswith("\n}\n")
+    doc = r.json()
+    assert "cmdline" in doc and doc["cmdline"][0].endswith("rqlited")
+    assert set(doc) >= {"cmdline", "memstats", "store", "http"}
+    assert list(requests.get(n.url + "/debug/vars?key=store").json()) == ["store"]
+    st = n.status()
+    assert set(st) >= {"build", "cluster", "http", "node", "os", "runtime", "store"}
+    assert st["store"]["sqlite3"]["version"].startswith("3.")
+    assert st["http"]["queue"]["_default"]["batch_size"] == 128
+    assert requests.get(n.url + "/status?key=store.raft").json()["state"] == "Leader"
