@@ -61,7 +61,21 @@ enum {
     OP_REMOVE,
     OP_TRANSFER,
     OP_SNAPSHOT,
+    OP_READINDEX,
 };
+
+/* Read-index bookkeeping for one voter: AppendEntries/InstallSnapshot sent
+ * to it and results received from it in the current term (Raft thread). */
+typedef struct peerCount {
+    raft_id id;
+    uint64_t sent, recvd;
+} peerCount;
+
+/* A voter's count of sends when a linearizable read was registered. */
+typedef struct readMark {
+    raft_id id;
+    uint64_t sent;
+} readMark;
 
 typedef struct op {
     int type;
@@ -87,6 +101,12 @@ typedef struct op {
     struct raft_barrier barrier;
     struct raft_change change;
     struct raft_transfer transfer;
+    /* OP_READINDEX */
+    raft_term term;
+    readMark *marks;
+    unsigned n_marks;
+    bool confirmed;
+    int64_t deadline_ms;
     struct op *next;       /* queue / pending list */
     struct store *s;
 } op;
@@ -147,6 +167,14 @@ struct store {
     raft_id prev_leader;
     bool leader_barrier_pending;
     bool leader_ready;      /* barrier of our term applied */
+    peerCount *peers;       /* read-index counters, reset on each leadership */
+    unsigned n_peers;
+    raft_term peers_term;   /* the term the counters belong to */
+    op *reads;              /* linearizable reads waiting for confirmation */
+    int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
+                   raft_io_send_cb);
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    raft_io_recv_cb raft_recv;
     raft_index ready_target;
     unsigned char *snap_image; /* held between snapshot and finalize */
     struct raft_buffer snap_bufs[2];
@@ -571,6 +599,168 @@ static void transferCb(struct raft_transfer *req)
         opComplete(o, STORE_ERROR, strdup("leadership transfer failed"));
 }
 
+/* ---------------------------------------------------------- read index
+ *
+ * level=linearizable without a log write (Raft dissertation 6.4): note the
+ * commit index, then wait until a majority of voters has answered an
+ * AppendEntries (or InstallSnapshot) sent *after* the read arrived, which
+ * proves we were still the leader then, and until that index is applied.
+ *
+ * libraft does not expose this, so the raft_io's send and receive are
+ * wrapped to count, per voter, the messages submitted and the results
+ * received in the current term. Results come back in the order the
+ * follower processed the messages, and lost messages only remove results,
+ * so the (K+1)-th result counted after K sends were submitted answers a
+ * message sent after the read: that is the confirmation. A read that is
+ * not confirmed in time falls back to a barrier through the log. */
+
+static peerCount *peerFor(store *s, raft_id id)
+{
+    if (s->peers_term != s->raft.current_term) { /* counts are per term */
+        for (unsigned i = 0; i < s->n_peers; i++)
+            s->peers[i].sent = s->peers[i].recvd = 0;
+        s->peers_term = s->raft.current_term;
+    }
+    for (unsigned i = 0; i < s->n_peers; i++)
+        if (s->peers[i].id == id)
+            return &s->peers[i];
+    s->peers = realloc(s->peers, (s->n_peers + 1) * sizeof *s->peers);
+    peerCount *p = &s->peers[s->n_peers++];
+    p->id = id;
+    p->sent = p->recvd = 0;
+    return p;
+}
+
+typedef struct sendWrap {
+    struct raft_io_send req;
+    struct raft_io_send *orig;
+    raft_io_send_cb cb;
+    store *s;
+    raft_id id;
+    raft_term term;
+} sendWrap;
+
+static void sendWrapCb(struct raft_io_send *req, int status)
+{
+    sendWrap *w = req->data;
+    store *s = w->s;
+    /* A failed send was not delivered: it will never be answered. */
+    if (status != 0 && s->raft.current_term == w->term) {
+        peerCount *p = peerFor(s, w->id);
+        if (p->sent > p->recvd)
+            p->sent--;
+    }
+    w->cb(w->orig, status);
+    free(w);
+}
+
+static int wrappedSend(struct raft_io *io, struct raft_io_send *req, const struct raft_message *m,
+                       raft_io_send_cb cb)
+{
+    store *s = ((struct raft *)io->data)->data;
+    if (m->type != RAFT_IO_APPEND_ENTRIES && m->type != RAFT_IO_INSTALL_SNAPSHOT)
+        return s->io_send(io, req, m, cb);
+    sendWrap *w = malloc(sizeof *w);
+    if (w == NULL)
+        return RAFT_NOMEM;
+    w->req.data = w;
+    w->orig = req;
+    w->cb = cb;
+    w->s = s;
+    w->id = m->server_id;
+    w->term = s->raft.current_term;
+    int rv = s->io_send(io, &w->req, m, sendWrapCb);
+    if (rv != 0) {
+        free(w);
+        return rv;
+    }
+    peerFor(s, m->server_id)->sent++;
+    return 0;
+}
+
+static void wrappedRecv(struct raft_io *io, struct raft_message *m)
+{
+    struct raft *r = io->data;
+    store *s = r->data;
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && r->state == RAFT_LEADER &&
+        m->append_entries_result.term == r->current_term)
+        peerFor(s, m->server_id)->recvd++;
+    s->raft_recv(io, m);
+}
+
+static int wrappedStart(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)
+{
+    store *s = ((struct raft *)io->data)->data;
+    s->raft_recv = recv;
+    return s->io_start(io, msecs, tick, wrappedRecv);
+}
+
+/* Raft thread: register a linearizable read (leader only). */
+static void readStart(store *s, op *o)
+{
+    struct raft *r = &s->raft;
+    o->index = r->commit_index;
+    o->term = r->current_term;
+    o->marks = calloc(r->configuration.n ? r->configuration.n : 1, sizeof *o->marks);
+    o->n_marks = 0;
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        struct raft_server *srv = &r->configuration.servers[i];
+        if (srv->role != RAFT_VOTER || srv->id == s->id)
+            continue;
+        o->marks[o->n_marks].id = srv->id;
+        o->marks[o->n_marks].sent = peerFor(s, srv->id)->sent;
+        o->n_marks++;
+    }
+    o->next = s->reads;
+    s->reads = o;
+}
+
+/* Raft thread, after every loop iteration: confirm and finish reads. */
+static void readsProgress(store *s)
+{
+    struct raft *r = &s->raft;
+    int64_t now = nowMs();
+    for (op **pp = &s->reads; *pp;) {
+        op *o = *pp;
+        int rc = -1;
+        if (r->state != RAFT_LEADER || r->current_term != o->term) {
+            rc = STORE_NOT_LEADER;
+        } else {
+            if (!o->confirmed) {
+                unsigned voters = 0, acks = 0;
+                for (unsigned i = 0; i < r->configuration.n; i++) {
+                    struct raft_server *srv = &r->configuration.servers[i];
+                    if (srv->role != RAFT_VOTER)
+                        continue;
+                    voters++;
+                    if (srv->id == s->id) {
+                        acks++;
+                        continue;
+                    }
+                    for (unsigned k = 0; k < o->n_marks; k++)
+                        if (o->marks[k].id == srv->id && peerFor(s, srv->id)->recvd > o->marks[k].sent)
+                            acks++;
+                }
+                o->confirmed = acks > voters / 2;
+            }
+            if (o->confirmed && r->last_applied >= o->index)
+                rc = STORE_OK;
+            else if (now >= o->deadline_ms)
+                rc = STORE_ERROR;
+        }
+        if (rc < 0) {
+            pp = &o->next;
+            continue;
+        }
+        *pp = o->next;
+        o->next = NULL;
+        free(o->marks);
+        o->marks = NULL;
+        opComplete(o, rc, rc == STORE_ERROR ? strdup("read index not confirmed in time")
+                          : rc == STORE_NOT_LEADER ? strdup("leadership lost") : NULL);
+    }
+}
+
 static void startOp(store *s, op *o)
 {
     int rv = 0;
@@ -606,6 +796,16 @@ static void startOp(store *s, op *o)
     case OP_REMOVE:
         o->change.data = o;
         rv = raft_remove(&s->raft, &o->change, o->rid, changeCb);
+        break;
+    case OP_READINDEX:
+        if (!s->leader_ready) {
+            /* Nothing committed in this term yet: the commit index may be
+             * stale, so go through the log once (rqlite's upgrade). */
+            o->barrier.data = o;
+            rv = raft_barrier(&s->raft, &o->barrier, barrierCb);
+        } else {
+            readStart(s, o);
+        }
         break;
     case OP_TRANSFER:
         o->transfer.data = o;
@@ -798,6 +998,7 @@ static void onCheck(uv_check_t *h)
     if (leader_changed || s->ready)
         pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->mu);
+    readsProgress(s); /* completes ops: takes s->mu itself */
 }
 
 static void onCloseRequest(uv_async_t *h);
@@ -815,6 +1016,14 @@ static void raftClosed(struct raft *r)
 {
     store *s = r->data;
     /* Fail whatever still waits. */
+    while (s->reads) {
+        op *o = s->reads;
+        s->reads = o->next;
+        o->next = NULL;
+        free(o->marks);
+        o->marks = NULL;
+        opComplete(o, STORE_ERROR, strdup("store closed"));
+    }
     while (s->pending) {
         op *o = s->pending;
         s->pending = o->next;
@@ -961,6 +1170,11 @@ int store_open(const config *cfg, store **out, char **err)
     raft_set_election_timeout(&s->raft, et);
     raft_set_heartbeat_timeout(&s->raft, hb);
     raft_set_pre_vote(&s->raft, true);
+    /* Count AppendEntries traffic for read-index reads (see above). */
+    s->io_send = s->io.send;
+    s->io_start = s->io.start;
+    s->io.send = wrappedSend;
+    s->io.start = wrappedStart;
     raft_set_snapshot_threshold(&s->raft, (unsigned)(cfg->raft_snap ? cfg->raft_snap : 8192));
     raft_set_snapshot_trailing(&s->raft, (unsigned)((cfg->raft_snap ? cfg->raft_snap : 8192) * 5 / 4));
 
@@ -1040,6 +1254,7 @@ void store_close(store *s)
     rq_log("store", "store closed");
     free(s->metas);
     free(s->nodes);
+    free(s->peers);
     free(s->raft_dir);
     free(s->db_path);
     free(s->contacted_by);
@@ -1237,9 +1452,23 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level le
     }
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
-    if (level == LEVEL_STRONG || level == LEVEL_LINEARIZABLE) {
-        /* Both confirm leadership through the log for now (a barrier
-         * entry); linearizable's read-index path comes with issue 3. */
+    if (level == LEVEL_LINEARIZABLE) {
+        op *o = opNew(s, OP_READINDEX);
+        o->deadline_ms = nowMs() + 1000;
+        int rc = opRun(s, o, 5000);
+        if (rc == STORE_ERROR && o->done) {
+            /* Not confirmed in time: confirm through the log instead. */
+            opRelease(s, o);
+            rc = barrier(s, err);
+        } else {
+            if (rc == STORE_ERROR)
+                *err = opTakeErr(o, "timeout waiting for the read index");
+            opRelease(s, o);
+        }
+        if (rc != STORE_OK)
+            return rc;
+    } else if (level == LEVEL_STRONG) {
+        /* Through the log: a barrier entry, then read locally. */
         int rc = barrier(s, err);
         if (rc != STORE_OK)
             return rc;

@@ -299,3 +299,29 @@ def test_non_voter_read_replica(three):
     r = requests.post(n4.url + "/db/execute", json=["INSERT INTO nv VALUES (2)"]).json()
     assert r["results"][0]["rows_affected"] == 1
     assert leader.count("nv", level="strong") == 2
+
+
+def test_linearizable_reads_cost_no_log_write(three):
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    leader.execute(["CREATE TABLE lin (x)"])
+    s = requests.Session()
+    for i in range(20):
+        s.post(leader.url + "/db/execute", json=[["INSERT INTO lin VALUES (?)", i]]).raise_for_status()
+        # read-your-write at every step, from the leader and through a follower
+        for n in (leader, follower):
+            r = s.get(n.url + "/db/query", params={"q": "SELECT COUNT(*) FROM lin",
+                                                    "level": "linearizable"}).json()
+            assert r["results"][0]["values"] == [[i + 1]], (n.id, r)
+    before = leader.status()["store"]["raft"]["last_log_index"]
+    t0 = time.monotonic()
+    for _ in range(50):
+        r = s.get(leader.url + "/db/query", params={"q": "SELECT COUNT(*) FROM lin",
+                                                    "level": "linearizable"}).json()
+        assert r["results"][0]["values"] == [[20]]
+    print("50 linearizable reads: %.1f ms each" % ((time.monotonic() - t0) * 1000 / 50))
+    assert leader.status()["store"]["raft"]["last_log_index"] == before
+    # strong reads do go through the log
+    s.get(leader.url + "/db/query", params={"q": "SELECT 1", "level": "strong"}).raise_for_status()
+    assert leader.status()["store"]["raft"]["last_log_index"] == before + 1
