@@ -36,6 +36,8 @@ enum {
     DB_ASSOC = 1 << 2,       /* ?associative: rows as objects */
     DB_BLOB_ARRAY = 1 << 3,  /* ?blob_array: blobs as byte arrays */
     DB_QUALIFY = 1 << 4,     /* ?qualify_columns */
+    DB_READ_ROWS = 1 << 5,   /* db_execute: reads return rows (/db/request);
+                                otherwise only RETURNING does, as in rqlite */
 };
 
 typedef struct db_options {
@@ -63,8 +65,9 @@ void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed);
 
 /* Run statements on the write connection (Raft thread only). Appends the
  * results (see above) to out when out != NULL; with out == NULL the
- * statements run but nothing is encoded (followers). Reads in the batch
- * (SELECT, RETURNING) produce query-shaped results. */
+ * statements run but nothing is encoded (followers). Statements with
+ * RETURNING produce query-shaped results, and so do reads with DB_READ_ROWS;
+ * other reads give execute-shaped ones, like rqlite's /db/execute. */
 void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out);
 
 /* Run read statements on a read-only pooled connection; any thread. A write

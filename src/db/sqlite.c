@@ -732,7 +732,7 @@ static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf 
             out->len = mark;
             if (out->data) out->data[mark] = '\0';
         }
-        if (sqlite3_column_count(st) > 0) {
+        if (sqlite3_column_count(st) > 0 && (ro || (flags & DB_READ_ROWS) || !sqlite3_stmt_readonly(st))) {
             char *qerr = NULL;
             buf scratch = BUF_INIT;
             if (encodeRows(st, flags, out ? out : &scratch, t0, &qerr) != 0) {

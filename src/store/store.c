@@ -1483,7 +1483,7 @@ int store_request(store *s, const json_t *stmts, unsigned db_flags, store_level 
     if (level != LEVEL_STRONG && db_all_readonly(s->db, stmts))
         return store_query(s, stmts, db_flags, level == LEVEL_AUTO ? LEVEL_WEAK : level,
                            freshness_ms, freshness_strict, out, err);
-    return applyEntry(s, "x", stmts, db_flags, out, NULL, err);
+    return applyEntry(s, "x", stmts, db_flags | DB_READ_ROWS, out, NULL, err);
 }
 
 /* ---------------------------------------------------------- membership */

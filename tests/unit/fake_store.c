@@ -101,7 +101,7 @@ int store_request(store *s, const json_t *stmts, unsigned flags, store_level lev
 {
     if (db_all_readonly(s->d, stmts))
         return store_query(s, stmts, flags, level, fresh, strict, out, err);
-    return store_execute(s, stmts, flags, out, NULL, err);
+    return store_execute(s, stmts, flags | DB_READ_ROWS, out, NULL, err);
 }
 
 int store_load(store *s, const void *image, size_t len, char **err)

@@ -132,7 +132,12 @@ static void test_execute_and_query_shapes(void **state)
     QUERY(f->d, "[\"SELECT * FROM nope\"]", 0, "{\"error\":\"no such table: nope\"}");
     /* rqlite's quirk: DDL reports the last DML's numbers. */
     EXEC(f->d, "[\"CREATE TABLE bar (x)\"]", 0, "{\"last_insert_id\":3,\"rows_affected\":1}");
-    EXEC(f->d, "[\"\", \"SELECT 1\"]", 0, "{\"columns\":[\"1\"],\"types\":[\"integer\"],\"values\":[[1]]}");
+    EXEC(f->d, "[\"\", \"SELECT 1\"]", DB_READ_ROWS,
+         "{\"columns\":[\"1\"],\"types\":[\"integer\"],\"values\":[[1]]}");
+    /* Through /db/execute a read gives an execute result, RETURNING rows. */
+    EXEC(f->d, "[\"SELECT 1\", \"INSERT INTO bar VALUES (9) RETURNING x\"]", 0,
+         "{\"last_insert_id\":3,\"rows_affected\":1},"
+         "{\"columns\":[\"x\"],\"types\":[\"integer\"],\"values\":[[9]]}");
 }
 
 static void test_transaction_and_timings(void **state)

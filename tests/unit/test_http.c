@@ -170,7 +170,7 @@ static void test_data_endpoints(void **state)
            "{\"results\":[{\"types\":{\"name\":\"text\"},\"rows\":[{\"name\":\"fiona\"}]}]}");
     EXPECT(f, "GET", "/db/query", NULL, 200, "{\"results\":[]}");
     EXPECT(f, "GET", "/db/query?q=", NULL, 400, "query parameter not set\n");
-    EXPECT(f, "POST", "/db/execute?pretty", "[\"SELECT 1\"]", 200,
+    EXPECT(f, "POST", "/db/request?pretty", "[\"SELECT 1\"]", 200,
            "{\n    \"results\": [\n        {\n            \"columns\": [\n                \"1\"\n"
            "            ],\n            \"types\": [\n                \"integer\"\n            ],\n"
            "            \"values\": [\n                [\n                    1\n                ]\n"
