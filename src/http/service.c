@@ -711,6 +711,34 @@ static int cmpProbe(const void *a, const void *b)
     return strcmp(((const probe *)a)->node.id, ((const probe *)b)->node.id);
 }
 
+/* Go's time.Duration.String() for a probe time ("38.1µs", "1.25ms"). */
+static void goDuration(buf *b, double seconds)
+{
+    long long ns = (long long)(seconds * 1e9 + 0.5);
+    char tmp[64];
+    const char *unit;
+    double v;
+    if (ns < 1000) {
+        buf_printf(b, "%lldns", ns);
+        return;
+    } else if (ns < 1000000) {
+        v = ns / 1e3, unit = "µs";
+        snprintf(tmp, sizeof tmp, "%.3f", v);
+    } else if (ns < 1000000000LL) {
+        v = ns / 1e6, unit = "ms";
+        snprintf(tmp, sizeof tmp, "%.6f", v);
+    } else {
+        v = ns / 1e9, unit = "s";
+        snprintf(tmp, sizeof tmp, "%.9f", v);
+    }
+    size_t n = strlen(tmp);
+    while (tmp[n - 1] == '0')
+        tmp[--n] = '\0';
+    if (tmp[n - 1] == '.')
+        tmp[--n] = '\0';
+    buf_printf(b, "%s%s", tmp, unit);
+}
+
 static void putNode(buf *b, const probe *p)
 {
     buf_puts(b, "{\"id\":");
@@ -727,7 +755,9 @@ static void putNode(buf *b, const probe *p)
                p->reachable ? "true" : "false", p->is_leader ? "true" : "false");
     buf_puts(b, ",\"time\":");
     json_double(b, p->time);
-    buf_printf(b, ",\"time_s\":\"%.1fµs\"", p->time * 1e6);
+    buf_puts(b, ",\"time_s\":\"");
+    goDuration(b, p->time);
+    buf_putc(b, '"');
     if (p->error[0]) {
         buf_puts(b, ",\"error\":");
         json_cstr(b, p->error);
@@ -809,6 +839,33 @@ static enum MHD_Result handleReadyz(http_server *h, struct MHD_Connection *c)
         return reply(h, c, 503, "text/plain; charset=utf-8", &b);
     }
     buf_puts(&b, "\n[+]store ok");
+    if (hasParam(c, "sync")) {
+        /* Wait until this node has applied what it knows to be committed. */
+        uint64_t timeout = 5000;
+        const char *t = paramValue(c, "timeout");
+        if (t && config_parse_duration(t, &timeout) != 0) {
+            buf_free(&b);
+            return sendText(h, c, 400, "timeout is not a valid duration");
+        }
+        double deadline = nowSec() + (double)timeout / 1000.0;
+        bool synced = false;
+        for (;;) {
+            json_t *ss = store_status(st);
+            json_t *raft = json_object_get(ss, "raft");
+            synced = json_integer_value(json_object_get(raft, "applied_index")) >=
+                     json_integer_value(json_object_get(raft, "commit_index"));
+            json_decref(ss);
+            if (synced || nowSec() >= deadline)
+                break;
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (!synced) {
+            buf_puts(&b, "\n[+]sync timeout");
+            return reply(h, c, 503, "text/plain; charset=utf-8", &b);
+        }
+        buf_puts(&b, "\n[+]sync ok");
+    }
     json_t *q = json_pack("[s]", "SELECT 1");
     buf r = BUF_INIT;
     db_query(store_db(st), q, 0, &r);

@@ -325,3 +325,35 @@ def test_linearizable_reads_cost_no_log_write(three):
     # strong reads do go through the log
     s.get(leader.url + "/db/query", params={"q": "SELECT 1", "level": "strong"}).raise_for_status()
     assert leader.status()["store"]["raft"]["last_log_index"] == before + 1
+
+
+def test_leader_stepdown_remove_and_readyz_sync(three):
+    import re
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    r = requests.get(follower.url + "/leader").json()
+    assert r["id"] == leader.id and r["leader"] is True and r["api_addr"] == leader.url
+    ns = requests.get(leader.url + "/nodes").json()
+    assert all(re.fullmatch(r"[0-9.]+(ns|µs|ms|s)", n["time_s"]) for n in ns.values()), ns
+    r = requests.get(follower.url + "/readyz?sync")
+    assert r.status_code == 200 and r.text == "[+]node ok\n[+]leader ok\n[+]store ok\n[+]sync ok\n[+]db ok"
+    # stepdown, optionally to a given node, sent through a follower
+    target = follower.id
+    r = requests.post(follower.url + "/leader", json={"id": target})
+    assert r.status_code == 200, r.text
+    poll(lambda: follower.is_leader(), what="leadership moved to node %s" % target)
+    new_leader = follower
+    r = requests.post(new_leader.url + "/leader", json={"id": new_leader.id})
+    assert r.status_code == 500 and r.text.startswith("stepdown: ")
+    # remove a node through a follower; the cluster keeps serving with two
+    victim = [n for n in nodes if n is not new_leader][0]
+    other = [n for n in nodes if n is not new_leader and n is not victim][0]
+    r = requests.delete(other.url + "/remove", json={"id": victim.id})
+    assert r.status_code == 200, r.text
+    poll(lambda: sorted(x["id"] for x in new_leader.nodes()) == sorted([new_leader.id, other.id]),
+         what="node removed")
+    r = requests.delete(new_leader.url + "/remove", json={"id": "nope"})
+    assert r.status_code == 500 and "not found" in r.text
+    new_leader.execute(["CREATE TABLE after_remove (x)"])
+    poll(lambda: other.count("after_remove") == 0, what="replication without the removed node")
