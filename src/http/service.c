@@ -298,10 +298,13 @@ static json_t *requestStatements(struct MHD_Connection *c, request *rq, char **e
     return db_parse_request(rq->body.data ? rq->body.data : "", rq->body.len, err);
 }
 
-static void wrapResults(buf *out, const buf *results, request *rq, unsigned flags, uint64_t raft_index)
+/* Responses are built in place: the envelope's head goes into the buffer
+ * before the store appends the results, the tail after, so large results
+ * are never copied into a second buffer. */
+#define RESULTS_HEAD "{\"results\":["
+
+static void finishResults(buf *out, request *rq, unsigned flags, uint64_t raft_index)
 {
-    buf_puts(out, "{\"results\":[");
-    buf_append(out, results->data, results->len);
     buf_putc(out, ']');
     if (flags & DB_TIMINGS) {
         buf_puts(out, ",\"time\":");
@@ -443,6 +446,7 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
         return sendResultsError(h, c, "disallowed pragma", pretty);
     }
     buf results = BUF_INIT;
+    buf_puts(&results, RESULTS_HEAD);
     uint64_t raft_index = 0;
     int rc;
     store_level level = parseLevel(c);
@@ -469,11 +473,8 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
         free(err);
         return ret;
     }
-    buf out = BUF_INIT;
-    buf_reserve(&out, results.len + 64);
-    wrapResults(&out, &results, rq, flags, hasParam(c, "raft_index") ? raft_index : 0);
-    buf_free(&results);
-    return sendJson(h, c, 200, &out, pretty);
+    finishResults(&results, rq, flags, hasParam(c, "raft_index") ? raft_index : 0);
+    return sendJson(h, c, 200, &results, pretty);
 }
 
 /* ---- backup and load ------------------------------------------------------------ */
@@ -574,6 +575,7 @@ static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, requ
     char *err = NULL;
     int rc;
     buf results = BUF_INIT;
+    buf_puts(&results, RESULTS_HEAD);
     if (image) {
         rq_log("http", "loading a %zu-byte SQLite image", rq->body.len);
         rc = store_load(st, rq->body.data, rq->body.len, &err);
@@ -605,10 +607,8 @@ static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, requ
         buf_free(&results);
         return sendEmpty(h, c, 200);
     }
-    buf out = BUF_INIT;
-    wrapResults(&out, &results, rq, 0, 0);
-    buf_free(&results);
-    return sendJson(h, c, 200, &out, hasParam(c, "pretty"));
+    finishResults(&results, rq, 0, 0);
+    return sendJson(h, c, 200, &results, hasParam(c, "pretty"));
 }
 
 /* ---- status and cluster endpoints ---------------------------------------------- */

@@ -1363,10 +1363,16 @@ static int applyEntry(store *s, const char *type, const json_t *stmts, unsigned 
     o->entry = entryFromText(text, &o->entry_len);
     free(text);
     o->want_results = out != NULL;
+    if (out) { /* the FSM appends straight into the caller's buffer */
+        o->out = *out;
+        buf_init(out);
+    }
     int rc = opRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000);
     if (rc == STORE_OK) {
-        if (out)
-            buf_append(out, o->out.data, o->out.len);
+        if (out) {
+            *out = o->out;
+            buf_init(&o->out);
+        }
         if (raft_index)
             *raft_index = o->index;
     } else if (rc == STORE_ERROR) {
