@@ -90,8 +90,9 @@ int db_serialize(db *d, unsigned char **data, size_t *len, char **err);
 int db_restore(db *d, const void *data, size_t len, char **err);
 
 /* A consistent copy of the database file's pages for /db/backup, taken on
- * a read-only connection (any thread). Caller frees with sqlite3_free. */
-int db_backup(db *d, unsigned char **data, size_t *len, char **err);
+ * a read-only connection (any thread); vacuum: a VACUUMed copy. Caller
+ * frees with sqlite3_free. */
+int db_backup(db *d, bool vacuum, unsigned char **data, size_t *len, char **err);
 /* rqlite's SQL text dump (/db/backup?fmt=sql), optionally limited to the
  * comma-separated tables; any thread. */
 int db_dump(db *d, const char *tables, buf *out, char **err);

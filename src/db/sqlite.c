@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "db/db.h"
 #include "db/internal.h"
@@ -969,12 +970,49 @@ int db_restore(db *d, const void *data, size_t len, char **err)
     return 0;
 }
 
-int db_backup(db *d, unsigned char **data, size_t *len, char **err)
+/* VACUUM INTO a temporary file beside the database, then read it. */
+static int vacuumCopy(db *d, sqlite3 *c, unsigned char **data, size_t *len, char **err)
+{
+    char *tmp = sqlite3_mprintf("%s.vacuum-%p", d->path, (void *)c);
+    unlink(tmp);
+    char *sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
+    int rc = execSimple(c, sql, err);
+    sqlite3_free(sql);
+    if (rc == 0) {
+        FILE *f = fopen(tmp, "rb");
+        struct stat st;
+        if (f == NULL || fstat(fileno(f), &st) != 0) {
+            *err = strdup("cannot read the vacuumed copy");
+            rc = -1;
+        } else {
+            *len = (size_t)st.st_size;
+            *data = sqlite3_malloc64(*len ? *len : 1);
+            if (*data == NULL || fread(*data, 1, *len, f) != *len) {
+                sqlite3_free(*data);
+                *data = NULL;
+                *err = strdup("cannot read the vacuumed copy");
+                rc = -1;
+            }
+        }
+        if (f)
+            fclose(f);
+    }
+    unlink(tmp);
+    sqlite3_free(tmp);
+    return rc;
+}
+
+int db_backup(db *d, bool vacuum, unsigned char **data, size_t *len, char **err)
 {
     sqlite3 *c = roGet(d);
     if (c == NULL) {
         *err = strdup("unable to open database connection");
         return -1;
+    }
+    if (vacuum) {
+        int rc = vacuumCopy(d, c, data, len, err);
+        roPut(d, c);
+        return rc;
     }
     /* One read transaction: the image is a consistent snapshot. */
     execSimple(c, "BEGIN", NULL);

@@ -527,10 +527,13 @@ static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, re
     } else {
         unsigned char *img = NULL;
         size_t n = 0;
-        if (db_backup(store_db(st), &img, &n, &err) != 0)
+        if (db_backup(store_db(st), hasParam(c, "vacuum"), &img, &n, &err) != 0)
             goto fail;
         buf_append(&body, img, n);
         sqlite3_free(img);
+        /* fmt=delete: the same pages, header saying rollback journal. */
+        if (fmt && strcmp(fmt, "delete") == 0 && body.len >= 20 && body.data[18] == 2)
+            body.data[18] = body.data[19] = 1;
     }
     rq_log("http", "backup (%s) of %zu bytes served", sql ? "sql" : "binary", body.len);
     if (hasParam(c, "compress")) {

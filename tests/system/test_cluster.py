@@ -193,6 +193,14 @@ def test_backup_and_load_replicated(three, tmp_path):
         assert c.execute("SELECT name FROM bk ORDER BY id").fetchall() == [("fiona",), ("it's",)]
     gz = requests.get(leader.url + "/db/backup?compress", timeout=10).content
     assert gzip.decompress(gz)[:16] == b"SQLite format 3\x00"
+    assert r.content[18:20] == b"\x02\x02"   # the live file is in WAL mode
+    d = requests.get(leader.url + "/db/backup?fmt=delete", timeout=10).content
+    assert d[18:20] == b"\x01\x01"
+    v = requests.get(leader.url + "/db/backup?vacuum", timeout=10).content
+    (tmp_path / "vac.sqlite").write_bytes(v)
+    with sqlite3.connect(str(tmp_path / "vac.sqlite")) as c:
+        assert c.execute("SELECT COUNT(*) FROM bk").fetchone() == (2,)
+    assert requests.get(leader.url + "/db/backup?fmt=sql&vacuum").status_code == 500
     # SQL dump in rqlite's format
     dump = requests.get(leader.url + "/db/backup?fmt=sql", timeout=10).text
     assert dump == ("PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n"
