@@ -71,6 +71,12 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    {
+        /* backtrace() loads libgcc on first use, which is not safe inside a
+         * signal handler: do it now. */
+        void *frame;
+        backtrace(&frame, 1);
+    }
     signal(SIGSEGV, crashHandler);
     signal(SIGBUS, crashHandler);
     signal(SIGABRT, crashHandler);

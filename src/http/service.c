@@ -1202,6 +1202,9 @@ int http_server_start(const config *cfg, http_server **out, char **err)
         free(h);
         return -1;
     }
+    /* Everything a request may touch exists before the first one arrives. */
+    h->queue = wqueue_start(cfg->write_queue_capacity, cfg->write_queue_batch_size,
+                            cfg->write_queue_timeout_ms, cfg->write_queue_tx, flushQueued, h);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
@@ -1215,11 +1218,10 @@ int http_server_start(const config *cfg, http_server **out, char **err)
     if (h->mhd == NULL) {
         if (asprintf(err, "cannot listen on %s", cfg->http_addr) < 0)
             *err = NULL;
+        wqueue_stop(h->queue);
         free(h);
         return -1;
     }
-    h->queue = wqueue_start(cfg->write_queue_capacity, cfg->write_queue_batch_size,
-                            cfg->write_queue_timeout_ms, cfg->write_queue_tx, flushQueued, h);
     rq_log("http", "service listening on %s", cfg->http_addr);
     *out = h;
     return 0;
