@@ -643,6 +643,24 @@ int shell_run_line(shell *sh, const char *input)
             restoreCmd(sh, arg);
         else
             bootCmd(sh, arg);
+    } else if (!strcmp(cmd, ".SNAPSHOT")) {
+        buf path = BUF_INIT;
+        buf_puts(&path, "/snapshot");
+        if (*arg) {
+            buf_puts(&path, "?trailing_logs=");
+            urlEscape(&path, arg);
+        }
+        http_resp r;
+        char err[256];
+        if (request(sh, "POST", path.data, "", 0, "application/json", &r, err, sizeof err) != 0) {
+            shell_err(sh, "%s", err);
+        } else {
+            if (r.status != 200 && r.status != 204)
+                shell_err(sh, "server responded with %ld %s: %s", r.status, statusText(r.status),
+                          r.body.data ? r.body.data : "");
+            buf_free(&r.body);
+        }
+        buf_free(&path);
     } else if (!strcmp(cmd, ".DUMP")) {
         char file[1024] = "", tables[1024] = "";
         if (sscanf(arg, "%1023s %1023s", file, tables) < 1) {

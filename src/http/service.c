@@ -1047,6 +1047,88 @@ static enum MHD_Result handleVars(http_server *h, struct MHD_Connection *c)
     return reply(h, c, 200, "application/json; charset=utf-8", &b);
 }
 
+/* POST /snapshot: a local snapshot and log truncation. A follower takes it
+ * when it next applies an entry, so it nudges the leader with strong reads
+ * (each one a log entry) until its snapshot is done. */
+typedef struct snapJob {
+    store *st;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done, nothing_new;
+    int rc;
+    char *err;
+} snapJob;
+
+static void *snapThread(void *arg)
+{
+    snapJob *j = arg;
+    bool nothing = false;
+    char *err = NULL;
+    int rc = store_snapshot(j->st, &nothing, &err);
+    pthread_mutex_lock(&j->mu);
+    j->rc = rc;
+    j->err = err;
+    j->nothing_new = nothing;
+    j->done = true;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    return NULL;
+}
+
+static enum MHD_Result handleSnapshot(http_server *h, struct MHD_Connection *c)
+{
+    store *st = getStore(h);
+    if (st == NULL)
+        return sendText(h, c, 503, "store not open");
+    const char *tl = paramValue(c, "trailing_logs");
+    if (tl && (*tl == '\0' || strspn(tl, "0123456789") != strlen(tl)))
+        return sendText(h, c, 400, "trailing_logs is not a valid integer");
+    snapJob j = {.st = st};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.cv, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, snapThread, &j) != 0)
+        return sendText(h, c, 500, "cannot start snapshot");
+    double deadline = nowSec() + 15;
+    pthread_mutex_lock(&j.mu);
+    while (!j.done && nowSec() < deadline) {
+        pthread_mutex_unlock(&j.mu);
+        store_node leader;
+        if (!store_is_leader(st) && store_leader(st, &leader) && leader.api_addr[0]) {
+            char url[400];
+            snprintf(url, sizeof url, "%s/db/query?q=SELECT%%201&level=strong", leader.api_addr);
+            cluster_response resp;
+            char *err = NULL;
+            if (cluster_forward("GET", url, NULL, 0, NULL, NULL, 5000, &resp, &err) == 0)
+                cluster_response_free(&resp);
+            free(err);
+        }
+        pthread_mutex_lock(&j.mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 200 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (!j.done)
+            pthread_cond_timedwait(&j.cv, &j.mu, &ts);
+    }
+    pthread_mutex_unlock(&j.mu);
+    pthread_join(t, NULL); /* store_snapshot's own timeout bounds this */
+    pthread_mutex_destroy(&j.mu);
+    pthread_cond_destroy(&j.cv);
+    if (j.rc != STORE_OK) {
+        buf e = BUF_INIT;
+        buf_printf(&e, "snapshot: %s", j.err ? j.err : "failed");
+        free(j.err);
+        enum MHD_Result ret = sendText(h, c, 500, e.data);
+        buf_free(&e);
+        return ret;
+    }
+    return sendEmpty(h, c, j.nothing_new ? 204 : 200);
+}
+
 /* ---- routing --------------------------------------------------------------------- */
 
 static bool prefix(const char *url, const char *p)
@@ -1102,6 +1184,10 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
     if (strcmp(url, "/leader") == 0) {
         if (!get && !post) return sendEmpty(h, c, 405);
         return handleLeader(h, c, method, rq);
+    }
+    if (strcmp(url, "/snapshot") == 0) {
+        if (!post) return sendEmpty(h, c, 405);
+        return handleSnapshot(h, c);
     }
     if (strcmp(url, "/debug/vars") == 0)
         return handleVars(h, c);

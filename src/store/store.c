@@ -171,6 +171,7 @@ struct store {
     unsigned n_peers;
     raft_term peers_term;   /* the term the counters belong to */
     op *reads;              /* linearizable reads waiting for confirmation */
+    op *snap_wait;          /* a user snapshot waiting to be taken */
     int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
                    raft_io_send_cb);
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
@@ -761,10 +762,62 @@ static void readsProgress(store *s)
     }
 }
 
+static void freeBarrier(struct raft_barrier *b, int status)
+{
+    (void)status;
+    free(b);
+}
+
+/* A user snapshot (/snapshot): libraft snapshots only past a threshold of
+ * applied entries, so lower it to 1 until the next apply has taken one. */
+static void snapStart(store *s, op *o)
+{
+    struct raft *r = &s->raft;
+    if (r->last_applied <= r->log.snapshot.last_index) {
+        o->raft_rc = 1; /* nothing new to snapshot */
+        opComplete(o, STORE_OK, NULL);
+        return;
+    }
+    if (s->snap_wait) {
+        opComplete(o, STORE_ERROR, strdup("a snapshot is already in progress"));
+        return;
+    }
+    o->index = r->last_applied;
+    o->deadline_ms = nowMs() + 10000;
+    s->snap_wait = o;
+    raft_set_snapshot_threshold(r, 1);
+    if (r->state == RAFT_LEADER) { /* an entry to apply, so the check runs */
+        struct raft_barrier *b = calloc(1, sizeof *b);
+        if (raft_barrier(r, b, freeBarrier) != 0)
+            free(b);
+    }
+}
+
+static void snapProgress(store *s)
+{
+    op *o = s->snap_wait;
+    if (o == NULL)
+        return;
+    struct raft *r = &s->raft;
+    bool taken = r->log.snapshot.last_index >= o->index;
+    if (!taken && nowMs() < o->deadline_ms)
+        return;
+    s->snap_wait = NULL;
+    raft_set_snapshot_threshold(r, (unsigned)(s->cfg->raft_snap ? s->cfg->raft_snap : 8192));
+    if (taken)
+        opComplete(o, STORE_OK, NULL);
+    else
+        opComplete(o, STORE_ERROR, strdup("timeout waiting for the snapshot"));
+}
+
 static void startOp(store *s, op *o)
 {
     int rv = 0;
-    if (s->raft.state != RAFT_LEADER && o->type != OP_SNAPSHOT) {
+    if (o->type == OP_SNAPSHOT) {
+        snapStart(s, o);
+        return;
+    }
+    if (s->raft.state != RAFT_LEADER) {
         opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
         return;
     }
@@ -999,6 +1052,7 @@ static void onCheck(uv_check_t *h)
         pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->mu);
     readsProgress(s); /* completes ops: takes s->mu itself */
+    snapProgress(s);
 }
 
 static void onCloseRequest(uv_async_t *h);
@@ -1016,6 +1070,10 @@ static void raftClosed(struct raft *r)
 {
     store *s = r->data;
     /* Fail whatever still waits. */
+    if (s->snap_wait) {
+        opComplete(s->snap_wait, STORE_ERROR, strdup("store closed"));
+        s->snap_wait = NULL;
+    }
     while (s->reads) {
         op *o = s->reads;
         s->reads = o->next;
@@ -1651,12 +1709,17 @@ int store_stepdown(store *s, const char *id, char **err)
     return rc;
 }
 
-int store_snapshot(store *s, char **err)
+int store_snapshot(store *s, bool *nothing_new, char **err)
 {
-    /* libraft snapshots by threshold only; a user snapshot comes with
-     * issue 4's snapshot rework. */
-    *err = strdup("user-triggered snapshots are not supported yet");
-    return STORE_ERROR;
+    op *o = opNew(s, OP_SNAPSHOT);
+    int rc = opRun(s, o, 15000);
+    *nothing_new = rc == STORE_OK && o->raft_rc == 1;
+    if (rc == STORE_ERROR)
+        *err = opTakeErr(o, "timeout waiting for the snapshot");
+    opRelease(s, o);
+    if (rc == STORE_OK && !*nothing_new)
+        rq_log("store", "user-requested snapshot taken");
+    return rc;
 }
 
 /* --------------------------------------------------------------- status */

@@ -1,4 +1,5 @@
 """Three nodes: formation, forwarding, failover, restart."""
+import subprocess
 import time
 
 import requests
@@ -365,3 +366,28 @@ def test_leader_stepdown_remove_and_readyz_sync(three):
     assert r.status_code == 500 and "not found" in r.text
     new_leader.execute(["CREATE TABLE after_remove (x)"])
     poll(lambda: other.count("after_remove") == 0, what="replication without the removed node")
+
+
+def test_user_snapshot(three):
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    leader.execute(["CREATE TABLE us (x)"] + [["INSERT INTO us VALUES (?)", i] for i in range(10)])
+    poll(lambda: follower.count("us") == 10, what="rows on the follower")
+    assert leader.status()["store"]["raft"]["last_snapshot_index"] == 0
+    r = requests.post(leader.url + "/snapshot", timeout=20)
+    assert r.status_code == 200, r.text
+    assert leader.status()["store"]["raft"]["last_snapshot_index"] > 0
+    assert requests.post(leader.url + "/snapshot", timeout=20).status_code in (200, 204)
+    # a follower snapshots itself too
+    r = requests.post(follower.url + "/snapshot", timeout=20)
+    assert r.status_code == 200, r.text
+    assert follower.status()["store"]["raft"]["last_snapshot_index"] > 0
+    assert requests.post(follower.url + "/snapshot?trailing_logs=x").status_code == 400
+    follower.stop()
+    follower.start()
+    poll(lambda: follower.count("us") == 10, what="rows after restart from the user snapshot")
+    # from the shell
+    out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot\n",
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "ERR!" not in out

@@ -147,7 +147,7 @@ json_t *store_status(store *s)
                      s->leader ? "Leader" : "Follower");
 }
 
-int store_snapshot(store *s, char **err)
+int store_snapshot(store *s, bool *nothing_new, char **err)
 {
     *err = strdup("not supported");
     return STORE_ERROR;
