@@ -161,6 +161,16 @@ static enum MHD_Result sendText(http_server *h, struct MHD_Connection *c, unsign
     return reply(h, c, status, "text/plain; charset=utf-8", &b);
 }
 
+/* sendText for "prefix: err", taking ownership of err. */
+static enum MHD_Result sendError(http_server *h, struct MHD_Connection *c, unsigned status,
+                                 const char *prefix, char *err, const char *fallback)
+{
+    buf b = BUF_INIT;
+    buf_printf(&b, "%s%s%s\n", prefix, prefix[0] ? ": " : "", err ? err : fallback);
+    free(err);
+    return reply(h, c, status, "text/plain; charset=utf-8", &b);
+}
+
 static enum MHD_Result sendJson(http_server *h, struct MHD_Connection *c, unsigned status,
                                 buf *body, bool pretty)
 {
@@ -232,12 +242,7 @@ static enum MHD_Result forwardOrFail(http_server *h, struct MHD_Connection *c, c
                              FORWARD_TIMEOUT_MS, &resp, &err);
     buf_free(&url);
     if (rc != 0) {
-        buf e = BUF_INIT;
-        buf_printf(&e, "forwarding to leader failed: %s", err ? err : "?");
-        free(err);
-        enum MHD_Result ret = sendText(h, c, 503, e.data);
-        buf_free(&e);
-        return ret;
+        return sendError(h, c, 503, "forwarding to leader failed", err, "?");
     }
     enum MHD_Result ret = reply(h, c, (unsigned)resp.status,
                                resp.content_type[0] ? resp.content_type : NULL, &resp.body);
@@ -549,15 +554,11 @@ static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, re
     return reply(h, c, 200, ctype, &body);
 fail:
     buf_free(&body);
-    {
-        enum MHD_Result ret = sendText(h, c, 500, err ? err : "backup failed");
-        free(err);
-        return ret;
-    }
+    return sendError(h, c, 500, "", err, "backup failed");
 }
 
 /* POST /db/load: a SQLite image (replicated as one load entry) or SQL text
- * (run as one transaction). POST /boot: an image, single-node only. */
+ * (run as one request, a failing statement rolling back an open transaction). POST /boot: an image, single-node only. */
 static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, request *rq, bool boot)
 {
     store *st = getStore(h);
@@ -916,12 +917,7 @@ static enum MHD_Result handleLeader(http_server *h, struct MHD_Connection *c, co
         return forwardOrFail(h, c, "POST", "/leader", rq);
     }
     if (rc != STORE_OK) {
-        buf e = BUF_INIT;
-        buf_printf(&e, "stepdown: %s", err ? err : "?");
-        free(err);
-        enum MHD_Result ret = sendText(h, c, 500, e.data);
-        buf_free(&e);
-        return ret;
+        return sendError(h, c, 500, "stepdown", err, "?");
     }
     return sendEmpty(h, c, 200);
 }
@@ -955,9 +951,7 @@ static enum MHD_Result handleJoin(http_server *h, struct MHD_Connection *c, requ
         return sendRedirect(c, loc);
     }
     if (rc != STORE_OK) {
-        enum MHD_Result ret = sendText(h, c, 500, err ? err : "join failed");
-        free(err);
-        return ret;
+        return sendError(h, c, 500, "", err, "join failed");
     }
     return sendEmpty(h, c, 200);
 }
@@ -981,9 +975,7 @@ static enum MHD_Result handleRemove(http_server *h, struct MHD_Connection *c, re
         return forwardOrFail(h, c, "DELETE", "/remove", rq);
     }
     if (rc != STORE_OK) {
-        enum MHD_Result ret = sendText(h, c, 500, err ? err : "remove failed");
-        free(err);
-        return ret;
+        return sendError(h, c, 500, "", err, "remove failed");
     }
     return sendEmpty(h, c, 200);
 }
@@ -1119,12 +1111,7 @@ static enum MHD_Result handleSnapshot(http_server *h, struct MHD_Connection *c)
     pthread_mutex_destroy(&j.mu);
     pthread_cond_destroy(&j.cv);
     if (j.rc != STORE_OK) {
-        buf e = BUF_INIT;
-        buf_printf(&e, "snapshot: %s", j.err ? j.err : "failed");
-        free(j.err);
-        enum MHD_Result ret = sendText(h, c, 500, e.data);
-        buf_free(&e);
-        return ret;
+        return sendError(h, c, 500, "snapshot", j.err, "failed");
     }
     return sendEmpty(h, c, j.nothing_new ? 204 : 200);
 }
