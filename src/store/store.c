@@ -1218,7 +1218,12 @@ int store_open(const config *cfg, store **out, char **err)
     }
     s->raft.data = s;
     unsigned et = (unsigned)cfg->raft_election_timeout_ms;
+    /* libraft's heartbeat interval. Short, because a linearizable read waits
+     * for the next heartbeat round to confirm leadership (a few hundred
+     * tiny messages a second on an idle cluster). */
     unsigned hb = (unsigned)(cfg->raft_heartbeat_timeout_ms / 10);
+    if (hb > 20)
+        hb = 20;
     if (et < 50)
         et = 50;
     if (hb < 10)
