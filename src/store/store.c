@@ -176,6 +176,8 @@ struct store {
                    raft_io_send_cb);
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     raft_io_recv_cb raft_recv;
+    bool answering_ae;      /* follower: inside libraft's AppendEntries handling */
+    raft_index ae_limit;    /* ... whose entries end at this index */
     raft_index ready_target;
     unsigned char *snap_image; /* held between snapshot and finalize */
     struct raft_buffer snap_bufs[2];
@@ -659,6 +661,19 @@ static int wrappedSend(struct raft_io *io, struct raft_io_send *req, const struc
                        raft_io_send_cb cb)
 {
     store *s = ((struct raft *)io->data)->data;
+    if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && s->answering_ae &&
+        m->append_entries_result.rejected == 0 &&
+        m->append_entries_result.last_log_index > s->ae_limit) {
+        /* libraft 0.15 answers a matching AppendEntries with its whole log
+         * length, including a stale tail the leader never sent (left by
+         * an old term). The leader would take that tail as replicated and
+         * ignore the follower's later rejections forever. Only what the
+         * message covered is known to match. (uv send encodes at once, so
+         * a copy on the stack is enough.) */
+        struct raft_message fixed = *m;
+        fixed.append_entries_result.last_log_index = s->ae_limit;
+        return s->io_send(io, req, &fixed, cb);
+    }
     if (m->type != RAFT_IO_APPEND_ENTRIES && m->type != RAFT_IO_INSTALL_SNAPSHOT)
         return s->io_send(io, req, m, cb);
     sendWrap *w = malloc(sizeof *w);
@@ -686,6 +701,21 @@ static void wrappedRecv(struct raft_io *io, struct raft_message *m)
     if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && r->state == RAFT_LEADER &&
         m->append_entries_result.term == r->current_term)
         peerFor(s, m->server_id)->recvd++;
+    if (m->type == RAFT_IO_APPEND_ENTRIES) {
+        /* Raft's rule is commit = min(leaderCommit, index of the last new
+         * entry); libraft 0.15 uses its own log length instead, which could
+         * commit a stale tail. Clamp the leader's commit to what the
+         * message covers, and remember it for the answer (wrappedSend). */
+        struct raft_append_entries *ae = &m->append_entries;
+        raft_index limit = ae->prev_log_index + ae->n_entries;
+        if (ae->leader_commit > limit)
+            ae->leader_commit = limit;
+        s->answering_ae = true;
+        s->ae_limit = limit;
+        s->raft_recv(io, m);
+        s->answering_ae = false;
+        return;
+    }
     s->raft_recv(io, m);
 }
 
