@@ -201,3 +201,12 @@ def test_debug_vars_and_status_sections(cluster):
     assert st["store"]["sqlite3"]["version"].startswith("3.")
     assert st["http"]["queue"]["_default"]["batch_size"] == 128
     assert requests.get(n.url + "/status?key=store.raft").json()["state"] == "Leader"
+
+
+def test_body_over_limit_is_413(cluster):
+    n = cluster.node(1).start().wait_ready()
+    body = b'["' + b"x" * (64 * 1024 * 1024 + 16) + b'"]'
+    r = requests.post(n.url + "/db/execute", data=body, timeout=60,
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert n.execute(["CREATE TABLE after413 (x)"])["results"] == [{}]
