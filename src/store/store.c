@@ -553,41 +553,37 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
 
 /* ------------------------------------------------------ Raft thread ops */
 
-static void applyCb(struct raft_apply *req, int status, void *result)
+/* Finish an op from a libraft callback status. A lost leadership is
+ * lost_rc with lost_msg; other failures are "<what>: <libraft error>". */
+static void opFromStatus(op *o, int status, int lost_rc, const char *lost_msg, const char *what)
 {
-    op *o = req->data;
-    store *s = o->s;
-    (void)result;
-    pendingTake(s, o->seq);
     if (status == 0)
         opComplete(o, STORE_OK, NULL);
     else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
-        opComplete(o, STORE_ERROR, strdup("leadership lost while committing log"));
+        opComplete(o, lost_rc, strdup(lost_msg));
     else
-        opComplete(o, STORE_ERROR, rq_sprintf("apply failed: %s", raft_strerror(status)));
+        opComplete(o, STORE_ERROR, rq_sprintf("%s%s", what, raft_strerror(status)));
+}
+
+static void applyCb(struct raft_apply *req, int status, void *result)
+{
+    op *o = req->data;
+    (void)result;
+    pendingTake(o->s, o->seq);
+    /* The entry may still commit under the next leader: not retryable. */
+    opFromStatus(o, status, STORE_ERROR, "leadership lost while committing log", "apply failed: ");
 }
 
 static void barrierCb(struct raft_barrier *req, int status)
 {
-    op *o = req->data;
-    if (status == 0)
-        opComplete(o, STORE_OK, NULL);
-    else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
-        opComplete(o, STORE_NOT_LEADER, strdup("leadership lost"));
-    else
-        opComplete(o, STORE_ERROR, rq_sprintf("barrier failed: %s", raft_strerror(status)));
+    opFromStatus(req->data, status, STORE_NOT_LEADER, "leadership lost", "barrier failed: ");
 }
 
 static void changeCb(struct raft_change *req, int status)
 {
     op *o = req->data;
     o->raft_rc = status;
-    if (status == 0)
-        opComplete(o, STORE_OK, NULL);
-    else if (status == RAFT_NOTLEADER || status == RAFT_LEADERSHIPLOST)
-        opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
-    else
-        opComplete(o, STORE_ERROR, rq_sprintf("%s", raft_strerror(status)));
+    opFromStatus(o, status, STORE_NOT_LEADER, "not leader", "");
 }
 
 static void transferCb(struct raft_transfer *req)
