@@ -103,6 +103,11 @@ int cluster_forward(const char *method, const char *url, const char *body,
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        /* At most once: libcurl silently re-sends a request when a reused
+         * keep-alive connection turns out to be dead, which for a write the
+         * leader already applied means applying it twice (rqlite #1628).
+         * Writes get a fresh connection, never that retry. */
+        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     }

@@ -238,8 +238,10 @@ static enum MHD_Result forwardOrFail(http_server *h, struct MHD_Connection *c, c
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     cluster_response resp;
     char *err = NULL;
+    /* Longer than the leader may take to apply, so a slow write is not cut. */
+    uint64_t timeout = h->cfg->raft_apply_timeout_ms + 5000;
     int rc = cluster_forward(method, url.data, rq->body.data, rq->body.len, ctype, auth,
-                             FORWARD_TIMEOUT_MS, &resp, &err);
+                             timeout, &resp, &err);
     buf_free(&url);
     if (rc != 0) {
         return sendError(h, c, 503, "forwarding to leader failed", err, "?");

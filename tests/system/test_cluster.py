@@ -391,3 +391,38 @@ def test_user_snapshot(three):
     out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot\n",
                          capture_output=True, text=True, timeout=30).stdout
     assert "ERR!" not in out
+
+
+def test_forwarded_write_applied_at_most_once(cluster):
+    """The leader stalls (SIGSTOP) while a follower forwards a write to it: the
+    forward times out, and the write, applied later by the resumed leader or
+    not at all, never lands twice (rqlite issue #1628)."""
+    import signal
+    extra = ["-raft-apply-timeout", "1s"]
+    n1 = cluster.node(1, extra).start().wait_ready()
+    n2 = cluster.node(2, extra).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3, extra).start(join=n1.url).wait_ready()
+    wait_members(n1, 3)
+    leader = leader_of([n1, n2, n3])
+    follower = [n for n in (n1, n2, n3) if n is not leader][0]
+    leader.execute(["CREATE TABLE once (id INTEGER PRIMARY KEY, v TEXT)"])  # duplicates possible
+    s = requests.Session()
+    # warm a keep-alive connection follower -> leader first
+    s.post(follower.url + "/db/execute", json=[["INSERT INTO once(v) VALUES(?)", "warm"]]).raise_for_status()
+    leader.signal(signal.SIGSTOP)
+    try:
+        r = s.post(follower.url + "/db/execute", json=["INSERT INTO once(v) VALUES('x')"], timeout=30)
+        assert r.status_code in (200, 503)
+    finally:
+        leader.signal(signal.SIGCONT)
+    rest = [n for n in (n1, n2, n3)]
+    new_leader = leader_of(rest)
+    def settled():
+        vals = new_leader.query("SELECT v FROM once WHERE v = 'x'", level="strong")["results"][0]
+        return vals
+    rows = poll(settled, what="a settled answer")
+    assert len(rows.get("values", [])) <= 1
+    # and nothing else got duplicated
+    r = new_leader.query("SELECT COUNT(*), COUNT(DISTINCT v) FROM once", level="strong")
+    total, distinct = r["results"][0]["values"][0]
+    assert total == distinct
