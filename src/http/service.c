@@ -127,6 +127,11 @@ static void rawQuery(struct MHD_Connection *c, buf *out)
 
 /* ---- responses ------------------------------------------------------------ */
 
+/* X-RQLITE-SERVED-BY for the request this thread is answering (a thread
+ * serves one connection at a time): this node's API address for local data
+ * requests, the leader's Raft address for forwarded ones. */
+static __thread char served_by[300];
+
 static enum MHD_Result reply(http_server *h, struct MHD_Connection *c, unsigned status,
                             const char *ctype, buf *body)
 {
@@ -138,6 +143,8 @@ static enum MHD_Result reply(http_server *h, struct MHD_Connection *c, unsigned 
     if (ctype)
         MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+    if (served_by[0])
+        MHD_add_response_header(r, "X-RQLITE-SERVED-BY", served_by);
     MHD_add_response_header(r, "Access-Control-Allow-Methods", "OPTIONS, GET, POST");
     MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
     if (h->cfg->http_allow_origin && *h->cfg->http_allow_origin)
@@ -236,6 +243,7 @@ static enum MHD_Result forwardOrFail(http_server *h, struct MHD_Connection *c, c
     }
     const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    snprintf(served_by, sizeof served_by, "%s", leader.addr);
     cluster_response resp;
     char *err = NULL;
     /* Longer than the leader may take to apply, so a slow write is not cut. */
@@ -1130,6 +1138,9 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
                              const char *method, request *rq)
 {
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    served_by[0] = '\0';
+    if (strncmp(url, "/db/", 4) == 0)
+        snprintf(served_by, sizeof served_by, "%s", h->cfg->http_adv_addr);
     if (strcmp(method, "OPTIONS") == 0)
         return sendEmpty(h, c, 200);
     if (rq->too_large)

@@ -44,6 +44,9 @@ def test_follower_forwards_writes_and_reads(three):
                       json=["CREATE TABLE f (id INTEGER PRIMARY KEY, v TEXT)",
                             ["INSERT INTO f(v) VALUES(?)", "via follower"]])
     assert r.status_code == 200
+    assert r.headers["X-RQLITE-SERVED-BY"] == leader.raft_addr
+    local = requests.get(follower.url + "/db/query", params={"q": "SELECT 1", "level": "none"})
+    assert local.headers["X-RQLITE-SERVED-BY"] == follower.http_addr
     assert r.json() == {"results": [{}, {"last_insert_id": 1, "rows_affected": 1}]}
     # weak and strong reads on a follower are served by the leader
     for level in ("weak", "strong"):

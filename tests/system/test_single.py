@@ -37,6 +37,13 @@ def test_crud_shapes(cluster):
                                                       "level": level, "associative": ""})
         assert r.json() == {"results": [{"types": {"c": "integer"}, "rows": [{"c": 2}]}]}, level
 
+    # A read sent to /db/execute gives an execute result, as in rqlite (the
+    # numbers are the connection's last ones); RETURNING gives rows.
+    r = requests.post(n.url + "/db/execute", json=["SELECT * FROM foo"]).json()
+    assert r == {"results": [{"last_insert_id": 2, "rows_affected": 1}]}
+    r = requests.post(n.url + "/db/execute",
+                      json=["UPDATE foo SET age = age + 1 WHERE id = 1 RETURNING age"]).json()
+    assert r == {"results": [{"columns": ["age"], "types": ["integer"], "values": [[21]]}]}
     # A write sent to /db/query is refused per statement.
     r = requests.get(n.url + "/db/query", params={"q": "DELETE FROM foo"})
     assert r.json()["results"][0]["error"] == "attempt to change database via query operation"
