@@ -763,10 +763,42 @@ static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf 
     return ok;
 }
 
-static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out)
+/* Can every statement run inside a transaction of ours? Statements that
+ * manage transactions or the connection cannot; any word that might be one
+ * (even inside a literal) makes the batch run statement by statement. */
+static bool batchable(const json_t *stmts)
+{
+    static const char *words[] = {"begin", "commit", "end", "rollback", "savepoint", "release",
+                                  "vacuum", "pragma", "attach", "detach"};
+    size_t i;
+    json_t *e;
+    json_array_foreach(stmts, i, e) {
+        const char *sql = json_is_string(e) ? json_string_value(e) : json_string_value(json_array_get(e, 0));
+        for (const char *p = sql ? sql : ""; *p;) {
+            while (*p && !isalpha((unsigned char)*p))
+                p++;
+            const char *w = p;
+            while (isalnum((unsigned char)*p) || *p == '_')
+                p++;
+            size_t n = (size_t)(p - w);
+            for (size_t k = 0; n && k < sizeof words / sizeof words[0]; k++)
+                if (strlen(words[k]) == n && strncasecmp(w, words[k], n) == 0)
+                    return false;
+        }
+    }
+    return true;
+}
+
+static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out, bool may_group)
 {
     bool tx = (flags & DB_TX) && !ro;
-    if (tx)
+    size_t start = out ? out->len : 0;
+    /* Without ?transaction each statement still succeeds or fails on its own
+     * (a savepoint each), but a batch commits once: one WAL commit instead
+     * of one per statement. Other nodes see the batch as one change either
+     * way, since it is one log entry. */
+    bool grouped = may_group && !tx && !ro && json_array_size(stmts) > 1 && batchable(stmts);
+    if (tx || grouped)
         execSimple(c, "BEGIN", NULL);
     size_t i;
     json_t *e;
@@ -777,7 +809,22 @@ static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf
             buf_putc(out, ',');
         size_t before = out ? out->len : 0;
         bool wrote;
+        if (grouped)
+            execSimple(c, "SAVEPOINT s", NULL);
         bool ok = runOne(c, e, flags, ro, out, &wrote);
+        if (grouped && !ok && sqlite3_get_autocommit(c)) {
+            /* The failure rolled back the whole transaction (an ON CONFLICT
+             * ROLLBACK constraint): start over one statement at a time. */
+            if (out) {
+                out->len = start;
+                if (out->data)
+                    out->data[start] = '\0';
+            }
+            runAll(c, stmts, flags, ro, out, false);
+            return;
+        }
+        if (grouped)
+            execSimple(c, ok ? "RELEASE s" : "ROLLBACK TO s; RELEASE s", NULL);
         if (!wrote && out && !first) { /* nothing written: drop the comma */
             out->len = before - 1;
             out->data[out->len] = '\0';
@@ -790,6 +837,8 @@ static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf
                 break;
         }
     }
+    if (grouped && sqlite3_get_autocommit(c) == 0)
+        execSimple(c, "COMMIT", NULL);
     /* A statement that failed inside the client's own BEGIN would leave the
      * shared write connection in a transaction for every later request. */
     if (!tx && !ro && failed && sqlite3_get_autocommit(c) == 0)
@@ -813,7 +862,7 @@ void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed)
 void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
 {
     det_freeze(d->entry_ms);
-    runAll(d->w, stmts, flags, false, out);
+    runAll(d->w, stmts, flags, false, out, true);
     det_freeze(0);
 }
 
@@ -829,7 +878,7 @@ void db_query(db *d, const json_t *stmts, unsigned flags, buf *out)
         }
         return;
     }
-    runAll(c, stmts, flags & ~DB_TX, true, out);
+    runAll(c, stmts, flags & ~DB_TX, true, out, false);
     roPut(d, c);
 }
 

@@ -219,6 +219,26 @@ static void test_serialize_restore(void **state)
     assert_string_equal(db_path(f->d), f->path);
 }
 
+/* A batch commits once, yet each statement still stands or fails alone. */
+static void test_grouped_batches(void **state)
+{
+    fixture *f = *state;
+    EXEC(f->d, "[\"CREATE TABLE g (v TEXT UNIQUE)\", \"CREATE TABLE r (v UNIQUE ON CONFLICT ROLLBACK)\"]", 0,
+         "{},{}");
+    EXEC(f->d, "[\"INSERT INTO g VALUES('a')\", \"INSERT INTO g VALUES('a')\", \"INSERT INTO g VALUES('b')\"]", 0,
+         "{\"last_insert_id\":1,\"rows_affected\":1},{\"error\":\"UNIQUE constraint failed: g.v\"},"
+         "{\"last_insert_id\":2,\"rows_affected\":1}");
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM g\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[2]]}");
+    /* ON CONFLICT ROLLBACK would undo the whole group: the batch is rerun
+     * statement by statement, so the first insert stays. */
+    EXEC(f->d, "[\"INSERT INTO r VALUES(1)\", \"INSERT INTO r VALUES(1)\", \"INSERT INTO r VALUES(2)\"]", 0,
+         "{\"last_insert_id\":1,\"rows_affected\":1},{\"error\":\"UNIQUE constraint failed: r.v\"},"
+         "{\"last_insert_id\":2,\"rows_affected\":1}");
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM r\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[2]]}");
+}
+
 /* Same clock and seed: same values, in any database, at any time. */
 static void test_entropy_is_replayable(void **state)
 {
@@ -265,6 +285,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readonly_and_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serialize_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entropy_is_replayable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_grouped_batches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
