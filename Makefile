@@ -17,12 +17,15 @@ all: build
 # Install the Debian packages we build and test with (only when something is missing).
 deps:
 	@if pkg-config --exists $(PC_LIBS) 2>/dev/null && command -v cmake >/dev/null \
-	    && command -v tmux >/dev/null && /usr/bin/python3 -c 'import pytest, requests' 2>/dev/null; then \
+	    && command -v tmux >/dev/null && /usr/bin/python3 -c 'import pytest, requests' 2>/dev/null \
+	    && command -v node >/dev/null && command -v npm >/dev/null; then \
 	  echo "deps: all present"; \
 	else \
 	  SUDO=$$(if [ "$$(id -u)" != 0 ]; then echo sudo; fi); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PKGS); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PKGS) && \
+	  { command -v node >/dev/null && command -v npm >/dev/null || \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }; \
 	fi
 
 $(BUILD)/Makefile: CMakeLists.txt
