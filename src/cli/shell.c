@@ -271,15 +271,52 @@ static void urlEscape(buf *b, const char *s)
     }
 }
 
+/* Which endpoint a line goes to: reads (SELECT, PRAGMA, EXPLAIN) to
+ * /db/query at the shell's consistency level, plain writes to /db/execute,
+ * anything else (WITH ...) to /db/request, which decides by itself. */
+static const char *endpointFor(shell *sh, const char *sql)
+{
+    static const char *reads[] = {"SELECT", "PRAGMA", "EXPLAIN", "VALUES"};
+    static const char *writes[] = {"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP",
+                                   "ALTER", "BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT",
+                                   "RELEASE", "VACUUM", "ANALYZE", "REINDEX", "ATTACH", "DETACH"};
+    if (sh->forcewrites)
+        return "/db/execute";
+    while (isspace((unsigned char)*sql) || *sql == '(')
+        sql++;
+    size_t n = 0;
+    while (isalpha((unsigned char)sql[n]))
+        n++;
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+        if (strlen(reads[i]) == n && strncasecmp(sql, reads[i], n) == 0)
+            return strchr(sql, '=') && strncasecmp(sql, "PRAGMA", 6) == 0 ? "/db/request"
+                                                                         : "/db/query";
+    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+        if (strlen(writes[i]) == n && strncasecmp(sql, writes[i], n) == 0)
+            return "/db/execute";
+    return "/db/request";
+}
+
 static void runSql(shell *sh, const char *sql)
 {
-    json_t *stmts = json_pack("[s]", sql);
+    json_t *stmts = json_array();
+    json_t *str = json_string(sql);
+    if (str == NULL) {
+        json_decref(stmts);
+        shell_err(sh, "the statement is not valid UTF-8");
+        return;
+    }
+    json_array_append_new(stmts, str);
     char *body = json_dumps(stmts, JSON_COMPACT);
     json_decref(stmts);
+    const char *ep = endpointFor(sh, sql);
     buf path = BUF_INIT;
-    buf_puts(&path, sh->forcewrites ? "/db/execute" : "/db/request");
+    buf_puts(&path, ep);
+    bool query = strcmp(ep, "/db/query") == 0;
+    if (query)
+        buf_printf(&path, "?level=%s", sh->consistency);
     if (sh->timer)
-        buf_puts(&path, "?timings");
+        buf_puts(&path, query ? "&timings" : "?timings");
     json_t *doc = callJson(sh, "POST", path.data, body, strlen(body), "application/json");
     free(body);
     buf_free(&path);
