@@ -1691,17 +1691,22 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
     return STORE_OK;
 }
 
-int store_remove(store *s, const char *id, char **err)
+static bool isMember(store *s, const char *id)
 {
-    if (!store_is_leader(s))
-        return STORE_NOT_LEADER;
     store_node *nodes = NULL;
     int n = store_nodes(s, &nodes);
     bool found = false;
     for (int i = 0; i < n; i++)
         found |= strcmp(nodes[i].id, id) == 0;
     free(nodes);
-    if (!found) {
+    return found;
+}
+
+int store_remove(store *s, const char *id, char **err)
+{
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    if (!isMember(s, id)) {
         *err = rq_sprintf("node %s not found in cluster", id);
         return STORE_ERROR;
     }
@@ -1719,13 +1724,7 @@ int store_stepdown(store *s, const char *id, char **err)
             *err = strdup("cannot step down to the current Leader");
             return STORE_ERROR;
         }
-        store_node *nodes = NULL;
-        int n = store_nodes(s, &nodes);
-        bool found = false;
-        for (int i = 0; i < n; i++)
-            found |= strcmp(nodes[i].id, id) == 0;
-        free(nodes);
-        if (!found) {
+        if (!isMember(s, id)) {
             *err = strdup("node not found in cluster");
             return STORE_ERROR;
         }
