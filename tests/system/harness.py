@@ -21,10 +21,19 @@ RQLITE = os.path.abspath(os.path.join(BUILD, "rqlite"))
 FAST = ["-raft-election-timeout", "500ms", "-raft-timeout", "500ms"]
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and never handed out before in this run (the kernel
+    may give the same ephemeral port to two binds in a row)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def poll(fn, timeout=30.0, interval=0.05, what="condition"):
@@ -155,7 +164,12 @@ class Node:
             return False
 
     def wait_ready(self, timeout=30):
-        poll(self.ready, timeout, what="node %s ready" % self.id)
+        def ready_or_dead():
+            if self.proc.poll() is not None:
+                raise AssertionError("node %s exited with %s:\n%s" % (
+                    self.id, self.proc.returncode, self.logs()[-2000:]))
+            return self.ready()
+        poll(ready_or_dead, timeout, what="node %s ready" % self.id)
         return self
 
     def count(self, table, level="none"):

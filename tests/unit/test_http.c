@@ -44,7 +44,10 @@ static int setup(void **state)
     char http[32], raft[32];
     int port = freePort();
     snprintf(http, sizeof http, "127.0.0.1:%d", port);
-    snprintf(raft, sizeof raft, "127.0.0.1:%d", freePort());
+    int rport;
+    while ((rport = freePort()) == port) /* the kernel may hand out a port twice */
+        ;
+    snprintf(raft, sizeof raft, "127.0.0.1:%d", rport);
     snprintf(f->base, sizeof f->base, "http://%s", http);
     char *argv[] = {"rqlited", "-node-id", "1", "-http-addr", http, "-raft-addr", raft, f->dir};
     int code;
