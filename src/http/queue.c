@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/os.h"
 
 typedef struct item {
     int64_t seq;
@@ -30,16 +31,6 @@ struct wqueue {
     pthread_t thread;
 };
 
-static void deadlineIn(struct timespec *ts, uint64_t ms)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += (time_t)(ms / 1000);
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
 
 static void *run(void *arg)
 {
@@ -52,7 +43,7 @@ static void *run(void *arg)
             break;
         /* Give a partial batch up to timeout_ms to fill. */
         struct timespec dl;
-        deadlineIn(&dl, q->timeout_ms);
+        rq_deadline(&dl, q->timeout_ms);
         while (q->n < q->batch_size && !q->stopping)
             if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
                 break;
@@ -165,7 +156,7 @@ int64_t wqueue_add(wqueue *q, json_t *stmts)
 bool wqueue_wait(wqueue *q, int64_t seq, uint64_t timeout_ms)
 {
     struct timespec dl;
-    deadlineIn(&dl, timeout_ms);
+    rq_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&q->mu);
     while (q->applied_seq < seq)
         if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)

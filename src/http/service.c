@@ -25,6 +25,7 @@
 #include "http/pretty.h"
 #include "http/queue.h"
 #include "util/log.h"
+#include "util/os.h"
 
 #define MAX_BODY (64u * 1024 * 1024)
 #define FORWARD_TIMEOUT_MS 30000
@@ -1107,12 +1108,7 @@ static enum MHD_Result handleSnapshot(http_server *h, struct MHD_Connection *c)
         }
         pthread_mutex_lock(&j.mu);
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 200 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        rq_deadline(&ts, 200);
         if (!j.done)
             pthread_cond_timedwait(&j.cv, &j.mu, &ts);
     }

@@ -273,13 +273,7 @@ static int opRun(store *s, op *o, uint64_t timeout_ms)
     uv_async_send(&s->wake);
 
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    rq_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (!o->done) {
         if (pthread_cond_timedwait(&o->cond, &s->mu, &deadline) == ETIMEDOUT)
@@ -1394,13 +1388,7 @@ bool store_leader(store *s, store_node *leader)
 bool store_wait_leader(store *s, uint64_t timeout_ms)
 {
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += (time_t)(timeout_ms / 1000);
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    rq_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (s->leader_id == 0 && !s->closing) {
         if (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT)

@@ -4,8 +4,14 @@
 #ifndef RQ_UTIL_OS_H
 #define RQ_UTIL_OS_H
 
+#include <stdint.h>
+
 /* mkdir -p; returns 0 or -1 with errno set. */
 int rq_mkdir_all(const char *path);
+
+struct timespec;
+/* An absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
+void rq_deadline(struct timespec *ts, uint64_t ms);
 
 /* printf into a new malloc'd string (NULL only when out of memory). */
 char *rq_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
