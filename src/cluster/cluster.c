@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netdb.h>
 #include <poll.h>
@@ -157,9 +158,7 @@ static int splitHostPort(const char *addr, char *host, size_t hn, char *port, si
     return 0;
 }
 
-/* Ask the node behind a Raft address for its metadata (API URL). Returns a
- * malloc'd API base URL like "http://localhost:4001", or NULL. */
-static char *probeRaftMeta(const char *raft_addr, uint64_t timeout_ms)
+char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms)
 {
     char host[256], port[32];
     if (splitHostPort(raft_addr, host, sizeof host, port, sizeof port) != 0)
@@ -276,7 +275,7 @@ static char *joinBaseUrl(const char *target)
     }
     /* A bare host:port is a Raft address (v8+) when the node answers our meta
      * probe there, else an HTTP API address (v6 accepted those too). */
-    char *api = probeRaftMeta(target, 1000);
+    char *api = cluster_api_url(target, 1000);
     if (api)
         return api;
     return rq_sprintf("http://%s", target);
@@ -321,4 +320,96 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
     *err = rq_sprintf("failed to join cluster: %s", last ? last : "no join address usable");
     free(last);
     return -1;
+}
+
+typedef struct fetchState {
+    int fd;
+    long long got;
+    int64_t last_report_ms;
+    cluster_progress_fn progress;
+    void *arg;
+    int werrno;
+} fetchState;
+
+
+static size_t writeToFd(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+    fetchState *f = userdata;
+    size_t n = size * nmemb;
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(f->fd, ptr + off, n - off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            f->werrno = errno;
+            return 0; /* curl aborts the transfer */
+        }
+        off += (size_t)w;
+    }
+    f->got += (long long)n;
+    return n;
+}
+
+static int fetchProgress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                         curl_off_t ulnow)
+{
+    fetchState *f = userdata;
+    (void)ultotal;
+    (void)ulnow;
+    int64_t now = rq_now_ms();
+    if (f->progress && now - f->last_report_ms >= 1000 && dlnow > 0) {
+        f->last_report_ms = now;
+        f->progress(f->arg, (long long)dlnow, (long long)dltotal);
+    }
+    return 0;
+}
+
+int cluster_fetch_file(const char *url, const char *path, cluster_progress_fn progress, void *arg,
+                       long long *bytes, char **err)
+{
+    pthread_once(&curl_once, curlGlobalInit);
+    CURL *c = curl_easy_init();
+    if (c == NULL) {
+        *err = strdup("cannot create HTTP client");
+        return -1;
+    }
+    fetchState f = {.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644),
+                    .progress = progress,
+                    .arg = arg,
+                    .last_report_ms = rq_now_ms()};
+    if (f.fd < 0) {
+        *err = rq_sprintf("cannot create %s: %s", path, strerror(errno));
+        curl_easy_cleanup(c);
+        return -1;
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    /* No overall limit (a large database takes what it takes), but a
+     * stalled transfer is abandoned. */
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, writeToFd);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, fetchProgress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_cleanup(c);
+    int ret = 0;
+    if (rc != CURLE_OK) {
+        *err = f.werrno ? rq_sprintf("writing %s: %s", path, strerror(f.werrno))
+                        : rq_sprintf("%s", curl_easy_strerror(rc));
+        ret = -1;
+    } else if (fsync(f.fd) != 0) {
+        *err = rq_sprintf("fsync %s: %s", path, strerror(errno));
+        ret = -1;
+    }
+    close(f.fd);
+    if (ret != 0)
+        unlink(path);
+    if (bytes)
+        *bytes = f.got;
+    return ret;
 }

@@ -48,4 +48,15 @@ int cluster_forward(const char *method, const char *url, const char *body,
                     cluster_response *resp, char **err);
 void cluster_response_free(cluster_response *resp);
 
+/* Ask the node behind a Raft address for its API base URL (metadata probe
+ * over the Raft port). Returns a malloc'd "http://host:port", or NULL. */
+char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms);
+
+/* GET url into a new file at path (fsynced), streaming: memory does not
+ * depend on the size. progress, if set, is called about once a second.
+ * Returns 0, or -1 with *err set (the file is removed). */
+typedef void (*cluster_progress_fn)(void *arg, long long done_bytes, long long total_bytes);
+int cluster_fetch_file(const char *url, const char *path, cluster_progress_fn progress, void *arg,
+                       long long *bytes, char **err);
+
 #endif

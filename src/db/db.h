@@ -3,9 +3,13 @@
  *
  * A db has one write connection (used only by the state machine, i.e. the
  * Raft thread) and a pool of read-only connections that any thread may use
- * through db_query(). The file is in WAL mode with synchronous=OFF: the Raft
- * log is the durable record, the database is rebuilt from the latest snapshot
- * plus the log on every start (see store/).
+ * through db_query(). The file is in WAL mode with synchronous=NORMAL and
+ * persists across restarts: it records the Raft index of the last entry it
+ * holds in its header (application_id, low 32 bits), written in the same
+ * SQLite transaction as the entry's changes, so a restart applies exactly
+ * the entries after it. Entries that run their own transactions (BEGIN,
+ * VACUUM, PRAGMA...) are guarded instead: the WAL is emptied first, and a
+ * crash in the middle of one drops the WAL at the next db_open.
  *
  * Statements are passed as a jansson array in rqlite's request format,
  * already validated by db_parse_request(): each element is either a SQL
@@ -49,6 +53,20 @@ typedef struct db_options {
  * and sets *err (caller frees). */
 int db_open(const char *path, const db_options *opts, db **out, char **err);
 void db_close(db *d);
+/* db_open dropped the WAL of an entry cut short by a crash. */
+bool db_recovered(db *d);
+
+/* The Raft index of the last entry the file holds. Only its low 32 bits are
+ * stored: db_resolve_index() picks the full value nearest to a known index
+ * (the latest Raft snapshot's). */
+uint64_t db_index(db *d);
+void db_resolve_index(db *d, uint64_t near);
+/* The Raft index the next db_execute() records with its changes (0: none). */
+void db_set_entry_index(db *d, uint64_t index);
+/* Entries run without the crash guard because readers kept the WAL busy. */
+uint64_t db_unguarded(db *d);
+/* Make everything applied so far durable (WAL, file, directory). */
+int db_sync(db *d);
 
 /* Validate a request body (JSON text) and return the statements array
  * (caller owns, json_decref). On error returns NULL and sets *err to
@@ -83,16 +101,23 @@ bool db_all_readonly(db *d, const json_t *stmts);
  * wal_autocheckpoint=, wal_checkpoint, synchronous=, query_only=). */
 bool db_has_disallowed_pragma(const json_t *stmts);
 
-/* Whole-database image for snapshots (caller frees with sqlite3_free). */
-int db_serialize(db *d, unsigned char **data, size_t *len, char **err);
-/* Replace the whole database with an image (Raft thread only). Readers see
- * either the old or the new content. */
-int db_restore(db *d, const void *data, size_t len, char **err);
+/* Replace the whole database with an image (Raft thread only), recording
+ * index with it. Readers see either the old or the new content. */
+int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err);
 
-/* A consistent copy of the database file's pages for /db/backup, taken on
- * a read-only connection (any thread); vacuum: a VACUUMed copy. Caller
- * frees with sqlite3_free. */
-int db_backup(db *d, bool vacuum, unsigned char **data, size_t *len, char **err);
+typedef void (*db_progress_fn)(void *arg, long long done_bytes, long long total_bytes);
+enum {
+    DB_BACKUP_VACUUM = 1 << 0,     /* a VACUUMed copy (?vacuum) */
+    DB_BACKUP_KEEP_INDEX = 1 << 1, /* keep the Raft index in the copy (snapshots) */
+};
+/* A consistent copy of the database written to a new file at dest, taken
+ * on a read-only connection (any thread) with memory bounded whatever the
+ * size; *index_low: the stored index of the copied state. */
+int db_backup_file(db *d, const char *dest, unsigned flags, db_progress_fn progress, void *arg,
+                   uint32_t *index_low, char **err);
+/* Replace the database by the file at path (renamed into place; Raft
+ * thread only). db_index() is then the file's stored index: resolve it. */
+int db_install_file(db *d, const char *path, char **err);
 /* rqlite's SQL text dump (/db/backup?fmt=sql), optionally limited to the
  * comma-separated tables; any thread. */
 int db_dump(db *d, const char *tables, buf *out, char **err);

@@ -3,6 +3,8 @@
  * statement execution and rqlite's result encoding.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 
 #include "db/db.h"
 #include "db/internal.h"
+#include "util/os.h"
 
 struct db {
     char *path;
@@ -27,6 +30,15 @@ struct db {
     int n_open;              /* read-only connections open (idle + busy) */
     int64_t entry_ms;        /* clock and seed of the entry being applied */
     uint64_t rng;
+    uint64_t entry_index;    /* Raft index the next db_execute records */
+    uint64_t index;          /* Raft index of the last entry the file holds */
+    uint32_t index_low;      /* its low 32 bits, as stored in the file */
+    unsigned gen;            /* bumped when the file is swapped */
+    struct { sqlite3 *c; unsigned gen; } *busy; /* read connections in use */
+    int n_busy, cap_busy;
+    char *marker;            /* "<path>-rqentry": an unguarded entry is running */
+    bool recovered;          /* db_open dropped a cut-short entry */
+    uint64_t unguarded;      /* control entries run without the guard */
 };
 
 static char *errdup(const char *prefix, const char *msg)
@@ -61,7 +73,7 @@ static int openConn(db *d, bool ro, sqlite3 **out, char **err)
     }
     sqlite3_busy_timeout(c, 5000);
     sqlite3_extended_result_codes(c, 0);
-    if (!ro && execSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF", err) != 0) {
+    if (!ro && execSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err) != 0) {
         sqlite3_close(c);
         return -1;
     }
@@ -79,21 +91,66 @@ static int openConn(db *d, bool ro, sqlite3 **out, char **err)
     return 0;
 }
 
+/* The file records the Raft index of the last entry it holds in its
+ * header's application_id (low 32 bits; see db.h), written in the same
+ * transaction as the entry's changes. */
+static uint32_t readIndexLow(sqlite3 *c)
+{
+    sqlite3_stmt *st = NULL;
+    uint32_t v = 0;
+    if (sqlite3_prepare_v2(c, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = (uint32_t)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static int writeIndex(sqlite3 *c, uint64_t index)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA application_id=%d", (int32_t)(uint32_t)index);
+    return execSimple(c, sql, NULL);
+}
+
+static void unlinkSidecars(const char *path)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
 int db_open(const char *path, const db_options *opts, db **out, char **err)
 {
     db *d = calloc(1, sizeof *d);
     d->path = strdup(path);
+    if (asprintf(&d->marker, "%s-rqentry", path) < 0)
+        d->marker = NULL;
     if (opts)
         d->opts = *opts;
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->cv, NULL);
+    /* An entry that could not run inside one transaction of ours was cut
+     * short: its changes are all in the WAL (checkpointed away before it
+     * started), so dropping the WAL returns the file to the entry before,
+     * and the Raft log applies it again. */
+    if (d->marker && access(d->marker, F_OK) == 0) {
+        unlinkSidecars(path);
+        unlink(d->marker);
+        d->recovered = true;
+    }
     if (openConn(d, false, &d->w, err) != 0) {
         db_close(d);
         return -1;
     }
+    d->index_low = readIndexLow(d->w);
+    d->index = d->index_low;
     *out = d;
     return 0;
 }
+
+bool db_recovered(db *d) { return d->recovered; }
 
 void db_close(db *d)
 {
@@ -102,13 +159,36 @@ void db_close(db *d)
     for (int i = 0; i < d->n_idle; i++)
         sqlite3_close(d->idle[i]);
     free(d->idle);
+    free(d->busy);
     if (d->w)
         sqlite3_close(d->w);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     free(d->path);
+    free(d->marker);
     free(d);
 }
+
+uint64_t db_index(db *d) { return d->index; }
+
+void db_resolve_index(db *d, uint64_t near)
+{
+    uint64_t base = (near & ~(uint64_t)0xffffffffu) | d->index_low;
+    uint64_t best = base;
+    uint64_t dist = base > near ? base - near : near - base;
+    uint64_t alts[2] = {base + ((uint64_t)1 << 32), base >= ((uint64_t)1 << 32) ? base - ((uint64_t)1 << 32) : base};
+    for (int i = 0; i < 2; i++) {
+        uint64_t a = alts[i];
+        uint64_t da = a > near ? a - near : near - a;
+        if (da < dist) {
+            best = a;
+            dist = da;
+        }
+    }
+    d->index = best;
+}
+
+void db_set_entry_index(db *d, uint64_t index) { d->entry_index = index; }
 
 const char *db_path(db *d) { return d->path; }
 
@@ -120,12 +200,24 @@ long long db_file_size(db *d)
 
 /* ---- read pool ----------------------------------------------------------- */
 
+static void busyAdd(db *d, sqlite3 *c)
+{
+    if (d->n_busy == d->cap_busy) {
+        d->cap_busy = d->cap_busy ? d->cap_busy * 2 : 8;
+        d->busy = realloc(d->busy, (size_t)d->cap_busy * sizeof *d->busy);
+    }
+    d->busy[d->n_busy].c = c;
+    d->busy[d->n_busy].gen = d->gen;
+    d->n_busy++;
+}
+
 static sqlite3 *roGet(db *d)
 {
     pthread_mutex_lock(&d->mu);
     for (;;) {
         if (d->n_idle > 0) {
             sqlite3 *c = d->idle[--d->n_idle];
+            busyAdd(d, c);
             pthread_mutex_unlock(&d->mu);
             return c;
         }
@@ -134,6 +226,7 @@ static sqlite3 *roGet(db *d)
         pthread_cond_wait(&d->cv, &d->mu);
     }
     d->n_open++;
+    unsigned gen = d->gen;
     pthread_mutex_unlock(&d->mu);
     sqlite3 *c = NULL;
     if (openConn(d, true, &c, NULL) != 0) {
@@ -143,12 +236,33 @@ static sqlite3 *roGet(db *d)
         pthread_mutex_unlock(&d->mu);
         return NULL;
     }
+    pthread_mutex_lock(&d->mu);
+    busyAdd(d, c);
+    d->busy[d->n_busy - 1].gen = gen;
+    pthread_mutex_unlock(&d->mu);
     return c;
 }
 
+/* Back to the pool, unless the file was swapped while c was in use: c still
+ * reads the old file, so it is closed. */
 static void roPut(db *d, sqlite3 *c)
 {
     pthread_mutex_lock(&d->mu);
+    unsigned gen = d->gen;
+    for (int i = 0; i < d->n_busy; i++) {
+        if (d->busy[i].c == c) {
+            gen = d->busy[i].gen;
+            d->busy[i] = d->busy[--d->n_busy];
+            break;
+        }
+    }
+    if (gen != d->gen) {
+        d->n_open--;
+        pthread_cond_signal(&d->cv);
+        pthread_mutex_unlock(&d->mu);
+        sqlite3_close(c);
+        return;
+    }
     if (d->n_idle == d->cap_idle) {
         d->cap_idle = d->cap_idle ? d->cap_idle * 2 : 8;
         d->idle = realloc(d->idle, (size_t)d->cap_idle * sizeof *d->idle);
@@ -340,12 +454,6 @@ static int bindParams(sqlite3_stmt *st, const json_t *params, char **err)
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static double nowSec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static bool textLike(const char *t)
 {
@@ -499,7 +607,7 @@ static void putTime_(buf *b, unsigned flags, double t0)
 {
     if (flags & DB_TIMINGS) {
         buf_puts(b, ",\"time\":");
-        json_double(b, nowSec() - t0);
+        json_double(b, rq_now_sec() - t0);
     }
 }
 
@@ -664,7 +772,7 @@ static void putExecResult(buf *out, sqlite3 *c, unsigned flags, double t0)
     }
     if (flags & DB_TIMINGS) {
         buf_puts(out, any ? ",\"time\":" : "\"time\":");
-        json_double(out, nowSec() - t0);
+        json_double(out, rq_now_sec() - t0);
     }
     buf_putc(out, '}');
 }
@@ -687,7 +795,7 @@ static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf 
     *wrote = false;
     if (sql == NULL || blankSql(sql))
         return true;
-    double t0 = nowSec();
+    double t0 = rq_now_sec();
     const char *tail = sql;
     size_t mark = out ? out->len : 0;
     bool ok = true;
@@ -763,42 +871,92 @@ static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf 
     return ok;
 }
 
-/* Can every statement run inside a transaction of ours? Statements that
- * manage transactions or the connection cannot; any word that might be one
- * (even inside a literal) makes the batch run statement by statement. */
-static bool batchable(const json_t *stmts)
+/* The first keyword of each statement in sql (split on ';' outside
+ * literals, identifiers and comments) is passed to fn; stops when fn
+ * returns true, and returns whether it did. */
+static bool anyStatementStarts(const char *sql, bool (*fn)(const char *w, size_t n))
+{
+    const char *p = sql;
+    bool at_start = true;
+    while (p && *p) {
+        if (isspace((unsigned char)*p)) {
+            p++;
+        } else if (p[0] == '-' && p[1] == '-') {
+            while (*p && *p != '\n')
+                p++;
+        } else if (p[0] == '/' && p[1] == '*') {
+            p += 2;
+            while (*p && !(p[0] == '*' && p[1] == '/'))
+                p++;
+            if (*p)
+                p += 2;
+        } else if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
+            char close = *p == '[' ? ']' : *p;
+            p++;
+            while (*p && *p != close)
+                p++;
+            if (*p)
+                p++;
+            at_start = false;
+        } else if (*p == ';') {
+            p++;
+            at_start = true;
+        } else if (at_start && isalpha((unsigned char)*p)) {
+            const char *w = p;
+            while (isalnum((unsigned char)*p) || *p == '_')
+                p++;
+            if (fn(w, (size_t)(p - w)))
+                return true;
+            at_start = false;
+        } else {
+            p++;
+            at_start = false;
+        }
+    }
+    return false;
+}
+
+/* Statements that manage transactions or connections, or cannot run
+ * inside a transaction (or would behave differently there). */
+static bool controlWord(const char *w, size_t n)
 {
     static const char *words[] = {"begin", "commit", "end", "rollback", "savepoint", "release",
                                   "vacuum", "pragma", "attach", "detach"};
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
+        if (strlen(words[k]) == n && strncasecmp(w, words[k], n) == 0)
+            return true;
+    return false;
+}
+
+/* Can every statement run inside one transaction of ours? (A trigger body's
+ * END counts as control: such batches take the guarded path, still exact.) */
+static bool batchable(const json_t *stmts)
+{
     size_t i;
     json_t *e;
     json_array_foreach(stmts, i, e) {
         const char *sql = json_is_string(e) ? json_string_value(e) : json_string_value(json_array_get(e, 0));
-        for (const char *p = sql ? sql : ""; *p;) {
-            while (*p && !isalpha((unsigned char)*p))
-                p++;
-            const char *w = p;
-            while (isalnum((unsigned char)*p) || *p == '_')
-                p++;
-            size_t n = (size_t)(p - w);
-            for (size_t k = 0; n && k < sizeof words / sizeof words[0]; k++)
-                if (strlen(words[k]) == n && strncasecmp(w, words[k], n) == 0)
-                    return false;
-        }
+        if (sql && anyStatementStarts(sql, controlWord))
+            return false;
     }
     return true;
 }
 
-static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out, bool may_group)
+static void truncateTo(buf *out, size_t n)
+{
+    if (out) {
+        out->len = n;
+        if (out->data)
+            out->data[n] = '\0';
+    }
+}
+
+/* Statement by statement in autocommit mode (reads, and entries that run
+ * their own transactions); ?transaction wraps them in one. */
+static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out)
 {
     bool tx = (flags & DB_TX) && !ro;
-    size_t start = out ? out->len : 0;
-    /* Without ?transaction each statement still succeeds or fails on its own
-     * (a savepoint each), but a batch commits once: one WAL commit instead
-     * of one per statement. Other nodes see the batch as one change either
-     * way, since it is one log entry. */
-    bool grouped = may_group && !tx && !ro && json_array_size(stmts) > 1 && batchable(stmts);
-    if (tx || grouped)
+    if (tx)
         execSimple(c, "BEGIN", NULL);
     size_t i;
     json_t *e;
@@ -809,26 +967,9 @@ static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf
             buf_putc(out, ',');
         size_t before = out ? out->len : 0;
         bool wrote;
-        if (grouped)
-            execSimple(c, "SAVEPOINT s", NULL);
         bool ok = runOne(c, e, flags, ro, out, &wrote);
-        if (grouped && !ok && sqlite3_get_autocommit(c)) {
-            /* The failure rolled back the whole transaction (an ON CONFLICT
-             * ROLLBACK constraint): start over one statement at a time. */
-            if (out) {
-                out->len = start;
-                if (out->data)
-                    out->data[start] = '\0';
-            }
-            runAll(c, stmts, flags, ro, out, false);
-            return;
-        }
-        if (grouped)
-            execSimple(c, ok ? "RELEASE s" : "ROLLBACK TO s; RELEASE s", NULL);
-        if (!wrote && out && !first) { /* nothing written: drop the comma */
-            out->len = before - 1;
-            out->data[out->len] = '\0';
-        }
+        if (!wrote && out && !first) /* nothing written: drop the comma */
+            truncateTo(out, before - 1);
         if (wrote)
             first = false;
         if (!ok) {
@@ -837,20 +978,12 @@ static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf
                 break;
         }
     }
-    if (grouped && sqlite3_get_autocommit(c) == 0)
-        execSimple(c, "COMMIT", NULL);
     /* A statement that failed inside the client's own BEGIN would leave the
      * shared write connection in a transaction for every later request. */
     if (!tx && !ro && failed && sqlite3_get_autocommit(c) == 0)
         execSimple(c, "ROLLBACK", NULL);
-    if (tx) {
-        if (failed || sqlite3_get_autocommit(c) == 0) {
-            if (failed)
-                execSimple(c, "ROLLBACK", NULL);
-            else
-                execSimple(c, "COMMIT", NULL);
-        }
-    }
+    if (tx && (failed || sqlite3_get_autocommit(c) == 0))
+        execSimple(c, failed ? "ROLLBACK" : "COMMIT", NULL);
 }
 
 void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed)
@@ -859,10 +992,136 @@ void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed)
     d->rng = seed;
 }
 
+static void commitWithIndex(db *d, uint64_t index)
+{
+    sqlite3 *c = d->w;
+    if (sqlite3_get_autocommit(c))
+        execSimple(c, "BEGIN", NULL);
+    writeIndex(c, index);
+    if (execSimple(c, "COMMIT", NULL) != 0) {
+        execSimple(c, "ROLLBACK", NULL);
+        return;
+    }
+    d->index = index;
+    d->index_low = (uint32_t)index;
+}
+
+static int syncPath(const char *path, int flags)
+{
+    int fd = open(path, flags);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+static void syncDir(const char *path)
+{
+    char *dir = strdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    syncPath(slash ? dir : ".", O_RDONLY | O_DIRECTORY);
+    free(dir);
+}
+
+/* An entry that cannot run inside one transaction of ours (its own
+ * BEGIN/COMMIT, VACUUM, PRAGMA...). The WAL is checkpointed away first and
+ * automatic checkpoints are off until the index is recorded, while a marker
+ * file says so: after a crash in between, db_open drops the WAL and the file
+ * is back at the previous entry. */
+static void runGuarded(db *d, const json_t *stmts, unsigned flags, buf *out, uint64_t index)
+{
+    sqlite3 *c = d->w;
+    bool guarded = false;
+    if (index && d->marker) {
+        int nlog = -1, nckpt = -1;
+        if (sqlite3_wal_checkpoint_v2(c, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt) == SQLITE_OK &&
+            nlog <= 0) {
+            int fd = open(d->marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd >= 0) {
+                char text[32];
+                int n = snprintf(text, sizeof text, "%llu\n", (unsigned long long)index);
+                guarded = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+                close(fd);
+                syncDir(d->marker);
+            }
+        }
+        if (guarded)
+            execSimple(c, "PRAGMA wal_autocheckpoint=0", NULL);
+        else
+            d->unguarded++;
+    }
+    runAll(c, stmts, flags, false, out);
+    if (index)
+        commitWithIndex(d, index);
+    if (guarded) {
+        unlink(d->marker);
+        execSimple(c, "PRAGMA wal_autocheckpoint=1000", NULL);
+    }
+}
+
 void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
 {
+    sqlite3 *c = d->w;
+    uint64_t index = d->entry_index;
+    d->entry_index = 0;
     det_freeze(d->entry_ms);
-    runAll(d->w, stmts, flags, false, out, true);
+    if (!sqlite3_get_autocommit(c) || !batchable(stmts)) {
+        runGuarded(d, stmts, flags, out, index);
+        det_freeze(0);
+        return;
+    }
+    /* One transaction holds the whole entry and its index. Without
+     * ?transaction each statement still succeeds or fails on its own (a
+     * savepoint each). */
+    bool tx = flags & DB_TX;
+    size_t n = json_array_size(stmts);
+    bool sp = !tx && n > 1;
+    size_t start = out ? out->len : 0;
+    execSimple(c, "BEGIN", NULL);
+    size_t i;
+    json_t *e;
+    bool first = true, failed = false, lost = false;
+    json_array_foreach(stmts, i, e) {
+        if (out && !first)
+            buf_putc(out, ',');
+        size_t before = out ? out->len : 0;
+        bool wrote;
+        if (sp)
+            execSimple(c, "SAVEPOINT s", NULL);
+        bool ok = runOne(c, e, flags, false, out, &wrote);
+        if (!ok && sqlite3_get_autocommit(c)) {
+            lost = true; /* an ON CONFLICT ROLLBACK undid the transaction */
+            break;
+        }
+        if (sp)
+            execSimple(c, ok ? "RELEASE s" : "ROLLBACK TO s; RELEASE s", NULL);
+        if (!wrote && out && !first) /* nothing written: drop the comma */
+            truncateTo(out, before - 1);
+        if (wrote)
+            first = false;
+        if (!ok) {
+            failed = true;
+            if (tx)
+                break;
+        }
+    }
+    if (lost) {
+        /* Nothing of the entry remains. A single statement or a ?transaction
+         * has its answer; a batch starts over statement by statement. */
+        if (n > 1 && !tx) {
+            truncateTo(out, start);
+            runGuarded(d, stmts, flags, out, index);
+        }
+    } else if (tx && failed) {
+        execSimple(c, "ROLLBACK", NULL);
+    } else if (index) {
+        commitWithIndex(d, index);
+    } else if (execSimple(c, "COMMIT", NULL) != 0) {
+        execSimple(c, "ROLLBACK", NULL);
+    }
     det_freeze(0);
 }
 
@@ -878,7 +1137,7 @@ void db_query(db *d, const json_t *stmts, unsigned flags, buf *out)
         }
         return;
     }
-    runAll(c, stmts, flags & ~DB_TX, true, out, false);
+    runAll(c, stmts, flags & ~DB_TX, true, out);
     roPut(d, c);
 }
 
@@ -941,33 +1200,7 @@ bool db_has_disallowed_pragma(const json_t *stmts)
 
 /* ---- whole-database images ------------------------------------------------ */
 
-int db_serialize(db *d, unsigned char **data, size_t *len, char **err)
-{
-    sqlite3_int64 n = 0;
-    unsigned char *p = sqlite3_serialize(d->w, "main", &n, 0);
-    if (p == NULL) {
-        /* An empty database has no pages to serialize. */
-        sqlite3_int64 pages = 0;
-        sqlite3_stmt *st;
-        if (sqlite3_prepare_v2(d->w, "PRAGMA page_count", -1, &st, NULL) == SQLITE_OK) {
-            if (sqlite3_step(st) == SQLITE_ROW)
-                pages = sqlite3_column_int64(st, 0);
-            sqlite3_finalize(st);
-        }
-        if (pages == 0) {
-            *data = NULL;
-            *len = 0;
-            return 0;
-        }
-        *err = strdup("cannot serialize database: out of memory");
-        return -1;
-    }
-    *data = p;
-    *len = (size_t)n;
-    return 0;
-}
-
-int db_restore(db *d, const void *data, size_t len, char **err)
+int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err)
 {
     sqlite3 *src = NULL;
     if (sqlite3_open_v2(":memory:", &src, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) != SQLITE_OK) {
@@ -987,6 +1220,14 @@ int db_restore(db *d, const void *data, size_t len, char **err)
          * a memory database can't be WAL, so read it as a rollback one. */
         if (len >= 20 && copy[18] == 2 && copy[19] == 2)
             copy[18] = copy[19] = 1;
+        /* The entry's index goes in with the pages (application_id). */
+        if (len >= 100) {
+            uint32_t v = (uint32_t)index;
+            copy[68] = (unsigned char)(v >> 24);
+            copy[69] = (unsigned char)(v >> 16);
+            copy[70] = (unsigned char)(v >> 8);
+            copy[71] = (unsigned char)v;
+        }
         int rc = sqlite3_deserialize(src, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
                                      SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_READONLY);
         if (rc != SQLITE_OK) {
@@ -1009,6 +1250,12 @@ int db_restore(db *d, const void *data, size_t len, char **err)
         return -1;
     }
     sqlite3_close(src);
+    if (len == 0 && index)
+        commitWithIndex(d, index);
+    if (index) {
+        d->index = index;
+        d->index_low = (uint32_t)index;
+    }
     /* A fresh write connection, as rqlite's after a swap: last_insert_id
      * and rows_affected start from zero again. */
     sqlite3 *w = NULL;
@@ -1019,66 +1266,118 @@ int db_restore(db *d, const void *data, size_t len, char **err)
     return 0;
 }
 
-/* VACUUM INTO a temporary file beside the database, then read it. */
-static int vacuumCopy(db *d, sqlite3 *c, unsigned char **data, size_t *len, char **err)
-{
-    char *tmp = sqlite3_mprintf("%s.vacuum-%p", d->path, (void *)c);
-    unlink(tmp);
-    char *sql = sqlite3_mprintf("VACUUM INTO %Q", tmp);
-    int rc = execSimple(c, sql, err);
-    sqlite3_free(sql);
-    if (rc == 0) {
-        FILE *f = fopen(tmp, "rb");
-        struct stat st;
-        if (f == NULL || fstat(fileno(f), &st) != 0) {
-            *err = strdup("cannot read the vacuumed copy");
-            rc = -1;
-        } else {
-            *len = (size_t)st.st_size;
-            *data = sqlite3_malloc64(*len ? *len : 1);
-            if (*data == NULL || fread(*data, 1, *len, f) != *len) {
-                sqlite3_free(*data);
-                *data = NULL;
-                *err = strdup("cannot read the vacuumed copy");
-                rc = -1;
-            }
-        }
-        if (f)
-            fclose(f);
-    }
-    unlink(tmp);
-    sqlite3_free(tmp);
-    return rc;
-}
-
-int db_backup(db *d, bool vacuum, unsigned char **data, size_t *len, char **err)
+int db_backup_file(db *d, const char *dest, unsigned flags, db_progress_fn progress, void *arg,
+                   uint32_t *index_low, char **err)
 {
     sqlite3 *c = roGet(d);
     if (c == NULL) {
         *err = strdup("unable to open database connection");
         return -1;
     }
-    if (vacuum) {
-        int rc = vacuumCopy(d, c, data, len, err);
+    unlink(dest);
+    int rc = 0;
+    if (flags & DB_BACKUP_VACUUM) {
+        char *sql = sqlite3_mprintf("VACUUM INTO %Q", dest);
+        rc = execSimple(c, sql, err);
+        sqlite3_free(sql);
+        if (index_low)
+            *index_low = readIndexLow(c);
         roPut(d, c);
         return rc;
     }
-    /* One read transaction: the image is a consistent snapshot. */
+    /* One read transaction: the copy is the state of one moment, while the
+     * write connection goes on. Pages go through a small cache to the
+     * destination file, so memory does not grow with the database. */
     execSimple(c, "BEGIN", NULL);
     execSimple(c, "SELECT 1 FROM sqlite_master LIMIT 1", NULL);
-    sqlite3_int64 n = 0;
-    unsigned char *p = sqlite3_serialize(c, "main", &n, 0);
+    if (index_low)
+        *index_low = readIndexLow(c);
+    sqlite3 *o = NULL;
+    if (sqlite3_open_v2(dest, &o, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+        execSimple(o, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-4096", err) != 0) {
+        if (*err == NULL)
+            *err = errdup("backup: cannot create ", dest);
+        rc = -1;
+    } else {
+        sqlite3_backup *bk = sqlite3_backup_init(o, "main", c, "main");
+        if (bk == NULL) {
+            *err = errdup("backup: ", sqlite3_errmsg(o));
+            rc = -1;
+        } else {
+            int st;
+            while ((st = sqlite3_backup_step(bk, 8192)) == SQLITE_OK || st == SQLITE_BUSY ||
+                   st == SQLITE_LOCKED) {
+                if (progress)
+                    progress(arg, (long long)(sqlite3_backup_pagecount(bk) - sqlite3_backup_remaining(bk)) * 4096,
+                             (long long)sqlite3_backup_pagecount(bk) * 4096);
+                if (st != SQLITE_OK)
+                    usleep(1000);
+            }
+            sqlite3_backup_finish(bk);
+            if (st != SQLITE_DONE) {
+                *err = errdup("backup: ", sqlite3_errstr(st));
+                rc = -1;
+            } else if (!(flags & DB_BACKUP_KEEP_INDEX)) {
+                writeIndex(o, 0);
+            }
+        }
+    }
+    sqlite3_close(o);
     execSimple(c, "COMMIT", NULL);
     roPut(d, c);
-    if (p == NULL) {
-        *data = NULL;
-        *len = 0;
-        return 0; /* an empty database */
-    }
-    *data = p;
-    *len = (size_t)n;
-    return 0;
+    if (rc != 0)
+        unlink(dest);
+    return rc;
 }
+
+int db_install_file(db *d, const char *path, char **err)
+{
+    pthread_mutex_lock(&d->mu);
+    d->gen++; /* connections in use read the old file to the end */
+    for (int i = 0; i < d->n_idle; i++)
+        sqlite3_close(d->idle[i]);
+    d->n_open -= d->n_idle;
+    d->n_idle = 0;
+    pthread_mutex_unlock(&d->mu);
+    /* The old file's WAL is not worth checkpointing: it is replaced. */
+    sqlite3_db_config(d->w, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    sqlite3_close(d->w);
+    d->w = NULL;
+    int rc = 0;
+    unlinkSidecars(d->path);
+    if (rename(path, d->path) != 0) {
+        *err = errdup("install database file: ", strerror(errno));
+        rc = -1;
+    }
+    syncDir(d->path);
+    char *oerr = NULL;
+    if (openConn(d, false, &d->w, &oerr) != 0) {
+        if (rc == 0)
+            *err = oerr;
+        else
+            free(oerr);
+        return -1;
+    }
+    d->index_low = readIndexLow(d->w);
+    d->index = d->index_low;
+    return rc;
+}
+
+int db_sync(db *d)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s-wal", d->path);
+    int rc = 0;
+    if (access(p, F_OK) == 0)
+        rc |= syncPath(p, O_RDWR);
+    rc |= syncPath(d->path, O_RDWR);
+    syncDir(d->path);
+    /* Keep the WAL short; readers may hold some of it back, that's fine. */
+    sqlite3_wal_checkpoint_v2(d->w, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return rc ? -1 : 0;
+}
+
+uint64_t db_unguarded(db *d) { return d->unguarded; }
 
 /* Does name appear in the comma-separated list (NULL: every table)? */
 static bool listed(const char *list, const char *name)

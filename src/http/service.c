@@ -6,7 +6,10 @@
  * endpoints write their results straight into the response buffer.
  */
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
+#include <sys/stat.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -44,12 +47,6 @@ typedef struct request {
     double t0;
 } request;
 
-static double nowSec(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static store *getStore(http_server *h)
 {
@@ -133,6 +130,9 @@ static void rawQuery(struct MHD_Connection *c, buf *out)
  * requests, the leader's Raft address for forwarded ones. */
 static __thread char served_by[300];
 
+static enum MHD_Result replyWith(http_server *h, struct MHD_Connection *c, unsigned status,
+                                 const char *ctype, struct MHD_Response *r);
+
 static enum MHD_Result reply(http_server *h, struct MHD_Connection *c, unsigned status,
                             const char *ctype, buf *body)
 {
@@ -141,6 +141,13 @@ static enum MHD_Result reply(http_server *h, struct MHD_Connection *c, unsigned 
     struct MHD_Response *r =
         data ? MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)
              : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    return replyWith(h, c, status, ctype, r);
+}
+
+/* Queue r (consumed) with the headers every answer carries. */
+static enum MHD_Result replyWith(http_server *h, struct MHD_Connection *c, unsigned status,
+                                 const char *ctype, struct MHD_Response *r)
+{
     if (ctype)
         MHD_add_response_header(r, "Content-Type", ctype);
     MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
@@ -324,7 +331,7 @@ static void finishResults(buf *out, request *rq, unsigned flags, uint64_t raft_i
     buf_putc(out, ']');
     if (flags & DB_TIMINGS) {
         buf_puts(out, ",\"time\":");
-        json_double(out, nowSec() - rq->t0);
+        json_double(out, rq_now_sec() - rq->t0);
     }
     if (raft_index) {
         buf_puts(out, ",\"raft_index\":");
@@ -522,6 +529,51 @@ static int gzipBuf(const void *in, size_t n, buf *out)
     return rc == Z_STREAM_END ? 0 : -1;
 }
 
+typedef struct copyProgress {
+    const char *what;
+    int64_t last_ms;
+} copyProgress;
+
+static void logCopyProgress(void *arg, long long done, long long total)
+{
+    copyProgress *p = arg;
+    int64_t now = rq_now_ms();
+    if (now - p->last_ms < 1000 || total <= 0)
+        return;
+    p->last_ms = now;
+    rq_log("http", "%s: copied %lld of %lld bytes (%d%%)", p->what, done, total, (int)(done * 100 / total));
+}
+
+/* A consistent copy of the database in a temporary file beside it, opened
+ * and unlinked at once: the descriptor keeps the file until it is sent.
+ * Returns the descriptor (size in *size) or -1 with *err set. */
+static int copyToFd(store *st, unsigned flags, const char *what, off_t *size, char **err)
+{
+    db *d = store_db(st);
+    char *tmp = rq_sprintf("%s.copy-%lx-%llx", db_path(d), (unsigned long)pthread_self(),
+                           (unsigned long long)rq_now_ms());
+    copyProgress prog = {what, rq_now_ms()};
+    int64_t t0 = rq_now_ms();
+    if (db_backup_file(d, tmp, flags, logCopyProgress, &prog, NULL, err) != 0) {
+        free(tmp);
+        return -1;
+    }
+    int fd = open(tmp, O_RDWR | O_CLOEXEC);
+    unlink(tmp);
+    free(tmp);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        *err = rq_sprintf("cannot read the copy: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *size = sb.st_size;
+    rq_log("http", "%s: %lld-byte copy made in %lld ms", what, (long long)sb.st_size,
+           (long long)(rq_now_ms() - t0));
+    return fd;
+}
+
 static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = getStore(h);
@@ -541,15 +593,30 @@ static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, re
             goto fail;
         ctype = "application/sql";
     } else {
-        unsigned char *img = NULL;
-        size_t n = 0;
-        if (db_backup(store_db(st), hasParam(c, "vacuum"), &img, &n, &err) != 0)
+        off_t size = 0;
+        int fd = copyToFd(st, hasParam(c, "vacuum") ? DB_BACKUP_VACUUM : 0, "backup", &size, &err);
+        if (fd < 0)
             goto fail;
-        buf_append(&body, img, n);
-        sqlite3_free(img);
         /* fmt=delete: the same pages, header saying rollback journal. */
-        if (fmt && strcmp(fmt, "delete") == 0 && body.len >= 20 && body.data[18] == 2)
-            body.data[18] = body.data[19] = 1;
+        unsigned char ver[2];
+        if (fmt && strcmp(fmt, "delete") == 0 && pread(fd, ver, 2, 18) == 2 && ver[0] == 2) {
+            ver[0] = ver[1] = 1;
+            if (pwrite(fd, ver, 2, 18) != 2)
+                rq_log("http", "backup: cannot rewrite the journal mode bytes");
+        }
+        if (!hasParam(c, "compress")) {
+            rq_log("http", "backup (binary) of %lld bytes served", (long long)size);
+            struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)size, fd);
+            return replyWith(h, c, 200, ctype, r);
+        }
+        buf_reserve(&body, (size_t)size + 1);
+        if (pread(fd, body.data, (size_t)size, 0) != size) {
+            close(fd);
+            err = strdup("cannot read the copy");
+            goto fail;
+        }
+        body.len = (size_t)size;
+        close(fd);
     }
     rq_log("http", "backup (%s) of %zu bytes served", sql ? "sql" : "binary", body.len);
     if (hasParam(c, "compress")) {
@@ -566,6 +633,25 @@ static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, re
 fail:
     buf_free(&body);
     return sendError(h, c, 500, "", err, "backup failed");
+}
+
+/* GET /_rq/image: this node's database file as of now, its Raft index
+ * inside, for a follower catching up from a snapshot (store.c). Served
+ * locally, from a file: memory does not depend on the size. */
+static enum MHD_Result handleImage(http_server *h, struct MHD_Connection *c)
+{
+    store *st = getStore(h);
+    if (st == NULL)
+        return sendText(h, c, 503, "store not open");
+    char *err = NULL;
+    off_t size = 0;
+    int fd = copyToFd(st, DB_BACKUP_KEEP_INDEX, "snapshot image", &size, &err);
+    if (fd < 0) {
+        enum MHD_Result r = sendError(h, c, 500, "", err, "snapshot image failed");
+        return r;
+    }
+    rq_log("http", "sending a %lld-byte snapshot image", (long long)size);
+    return replyWith(h, c, 200, "application/octet-stream", MHD_create_response_from_fd((uint64_t)size, fd));
 }
 
 /* POST /db/load: a SQLite image (replicated as one load entry) or SQL text
@@ -698,7 +784,7 @@ typedef struct probe {
 static void *probeNode(void *arg)
 {
     probe *p = arg;
-    double t0 = nowSec();
+    double t0 = rq_now_sec();
     if (p->self) {
         p->reachable = true;
     } else if (p->node.api_addr[0] == '\0') {
@@ -717,7 +803,7 @@ static void *probeNode(void *arg)
             cluster_response_free(&resp);
         free(err);
     }
-    p->time = nowSec() - t0;
+    p->time = rq_now_sec() - t0;
     return NULL;
 }
 
@@ -862,7 +948,7 @@ static enum MHD_Result handleReadyz(http_server *h, struct MHD_Connection *c)
             buf_free(&b);
             return sendText(h, c, 400, "timeout is not a valid duration");
         }
-        double deadline = nowSec() + (double)timeout / 1000.0;
+        double deadline = rq_now_sec() + (double)timeout / 1000.0;
         bool synced = false;
         for (;;) {
             json_t *ss = store_status(st);
@@ -870,7 +956,7 @@ static enum MHD_Result handleReadyz(http_server *h, struct MHD_Connection *c)
             synced = json_integer_value(json_object_get(raft, "applied_index")) >=
                      json_integer_value(json_object_get(raft, "commit_index"));
             json_decref(ss);
-            if (synced || nowSec() >= deadline)
+            if (synced || rq_now_sec() >= deadline)
                 break;
             struct timespec ts = {0, 10 * 1000000L};
             nanosleep(&ts, NULL);
@@ -1092,9 +1178,9 @@ static enum MHD_Result handleSnapshot(http_server *h, struct MHD_Connection *c)
     pthread_t t;
     if (pthread_create(&t, NULL, snapThread, &j) != 0)
         return sendText(h, c, 500, "cannot start snapshot");
-    double deadline = nowSec() + 15;
+    double deadline = rq_now_sec() + 15;
     pthread_mutex_lock(&j.mu);
-    while (!j.done && nowSec() < deadline) {
+    while (!j.done && rq_now_sec() < deadline) {
         pthread_mutex_unlock(&j.mu);
         store_node leader;
         if (!store_is_leader(st) && store_leader(st, &leader) && leader.api_addr[0]) {
@@ -1187,6 +1273,10 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
     }
     if (strcmp(url, "/debug/vars") == 0)
         return handleVars(h, c);
+    if (strcmp(url, "/_rq/image") == 0) {
+        if (!get) return sendEmpty(h, c, 405);
+        return handleImage(h, c);
+    }
     if (strcmp(url, "/join") == 0) {
         if (!post) return sendEmpty(h, c, 405);
         return handleJoin(h, c, rq);
@@ -1208,7 +1298,7 @@ static enum MHD_Result onRequest(void *cls, struct MHD_Connection *c, const char
     if (rq == NULL) {
         rq = calloc(1, sizeof *rq);
         buf_init(&rq->body);
-        rq->t0 = nowSec();
+        rq->t0 = rq_now_sec();
         *con_cls = rq;
         return MHD_YES;
     }

@@ -13,6 +13,10 @@ struct timespec;
 /* An absolute CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
 void rq_deadline(struct timespec *ts, uint64_t ms);
 
+/* Monotonic clock, for durations and timeouts. */
+int64_t rq_now_ms(void);
+double rq_now_sec(void);
+
 /* printf into a new malloc'd string (NULL only when out of memory). */
 char *rq_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

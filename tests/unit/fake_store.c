@@ -108,7 +108,7 @@ int store_load(store *s, const void *image, size_t len, char **err)
 {
     if (!s->leader)
         return STORE_NOT_LEADER;
-    return db_restore(s->d, image, len, err) == 0 ? STORE_OK : STORE_ERROR;
+    return db_restore(s->d, image, len, 0, err) == 0 ? STORE_OK : STORE_ERROR;
 }
 
 int store_join(store *s, const char *id, const char *addr, const char *api, bool voter, bool reset,

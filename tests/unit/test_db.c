@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -185,38 +187,172 @@ static void test_readonly_and_pragmas(void **state)
     json_decref(ok);
 }
 
-static void test_serialize_restore(void **state)
+/* Read a whole file (caller frees). */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *p = malloc((size_t)n + 1);
+    assert_int_equal(fread(p, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    *len = (size_t)n;
+    return p;
+}
+
+static void test_backup_restore(void **state)
 {
     fixture *f = *state;
-    unsigned char *img = NULL;
+    char copy[200];
+    snprintf(copy, sizeof copy, "%s/copy.sqlite", f->dir);
     size_t len = 0;
     char *err = NULL;
-    /* An empty database serializes to at most its header page... */
-    assert_int_equal(db_serialize(f->d, &img, &len, &err), 0);
-    assert_true(len <= 4096);
-    sqlite3_free(img);
+    uint32_t low = 99;
     EXEC(f->d, "[\"CREATE TABLE s (v)\", \"INSERT INTO s VALUES (42)\"]", 0,
          "{},{\"last_insert_id\":1,\"rows_affected\":1}");
-    assert_int_equal(db_serialize(f->d, &img, &len, &err), 0);
-    assert_true(len > 0);
-    EXEC(f->d, "[\"INSERT INTO s VALUES (43)\", \"CREATE TABLE other (x)\"]", 0,
-         "{\"last_insert_id\":2,\"rows_affected\":1},{\"last_insert_id\":2,\"rows_affected\":1}");
-    /* ...restoring an image brings back exactly its content... */
-    assert_int_equal(db_restore(f->d, img, len, &err), 0);
-    sqlite3_free(img);
-    QUERY(f->d, "[\"SELECT v FROM s\"]", 0, "{\"columns\":[\"v\"],\"types\":[\"integer\"],\"values\":[[42]]}");
+    db_set_entry_index(f->d, 7);
+    EXEC(f->d, "[\"INSERT INTO s VALUES (43)\"]", 0, "{\"last_insert_id\":2,\"rows_affected\":1}");
+    /* A copy for a snapshot keeps the index; a user's backup does not. */
+    assert_int_equal(db_backup_file(f->d, copy, DB_BACKUP_KEEP_INDEX, NULL, NULL, &low, &err), 0);
+    assert_int_equal(low, 7);
+    unsigned char *img = slurp(copy, &len);
+    assert_int_equal(img[68] << 24 | img[69] << 16 | img[70] << 8 | img[71], 7);
+    free(img);
+    assert_int_equal(db_backup_file(f->d, copy, 0, NULL, NULL, NULL, &err), 0);
+    img = slurp(copy, &len);
+    assert_int_equal(img[68] | img[69] | img[70] | img[71], 0);
+    EXEC(f->d, "[\"INSERT INTO s VALUES (44)\", \"CREATE TABLE other (x)\"]", 0,
+         "{\"last_insert_id\":3,\"rows_affected\":1},{\"last_insert_id\":3,\"rows_affected\":1}");
+    /* Restoring an image brings back exactly its content, with the index. */
+    assert_int_equal(db_restore(f->d, img, len, 12, &err), 0);
+    free(img);
+    assert_int_equal(db_index(f->d), 12);
+    QUERY(f->d, "[\"SELECT v FROM s\"]", 0, "{\"columns\":[\"v\"],\"types\":[\"integer\"],\"values\":[[42],[43]]}");
     QUERY(f->d, "[\"SELECT COUNT(*) FROM sqlite_master\"]", 0,
           "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[1]]}");
-    /* ...and restoring an empty image empties the database. */
-    assert_int_equal(db_restore(f->d, NULL, 0, &err), 0);
+    /* An empty image empties the database. */
+    assert_int_equal(db_restore(f->d, NULL, 0, 13, &err), 0);
+    assert_int_equal(db_index(f->d), 13);
     QUERY(f->d, "[\"SELECT COUNT(*) FROM sqlite_master\"]", 0,
           "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[0]]}");
     /* Garbage is refused and leaves the database usable. */
-    assert_int_not_equal(db_restore(f->d, "not a database, not at all, nope", 32, &err), 0);
+    assert_int_not_equal(db_restore(f->d, "not a database, not at all, nope", 32, 14, &err), 0);
     free(err);
     EXEC(f->d, "[\"CREATE TABLE after (x)\"]", 0, "{}");
     assert_true(db_file_size(f->d) > 0);
     assert_string_equal(db_path(f->d), f->path);
+}
+
+/* A copy of the file installed in place of another database. */
+static void test_install_file(void **state)
+{
+    fixture *f = *state;
+    char opath[200], copy[200];
+    char *err = NULL;
+    snprintf(opath, sizeof opath, "%s/other.sqlite", f->dir);
+    snprintf(copy, sizeof copy, "%s/copy.sqlite", f->dir);
+    db *other = NULL;
+    assert_int_equal(db_open(opath, NULL, &other, &err), 0);
+    db_set_entry_index(other, 41);
+    EXEC(other, "[\"CREATE TABLE m (v)\", \"INSERT INTO m VALUES ('moved')\"]", 0,
+         "{},{\"last_insert_id\":1,\"rows_affected\":1}");
+    assert_int_equal(db_backup_file(other, copy, DB_BACKUP_KEEP_INDEX, NULL, NULL, NULL, &err), 0);
+    db_close(other);
+    EXEC(f->d, "[\"CREATE TABLE gone (x)\"]", 0, "{}");
+    assert_int_equal(db_install_file(f->d, copy, &err), 0);
+    db_resolve_index(f->d, 40);
+    assert_int_equal(db_index(f->d), 41);
+    QUERY(f->d, "[\"SELECT v FROM m\"]", 0, "{\"columns\":[\"v\"],\"types\":[\"text\"],\"values\":[[\"moved\"]]}");
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM gone\"]", 0, "{\"error\":\"no such table: gone\"}");
+    db_set_entry_index(f->d, 42);
+    EXEC(f->d, "[\"INSERT INTO m VALUES ('more')\"]", 0, "{\"last_insert_id\":2,\"rows_affected\":1}");
+    assert_int_equal(db_index(f->d), 42);
+}
+
+/* The index goes in with the entry's changes and survives reopening; a
+ * failed ?transaction records nothing; low 32 bits resolve near a hint. */
+static void test_index_persists(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    db_set_entry_index(f->d, 5);
+    EXEC(f->d, "[\"CREATE TABLE t (v UNIQUE)\", \"INSERT INTO t VALUES (1)\"]", 0,
+         "{},{\"last_insert_id\":1,\"rows_affected\":1}");
+    assert_int_equal(db_index(f->d), 5);
+    db_set_entry_index(f->d, 6);
+    EXEC(f->d, "[\"INSERT INTO t VALUES (2)\", \"INSERT INTO t VALUES (1)\"]", DB_TX,
+         "{\"last_insert_id\":2,\"rows_affected\":1},{\"error\":\"UNIQUE constraint failed: t.v\"}");
+    assert_int_equal(db_index(f->d), 5);
+    /* Entries with their own transaction control take the guarded path. */
+    db_set_entry_index(f->d, 7);
+    EXEC(f->d, "[\"BEGIN\", \"INSERT INTO t VALUES (3)\", \"COMMIT\"]", 0,
+         "{\"last_insert_id\":2},{\"last_insert_id\":2,\"rows_affected\":1},"
+         "{\"last_insert_id\":2,\"rows_affected\":1}");
+    assert_int_equal(db_index(f->d), 7);
+    db_set_entry_index(f->d, ((uint64_t)3 << 32) + 8);
+    EXEC(f->d, "[\"INSERT INTO t VALUES ('the end; begin')\"]", 0, "{\"last_insert_id\":3,\"rows_affected\":1}");
+    db_close(f->d);
+    assert_int_equal(db_open(f->path, NULL, &f->d, &err), 0);
+    assert_false(db_recovered(f->d));
+    db_resolve_index(f->d, ((uint64_t)3 << 32) + 2);
+    assert_int_equal(db_index(f->d), ((uint64_t)3 << 32) + 8);
+    db_resolve_index(f->d, ((uint64_t)3 << 32) + ((uint64_t)1 << 31)); /* half way to the next 2^32 */
+    assert_int_equal(db_index(f->d), ((uint64_t)3 << 32) + 8);
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[3]]}");
+}
+
+/* A guarded entry killed half-way (its own COMMIT done, the index not yet
+ * recorded) leaves nothing behind once the file is reopened. */
+static void test_guarded_entry_crash(void **state)
+{
+    fixture *f = *state;
+    char *err = NULL;
+    db_set_entry_index(f->d, 1);
+    EXEC(f->d, "[\"CREATE TABLE t (v)\", \"INSERT INTO t VALUES (1)\"]", 0,
+         "{},{\"last_insert_id\":1,\"rows_affected\":1}");
+    db_close(f->d);
+    f->d = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        db *d = NULL;
+        if (db_open(f->path, NULL, &d, &err) != 0)
+            _exit(2);
+        db_set_entry_index(d, 2);
+        /* Commits a row, then runs forever: the parent kills it there. */
+        json_t *stmts = parse("[\"BEGIN\", \"INSERT INTO t VALUES (2)\", \"COMMIT\", "
+                              "\"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
+                              "SELECT count(*) FROM c\"]");
+        db_execute(d, stmts, 0, NULL);
+        _exit(3);
+    }
+    /* Wait (bounded) until the child's row is committed in the WAL. */
+    sqlite3 *c = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &c, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    long long rows = 0;
+    for (int i = 0; i < 500 && rows < 2; i++) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c, "SELECT COUNT(*) FROM t", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            rows = sqlite3_column_int64(st, 0);
+        sqlite3_finalize(st);
+        if (rows < 2)
+            usleep(10000);
+    }
+    sqlite3_close(c);
+    assert_int_equal(rows, 2);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(db_open(f->path, NULL, &f->d, &err), 0);
+    assert_true(db_recovered(f->d));
+    assert_int_equal(db_index(f->d), 1);
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[1]]}");
 }
 
 /* A batch commits once, yet each statement still stands or fails alone. */
@@ -283,7 +419,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_execute_and_query_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transaction_and_timings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readonly_and_pragmas, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_serialize_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backup_restore, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_install_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_index_persists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guarded_entry_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entropy_is_replayable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grouped_batches, setup, teardown),
     };
