@@ -40,7 +40,7 @@ static const flag_def flags[] = {
     {"auto-optimize-int", F_IGNORED, 0, "24h0m0s", "Period between automatic 'PRAGMA optimize'. Set to 0h to disable", F_TODO},
     {"auto-restore", F_IGNORED, 0, "", "Path to automatic restore configuration file. If not set, not enabled", F_TODO},
     {"auto-vacuum-int", F_IGNORED, 0, "0s", "Period between automatic VACUUMs. It not set, not enabled", F_TODO},
-    {"bootstrap-expect", F_INT, O(bootstrap_expect), "0", "Minimum number of nodes required for a bootstrap", F_TODO},
+    {"bootstrap-expect", F_INT, O(bootstrap_expect), "0", "Minimum number of nodes required for a bootstrap", 0},
     {"bootstrap-expect-timeout", F_DUR, O(bootstrap_expect_timeout_ms), "2m0s", "Maximum time for bootstrap process", 0},
     {"cdc-config", F_IGNORED, 0, "", "CDC config. If not set, CDC is not enabled", F_TODO},
     {"cluster-connect-timeout", F_DUR, O(cluster_connect_timeout_ms), "30s", "Timeout for initial connection to other nodes", 0},
@@ -344,6 +344,8 @@ static int validate(config *cfg, int *exit_code)
         return fatal(cfg, exit_code, "%s", "advertised HTTP and Raft addresses must differ");
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
+    if (cfg->bootstrap_expect > 1 && cfg->n_join == 0)
+        return fatal(cfg, exit_code, "%s", "bootstrap-expect requires join addresses (-join)");
     for (int i = 0; i < cfg->n_join; i++) {
         const char *j = cfg->join[i];
         const char *hp = j;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -56,6 +57,70 @@ static void *forceExitThread(void *arg)
     return NULL;
 }
 
+static bool hasRaftState(const config *cfg)
+{
+    char p[4200];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/raft/metadata1", cfg->data_dir);
+    if (stat(p, &sb) == 0)
+        return true;
+    snprintf(p, sizeof p, "%s/raft/metadata2", cfg->data_dir);
+    return stat(p, &sb) == 0;
+}
+
+/* -bootstrap-expect N with -join targets, for a node without state: tell
+ * every target we exist (POST /notify) until N distinct nodes have told us
+ * the same, then all of them bootstrap one cluster of those nodes. If a
+ * target already belongs to a cluster with a leader, join it instead
+ * (returns 0). Fatal after -bootstrap-expect-timeout. */
+static int bootstrapExpect(const config *cfg, http_server *http, store_node **out)
+{
+    rq_log("rqlited", "bootstrap-expect: waiting for %d nodes to announce themselves (join targets: %d)",
+           cfg->bootstrap_expect, cfg->n_join);
+    int64_t deadline = rq_now_ms() + (int64_t)cfg->bootstrap_expect_timeout_ms;
+    for (int round = 0;; round++) {
+        for (int i = 0; i < cfg->n_join; i++) {
+            char *err = NULL;
+            if (cluster_notify(cfg, cfg->join[i], &err) != 0 && round % 10 == 0)
+                rq_log("rqlited", "bootstrap-expect: cannot notify %s: %s", cfg->join[i], err ? err : "?");
+            free(err);
+        }
+        for (int i = 0; i < cfg->n_join; i++) {
+            if (cluster_target_has_leader(cfg, cfg->join[i])) {
+                rq_log("rqlited", "bootstrap-expect: %s already has a leader, joining it", cfg->join[i]);
+                return 0;
+            }
+        }
+        store_node *known = NULL;
+        int n = http_server_notified(http, &known);
+        bool self = false;
+        for (int i = 0; i < n; i++)
+            self = self || strcmp(known[i].id, cfg->node_id) == 0;
+        if (!self) { /* our own join list need not name us */
+            known = realloc(known, (size_t)(n + 1) * sizeof *known);
+            memset(&known[n], 0, sizeof known[n]);
+            snprintf(known[n].id, sizeof known[n].id, "%s", cfg->node_id);
+            snprintf(known[n].addr, sizeof known[n].addr, "%s", cfg->raft_adv_addr);
+            snprintf(known[n].api_addr, sizeof known[n].api_addr, "http://%s", cfg->http_adv_addr);
+            known[n].voter = true;
+            n++;
+        }
+        if (n >= cfg->bootstrap_expect) {
+            rq_log("rqlited", "bootstrap-expect: %d nodes known, bootstrapping", n);
+            *out = known;
+            return n;
+        }
+        free(known);
+        if (rq_now_ms() >= deadline)
+            fatal("bootstrap-expect", rq_sprintf("only %d of %d nodes announced themselves within %llu ms",
+                                                 n, cfg->bootstrap_expect,
+                                                 (unsigned long long)cfg->bootstrap_expect_timeout_ms));
+        /* Not a synchronisation sleep: the pace of announcements. */
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     config cfg;
@@ -98,12 +163,20 @@ int main(int argc, char **argv)
     if (http_server_start(&cfg, &http, &err) != 0)
         fatal("failed to start HTTP server", err);
 
+    store_node *boot = NULL;
+    int n_boot = 0;
+    if (cfg.bootstrap_expect > 0 && !hasRaftState(&cfg))
+        n_boot = bootstrapExpect(&cfg, http, &boot);
+
     store *st = NULL;
-    if (store_open(&cfg, &st, &err) != 0)
+    if (store_open_with(&cfg, boot, n_boot, &st, &err) != 0)
         fatal("failed to open store", err);
+    free(boot);
     http_server_set_store(http, st);
 
-    if (cfg.n_join > 0) {
+    if (n_boot > 0) {
+        rq_log("rqlited", "bootstrapped a cluster of %d nodes", n_boot);
+    } else if (cfg.n_join > 0) {
         if (store_was_new(st)) {
             if (cluster_join(&cfg, NULL, 0, true, &err) != 0) {
                 rq_log("rqlited", "clustering failure: %s", err ? err : "?");

@@ -413,3 +413,43 @@ int cluster_fetch_file(const char *url, const char *path, cluster_progress_fn pr
         *bytes = f.got;
     return ret;
 }
+
+int cluster_notify(const config *cfg, const char *target, char **err)
+{
+    char *base = joinBaseUrl(target);
+    char *url = rq_sprintf("%s/notify", base);
+    json_t *j = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
+                          "http://", cfg->http_adv_addr);
+    char *body = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    cluster_response resp;
+    int rc = cluster_forward("POST", url, body, strlen(body), "application/json", NULL, 2000, &resp, err);
+    if (rc == 0) {
+        if (resp.status != 200) {
+            *err = rq_sprintf("%s answered %ld", url, resp.status);
+            rc = -1;
+        }
+        cluster_response_free(&resp);
+    }
+    free(body);
+    free(url);
+    free(base);
+    return rc;
+}
+
+bool cluster_target_has_leader(const config *cfg, const char *target)
+{
+    if (isOwnAddress(cfg, target))
+        return false;
+    char *base = joinBaseUrl(target);
+    char *url = rq_sprintf("%s/readyz", base);
+    cluster_response resp;
+    char *err = NULL;
+    bool ok = cluster_forward("GET", url, NULL, 0, NULL, NULL, 2000, &resp, &err) == 0 && resp.status == 200;
+    if (err == NULL)
+        cluster_response_free(&resp);
+    free(err);
+    free(url);
+    free(base);
+    return ok;
+}

@@ -48,6 +48,12 @@ int cluster_forward(const char *method, const char *url, const char *body,
                     cluster_response *resp, char **err);
 void cluster_response_free(cluster_response *resp);
 
+/* -bootstrap-expect: tell target (a -join value) that this node exists
+ * (POST /notify {"id","addr","api_addr"}). 0 when it answered 200. */
+int cluster_notify(const config *cfg, const char *target, char **err);
+/* Is target part of a cluster with a leader already (its /readyz is 200)? */
+bool cluster_target_has_leader(const config *cfg, const char *target);
+
 /* Ask the node behind a Raft address for its API base URL (metadata probe
  * over the Raft port). Returns a malloc'd "http://host:port", or NULL. */
 char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms);

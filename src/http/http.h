@@ -19,5 +19,8 @@ typedef struct http_server http_server;
 int http_server_start(const config *cfg, http_server **out, char **err);
 void http_server_set_store(http_server *h, store *s);
 void http_server_stop(http_server *h);
+/* The nodes that announced themselves on POST /notify (-bootstrap-expect),
+ * as a malloc'd array (caller frees); returns the count. */
+int http_server_notified(http_server *h, store_node **out);
 
 #endif

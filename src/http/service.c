@@ -39,6 +39,9 @@ struct http_server {
     store *st;              /* set once, read atomically */
     time_t start_time;
     wqueue *queue;          /* ?queue writes */
+    pthread_mutex_t notify_mu;
+    store_node *notified;   /* -bootstrap-expect: nodes that POSTed /notify */
+    int n_notified;
 };
 
 typedef struct request {
@@ -1053,6 +1056,49 @@ static enum MHD_Result handleJoin(http_server *h, struct MHD_Connection *c, requ
     return sendEmpty(h, c, 200);
 }
 
+/* POST /notify {"id","addr"[,"api_addr"]}: a node started with
+ * -bootstrap-expect announces itself (main.c counts them). */
+static enum MHD_Result handleNotify(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    json_t *body = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len, 0, NULL);
+    const char *id = json_string_value(json_object_get(body, "id"));
+    const char *addr = json_string_value(json_object_get(body, "addr"));
+    const char *api = json_string_value(json_object_get(body, "api_addr"));
+    if (id == NULL || addr == NULL || !*id || !*addr) {
+        json_decref(body);
+        return sendEmpty(h, c, 400);
+    }
+    pthread_mutex_lock(&h->notify_mu);
+    int i = 0;
+    while (i < h->n_notified && strcmp(h->notified[i].id, id) != 0)
+        i++;
+    if (i == h->n_notified) {
+        h->notified = realloc(h->notified, (size_t)(i + 1) * sizeof *h->notified);
+        h->n_notified++;
+        rq_log("http", "node %s at %s notified us (%d known)", id, addr, h->n_notified);
+    }
+    store_node *n = &h->notified[i];
+    memset(n, 0, sizeof *n);
+    snprintf(n->id, sizeof n->id, "%s", id);
+    snprintf(n->addr, sizeof n->addr, "%s", addr);
+    snprintf(n->api_addr, sizeof n->api_addr, "%s", api ? api : "");
+    n->voter = true;
+    pthread_mutex_unlock(&h->notify_mu);
+    json_decref(body);
+    return sendEmpty(h, c, 200);
+}
+
+int http_server_notified(http_server *h, store_node **out)
+{
+    pthread_mutex_lock(&h->notify_mu);
+    int n = h->n_notified;
+    *out = malloc((size_t)(n ? n : 1) * sizeof **out);
+    if (n)
+        memcpy(*out, h->notified, (size_t)n * sizeof **out);
+    pthread_mutex_unlock(&h->notify_mu);
+    return n;
+}
+
 static enum MHD_Result handleRemove(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = getStore(h);
@@ -1281,6 +1327,10 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
         if (!post) return sendEmpty(h, c, 405);
         return handleJoin(h, c, rq);
     }
+    if (strcmp(url, "/notify") == 0) {
+        if (!post) return sendEmpty(h, c, 405);
+        return handleNotify(h, c, rq);
+    }
     if (prefix(url, "/remove")) {
         if (strcmp(method, "DELETE") != 0) return sendEmpty(h, c, 405);
         return handleRemove(h, c, rq);
@@ -1366,6 +1416,7 @@ static int resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len
 int http_server_start(const config *cfg, http_server **out, char **err)
 {
     http_server *h = calloc(1, sizeof *h);
+    pthread_mutex_init(&h->notify_mu, NULL);
     h->cfg = cfg;
     h->start_time = time(NULL);
     struct sockaddr_storage ss;
@@ -1411,5 +1462,6 @@ void http_server_stop(http_server *h)
     MHD_stop_daemon(h->mhd);
     wqueue_stop(h->queue); /* flushes what is queued while the store is open */
     rq_log("http", "service on %s stopped", h->cfg->http_addr);
+    free(h->notified);
     free(h);
 }

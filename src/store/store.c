@@ -180,6 +180,7 @@ struct store {
     raft_id prev_leader;
     bool leader_barrier_pending;
     bool leader_ready;      /* barrier of our term applied */
+    bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
     peerCount *peers;       /* read-index counters, reset on each leadership */
     unsigned n_peers;
     raft_term peers_term;   /* the term the counters belong to */
@@ -1160,24 +1161,20 @@ static void freeApplyReq(struct raft_apply *req, int status, void *result)
 
 /* The leader confirms its term with a barrier; once applied, everything
  * committed before is applied too, and it records its own metadata. */
-static void leaderBarrierCb(struct raft_barrier *req, int status)
+/* The text of a node metadata entry (malloc'd). */
+static char *metaEntryText(const char *id, raft_id rid, const char *addr, const char *api)
 {
-    store *s = req->data;
-    s->leader_barrier_pending = false;
-    free(req);
-    if (status != 0 || s->raft.state != RAFT_LEADER)
-        return;
-    s->leader_ready = true;
-    char api[300];
-    snprintf(api, sizeof api, "http://%s", s->cfg->http_adv_addr);
-    meta *m = metaFind(s, s->id);
-    if (m && strcmp(m->api, api) == 0 && strcmp(m->addr, s->cfg->raft_adv_addr) == 0 &&
-        strcmp(m->id, s->cfg->node_id) == 0)
-        return;
-    json_t *e = json_pack("{s:s,s:s,s:I,s:s,s:s}", "t", "m", "id", s->cfg->node_id, "rid",
-                          (json_int_t)s->id, "addr", s->cfg->raft_adv_addr, "api", api);
+    json_t *e = json_pack("{s:s,s:s,s:I,s:s,s:s}", "t", "m", "id", id, "rid", (json_int_t)rid, "addr",
+                          addr, "api", api ? api : "");
     char *text = json_dumps(e, JSON_COMPACT);
     json_decref(e);
+    return text;
+}
+
+/* Raft thread, leader: append a metadata entry, nobody waiting for it. */
+static void appendMeta(store *s, const char *id, raft_id rid, const char *addr, const char *api)
+{
+    char *text = metaEntryText(id, rid, addr, api);
     struct raft_buffer b;
     b.base = entryFromText(text, &b.len);
     free(text);
@@ -1186,6 +1183,31 @@ static void leaderBarrierCb(struct raft_barrier *req, int status)
         raft_free(b.base);
         free(areq);
     }
+}
+
+static void leaderBarrierCb(struct raft_barrier *req, int status)
+{
+    store *s = req->data;
+    s->leader_barrier_pending = false;
+    free(req);
+    if (status != 0 || s->raft.state != RAFT_LEADER)
+        return;
+    s->leader_ready = true;
+    if (s->boot_metas_pending) {
+        /* -bootstrap-expect: every node started knowing the others' API
+         * addresses; put them in the log so that restarts keep them. */
+        s->boot_metas_pending = false;
+        for (int i = 0; i < s->n_metas; i++)
+            if (s->metas[i].rid != s->id)
+                appendMeta(s, s->metas[i].id, s->metas[i].rid, s->metas[i].addr, s->metas[i].api);
+    }
+    char api[300];
+    snprintf(api, sizeof api, "http://%s", s->cfg->http_adv_addr);
+    meta *m = metaFind(s, s->id);
+    if (m && strcmp(m->api, api) == 0 && strcmp(m->addr, s->cfg->raft_adv_addr) == 0 &&
+        strcmp(m->id, s->cfg->node_id) == 0)
+        return;
+    appendMeta(s, s->cfg->node_id, s->id, s->cfg->raft_adv_addr, api);
 }
 
 static const char *stateName(int st)
@@ -1443,6 +1465,11 @@ static int checkIdentity(store *s, bool is_new, char **err)
 
 int store_open(const config *cfg, store **out, char **err)
 {
+    return store_open_with(cfg, NULL, 0, out, err);
+}
+
+int store_open_with(const config *cfg, const store_node *boot, int n_boot, store **out, char **err)
+{
     bool snap_v1 = false;
     store *s = calloc(1, sizeof *s);
     s->cfg = cfg;
@@ -1512,7 +1539,9 @@ int store_open(const config *cfg, store **out, char **err)
     }
 
     bool bootstrap = false;
-    if (is_new && cfg->n_join == 0 && cfg->bootstrap_expect == 0) {
+    if (is_new && n_boot > 0) {
+        bootstrap = true; /* -bootstrap-expect: the nodes main.c gathered */
+    } else if (is_new && cfg->n_join == 0 && cfg->bootstrap_expect == 0) {
         if (cfg->raft_non_voter) {
             *err = strdup("cannot create a new non-voting node without joining it to an existing cluster");
             return -1;
@@ -1601,14 +1630,23 @@ int store_open(const config *cfg, store **out, char **err)
     if (bootstrap) {
         struct raft_configuration conf;
         raft_configuration_init(&conf);
-        raft_configuration_add(&conf, s->id, cfg->raft_adv_addr, RAFT_VOTER);
+        if (n_boot == 0)
+            raft_configuration_add(&conf, s->id, cfg->raft_adv_addr, RAFT_VOTER);
+        for (int i = 0; i < n_boot; i++) {
+            /* Every node bootstraps this same configuration, and knows
+             * the same API addresses from the start. */
+            raft_id rid = nodeRaftId(boot[i].id);
+            raft_configuration_add(&conf, rid, boot[i].addr, RAFT_VOTER);
+            metaUpsert(s, boot[i].id, rid, boot[i].addr, boot[i].api_addr);
+            s->boot_metas_pending = true;
+        }
         rv = raft_bootstrap(&s->raft, &conf);
         raft_configuration_close(&conf);
         if (rv != 0) {
             *err = rq_sprintf("bootstrap: %s", raft_errmsg(&s->raft));
             return -1;
         }
-        rq_log("store", "executing new cluster bootstrap");
+        rq_log("store", "executing new cluster bootstrap with %d voter(s)", n_boot ? n_boot : 1);
     }
     rv = raft_start(&s->raft);
     if (rv != 0) {
@@ -1950,10 +1988,7 @@ static int changeOp(store *s, int type, raft_id rid, const char *addr, int role,
 static int applyMeta(store *s, const char *id, const char *addr, const char *api, char **err)
 {
     op *o = opNew(s, OP_APPLY);
-    json_t *e = json_pack("{s:s,s:s,s:I,s:s,s:s}", "t", "m", "id", id, "rid",
-                          (json_int_t)nodeRaftId(id), "addr", addr, "api", api ? api : "");
-    char *text = json_dumps(e, JSON_COMPACT);
-    json_decref(e);
+    char *text = metaEntryText(id, nodeRaftId(id), addr, api);
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);

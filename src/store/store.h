@@ -43,6 +43,10 @@ typedef struct store_node {
  * cluster as the config says (bootstrap / restart; -join is done by main
  * through cluster/). Returns 0 or -1 with *err set. */
 int store_open(const config *cfg, store **out, char **err);
+/* store_open for -bootstrap-expect: a brand-new node bootstraps a cluster
+ * of the n_boot given voters (ids, Raft and API addresses), identical on
+ * every one of them. */
+int store_open_with(const config *cfg, const store_node *boot, int n_boot, store **out, char **err);
 /* Orderly stop: transfer leadership if leader and stepdown is wanted, stop
  * Raft, close the database. */
 void store_close(store *s);

@@ -174,3 +174,38 @@ def test_kill9_under_load_applies_each_write_once(cluster):
         poll(lambda: n.query(q, level="none")["results"][0].get("values") == rows, timeout=30,
              what="node %s converged" % n.id)
     print("\n%d acknowledged writes, %d rows, 3 nodes killed -9 in turn" % (len(acked), len(rows)))
+
+
+def test_bootstrap_expect(cluster):
+    """Three nodes started at once with -bootstrap-expect 3 and the same
+    -join list form one cluster, whichever starts first; a fourth started
+    later the same way joins it; a restart keeps the cluster."""
+    nodes = [cluster.node(i) for i in (1, 2, 3)]
+    joins = ",".join(n.url for n in nodes)
+    for n in reversed(nodes):
+        n.extra += ["-bootstrap-expect", "3"]
+        n.start(join=joins)
+    for n in nodes:
+        n.wait_ready()
+    leader = leader_of(nodes)
+    wait_members(leader, 3)
+    assert all(x["api_addr"] for x in leader.nodes())
+    leader.execute(["CREATE TABLE b (v)", "INSERT INTO b VALUES (1)"])
+    for n in nodes:
+        poll(lambda: n.count("b") == 1, what="row on node %s" % n.id)
+    # one cluster: one leader, each node lists all three
+    assert sum(1 for n in nodes if n.is_leader()) == 1
+    n4 = cluster.node(4, ["-bootstrap-expect", "3"]).start(join=joins)
+    n4.wait_ready()
+    wait_members(leader, 4)
+    poll(lambda: n4.count("b") == 1, what="row on the late node")
+    assert "already has a leader, joining it" in n4.logs()
+    for n in nodes:
+        assert "bootstrapped a cluster of 3 nodes" in n.logs()
+    # a follower's restart: state is kept, no second bootstrap
+    f = [n for n in nodes if n is not leader][0]
+    f.stop()
+    f.start(join=joins).wait_ready()  # the same command
+    assert f.logs().count("bootstrapped a cluster of 3 nodes") == 1
+    assert "preexisting node state detected, ignoring join addresses" in f.logs()
+    poll(lambda: f.count("b") == 1, what="row after restart")
