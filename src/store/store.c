@@ -1463,6 +1463,74 @@ static int checkIdentity(store *s, bool is_new, char **err)
     return 0;
 }
 
+/* rqlite's recovery of a cluster that lost quorum: the operator writes
+ * <data>/raft/peers.json, [{"id":..,"address":..,"non_voter":false},...],
+ * on each surviving node and restarts it; the listed nodes become the
+ * configuration (a new configuration entry at the end of the log) and the
+ * file is renamed peers.info. */
+static int recoverFromPeers(store *s, char **err)
+{
+    char path[4200], info[4200];
+    snprintf(path, sizeof path, "%s/peers.json", s->raft_dir);
+    snprintf(info, sizeof info, "%s/peers.info", s->raft_dir);
+    if (access(path, F_OK) != 0)
+        return 0;
+    rq_log("store", "attempting node recovery using %s", path);
+    json_error_t jerr;
+    json_t *j = json_load_file(path, 0, &jerr);
+    if (!json_is_array(j) || json_array_size(j) == 0) {
+        *err = rq_sprintf("failed to read peers file %s: %s", path,
+                          j ? "expected a non-empty JSON array" : jerr.text);
+        json_decref(j);
+        return -1;
+    }
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    size_t i;
+    json_t *p;
+    bool self = false;
+    json_array_foreach(j, i, p) {
+        const char *id = json_string_value(json_object_get(p, "id"));
+        const char *addr = json_string_value(json_object_get(p, "address"));
+        bool non_voter = json_is_true(json_object_get(p, "non_voter"));
+        if (id == NULL || addr == NULL || !*id || !*addr) {
+            *err = rq_sprintf("failed to read peers file %s: entry %zu needs \"id\" and \"address\"",
+                              path, i);
+            raft_configuration_close(&conf);
+            json_decref(j);
+            return -1;
+        }
+        raft_id rid = nodeRaftId(id);
+        self = self || rid == s->id;
+        if (raft_configuration_add(&conf, rid, addr, non_voter ? RAFT_STANDBY : RAFT_VOTER) != 0) {
+            *err = rq_sprintf("failed to read peers file %s: duplicate or invalid node %s", path, id);
+            raft_configuration_close(&conf);
+            json_decref(j);
+            return -1;
+        }
+        meta *m = metaFind(s, rid);
+        metaUpsert(s, id, rid, addr, m ? m->api : "");
+    }
+    json_decref(j);
+    if (!self) {
+        raft_configuration_close(&conf);
+        *err = rq_sprintf("peers file %s does not list this node (%s)", path, s->cfg->node_id);
+        return -1;
+    }
+    int rv = raft_recover(&s->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        *err = rq_sprintf("failed to recover node: %s", raft_strerror(rv));
+        return -1;
+    }
+    if (rename(path, info) != 0) {
+        *err = rq_sprintf("failed to move %s after recovery: %s", path, strerror(errno));
+        return -1;
+    }
+    rq_log("store", "node recovered successfully using %s", path);
+    return 0;
+}
+
 int store_open(const config *cfg, store **out, char **err)
 {
     return store_open_with(cfg, NULL, 0, out, err);
@@ -1648,6 +1716,8 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
         }
         rq_log("store", "executing new cluster bootstrap with %d voter(s)", n_boot ? n_boot : 1);
     }
+    if (!is_new && recoverFromPeers(s, err) != 0)
+        return -1;
     rv = raft_start(&s->raft);
     if (rv != 0) {
         *err = rq_sprintf("raft start: %s", raft_errmsg(&s->raft));

@@ -209,3 +209,43 @@ def test_bootstrap_expect(cluster):
     assert f.logs().count("bootstrapped a cluster of 3 nodes") == 1
     assert "preexisting node state detected, ignoring join addresses" in f.logs()
     poll(lambda: f.count("b") == 1, what="row after restart")
+
+
+def test_peers_json_recovers_lost_quorum(cluster):
+    """rqlite's peers.json procedure: a 3-node cluster loses two nodes for
+    good; the survivor restarted with peers.json listing only itself leads
+    again with all the data; a bad peers.json is refused clearly."""
+    import json
+    nodes = [cluster.node(i) for i in (1, 2, 3)]
+    nodes[0].start().wait_ready()
+    for n in nodes[1:]:
+        n.start(join=nodes[0].url)
+    for n in nodes:
+        n.wait_ready()
+    wait_members(nodes[0], 3)
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE p (v)", "INSERT INTO p VALUES (1)", "INSERT INTO p VALUES (2)"])
+    survivor = nodes[1]
+    poll(lambda: survivor.count("p") == 2, what="rows on the survivor")
+    for n in nodes:
+        n.kill()
+    peers = os.path.join(survivor.dir, "raft", "peers.json")
+    with open(peers, "w") as f:
+        f.write("[{\"id\": \"9\"}]")
+    survivor.start()
+    assert survivor.wait_exit(20) != 0
+    assert "needs \"id\" and \"address\"" in survivor.logs()
+    with open(peers, "w") as f:
+        json.dump([{"id": survivor.id, "address": survivor.raft_addr, "non_voter": False}], f)
+    survivor.start().wait_ready()
+    poll(survivor.is_leader, what="the survivor leads alone")
+    assert "node recovered successfully" in survivor.logs()
+    assert not os.path.exists(peers) and os.path.exists(peers[:-4] + "info")
+    survivor.execute(["INSERT INTO p VALUES (3)"])
+    assert survivor.query("SELECT SUM(v) FROM p", level="strong")["results"][0]["values"] == [[6]]
+    assert [x["id"] for x in survivor.nodes()] == [survivor.id]
+    # restarts normally afterwards
+    survivor.stop()
+    survivor.start().wait_ready()
+    poll(survivor.is_leader, what="leader after restart")
+    assert survivor.count("p") == 3
