@@ -121,6 +121,60 @@ static int bootstrapExpect(const config *cfg, http_server *http, store_node **ou
     }
 }
 
+/* -raft-cluster-remove-shutdown: leave the cluster before stopping. A
+ * leader hands over first; the (new) leader then removes us. */
+static void leaveCluster(const config *cfg, store *st)
+{
+    store_node *nodes = NULL;
+    int n = store_nodes(st, &nodes);
+    free(nodes);
+    if (n <= 1) {
+        rq_log("rqlited", "sole member of the cluster: not removing this node");
+        return;
+    }
+    char *err = NULL;
+    if (store_is_leader(st)) {
+        rq_log("rqlited", "leader leaving the cluster: transferring leadership first");
+        if (store_stepdown(st, NULL, &err) != STORE_OK) {
+            rq_log("rqlited", "cannot transfer leadership: %s", err ? err : "?");
+            free(err);
+            return;
+        }
+    }
+    int64_t deadline = rq_now_ms() + 10000;
+    for (;;) {
+        store_node leader;
+        if (store_leader(st, &leader) && strcmp(leader.id, cfg->node_id) != 0 && leader.api_addr[0]) {
+            char *url = rq_sprintf("%s/remove", leader.api_addr);
+            char *body = rq_sprintf("{\"id\":\"%s\"}", cfg->node_id);
+            cluster_response resp;
+            if (cluster_forward("DELETE", url, body, strlen(body), "application/json", NULL, 10000, &resp,
+                                &err) == 0) {
+                if (resp.status == 200)
+                    rq_log("rqlited", "removed this node (%s) from the cluster", cfg->node_id);
+                else
+                    rq_log("rqlited", "removing this node failed: HTTP %ld %.*s", resp.status,
+                           (int)resp.body.len, resp.body.data ? resp.body.data : "");
+                cluster_response_free(&resp);
+                free(url);
+                free(body);
+                return;
+            }
+            free(url);
+            free(body);
+            free(err);
+            err = NULL;
+        }
+        if (rq_now_ms() >= deadline) {
+            rq_log("rqlited", "cannot remove this node from the cluster: no reachable leader");
+            return;
+        }
+        store_wait_leader(st, 200);
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int main(int argc, char **argv)
 {
     config cfg;
@@ -217,6 +271,8 @@ int main(int argc, char **argv)
     pthread_t forcer;
     pthread_create(&forcer, NULL, forceExitThread, &set);
 
+    if (cfg.raft_cluster_remove_shutdown)
+        leaveCluster(&cfg, st);
     http_server_stop(http);
     store_close(st);
     rq_log("rqlited", "rqlite server stopped");

@@ -82,6 +82,7 @@ enum {
 typedef struct peerCount {
     raft_id id;
     uint64_t sent, recvd;
+    int64_t heard_ms;       /* last message from it (reaping), kept across terms */
 } peerCount;
 
 /* A voter's count of sends when a linearizable read was registered. */
@@ -181,6 +182,10 @@ struct store {
     bool leader_barrier_pending;
     bool leader_ready;      /* barrier of our term applied */
     bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
+    bool reap_pending;      /* a reaping removal in flight */
+    uint64_t log_bytes;     /* entry bytes applied since the last snapshot */
+    bool size_snap;         /* a snapshot triggered by log_bytes is due */
+    raft_term reap_term;    /* term whose leadership started the reaping clocks */
     peerCount *peers;       /* read-index counters, reset on each leadership */
     unsigned n_peers;
     raft_term peers_term;   /* the term the counters belong to */
@@ -458,6 +463,13 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
     *result = NULL;
     /* libraft moves last_applied on after each apply returns. */
     raft_index index = s->raft.last_applied + 1;
+    s->log_bytes += b->len;
+    if (s->cfg->raft_snap_wal_size && s->log_bytes >= s->cfg->raft_snap_wal_size && !s->size_snap) {
+        /* libraft keeps the log in memory: snapshot by size too (rqlite's
+         * -raft-snap-wal-size), right after this apply. */
+        s->size_snap = true;
+        raft_set_snapshot_threshold(&s->raft, 1);
+    }
     bool held = index <= db_index(s->db); /* the file has it already */
     if (b->len >= 8 && memcmp(b->base, LOAD_MAGIC, 8) == 0) {
         if (!held)
@@ -495,9 +507,36 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
     return 0;
 }
 
+/* How many entries to keep after a snapshot: -raft-snap's share, but no
+ * more than TRAIL_BYTES of them, since libraft holds them in memory. */
+#define TRAIL_BYTES (8u << 20)
+static unsigned sizedTrailing(store *s)
+{
+    struct raft_log *l = &s->raft.log;
+    unsigned want = (unsigned)((s->cfg->raft_snap ? s->cfg->raft_snap : 8192) * 5 / 4);
+    size_t n = l->size ? (l->back + l->size - l->front) % l->size : 0;
+    size_t bytes = 0;
+    unsigned keep = 0;
+    while (keep < want && keep < n) {
+        const struct raft_entry *e = &l->entries[(l->front + n - 1 - keep) % l->size];
+        if (bytes + e->buf.len > TRAIL_BYTES)
+            break;
+        bytes += e->buf.len;
+        keep++;
+    }
+    return keep;
+}
+
 static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     store *s = fsm->data;
+    raft_set_snapshot_trailing(&s->raft, sizedTrailing(s));
+    s->log_bytes = 0;
+    if (s->size_snap) {
+        s->size_snap = false;
+        if (s->snap_wait == NULL)
+            raft_set_snapshot_threshold(&s->raft, (unsigned)(s->cfg->raft_snap ? s->cfg->raft_snap : 8192));
+    }
     /* The log up to here may go once libraft has the snapshot: the file
      * must hold it durably first. */
     if (db_sync(s->db) != 0) {
@@ -698,6 +737,7 @@ static peerCount *peerFor(store *s, raft_id id)
     peerCount *p = &s->peers[s->n_peers++];
     p->id = id;
     p->sent = p->recvd = 0;
+    p->heard_ms = 0;
     return p;
 }
 
@@ -895,6 +935,8 @@ static void wrappedRecv(struct raft_io *io, struct raft_message *m)
 {
     struct raft *r = io->data;
     store *s = r->data;
+    if (r->state == RAFT_LEADER)
+        peerFor(s, m->server_id)->heard_ms = rq_now_ms();
     if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
         int version = 0;
         raft_index need = 0;
@@ -1324,7 +1366,61 @@ static void onCheck(uv_check_t *h)
 
 static void onCloseRequest(uv_async_t *h);
 
-static void onTick(uv_timer_t *t) { (void)t; /* keeps onCheck running while idle */ }
+static void reapCb(struct raft_change *req, int status)
+{
+    store *s = req->data;
+    s->reap_pending = false;
+    if (status != 0)
+        rq_log("store", "reaping failed: %s", raft_strerror(status));
+    free(req);
+}
+
+/* Leader: remove voters unreachable for -raft-reap-node-timeout and
+ * non-voters unreachable for -raft-reap-read-only-node-timeout (rqlite's
+ * reaping). The clock starts when we become leader. */
+static void reapCheck(store *s)
+{
+    uint64_t tv = s->cfg->raft_reap_node_timeout_ms, tr = s->cfg->raft_reap_read_only_node_timeout_ms;
+    if ((!tv && !tr) || s->raft.state != RAFT_LEADER || !s->leader_ready || s->reap_pending)
+        return;
+    int64_t now = rq_now_ms();
+    if (s->reap_term != s->raft.current_term) {
+        s->reap_term = s->raft.current_term;
+        for (unsigned i = 0; i < s->raft.configuration.n; i++)
+            peerFor(s, s->raft.configuration.servers[i].id)->heard_ms = now;
+    }
+    for (unsigned i = 0; i < s->raft.configuration.n; i++) {
+        struct raft_server *sv = &s->raft.configuration.servers[i];
+        if (sv->id == s->id)
+            continue;
+        peerCount *p = peerFor(s, sv->id);
+        if (p->heard_ms == 0)
+            p->heard_ms = now;
+        uint64_t limit = sv->role == RAFT_VOTER ? tv : tr;
+        if (!limit || (uint64_t)(now - p->heard_ms) <= limit)
+            continue;
+        meta *m = metaFind(s, sv->id);
+        rq_log("store", "reaping %s node %s at %s: unreachable for %lld ms",
+               sv->role == RAFT_VOTER ? "voting" : "non-voting", m ? m->id : "?", sv->address,
+               (long long)(now - p->heard_ms));
+        struct raft_change *req = calloc(1, sizeof *req);
+        req->data = s;
+        if (raft_remove(&s->raft, req, sv->id, reapCb) != 0) {
+            free(req);
+            return;
+        }
+        s->reap_pending = true;
+        return;
+    }
+}
+
+static void onTick(uv_timer_t *t)
+{
+    /* Also keeps onCheck running while idle. */
+    store *s = t->data;
+    if (s && s->raft_started)
+        reapCheck(s);
+}
 
 static void closeHandle(uv_handle_t *h, void *arg)
 {
@@ -1640,6 +1736,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     s->publish.data = s;
     uv_check_start(&s->publish, onCheck);
     uv_timer_init(&s->loop, &s->tick);
+    s->tick.data = s;
     uv_timer_start(&s->tick, onTick, 50, 50);
     uv_async_init(&s->loop, &s->close_async, onCloseRequest);
     s->close_async.data = s;
@@ -1694,6 +1791,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     s->io.start = wrappedStart;
     raft_set_snapshot_threshold(&s->raft, (unsigned)(cfg->raft_snap ? cfg->raft_snap : 8192));
     raft_set_snapshot_trailing(&s->raft, (unsigned)((cfg->raft_snap ? cfg->raft_snap : 8192) * 5 / 4));
+    /* (fsmSnapshot lowers the trailing count when the entries are large.) */
 
     if (bootstrap) {
         struct raft_configuration conf;

@@ -249,3 +249,80 @@ def test_peers_json_recovers_lost_quorum(cluster):
     survivor.start().wait_ready()
     poll(survivor.is_leader, what="leader after restart")
     assert survivor.count("p") == 3
+
+
+def test_remove_on_shutdown(cluster):
+    """-raft-cluster-remove-shutdown: a follower, then the leader, leave the
+    cluster when stopped; the last node carries on alone and writable."""
+    flag = ["-raft-cluster-remove-shutdown=true"]
+    nodes = [cluster.node(i, flag) for i in (1, 2, 3)]
+    nodes[0].start().wait_ready()
+    for n in nodes[1:]:
+        n.start(join=nodes[0].url)
+    for n in nodes:
+        n.wait_ready()
+    wait_members(nodes[0], 3)
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE r (v)", "INSERT INTO r VALUES (1)"])
+    follower = [n for n in nodes if n is not leader][0]
+    follower.stop()
+    assert "removed this node (%s) from the cluster" % follower.id in follower.logs()
+    poll(lambda: len(leader.nodes()) == 2, what="follower removed")
+    rest = [n for n in nodes if n is not leader and n is not follower][0]
+    leader.stop()
+    assert "removed this node (%s) from the cluster" % leader.id in leader.logs()
+    poll(rest.is_leader, what="the last node leads")
+    poll(lambda: [x["id"] for x in rest.nodes()] == [rest.id], what="cluster of one")
+    rest.execute(["INSERT INTO r VALUES (2)"])
+    assert rest.count("r") == 2
+
+
+def test_reaping_unreachable_nodes(cluster):
+    """With -raft-reap-node-timeout / -raft-reap-read-only-node-timeout the
+    leader removes a voter and a non-voter that stay unreachable."""
+    reap = ["-raft-reap-node-timeout", "2s", "-raft-reap-read-only-node-timeout", "1s"]
+    nodes = [cluster.node(i, reap) for i in (1, 2, 3)]
+    nodes[0].start().wait_ready()
+    for n in nodes[1:]:
+        n.start(join=nodes[0].url)
+    ro = cluster.node(4, reap + ["-raft-non-voter=true"]).start(join=nodes[0].url)
+    for n in nodes + [ro]:
+        n.wait_ready()
+    wait_members(nodes[0], 3)
+    leader = leader_of(nodes)
+    poll(lambda: len(leader.nodes()) == 4, what="4 nodes")
+    victim = [n for n in nodes if n is not leader][0]
+    ro.kill()
+    victim.kill()
+    poll(lambda: sorted(x["id"] for x in leader.nodes()) ==
+         sorted(n.id for n in nodes if n is not victim), timeout=30, what="both reaped")
+    logs = leader.logs()
+    assert "reaping non-voting node 4" in logs
+    assert "reaping voting node %s" % victim.id in logs
+    leader.execute(["CREATE TABLE ok (v)"])  # quorum of the 2 remaining voters
+
+
+def test_bulk_requests_keep_memory_bounded(cluster):
+    """150 MB written as 1 MB requests: the log is snapshotted by size
+    (-raft-snap-wal-size) and trimmed by size, so no node holds the log in
+    memory (libraft keeps its log in RAM)."""
+    # RQ_TEST_EXTRA="-raft-snap-wal-size 0" shows the test failing (~165 MB)
+    extra = os.environ.get("RQ_TEST_EXTRA", "").split()
+    n1 = cluster.node(1, extra).start().wait_ready()
+    n2 = cluster.node(2, extra).start(join=n1.url)
+    n3 = cluster.node(3, extra).start(join=n1.url)
+    nodes = [n1, n2, n3]
+    for n in nodes:
+        n.wait_ready()
+    wait_members(n1, 3)
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE m (id INTEGER PRIMARY KEY, v TEXT)"])
+    blob = "x" * 10000
+    for i in range(150):
+        leader.execute([["INSERT INTO m(v) VALUES(?)", blob + str(i)] for _ in range(100)], timeout=60)
+    for n in nodes:
+        poll(lambda: n.count("m") == 15000, timeout=60, what="rows on node %s" % n.id)
+    peaks = [vm_hwm_mb(n) for n in nodes]
+    print("\npeak RSS after 150 MB of 1 MB requests: %s MB" % ", ".join("%.0f" % p for p in peaks))
+    assert max(peaks) < 100, peaks
+    assert leader.status()["store"]["raft"]["last_snapshot_index"] > 0
