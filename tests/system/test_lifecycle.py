@@ -326,3 +326,38 @@ def test_bulk_requests_keep_memory_bounded(cluster):
     print("\npeak RSS after 150 MB of 1 MB requests: %s MB" % ", ".join("%.0f" % p for p in peaks))
     assert max(peaks) < 100, peaks
     assert leader.status()["store"]["raft"]["last_snapshot_index"] > 0
+
+
+def test_graceful_leader_shutdown_hands_over(cluster):
+    """Ctrl-C on the leader transfers leadership before stopping: with a 5 s
+    election timeout, writes resume far sooner than an election could
+    happen (without the hand-over they would wait >= 5 s)."""
+    slow = ["-raft-election-timeout", "5s"]
+    nodes = [cluster.node(i, slow) for i in (1, 2, 3)]
+    nodes[0].start().wait_ready()
+    for n in nodes[1:]:
+        n.start(join=nodes[0].url)
+    for n in nodes:
+        n.wait_ready()
+    wait_members(nodes[0], 3)
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE g (v)"])
+    others = [n for n in nodes if n is not leader]
+    t0 = time.monotonic()
+    leader.signal(signal.SIGINT)
+
+    def write():
+        for n in others:
+            try:
+                r = requests.post(n.url + "/db/execute", json=["INSERT INTO g VALUES (1)"], timeout=2)
+                if r.status_code == 200 and "error" not in r.json()["results"][0]:
+                    return True
+            except requests.RequestException:
+                pass
+        return False
+    poll(write, timeout=30, what="a write after the leader's shutdown")
+    pause = time.monotonic() - t0
+    print("\nwrites paused %.2fs while the leader handed over (election timeout 5s)" % pause)
+    assert leader.wait_exit(20) == 0
+    assert "stepping down as leader before shutdown" in leader.logs()
+    assert pause < 4.0
