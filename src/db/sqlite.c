@@ -145,7 +145,7 @@ int db_open(const char *path, const db_options *opts, db **out, char **err)
         return -1;
     }
     d->index_low = readIndexLow(d->w);
-    d->index = d->index_low;
+    __atomic_store_n(&d->index, d->index_low, __ATOMIC_RELAXED);
     *out = d;
     return 0;
 }
@@ -169,7 +169,7 @@ void db_close(db *d)
     free(d);
 }
 
-uint64_t db_index(db *d) { return d->index; }
+uint64_t db_index(db *d) { return __atomic_load_n(&d->index, __ATOMIC_RELAXED); }
 
 void db_resolve_index(db *d, uint64_t near)
 {
@@ -185,7 +185,7 @@ void db_resolve_index(db *d, uint64_t near)
             dist = da;
         }
     }
-    d->index = best;
+    __atomic_store_n(&d->index, best, __ATOMIC_RELAXED);
 }
 
 void db_set_entry_index(db *d, uint64_t index) { d->entry_index = index; }
@@ -1002,7 +1002,7 @@ static void commitWithIndex(db *d, uint64_t index)
         execSimple(c, "ROLLBACK", NULL);
         return;
     }
-    d->index = index;
+    __atomic_store_n(&d->index, index, __ATOMIC_RELAXED);
     d->index_low = (uint32_t)index;
 }
 
@@ -1037,8 +1037,12 @@ static void runGuarded(db *d, const json_t *stmts, unsigned flags, buf *out, uin
     bool guarded = false;
     if (index && d->marker) {
         int nlog = -1, nckpt = -1;
-        if (sqlite3_wal_checkpoint_v2(c, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt) == SQLITE_OK &&
-            nlog <= 0) {
+        /* Readers may hold the WAL: wait for them only briefly, this is the
+         * Raft thread. */
+        sqlite3_busy_timeout(c, 200);
+        int crc = sqlite3_wal_checkpoint_v2(c, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+        sqlite3_busy_timeout(c, 5000);
+        if (crc == SQLITE_OK && nlog <= 0) {
             int fd = open(d->marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd >= 0) {
                 char text[32];
@@ -1253,7 +1257,7 @@ int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err)
     if (len == 0 && index)
         commitWithIndex(d, index);
     if (index) {
-        d->index = index;
+        __atomic_store_n(&d->index, index, __ATOMIC_RELAXED);
         d->index_low = (uint32_t)index;
     }
     /* A fresh write connection, as rqlite's after a swap: last_insert_id
@@ -1359,7 +1363,7 @@ int db_install_file(db *d, const char *path, char **err)
         return -1;
     }
     d->index_low = readIndexLow(d->w);
-    d->index = d->index_low;
+    __atomic_store_n(&d->index, d->index_low, __ATOMIC_RELAXED);
     return rc;
 }
 

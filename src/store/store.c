@@ -1781,9 +1781,11 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     raft_set_election_timeout(&s->raft, et);
     raft_set_heartbeat_timeout(&s->raft, hb);
     raft_set_pre_vote(&s->raft, true);
-    /* A follower downloads the database before answering an InstallSnapshot:
-     * give large files time before the leader sends it again. */
-    raft_set_install_snapshot_timeout(&s->raft, 300000);
+    /* A follower downloads the database before answering an InstallSnapshot;
+     * a leader that times out and sends it again meanwhile is ignored
+     * (fetchStart), so libraft's default timeout is fine and retries a
+     * failed transfer soon. */
+    raft_set_install_snapshot_timeout(&s->raft, 30000);
     /* Count AppendEntries traffic for read-index reads (see above). */
     s->io_send = s->io.send;
     s->io_start = s->io.start;
@@ -2316,7 +2318,7 @@ json_t *store_status(store *s)
         s->cfg->node_id, "addr", s->cfg->raft_adv_addr, "dir", s->cfg->data_dir, "ready", s->ready,
         "leader", "node_id", has_leader ? leader.id : "", "addr", has_leader ? leader.addr : "",
         "nodes", nodes, "raft", raft, "fsm_index", (json_int_t)s->applied_index,
-        "db_applied_index", (json_int_t)s->applied_index, "sqlite3", "version",
+        "db_applied_index", (json_int_t)db_index(s->db), "sqlite3", "version",
         sqlite3_libversion(), "path", db_path(s->db), "size", (json_int_t)db_file_size(s->db));
     json_object_set_new(st, "snapshot_threshold", json_integer((json_int_t)s->cfg->raft_snap));
     json_object_set_new(st, "apply_timeout", json_integer((json_int_t)s->cfg->raft_apply_timeout_ms));
@@ -2326,6 +2328,9 @@ json_t *store_status(store *s)
                         json_integer((json_int_t)s->cfg->raft_heartbeat_timeout_ms));
     json_object_set_new(st, "num_snapshots", json_integer((json_int_t)s->num_snapshots));
     json_object_set_new(st, "num_restores", json_integer((json_int_t)s->num_restores));
+    json_object_set_new(st, "num_restores_skipped", json_integer((json_int_t)s->num_restores_skipped));
+    json_object_set_new(st, "num_snapshot_transfers", json_integer((json_int_t)s->num_fetches));
+    json_object_set_new(st, "db_unguarded_entries", json_integer((json_int_t)db_unguarded(s->db)));
     json_object_set_new(st, "db_conf", json_pack("{s:b}", "fk_constraints", s->cfg->fk));
     pthread_mutex_unlock(&s->mu);
     return st;
