@@ -951,23 +951,31 @@ static void truncateTo(buf *out, size_t n)
     }
 }
 
-/* Statement by statement in autocommit mode (reads, and entries that run
- * their own transactions); ?transaction wraps them in one. */
-static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out)
+/* Run each element, separating results with commas. sp: a savepoint per
+ * statement (inside our transaction). Stops at the first failure when tx,
+ * and when a failure ended the transaction itself (*lost). Returns whether
+ * any statement failed. */
+static bool runList(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out, bool sp, bool tx,
+                    bool *lost)
 {
-    bool tx = (flags & DB_TX) && !ro;
-    if (tx)
-        execSimple(c, "BEGIN", NULL);
     size_t i;
     json_t *e;
-    bool first = true;
-    bool failed = false;
+    bool first = true, failed = false;
+    *lost = false;
     json_array_foreach(stmts, i, e) {
         if (out && !first)
             buf_putc(out, ',');
         size_t before = out ? out->len : 0;
         bool wrote;
+        if (sp)
+            execSimple(c, "SAVEPOINT s", NULL);
         bool ok = runOne(c, e, flags, ro, out, &wrote);
+        if (sp && !ok && sqlite3_get_autocommit(c)) {
+            *lost = true; /* an ON CONFLICT ROLLBACK undid the transaction */
+            return true;
+        }
+        if (sp)
+            execSimple(c, ok ? "RELEASE s" : "ROLLBACK TO s; RELEASE s", NULL);
         if (!wrote && out && !first) /* nothing written: drop the comma */
             truncateTo(out, before - 1);
         if (wrote)
@@ -978,6 +986,18 @@ static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf
                 break;
         }
     }
+    return failed;
+}
+
+/* Statement by statement in autocommit mode (reads, and entries that run
+ * their own transactions); ?transaction wraps them in one. */
+static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out)
+{
+    bool tx = (flags & DB_TX) && !ro;
+    if (tx)
+        execSimple(c, "BEGIN", NULL);
+    bool lost;
+    bool failed = runList(c, stmts, flags, ro, out, false, tx, &lost);
     /* A statement that failed inside the client's own BEGIN would leave the
      * shared write connection in a transaction for every later request. */
     if (!tx && !ro && failed && sqlite3_get_autocommit(c) == 0)
@@ -1085,40 +1105,14 @@ void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
     bool sp = !tx && n > 1;
     size_t start = out ? out->len : 0;
     execSimple(c, "BEGIN", NULL);
-    size_t i;
-    json_t *e;
-    bool first = true, failed = false, lost = false;
-    json_array_foreach(stmts, i, e) {
-        if (out && !first)
-            buf_putc(out, ',');
-        size_t before = out ? out->len : 0;
-        bool wrote;
-        if (sp)
-            execSimple(c, "SAVEPOINT s", NULL);
-        bool ok = runOne(c, e, flags, false, out, &wrote);
-        if (!ok && sqlite3_get_autocommit(c)) {
-            lost = true; /* an ON CONFLICT ROLLBACK undid the transaction */
-            break;
-        }
-        if (sp)
-            execSimple(c, ok ? "RELEASE s" : "ROLLBACK TO s; RELEASE s", NULL);
-        if (!wrote && out && !first) /* nothing written: drop the comma */
-            truncateTo(out, before - 1);
-        if (wrote)
-            first = false;
-        if (!ok) {
-            failed = true;
-            if (tx)
-                break;
-        }
-    }
+    bool lost;
+    bool failed = runList(c, stmts, flags, false, out, sp, tx, &lost);
     if (lost) {
-        /* Nothing of the entry remains. A single statement or a ?transaction
-         * has its answer; a batch starts over statement by statement. */
-        if (n > 1 && !tx) {
-            truncateTo(out, start);
-            runGuarded(d, stmts, flags, out, index);
-        }
+        /* Nothing of the batch remains: start over statement by statement.
+         * (A single statement or a ?transaction that fails that way has
+         * its answer; the index commit below is then harmless.) */
+        truncateTo(out, start);
+        runGuarded(d, stmts, flags, out, index);
     } else if (tx && failed) {
         execSimple(c, "ROLLBACK", NULL);
     } else if (index) {

@@ -24,6 +24,16 @@ class Cluster:
         self.nodes.append(n)
         return n
 
+    def start_three(self, extra=None):
+        """Nodes 1-3 formed the seed's way (HTTP join URL to node 1), each
+        started with the extra flags; returns them once all are ready."""
+        n1 = self.node(1, extra).start().wait_ready()
+        others = [self.node(i, extra).start(join=n1.url) for i in (2, 3)]
+        for n in others:
+            n.wait_ready()
+        harness.wait_members(n1, 3)
+        return [n1] + others
+
     def stop_all(self):
         for n in self.nodes:
             try:
@@ -53,10 +63,4 @@ def pytest_runtest_makereport(item, call):
 @pytest.fixture
 def three(cluster):
     """A 3-node cluster formed the seed's way (HTTP join URL)."""
-    n1 = cluster.node(1).start().wait_ready()
-    n2 = cluster.node(2).start(join=n1.url)
-    n3 = cluster.node(3).start(join=n1.url)
-    n2.wait_ready()
-    n3.wait_ready()
-    harness.wait_members(n1, 3)
-    return cluster, [n1, n2, n3]
+    return cluster, cluster.start_three()

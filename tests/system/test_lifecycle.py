@@ -35,13 +35,7 @@ def test_large_database_catch_up_and_restart(cluster):
     """A wiped follower of a BIG_MB database comes back from a snapshot
     streamed to disk (peak RSS far below the database size), and a node
     restarts on the same data without replaying or copying it."""
-    snap = ["-raft-snap", "4"]
-    n1 = cluster.node(1, snap).start().wait_ready()
-    n2 = cluster.node(2, snap).start(join=n1.url)
-    n3 = cluster.node(3, snap).start(join=n1.url)
-    n2.wait_ready()
-    n3.wait_ready()
-    wait_members(n1, 3)
+    n1, n2, n3 = cluster.start_three(["-raft-snap", "4"])
     leader = leader_of([n1, n2, n3])
     t0 = time.monotonic()
     fill(leader, BIG_MB)
@@ -111,12 +105,7 @@ def test_kill9_under_load_applies_each_write_once(cluster):
     """Nodes killed -9 while writes (plain and with their own BEGIN/COMMIT)
     stream in restart with exactly the acknowledged rows, each once, and
     agree with each other."""
-    n1 = cluster.node(1).start().wait_ready()
-    n2 = cluster.node(2).start(join=n1.url)
-    n3 = cluster.node(3).start(join=n1.url)
-    n2.wait_ready()
-    n3.wait_ready()
-    wait_members(n1, 3)
+    n1, n2, n3 = cluster.start_three()
     leader = leader_of([n1, n2, n3])
     leader.execute(["CREATE TABLE k (id INTEGER PRIMARY KEY, w INT, n INT, UNIQUE(w, n))"])
     acked = set()
@@ -216,13 +205,7 @@ def test_peers_json_recovers_lost_quorum(cluster):
     good; the survivor restarted with peers.json listing only itself leads
     again with all the data; a bad peers.json is refused clearly."""
     import json
-    nodes = [cluster.node(i) for i in (1, 2, 3)]
-    nodes[0].start().wait_ready()
-    for n in nodes[1:]:
-        n.start(join=nodes[0].url)
-    for n in nodes:
-        n.wait_ready()
-    wait_members(nodes[0], 3)
+    nodes = cluster.start_three()
     leader = leader_of(nodes)
     leader.execute(["CREATE TABLE p (v)", "INSERT INTO p VALUES (1)", "INSERT INTO p VALUES (2)"])
     survivor = nodes[1]
@@ -254,14 +237,7 @@ def test_peers_json_recovers_lost_quorum(cluster):
 def test_remove_on_shutdown(cluster):
     """-raft-cluster-remove-shutdown: a follower, then the leader, leave the
     cluster when stopped; the last node carries on alone and writable."""
-    flag = ["-raft-cluster-remove-shutdown=true"]
-    nodes = [cluster.node(i, flag) for i in (1, 2, 3)]
-    nodes[0].start().wait_ready()
-    for n in nodes[1:]:
-        n.start(join=nodes[0].url)
-    for n in nodes:
-        n.wait_ready()
-    wait_members(nodes[0], 3)
+    nodes = cluster.start_three(["-raft-cluster-remove-shutdown=true"])
     leader = leader_of(nodes)
     leader.execute(["CREATE TABLE r (v)", "INSERT INTO r VALUES (1)"])
     follower = [n for n in nodes if n is not leader][0]
@@ -281,14 +257,8 @@ def test_reaping_unreachable_nodes(cluster):
     """With -raft-reap-node-timeout / -raft-reap-read-only-node-timeout the
     leader removes a voter and a non-voter that stay unreachable."""
     reap = ["-raft-reap-node-timeout", "2s", "-raft-reap-read-only-node-timeout", "1s"]
-    nodes = [cluster.node(i, reap) for i in (1, 2, 3)]
-    nodes[0].start().wait_ready()
-    for n in nodes[1:]:
-        n.start(join=nodes[0].url)
-    ro = cluster.node(4, reap + ["-raft-non-voter=true"]).start(join=nodes[0].url)
-    for n in nodes + [ro]:
-        n.wait_ready()
-    wait_members(nodes[0], 3)
+    nodes = cluster.start_three(reap)
+    ro = cluster.node(4, reap + ["-raft-non-voter=true"]).start(join=nodes[0].url).wait_ready()
     leader = leader_of(nodes)
     poll(lambda: len(leader.nodes()) == 4, what="4 nodes")
     victim = [n for n in nodes if n is not leader][0]
@@ -307,14 +277,7 @@ def test_bulk_requests_keep_memory_bounded(cluster):
     (-raft-snap-wal-size) and trimmed by size, so no node holds the log in
     memory (libraft keeps its log in RAM)."""
     # RQ_TEST_EXTRA="-raft-snap-wal-size 0" shows the test failing (~165 MB)
-    extra = os.environ.get("RQ_TEST_EXTRA", "").split()
-    n1 = cluster.node(1, extra).start().wait_ready()
-    n2 = cluster.node(2, extra).start(join=n1.url)
-    n3 = cluster.node(3, extra).start(join=n1.url)
-    nodes = [n1, n2, n3]
-    for n in nodes:
-        n.wait_ready()
-    wait_members(n1, 3)
+    nodes = cluster.start_three(os.environ.get("RQ_TEST_EXTRA", "").split())
     leader = leader_of(nodes)
     leader.execute(["CREATE TABLE m (id INTEGER PRIMARY KEY, v TEXT)"])
     blob = "x" * 10000
@@ -332,14 +295,7 @@ def test_graceful_leader_shutdown_hands_over(cluster):
     """Ctrl-C on the leader transfers leadership before stopping: with a 5 s
     election timeout, writes resume far sooner than an election could
     happen (without the hand-over they would wait >= 5 s)."""
-    slow = ["-raft-election-timeout", "5s"]
-    nodes = [cluster.node(i, slow) for i in (1, 2, 3)]
-    nodes[0].start().wait_ready()
-    for n in nodes[1:]:
-        n.start(join=nodes[0].url)
-    for n in nodes:
-        n.wait_ready()
-    wait_members(nodes[0], 3)
+    nodes = cluster.start_three(["-raft-election-timeout", "5s"])
     leader = leader_of(nodes)
     leader.execute(["CREATE TABLE g (v)"])
     others = [n for n in nodes if n is not leader]
