@@ -10,7 +10,7 @@ PKGS       = build-essential cmake pkg-config libraft-dev libuv1-dev \
              python3 python3-pytest python3-requests tmux sqlite3
 PC_LIBS    = raft libuv libmicrohttpd jansson sqlite3 libedit libcurl cmocka zlib
 
-.PHONY: all deps build run test unit system asan clean
+.PHONY: all deps build run test unit system asan clean bench
 
 all: build
 
@@ -37,6 +37,12 @@ build: $(BUILD)/Makefile
 
 run: build
 	$(BUILD)/rqlited -node-id 1 $(DATA)
+
+# bench/run compares with etcd: Debian's etcd-server, installed here only.
+bench: build
+	@command -v etcd >/dev/null || { SUDO=$$(if [ "$$(id -u)" != 0 ]; then echo sudo; fi); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq etcd-server; }
+	RQ_BUILD=$(abspath $(BUILD)) bench/run $(BENCH_FLAGS)
 
 unit: build
 	cd $(BUILD) && ctest --output-on-failure

@@ -19,6 +19,17 @@
 #include "db/internal.h"
 #include "util/os.h"
 
+#define STMT_CACHE 32
+typedef struct stmtCache {
+    struct {
+        char *sql;
+        size_t len;
+        sqlite3_stmt *st;
+        unsigned long use;
+    } e[STMT_CACHE];
+    unsigned long clock;
+} stmtCache;
+
 struct db {
     char *path;
     db_options opts;
@@ -39,7 +50,10 @@ struct db {
     char *marker;            /* "<path>-rqentry": an unguarded entry is running */
     bool recovered;          /* db_open dropped a cut-short entry */
     uint64_t unguarded;      /* control entries run without the guard */
+    stmtCache cache;         /* the write connection's prepared statements */
 };
+
+static void cacheClear(stmtCache *k);
 
 static char *errdup(const char *prefix, const char *msg)
 {
@@ -160,6 +174,7 @@ void db_close(db *d)
         sqlite3_close(d->idle[i]);
     free(d->idle);
     free(d->busy);
+    cacheClear(&d->cache);
     if (d->w)
         sqlite3_close(d->w);
     pthread_mutex_destroy(&d->mu);
@@ -785,9 +800,60 @@ static bool blankSql(const char *s)
     return true;
 }
 
+/* ---- prepared statements kept on the write connection ----------------------- */
+
+static sqlite3_stmt *cacheGet(stmtCache *k, const char *sql)
+{
+    size_t n = strlen(sql);
+    for (int i = 0; i < STMT_CACHE; i++) {
+        if (k->e[i].st && k->e[i].len == n && memcmp(k->e[i].sql, sql, n) == 0) {
+            k->e[i].use = ++k->clock;
+            return k->e[i].st;
+        }
+    }
+    return NULL;
+}
+
+/* Keep st (prepared from sql) in place of the least recently used one.
+ * Returns true: the cache owns st now. */
+static bool cachePut(stmtCache *k, const char *sql, sqlite3_stmt *st)
+{
+    int v = 0;
+    for (int i = 1; i < STMT_CACHE; i++)
+        if (k->e[i].use < k->e[v].use)
+            v = i;
+    sqlite3_finalize(k->e[v].st);
+    free(k->e[v].sql);
+    k->e[v].sql = strdup(sql);
+    k->e[v].len = strlen(sql);
+    k->e[v].st = st;
+    k->e[v].use = ++k->clock;
+    return true;
+}
+
+static void cacheClear(stmtCache *k)
+{
+    for (int i = 0; i < STMT_CACHE; i++) {
+        sqlite3_finalize(k->e[i].st);
+        free(k->e[i].sql);
+    }
+    memset(k, 0, sizeof *k);
+}
+
+static void stmtRelease(sqlite3_stmt *st, bool cached)
+{
+    if (cached) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    } else {
+        sqlite3_finalize(st);
+    }
+}
+
 /* Run one request element on connection c. Writes one result (unless the
  * SQL is empty) and returns false if it was an error. ro: refuse writes. */
-static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf *out, bool *wrote)
+static bool runOne(sqlite3 *c, stmtCache *cache, const json_t *elem, unsigned flags, bool ro, buf *out,
+                   bool *wrote)
 {
     const char *sql = json_is_string(elem) ? json_string_value(elem)
                                            : json_string_value(json_array_get(elem, 0));
@@ -802,7 +868,22 @@ static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf 
     while (tail && *tail) {
         sqlite3_stmt *st = NULL;
         const char *next = NULL;
-        if (sqlite3_prepare_v2(c, tail, -1, &st, &next) != SQLITE_OK) {
+        bool cached = false;
+        if (cache && tail == sql && (st = cacheGet(cache, sql)) != NULL) {
+            cached = true;
+            next = sql + strlen(sql);
+        } else if (cache && tail == sql) {
+            /* A statement alone in its string stays prepared: bulk requests
+             * repeat the same INSERT thousands of times. */
+            if (sqlite3_prepare_v3(c, tail, -1, SQLITE_PREPARE_PERSISTENT, &st, &next) == SQLITE_OK &&
+                st && blankSql(next))
+                cached = cachePut(cache, sql, st);
+            else if (st) {
+                stmtRelease(st, cached);
+                st = NULL;
+            }
+        }
+        if (!cached && sqlite3_prepare_v2(c, tail, -1, &st, &next) != SQLITE_OK) {
             if (out) {
                 out->len = mark;
                 if (out->data) out->data[mark] = '\0';
@@ -815,7 +896,7 @@ static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf 
         if (st == NULL)
             continue; /* whitespace or comment */
         if (ro && !sqlite3_stmt_readonly(st)) {
-            sqlite3_finalize(st);
+            stmtRelease(st, cached);
             if (out) {
                 out->len = mark;
                 if (out->data) out->data[mark] = '\0';
@@ -826,7 +907,7 @@ static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf 
         }
         char *berr = NULL;
         if (bindParams(st, params, &berr) != 0) {
-            sqlite3_finalize(st);
+            stmtRelease(st, cached);
             if (out) {
                 out->len = mark;
                 if (out->data) out->data[mark] = '\0';
@@ -863,7 +944,7 @@ static bool runOne(sqlite3 *c, const json_t *elem, unsigned flags, bool ro, buf 
                 putExecResult(out, c, flags, t0);
             }
         }
-        sqlite3_finalize(st);
+        stmtRelease(st, cached);
         *wrote = true;
         if (!ok)
             break;
@@ -955,7 +1036,7 @@ static void truncateTo(buf *out, size_t n)
  * statement (inside our transaction). Stops at the first failure when tx,
  * and when a failure ended the transaction itself (*lost). Returns whether
  * any statement failed. */
-static bool runList(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out, bool sp, bool tx,
+static bool runList(sqlite3 *c, stmtCache *cache, const json_t *stmts, unsigned flags, bool ro, buf *out, bool sp, bool tx,
                     bool *lost)
 {
     size_t i;
@@ -969,7 +1050,7 @@ static bool runList(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, bu
         bool wrote;
         if (sp)
             execSimple(c, "SAVEPOINT s", NULL);
-        bool ok = runOne(c, e, flags, ro, out, &wrote);
+        bool ok = runOne(c, cache, e, flags, ro, out, &wrote);
         if (sp && !ok && sqlite3_get_autocommit(c)) {
             *lost = true; /* an ON CONFLICT ROLLBACK undid the transaction */
             return true;
@@ -991,13 +1072,13 @@ static bool runList(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, bu
 
 /* Statement by statement in autocommit mode (reads, and entries that run
  * their own transactions); ?transaction wraps them in one. */
-static void runAll(sqlite3 *c, const json_t *stmts, unsigned flags, bool ro, buf *out)
+static void runAll(sqlite3 *c, stmtCache *cache, const json_t *stmts, unsigned flags, bool ro, buf *out)
 {
     bool tx = (flags & DB_TX) && !ro;
     if (tx)
         execSimple(c, "BEGIN", NULL);
     bool lost;
-    bool failed = runList(c, stmts, flags, ro, out, false, tx, &lost);
+    bool failed = runList(c, cache, stmts, flags, ro, out, false, tx, &lost);
     /* A statement that failed inside the client's own BEGIN would leave the
      * shared write connection in a transaction for every later request. */
     if (!tx && !ro && failed && sqlite3_get_autocommit(c) == 0)
@@ -1077,7 +1158,7 @@ static void runGuarded(db *d, const json_t *stmts, unsigned flags, buf *out, uin
         else
             d->unguarded++;
     }
-    runAll(c, stmts, flags, false, out);
+    runAll(c, &d->cache, stmts, flags, false, out);
     if (index)
         commitWithIndex(d, index);
     if (guarded) {
@@ -1106,7 +1187,7 @@ void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
     size_t start = out ? out->len : 0;
     execSimple(c, "BEGIN", NULL);
     bool lost;
-    bool failed = runList(c, stmts, flags, false, out, sp, tx, &lost);
+    bool failed = runList(c, &d->cache, stmts, flags, false, out, sp, tx, &lost);
     if (lost) {
         /* Nothing of the batch remains: start over statement by statement.
          * (A single statement or a ?transaction that fails that way has
@@ -1135,7 +1216,7 @@ void db_query(db *d, const json_t *stmts, unsigned flags, buf *out)
         }
         return;
     }
-    runAll(c, stmts, flags & ~DB_TX, true, out);
+    runAll(c, NULL, stmts, flags & ~DB_TX, true, out);
     roPut(d, c);
 }
 
@@ -1258,6 +1339,7 @@ int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err)
      * and rows_affected start from zero again. */
     sqlite3 *w = NULL;
     if (openConn(d, false, &w, NULL) == 0) {
+        cacheClear(&d->cache);
         sqlite3_close(d->w);
         d->w = w;
     }
@@ -1339,6 +1421,7 @@ int db_install_file(db *d, const char *path, char **err)
     pthread_mutex_unlock(&d->mu);
     /* The old file's WAL is not worth checkpointing: it is replaced. */
     sqlite3_db_config(d->w, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    cacheClear(&d->cache);
     sqlite3_close(d->w);
     d->w = NULL;
     int rc = 0;

@@ -195,6 +195,8 @@ struct store {
                    raft_io_send_cb);
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     raft_io_recv_cb raft_recv;
+    raft_io_tick_cb raft_tick;  /* libraft's, for heartbeatNow() */
+    bool reads_started;     /* drainQueue registered linearizable reads */
     bool answering_ae;      /* follower: inside libraft's AppendEntries handling */
     raft_index ae_limit;    /* ... whose entries end at this index */
     raft_index ready_target;
@@ -979,6 +981,7 @@ static int wrappedStart(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick
 {
     store *s = ((struct raft *)io->data)->data;
     s->raft_recv = recv;
+    s->raft_tick = tick;
     return s->io_start(io, msecs, tick, wrappedRecv);
 }
 
@@ -1144,6 +1147,7 @@ static void startOp(store *s, op *o)
             rv = raft_barrier(&s->raft, &o->barrier, barrierCb);
         } else {
             readStart(s, o);
+            s->reads_started = true;
         }
         break;
     case OP_TRANSFER:
@@ -1161,6 +1165,21 @@ static void startOp(store *s, op *o)
             opComplete(o, STORE_ERROR, rq_sprintf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft)
                                                                          : raft_strerror(rv)));
     }
+}
+
+/* Send a round of AppendEntries to every follower now, instead of at the
+ * next heartbeat: linearizable reads registered just before are confirmed
+ * by the answers (a round trip, not up to a heartbeat interval). libraft
+ * has no call for it; its tick with a zero heartbeat interval does it. */
+static void heartbeatNow(store *s)
+{
+    struct raft *r = &s->raft;
+    if (r->state != RAFT_LEADER || s->raft_tick == NULL)
+        return;
+    unsigned hb = r->heartbeat_timeout;
+    r->heartbeat_timeout = 0;
+    s->raft_tick(&s->io);
+    r->heartbeat_timeout = hb;
 }
 
 static void drainQueue(store *s)
@@ -1182,6 +1201,10 @@ static void drainQueue(store *s)
         rev->next = NULL;
         startOp(s, rev);
         rev = n;
+    }
+    if (s->reads_started) {
+        s->reads_started = false;
+        heartbeatNow(s);
     }
 }
 
