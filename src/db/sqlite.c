@@ -135,8 +135,17 @@ static void unlinkSidecars(const char *path)
     unlink(p);
 }
 
+static void sqliteGlobalConfig(void)
+{
+    /* Memory statistics put a global mutex around every SQLite allocation;
+     * nothing reads them. Must precede sqlite3_initialize(). */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int db_open(const char *path, const db_options *opts, db **out, char **err)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqliteGlobalConfig);
     db *d = calloc(1, sizeof *d);
     d->path = strdup(path);
     if (asprintf(&d->marker, "%s-rqentry", path) < 0)

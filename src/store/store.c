@@ -19,8 +19,9 @@
  *
  * Snapshots carry no data, only a marker: "RQSNAP02", u32 length, a JSON
  * map {"i": Raft index, "d": index of the last SQL entry then (what a file
- * must hold to stand for the snapshot), "m": node metadata}. Taking one makes the file durable up
- * to that index (db_sync) before libraft compacts the log. A follower that
+ * must hold to stand for the snapshot), "m": node metadata}. Taking one
+ * makes the file durable up to that index (db_sync) before libraft
+ * compacts the log. A follower that
  * needs a snapshot is behind the file of any up-to-date node: when an
  * InstallSnapshot arrives and its own file is older, it streams a
  * consistent copy of the sender's file (GET /_rq/image, written to disk as
@@ -28,13 +29,16 @@
  * message to libraft. Memory stays bounded whatever the database size.
  * (Format "RQSNAP01", with the whole image inline, is still restored.)
  *
- * Log entries are JSON documents:
- *   {"t":"x","o":ORIGIN,"s":SEQ,"f":FLAGS,"ts":MS,"r":SEED,"q":[statements]}
- *                                                              execute
- *   {"t":"m","id":..,"rid":..,"addr":..,"api":..}              node metadata
+ * Log entries:
+ *   "RQEXEC01" origin seq flags ms seed len (u64 LE) + statements JSON
+ *                                                     execute (applyExec)
+ *   "RQLOAD01" origin seq len + SQLite image           load (applyLoad)
+ *   {"t":"m","id":..,"rid":..,"addr":..,"api":..}     node metadata
+ *   {"t":"x",...,"q":[statements]}                    execute, older format
  * ORIGIN/SEQ let the proposing node find the waiting request when the entry
- * is applied, so that only that node encodes results. TS/SEED are the
- * proposer's clock and a random seed: every replica evaluates 'now' and
+ * is applied, so that only that node encodes results (and it applies the
+ * statements it already parsed). MS/SEED are the proposer's clock and a
+ * random seed: every replica evaluates 'now' and
  * random() from them, so non-deterministic SQL replicates identically.
  *
  * Snapshots: "RQSNAP01", u32 length of a JSON metadata map, the map, then
@@ -65,6 +69,8 @@
 #define SNAP_MAGIC "RQSNAP02"
 #define SNAP_MAGIC_V1 "RQSNAP01"
 #define LOAD_MAGIC "RQLOAD01"
+#define EXEC_MAGIC "RQEXEC01"
+#define EXEC_HDR 56
 
 enum {
     OP_APPLY = 1,
@@ -101,6 +107,7 @@ typedef struct op {
     pthread_cond_t cond;
     /* inputs */
     char *entry;           /* OP_APPLY: raft_malloc'd, handed to raft */
+    json_t *stmts;         /* OP_APPLY execute: the statements, applied as they are here */
     size_t entry_len;
     uint64_t seq;
     raft_id rid;
@@ -256,6 +263,7 @@ static void opFree(op *o)
     free(o->err);
     if (o->entry)
         raft_free(o->entry);
+    json_decref(o->stmts);
     free(o);
 }
 
@@ -459,6 +467,33 @@ static void applyLoad(store *s, const unsigned char *p, size_t len, raft_index i
     rq_log("store", "database loaded from a %zu-byte image", n);
 }
 
+/* An execute entry: EXEC_MAGIC, origin, seq, flags, clock (ms), random
+ * seed, length of the statements' JSON (u64 LE each), the JSON, padding.
+ * The proposing node applies the statements it parsed from the request;
+ * the others decode the same text. */
+static void applyExec(store *s, const unsigned char *p, size_t len, raft_index index)
+{
+    raft_id origin = get64(p + 8);
+    uint64_t seq = get64(p + 16);
+    unsigned flags = (unsigned)get64(p + 24);
+    uint64_t n = get64(p + 48);
+    if (n > len - EXEC_HDR) {
+        rq_log("store", "skipping malformed execute entry at index %llu", (unsigned long long)index);
+        return;
+    }
+    op *o = origin == s->id ? pendingFind(s, seq) : NULL;
+    json_t *stmts = o && o->stmts ? json_incref(o->stmts) : json_loadb((const char *)p + EXEC_HDR, n, 0, NULL);
+    if (!json_is_array(stmts)) {
+        rq_log("store", "skipping undecodable execute entry at index %llu", (unsigned long long)index);
+        json_decref(stmts);
+        return;
+    }
+    db_set_entropy(s->db, (int64_t)get64(p + 32), get64(p + 40));
+    db_set_entry_index(s->db, index);
+    db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
+    json_decref(stmts);
+}
+
 static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **result)
 {
     store *s = fsm->data;
@@ -476,6 +511,11 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
     if (b->len >= 8 && memcmp(b->base, LOAD_MAGIC, 8) == 0) {
         if (!held)
             applyLoad(s, b->base, b->len, index);
+        return 0;
+    }
+    if (b->len >= EXEC_HDR && memcmp(b->base, EXEC_MAGIC, 8) == 0) {
+        if (!held)
+            applyExec(s, b->base, b->len, index);
         return 0;
     }
     json_error_t jerr;
@@ -824,13 +864,16 @@ static void *fetchThread(void *arg)
     int rc = -1;
     long long bytes = 0;
     char *api = NULL;
+    pthread_mutex_lock(&s->mu); /* the Raft thread may replace the held message */
+    char *from = strdup(s->fetch_from);
+    pthread_mutex_unlock(&s->mu);
     for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
         free(err);
         err = NULL;
         free(api);
-        api = cluster_api_url(s->fetch_from, 2000);
+        api = cluster_api_url(from, 2000);
         if (api == NULL) {
-            err = rq_sprintf("cannot reach %s for its API address", s->fetch_from);
+            err = rq_sprintf("cannot reach %s for its API address", from);
             continue;
         }
         char *url = rq_sprintf("%s/_rq/image", api);
@@ -844,6 +887,7 @@ static void *fetchThread(void *arg)
             break;
     }
     free(api);
+    free(from);
     pthread_mutex_lock(&s->mu);
     s->fetch_done = true;
     s->fetch_rc = rc;
@@ -865,17 +909,47 @@ static void releaseMessage(struct raft_message *m)
 
 /* Raft thread: an InstallSnapshot whose state our file does not hold yet.
  * Keep the message, fetch the sender's file; fetchDone() delivers it. */
-static void fetchStart(store *s, struct raft_message *m, raft_index need)
+static void holdMessage(store *s, struct raft_message *m, raft_index need)
 {
-    if (s->fetching) { /* the leader retried: one transfer is enough */
-        releaseMessage(m);
-        return;
-    }
     s->fetch_msg = *m;
     s->fetch_need = need;
     free(s->fetch_from);
     s->fetch_from = strdup(m->server_address);
     s->fetch_msg.server_address = s->fetch_from;
+}
+
+static void fetchLaunch(store *s);
+
+static void fetchStart(store *s, struct raft_message *m, raft_index need)
+{
+    if (s->fetching) {
+        /* The leader sent it again (a retry, or a newer snapshot after a
+         * membership change): one transfer is enough, but answer the newest
+         * message, the one the leader waits for. The transfer in progress
+         * brings the sender's current file, which normally covers it. */
+        struct raft_install_snapshot *held = &s->fetch_msg.install_snapshot;
+        if (m->install_snapshot.term > held->term ||
+            (m->install_snapshot.term == held->term && m->install_snapshot.last_index >= held->last_index)) {
+            pthread_mutex_lock(&s->mu); /* fetch_from is read by the thread */
+            releaseMessage(&s->fetch_msg);
+            char *old = s->fetch_from;
+            s->fetch_from = NULL;
+            holdMessage(s, m, need);
+            pthread_mutex_unlock(&s->mu);
+            free(old);
+        } else {
+            releaseMessage(m);
+        }
+        return;
+    }
+    holdMessage(s, m, need);
+    fetchLaunch(s);
+}
+
+static void fetchLaunch(store *s)
+{
+    struct raft_message *m = &s->fetch_msg;
+    raft_index need = s->fetch_need;
     s->fetching = true;
     s->fetch_done = false;
     s->fetch_started_ms = rq_now_ms();
@@ -925,9 +999,9 @@ static void fetchDone(store *s)
            s->fetch_bytes, secs, secs > 0 ? (double)s->fetch_bytes / 1e6 / secs : 0.0,
            (unsigned long long)db_index(s->db));
     if (db_index(s->db) < want) {
-        rq_log("store", "transferred database is older than the snapshot (index %llu): dropped",
+        rq_log("store", "transferred database is older than the snapshot (needs index %llu): fetching again",
                (unsigned long long)want);
-        releaseMessage(&s->fetch_msg);
+        fetchLaunch(s);
         return;
     }
     s->raft_recv(&s->io, &s->fetch_msg);
@@ -1993,7 +2067,7 @@ int store_nodes(store *s, store_node **nodes)
 
 /* ------------------------------------------------------------- writes */
 
-static int applyEntry(store *s, const char *type, const json_t *stmts, unsigned flags,
+static int applyEntry(store *s, const json_t *stmts, unsigned flags,
                       buf *out, uint64_t *raft_index, char **err)
 {
     op *o = opNew(s, OP_APPLY);
@@ -2007,14 +2081,24 @@ static int applyEntry(store *s, const char *type, const json_t *stmts, unsigned 
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)now.tv_nsec * 0x9E3779B97F4A7C15ULL ^ o->seq;
-    json_t *e = json_pack("{s:s,s:I,s:I,s:i,s:I,s:I,s:O}", "t", type, "o", (json_int_t)s->id,
-                          "s", (json_int_t)o->seq, "f", (int)flags, "ts",
-                          (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, "r",
-                          (json_int_t)(seed & 0x7fffffffffffffffULL), "q", stmts);
-    char *text = json_dumps(e, JSON_COMPACT);
-    json_decref(e);
-    o->entry = entryFromText(text, &o->entry_len);
+    char *text = json_dumps(stmts, JSON_COMPACT);
+    size_t n = strlen(text);
+    size_t padded = (EXEC_HDR + n + 7) & ~(size_t)7;
+    unsigned char *p = raft_malloc(padded);
+    memcpy(p, EXEC_MAGIC, 8);
+    put64(p + 8, s->id);
+    put64(p + 16, o->seq);
+    put64(p + 24, flags);
+    put64(p + 32, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
+    put64(p + 40, seed & 0x7fffffffffffffffULL);
+    put64(p + 48, n);
+    memcpy(p + EXEC_HDR, text, n);
+    memset(p + EXEC_HDR + n, ' ', padded - EXEC_HDR - n);
     free(text);
+    o->entry = (char *)p;
+    o->entry_len = padded;
+    /* This node applies the statements it already holds, parsed. */
+    o->stmts = json_incref((json_t *)stmts);
     o->want_results = out != NULL;
     if (out) { /* the FSM appends straight into the caller's buffer */
         o->out = *out;
@@ -2072,7 +2156,7 @@ int store_load(store *s, const void *image, size_t len, char **err)
 int store_execute(store *s, const json_t *stmts, unsigned db_flags, buf *out,
                   uint64_t *raft_index, char **err)
 {
-    return applyEntry(s, "x", stmts, db_flags, out, raft_index, err);
+    return applyEntry(s, stmts, db_flags, out, raft_index, err);
 }
 
 /* Wait until the leader has confirmed its leadership and applied
@@ -2142,7 +2226,7 @@ int store_request(store *s, const json_t *stmts, unsigned db_flags, store_level 
     if (level != LEVEL_STRONG && db_all_readonly(s->db, stmts))
         return store_query(s, stmts, db_flags, level == LEVEL_AUTO ? LEVEL_WEAK : level,
                            freshness_ms, freshness_strict, out, err);
-    return applyEntry(s, "x", stmts, db_flags | DB_READ_ROWS, out, NULL, err);
+    return applyEntry(s, stmts, db_flags | DB_READ_ROWS, out, NULL, err);
 }
 
 /* ---------------------------------------------------------- membership */
