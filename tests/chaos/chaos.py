@@ -1,0 +1,484 @@
+#!/usr/bin/python3
+"""Fault injection against a real rqlited cluster on loopback.
+
+    tests/chaos/chaos.py [--nodes 3|5] [--seed N] [--duration SECONDS]
+                         [--faults N] [--build DIR] [--keep]
+
+Starts N nodes (free ports on 127.0.0.1, a temporary directory), runs
+concurrent clients for --duration seconds (or until --faults faults were
+injected), and meanwhile injects faults chosen by a seeded random generator:
+kill -9 and restart, SIGSTOP/SIGCONT pauses, wiping a node's data and
+restarting it with or without -join, and killing the leader. At most a
+minority of nodes is down or paused at any time.
+
+Clients: unique inserts; read-modify-write registers (writes, and reads at
+strong and linearizable levels, recorded with their call and return times);
+bank transfers (single-statement and ?transaction) with invariant reads at
+level none on every node; weak reads whose answers may not go backwards on
+the node that served them.
+
+Checks once the cluster is healed: every acknowledged insert is on every
+node; all nodes hold the same content; the register histories are
+linearizable (linearizability.py); the bank total is conserved and no
+balance was ever negative; at most one leader per term; a leader within a
+bound after each leader kill; no node exited on its own or logged a crash;
+file descriptors and memory stayed bounded. A violation prints the seed,
+the offending history and the node logs, and exits 1.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "system"))
+
+import harness  # noqa: E402
+from linearizability import INF, check  # noqa: E402
+
+ACCOUNTS = 5
+START_BALANCE = 100
+KEYS = 3
+LEADER_BOUND_S = 15.0
+
+
+class Violation(Exception):
+    pass
+
+
+class Chaos:
+    def __init__(self, args):
+        self.args = args
+        self.rng = random.Random(args.seed)
+        self.tmp = tempfile.mkdtemp(prefix="rq-chaos-")
+        self.nodes = []
+        self.down = set()      # node ids killed and not restarted yet
+        self.paused = set()    # node ids SIGSTOPped
+        self.expected_exit = set()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.acked = set()
+        self.reg_ops = {k: [] for k in range(KEYS)}
+        self.violations = []
+        self.leaders = {}      # term -> node id
+        self.faults = []       # (time, description)
+        self.leaderless = []   # seconds without a leader after a leader kill
+        self.weak_seen = {}    # (node id, process start) -> highest count
+        self.bank_reads = 0
+        self.t0 = time.monotonic()
+
+    # ---- cluster ------------------------------------------------------
+    def start(self):
+        path = type("P", (), {"__truediv__": lambda s, x: os.path.join(self.tmp, x)})()
+        for i in range(1, self.args.nodes + 1):
+            self.nodes.append(harness.Node(path, i))
+        n1 = self.nodes[0].start().wait_ready()
+        for n in self.nodes[1:]:
+            n.start(join=n1.url)
+        for n in self.nodes:
+            n.wait_ready()
+        harness.wait_members(n1, self.args.nodes)
+        leader = self.leader()
+        leader.execute(["CREATE TABLE ins (id INTEGER PRIMARY KEY, c INT, n INT, UNIQUE(c, n))",
+                        "CREATE TABLE reg (k INTEGER PRIMARY KEY, v INT)",
+                        "CREATE TABLE bank (acct INTEGER PRIMARY KEY, bal INT NOT NULL)"])
+        leader.execute([["INSERT INTO bank(acct, bal) VALUES (?, ?)", a, START_BALANCE]
+                        for a in range(ACCOUNTS)])
+
+    def live(self):
+        return [n for n in self.nodes if n.id not in self.down and n.id not in self.paused]
+
+    def leader(self, timeout=30):
+        return harness.leader_of(self.live(), timeout)
+
+    def log(self, msg):
+        print("[chaos %6.1fs] %s" % (time.monotonic() - self.t0, msg), flush=True)
+
+    def violation(self, msg):
+        with self.lock:
+            self.violations.append(msg)
+        self.log("VIOLATION: " + msg)
+
+    # ---- clients ------------------------------------------------------
+    def pick(self):
+        nodes = self.live()
+        return self.rng_local().choice(nodes) if nodes else None
+
+    def rng_local(self):
+        # Clients must not consume the fault generator's sequence.
+        t = threading.current_thread()
+        if not hasattr(t, "rng"):
+            t.rng = random.Random(hash((self.args.seed, t.name)))
+        return t.rng
+
+    def post(self, node, path, body, timeout=5):
+        return requests.post(node.url + path, json=body, timeout=timeout)
+
+    def inserter(self, c):
+        n = 0
+        while not self.stop.is_set():
+            node = self.pick()
+            if node is None:
+                time.sleep(0.05)
+                continue
+            n += 1
+            try:
+                r = self.post(node, "/db/execute", [["INSERT INTO ins(c, n) VALUES (?, ?)", c, n]])
+                res = r.json().get("results", [{}])[0] if r.status_code == 200 else {}
+                if r.status_code == 200 and "error" not in res:
+                    with self.lock:
+                        self.acked.add((c, n))
+            except (requests.RequestException, ValueError):
+                pass
+
+    def register_client(self, c):
+        rng = self.rng_local()
+        seq = 0
+        while not self.stop.is_set():
+            node = self.pick()
+            if node is None:
+                time.sleep(0.05)
+                continue
+            k = rng.randrange(KEYS)
+            if rng.random() < 0.5:
+                seq += 1
+                v = c * 1_000_000 + seq
+                op = {"kind": "w", "value": v, "call": time.monotonic(), "ret": INF, "ok": False}
+                try:
+                    r = self.post(node, "/db/execute",
+                                  [["INSERT OR REPLACE INTO reg(k, v) VALUES (?, ?)", k, v]])
+                    res = r.json().get("results", [{}])[0] if r.status_code == 200 else None
+                    if res is not None and "error" not in res:
+                        op["ret"], op["ok"] = time.monotonic(), True
+                    elif r.status_code in (400,):
+                        op = None  # refused outright: never happened
+                except (requests.ConnectionError,) as e:
+                    if "Connection refused" in str(e):
+                        op = None
+                except (requests.RequestException, ValueError):
+                    pass
+                if op:
+                    with self.lock:
+                        self.reg_ops[k].append(op)
+            else:
+                level = rng.choice(("strong", "linearizable"))
+                call = time.monotonic()
+                try:
+                    r = requests.get(node.url + "/db/query", params={
+                        "q": "SELECT v FROM reg WHERE k = %d" % k, "level": level}, timeout=5)
+                    if r.status_code != 200:
+                        continue
+                    res = r.json()["results"][0]
+                    if "error" in res:
+                        continue
+                    vals = res.get("values") or []
+                    v = vals[0][0] if vals else None
+                    op = {"kind": "r", "value": v, "call": call, "ret": time.monotonic(), "ok": True,
+                          "level": level, "node": node.id}
+                    with self.lock:
+                        self.reg_ops[k].append(op)
+                except (requests.RequestException, ValueError, KeyError, IndexError):
+                    pass
+
+    def banker(self, c):
+        rng = self.rng_local()
+        while not self.stop.is_set():
+            node = self.pick()
+            if node is None:
+                time.sleep(0.05)
+                continue
+            a, b = rng.sample(range(ACCOUNTS), 2)
+            amt = rng.randint(1, 60)
+            try:
+                if rng.random() < 0.5:
+                    stmt = [["UPDATE bank SET bal = bal + CASE acct WHEN ? THEN ? ELSE -? END "
+                             "WHERE acct IN (?, ?) AND (SELECT bal FROM bank WHERE acct = ?) >= ?",
+                             b, amt, amt, a, b, a, amt]]
+                    self.post(node, "/db/execute", stmt)
+                else:
+                    # two statements in one transaction: the credit happens
+                    # only if the debit did (changes() of the statement before)
+                    self.post(node, "/db/execute?transaction", [
+                        ["UPDATE bank SET bal = bal - ? WHERE acct = ? AND bal >= ?", amt, a, amt],
+                        ["UPDATE bank SET bal = bal + ? WHERE acct = ? AND changes() = 1", amt, b]])
+            except (requests.RequestException, ValueError):
+                pass
+            # invariant read on some node, at level none: every applied state must satisfy it
+            node = self.pick()
+            if node is None:
+                continue
+            try:
+                r = requests.get(node.url + "/db/query", params={
+                    "q": "SELECT SUM(bal), MIN(bal), COUNT(*) FROM bank", "level": "none"}, timeout=5)
+                if r.status_code == 200:
+                    vals = r.json()["results"][0].get("values")
+                    if vals:
+                        total, low, count = vals[0]
+                        self.bank_reads += 1
+                        if total != ACCOUNTS * START_BALANCE or low < 0 or count != ACCOUNTS:
+                            self.violation("bank invariant broken on node %s: sum=%s min=%s count=%s"
+                                           % (node.id, total, low, count))
+            except (requests.RequestException, ValueError, KeyError, IndexError, TypeError):
+                pass
+
+    def weak_reader(self):
+        while not self.stop.is_set():
+            node = self.pick()
+            if node is None:
+                time.sleep(0.05)
+                continue
+            try:
+                r = requests.get(node.url + "/db/query", params={
+                    "q": "SELECT COUNT(*) FROM ins", "level": "weak"}, timeout=5)
+                if r.status_code != 200:
+                    continue
+                count = r.json()["results"][0]["values"][0][0]
+                served = r.headers.get("X-RQLITE-SERVED-BY", "?")
+                who = [n for n in self.nodes if n.http_addr == served or n.raft_addr == served]
+                if not who:
+                    continue
+                key = (who[0].id, who[0].proc.pid)
+                with self.lock:
+                    prev = self.weak_seen.get(key, 0)
+                    if count < prev:
+                        self.violation("weak read went backwards on node %s: %d after %d"
+                                       % (who[0].id, count, prev))
+                    self.weak_seen[key] = max(prev, count)
+            except (requests.RequestException, ValueError, KeyError, IndexError):
+                pass
+            time.sleep(0.01)
+
+    def monitor(self):
+        """At most one leader per term, seen through every node's /status."""
+        while not self.stop.is_set():
+            for n in self.live():
+                try:
+                    raft = requests.get(n.url + "/status", timeout=1).json()["store"]["raft"]
+                except (requests.RequestException, ValueError, KeyError):
+                    continue
+                if raft.get("state") == "Leader":
+                    term = raft.get("term")
+                    with self.lock:
+                        other = self.leaders.setdefault(term, n.id)
+                    if other != n.id:
+                        self.violation("two leaders in term %s: nodes %s and %s" % (term, other, n.id))
+            time.sleep(0.1)
+
+    # ---- faults -------------------------------------------------------
+    def max_down(self):
+        return (self.args.nodes - 1) // 2
+
+    def current_leader_id(self):
+        for n in self.live():
+            if n.is_leader():
+                return n.id
+        return None
+
+    def wait_leader(self, after):
+        t = time.monotonic()
+        try:
+            harness.leader_of(self.live(), LEADER_BOUND_S)
+        except AssertionError:
+            self.violation("no leader within %.0fs after %s" % (LEADER_BOUND_S, after))
+            return
+        self.leaderless.append(time.monotonic() - t)
+
+    def node(self, nid):
+        return [n for n in self.nodes if n.id == nid][0]
+
+    def inject(self):
+        rng = self.rng
+        up = [n for n in self.nodes if n.id not in self.down and n.id not in self.paused]
+        kinds = ["kill", "pause", "wipe", "wipe_nojoin", "kill_leader"]
+        kind = rng.choice(kinds)
+        if len(self.down) + len(self.paused) >= self.max_down():
+            kind = "heal"
+        if kind == "heal":
+            for nid in sorted(self.paused):
+                os.kill(self.node(nid).proc.pid, signal.SIGCONT)
+            self.paused.clear()
+            for nid in sorted(self.down):
+                self.restart(self.node(nid), join=None)
+            self.faults.append((time.monotonic() - self.t0, "heal"))
+            self.log("heal: every node running")
+            return
+        leader_id = self.current_leader_id()
+        if kind == "kill_leader":
+            victim = self.node(leader_id) if leader_id else rng.choice(up)
+        else:
+            victim = rng.choice(up)
+        desc = "%s node %s%s" % (kind, victim.id, " (leader)" if victim.id == leader_id else "")
+        self.faults.append((time.monotonic() - self.t0, desc))
+        self.log(desc)
+        if kind == "pause":
+            os.kill(victim.proc.pid, signal.SIGSTOP)
+            self.paused.add(victim.id)
+            return
+        victim.proc.kill()
+        victim.wait_exit(10)
+        self.down.add(victim.id)
+        if kind.startswith("wipe"):
+            victim.wipe()
+        if victim.id == leader_id:
+            self.wait_leader("killing leader %s" % victim.id)
+        if kind in ("kill", "kill_leader") or rng.random() < 0.5:
+            # come back at once (the common crash-restart case)
+            join = None
+            if kind == "wipe":
+                others = [n for n in self.live()]
+                join = others[0].url if others else None
+            self.restart(victim, join=join)
+
+    def restart(self, node, join=None):
+        node.start(join=join)
+        self.down.discard(node.id)
+        try:
+            node.wait_ready(60)
+        except AssertionError as e:
+            self.violation("node %s did not become ready after restart: %s" % (node.id, str(e)[:300]))
+
+    # ---- run and check ------------------------------------------------
+    def run(self):
+        self.start()
+        self.log("cluster of %d nodes up, seed %d" % (self.args.nodes, self.args.seed))
+        threads = [threading.Thread(target=self.inserter, args=(c,), name="ins%d" % c) for c in range(3)]
+        threads += [threading.Thread(target=self.register_client, args=(c,), name="reg%d" % c)
+                    for c in range(1, 5)]
+        threads += [threading.Thread(target=self.banker, args=(c,), name="bank%d" % c) for c in range(2)]
+        threads += [threading.Thread(target=self.weak_reader, name="weak"),
+                    threading.Thread(target=self.monitor, name="monitor")]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + self.args.duration
+        injected = 0
+        try:
+            while time.monotonic() < deadline and injected < self.args.faults and not self.violations:
+                time.sleep(self.rng.uniform(0.5, 2.5))
+                self.inject()
+                injected += 1
+        finally:
+            # heal
+            for nid in sorted(self.paused):
+                os.kill(self.node(nid).proc.pid, signal.SIGCONT)
+            self.paused.clear()
+            for nid in sorted(self.down):
+                self.restart(self.node(nid))
+            time.sleep(1.0)  # let clients write against the healed cluster (not a synchronisation)
+            self.stop.set()
+            for t in threads:
+                t.join(30)
+        self.log("%d faults injected; checking" % len([f for f in self.faults if f[1] != "heal"]))
+        self.check()
+
+    def dump(self, node):
+        out = {}
+        for table, order in (("ins", "c, n"), ("reg", "k"), ("bank", "acct")):
+            r = requests.get(node.url + "/db/query", params={
+                "q": "SELECT * FROM %s ORDER BY %s" % (table, order), "level": "none"}, timeout=10)
+            out[table] = r.json()["results"][0].get("values") or []
+        return out
+
+    def check(self):
+        for n in self.nodes:
+            if n.proc.poll() is not None:
+                self.violation("node %s exited on its own with %s" % (n.id, n.proc.returncode))
+        for n in self.nodes:
+            n.wait_ready(60)
+        leader = self.leader()
+        want = None
+
+        def converged():
+            nonlocal want
+            want = self.dump(leader)
+            return all(self.dump(n) == want for n in self.nodes)
+        try:
+            harness.poll(converged, 90, what="all nodes holding the same content")
+        except AssertionError:
+            sizes = {n.id: {t: len(v) for t, v in self.dump(n).items()} for n in self.nodes}
+            self.violation("nodes did not converge: %r" % sizes)
+        rows = {(c, n) for _, c, n in want["ins"]}
+        missing = self.acked - rows
+        if missing:
+            self.violation("%d acknowledged inserts missing, e.g. %r" % (len(missing), sorted(missing)[:5]))
+        bal = [b for _, b in want["bank"]]
+        if sum(bal) != ACCOUNTS * START_BALANCE or min(bal) < 0:
+            self.violation("bank final state wrong: %r" % want["bank"])
+        for k, ops in self.reg_ops.items():
+            ok, why = check(ops)
+            if not ok:
+                self.violation("register %d history not linearizable (%d operations): %s" % (k, len(ops), why))
+        for n in self.nodes:
+            logs = n.logs()
+            if "fatal signal" in logs:
+                self.violation("node %s logged a crash" % n.id)
+            fds = len(os.listdir("/proc/%d/fd" % n.proc.pid))
+            if fds > 200:
+                self.violation("node %s has %d open file descriptors" % (n.id, fds))
+            with open("/proc/%d/status" % n.proc.pid) as f:
+                rss = [int(x.split()[1]) for x in f if x.startswith("VmRSS:")][0] / 1024
+            if rss > 200:
+                self.violation("node %s uses %.0f MB" % (n.id, rss))
+        nops = sum(len(v) for v in self.reg_ops.values())
+        self.log("acknowledged inserts %d (rows %d), register operations %d, bank invariant reads %d, "
+                 "terms with a leader %d, longest leaderless stretch after a leader kill %.2fs"
+                 % (len(self.acked), len(rows), nops, self.bank_reads, len(self.leaders),
+                    max(self.leaderless or [0])))
+
+    def report(self):
+        if self.violations:
+            print("\nFAILED, seed %d: %d violation(s)" % (self.args.seed, len(self.violations)))
+            for v in self.violations:
+                print(" - " + v)
+            print("faults: %s" % "; ".join("%.1fs %s" % f for f in self.faults))
+            for n in self.nodes:
+                print("\n===== log of node %s (last 60 lines) =====" % n.id)
+                print("\n".join(n.logs().splitlines()[-60:]))
+            return 1
+        print("PASSED, seed %d: %d faults, no violation" % (
+            self.args.seed, len([f for f in self.faults if f[1] != "heal"])))
+        return 0
+
+    def close(self):
+        for n in self.nodes:
+            try:
+                if n.proc and n.proc.poll() is None:
+                    os.kill(n.proc.pid, signal.SIGCONT)
+                n.kill()
+            except Exception:
+                pass
+        if not self.args.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nodes", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=180)
+    ap.add_argument("--faults", type=int, default=1000)
+    ap.add_argument("--build", default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
+    args = ap.parse_args()
+    if args.build:
+        harness.RQLITED = os.path.abspath(os.path.join(args.build, "rqlited"))
+    c = Chaos(args)
+    try:
+        c.run()
+    except Violation:
+        pass
+    finally:
+        rc = c.report()
+        c.close()
+    sys.exit(rc)
+
+
+if __name__ == "__main__":
+    main()
