@@ -7,16 +7,18 @@ JOBS      ?= $(shell nproc)
 PKGS       = build-essential cmake pkg-config libraft-dev libuv1-dev \
              libmicrohttpd-dev libjansson-dev libsqlite3-dev libedit-dev \
              libcurl4-openssl-dev libcmocka-dev zlib1g-dev \
-             python3 python3-pytest python3-requests tmux sqlite3
+             python3 python3-pytest python3-requests tmux sqlite3 \
+             clang libclang-rt-14-dev
 PC_LIBS    = raft libuv libmicrohttpd jansson sqlite3 libedit libcurl cmocka zlib
 
-.PHONY: all deps build run test unit system asan clean bench
+.PHONY: all deps build run test unit system asan clean bench chaos fuzz
 
 all: build
 
 # Install the Debian packages we build and test with (only when something is missing).
 deps:
 	@if pkg-config --exists $(PC_LIBS) 2>/dev/null && command -v cmake >/dev/null \
+	    && command -v clang >/dev/null && dpkg -s libclang-rt-14-dev >/dev/null 2>&1 \
 	    && command -v tmux >/dev/null && /usr/bin/python3 -c 'import pytest, requests' 2>/dev/null \
 	    && command -v node >/dev/null && command -v npm >/dev/null; then \
 	  echo "deps: all present"; \
@@ -50,12 +52,42 @@ unit: build
 system: build
 	RQ_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
 
+# Fault injection: CHAOS_FLAGS="--duration 1200 --faults 150 --seed 7" for a long run.
+CHAOS_FLAGS ?= --duration 180 --seed 1
+chaos: build
+	/usr/bin/python3 tests/chaos/linearizability.py
+	/usr/bin/python3 tests/chaos/chaos.py --build $(abspath $(BUILD)) $(CHAOS_FLAGS)
+
+# libFuzzer targets (tests/fuzz), built with clang into build-fuzz and run
+# FUZZ_SECONDS each from the seed corpus; a finding fails with its input
+# saved in build-fuzz/.
+FUZZ_SECONDS ?= 60
+FUZZERS       = statements codec flags http
+fuzz:
+	@$(MAKE) --no-print-directory deps
+	@test -f build-fuzz/Makefile || CC=clang cmake -S . -B build-fuzz -DRQ_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build-fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZERS))
+	@for f in $(FUZZERS); do \
+	  mkdir -p build-fuzz/work-$$f; \
+	  echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -close_fd_mask=3 \
+	    -artifact_prefix=build-fuzz/ build-fuzz/work-$$f tests/fuzz/corpus/$$f \
+	    > build-fuzz/fuzz_$$f.log 2>&1 || { tail -40 build-fuzz/fuzz_$$f.log; exit 1; }; \
+	  grep -E '^Done' build-fuzz/fuzz_$$f.log; \
+	done
+
 test: build
 	cd $(BUILD) && ctest --output-on-failure
 	RQ_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
+	/usr/bin/python3 tests/chaos/linearizability.py
+	/usr/bin/python3 tests/chaos/chaos.py --build $(abspath $(BUILD)) $(CHAOS_FLAGS)
 
-asan:
-	$(MAKE) BUILD=build-asan CMAKE_FLAGS="-DRQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug" build
+# `make asan test` (or `make asan chaos`): the same, built with ASan+UBSan.
+ifneq ($(filter asan,$(MAKECMDGOALS)),)
+BUILD      := build-asan
+CMAKE_FLAGS := -DRQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+endif
+asan: build
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

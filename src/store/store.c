@@ -62,15 +62,11 @@
 #include <uv.h>
 
 #include "cluster/cluster.h"
+#include "store/codec.h"
 #include "store/transport.h"
 #include "util/log.h"
 #include "util/os.h"
 
-#define SNAP_MAGIC "RQSNAP02"
-#define SNAP_MAGIC_V1 "RQSNAP01"
-#define LOAD_MAGIC "RQLOAD01"
-#define EXEC_MAGIC "RQEXEC01"
-#define EXEC_HDR 56
 
 enum {
     OP_APPLY = 1,
@@ -426,35 +422,16 @@ static op *pendingFind(store *s, uint64_t seq)
     return NULL;
 }
 
-static uint64_t get64(const unsigned char *p)
+/* A load entry swaps the whole database (codec.h). Binary, not JSON, so
+ * that an image costs its own size in the log. */
+static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-/* A load entry swaps the whole database: LOAD_MAGIC, origin, seq, image
- * length (u64 LE each), the image, zero padding. Binary, not JSON, so that
- * an image costs its own size in the log. */
-static void applyLoad(store *s, const unsigned char *p, size_t len, raft_index index)
-{
-    if (len < 32 || get64(p + 24) > len - 32) {
-        rq_log("store", "skipping malformed load entry");
-        return;
-    }
-    raft_id origin = get64(p + 8);
-    uint64_t seq = get64(p + 16);
-    size_t n = (size_t)get64(p + 24);
+    raft_id origin = e->origin;
+    uint64_t seq = e->seq;
+    size_t n = e->image_len;
     char *err = NULL;
     op *o = origin == s->id ? pendingFind(s, seq) : NULL;
-    if (db_restore(s->db, p + 32, n, index, &err) != 0) {
+    if (db_restore(s->db, e->image, n, index, &err) != 0) {
         rq_log("store", "load failed: %s", err ? err : "?");
         if (o && o->want_results) {
             buf_puts(&o->out, "{\"error\":");
@@ -467,30 +444,20 @@ static void applyLoad(store *s, const unsigned char *p, size_t len, raft_index i
     rq_log("store", "database loaded from a %zu-byte image", n);
 }
 
-/* An execute entry: EXEC_MAGIC, origin, seq, flags, clock (ms), random
- * seed, length of the statements' JSON (u64 LE each), the JSON, padding.
- * The proposing node applies the statements it parsed from the request;
- * the others decode the same text. */
-static void applyExec(store *s, const unsigned char *p, size_t len, raft_index index)
+/* An execute entry (codec.h). The proposing node applies the statements it
+ * parsed from the request; the others decode the same text. */
+static void applyExec(store *s, const rq_exec_entry *e, raft_index index)
 {
-    raft_id origin = get64(p + 8);
-    uint64_t seq = get64(p + 16);
-    unsigned flags = (unsigned)get64(p + 24);
-    uint64_t n = get64(p + 48);
-    if (n > len - EXEC_HDR) {
-        rq_log("store", "skipping malformed execute entry at index %llu", (unsigned long long)index);
-        return;
-    }
-    op *o = origin == s->id ? pendingFind(s, seq) : NULL;
-    json_t *stmts = o && o->stmts ? json_incref(o->stmts) : json_loadb((const char *)p + EXEC_HDR, n, 0, NULL);
+    op *o = e->origin == s->id ? pendingFind(s, e->seq) : NULL;
+    json_t *stmts = o && o->stmts ? json_incref(o->stmts) : json_loadb(e->json, e->json_len, 0, NULL);
     if (!json_is_array(stmts)) {
         rq_log("store", "skipping undecodable execute entry at index %llu", (unsigned long long)index);
         json_decref(stmts);
         return;
     }
-    db_set_entropy(s->db, (int64_t)get64(p + 32), get64(p + 40));
+    db_set_entropy(s->db, (int64_t)e->ms, e->seed);
     db_set_entry_index(s->db, index);
-    db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
+    db_execute(s->db, stmts, (unsigned)e->flags, o && o->want_results ? &o->out : NULL);
     json_decref(stmts);
 }
 
@@ -508,14 +475,22 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         raft_set_snapshot_threshold(&s->raft, 1);
     }
     bool held = index <= db_index(s->db); /* the file has it already */
-    if (b->len >= 8 && memcmp(b->base, LOAD_MAGIC, 8) == 0) {
-        if (!held)
-            applyLoad(s, b->base, b->len, index);
+    rq_exec_entry ex;
+    int rc = rq_exec_decode(b->base, b->len, &ex);
+    if (rc == 0 && !held)
+        applyExec(s, &ex, index);
+    if (rc <= 0) {
+        if (rc < 0)
+            rq_log("store", "skipping malformed execute entry at index %llu", (unsigned long long)index);
         return 0;
     }
-    if (b->len >= EXEC_HDR && memcmp(b->base, EXEC_MAGIC, 8) == 0) {
-        if (!held)
-            applyExec(s, b->base, b->len, index);
+    rq_load_entry ld;
+    rc = rq_load_decode(b->base, b->len, &ld);
+    if (rc == 0 && !held)
+        applyLoad(s, &ld, index);
+    if (rc <= 0) {
+        if (rc < 0)
+            rq_log("store", "skipping malformed load entry at index %llu", (unsigned long long)index);
         return 0;
     }
     json_error_t jerr;
@@ -591,7 +566,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     json_decref(j);
     size_t mlen = strlen(text);
     unsigned char *p = raft_malloc(12 + mlen);
-    memcpy(p, SNAP_MAGIC, 8);
+    memcpy(p, RQ_SNAP_MAGIC, 8);
     p[8] = (unsigned char)(mlen >> 24);
     p[9] = (unsigned char)(mlen >> 16);
     p[10] = (unsigned char)(mlen >> 8);
@@ -618,57 +593,19 @@ static int fsmSnapshotFinalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     return 0;
 }
 
-/* Decode a snapshot marker: *index (the SQL index a file must hold) and
- * *metas (new reference, may be NULL);
- * for the old inline format also the image. Returns 0 or RAFT_MALFORMED. */
-static int snapDecode(const struct raft_buffer *b, int *version, raft_index *index, json_t **metas,
-                      const unsigned char **image, size_t *image_len)
-{
-    const unsigned char *p = b->base;
-    *metas = NULL;
-    *index = 0;
-    if (b->base == NULL)
-        return RAFT_MALFORMED;
-    *image = NULL;
-    *image_len = 0;
-    if (b->len < 12)
-        return RAFT_MALFORMED;
-    if (memcmp(p, SNAP_MAGIC, 8) == 0)
-        *version = 2;
-    else if (memcmp(p, SNAP_MAGIC_V1, 8) == 0)
-        *version = 1;
-    else
-        return RAFT_MALFORMED;
-    size_t mlen = (size_t)p[8] << 24 | (size_t)p[9] << 16 | (size_t)p[10] << 8 | p[11];
-    if (12 + mlen > b->len)
-        return RAFT_MALFORMED;
-    json_t *j = json_loadb((const char *)p + 12, mlen, 0, NULL);
-    if (*version == 1) {
-        *metas = j;
-        *image = p + 12 + mlen;
-        *image_len = b->len - 12 - mlen;
-        return 0;
-    }
-    if (j == NULL)
-        return RAFT_MALFORMED;
-    *index = (raft_index)json_integer_value(json_object_get(j, "d"));
-    *metas = json_incref(json_object_get(j, "m"));
-    json_decref(j);
-    return 0;
-}
-
 static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
 {
     store *s = fsm->data;
-    int version;
-    raft_index index;
-    json_t *metas;
-    const unsigned char *image;
-    size_t image_len;
-    if (snapDecode(b, &version, &index, &metas, &image, &image_len) != 0) {
+    rq_snapshot snap;
+    if (rq_snap_decode(b->base, b->len, &snap) != 0) {
         rq_log("store", "refusing to restore snapshot: unknown format");
         return RAFT_MALFORMED;
     }
+    int version = snap.version;
+    raft_index index = snap.db_index;
+    json_t *metas = snap.metas;
+    const unsigned char *image = snap.image;
+    size_t image_len = snap.image_len;
     if (version == 1) {
         /* libraft set the log's snapshot index before an install; at start
          * it is the one found on disk. */
@@ -1014,21 +951,18 @@ static void wrappedRecv(struct raft_io *io, struct raft_message *m)
     if (r->state == RAFT_LEADER)
         peerFor(s, m->server_id)->heard_ms = rq_now_ms();
     if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
-        int version = 0;
-        raft_index need = 0;
-        json_t *metas = NULL;
-        const unsigned char *image;
-        size_t image_len;
-        if (snapDecode(&m->install_snapshot.data, &version, &need, &metas, &image, &image_len) == 0 &&
-            version == 2 && m->install_snapshot.term >= r->current_term) {
-            json_decref(metas);
-            db_resolve_index(s->db, need);
-            if (db_index(s->db) < need) {
-                fetchStart(s, m, need);
-                return;
+        rq_snapshot snap;
+        const struct raft_buffer *d = &m->install_snapshot.data;
+        if (rq_snap_decode(d->base, d->len, &snap) == 0) {
+            json_decref(snap.metas);
+            if (snap.version == 2 && m->install_snapshot.term >= r->current_term) {
+                db_resolve_index(s->db, snap.db_index);
+                if (db_index(s->db) < snap.db_index) {
+                    fetchStart(s, m, snap.db_index);
+                    return;
+                }
             }
         }
-        json_decref(metas);
     }
     if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && r->state == RAFT_LEADER &&
         m->append_entries_result.term == r->current_term)
@@ -1602,19 +1536,18 @@ static raft_index latestSnapshot(const char *dir, raft_index *need, bool *v1)
     size_t n = f ? fread(head, 1, sizeof head, f) : 0;
     if (f)
         fclose(f);
-    struct raft_buffer b = {head, n};
-    int version = 0;
-    json_t *metas = NULL;
-    const unsigned char *image;
-    size_t image_len;
     /* Snapshots were LZ4-compressed (libraft's default) only by versions
      * that wrote the old inline format. */
     static const unsigned char lz4[4] = {0x04, 0x22, 0x4d, 0x18};
-    if (n >= 8 && (memcmp(head, SNAP_MAGIC_V1, 8) == 0 || memcmp(head, lz4, 4) == 0))
+    rq_snapshot snap;
+    if (n >= 8 && (memcmp(head, RQ_SNAP_MAGIC_V1, 8) == 0 || memcmp(head, lz4, 4) == 0)) {
         *v1 = true;
-    else if (snapDecode(&b, &version, need, &metas, &image, &image_len) != 0)
+    } else if (rq_snap_decode(head, n, &snap) == 0) {
+        *need = snap.db_index;
+        json_decref(snap.metas);
+    } else {
         *need = best; /* unreadable: assume the worst */
-    json_decref(metas);
+    }
     return best;
 }
 
@@ -2082,21 +2015,15 @@ static int applyEntry(store *s, const json_t *stmts, unsigned flags,
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)now.tv_nsec * 0x9E3779B97F4A7C15ULL ^ o->seq;
     char *text = json_dumps(stmts, JSON_COMPACT);
-    size_t n = strlen(text);
-    size_t padded = (EXEC_HDR + n + 7) & ~(size_t)7;
-    unsigned char *p = raft_malloc(padded);
-    memcpy(p, EXEC_MAGIC, 8);
-    put64(p + 8, s->id);
-    put64(p + 16, o->seq);
-    put64(p + 24, flags);
-    put64(p + 32, (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000);
-    put64(p + 40, seed & 0x7fffffffffffffffULL);
-    put64(p + 48, n);
-    memcpy(p + EXEC_HDR, text, n);
-    memset(p + EXEC_HDR + n, ' ', padded - EXEC_HDR - n);
+    rq_exec_entry ex = {.origin = s->id,
+                        .seq = o->seq,
+                        .flags = flags,
+                        .ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
+                        .seed = seed & 0x7fffffffffffffffULL,
+                        .json = text,
+                        .json_len = strlen(text)};
+    o->entry = rq_exec_encode(&ex, &o->entry_len);
     free(text);
-    o->entry = (char *)p;
-    o->entry_len = padded;
     /* This node applies the statements it already holds, parsed. */
     o->stmts = json_incref((json_t *)stmts);
     o->want_results = out != NULL;
@@ -2133,10 +2060,10 @@ int store_load(store *s, const void *image, size_t len, char **err)
         *err = strdup("out of memory");
         return STORE_ERROR;
     }
-    memcpy(e, LOAD_MAGIC, 8);
-    put64(e + 8, s->id);
-    put64(e + 16, o->seq);
-    put64(e + 24, len);
+    memcpy(e, RQ_LOAD_MAGIC, 8);
+    rq_put64(e + 8, s->id);
+    rq_put64(e + 16, o->seq);
+    rq_put64(e + 24, len);
     memcpy(e + 32, image, len);
     memset(e + 32 + len, 0, padded - 32 - len);
     o->entry = (char *)e;

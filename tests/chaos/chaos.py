@@ -2,7 +2,7 @@
 """Fault injection against a real rqlited cluster on loopback.
 
     tests/chaos/chaos.py [--nodes 3|5] [--seed N] [--duration SECONDS]
-                         [--faults N] [--build DIR] [--keep]
+                         [--faults N] [--build DIR] [--keep] [--unsafe-reads]
 
 Starts N nodes (free ports on 127.0.0.1, a temporary directory), runs
 concurrent clients for --duration seconds (or until --faults faults were
@@ -169,7 +169,7 @@ class Chaos:
                     with self.lock:
                         self.reg_ops[k].append(op)
             else:
-                level = rng.choice(("strong", "linearizable"))
+                level = rng.choice(("strong", "linearizable")) if not self.args.unsafe_reads else "none"
                 call = time.monotonic()
                 try:
                     r = requests.get(node.url + "/db/query", params={
@@ -466,6 +466,8 @@ def main():
     ap.add_argument("--faults", type=int, default=1000)
     ap.add_argument("--build", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
+    ap.add_argument("--unsafe-reads", action="store_true",
+                    help="read registers at level none (stale reads): shows the checker catching them")
     args = ap.parse_args()
     if args.build:
         harness.RQLITED = os.path.abspath(os.path.join(args.build, "rqlited"))
