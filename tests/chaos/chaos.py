@@ -122,6 +122,18 @@ class Chaos:
     def post(self, node, path, body, timeout=5):
         return requests.post(node.url + path, json=body, timeout=timeout)
 
+    @staticmethod
+    def first_result(r):
+        """The first statement's result of a 200 answer, or None (a whole-
+        request error such as {"results":[],"error":...}, or another status)."""
+        if r.status_code != 200:
+            return None
+        body = r.json()
+        results = body.get("results") or []
+        if body.get("error") or not results:
+            return None
+        return results[0]
+
     def inserter(self, c):
         n = 0
         while not self.stop.is_set():
@@ -132,8 +144,8 @@ class Chaos:
             n += 1
             try:
                 r = self.post(node, "/db/execute", [["INSERT INTO ins(c, n) VALUES (?, ?)", c, n]])
-                res = r.json().get("results", [{}])[0] if r.status_code == 200 else {}
-                if r.status_code == 200 and "error" not in res:
+                res = self.first_result(r)
+                if res is not None and "error" not in res:
                     with self.lock:
                         self.acked.add((c, n))
             except (requests.RequestException, ValueError):
@@ -155,7 +167,7 @@ class Chaos:
                 try:
                     r = self.post(node, "/db/execute",
                                   [["INSERT OR REPLACE INTO reg(k, v) VALUES (?, ?)", k, v]])
-                    res = r.json().get("results", [{}])[0] if r.status_code == 200 else None
+                    res = self.first_result(r)
                     if res is not None and "error" not in res:
                         op["ret"], op["ok"] = time.monotonic(), True
                     elif r.status_code in (400,):
@@ -414,7 +426,11 @@ class Chaos:
         for k, ops in self.reg_ops.items():
             ok, why = check(ops)
             if not ok:
-                self.violation("register %d history not linearizable (%d operations): %s" % (k, len(ops), why))
+                path = os.path.join(os.getcwd(), "chaos-history-seed%d-key%d.json" % (self.args.seed, k))
+                with open(path, "w") as f:
+                    json.dump(ops, f, indent=0, default=str)
+                self.violation("register %d history not linearizable (%d operations, saved in %s): %s"
+                               % (k, len(ops), path, why))
         for n in self.nodes:
             logs = n.logs()
             if "fatal signal" in logs:

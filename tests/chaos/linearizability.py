@@ -21,7 +21,22 @@ INF = float("inf")
 
 def check(ops, initial=None):
     """Return (True, None) if the history is linearizable, else (False, why)."""
-    ops = sorted(ops, key=lambda o: o["call"])
+    # Values are unique, so a write of unknown outcome matters only if some
+    # read returned its value: unobserved, dropping it is the most permissive
+    # reading (it never took effect, or was overwritten unseen); observed, it
+    # must take effect before the earliest such read returned.
+    first_seen = {}
+    for o in ops:
+        if o["kind"] == "r":
+            first_seen[o["value"]] = min(first_seen.get(o["value"], INF), o["ret"])
+    kept = []
+    for o in ops:
+        if o["kind"] == "w" and o["ret"] == INF:
+            if o["value"] not in first_seen:
+                continue
+            o = dict(o, ret=first_seen[o["value"]])
+        kept.append(o)
+    ops = sorted(kept, key=lambda o: o["call"])
     n = len(ops)
     if n == 0:
         return True, None
