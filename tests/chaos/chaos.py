@@ -54,6 +54,84 @@ class Violation(Exception):
     pass
 
 
+class Net:
+    """Network namespaces, one per node, on a bridge in the root namespace,
+    so that faults can cut links between nodes: a blackhole route in node
+    i's namespace towards node j's address drops what i sends to j (a
+    one-way drop); both directions make a partition. The harness talks to
+    every node over the bridge and is never cut off."""
+
+    def __init__(self, n):
+        tag = "%x" % (os.getpid() & 0xffff)
+        self.bridge = "rqbr" + tag
+        self.ns = ["rq%s-%d" % (tag, i) for i in range(1, n + 1)]
+        self.subnet = 10 + os.getpid() % 200
+        self.cut = set()    # (i, j): i cannot send to j
+        self.ready = False
+
+    def ip(self, i):
+        return "10.77.%d.%d" % (self.subnet, i)
+
+    def sh(self, *cmd):
+        import subprocess
+        r = subprocess.run(list(cmd), capture_output=True, text=True)
+        if r.returncode != 0:
+            raise OSError("%s: %s" % (" ".join(cmd), r.stderr.strip()))
+
+    def setup(self):
+        self.sh("ip", "link", "add", self.bridge, "type", "bridge")
+        self.sh("ip", "addr", "add", "10.77.%d.254/24" % self.subnet, "dev", self.bridge)
+        self.sh("ip", "link", "set", self.bridge, "up")
+        for i, ns in enumerate(self.ns, 1):
+            veth = "rqv%s%d" % (self.bridge[4:], i)
+            self.sh("ip", "netns", "add", ns)
+            self.sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            self.sh("ip", "link", "set", veth, "master", self.bridge, "up")
+            self.sh("ip", "-n", ns, "addr", "add", self.ip(i) + "/24", "dev", "eth0")
+            self.sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            self.sh("ip", "-n", ns, "link", "set", "lo", "up")
+        self.ready = True
+
+    def drop(self, i, j):
+        if (i, j) not in self.cut:
+            self.sh("ip", "-n", self.ns[i - 1], "route", "add", "blackhole", self.ip(j) + "/32")
+            self.cut.add((i, j))
+
+    def heal(self):
+        for i, j in sorted(self.cut):
+            try:
+                self.sh("ip", "-n", self.ns[i - 1], "route", "del", "blackhole", self.ip(j) + "/32")
+            except OSError:
+                pass
+        self.cut.clear()
+
+    def teardown(self):
+        import subprocess
+        for ns in self.ns:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
+
+
+class NsNode(harness.Node):
+    """A node in its own network namespace, on fixed ports at its own address."""
+
+    def __init__(self, tmp_path, node_id, net):
+        super().__init__(tmp_path, node_id)
+        self.net = net
+        self.index = int(node_id)
+
+    @property
+    def http_addr(self):
+        return "%s:4001" % self.net.ip(self.index)
+
+    @property
+    def raft_addr(self):
+        return "%s:4002" % self.net.ip(self.index)
+
+    def args(self, join=None):
+        return ["ip", "netns", "exec", self.net.ns[self.index - 1]] + super().args(join)
+
+
 class Chaos:
     def __init__(self, args):
         self.args = args
@@ -62,6 +140,7 @@ class Chaos:
         self.nodes = []
         self.down = set()      # node ids killed and not restarted yet
         self.paused = set()    # node ids SIGSTOPped
+        self.isolated = set()  # node ids cut off by network faults
         self.expected_exit = set()
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -78,8 +157,17 @@ class Chaos:
     # ---- cluster ------------------------------------------------------
     def start(self):
         path = type("P", (), {"__truediv__": lambda s, x: os.path.join(self.tmp, x)})()
+        self.net = None
+        if not self.args.no_net:
+            net = Net(self.args.nodes)
+            try:
+                net.setup()
+                self.net = net
+            except OSError as e:
+                net.teardown()
+                self.log("network faults skipped: cannot create namespaces (%s)" % e)
         for i in range(1, self.args.nodes + 1):
-            self.nodes.append(harness.Node(path, i))
+            self.nodes.append(NsNode(path, i, self.net) if self.net else harness.Node(path, i))
         n1 = self.nodes[0].start().wait_ready()
         for n in self.nodes[1:]:
             n.start(join=n1.url)
@@ -303,6 +391,12 @@ class Chaos:
             return
         self.leaderless.append(time.monotonic() - t)
 
+    def wait_leader_among(self, nodes, after):
+        try:
+            harness.leader_of(nodes, LEADER_BOUND_S)
+        except AssertionError:
+            self.violation("no leader among the majority within %.0fs after %s" % (LEADER_BOUND_S, after))
+
     def node(self, nid):
         return [n for n in self.nodes if n.id == nid][0]
 
@@ -310,10 +404,16 @@ class Chaos:
         rng = self.rng
         up = [n for n in self.nodes if n.id not in self.down and n.id not in self.paused]
         kinds = ["kill", "pause", "wipe", "wipe_nojoin", "kill_leader"]
+        if self.net:
+            kinds += ["isolate", "isolate_leader", "oneway", "split"]
         kind = rng.choice(kinds)
-        if len(self.down) + len(self.paused) >= self.max_down():
+        if len(self.down) + len(self.paused) + len(self.isolated) >= self.max_down() or \
+                (kind in ("split",) and (self.down or self.paused or self.isolated)):
             kind = "heal"
         if kind == "heal":
+            if self.net:
+                self.net.heal()
+                self.isolated.clear()
             for nid in sorted(self.paused):
                 os.kill(self.node(nid).proc.pid, signal.SIGCONT)
             self.paused.clear()
@@ -323,10 +423,43 @@ class Chaos:
             self.log("heal: every node running")
             return
         leader_id = self.current_leader_id()
-        if kind == "kill_leader":
+        if kind in ("kill_leader", "isolate_leader"):
             victim = self.node(leader_id) if leader_id else rng.choice(up)
         else:
             victim = rng.choice(up)
+        if kind in ("isolate", "isolate_leader"):
+            others = [n for n in self.nodes if n is not victim]
+            for o in others:
+                self.net.drop(victim.index, o.index)
+                self.net.drop(o.index, victim.index)
+            self.isolated.add(victim.id)
+            desc = "isolate node %s%s from the others" % (victim.id, " (leader)" if victim.id == leader_id else "")
+            self.faults.append((time.monotonic() - self.t0, desc))
+            self.log(desc)
+            if victim.id == leader_id:
+                self.wait_leader_among([n for n in self.live() if n is not victim], desc)
+            return
+        if kind == "oneway":
+            other = rng.choice([n for n in self.nodes if n is not victim])
+            self.net.drop(victim.index, other.index)
+            self.isolated.add(victim.id)  # counts against the minority budget
+            desc = "drop everything node %s sends to node %s" % (victim.id, other.id)
+            self.faults.append((time.monotonic() - self.t0, desc))
+            self.log(desc)
+            return
+        if kind == "split":
+            ids = [n.index for n in self.nodes]
+            rng.shuffle(ids)
+            minority = ids[:self.max_down()]
+            for a in minority:
+                for b in ids[self.max_down():]:
+                    self.net.drop(a, b)
+                    self.net.drop(b, a)
+            self.isolated.update(str(a) for a in minority)
+            desc = "partition %s | %s" % (sorted(minority), sorted(ids[self.max_down():]))
+            self.faults.append((time.monotonic() - self.t0, desc))
+            self.log(desc)
+            return
         desc = "%s node %s%s" % (kind, victim.id, " (leader)" if victim.id == leader_id else "")
         self.faults.append((time.monotonic() - self.t0, desc))
         self.log(desc)
@@ -378,6 +511,9 @@ class Chaos:
                 injected += 1
         finally:
             # heal
+            if self.net:
+                self.net.heal()
+                self.isolated.clear()
             for nid in sorted(self.paused):
                 os.kill(self.node(nid).proc.pid, signal.SIGCONT)
             self.paused.clear()
@@ -470,6 +606,8 @@ class Chaos:
                 n.kill()
             except Exception:
                 pass
+        if getattr(self, "net", None):
+            self.net.teardown()
         if not self.args.keep:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -482,6 +620,7 @@ def main():
     ap.add_argument("--faults", type=int, default=1000)
     ap.add_argument("--build", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
+    ap.add_argument("--no-net", action="store_true", help="no network namespaces (no partition faults)")
     ap.add_argument("--unsafe-reads", action="store_true",
                     help="read registers at level none (stale reads): shows the checker catching them")
     args = ap.parse_args()
