@@ -166,6 +166,7 @@ struct store {
     int state;
     raft_term term;
     raft_index commit_index, applied_index, last_index, snapshot_index;
+    raft_index leader_commit;   /* the leader's commit index as last told (followers) */
     raft_id leader_id;
     char leader_addr[256];
     store_node *nodes;
@@ -200,6 +201,8 @@ struct store {
     raft_io_recv_cb raft_recv;
     raft_io_tick_cb raft_tick;  /* libraft's, for heartbeatNow() */
     bool reads_started;     /* drainQueue registered linearizable reads */
+    raft_index leader_commit_seen; /* highest leader_commit in this term's AppendEntries */
+    raft_term leader_commit_term;
     bool answering_ae;      /* follower: inside libraft's AppendEntries handling */
     raft_index ae_limit;    /* ... whose entries end at this index */
     raft_index ready_target;
@@ -973,6 +976,14 @@ static void wrappedRecv(struct raft_io *io, struct raft_message *m)
          * commit a stale tail. Clamp the leader's commit to what the
          * message covers, and remember it for the answer (wrappedSend). */
         struct raft_append_entries *ae = &m->append_entries;
+        /* What the leader has committed, before the clamp below: a follower
+         * catching up is behind it (freshness_strict). */
+        if (ae->term > s->leader_commit_term) {
+            s->leader_commit_term = ae->term;
+            s->leader_commit_seen = 0;
+        }
+        if (ae->term == s->leader_commit_term && ae->leader_commit > s->leader_commit_seen)
+            s->leader_commit_seen = ae->leader_commit;
         raft_index limit = ae->prev_log_index + ae->n_entries;
         if (ae->leader_commit > limit)
             ae->leader_commit = limit;
@@ -1356,6 +1367,7 @@ static void onCheck(uv_check_t *h)
     s->term = r->current_term;
     s->commit_index = r->commit_index;
     s->applied_index = r->last_applied;
+    s->leader_commit = s->leader_commit_seen > r->commit_index ? s->leader_commit_seen : r->commit_index;
     s->last_index = raft_last_index(r);
     s->snapshot_index = r->log.snapshot.last_index;
     if (r->state == RAFT_FOLLOWER && lid != 0) {
@@ -2110,7 +2122,7 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level le
             pthread_mutex_lock(&s->mu);
             bool known = s->leader_id != 0 && s->last_contact_ms > 0;
             int64_t age = rq_now_ms() - s->last_contact_ms;
-            bool behind = s->commit_index > s->applied_index;
+            bool behind = s->leader_commit > s->applied_index;
             pthread_mutex_unlock(&s->mu);
             if (!known || age > (int64_t)freshness_ms || (freshness_strict && behind)) {
                 *err = strdup("stale read");

@@ -15,7 +15,8 @@ Clients: unique inserts; read-modify-write registers (writes, and reads at
 strong and linearizable levels, recorded with their call and return times);
 bank transfers (single-statement and ?transaction) with invariant reads at
 level none on every node; weak reads whose answers may not go backwards on
-the node that served them.
+the node that served them; reads at level none with freshness_strict, which
+must see every write acknowledged more than the freshness (plus slack) before.
 
 Checks once the cluster is healed: every acknowledged insert is on every
 node; all nodes hold the same content; the register histories are
@@ -48,6 +49,8 @@ ACCOUNTS = 5
 START_BALANCE = 100
 KEYS = 3
 LEADER_BOUND_S = 15.0
+FRESHNESS_S = 1.0
+FRESHNESS_SLACK_S = 1.0  # two election timeouts of the harness's fast timers
 
 
 class Violation(Exception):
@@ -152,6 +155,8 @@ class Chaos:
         self.leaderless = []   # seconds without a leader after a leader kill
         self.weak_seen = {}    # (node id, process start) -> highest count
         self.bank_reads = 0
+        self.clock_acks = []   # (monotonic ack time, value written)
+        self.fresh_reads = 0
         self.t0 = time.monotonic()
 
     # ---- cluster ------------------------------------------------------
@@ -177,7 +182,8 @@ class Chaos:
         leader = self.leader()
         leader.execute(["CREATE TABLE ins (id INTEGER PRIMARY KEY, c INT, n INT, UNIQUE(c, n))",
                         "CREATE TABLE reg (k INTEGER PRIMARY KEY, v INT)",
-                        "CREATE TABLE bank (acct INTEGER PRIMARY KEY, bal INT NOT NULL)"])
+                        "CREATE TABLE bank (acct INTEGER PRIMARY KEY, bal INT NOT NULL)",
+                        "CREATE TABLE clock (k INTEGER PRIMARY KEY, v REAL)"])
         leader.execute([["INSERT INTO bank(acct, bal) VALUES (?, ?)", a, START_BALANCE]
                         for a in range(ACCOUNTS)])
 
@@ -356,6 +362,53 @@ class Chaos:
                 pass
             time.sleep(0.01)
 
+    def clock_writer(self):
+        """Writes the time into one row; acknowledgements feed fresh_reader."""
+        while not self.stop.is_set():
+            node = self.pick()
+            if node is None:
+                time.sleep(0.05)
+                continue
+            v = time.time()
+            try:
+                r = self.post(node, "/db/execute", [["INSERT OR REPLACE INTO clock(k, v) VALUES (0, ?)", v]])
+                res = self.first_result(r)
+                if res is not None and "error" not in res:
+                    with self.lock:
+                        self.clock_acks.append((time.monotonic(), v))
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.02)
+
+    def fresh_reader(self):
+        """level=none&freshness=F&freshness_strict on any node: a write
+        acknowledged more than F (plus slack) before the read was sent must
+        be visible, or the node must refuse."""
+        while not self.stop.is_set():
+            node = self.pick()
+            if node is None:
+                time.sleep(0.05)
+                continue
+            call = time.monotonic()
+            try:
+                r = requests.get(node.url + "/db/query", params={
+                    "q": "SELECT v FROM clock WHERE k = 0", "level": "none",
+                    "freshness": "%dms" % int(FRESHNESS_S * 1000), "freshness_strict": "true"}, timeout=5)
+                res = self.first_result(r)
+                if res is None or "error" in res:
+                    continue
+                got = (res.get("values") or [[0.0]])[0][0]
+            except (requests.RequestException, ValueError, KeyError, IndexError):
+                continue
+            self.fresh_reads += 1
+            limit = call - FRESHNESS_S - FRESHNESS_SLACK_S
+            with self.lock:
+                older = [v for t, v in self.clock_acks if t <= limit]
+            if older and got < max(older):
+                self.violation("node %s answered freshness=%.1fs with a value %.2fs older than a write "
+                               "acknowledged before the limit" % (node.id, FRESHNESS_S, max(older) - got))
+            time.sleep(0.01)
+
     def monitor(self):
         """At most one leader per term, seen through every node's /status."""
         while not self.stop.is_set():
@@ -411,14 +464,7 @@ class Chaos:
                 (kind in ("split",) and (self.down or self.paused or self.isolated)):
             kind = "heal"
         if kind == "heal":
-            if self.net:
-                self.net.heal()
-                self.isolated.clear()
-            for nid in sorted(self.paused):
-                os.kill(self.node(nid).proc.pid, signal.SIGCONT)
-            self.paused.clear()
-            for nid in sorted(self.down):
-                self.restart(self.node(nid), join=None)
+            self.heal()
             self.faults.append((time.monotonic() - self.t0, "heal"))
             self.log("heal: every node running")
             return
@@ -482,6 +528,17 @@ class Chaos:
                 join = others[0].url if others else None
             self.restart(victim, join=join)
 
+    def heal(self):
+        """Every link back, every paused node resumed, every node running."""
+        if self.net:
+            self.net.heal()
+        self.isolated.clear()
+        for nid in sorted(self.paused):
+            os.kill(self.node(nid).proc.pid, signal.SIGCONT)
+        self.paused.clear()
+        for nid in sorted(self.down):
+            self.restart(self.node(nid), join=None)
+
     def restart(self, node, join=None):
         node.start(join=join)
         self.down.discard(node.id)
@@ -498,7 +555,9 @@ class Chaos:
         threads += [threading.Thread(target=self.register_client, args=(c,), name="reg%d" % c)
                     for c in range(1, 5)]
         threads += [threading.Thread(target=self.banker, args=(c,), name="bank%d" % c) for c in range(2)]
-        threads += [threading.Thread(target=self.weak_reader, name="weak"),
+        threads += [threading.Thread(target=self.clock_writer, name="clock"),
+                    threading.Thread(target=self.fresh_reader, name="fresh"),
+                    threading.Thread(target=self.weak_reader, name="weak"),
                     threading.Thread(target=self.monitor, name="monitor")]
         for t in threads:
             t.start()
@@ -510,15 +569,7 @@ class Chaos:
                 self.inject()
                 injected += 1
         finally:
-            # heal
-            if self.net:
-                self.net.heal()
-                self.isolated.clear()
-            for nid in sorted(self.paused):
-                os.kill(self.node(nid).proc.pid, signal.SIGCONT)
-            self.paused.clear()
-            for nid in sorted(self.down):
-                self.restart(self.node(nid))
+            self.heal()
             time.sleep(1.0)  # let clients write against the healed cluster (not a synchronisation)
             self.stop.set()
             for t in threads:
@@ -528,7 +579,7 @@ class Chaos:
 
     def dump(self, node):
         out = {}
-        for table, order in (("ins", "c, n"), ("reg", "k"), ("bank", "acct")):
+        for table, order in (("ins", "c, n"), ("reg", "k"), ("bank", "acct"), ("clock", "k")):
             r = requests.get(node.url + "/db/query", params={
                 "q": "SELECT * FROM %s ORDER BY %s" % (table, order), "level": "none"}, timeout=10)
             out[table] = r.json()["results"][0].get("values") or []
@@ -580,9 +631,9 @@ class Chaos:
                 self.violation("node %s uses %.0f MB" % (n.id, rss))
         nops = sum(len(v) for v in self.reg_ops.values())
         self.log("acknowledged inserts %d (rows %d), register operations %d, bank invariant reads %d, "
-                 "terms with a leader %d, longest leaderless stretch after a leader kill %.2fs"
-                 % (len(self.acked), len(rows), nops, self.bank_reads, len(self.leaders),
-                    max(self.leaderless or [0])))
+                 "freshness reads %d, terms with a leader %d, longest leaderless stretch after a "
+                 "leader kill %.2fs" % (len(self.acked), len(rows), nops, self.bank_reads, self.fresh_reads,
+                                       len(self.leaders), max(self.leaderless or [0])))
 
     def report(self):
         if self.violations:

@@ -56,15 +56,20 @@ def check(ops, initial=None):
         if key in seen:
             continue
         seen.add(key)
-        if bin(done).count("1") > bin(best).count("1"):
+        if done.bit_count() > best.bit_count():
             best = done
-        # The next operation must be called before every pending required
-        # operation has returned.
+        # Every operation before the first one not linearized is done (they
+        # are sorted by call). The next operation must be called before every
+        # pending required operation has returned; no operation called after
+        # that horizon can lower it, so the scan stops there.
+        first = (~done & (done + 1)).bit_length() - 1
         horizon = INF
-        for i in range(n):
+        i = first
+        while i < n and ops[i]["call"] <= horizon:
             if not done >> i & 1 and required >> i & 1 and ops[i]["ret"] < horizon:
                 horizon = ops[i]["ret"]
-        for i in range(n):
+            i += 1
+        for i in range(first, n):
             if done >> i & 1:
                 continue
             o = ops[i]
