@@ -167,6 +167,7 @@ struct store {
     raft_term term;
     raft_index commit_index, applied_index, last_index, snapshot_index;
     raft_index leader_commit;   /* the leader's commit index as last told (followers) */
+    int64_t quorum_contact_ms;  /* leader: when a majority was last heard from */
     raft_id leader_id;
     char leader_addr[256];
     store_node *nodes;
@@ -1324,6 +1325,33 @@ static void rebuildNodesLocked(store *s)
 }
 
 /* After every loop iteration: publish state, react to role changes. */
+/* Leader: the latest time by which a majority of voters (counting us, now)
+ * had been heard from; 0 when unknown. A leader cut off from the others
+ * keeps believing it leads for up to an election timeout: this dates its
+ * data for freshness. */
+static int64_t quorumContactMs(store *s)
+{
+    struct raft *r = &s->raft;
+    int64_t times[64];
+    unsigned n = 0;
+    for (unsigned i = 0; i < r->configuration.n && n < 64; i++) {
+        struct raft_server *sv = &r->configuration.servers[i];
+        if (sv->role != RAFT_VOTER)
+            continue;
+        times[n++] = sv->id == s->id ? rq_now_ms() : peerFor(s, sv->id)->heard_ms;
+    }
+    if (n == 0)
+        return 0;
+    /* The (n/2+1)-th most recent contact. */
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned k = i; k > 0 && times[k] > times[k - 1]; k--) {
+            int64_t t = times[k];
+            times[k] = times[k - 1];
+            times[k - 1] = t;
+        }
+    return times[n / 2];
+}
+
 static void onCheck(uv_check_t *h)
 {
     store *s = h->data;
@@ -1361,7 +1389,9 @@ static void onCheck(uv_check_t *h)
         s->prev_leader = lid;
     }
 
+    int64_t quorum_ms = r->state == RAFT_LEADER ? quorumContactMs(s) : 0;
     pthread_mutex_lock(&s->mu);
+    s->quorum_contact_ms = quorum_ms;
     bool leader_changed = s->leader_id != lid;
     s->state = r->state;
     s->term = r->current_term;
@@ -2117,7 +2147,17 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level le
     if (level == LEVEL_AUTO)
         level = s->cfg->raft_non_voter ? LEVEL_NONE : LEVEL_WEAK;
     if (level == LEVEL_NONE) {
-        if (freshness_ms > 0 && !store_is_leader(s)) {
+        if (freshness_ms > 0 && store_is_leader(s)) {
+            /* A leader's data is as fresh as its last contact with a
+             * majority (an isolated leader has not stepped down yet). */
+            pthread_mutex_lock(&s->mu);
+            int64_t q = s->quorum_contact_ms;
+            pthread_mutex_unlock(&s->mu);
+            if (q == 0 || rq_now_ms() - q > (int64_t)freshness_ms) {
+                *err = strdup("stale read");
+                return STORE_ERROR;
+            }
+        } else if (freshness_ms > 0) {
             /* A follower refuses to answer from data older than asked. */
             pthread_mutex_lock(&s->mu);
             bool known = s->leader_id != 0 && s->last_contact_ms > 0;

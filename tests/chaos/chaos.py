@@ -16,7 +16,8 @@ strong and linearizable levels, recorded with their call and return times);
 bank transfers (single-statement and ?transaction) with invariant reads at
 level none on every node; weak reads whose answers may not go backwards on
 the node that served them; reads at level none with freshness_strict, which
-must see every write acknowledged more than the freshness (plus slack) before.
+must see every write acknowledged more than the freshness (plus slack) before;
+queued writes, which must apply in the order the accepting node took them.
 
 Checks once the cluster is healed: every acknowledged insert is on every
 node; all nodes hold the same content; the register histories are
@@ -157,6 +158,7 @@ class Chaos:
         self.bank_reads = 0
         self.clock_acks = []   # (monotonic ack time, value written)
         self.fresh_reads = 0
+        self.queued = []       # ((node id, pid), client, n) in acceptance order
         self.t0 = time.monotonic()
 
     # ---- cluster ------------------------------------------------------
@@ -183,7 +185,8 @@ class Chaos:
         leader.execute(["CREATE TABLE ins (id INTEGER PRIMARY KEY, c INT, n INT, UNIQUE(c, n))",
                         "CREATE TABLE reg (k INTEGER PRIMARY KEY, v INT)",
                         "CREATE TABLE bank (acct INTEGER PRIMARY KEY, bal INT NOT NULL)",
-                        "CREATE TABLE clock (k INTEGER PRIMARY KEY, v REAL)"])
+                        "CREATE TABLE clock (k INTEGER PRIMARY KEY, v REAL)",
+                        "CREATE TABLE qw (id INTEGER PRIMARY KEY AUTOINCREMENT, c INT, n INT)"])
         leader.execute([["INSERT INTO bank(acct, bal) VALUES (?, ?)", a, START_BALANCE]
                         for a in range(ACCOUNTS)])
 
@@ -361,6 +364,28 @@ class Chaos:
             except (requests.RequestException, ValueError, KeyError, IndexError):
                 pass
             time.sleep(0.01)
+
+    def queue_writer(self, c):
+        """Queued writes (?queue): those one node accepted must be applied in
+        the order it accepted them (queued writes may be lost with a node that
+        crashes before flushing them, and a batch may apply twice)."""
+        n = 0
+        node = None
+        while not self.stop.is_set():
+            if node is None or node not in self.live():
+                node = self.pick()
+                if node is None:
+                    time.sleep(0.05)
+                    continue
+            n += 1
+            try:
+                r = self.post(node, "/db/execute?queue", [["INSERT INTO qw(c, n) VALUES (?, ?)", c, n]])
+                if r.status_code == 200 and not r.json().get("error"):
+                    with self.lock:
+                        self.queued.append(((node.id, node.proc.pid), c, n))
+            except (requests.RequestException, ValueError):
+                node = None
+            time.sleep(0.005)
 
     def clock_writer(self):
         """Writes the time into one row; acknowledgements feed fresh_reader."""
@@ -555,6 +580,7 @@ class Chaos:
         threads += [threading.Thread(target=self.register_client, args=(c,), name="reg%d" % c)
                     for c in range(1, 5)]
         threads += [threading.Thread(target=self.banker, args=(c,), name="bank%d" % c) for c in range(2)]
+        threads += [threading.Thread(target=self.queue_writer, args=(c,), name="queue%d" % c) for c in range(2)]
         threads += [threading.Thread(target=self.clock_writer, name="clock"),
                     threading.Thread(target=self.fresh_reader, name="fresh"),
                     threading.Thread(target=self.weak_reader, name="weak"),
@@ -579,7 +605,7 @@ class Chaos:
 
     def dump(self, node):
         out = {}
-        for table, order in (("ins", "c, n"), ("reg", "k"), ("bank", "acct"), ("clock", "k")):
+        for table, order in (("ins", "c, n"), ("reg", "k"), ("bank", "acct"), ("clock", "k"), ("qw", "id")):
             r = requests.get(node.url + "/db/query", params={
                 "q": "SELECT * FROM %s ORDER BY %s" % (table, order), "level": "none"}, timeout=10)
             out[table] = r.json()["results"][0].get("values") or []
@@ -607,6 +633,21 @@ class Chaos:
         missing = self.acked - rows
         if missing:
             self.violation("%d acknowledged inserts missing, e.g. %r" % (len(missing), sorted(missing)[:5]))
+        # queued writes: each client's writes accepted by one node process
+        # (one after the other) are applied in that order
+        pos = {}
+        for row_id, c, n in want["qw"]:
+            pos.setdefault((c, n), row_id)  # first application
+        by_node = {}
+        for who, c, n in self.queued:
+            if (c, n) in pos:
+                by_node.setdefault((who, c), []).append((pos[(c, n)], c, n))
+        for who, seq in by_node.items():
+            for a, b in zip(seq, seq[1:]):
+                if a[0] > b[0]:
+                    self.violation("queued writes accepted by node %s in the order %r then %r were applied "
+                                   "the other way round" % (who[0][0], a[1:], b[1:]))
+                    break
         bal = [b for _, b in want["bank"]]
         if sum(bal) != ACCOUNTS * START_BALANCE or min(bal) < 0:
             self.violation("bank final state wrong: %r" % want["bank"])
@@ -631,9 +672,10 @@ class Chaos:
                 self.violation("node %s uses %.0f MB" % (n.id, rss))
         nops = sum(len(v) for v in self.reg_ops.values())
         self.log("acknowledged inserts %d (rows %d), register operations %d, bank invariant reads %d, "
-                 "freshness reads %d, terms with a leader %d, longest leaderless stretch after a "
-                 "leader kill %.2fs" % (len(self.acked), len(rows), nops, self.bank_reads, self.fresh_reads,
-                                       len(self.leaders), max(self.leaderless or [0])))
+                 "freshness reads %d, queued writes accepted %d (applied %d), terms with a leader %d, "
+                 "longest leaderless stretch after a leader kill %.2fs"
+                 % (len(self.acked), len(rows), nops, self.bank_reads, self.fresh_reads, len(self.queued),
+                    len(want["qw"]), len(self.leaders), max(self.leaderless or [0])))
 
     def report(self):
         if self.violations:
@@ -677,6 +719,8 @@ def main():
     args = ap.parse_args()
     if args.build:
         harness.RQLITED = os.path.abspath(os.path.join(args.build, "rqlited"))
+    # A timeout's SIGTERM still tears down the nodes and namespaces.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
     c = Chaos(args)
     try:
         c.run()
