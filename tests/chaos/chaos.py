@@ -396,7 +396,10 @@ class Chaos:
                 continue
             v = time.time()
             try:
-                r = self.post(node, "/db/execute", [["INSERT OR REPLACE INTO clock(k, v) VALUES (0, ?)", v]])
+                # max(): a write that timed out here may still be applied
+                # after a later one; the row must only move forward
+                r = self.post(node, "/db/execute", [["INSERT INTO clock(k, v) VALUES (0, ?) ON CONFLICT(k) "
+                                                     "DO UPDATE SET v = max(v, excluded.v)", v]])
                 res = self.first_result(r)
                 if res is not None and "error" not in res:
                     with self.lock:
