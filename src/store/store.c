@@ -68,6 +68,10 @@
 #include "util/os.h"
 
 
+/* freshness_strict: how long contact must have been steady (no gap over
+ * three heartbeat intervals) before what the leader says counts as news. */
+#define CONTACT_SETTLE_MS 200
+
 enum {
     OP_APPLY = 1,
     OP_BARRIER,
@@ -174,6 +178,8 @@ struct store {
     int n_nodes;
     bool ready;
     int64_t last_contact_ms; /* follower: monotonic ms of the leader's last message */
+    int64_t contact_since_ms; /* follower: start of the current unbroken contact */
+    unsigned hb_ms;          /* heartbeat interval given to libraft */
     pthread_cond_t changed;  /* broadcast on every publish that changes leader */
 
     /* Raft thread only. */
@@ -1405,7 +1411,13 @@ static void onCheck(uv_check_t *h)
          * the leader: that is the last contact. */
         raft_time t = s->io.time(&s->io);
         uint64_t age = t > r->election_timer_start ? t - r->election_timer_start : 0;
-        s->last_contact_ms = rq_now_ms() - (int64_t)age;
+        int64_t contact = rq_now_ms() - (int64_t)age;
+        /* After a silence (a partition), the first messages may be old ones
+         * TCP kept and delivers late: the contact is real, what they say is
+         * not recent. A steady stream (heartbeats every hb_ms) is. */
+        if (s->last_contact_ms == 0 || contact - s->last_contact_ms > 3 * (int64_t)s->hb_ms)
+            s->contact_since_ms = contact;
+        s->last_contact_ms = contact;
     }
     s->leader_id = lid;
     snprintf(s->leader_addr, sizeof s->leader_addr, "%s", laddr ? laddr : "");
@@ -1852,6 +1864,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
         hb = et / 2;
     raft_set_election_timeout(&s->raft, et);
     raft_set_heartbeat_timeout(&s->raft, hb);
+    s->hb_ms = hb;
     raft_set_pre_vote(&s->raft, true);
     /* A follower downloads the database before answering an InstallSnapshot;
      * a leader that times out and sends it again meanwhile is ignored
@@ -2161,8 +2174,13 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level le
             /* A follower refuses to answer from data older than asked. */
             pthread_mutex_lock(&s->mu);
             bool known = s->leader_id != 0 && s->last_contact_ms > 0;
-            int64_t age = rq_now_ms() - s->last_contact_ms;
-            bool behind = s->leader_commit > s->applied_index;
+            int64_t now = rq_now_ms();
+            int64_t age = now - s->last_contact_ms;
+            /* Strict: caught up with what the leader last said it had
+             * committed, and that said after a settling time, so that a
+             * backlog delivered after a partition is not taken for news. */
+            bool behind = s->leader_commit > s->applied_index || now - s->contact_since_ms < CONTACT_SETTLE_MS ||
+                          age > 3 * (int64_t)s->hb_ms;
             pthread_mutex_unlock(&s->mu);
             if (!known || age > (int64_t)freshness_ms || (freshness_strict && behind)) {
                 *err = strdup("stale read");
@@ -2399,6 +2417,9 @@ json_t *store_status(store *s)
         "last_snapshot_index", (json_int_t)s->snapshot_index, "fsm_pending",
         (json_int_t)(s->commit_index > s->applied_index ? s->commit_index - s->applied_index : 0),
         "voter", voter, "num_peers", s->n_nodes > 0 ? s->n_nodes - 1 : 0);
+    json_object_set_new(raft, "leader_commit_index", json_integer((json_int_t)s->leader_commit));
+    json_object_set_new(raft, "last_contact_ms_ago",
+                        json_integer(s->last_contact_ms ? (json_int_t)(rq_now_ms() - s->last_contact_ms) : -1));
     json_t *st = json_pack(
         "{s:s,s:s,s:s,s:b,s:{s:s,s:s},s:o,s:o,s:I,s:I,s:{s:s,s:s,s:I}}", "node_id",
         s->cfg->node_id, "addr", s->cfg->raft_adv_addr, "dir", s->cfg->data_dir, "ready", s->ready,
