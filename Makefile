@@ -81,6 +81,7 @@ test: build
 	RQ_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/system
 	/usr/bin/python3 tests/chaos/linearizability.py
 	/usr/bin/python3 tests/chaos/chaos.py --build $(abspath $(BUILD)) $(CHAOS_FLAGS)
+	@$(MAKE) --no-print-directory fuzz
 
 # `make asan test` (or `make asan chaos`): the same, built with ASan+UBSan.
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
