@@ -4,6 +4,7 @@
  * report in any handler is a finding; every request must get an answer or
  * a closed connection, and the server must keep serving. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdint.h>
@@ -54,11 +55,24 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0)
-        abort(); /* the server stopped serving */
+    int s = -1;
+    /* A server at its connection limit may refuse for a moment; one that
+     * refuses for 5 s has stopped serving: that is a finding. */
+    for (int tries = 0; s < 0; tries++) {
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) == 0)
+            break;
+        int e = errno;
+        close(s);
+        s = -1;
+        if (tries == 500) {
+            fprintf(stderr, "fuzz_http: the server stopped accepting connections: %s\n", strerror(e));
+            abort();
+        }
+        usleep(10000);
+    }
     size_t off = 0;
     while (off < size) {
         ssize_t w = send(s, data + off, size - off, MSG_NOSIGNAL);
