@@ -87,6 +87,7 @@ test: build
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
 BUILD      := build-asan
 CMAKE_FLAGS := -DRQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+export RQ_SANITIZED := 1
 endif
 asan: build
 

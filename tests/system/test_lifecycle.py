@@ -11,6 +11,8 @@ import requests
 from harness import free_port, leader_of, poll, wait_members
 
 BIG_MB = int(os.environ.get("RQ_BIG_MB", "200"))
+# ASan's shadow memory and quarantine make RSS meaningless (make asan test).
+SANITIZED = bool(os.environ.get("RQ_SANITIZED"))
 
 
 def vm_hwm_mb(node):
@@ -59,8 +61,9 @@ def test_large_database_catch_up_and_restart(cluster):
     assert "snapshot transfer done" in logs
     print("wiped follower: %.0f MB caught up in %.2fs (%.0f MB/s), peak RSS %.1f MB; leader peak RSS %.1f MB"
           % (db_size / 1e6, catch_up, db_size / 1e6 / catch_up, hwm, vm_hwm_mb(leader)))
-    assert hwm < 100, "peak RSS %.1f MB while catching up %d MB" % (hwm, BIG_MB)
-    assert vm_hwm_mb(leader) < 150
+    if not SANITIZED:
+        assert hwm < 100, "peak RSS %.1f MB while catching up %d MB" % (hwm, BIG_MB)
+        assert vm_hwm_mb(leader) < 150
     same = "SELECT COUNT(*), SUM(LENGTH(v)), MAX(id) FROM big"
     want = leader.query(same, level="strong")["results"][0]["values"]
     assert victim.query(same, level="none")["results"][0]["values"] == want
@@ -76,7 +79,7 @@ def test_large_database_catch_up_and_restart(cluster):
     assert "already holds index" in victim.logs()
     assert victim.query(same, level="none")["results"][0]["values"] == want
     assert restart < 20
-    assert vm_hwm_mb(victim) < 100
+    assert SANITIZED or vm_hwm_mb(victim) < 100
 
 
 def test_data_directory_identity(cluster):
@@ -287,7 +290,7 @@ def test_bulk_requests_keep_memory_bounded(cluster):
         poll(lambda: n.count("m") == 15000, timeout=60, what="rows on node %s" % n.id)
     peaks = [vm_hwm_mb(n) for n in nodes]
     print("\npeak RSS after 150 MB of 1 MB requests: %s MB" % ", ".join("%.0f" % p for p in peaks))
-    assert max(peaks) < 100, peaks
+    assert SANITIZED or max(peaks) < 100, peaks
     assert leader.status()["store"]["raft"]["last_snapshot_index"] > 0
 
 
