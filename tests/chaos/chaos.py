@@ -216,6 +216,15 @@ class Chaos:
             t.rng = random.Random(hash((self.args.seed, t.name)))
         return t.rng
 
+    def live_nodes(self):
+        """A running node for each client request, until the run stops."""
+        while not self.stop.is_set():
+            node = self.pick()
+            if node is None:
+                time.sleep(0.05)
+                continue
+            yield node
+
     def post(self, node, path, body, timeout=5):
         return requests.post(node.url + path, json=body, timeout=timeout)
 
@@ -233,11 +242,7 @@ class Chaos:
 
     def inserter(self, c):
         n = 0
-        while not self.stop.is_set():
-            node = self.pick()
-            if node is None:
-                time.sleep(0.05)
-                continue
+        for node in self.live_nodes():
             n += 1
             try:
                 r = self.post(node, "/db/execute", [["INSERT INTO ins(c, n) VALUES (?, ?)", c, n]])
@@ -251,11 +256,7 @@ class Chaos:
     def register_client(self, c):
         rng = self.rng_local()
         seq = 0
-        while not self.stop.is_set():
-            node = self.pick()
-            if node is None:
-                time.sleep(0.05)
-                continue
+        for node in self.live_nodes():
             k = rng.randrange(KEYS)
             if rng.random() < 0.5:
                 seq += 1
@@ -299,11 +300,7 @@ class Chaos:
 
     def banker(self, c):
         rng = self.rng_local()
-        while not self.stop.is_set():
-            node = self.pick()
-            if node is None:
-                time.sleep(0.05)
-                continue
+        for node in self.live_nodes():
             a, b = rng.sample(range(ACCOUNTS), 2)
             amt = rng.randint(1, 60)
             try:
@@ -339,11 +336,7 @@ class Chaos:
                 pass
 
     def weak_reader(self):
-        while not self.stop.is_set():
-            node = self.pick()
-            if node is None:
-                time.sleep(0.05)
-                continue
+        for node in self.live_nodes():
             try:
                 r = requests.get(node.url + "/db/query", params={
                     "q": "SELECT COUNT(*) FROM ins", "level": "weak"}, timeout=5)
@@ -389,11 +382,7 @@ class Chaos:
 
     def clock_writer(self):
         """Writes the time into one row; acknowledgements feed fresh_reader."""
-        while not self.stop.is_set():
-            node = self.pick()
-            if node is None:
-                time.sleep(0.05)
-                continue
+        for node in self.live_nodes():
             v = time.time()
             try:
                 # max(): a write that timed out here may still be applied
@@ -412,11 +401,7 @@ class Chaos:
         """level=none&freshness=F&freshness_strict on any node: a write
         acknowledged more than F (plus slack) before the read was sent must
         be visible, or the node must refuse."""
-        while not self.stop.is_set():
-            node = self.pick()
-            if node is None:
-                time.sleep(0.05)
-                continue
+        for node in self.live_nodes():
             call = time.monotonic()
             try:
                 r = requests.get(node.url + "/db/query", params={
