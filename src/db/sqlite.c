@@ -19,6 +19,7 @@
 #include "db/internal.h"
 #include "util/os.h"
 
+#define BUSY_TIMEOUT_MS 5000
 #define STMT_CACHE 32
 typedef struct stmtCache {
     struct {
@@ -43,7 +44,6 @@ struct db {
     uint64_t rng;
     uint64_t entry_index;    /* Raft index the next db_execute records */
     uint64_t index;          /* Raft index of the last entry the file holds */
-    uint32_t index_low;      /* its low 32 bits, as stored in the file */
     unsigned gen;            /* bumped when the file is swapped */
     struct { sqlite3 *c; unsigned gen; } *busy; /* read connections in use */
     int n_busy, cap_busy;
@@ -85,7 +85,7 @@ static int openConn(db *d, bool ro, sqlite3 **out, char **err)
         sqlite3_close(c);
         return -1;
     }
-    sqlite3_busy_timeout(c, 5000);
+    sqlite3_busy_timeout(c, BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(c, 0);
     if (!ro && execSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err) != 0) {
         sqlite3_close(c);
@@ -108,15 +108,19 @@ static int openConn(db *d, bool ro, sqlite3 **out, char **err)
 /* The file records the Raft index of the last entry it holds in its
  * header's application_id (low 32 bits; see db.h), written in the same
  * transaction as the entry's changes. */
-static uint32_t readIndexLow(sqlite3 *c)
+static sqlite3_int64 pragmaInt(sqlite3 *c, const char *sql)
 {
     sqlite3_stmt *st = NULL;
-    uint32_t v = 0;
-    if (sqlite3_prepare_v2(c, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        v = (uint32_t)sqlite3_column_int64(st, 0);
+    sqlite3_int64 v = 0;
+    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     return v;
+}
+
+static uint32_t readIndexLow(sqlite3 *c)
+{
+    return (uint32_t)pragmaInt(c, "PRAGMA application_id");
 }
 
 static int writeIndex(sqlite3 *c, uint64_t index)
@@ -167,8 +171,8 @@ int db_open(const char *path, const db_options *opts, db **out, char **err)
         db_close(d);
         return -1;
     }
-    d->index_low = readIndexLow(d->w);
-    __atomic_store_n(&d->index, d->index_low, __ATOMIC_RELAXED);
+    /* Only the low 32 bits are stored: db_resolve_index() completes them. */
+    __atomic_store_n(&d->index, readIndexLow(d->w), __ATOMIC_RELAXED);
     *out = d;
     return 0;
 }
@@ -197,7 +201,7 @@ uint64_t db_index(db *d) { return __atomic_load_n(&d->index, __ATOMIC_RELAXED); 
 
 void db_resolve_index(db *d, uint64_t near)
 {
-    uint64_t base = (near & ~(uint64_t)0xffffffffu) | d->index_low;
+    uint64_t base = (near & ~(uint64_t)0xffffffffu) | (uint32_t)d->index;
     uint64_t best = base;
     uint64_t dist = base > near ? base - near : near - base;
     uint64_t alts[2] = {base + ((uint64_t)1 << 32), base >= ((uint64_t)1 << 32) ? base - ((uint64_t)1 << 32) : base};
@@ -224,14 +228,14 @@ long long db_file_size(db *d)
 
 /* ---- read pool ----------------------------------------------------------- */
 
-static void busyAdd(db *d, sqlite3 *c)
+static void busyAdd(db *d, sqlite3 *c, unsigned gen)
 {
     if (d->n_busy == d->cap_busy) {
         d->cap_busy = d->cap_busy ? d->cap_busy * 2 : 8;
         d->busy = realloc(d->busy, (size_t)d->cap_busy * sizeof *d->busy);
     }
     d->busy[d->n_busy].c = c;
-    d->busy[d->n_busy].gen = d->gen;
+    d->busy[d->n_busy].gen = gen;
     d->n_busy++;
 }
 
@@ -241,7 +245,7 @@ static sqlite3 *roGet(db *d)
     for (;;) {
         if (d->n_idle > 0) {
             sqlite3 *c = d->idle[--d->n_idle];
-            busyAdd(d, c);
+            busyAdd(d, c, d->gen);
             pthread_mutex_unlock(&d->mu);
             return c;
         }
@@ -261,8 +265,7 @@ static sqlite3 *roGet(db *d)
         return NULL;
     }
     pthread_mutex_lock(&d->mu);
-    busyAdd(d, c);
-    d->busy[d->n_busy - 1].gen = gen;
+    busyAdd(d, c, gen); /* the file it opened: maybe swapped since */
     pthread_mutex_unlock(&d->mu);
     return c;
 }
@@ -823,9 +826,9 @@ static sqlite3_stmt *cacheGet(stmtCache *k, const char *sql)
     return NULL;
 }
 
-/* Keep st (prepared from sql) in place of the least recently used one.
- * Returns true: the cache owns st now. */
-static bool cachePut(stmtCache *k, const char *sql, sqlite3_stmt *st)
+/* Keep st (prepared from sql) in place of the least recently used one: the
+ * cache owns it now. */
+static void cachePut(stmtCache *k, const char *sql, sqlite3_stmt *st)
 {
     int v = 0;
     for (int i = 1; i < STMT_CACHE; i++)
@@ -837,7 +840,6 @@ static bool cachePut(stmtCache *k, const char *sql, sqlite3_stmt *st)
     k->e[v].len = strlen(sql);
     k->e[v].st = st;
     k->e[v].use = ++k->clock;
-    return true;
 }
 
 static void cacheClear(stmtCache *k)
@@ -877,22 +879,14 @@ static bool runOne(sqlite3 *c, stmtCache *cache, const json_t *elem, unsigned fl
     while (tail && *tail) {
         sqlite3_stmt *st = NULL;
         const char *next = NULL;
-        bool cached = false;
-        if (cache && tail == sql && (st = cacheGet(cache, sql)) != NULL) {
-            cached = true;
+        /* A statement alone in its string stays prepared on the write
+         * connection: bulk requests repeat the same INSERT thousands of times. */
+        bool cacheable = cache && tail == sql;
+        bool cached = cacheable && (st = cacheGet(cache, sql)) != NULL;
+        if (cached)
             next = sql + strlen(sql);
-        } else if (cache && tail == sql) {
-            /* A statement alone in its string stays prepared: bulk requests
-             * repeat the same INSERT thousands of times. */
-            if (sqlite3_prepare_v3(c, tail, -1, SQLITE_PREPARE_PERSISTENT, &st, &next) == SQLITE_OK &&
-                st && blankSql(next))
-                cached = cachePut(cache, sql, st);
-            else if (st) {
-                stmtRelease(st, cached);
-                st = NULL;
-            }
-        }
-        if (!cached && sqlite3_prepare_v2(c, tail, -1, &st, &next) != SQLITE_OK) {
+        else if (sqlite3_prepare_v3(c, tail, -1, cacheable ? SQLITE_PREPARE_PERSISTENT : 0, &st, &next) !=
+                 SQLITE_OK) {
             if (out) {
                 out->len = mark;
                 if (out->data) out->data[mark] = '\0';
@@ -904,6 +898,10 @@ static bool runOne(sqlite3 *c, stmtCache *cache, const json_t *elem, unsigned fl
         tail = next;
         if (st == NULL)
             continue; /* whitespace or comment */
+        if (!cached && cacheable && blankSql(next)) {
+            cachePut(cache, sql, st);
+            cached = true;
+        }
         if (ro && !sqlite3_stmt_readonly(st)) {
             stmtRelease(st, cached);
             if (out) {
@@ -1113,7 +1111,6 @@ static void commitWithIndex(db *d, uint64_t index)
         return;
     }
     __atomic_store_n(&d->index, index, __ATOMIC_RELAXED);
-    d->index_low = (uint32_t)index;
 }
 
 static int syncPath(const char *path, int flags)
@@ -1151,7 +1148,7 @@ static void runGuarded(db *d, const json_t *stmts, unsigned flags, buf *out, uin
          * Raft thread. */
         sqlite3_busy_timeout(c, 200);
         int crc = sqlite3_wal_checkpoint_v2(c, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
-        sqlite3_busy_timeout(c, 5000);
+        sqlite3_busy_timeout(c, BUSY_TIMEOUT_MS);
         if (crc == SQLITE_OK && nlog <= 0) {
             int fd = open(d->marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd >= 0) {
@@ -1339,11 +1336,9 @@ int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err)
     }
     sqlite3_close(src);
     if (len == 0 && index)
-        commitWithIndex(d, index);
-    if (index) {
+        commitWithIndex(d, index); /* an empty image carries no header */
+    else if (index)
         __atomic_store_n(&d->index, index, __ATOMIC_RELAXED);
-        d->index_low = (uint32_t)index;
-    }
     /* A fresh write connection, as rqlite's after a swap: last_insert_id
      * and rows_affected start from zero again. */
     sqlite3 *w = NULL;
@@ -1394,11 +1389,12 @@ int db_backup_file(db *d, const char *dest, unsigned flags, db_progress_fn progr
             rc = -1;
         } else {
             int st;
+            long long page = (long long)pragmaInt(c, "PRAGMA page_size");
             while ((st = sqlite3_backup_step(bk, 8192)) == SQLITE_OK || st == SQLITE_BUSY ||
                    st == SQLITE_LOCKED) {
                 if (progress)
-                    progress(arg, (long long)(sqlite3_backup_pagecount(bk) - sqlite3_backup_remaining(bk)) * 4096,
-                             (long long)sqlite3_backup_pagecount(bk) * 4096);
+                    progress(arg, (sqlite3_backup_pagecount(bk) - sqlite3_backup_remaining(bk)) * page,
+                             sqlite3_backup_pagecount(bk) * page);
                 if (st != SQLITE_OK)
                     usleep(1000);
             }
@@ -1448,8 +1444,8 @@ int db_install_file(db *d, const char *path, char **err)
             free(oerr);
         return -1;
     }
-    d->index_low = readIndexLow(d->w);
-    __atomic_store_n(&d->index, d->index_low, __ATOMIC_RELAXED);
+    /* Only the low 32 bits are stored: db_resolve_index() completes them. */
+    __atomic_store_n(&d->index, readIndexLow(d->w), __ATOMIC_RELAXED);
     return rc;
 }
 
