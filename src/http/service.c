@@ -649,10 +649,8 @@ static enum MHD_Result handleImage(http_server *h, struct MHD_Connection *c)
     char *err = NULL;
     off_t size = 0;
     int fd = copyToFd(st, DB_BACKUP_KEEP_INDEX, "snapshot image", &size, &err);
-    if (fd < 0) {
-        enum MHD_Result r = sendError(h, c, 500, "", err, "snapshot image failed");
-        return r;
-    }
+    if (fd < 0)
+        return sendError(h, c, 500, "", err, "snapshot image failed");
     rq_log("http", "sending a %lld-byte snapshot image", (long long)size);
     return replyWith(h, c, 200, "application/octet-stream", MHD_create_response_from_fd((uint64_t)size, fd));
 }

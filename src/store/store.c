@@ -235,6 +235,18 @@ struct store {
 
 /* ------------------------------------------------------------------ ids */
 
+/* -raft-snap, and the entries kept after a snapshot (before fsmSnapshot
+ * trims them by size). */
+static unsigned snapThreshold(const config *cfg)
+{
+    return (unsigned)(cfg->raft_snap ? cfg->raft_snap : 8192);
+}
+
+static unsigned snapTrailing(const config *cfg)
+{
+    return snapThreshold(cfg) * 5 / 4;
+}
+
 static raft_id nodeRaftId(const char *node_id)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -454,6 +466,16 @@ static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
     rq_log("store", "database loaded from a %zu-byte image", n);
 }
 
+/* Run an entry's statements with its clock and seed, recording its index;
+ * results go to the waiting request, if this node proposed it. */
+static void runEntry(store *s, op *o, const json_t *stmts, unsigned flags, int64_t ms, uint64_t seed,
+                     raft_index index)
+{
+    db_set_entropy(s->db, ms, seed);
+    db_set_entry_index(s->db, index);
+    db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
+}
+
 /* An execute entry (codec.h). The proposing node applies the statements it
  * parsed from the request; the others decode the same text. */
 static void applyExec(store *s, const rq_exec_entry *e, raft_index index)
@@ -465,9 +487,7 @@ static void applyExec(store *s, const rq_exec_entry *e, raft_index index)
         json_decref(stmts);
         return;
     }
-    db_set_entropy(s->db, (int64_t)e->ms, e->seed);
-    db_set_entry_index(s->db, index);
-    db_execute(s->db, stmts, (unsigned)e->flags, o && o->want_results ? &o->out : NULL);
+    runEntry(s, o, stmts, (unsigned)e->flags, (int64_t)e->ms, e->seed, index);
     json_decref(stmts);
 }
 
@@ -518,12 +538,9 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         unsigned flags = (unsigned)json_integer_value(json_object_get(e, "f"));
         const json_t *stmts = json_object_get(e, "q");
         op *o = origin == s->id ? pendingFind(s, seq) : NULL;
-        if (json_is_array(stmts)) {
-            db_set_entropy(s->db, (int64_t)json_integer_value(json_object_get(e, "ts")),
-                           (uint64_t)json_integer_value(json_object_get(e, "r")));
-            db_set_entry_index(s->db, index);
-            db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
-        }
+        if (json_is_array(stmts))
+            runEntry(s, o, stmts, flags, (int64_t)json_integer_value(json_object_get(e, "ts")),
+                     (uint64_t)json_integer_value(json_object_get(e, "r")), index);
     } else if (t && strcmp(t, "m") == 0) {
         metaUpsert(s, json_string_value(json_object_get(e, "id")),
                    (raft_id)json_integer_value(json_object_get(e, "rid")),
@@ -540,7 +557,7 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
 static unsigned sizedTrailing(store *s)
 {
     struct raft_log *l = &s->raft.log;
-    unsigned want = (unsigned)((s->cfg->raft_snap ? s->cfg->raft_snap : 8192) * 5 / 4);
+    unsigned want = snapTrailing(s->cfg);
     size_t n = l->size ? (l->back + l->size - l->front) % l->size : 0;
     size_t bytes = 0;
     unsigned keep = 0;
@@ -562,7 +579,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     if (s->size_snap) {
         s->size_snap = false;
         if (s->snap_wait == NULL)
-            raft_set_snapshot_threshold(&s->raft, (unsigned)(s->cfg->raft_snap ? s->cfg->raft_snap : 8192));
+            raft_set_snapshot_threshold(&s->raft, snapThreshold(s->cfg));
     }
     /* The log up to here may go once libraft has the snapshot: the file
      * must hold it durably first. */
@@ -877,13 +894,10 @@ static void fetchStart(store *s, struct raft_message *m, raft_index need)
         struct raft_install_snapshot *held = &s->fetch_msg.install_snapshot;
         if (m->install_snapshot.term > held->term ||
             (m->install_snapshot.term == held->term && m->install_snapshot.last_index >= held->last_index)) {
-            pthread_mutex_lock(&s->mu); /* fetch_from is read by the thread */
+            pthread_mutex_lock(&s->mu); /* the thread copies fetch_from under mu */
             releaseMessage(&s->fetch_msg);
-            char *old = s->fetch_from;
-            s->fetch_from = NULL;
             holdMessage(s, m, need);
             pthread_mutex_unlock(&s->mu);
-            free(old);
         } else {
             releaseMessage(m);
         }
@@ -1118,7 +1132,7 @@ static void snapProgress(store *s)
     if (!taken && rq_now_ms() < o->deadline_ms)
         return;
     s->snap_wait = NULL;
-    raft_set_snapshot_threshold(r, (unsigned)(s->cfg->raft_snap ? s->cfg->raft_snap : 8192));
+    raft_set_snapshot_threshold(r, snapThreshold(s->cfg));
     if (taken)
         opComplete(o, STORE_OK, NULL);
     else
@@ -1876,8 +1890,8 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     s->io_start = s->io.start;
     s->io.send = wrappedSend;
     s->io.start = wrappedStart;
-    raft_set_snapshot_threshold(&s->raft, (unsigned)(cfg->raft_snap ? cfg->raft_snap : 8192));
-    raft_set_snapshot_trailing(&s->raft, (unsigned)((cfg->raft_snap ? cfg->raft_snap : 8192) * 5 / 4));
+    raft_set_snapshot_threshold(&s->raft, snapThreshold(cfg));
+    raft_set_snapshot_trailing(&s->raft, snapTrailing(cfg));
     /* (fsmSnapshot lowers the trailing count when the entries are large.) */
 
     if (bootstrap) {

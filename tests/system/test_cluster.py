@@ -406,11 +406,7 @@ def test_forwarded_write_applied_at_most_once(cluster):
     forward times out, and the write, applied later by the resumed leader or
     not at all, never lands twice (rqlite issue #1628)."""
     import signal
-    extra = ["-raft-apply-timeout", "1s"]
-    n1 = cluster.node(1, extra).start().wait_ready()
-    n2 = cluster.node(2, extra).start(join=n1.url).wait_ready()
-    n3 = cluster.node(3, extra).start(join=n1.url).wait_ready()
-    wait_members(n1, 3)
+    n1, n2, n3 = cluster.start_three(["-raft-apply-timeout", "1s"])
     leader = leader_of([n1, n2, n3])
     follower = [n for n in (n1, n2, n3) if n is not leader][0]
     leader.execute(["CREATE TABLE once (id INTEGER PRIMARY KEY, v TEXT)"])  # duplicates possible
@@ -442,11 +438,7 @@ def test_leader_killed_with_an_uncommitted_write(cluster):
     the stop (either is correct Raft); what must hold is that the restarted old
     leader converges on exactly the new leader's data and replication goes on."""
     import signal
-    extra = ["-raft-apply-timeout", "1s"]
-    n1 = cluster.node(1, extra).start().wait_ready()
-    n2 = cluster.node(2, extra).start(join=n1.url).wait_ready()
-    n3 = cluster.node(3, extra).start(join=n1.url).wait_ready()
-    wait_members(n1, 3)
+    n1, n2, n3 = cluster.start_three(["-raft-apply-timeout", "1s"])
     old = leader_of([n1, n2, n3])
     others = [n for n in (n1, n2, n3) if n is not old]
     old.execute(["CREATE TABLE tail (v TEXT)", "INSERT INTO tail VALUES ('committed')"])
