@@ -19,8 +19,15 @@ the node that served them; reads at level none with freshness_strict, which
 must see every write acknowledged more than the freshness (plus slack) before;
 queued writes, which must apply in the order the accepting node took them.
 
+Every few faults (and soon after a wipe) a checkpoint heals the cluster,
+holds the clients, and compares every node at one applied index: the same
+index must mean the same content, also on a node just restored from a
+snapshot (nodes take one every 256 entries, so a wiped node is restored
+from one). Descriptors and memory of each node process are sampled there,
+while idle, and may not keep growing over its life.
+
 Checks once the cluster is healed: every acknowledged insert is on every
-node; all nodes hold the same content; the register histories are
+node; all nodes hold the same content at the same applied index; the register histories are
 linearizable (linearizability.py); the bank total is conserved and no
 balance was ever negative; at most one leader per term; a leader within a
 bound after each leader kill; no node exited on its own or logged a crash;
@@ -52,6 +59,10 @@ KEYS = 3
 LEADER_BOUND_S = 15.0
 FRESHNESS_S = 1.0
 FRESHNESS_SLACK_S = 1.0  # two election timeouts of the harness's fast timers
+CHECKPOINT_EVERY = 8     # faults between checkpoints (and after a wipe, 3 at least)
+FD_GROWTH = 16           # descriptors a process may gain between idle checkpoints
+RSS_GROWTH_MB = 48       # resident memory it may gain after its first checkpoint
+SNAP_ENTRIES = 256       # -raft-snap: frequent snapshots, so wiped nodes restore from one
 
 
 class Violation(Exception):
@@ -136,6 +147,10 @@ class NsNode(harness.Node):
         return ["ip", "netns", "exec", self.net.ns[self.index - 1]] + super().args(join)
 
 
+def node_extra():
+    return ["-raft-snap", str(SNAP_ENTRIES)]
+
+
 class Chaos:
     def __init__(self, args):
         self.args = args
@@ -159,6 +174,14 @@ class Chaos:
         self.clock_acks = []   # (monotonic ack time, value written)
         self.fresh_reads = 0
         self.queued = []       # ((node id, pid), client, n) in acceptance order
+        self.gate = threading.Condition()
+        self.open = True       # clients may send requests (False during a checkpoint)
+        self.inflight = 0      # client requests under way
+        self.checkpoints = 0
+        self.wiped = False     # a node was wiped since the last checkpoint
+        self.restored_checked = 0  # snapshot-restored nodes compared at a checkpoint
+        self.restores_seen = {}    # node id -> (pid, restores) at the last checkpoint
+        self.samples = {}      # (node id, pid) -> [(t, fds, rss MB)] at checkpoints
         self.t0 = time.monotonic()
 
     # ---- cluster ------------------------------------------------------
@@ -174,7 +197,9 @@ class Chaos:
                 net.teardown()
                 self.log("network faults skipped: cannot create namespaces (%s)" % e)
         for i in range(1, self.args.nodes + 1):
-            self.nodes.append(NsNode(path, i, self.net) if self.net else harness.Node(path, i))
+            n = NsNode(path, i, self.net) if self.net else harness.Node(path, i)
+            n.extra += node_extra()
+            self.nodes.append(n)
         n1 = self.nodes[0].start().wait_ready()
         for n in self.nodes[1:]:
             n.start(join=n1.url)
@@ -217,13 +242,33 @@ class Chaos:
         return t.rng
 
     def live_nodes(self):
-        """A running node for each client request, until the run stops."""
+        """A running node for each client request, until the run stops. The
+        request runs while the generator is suspended at the yield, and counts
+        as in flight until the client asks for the next node."""
         while not self.stop.is_set():
-            node = self.pick()
-            if node is None:
-                time.sleep(0.05)
+            if not self.enter():
                 continue
-            yield node
+            try:
+                node = self.pick()
+                if node is None:
+                    time.sleep(0.05)
+                    continue
+                yield node
+            finally:
+                self.leave()
+
+    def enter(self):
+        """Wait while a checkpoint holds the clients; False if it took too long."""
+        with self.gate:
+            if not self.gate.wait_for(lambda: self.open or self.stop.is_set(), 1.0):
+                return False
+            self.inflight += 1
+            return True
+
+    def leave(self):
+        with self.gate:
+            self.inflight -= 1
+            self.gate.notify_all()
 
     def post(self, node, path, body, timeout=5):
         return requests.post(node.url + path, json=body, timeout=timeout)
@@ -365,19 +410,24 @@ class Chaos:
         n = 0
         node = None
         while not self.stop.is_set():
-            if node is None or node not in self.live():
-                node = self.pick()
-                if node is None:
-                    time.sleep(0.05)
-                    continue
-            n += 1
+            if not self.enter():
+                continue
             try:
-                r = self.post(node, "/db/execute?queue", [["INSERT INTO qw(c, n) VALUES (?, ?)", c, n]])
-                if r.status_code == 200 and not r.json().get("error"):
-                    with self.lock:
-                        self.queued.append(((node.id, node.proc.pid), c, n))
-            except (requests.RequestException, ValueError):
-                node = None
+                if node is None or node not in self.live():
+                    node = self.pick()
+                    if node is None:
+                        time.sleep(0.05)
+                        continue
+                n += 1
+                try:
+                    r = self.post(node, "/db/execute?queue", [["INSERT INTO qw(c, n) VALUES (?, ?)", c, n]])
+                    if r.status_code == 200 and not r.json().get("error"):
+                        with self.lock:
+                            self.queued.append(((node.id, node.proc.pid), c, n))
+                except (requests.RequestException, ValueError):
+                    node = None
+            finally:
+                self.leave()
             time.sleep(0.005)
 
     def clock_writer(self):
@@ -466,6 +516,7 @@ class Chaos:
     def node(self, nid):
         return [n for n in self.nodes if n.id == nid][0]
 
+
     def inject(self):
         rng = self.rng
         up = [n for n in self.nodes if n.id not in self.down and n.id not in self.paused]
@@ -480,7 +531,7 @@ class Chaos:
             self.heal()
             self.faults.append((time.monotonic() - self.t0, "heal"))
             self.log("heal: every node running")
-            return
+            return kind
         leader_id = self.current_leader_id()
         if kind in ("kill_leader", "isolate_leader"):
             victim = self.node(leader_id) if leader_id else rng.choice(up)
@@ -497,7 +548,7 @@ class Chaos:
             self.log(desc)
             if victim.id == leader_id:
                 self.wait_leader_among([n for n in self.live() if n is not victim], desc)
-            return
+            return kind
         if kind == "oneway":
             other = rng.choice([n for n in self.nodes if n is not victim])
             self.net.drop(victim.index, other.index)
@@ -505,7 +556,7 @@ class Chaos:
             desc = "drop everything node %s sends to node %s" % (victim.id, other.id)
             self.faults.append((time.monotonic() - self.t0, desc))
             self.log(desc)
-            return
+            return kind
         if kind == "split":
             ids = [n.index for n in self.nodes]
             rng.shuffle(ids)
@@ -518,14 +569,14 @@ class Chaos:
             desc = "partition %s | %s" % (sorted(minority), sorted(ids[self.max_down():]))
             self.faults.append((time.monotonic() - self.t0, desc))
             self.log(desc)
-            return
+            return kind
         desc = "%s node %s%s" % (kind, victim.id, " (leader)" if victim.id == leader_id else "")
         self.faults.append((time.monotonic() - self.t0, desc))
         self.log(desc)
         if kind == "pause":
             os.kill(victim.proc.pid, signal.SIGSTOP)
             self.paused.add(victim.id)
-            return
+            return kind
         victim.proc.kill()
         victim.wait_exit(10)
         self.down.add(victim.id)
@@ -540,6 +591,7 @@ class Chaos:
                 others = [n for n in self.live()]
                 join = others[0].url if others else None
             self.restart(victim, join=join)
+        return kind
 
     def heal(self):
         """Every link back, every paused node resumed, every node running."""
@@ -560,6 +612,116 @@ class Chaos:
         except AssertionError as e:
             self.violation("node %s did not become ready after restart: %s" % (node.id, str(e)[:300]))
 
+    # ---- checkpoints --------------------------------------------------
+    def status(self, node):
+        return requests.get(node.url + "/status", timeout=2).json()["store"]
+
+    def agree(self, timeout, what):
+        """Poll until every node reports the same applied index before and
+        after reading its content, and all contents are equal. Returns (index,
+        content, statuses), or None after recording a violation."""
+        last = {}
+
+        def same():
+            before = {n.id: self.status(n)["db_applied_index"] for n in self.nodes}
+            if len(set(before.values())) != 1:
+                last["why"] = "applied indexes differ: %r" % before
+                return None
+            dumps = {n.id: self.dump(n) for n in self.nodes}
+            after = {n.id: self.status(n) for n in self.nodes}
+            if any(after[i]["db_applied_index"] != before[i] for i in before):
+                last["why"] = "applied indexes moved while reading"
+                return None
+            first = self.nodes[0].id
+            for i, d in dumps.items():
+                if d != dumps[first]:
+                    diff = {t: (len(d[t]), len(dumps[first][t])) for t in d if d[t] != dumps[first][t]}
+                    last["why"] = ("node %s holds different content from node %s at applied index %s "
+                                   "(rows per differing table: %r)" % (i, first, before[i], diff))
+                    return None
+            return before[first], dumps[first], after
+        try:
+            return harness.poll(same, timeout, interval=0.2, what=what)
+        except AssertionError as e:
+            self.violation("%s: %s (%s)" % (what, last.get("why", "no answer"), str(e)[:200]))
+            return None
+
+    def checkpoint(self):
+        """Heal, hold the clients, and compare every node at one applied index;
+        a node restored from a snapshot since the last checkpoint is thereby
+        compared with the others. Also samples descriptors and memory of every
+        node process while idle, for the growth check."""
+        self.heal()
+        with self.gate:
+            self.open = False
+            if not self.gate.wait_for(lambda: self.inflight == 0, 30):
+                self.violation("client requests still under way 30 s into a checkpoint")
+        try:
+            for n in self.nodes:
+                try:
+                    n.wait_ready(60)
+                except AssertionError as e:
+                    self.violation("node %s not ready at a checkpoint: %s" % (n.id, str(e)[:300]))
+                    return
+            got = self.agree(60, "checkpoint %d" % (self.checkpoints + 1))
+            if got is None:
+                return
+            self.checkpoints += 1
+            index, _, st = got
+            restored = []
+            for n in self.nodes:
+                # restores: libraft installed a snapshot (its own at a restart,
+                # or one the leader sent); transfers: the file came from the leader
+                count = (st[n.id]["num_restores"], st[n.id]["num_snapshot_transfers"])
+                prev = self.restores_seen.get(n.id)
+                if prev is None or prev[0] != n.proc.pid:
+                    prev = (n.proc.pid, (0, 0))
+                if count[0] > prev[1][0] or count[1] > prev[1][1]:
+                    restored.append("%s (%s)" % (n.id, "sent by the leader" if count[1] > prev[1][1]
+                                                 else "its own, at restart"))
+                self.restores_seen[n.id] = (n.proc.pid, count)
+                self.samples.setdefault((n.id, n.proc.pid), []).append(
+                    (time.monotonic() - self.t0,) + self.usage(n))
+            self.restored_checked += len(restored)
+            self.log("checkpoint %d: every node at applied index %s with the same content%s"
+                     % (self.checkpoints, index, "; restored from a snapshot since the last one: node %s"
+                        % ", ".join(restored) if restored else ""))
+        finally:
+            with self.gate:
+                self.open = True
+                self.gate.notify_all()
+
+    @staticmethod
+    def usage(node):
+        """(open file descriptors, resident MB) of a node's process."""
+        fds = len(os.listdir("/proc/%d/fd" % node.proc.pid))
+        with open("/proc/%d/status" % node.proc.pid) as f:
+            rss = [int(x.split()[1]) for x in f if x.startswith("VmRSS:")][0] / 1024
+        return fds, rss
+
+    def check_growth(self):
+        """Descriptors and memory sampled at checkpoints (clients idle) must not
+        keep growing within one process's life."""
+        longest = None
+        for (nid, pid), smp in self.samples.items():
+            if len(smp) < 3:
+                continue
+            if longest is None or smp[-1][0] - smp[0][0] > longest[2][-1][0] - longest[2][0][0]:
+                longest = (nid, pid, smp)
+            if smp[-1][1] > smp[0][1] + FD_GROWTH:
+                self.violation("node %s (pid %d) went from %d to %d open descriptors over %d checkpoints"
+                               % (nid, pid, smp[0][1], smp[-1][1], len(smp)))
+            # the first sample may predate a catch-up; growth counts from the second
+            if smp[-1][2] > smp[1][2] + RSS_GROWTH_MB and not os.environ.get("RQ_SANITIZED"):
+                self.violation("node %s (pid %d) grew from %.0f to %.0f MB resident over %d checkpoints"
+                               % (nid, pid, smp[1][2], smp[-1][2], len(smp)))
+        if longest:
+            nid, pid, smp = longest
+            self.log("longest-lived process: node %s over %.0fs and %d checkpoints: descriptors %s, "
+                     "resident MB %s" % (nid, smp[-1][0] - smp[0][0], len(smp),
+                                         " ".join(str(x[1]) for x in smp),
+                                         " ".join("%.0f" % x[2] for x in smp)))
+
     # ---- run and check ------------------------------------------------
     def run(self):
         self.start()
@@ -577,11 +739,17 @@ class Chaos:
             t.start()
         deadline = time.monotonic() + self.args.duration
         injected = 0
+        since = 0  # faults since the last checkpoint
         try:
             while time.monotonic() < deadline and injected < self.args.faults and not self.violations:
                 time.sleep(self.rng.uniform(0.5, 2.5))
-                self.inject()
+                kind = self.inject()
                 injected += 1
+                since += 1
+                self.wiped |= kind.startswith("wipe")
+                if since >= CHECKPOINT_EVERY or (self.wiped and since >= 3):
+                    self.checkpoint()
+                    since, self.wiped = 0, False
         finally:
             self.heal()
             time.sleep(1.0)  # let clients write against the healed cluster (not a synchronisation)
@@ -605,18 +773,10 @@ class Chaos:
                 self.violation("node %s exited on its own with %s" % (n.id, n.proc.returncode))
         for n in self.nodes:
             n.wait_ready(60)
-        leader = self.leader()
-        want = None
-
-        def converged():
-            nonlocal want
-            want = self.dump(leader)
-            return all(self.dump(n) == want for n in self.nodes)
-        try:
-            harness.poll(converged, 90, what="all nodes holding the same content")
-        except AssertionError:
-            sizes = {n.id: {t: len(v) for t, v in self.dump(n).items()} for n in self.nodes}
-            self.violation("nodes did not converge: %r" % sizes)
+        got = self.agree(90, "final comparison of all nodes")
+        if got is None:
+            return
+        index, want, _ = got
         rows = {(c, n) for _, c, n in want["ins"]}
         missing = self.acked - rows
         if missing:
@@ -648,22 +808,24 @@ class Chaos:
                 self.violation("register %d history not linearizable (%d operations, saved in %s): %s"
                                % (k, len(ops), path, why))
         for n in self.nodes:
-            logs = n.logs()
-            if "fatal signal" in logs:
+            if "fatal signal" in n.logs():
                 self.violation("node %s logged a crash" % n.id)
-            fds = len(os.listdir("/proc/%d/fd" % n.proc.pid))
+            fds, rss = self.usage(n)
+            self.samples.setdefault((n.id, n.proc.pid), []).append((time.monotonic() - self.t0, fds, rss))
             if fds > 200:
                 self.violation("node %s has %d open file descriptors" % (n.id, fds))
-            with open("/proc/%d/status" % n.proc.pid) as f:
-                rss = [int(x.split()[1]) for x in f if x.startswith("VmRSS:")][0] / 1024
             if rss > 200 and not os.environ.get("RQ_SANITIZED"):  # ASan inflates RSS
                 self.violation("node %s uses %.0f MB" % (n.id, rss))
+        self.check_growth()
         nops = sum(len(v) for v in self.reg_ops.values())
         self.log("acknowledged inserts %d (rows %d), register operations %d, bank invariant reads %d, "
                  "freshness reads %d, queued writes accepted %d (applied %d), terms with a leader %d, "
-                 "longest leaderless stretch after a leader kill %.2fs"
+                 "longest leaderless stretch after a leader kill %.2fs; %d checkpoints compared every node at "
+                 "one applied index, %d times including a node restored from a snapshot; final applied "
+                 "index %s"
                  % (len(self.acked), len(rows), nops, self.bank_reads, self.fresh_reads, len(self.queued),
-                    len(want["qw"]), len(self.leaders), max(self.leaderless or [0])))
+                    len(want["qw"]), len(self.leaders), max(self.leaderless or [0]), self.checkpoints,
+                    self.restored_checked, index))
 
     def report(self):
         if self.violations:
