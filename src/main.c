@@ -5,6 +5,7 @@
  * SIGINT/SIGTERM. A second signal during shutdown forces exit.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
@@ -177,6 +178,13 @@ static void leaveCluster(const config *cfg, store *st)
 
 int main(int argc, char **argv)
 {
+    /* Each connection thread would get a malloc arena of its own, and what an
+     * arena frees it keeps: resident memory crept up with connection churn
+     * (tests/system/test_growth.py). Two arenas keep it flat, at no measured
+     * cost in throughput. MALLOC_ARENA_MAX in the environment still wins. */
+    if (!getenv("MALLOC_ARENA_MAX"))
+        mallopt(M_ARENA_MAX, 2);
+
     config cfg;
     int exit_code = 0;
     if (config_parse(&cfg, argc, argv, &exit_code) != 0)
