@@ -45,6 +45,7 @@ struct db {
     uint64_t entry_index;    /* Raft index the next db_execute records */
     uint64_t index;          /* Raft index of the last entry the file holds */
     unsigned gen;            /* bumped when the file is swapped */
+    bool swapping;           /* db_install_file at work: no new connections */
     struct { sqlite3 *c; unsigned gen; } *busy; /* read connections in use */
     int n_busy, cap_busy;
     char *marker;            /* "<path>-rqentry": an unguarded entry is running */
@@ -243,6 +244,10 @@ static sqlite3 *roGet(db *d)
 {
     pthread_mutex_lock(&d->mu);
     for (;;) {
+        if (d->swapping) {
+            pthread_cond_wait(&d->cv, &d->mu);
+            continue;
+        }
         if (d->n_idle > 0) {
             sqlite3 *c = d->idle[--d->n_idle];
             busyAdd(d, c, d->gen);
@@ -1417,8 +1422,12 @@ int db_backup_file(db *d, const char *dest, unsigned flags, db_progress_fn progr
 
 int db_install_file(db *d, const char *path, char **err)
 {
+    /* Connections in use read the old file to the end; none opens until the
+     * new file is in place (one opened before the rename would join the
+     * pool with the old file, and serve it from then on). */
     pthread_mutex_lock(&d->mu);
-    d->gen++; /* connections in use read the old file to the end */
+    d->gen++;
+    d->swapping = true;
     for (int i = 0; i < d->n_idle; i++)
         sqlite3_close(d->idle[i]);
     d->n_open -= d->n_idle;
@@ -1437,7 +1446,12 @@ int db_install_file(db *d, const char *path, char **err)
     }
     syncDir(d->path);
     char *oerr = NULL;
-    if (openConn(d, false, &d->w, &oerr) != 0) {
+    int orc = openConn(d, false, &d->w, &oerr);
+    pthread_mutex_lock(&d->mu);
+    d->swapping = false;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    if (orc != 0) {
         if (rc == 0)
             *err = oerr;
         else

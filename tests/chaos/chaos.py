@@ -51,7 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "system"))
 
 import harness  # noqa: E402
-from linearizability import INF, check  # noqa: E402
+from linearizability import INF, check, shrink  # noqa: E402
 
 ACCOUNTS = 5
 START_BALANCE = 100
@@ -635,7 +635,9 @@ class Chaos:
             first = self.nodes[0].id
             for i, d in dumps.items():
                 if d != dumps[first]:
-                    diff = {t: (len(d[t]), len(dumps[first][t])) for t in d if d[t] != dumps[first][t]}
+                    diff = {t: (d[t] if isinstance(d[t], str) else len(d[t]),
+                                dumps[first][t] if isinstance(dumps[first][t], str) else len(dumps[first][t]))
+                            for t in d if d[t] != dumps[first][t]}
                     last["why"] = ("node %s holds different content from node %s at applied index %s "
                                    "(rows per differing table: %r)" % (i, first, before[i], diff))
                     return None
@@ -764,7 +766,9 @@ class Chaos:
         for table, order in (("ins", "c, n"), ("reg", "k"), ("bank", "acct"), ("clock", "k"), ("qw", "id")):
             r = requests.get(node.url + "/db/query", params={
                 "q": "SELECT * FROM %s ORDER BY %s" % (table, order), "level": "none"}, timeout=10)
-            out[table] = r.json()["results"][0].get("values") or []
+            res = r.json()["results"][0]
+            # an error stands in for the rows, so that it shows in a mismatch
+            out[table] = ("error: " + res["error"]) if "error" in res else (res.get("values") or [])
         return out
 
     def check(self):
@@ -805,8 +809,15 @@ class Chaos:
                 path = os.path.join(os.getcwd(), "chaos-history-seed%d-key%d.json" % (self.args.seed, k))
                 with open(path, "w") as f:
                     json.dump(ops, f, indent=0, default=str)
-                self.violation("register %d history not linearizable (%d operations, saved in %s): %s"
-                               % (k, len(ops), path, why))
+                short = shrink(ops)
+                tail = "\n".join("      %-5s %-12s call %8.3f ret %8s%s" % (
+                    "write" if o["kind"] == "w" else "read", o["value"], o["call"] - self.t0,
+                    "?" if o["ret"] == INF else "%8.3f" % (o["ret"] - self.t0),
+                    " (%s on node %s)" % (o["level"], o["node"]) if o["kind"] == "r" else "")
+                    for o in short[-12:])
+                self.violation("register %d history not linearizable (%d operations, saved in %s): %s\n"
+                               "    the earliest failing cut has %d operations; its last ones (seconds "
+                               "into the run):\n%s" % (k, len(ops), path, why, len(short), tail))
         for n in self.nodes:
             if "fatal signal" in n.logs():
                 self.violation("node %s logged a crash" % n.id)

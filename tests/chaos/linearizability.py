@@ -85,6 +85,36 @@ def check(ops, initial=None):
     return False, "no linearization; first operations that cannot be placed: %r" % stuck
 
 
+def cut(ops, t):
+    """The history as an observer saw it at time t: operations called by then;
+    a write still pending has an unknown outcome, a pending read is dropped.
+    Every cut of a linearizable history is linearizable."""
+    out = []
+    for o in ops:
+        if o["call"] > t:
+            continue
+        if o["ret"] <= t:
+            out.append(o)
+        elif o["kind"] == "w":
+            out.append(dict(o, ret=INF))
+    return out
+
+
+def shrink(ops, initial=None):
+    """For a history that fails check(): the earliest cut that already fails,
+    found by bisection over the return times. Its last operations are where
+    the history stops making sense; everything after them is noise."""
+    times = sorted({o["ret"] for o in ops if o["ret"] != INF})
+    lo, hi = 0, len(times)  # cut at times[hi] (or the whole history) fails
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if check(cut(ops, times[mid]), initial)[0]:
+            lo = mid + 1
+        else:
+            hi = mid
+    return sorted(cut(ops, times[hi]) if hi < len(times) else ops, key=lambda o: o["call"])
+
+
 if __name__ == "__main__":
     # Self-check: a stale read after a completed write is caught.
     w = {"kind": "w", "value": 1, "call": 0.0, "ret": 1.0, "ok": True}
@@ -95,5 +125,7 @@ if __name__ == "__main__":
     unknown = {"kind": "w", "value": 2, "call": 0.5, "ret": INF, "ok": False}
     assert check([w, unknown, r_ok])[0]
     assert check([w, unknown, dict(r_ok, value=2)])[0]
+    later = [{"kind": "w", "value": 10 + i, "call": 4.0 + i, "ret": 4.5 + i, "ok": True} for i in range(20)]
+    assert shrink([w, r_stale] + later) == [w, r_stale]
     print("linearizability self-check passed")
     sys.exit(0)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -271,6 +272,70 @@ static void test_install_file(void **state)
     assert_int_equal(db_index(f->d), 42);
 }
 
+/* Readers racing db_install_file(): a query started after an install
+ * returned reads the new file. A connection opened while the file was being
+ * swapped once joined the pool on the old file and served it from then on. */
+typedef struct racer {
+    db *d;
+    volatile int installed; /* rounds whose install has returned */
+    volatile int stop;
+    int stale;              /* queries that read an older round */
+} racer;
+
+static int markerOf(db *d)
+{
+    json_t *q = json_pack("[s]", "SELECT v FROM m");
+    buf out = BUF_INIT;
+    db_query(d, q, 0, &out);
+    json_decref(q);
+    const char *p = out.data ? strstr(out.data, "[[") : NULL;
+    int v = p ? atoi(p + 2) : -1;
+    buf_free(&out);
+    return v;
+}
+
+static void *raceReader(void *arg)
+{
+    racer *r = arg;
+    while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+        int want = __atomic_load_n(&r->installed, __ATOMIC_ACQUIRE);
+        if (want > 0 && markerOf(r->d) < want)
+            __atomic_add_fetch(&r->stale, 1, __ATOMIC_RELAXED);
+    }
+    return NULL;
+}
+
+static void test_install_under_readers(void **state)
+{
+    fixture *f = *state;
+    char opath[200], copy[200];
+    char *err = NULL;
+    snprintf(opath, sizeof opath, "%s/other.sqlite", f->dir);
+    snprintf(copy, sizeof copy, "%s/copy.sqlite", f->dir);
+    db *other = NULL;
+    assert_int_equal(db_open(opath, NULL, &other, &err), 0);
+    EXEC(other, "[\"CREATE TABLE m (v)\", \"INSERT INTO m VALUES (0)\"]", 0,
+         "{},{\"last_insert_id\":1,\"rows_affected\":1}");
+    racer r = {.d = f->d};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, raceReader, &r), 0);
+    for (int round = 1; round <= 300; round++) {
+        char body[80];
+        snprintf(body, sizeof body, "[\"UPDATE m SET v = %d\"]", round);
+        EXEC(other, body, 0, "{\"last_insert_id\":1,\"rows_affected\":1}");
+        assert_int_equal(db_backup_file(other, copy, 0, NULL, NULL, NULL, &err), 0);
+        assert_int_equal(db_install_file(f->d, copy, &err), 0);
+        __atomic_store_n(&r.installed, round, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    db_close(other);
+    assert_int_equal(r.stale, 0);
+    assert_int_equal(markerOf(f->d), 300);
+}
+
 /* The index goes in with the entry's changes and survives reopening; a
  * failed ?transaction records nothing; low 32 bits resolve near a hint. */
 static void test_index_persists(void **state)
@@ -421,6 +486,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_readonly_and_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_install_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_install_under_readers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_index_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guarded_entry_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entropy_is_replayable, setup, teardown),
