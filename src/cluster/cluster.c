@@ -94,6 +94,10 @@ int cluster_forward(const char *method, const char *url, const char *body,
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    /* One idle connection per thread: the one to the current leader. The
+     * default of five kept connections to former leaders (and fresh ones
+     * of writes) open on both sides. */
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 30000));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, writeToBuf);
@@ -109,6 +113,7 @@ int cluster_forward(const char *method, const char *url, const char *body,
          * leader already applied means applying it twice (rqlite #1628).
          * Writes get a fresh connection, never that retry. */
         curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L); /* ...and none is kept for them */
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     }

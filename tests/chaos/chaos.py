@@ -62,6 +62,7 @@ FRESHNESS_SLACK_S = 1.0  # two election timeouts of the harness's fast timers
 CHECKPOINT_EVERY = 8     # faults between checkpoints (and after a wipe, 3 at least)
 FD_GROWTH = 16           # descriptors a process may gain between idle checkpoints
 RSS_GROWTH_MB = 48       # resident memory it may gain after its first checkpoint
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 SNAP_ENTRIES = 256       # -raft-snap: frequent snapshots, so wiped nodes restore from one
 
 
@@ -535,6 +536,9 @@ class Chaos:
         leader_id = self.current_leader_id()
         if kind in ("kill_leader", "isolate_leader"):
             victim = self.node(leader_id) if leader_id else rng.choice(up)
+        elif kind.startswith("wipe"):
+            # a wiped node must reach the others to come back at all
+            victim = rng.choice([n for n in up if n.id not in self.isolated])
         else:
             victim = rng.choice(up)
         if kind in ("isolate", "isolate_leader"):
@@ -607,6 +611,8 @@ class Chaos:
     def restart(self, node, join=None):
         node.start(join=join)
         self.down.discard(node.id)
+        if node.id in self.isolated:
+            return  # cannot be ready before the network heals; checkpoints wait for it
         try:
             node.wait_ready(60)
         except AssertionError as e:
@@ -635,11 +641,19 @@ class Chaos:
             first = self.nodes[0].id
             for i, d in dumps.items():
                 if d != dumps[first]:
-                    diff = {t: (d[t] if isinstance(d[t], str) else len(d[t]),
-                                dumps[first][t] if isinstance(dumps[first][t], str) else len(dumps[first][t]))
-                            for t in d if d[t] != dumps[first][t]}
+                    diff = {}
+                    for t in d:
+                        a, b = d[t], dumps[first][t]
+                        if a == b:
+                            continue
+                        if isinstance(a, str) or isinstance(b, str):
+                            diff[t] = (a, b)
+                        else:
+                            ra, rb = set(map(tuple, a)), set(map(tuple, b))
+                            diff[t] = {"only on node %s" % i: sorted(ra - rb)[:10],
+                                       "only on node %s" % first: sorted(rb - ra)[:10]}
                     last["why"] = ("node %s holds different content from node %s at applied index %s "
-                                   "(rows per differing table: %r)" % (i, first, before[i], diff))
+                                   "(differing rows: %r)" % (i, first, before[i], diff))
                     return None
             return before[first], dumps[first], after
         try:
@@ -695,11 +709,47 @@ class Chaos:
 
     @staticmethod
     def usage(node):
-        """(open file descriptors, resident MB) of a node's process."""
-        fds = len(os.listdir("/proc/%d/fd" % node.proc.pid))
+        """(open file descriptors, resident MB, descriptors by kind) of a node's process."""
+        kinds = {}
+        fd_dir = "/proc/%d/fd" % node.proc.pid
+        tcp = Chaos.tcp_sockets(node.proc.pid)
+        for fd in os.listdir(fd_dir):
+            try:
+                target = os.readlink(os.path.join(fd_dir, fd))
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                kind = tcp.get(target[8:-1], "socket (not TCP)")
+            elif target.startswith(("pipe:", "anon_inode:")):
+                kind = target.split(":")[0]
+            else:
+                kind = target
+            kinds[kind] = kinds.get(kind, 0) + 1
         with open("/proc/%d/status" % node.proc.pid) as f:
             rss = [int(x.split()[1]) for x in f if x.startswith("VmRSS:")][0] / 1024
-        return fds, rss
+        return sum(kinds.values()), rss, kinds
+
+    TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+                  "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN",
+                  "0B": "CLOSING"}
+
+    @staticmethod
+    def tcp_sockets(pid):
+        """socket inode -> "tcp STATE local port -> remote port", from the
+        node's own network namespace."""
+        out = {}
+        try:
+            with open("/proc/%d/net/tcp" % pid) as f:
+                next(f)
+                for line in f:
+                    p = line.split()
+                    # ephemeral ports as *: sockets of one kind add up
+                    lport, rport = (int(a.split(":")[1], 16) for a in p[1:3])
+                    ports = [str(x) if x < 32768 else "*" for x in (lport, rport)]
+                    out[p[9]] = "tcp %s :%s -> :%s" % (Chaos.TCP_STATES.get(p[3], p[3]), ports[0], ports[1])
+        except OSError:
+            pass
+        return out
 
     def check_growth(self):
         """Descriptors and memory sampled at checkpoints (clients idle) must not
@@ -711,8 +761,10 @@ class Chaos:
             if longest is None or smp[-1][0] - smp[0][0] > longest[2][-1][0] - longest[2][0][0]:
                 longest = (nid, pid, smp)
             if smp[-1][1] > smp[0][1] + FD_GROWTH:
-                self.violation("node %s (pid %d) went from %d to %d open descriptors over %d checkpoints"
-                               % (nid, pid, smp[0][1], smp[-1][1], len(smp)))
+                first, last = smp[0][3], smp[-1][3]
+                grew = {k: "%d -> %d" % (first.get(k, 0), v) for k, v in last.items() if v > first.get(k, 0)}
+                self.violation("node %s (pid %d) went from %d to %d open descriptors over %d checkpoints "
+                               "(grew: %r)" % (nid, pid, smp[0][1], smp[-1][1], len(smp), grew))
             # the first sample may predate a catch-up; growth counts from the second
             if smp[-1][2] > smp[1][2] + RSS_GROWTH_MB and not os.environ.get("RQ_SANITIZED"):
                 self.violation("node %s (pid %d) grew from %.0f to %.0f MB resident over %d checkpoints"
@@ -821,13 +873,26 @@ class Chaos:
         for n in self.nodes:
             if "fatal signal" in n.logs():
                 self.violation("node %s logged a crash" % n.id)
-            fds, rss = self.usage(n)
-            self.samples.setdefault((n.id, n.proc.pid), []).append((time.monotonic() - self.t0, fds, rss))
+            for mark in SANITIZER_REPORTS:
+                if mark in n.logs():
+                    self.violation("node %s logged a sanitizer report (%s)" % (n.id, mark))
+            fds, rss, kinds = self.usage(n)
+            self.samples.setdefault((n.id, n.proc.pid), []).append((time.monotonic() - self.t0, fds, rss, kinds))
             if fds > 200:
                 self.violation("node %s has %d open file descriptors" % (n.id, fds))
             if rss > 200 and not os.environ.get("RQ_SANITIZED"):  # ASan inflates RSS
                 self.violation("node %s uses %.0f MB" % (n.id, rss))
         self.check_growth()
+        if os.environ.get("RQ_SANITIZED"):
+            # an orderly stop, so that LeakSanitizer reports at exit
+            for n in self.nodes:
+                try:
+                    n.stop()
+                except AssertionError as e:
+                    self.violation(str(e))
+                for mark in SANITIZER_REPORTS:
+                    if mark in n.logs():
+                        self.violation("node %s logged a sanitizer report at exit (%s)" % (n.id, mark))
         nops = sum(len(v) for v in self.reg_ops.values())
         self.log("acknowledged inserts %d (rows %d), register operations %d, bank invariant reads %d, "
                  "freshness reads %d, queued writes accepted %d (applied %d), terms with a leader %d, "
@@ -862,7 +927,9 @@ class Chaos:
                 pass
         if getattr(self, "net", None):
             self.net.teardown()
-        if not self.args.keep:
+        if self.args.keep or self.violations:
+            print("data directories and logs kept in %s" % self.tmp)
+        else:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 

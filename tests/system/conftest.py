@@ -7,6 +7,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import harness  # noqa: E402
 
+# make asan test: nodes stop in order (LeakSanitizer reports at exit), and a
+# sanitizer report in any node's log fails the test that ran it.
+SANITIZED = bool(os.environ.get("RQ_SANITIZED"))
+REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
 
 def pytest_sessionstart(session):
     for b in (harness.RQLITED, harness.RQLITE):
@@ -37,9 +42,22 @@ class Cluster:
     def stop_all(self):
         for n in self.nodes:
             try:
+                if SANITIZED:
+                    n.stop()
                 n.kill()
             except Exception:
                 pass
+
+    def sanitizer_reports(self):
+        found = []
+        for n in self.nodes:
+            logs = n.logs()
+            for mark in REPORTS:
+                at = logs.find(mark)
+                if at >= 0:
+                    found.append("node %s: %s" % (n.id, logs[max(0, at - 200):at + 3000]))
+                    break
+        return found
 
 
 @pytest.fixture
@@ -51,6 +69,9 @@ def cluster(tmp_path, request):
     if any(r is not None and r.failed for r in reps):
         for n in c.nodes:
             sys.stderr.write("\n===== log of node %s =====\n%s" % (n.id, n.logs()[-6000:]))
+    reports = c.sanitizer_reports()
+    if reports:
+        pytest.fail("sanitizer report in a node's log:\n" + "\n".join(reports), pytrace=False)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -26,6 +26,27 @@ def usage(node):
     return fds, rss
 
 
+def connections(node, port):
+    """TCP connections of node's process to port (any state but LISTEN)."""
+    inodes = set()
+    fd_dir = "/proc/%d/fd" % node.proc.pid
+    for fd in os.listdir(fd_dir):
+        try:
+            t = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if t.startswith("socket:["):
+            inodes.add(t[8:-1])
+    n = 0
+    with open("/proc/%d/net/tcp" % node.proc.pid) as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            if p[9] in inodes and int(p[2].split(":")[1], 16) == port and p[3] != "0A":
+                n += 1
+    return n
+
+
 def round_of_traffic(leader, follower, r):
     """About 1,100 requests of every kind, good and bad, direct and forwarded."""
     keep = requests.Session()  # keep-alive connections as well as fresh ones
@@ -35,6 +56,11 @@ def round_of_traffic(leader, follower, r):
             rv = keep.post(base + "/db/execute", json=[["INSERT INTO t(r, i, v) VALUES (?, ?, ?)", r, i,
                                                          "x" * (i % 50)]], timeout=10)
             assert rv.status_code == 200 and "error" not in rv.json()["results"][0], rv.text
+        if node is follower:
+            # a hundred writes forwarded for one keep-alive client: the
+            # follower keeps no connection to the leader per write
+            held = connections(follower, leader.http_port)
+            assert held <= 2, "follower holds %d connections to the leader" % held
         rv = requests.post(base + "/db/execute?transaction", json=[
             "UPDATE t SET v = v || 'y' WHERE r = %d" % r, "DELETE FROM t WHERE r = %d AND i %% 10 = 0" % r],
             timeout=10)
