@@ -436,11 +436,15 @@ static op *pendingTake(store *s, uint64_t seq)
     return NULL;
 }
 
-static op *pendingFind(store *s, uint64_t seq)
+/* The request waiting for the entry at index that this node proposed with
+ * seq. The index must match too: an entry an earlier process of this node
+ * proposed (with its own sequence) may commit only now, and must run as
+ * written, not as whatever request of ours carries the same number. */
+static op *pendingFind(store *s, uint64_t seq, raft_index index)
 {
     for (op *o = s->pending; o; o = o->next)
         if (o->seq == seq)
-            return o;
+            return o->index == index ? o : NULL;
     return NULL;
 }
 
@@ -452,7 +456,7 @@ static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
     uint64_t seq = e->seq;
     size_t n = e->image_len;
     char *err = NULL;
-    op *o = origin == s->id ? pendingFind(s, seq) : NULL;
+    op *o = origin == s->id ? pendingFind(s, seq, index) : NULL;
     if (db_restore(s->db, e->image, n, index, &err) != 0) {
         rq_log("store", "load failed: %s", err ? err : "?");
         if (o && o->want_results) {
@@ -480,7 +484,7 @@ static void runEntry(store *s, op *o, const json_t *stmts, unsigned flags, int64
  * parsed from the request; the others decode the same text. */
 static void applyExec(store *s, const rq_exec_entry *e, raft_index index)
 {
-    op *o = e->origin == s->id ? pendingFind(s, e->seq) : NULL;
+    op *o = e->origin == s->id ? pendingFind(s, e->seq, index) : NULL;
     json_t *stmts = o && o->stmts ? json_incref(o->stmts) : json_loadb(e->json, e->json_len, 0, NULL);
     if (!json_is_array(stmts)) {
         rq_log("store", "skipping undecodable execute entry at index %llu", (unsigned long long)index);
@@ -537,7 +541,7 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         uint64_t seq = (uint64_t)json_integer_value(json_object_get(e, "s"));
         unsigned flags = (unsigned)json_integer_value(json_object_get(e, "f"));
         const json_t *stmts = json_object_get(e, "q");
-        op *o = origin == s->id ? pendingFind(s, seq) : NULL;
+        op *o = origin == s->id ? pendingFind(s, seq, index) : NULL;
         if (json_is_array(stmts))
             runEntry(s, o, stmts, flags, (int64_t)json_integer_value(json_object_get(e, "ts")),
                      (uint64_t)json_integer_value(json_object_get(e, "r")), index);
@@ -1739,7 +1743,12 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->changed, NULL);
     s->prev_state = -1;
-    s->next_seq = (uint64_t)time(NULL) << 20;
+    /* Sequence numbers of this process's proposals: from a random base, so
+     * that a restart within the same second does not reuse them. */
+    uint32_t base = 0;
+    if (getrandom(&base, sizeof base, 0) != (ssize_t)sizeof base)
+        base = (uint32_t)time(NULL);
+    s->next_seq = (uint64_t)base << 24;
     if (asprintf(&s->raft_dir, "%s/raft", cfg->data_dir) < 0 ||
         asprintf(&s->db_path, "%s/db.sqlite", cfg->data_dir) < 0) {
         *err = strdup("out of memory");

@@ -771,10 +771,13 @@ class Chaos:
                                % (nid, pid, smp[1][2], smp[-1][2], len(smp)))
         if longest:
             nid, pid, smp = longest
+            first, last = smp[0][3], smp[-1][3]
+            grew = {k: "%d -> %d" % (first.get(k, 0), v) for k, v in last.items()
+                    if v > first.get(k, 0) and "/raft/" not in k}
             self.log("longest-lived process: node %s over %.0fs and %d checkpoints: descriptors %s, "
-                     "resident MB %s" % (nid, smp[-1][0] - smp[0][0], len(smp),
-                                         " ".join(str(x[1]) for x in smp),
-                                         " ".join("%.0f" % x[2] for x in smp)))
+                     "resident MB %s; descriptors gained: %r" % (
+                         nid, smp[-1][0] - smp[0][0], len(smp), " ".join(str(x[1]) for x in smp),
+                         " ".join("%.0f" % x[2] for x in smp), grew))
 
     # ---- run and check ------------------------------------------------
     def run(self):
