@@ -61,6 +61,10 @@ bool db_recovered(db *d);
  * (the latest Raft snapshot's). */
 uint64_t db_index(db *d);
 void db_resolve_index(db *d, uint64_t near);
+/* The index a database file at path holds (resolved near near), without
+ * opening it as ours: a transferred file is checked before it is installed.
+ * Returns 0, or -1 if it cannot be read. */
+int db_file_index(const char *path, uint64_t near, uint64_t *out);
 /* The Raft index the next db_execute() records with its changes (0: none). */
 void db_set_entry_index(db *d, uint64_t index);
 /* Entries run without the crash guard because readers kept the WAL busy. */

@@ -200,9 +200,9 @@ void db_close(db *d)
 
 uint64_t db_index(db *d) { return __atomic_load_n(&d->index, __ATOMIC_RELAXED); }
 
-void db_resolve_index(db *d, uint64_t near)
+static uint64_t resolveNear(uint32_t low, uint64_t near)
 {
-    uint64_t base = (near & ~(uint64_t)0xffffffffu) | (uint32_t)d->index;
+    uint64_t base = (near & ~(uint64_t)0xffffffffu) | low;
     uint64_t best = base;
     uint64_t dist = base > near ? base - near : near - base;
     uint64_t alts[2] = {base + ((uint64_t)1 << 32), base >= ((uint64_t)1 << 32) ? base - ((uint64_t)1 << 32) : base};
@@ -214,7 +214,29 @@ void db_resolve_index(db *d, uint64_t near)
             dist = da;
         }
     }
-    __atomic_store_n(&d->index, best, __ATOMIC_RELAXED);
+    return best;
+}
+
+void db_resolve_index(db *d, uint64_t near)
+{
+    __atomic_store_n(&d->index, resolveNear((uint32_t)d->index, near), __ATOMIC_RELAXED);
+}
+
+int db_file_index(const char *path, uint64_t near, uint64_t *out)
+{
+    sqlite3 *c = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(path, &c, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(c, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW) {
+            *out = resolveNear((uint32_t)sqlite3_column_int64(st, 0), near);
+            rc = 0;
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(c);
+    return rc;
 }
 
 void db_set_entry_index(db *d, uint64_t index) { d->entry_index = index; }

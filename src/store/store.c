@@ -952,6 +952,21 @@ static void fetchDone(store *s)
         return;
     }
     char *err = NULL;
+    uint64_t got = 0;
+    if (db_file_index(s->fetch_path, want, &got) == 0 && got < db_index(s->db)) {
+        /* Entries applied during the transfer (from a newer leader, say)
+         * took our file past the copy: installing it would lose them, since
+         * libraft will not apply them again. */
+        rq_log("store", "transferred database (index %llu) is older than ours (index %llu): kept ours",
+               (unsigned long long)got, (unsigned long long)db_index(s->db));
+        unlink(s->fetch_path);
+        if (db_index(s->db) < want) {
+            fetchLaunch(s);
+            return;
+        }
+        s->raft_recv(&s->io, &s->fetch_msg);
+        return;
+    }
     if (db_install_file(s->db, s->fetch_path, &err) != 0) {
         rq_log("store", "cannot install the transferred database: %s", err ? err : "?");
         free(err);

@@ -261,6 +261,11 @@ static void test_install_file(void **state)
          "{},{\"last_insert_id\":1,\"rows_affected\":1}");
     assert_int_equal(db_backup_file(other, copy, DB_BACKUP_KEEP_INDEX, NULL, NULL, NULL, &err), 0);
     db_close(other);
+    uint64_t peek = 0;
+    assert_int_equal(db_file_index(copy, 40, &peek), 0);
+    assert_int_equal(peek, 41);
+    assert_int_equal(db_file_index(copy, ((uint64_t)1 << 32) + 7, &peek), 0);
+    assert_int_equal(peek, ((uint64_t)1 << 32) + 41); /* low 32 bits, resolved near the hint */
     EXEC(f->d, "[\"CREATE TABLE gone (x)\"]", 0, "{}");
     assert_int_equal(db_install_file(f->d, copy, &err), 0);
     db_resolve_index(f->d, 40);
