@@ -2017,7 +2017,10 @@ void store_close(store *s)
     free(s->contacted_by);
     free(s->fetch_from);
     free(s->fetch_path);
-    /* s itself is left allocated: HTTP threads may still hold it briefly. */
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->changed);
+    /* Callers stop the HTTP service first (its threads use s). */
+    free(s);
 }
 
 /* ------------------------------------------------------------ queries */

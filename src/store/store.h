@@ -48,7 +48,7 @@ int store_open(const config *cfg, store **out, char **err);
  * every one of them. */
 int store_open_with(const config *cfg, const store_node *boot, int n_boot, store **out, char **err);
 /* Orderly stop: transfer leadership if leader and stepdown is wanted, stop
- * Raft, close the database. */
+ * Raft, close the database, free s. Stop the HTTP service first. */
 void store_close(store *s);
 
 /* True once the node has a leader and has applied the log up to the commit

@@ -72,7 +72,10 @@ void buf_printf(buf *b, const char *fmt, ...) {
 }
 
 char *buf_detach(buf *b, size_t *len) {
-    if (!b->data) buf_reserve(b, 0);
+    if (!b->data) {
+        buf_reserve(b, 0);
+        b->data[0] = '\0'; /* an empty buffer still gives a string */
+    }
     char *p = b->data;
     if (len) *len = b->len;
     buf_init(b);

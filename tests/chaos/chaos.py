@@ -711,15 +711,13 @@ class Chaos:
     def usage(node):
         """(open file descriptors, resident MB, descriptors by kind) of a node's process."""
         kinds = {}
-        fd_dir = "/proc/%d/fd" % node.proc.pid
-        tcp = Chaos.tcp_sockets(node.proc.pid)
-        for fd in os.listdir(fd_dir):
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue
+        tcp = harness.tcp_sockets(node.proc.pid)
+        for target in harness.fd_targets(node.proc.pid):
             if target.startswith("socket:["):
-                kind = tcp.get(target[8:-1], "socket (not TCP)")
+                sock = tcp.get(target[8:-1])
+                # ephemeral ports as *: sockets of one kind add up
+                ports = [str(x) if x < 32768 else "*" for x in sock[1:]] if sock else None
+                kind = "tcp %s :%s -> :%s" % (sock[0], ports[0], ports[1]) if sock else "socket (not TCP)"
             elif target.startswith(("pipe:", "anon_inode:")):
                 kind = target.split(":")[0]
             else:
@@ -728,28 +726,6 @@ class Chaos:
         with open("/proc/%d/status" % node.proc.pid) as f:
             rss = [int(x.split()[1]) for x in f if x.startswith("VmRSS:")][0] / 1024
         return sum(kinds.values()), rss, kinds
-
-    TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
-                  "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN",
-                  "0B": "CLOSING"}
-
-    @staticmethod
-    def tcp_sockets(pid):
-        """socket inode -> "tcp STATE local port -> remote port", from the
-        node's own network namespace."""
-        out = {}
-        try:
-            with open("/proc/%d/net/tcp" % pid) as f:
-                next(f)
-                for line in f:
-                    p = line.split()
-                    # ephemeral ports as *: sockets of one kind add up
-                    lport, rport = (int(a.split(":")[1], 16) for a in p[1:3])
-                    ports = [str(x) if x < 32768 else "*" for x in (lport, rport)]
-                    out[p[9]] = "tcp %s :%s -> :%s" % (Chaos.TCP_STATES.get(p[3], p[3]), ports[0], ports[1])
-        except OSError:
-            pass
-        return out
 
     def check_growth(self):
         """Descriptors and memory sampled at checkpoints (clients idle) must not

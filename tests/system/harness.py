@@ -36,6 +36,39 @@ def free_port():
             return port
 
 
+TCP_STATES = {"01": "ESTABLISHED", "02": "SYN_SENT", "03": "SYN_RECV", "04": "FIN_WAIT1", "05": "FIN_WAIT2",
+              "06": "TIME_WAIT", "07": "CLOSE", "08": "CLOSE_WAIT", "09": "LAST_ACK", "0A": "LISTEN",
+              "0B": "CLOSING"}
+
+
+def tcp_sockets(pid):
+    """The TCP sockets of pid's network namespace: inode -> (state, local
+    port, remote port), from /proc/<pid>/net/tcp."""
+    out = {}
+    try:
+        with open("/proc/%d/net/tcp" % pid) as f:
+            next(f)
+            for line in f:
+                p = line.split()
+                lport, rport = (int(a.split(":")[1], 16) for a in p[1:3])
+                out[p[9]] = (TCP_STATES.get(p[3], p[3]), lport, rport)
+    except OSError:
+        pass
+    return out
+
+
+def fd_targets(pid):
+    """What each open descriptor of pid points at ("socket:[inode]", a path...)."""
+    fd_dir = "/proc/%d/fd" % pid
+    out = []
+    for fd in os.listdir(fd_dir):
+        try:
+            out.append(os.readlink(os.path.join(fd_dir, fd)))
+        except OSError:
+            pass
+    return out
+
+
 def poll(fn, timeout=30.0, interval=0.05, what="condition"):
     """Call fn until it returns a truthy value; return it. Fails after timeout."""
     deadline = time.monotonic() + timeout

@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from harness import leader_of, poll
+from harness import fd_targets, leader_of, poll, tcp_sockets
 
 ROUNDS = int(os.environ.get("RQ_GROWTH_ROUNDS", "12"))
 WARM = 3            # rounds that fill caches, pools and the Raft log up to its snapshots
@@ -28,23 +28,9 @@ def usage(node):
 
 def connections(node, port):
     """TCP connections of node's process to port (any state but LISTEN)."""
-    inodes = set()
-    fd_dir = "/proc/%d/fd" % node.proc.pid
-    for fd in os.listdir(fd_dir):
-        try:
-            t = os.readlink(os.path.join(fd_dir, fd))
-        except OSError:
-            continue
-        if t.startswith("socket:["):
-            inodes.add(t[8:-1])
-    n = 0
-    with open("/proc/%d/net/tcp" % node.proc.pid) as f:
-        next(f)
-        for line in f:
-            p = line.split()
-            if p[9] in inodes and int(p[2].split(":")[1], 16) == port and p[3] != "0A":
-                n += 1
-    return n
+    tcp = tcp_sockets(node.proc.pid)
+    mine = [tcp.get(t[8:-1]) for t in fd_targets(node.proc.pid) if t.startswith("socket:[")]
+    return len([s for s in mine if s and s[2] == port and s[0] != "LISTEN"])
 
 
 def round_of_traffic(leader, follower, r):

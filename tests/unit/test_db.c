@@ -246,16 +246,25 @@ static void test_backup_restore(void **state)
     assert_string_equal(db_path(f->d), f->path);
 }
 
+/* A second database beside the fixture's, and where a copy of it goes. */
+static db *openOther(fixture *f, char *copy, size_t n)
+{
+    char opath[200];
+    char *err = NULL;
+    snprintf(opath, sizeof opath, "%s/other.sqlite", f->dir);
+    snprintf(copy, n, "%s/copy.sqlite", f->dir);
+    db *other = NULL;
+    assert_int_equal(db_open(opath, NULL, &other, &err), 0);
+    return other;
+}
+
 /* A copy of the file installed in place of another database. */
 static void test_install_file(void **state)
 {
     fixture *f = *state;
-    char opath[200], copy[200];
+    char copy[200];
     char *err = NULL;
-    snprintf(opath, sizeof opath, "%s/other.sqlite", f->dir);
-    snprintf(copy, sizeof copy, "%s/copy.sqlite", f->dir);
-    db *other = NULL;
-    assert_int_equal(db_open(opath, NULL, &other, &err), 0);
+    db *other = openOther(f, copy, sizeof copy);
     db_set_entry_index(other, 41);
     EXEC(other, "[\"CREATE TABLE m (v)\", \"INSERT INTO m VALUES ('moved')\"]", 0,
          "{},{\"last_insert_id\":1,\"rows_affected\":1}");
@@ -313,12 +322,9 @@ static void *raceReader(void *arg)
 static void test_install_under_readers(void **state)
 {
     fixture *f = *state;
-    char opath[200], copy[200];
+    char copy[200];
     char *err = NULL;
-    snprintf(opath, sizeof opath, "%s/other.sqlite", f->dir);
-    snprintf(copy, sizeof copy, "%s/copy.sqlite", f->dir);
-    db *other = NULL;
-    assert_int_equal(db_open(opath, NULL, &other, &err), 0);
+    db *other = openOther(f, copy, sizeof copy);
     EXEC(other, "[\"CREATE TABLE m (v)\", \"INSERT INTO m VALUES (0)\"]", 0,
          "{},{\"last_insert_id\":1,\"rows_affected\":1}");
     racer r = {.d = f->d};
