@@ -26,11 +26,14 @@
 #include "util/os.h"
 
 
+/* A start-up failure ends the process at once: the HTTP server's threads
+ * are running, and exit()'s handlers would tear down state under them.
+ * (Nor is a half-opened store worth unwinding just before the process goes.) */
 static void fatal(const char *what, char *err)
 {
     fprintf(stderr, "fatal: %s%s%s\n", what, err ? ": " : "", err ? err : "");
-    free(err);
-    exit(1);
+    fflush(NULL);
+    _exit(1);
 }
 
 /* A crash leaves a backtrace in the log instead of vanishing silently. */

@@ -686,6 +686,7 @@ static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, requ
         if (stmts == NULL) {
             enum MHD_Result ret = sendText(h, c, 400, err);
             free(err);
+            buf_free(&results);
             return ret;
         }
         rc = store_execute(st, stmts, 0, &results, NULL, &err);
