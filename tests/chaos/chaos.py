@@ -524,6 +524,8 @@ class Chaos:
         kinds = ["kill", "pause", "wipe", "wipe_nojoin", "kill_leader"]
         if self.net:
             kinds += ["isolate", "isolate_leader", "oneway", "split"]
+        if self.args.kinds:
+            kinds = [k for k in kinds if k in self.args.kinds.split(",")] or kinds
         kind = rng.choice(kinds)
         if len(self.down) + len(self.paused) + len(self.isolated) >= self.max_down() or \
                 (kind in ("split",) and (self.down or self.paused or self.isolated)):
@@ -921,6 +923,9 @@ def main():
     ap.add_argument("--build", default=None)
     ap.add_argument("--keep", action="store_true", help="keep the data directories and logs")
     ap.add_argument("--no-net", action="store_true", help="no network namespaces (no partition faults)")
+    ap.add_argument("--kinds", default="",
+                    help="only these faults, comma-separated (kill, pause, wipe, wipe_nojoin, kill_leader, "
+                         "isolate, isolate_leader, oneway, split)")
     ap.add_argument("--unsafe-reads", action="store_true",
                     help="read registers at level none (stale reads): shows the checker catching them")
     args = ap.parse_args()
