@@ -165,6 +165,7 @@ class Chaos:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.acked = set()
+        self.ins_index = {}    # (c, n) -> Raft index of the acknowledged insert
         self.reg_ops = {k: [] for k in range(KEYS)}
         self.violations = []
         self.leaders = {}      # term -> node id
@@ -296,6 +297,7 @@ class Chaos:
                 if res is not None and "error" not in res:
                     with self.lock:
                         self.acked.add((c, n))
+                        self.ins_index[(c, n)] = r.json().get("raft_index")
             except (requests.RequestException, ValueError):
                 pass
 
@@ -654,6 +656,13 @@ class Chaos:
                             ra, rb = set(map(tuple, a)), set(map(tuple, b))
                             diff[t] = {"only on node %s" % i: sorted(ra - rb)[:10],
                                        "only on node %s" % first: sorted(rb - ra)[:10]}
+                            if t == "ins":  # where in the log the missing inserts were
+                                ka, kb = {tuple(x[1:]) for x in a}, {tuple(x[1:]) for x in b}
+                                for who, gone in ((i, kb - ka), (first, ka - kb)):
+                                    idx = sorted(self.ins_index[k] for k in gone if self.ins_index.get(k))
+                                    if idx:
+                                        diff[t]["Raft indexes of acknowledged inserts missing on node %s"
+                                                % who] = idx[:10]
                     last["why"] = ("node %s holds different content from node %s at applied index %s "
                                    "(differing rows: %r)" % (i, first, before[i], diff))
                     return None
