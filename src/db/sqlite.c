@@ -109,13 +109,22 @@ static int openConn(db *d, bool ro, sqlite3 **out, char **err)
 /* The file records the Raft index of the last entry it holds in its
  * header's application_id (low 32 bits; see db.h), written in the same
  * transaction as the entry's changes. */
-static sqlite3_int64 pragmaInt(sqlite3 *c, const char *sql)
+static int pragmaRead(sqlite3 *c, const char *sql, sqlite3_int64 *v)
 {
     sqlite3_stmt *st = NULL;
-    sqlite3_int64 v = 0;
-    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int64(st, 0);
+    int rc = -1;
+    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        *v = sqlite3_column_int64(st, 0);
+        rc = 0;
+    }
     sqlite3_finalize(st);
+    return rc;
+}
+
+static sqlite3_int64 pragmaInt(sqlite3 *c, const char *sql)
+{
+    sqlite3_int64 v = 0;
+    pragmaRead(c, sql, &v);
     return v;
 }
 
@@ -226,14 +235,11 @@ int db_file_index(const char *path, uint64_t near, uint64_t *out)
 {
     sqlite3 *c = NULL;
     int rc = -1;
-    if (sqlite3_open_v2(path, &c, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(c, "PRAGMA application_id", -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW) {
-            *out = resolveNear((uint32_t)sqlite3_column_int64(st, 0), near);
-            rc = 0;
-        }
-        sqlite3_finalize(st);
+    sqlite3_int64 low = 0;
+    if (sqlite3_open_v2(path, &c, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        pragmaRead(c, "PRAGMA application_id", &low) == 0) {
+        *out = resolveNear((uint32_t)low, near);
+        rc = 0;
     }
     sqlite3_close(c);
     return rc;

@@ -951,7 +951,6 @@ static void fetchDone(store *s)
         releaseMessage(&s->fetch_msg);
         return;
     }
-    char *err = NULL;
     uint64_t got = 0;
     if (db_file_index(s->fetch_path, want, &got) == 0 && got < db_index(s->db)) {
         /* Entries applied during the transfer (from a newer leader, say)
@@ -960,27 +959,23 @@ static void fetchDone(store *s)
         rq_log("store", "transferred database (index %llu) is older than ours (index %llu): kept ours",
                (unsigned long long)got, (unsigned long long)db_index(s->db));
         unlink(s->fetch_path);
-        if (db_index(s->db) < want) {
-            fetchLaunch(s);
+    } else {
+        char *err = NULL;
+        if (db_install_file(s->db, s->fetch_path, &err) != 0) {
+            rq_log("store", "cannot install the transferred database: %s", err ? err : "?");
+            free(err);
+            releaseMessage(&s->fetch_msg);
             return;
         }
-        s->raft_recv(&s->io, &s->fetch_msg);
-        return;
+        db_resolve_index(s->db, want);
+        s->num_fetches++;
+        rq_log("store", "snapshot transfer done: %lld bytes in %.2f s (%.1f MB/s), database at index %llu",
+               s->fetch_bytes, secs, secs > 0 ? (double)s->fetch_bytes / 1e6 / secs : 0.0,
+               (unsigned long long)db_index(s->db));
     }
-    if (db_install_file(s->db, s->fetch_path, &err) != 0) {
-        rq_log("store", "cannot install the transferred database: %s", err ? err : "?");
-        free(err);
-        releaseMessage(&s->fetch_msg);
-        return;
-    }
-    db_resolve_index(s->db, want);
-    s->num_fetches++;
-    rq_log("store", "snapshot transfer done: %lld bytes in %.2f s (%.1f MB/s), database at index %llu",
-           s->fetch_bytes, secs, secs > 0 ? (double)s->fetch_bytes / 1e6 / secs : 0.0,
-           (unsigned long long)db_index(s->db));
     if (db_index(s->db) < want) {
-        rq_log("store", "transferred database is older than the snapshot (needs index %llu): fetching again",
-               (unsigned long long)want);
+        rq_log("store", "the database (index %llu) is older than the snapshot (needs index %llu): fetching again",
+               (unsigned long long)db_index(s->db), (unsigned long long)want);
         fetchLaunch(s);
         return;
     }
