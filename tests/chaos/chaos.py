@@ -62,7 +62,6 @@ FRESHNESS_SLACK_S = 1.0  # two election timeouts of the harness's fast timers
 CHECKPOINT_EVERY = 8     # faults between checkpoints (and after a wipe, 3 at least)
 FD_GROWTH = 16           # descriptors a process may gain between idle checkpoints
 RSS_GROWTH_MB = 48       # resident memory it may gain after its first checkpoint
-SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 SNAP_ENTRIES = 256       # -raft-snap: frequent snapshots, so wiped nodes restore from one
 
 
@@ -148,10 +147,6 @@ class NsNode(harness.Node):
         return ["ip", "netns", "exec", self.net.ns[self.index - 1]] + super().args(join)
 
 
-def node_extra():
-    return ["-raft-snap", str(SNAP_ENTRIES)]
-
-
 class Chaos:
     def __init__(self, args):
         self.args = args
@@ -200,7 +195,7 @@ class Chaos:
                 self.log("network faults skipped: cannot create namespaces (%s)" % e)
         for i in range(1, self.args.nodes + 1):
             n = NsNode(path, i, self.net) if self.net else harness.Node(path, i)
-            n.extra += node_extra()
+            n.extra += ["-raft-snap", str(SNAP_ENTRIES)]
             self.nodes.append(n)
         n1 = self.nodes[0].start().wait_ready()
         for n in self.nodes[1:]:
@@ -707,8 +702,7 @@ class Chaos:
                     restored.append("%s (%s)" % (n.id, "sent by the leader" if count[1] > prev[1][1]
                                                  else "its own, at restart"))
                 self.restores_seen[n.id] = (n.proc.pid, count)
-                self.samples.setdefault((n.id, n.proc.pid), []).append(
-                    (time.monotonic() - self.t0,) + self.usage(n))
+                self.sample(n)
             self.restored_checked += len(restored)
             self.log("checkpoint %d: every node at applied index %s with the same content%s"
                      % (self.checkpoints, index, "; restored from a snapshot since the last one: node %s"
@@ -734,9 +728,13 @@ class Chaos:
             else:
                 kind = target
             kinds[kind] = kinds.get(kind, 0) + 1
-        with open("/proc/%d/status" % node.proc.pid) as f:
-            rss = [int(x.split()[1]) for x in f if x.startswith("VmRSS:")][0] / 1024
-        return sum(kinds.values()), rss, kinds
+        return sum(kinds.values()), harness.proc_mb(node.proc.pid, "VmRSS"), kinds
+
+    def sample(self, node):
+        """usage() now, also kept for check_growth()."""
+        u = self.usage(node)
+        self.samples.setdefault((node.id, node.proc.pid), []).append((time.monotonic() - self.t0,) + u)
+        return u
 
     def check_growth(self):
         """Descriptors and memory sampled at checkpoints (clients idle) must not
@@ -863,20 +861,12 @@ class Chaos:
         for n in self.nodes:
             if "fatal signal" in n.logs():
                 self.violation("node %s logged a crash" % n.id)
-            for mark in SANITIZER_REPORTS:
-                if mark in n.logs():
-                    self.violation("node %s logged a sanitizer report (%s)" % (n.id, mark))
-            fds, rss, kinds = self.usage(n)
-            self.samples.setdefault((n.id, n.proc.pid), []).append((time.monotonic() - self.t0, fds, rss, kinds))
+            fds, rss, _ = self.sample(n)
             if fds > 200:
                 self.violation("node %s has %d open file descriptors" % (n.id, fds))
             if rss > 200 and not os.environ.get("RQ_SANITIZED"):  # ASan inflates RSS
                 self.violation("node %s uses %.0f MB" % (n.id, rss))
         self.check_growth()
-        # transfers a node refused because its own file was newer (store.c):
-        # each one would have lost entries before that guard
-        refused = sum(n.logs().count("is older than ours") for n in self.nodes)
-        self.log("transferred databases refused as older than the receiving node's file: %d" % refused)
         if os.environ.get("RQ_SANITIZED"):
             # an orderly stop, so that LeakSanitizer reports at exit
             for n in self.nodes:
@@ -884,9 +874,16 @@ class Chaos:
                     n.stop()
                 except AssertionError as e:
                     self.violation(str(e))
-                for mark in SANITIZER_REPORTS:
-                    if mark in n.logs():
-                        self.violation("node %s logged a sanitizer report at exit (%s)" % (n.id, mark))
+        refused = 0
+        for n in self.nodes:
+            logs = n.logs()
+            report = harness.sanitizer_report(logs)
+            if report:
+                self.violation("node %s logged a sanitizer report:\n%s" % (n.id, report))
+            # transfers a node refused because its own file was newer (store.c):
+            # each one would have lost entries before that guard
+            refused += logs.count("is older than ours")
+        self.log("transferred databases refused as older than the receiving node's file: %d" % refused)
         nops = sum(len(v) for v in self.reg_ops.values())
         self.log("acknowledged inserts %d (rows %d), register operations %d, bank invariant reads %d, "
                  "freshness reads %d, queued writes accepted %d (applied %d), terms with a leader %d, "

@@ -10,7 +10,6 @@ import harness  # noqa: E402
 # make asan test: nodes stop in order (LeakSanitizer reports at exit), and a
 # sanitizer report in any node's log fails the test that ran it.
 SANITIZED = bool(os.environ.get("RQ_SANITIZED"))
-REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
 def pytest_sessionstart(session):
@@ -49,15 +48,8 @@ class Cluster:
                 pass
 
     def sanitizer_reports(self):
-        found = []
-        for n in self.nodes:
-            logs = n.logs()
-            for mark in REPORTS:
-                at = logs.find(mark)
-                if at >= 0:
-                    found.append("node %s: %s" % (n.id, logs[max(0, at - 200):at + 3000]))
-                    break
-        return found
+        found = [(n.id, harness.sanitizer_report(n.logs())) for n in self.nodes]
+        return ["node %s: %s" % (nid, rep) for nid, rep in found if rep]
 
 
 @pytest.fixture

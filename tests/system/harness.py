@@ -69,6 +69,28 @@ def fd_targets(pid):
     return out
 
 
+def proc_mb(pid, field):
+    """A memory figure of pid from /proc/<pid>/status ("VmRSS", "VmHWM"), in MB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError("no %s for pid %d" % (field, pid))
+
+
+# What ASan, LeakSanitizer and UBSan print (make asan test).
+SANITIZER_REPORTS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(logs):
+    """The stretch of a node's log where its first sanitizer report starts, or None."""
+    found = [at for at in (logs.find(m) for m in SANITIZER_REPORTS) if at >= 0]
+    if not found:
+        return None
+    at = min(found)
+    return logs[max(0, at - 200):at + 3000]
+
+
 def poll(fn, timeout=30.0, interval=0.05, what="condition"):
     """Call fn until it returns a truthy value; return it. Fails after timeout."""
     deadline = time.monotonic() + timeout

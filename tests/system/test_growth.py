@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from harness import fd_targets, leader_of, poll, tcp_sockets
+from harness import fd_targets, leader_of, poll, proc_mb, tcp_sockets
 
 ROUNDS = int(os.environ.get("RQ_GROWTH_ROUNDS", "12"))
 WARM = 3            # rounds that fill caches, pools and the Raft log up to its snapshots
@@ -20,10 +20,7 @@ RSS_MB_PER_ROUND = 0.2
 
 
 def usage(node):
-    fds = len(os.listdir("/proc/%d/fd" % node.proc.pid))
-    with open("/proc/%d/status" % node.proc.pid) as f:
-        rss = [int(x.split()[1]) for x in f if x.startswith("VmRSS:")][0] / 1024.0
-    return fds, rss
+    return len(fd_targets(node.proc.pid)), proc_mb(node.proc.pid, "VmRSS")
 
 
 def connections(node, port):

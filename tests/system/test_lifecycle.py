@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from harness import free_port, leader_of, poll, wait_members
+from harness import free_port, leader_of, poll, proc_mb, wait_members
 
 BIG_MB = int(os.environ.get("RQ_BIG_MB", "200"))
 # ASan's shadow memory and quarantine make RSS meaningless (make asan test).
@@ -17,11 +17,7 @@ SANITIZED = bool(os.environ.get("RQ_SANITIZED"))
 
 def vm_hwm_mb(node):
     """Peak resident memory of a node's process so far (MB)."""
-    with open("/proc/%d/status" % node.proc.pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    raise AssertionError("no VmHWM")
+    return proc_mb(node.proc.pid, "VmHWM")
 
 
 def fill(node, mb):
