@@ -179,6 +179,30 @@ static void leaveCluster(const config *cfg, store *st)
     }
 }
 
+/* SQLite's own error log, for what is not the statement's fault: a write
+ * that fails locally (busy, I/O, corruption) while the same entry succeeds
+ * on other nodes would make this replica diverge, so it must be visible.
+ * SQL errors (syntax, constraints) are answered to the client instead. */
+static void sqliteLog(void *arg, int code, const char *msg)
+{
+    (void)arg;
+    switch (code & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_NOMEM:
+    case SQLITE_IOERR:
+    case SQLITE_CORRUPT:
+    case SQLITE_FULL:
+    case SQLITE_CANTOPEN:
+    case SQLITE_PROTOCOL:
+    case SQLITE_NOTICE:
+        rq_log("sqlite", "(%d) %s", code, msg);
+        break;
+    default:
+        break;
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* Each connection thread would get a malloc arena of its own, and what an
@@ -212,6 +236,7 @@ int main(int argc, char **argv)
     signal(SIGABRT, crashHandler);
     signal(SIGFPE, crashHandler);
 
+    sqlite3_config(SQLITE_CONFIG_LOG, sqliteLog, NULL);
     rq_log("rqlited", "rqlited starting, version %s, SQLite %s", RQ_VERSION, sqlite3_libversion());
     {
         char cmd[2048] = "";

@@ -17,6 +17,7 @@
 
 #include "db/db.h"
 #include "db/internal.h"
+#include "util/log.h"
 #include "util/os.h"
 
 #define BUSY_TIMEOUT_MS 5000
@@ -1139,7 +1140,10 @@ static void commitWithIndex(db *d, uint64_t index)
     if (sqlite3_get_autocommit(c))
         execSimple(c, "BEGIN", NULL);
     writeIndex(c, index);
-    if (execSimple(c, "COMMIT", NULL) != 0) {
+    char *err = NULL;
+    if (execSimple(c, "COMMIT", &err) != 0) {
+        rq_log("db", "cannot commit the entry at index %llu: %s", (unsigned long long)index, err ? err : "?");
+        free(err);
         execSimple(c, "ROLLBACK", NULL);
         return;
     }
