@@ -47,6 +47,7 @@ enum {
 typedef struct db_options {
     bool fk;            /* PRAGMA foreign_keys=ON on every connection */
     int max_ro_conns;   /* read pool bound, 0 = unlimited */
+    int busy_ms;        /* how long a connection waits for a lock, 0 = 5 s */
 } db_options;
 
 /* Open (creating if needed) the database at path. On error returns non-zero
@@ -89,8 +90,15 @@ void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed);
  * results (see above) to out when out != NULL; with out == NULL the
  * statements run but nothing is encoded (followers). Statements with
  * RETURNING produce query-shaped results, and so do reads with DB_READ_ROWS;
- * other reads give execute-shaped ones, like rqlite's /db/execute. */
-void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out);
+ * other reads give execute-shaped ones, like rqlite's /db/execute.
+ *
+ * Returns 0, or the SQLite result code of a failure that is this node's
+ * alone (disk full, I/O error, corruption, out of memory, busy) while an
+ * entry (db_set_entry_index) ran: other replicas applied it, so its changes
+ * were rolled back and its index not recorded, and the caller must stop
+ * before applying anything later (a restart applies the entry again). SQL
+ * errors are answers, not failures: every replica gets the same ones. */
+int db_execute(db *d, const json_t *stmts, unsigned flags, buf *out);
 
 /* Run read statements on a read-only pooled connection; any thread. A write
  * statement yields {"error":"attempt to change database via query operation"}. */

@@ -77,6 +77,8 @@ static int execSimple(sqlite3 *c, const char *sql, char **err)
     return 0;
 }
 
+static int busyMs(const db *d) { return d->opts.busy_ms > 0 ? d->opts.busy_ms : BUSY_TIMEOUT_MS; }
+
 static int openConn(db *d, bool ro, sqlite3 **out, char **err)
 {
     int flags = SQLITE_OPEN_NOMUTEX | (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
@@ -87,7 +89,7 @@ static int openConn(db *d, bool ro, sqlite3 **out, char **err)
         sqlite3_close(c);
         return -1;
     }
-    sqlite3_busy_timeout(c, BUSY_TIMEOUT_MS);
+    sqlite3_busy_timeout(c, busyMs(d));
     sqlite3_extended_result_codes(c, 0);
     if (!ro && execSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err) != 0) {
         sqlite3_close(c);
@@ -1073,12 +1075,33 @@ static void truncateTo(buf *out, size_t n)
     }
 }
 
+/* A failure of this node alone, not an answer to the SQL: the other
+ * replicas applied the same entry without it. Of statements, only codes no
+ * SQL can produce count (PRAGMA max_page_count makes SQLITE_FULL an answer,
+ * a runaway query SQLITE_NOMEM); recording the entry's index may also fail
+ * for want of disk or memory. */
+static bool nodeLocal(int rc, bool recording)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_IOERR:
+        return true;
+    case SQLITE_FULL:
+    case SQLITE_NOMEM:
+    case SQLITE_CANTOPEN:
+        return recording;
+    default:
+        return false;
+    }
+}
+
 /* Run each element, separating results with commas. sp: a savepoint per
  * statement (inside our transaction). Stops at the first failure when tx,
- * and when a failure ended the transaction itself (*lost). Returns whether
- * any statement failed. */
+ * when a failure ended the transaction itself (*lost), and, if fault is
+ * given, at a failure of this node's own (nodeLocal; its code in *fault).
+ * Returns whether any statement failed. */
 static bool runList(sqlite3 *c, stmtCache *cache, const json_t *stmts, unsigned flags, bool ro, buf *out, bool sp, bool tx,
-                    bool *lost)
+                    bool *lost, int *fault)
 {
     size_t i;
     json_t *e;
@@ -1092,6 +1115,10 @@ static bool runList(sqlite3 *c, stmtCache *cache, const json_t *stmts, unsigned 
         if (sp)
             execSimple(c, "SAVEPOINT s", NULL);
         bool ok = runOne(c, cache, e, flags, ro, out, &wrote);
+        if (!ok && fault && nodeLocal(sqlite3_errcode(c), false)) {
+            *fault = sqlite3_errcode(c);
+            return true;
+        }
         if (sp && !ok && sqlite3_get_autocommit(c)) {
             *lost = true; /* an ON CONFLICT ROLLBACK undid the transaction */
             return true;
@@ -1119,7 +1146,7 @@ static void runAll(sqlite3 *c, stmtCache *cache, const json_t *stmts, unsigned f
     if (tx)
         execSimple(c, "BEGIN", NULL);
     bool lost;
-    bool failed = runList(c, cache, stmts, flags, ro, out, false, tx, &lost);
+    bool failed = runList(c, cache, stmts, flags, ro, out, false, tx, &lost, NULL);
     /* A statement that failed inside the client's own BEGIN would leave the
      * shared write connection in a transaction for every later request. */
     if (!tx && !ro && failed && sqlite3_get_autocommit(c) == 0)
@@ -1134,20 +1161,28 @@ void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed)
     d->rng = seed;
 }
 
-static void commitWithIndex(db *d, uint64_t index)
+/* Record index with the entry's changes and commit them. Returns 0, or
+ * the code of a failure of this node's own (nodeLocal): then nothing of the
+ * transaction remains. Another failure (a deferred constraint) is every
+ * replica's: the transaction is rolled back there too. */
+static int commitWithIndex(db *d, uint64_t index)
 {
     sqlite3 *c = d->w;
     if (sqlite3_get_autocommit(c))
         execSimple(c, "BEGIN", NULL);
-    writeIndex(c, index);
     char *err = NULL;
-    if (execSimple(c, "COMMIT", &err) != 0) {
-        rq_log("db", "cannot commit the entry at index %llu: %s", (unsigned long long)index, err ? err : "?");
+    int rc = 0;
+    if (writeIndex(c, index) != 0 || execSimple(c, "COMMIT", &err) != 0) {
+        rc = sqlite3_errcode(c);
+        rq_log("db", "cannot commit the entry at index %llu: %s", (unsigned long long)index,
+               err ? err : sqlite3_errmsg(c));
         free(err);
-        execSimple(c, "ROLLBACK", NULL);
-        return;
+        if (!sqlite3_get_autocommit(c))
+            execSimple(c, "ROLLBACK", NULL);
+        return nodeLocal(rc, true) ? rc : 0;
     }
     __atomic_store_n(&d->index, index, __ATOMIC_RELAXED);
+    return 0;
 }
 
 static int syncPath(const char *path, int flags)
@@ -1175,7 +1210,7 @@ static void syncDir(const char *path)
  * automatic checkpoints are off until the index is recorded, while a marker
  * file says so: after a crash in between, db_open drops the WAL and the file
  * is back at the previous entry. */
-static void runGuarded(db *d, const json_t *stmts, unsigned flags, buf *out, uint64_t index)
+static int runGuarded(db *d, const json_t *stmts, unsigned flags, buf *out, uint64_t index)
 {
     sqlite3 *c = d->w;
     bool guarded = false;
@@ -1185,7 +1220,7 @@ static void runGuarded(db *d, const json_t *stmts, unsigned flags, buf *out, uin
          * Raft thread. */
         sqlite3_busy_timeout(c, 200);
         int crc = sqlite3_wal_checkpoint_v2(c, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
-        sqlite3_busy_timeout(c, BUSY_TIMEOUT_MS);
+        sqlite3_busy_timeout(c, busyMs(d));
         if (crc == SQLITE_OK && nlog <= 0) {
             int fd = open(d->marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd >= 0) {
@@ -1202,24 +1237,32 @@ static void runGuarded(db *d, const json_t *stmts, unsigned flags, buf *out, uin
             d->unguarded++;
     }
     runAll(c, &d->cache, stmts, flags, false, out);
-    if (index)
-        commitWithIndex(d, index);
+    int fault = index ? commitWithIndex(d, index) : 0;
+    if (fault) {
+        /* The statements' own commits are in the WAL: with the marker left,
+         * a restart drops them (db_open), and the entry runs again whole. */
+        if (!guarded)
+            rq_log("db", "the entry at index %llu ran without the guard: a restart may apply some of it twice",
+                   (unsigned long long)index);
+        return fault;
+    }
     if (guarded) {
         unlink(d->marker);
         execSimple(c, "PRAGMA wal_autocheckpoint=1000", NULL);
     }
+    return 0;
 }
 
-void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
+int db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
 {
     sqlite3 *c = d->w;
     uint64_t index = d->entry_index;
     d->entry_index = 0;
     det_freeze(d->entry_ms);
     if (!sqlite3_get_autocommit(c) || !batchable(stmts)) {
-        runGuarded(d, stmts, flags, out, index);
+        int fault = runGuarded(d, stmts, flags, out, index);
         det_freeze(0);
-        return;
+        return fault;
     }
     /* One transaction holds the whole entry and its index. Without
      * ?transaction each statement still succeeds or fails on its own (a
@@ -1230,21 +1273,29 @@ void db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
     size_t start = out ? out->len : 0;
     execSimple(c, "BEGIN", NULL);
     bool lost;
-    bool failed = runList(c, &d->cache, stmts, flags, false, out, sp, tx, &lost);
-    if (lost) {
+    int fault = 0;
+    bool failed = runList(c, &d->cache, stmts, flags, false, out, sp, tx, &lost, index ? &fault : NULL);
+    if (fault) {
+        rq_log("db", "the entry at index %llu failed on this node: %s", (unsigned long long)index,
+               sqlite3_errstr(fault));
+        if (!sqlite3_get_autocommit(c))
+            execSimple(c, "ROLLBACK", NULL);
+        truncateTo(out, start);
+    } else if (lost) {
         /* Nothing of the batch remains: start over statement by statement.
          * (A single statement or a ?transaction that fails that way has
          * its answer; the index commit below is then harmless.) */
         truncateTo(out, start);
-        runGuarded(d, stmts, flags, out, index);
+        fault = runGuarded(d, stmts, flags, out, index);
     } else if (tx && failed) {
         execSimple(c, "ROLLBACK", NULL);
     } else if (index) {
-        commitWithIndex(d, index);
+        fault = commitWithIndex(d, index);
     } else if (execSimple(c, "COMMIT", NULL) != 0) {
         execSimple(c, "ROLLBACK", NULL);
     }
     det_freeze(0);
+    return fault;
 }
 
 void db_query(db *d, const json_t *stmts, unsigned flags, buf *out)

@@ -471,13 +471,23 @@ static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
 }
 
 /* Run an entry's statements with its clock and seed, recording its index;
- * results go to the waiting request, if this node proposed it. */
+ * results go to the waiting request, if this node proposed it. An entry
+ * that failed here alone (db_execute: disk, I/O, lock) stops the node, as
+ * rqlite does on a failure it cannot take back: going on would leave this
+ * replica without the entry for good, while the Raft log keeps it, and the
+ * file not its index, so a restart applies it again. */
 static void runEntry(store *s, op *o, const json_t *stmts, unsigned flags, int64_t ms, uint64_t seed,
                      raft_index index)
 {
     db_set_entropy(s->db, ms, seed);
     db_set_entry_index(s->db, index);
-    db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
+    int fault = db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
+    if (fault) {
+        rq_log("store", "stopping now: the entry at index %llu failed on this node alone (SQLite code %d), "
+               "and the others applied it; restarting is safe and applies it again",
+               (unsigned long long)index, fault);
+        _exit(EXIT_FAILURE);
+    }
 }
 
 /* An execute entry (codec.h). The proposing node applies the statements it

@@ -431,6 +431,63 @@ static void test_guarded_entry_crash(void **state)
           "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[1]]}");
 }
 
+/* An entry that fails on this node alone (here a lock another process
+ * holds) is not recorded: db_execute says so, and nothing of it remains.
+ * A SQL error is an answer like any other: the entry counts as applied. */
+static void test_node_local_failure(void **state)
+{
+    fixture *f = *state;
+    db_close(f->d);
+    db_options o = {.busy_ms = 50};
+    char *err = NULL;
+    assert_int_equal(db_open(f->path, &o, &f->d, &err), 0);
+    json_t *create = parse("[\"CREATE TABLE t (x)\"]");
+    db_set_entry_index(f->d, 1);
+    assert_int_equal(db_execute(f->d, create, 0, NULL), 0);
+    sqlite3 *holder = NULL;
+    assert_int_equal(sqlite3_open(f->path, &holder), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+
+    json_t *batch = parse("[\"INSERT INTO t VALUES (1)\", \"INSERT INTO t VALUES (2)\"]");
+    buf out = BUF_INIT;
+    db_set_entry_index(f->d, 2);
+    assert_int_equal(db_execute(f->d, batch, 0, &out), SQLITE_BUSY);
+    assert_int_equal(db_index(f->d), 1);
+    json_t *guarded = parse("[\"BEGIN\", \"INSERT INTO t VALUES (3)\", \"COMMIT\"]");
+    db_set_entry_index(f->d, 2);
+    assert_int_equal(db_execute(f->d, guarded, 0, NULL), SQLITE_BUSY);
+    assert_int_equal(db_index(f->d), 1);
+
+    assert_int_equal(sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(holder);
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[0]]}");
+    /* Applied again, as after a restart, the entries go in. */
+    db_set_entry_index(f->d, 2);
+    assert_int_equal(db_execute(f->d, batch, 0, NULL), 0);
+    db_set_entry_index(f->d, 3);
+    assert_int_equal(db_execute(f->d, guarded, 0, NULL), 0);
+    assert_int_equal(db_index(f->d), 3);
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[3]]}");
+    /* Errors the SQL itself brings, SQLITE_FULL from max_page_count too. */
+    json_t *bad = parse("[\"INSERT INTO nosuch VALUES (1)\", \"PRAGMA max_page_count=2\"]");
+    db_set_entry_index(f->d, 4);
+    assert_int_equal(db_execute(f->d, bad, 0, NULL), 0);
+    json_t *big = parse("[\"INSERT INTO t VALUES (randomblob(100000))\"]");
+    db_set_entry_index(f->d, 5);
+    buf_reset(&out);
+    assert_int_equal(db_execute(f->d, big, 0, &out), 0);
+    assert_string_equal(out.data, "{\"error\":\"database or disk is full\"}");
+    assert_int_equal(db_index(f->d), 5);
+    json_decref(big);
+    json_decref(bad);
+    json_decref(guarded);
+    json_decref(batch);
+    json_decref(create);
+    buf_free(&out);
+}
+
 /* A batch commits once, yet each statement still stands or fails alone. */
 static void test_grouped_batches(void **state)
 {
@@ -502,6 +559,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_guarded_entry_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entropy_is_replayable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grouped_batches, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_local_failure, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
