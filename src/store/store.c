@@ -835,6 +835,26 @@ static void fetchLog(void *arg, long long done, long long total)
                secs > 0 ? (double)done / 1e6 / secs : 0.0);
 }
 
+/* For tests only: with RQ_TEST_FETCH_GATE=<file> in the environment, a
+ * transferred database waits until that file exists (at most a minute)
+ * before fetchDone() sees it, so that a test can have entries applied
+ * meanwhile (tests/system/test_cluster.py). */
+static void testGate(store *s, int rc)
+{
+    const char *gate = getenv("RQ_TEST_FETCH_GATE");
+    if (gate == NULL || rc != 0)
+        return;
+    rq_log("store", "test gate: holding the transferred database until %s exists", gate);
+    for (int i = 0; i < 600 && access(gate, F_OK) != 0; i++) {
+        pthread_mutex_lock(&s->mu);
+        bool closing = s->closing;
+        pthread_mutex_unlock(&s->mu);
+        if (closing)
+            return;
+        usleep(100000);
+    }
+}
+
 static void *fetchThread(void *arg)
 {
     store *s = arg;
@@ -866,6 +886,7 @@ static void *fetchThread(void *arg)
     }
     free(api);
     free(from);
+    testGate(s, rc);
     pthread_mutex_lock(&s->mu);
     s->fetch_done = true;
     s->fetch_rc = rc;

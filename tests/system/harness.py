@@ -115,6 +115,7 @@ class Node:
         self.dir = str(tmp_path / ("node.%s" % self.id))
         self.log_path = str(tmp_path / ("node.%s.log" % self.id))
         self.extra = list(extra or [])
+        self.env = {}  # added to the environment of the next start()
         self.proc = None
         self.log = None
 
@@ -140,7 +141,8 @@ class Node:
     def start(self, join=None):
         assert self.proc is None or self.proc.poll() is not None
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args(join), stdout=self.log, stderr=subprocess.STDOUT)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.proc = subprocess.Popen(self.args(join), stdout=self.log, stderr=subprocess.STDOUT, env=env)
         return self
 
     def signal(self, sig):

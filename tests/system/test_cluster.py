@@ -162,6 +162,46 @@ def test_wiped_node_catches_up_from_snapshot(cluster):
     assert victim.query("SELECT SUM(v) FROM s")["results"][0]["values"] == [[sum(range(120)) + 999]]
 
 
+def test_older_transferred_database_is_not_installed(cluster, tmp_path):
+    """A node behind the leader's snapshot fetches the leader's database; a new
+    leader whose log reaches further back may meanwhile replicate newer entries
+    to it. Installing the older copy then would lose those entries for good
+    (libraft does not apply them again): the node keeps its own file. A test
+    gate holds the transferred copy back until then (RQ_TEST_FETCH_GATE)."""
+    gate = str(tmp_path / "gate")
+    n1 = cluster.node(1, ["-raft-snap", "16"]).start().wait_ready()
+    n2 = cluster.node(2, ["-raft-snap", "100000"]).start(join=n1.url)
+    n3 = cluster.node(3, ["-raft-snap", "16"]).start(join=n1.url)
+    n2.wait_ready()
+    n3.wait_ready()
+    wait_members(n1, 3)
+    assert leader_of([n1, n2, n3]) is n1
+    n1.execute(["CREATE TABLE g (id INTEGER PRIMARY KEY, v INT)"])
+    poll(lambda: n3.count("g") == 0, what="the table on node 3")
+    n3.kill()
+    for i in range(100):
+        n1.execute([["INSERT INTO g(v) VALUES(?)", i]])
+    poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot on node 1")
+    n3.env = {"RQ_TEST_FETCH_GATE": gate}
+    n3.start(join=n1.url)
+    poll(lambda: "test gate: holding" in n3.logs(), what="node 3 holding the transferred database")
+    n1.kill()
+    assert leader_of([n2, n3]) is n2
+    for i in range(100, 120):
+        n2.execute([["INSERT INTO g(v) VALUES(?)", i]])
+    poll(lambda: n3.count("g") == 120, what="node 3 applying node 2's entries during the transfer")
+    open(gate, "w").close()
+    poll(lambda: "is older than ours" in n3.logs() or "snapshot transfer done" in n3.logs(),
+         what="node 3 done with the transfer")
+    assert n3.count("g") == 120
+    assert "is older than ours" in n3.logs()
+    n2.execute([["INSERT INTO g(v) VALUES(?)", 120]])
+    poll(lambda: n3.count("g") == 121, what="node 3 applying later entries")
+    want = [[sum(range(121))]]
+    assert n3.query("SELECT SUM(v) FROM g", level="none")["results"][0]["values"] == want
+    assert n2.query("SELECT SUM(v) FROM g", level="none")["results"][0]["values"] == want
+
+
 def test_nondeterministic_sql_replicates_identically(three):
     """RANDOM(), RANDOMBLOB(), 'now' and CURRENT_TIMESTAMP: every replica stores the
     same values, and a restarted node rebuilds the same ones from the log."""
