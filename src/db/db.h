@@ -101,8 +101,10 @@ void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed);
 int db_execute(db *d, const json_t *stmts, unsigned flags, buf *out);
 
 /* Run read statements on a read-only pooled connection; any thread. A write
- * statement yields {"error":"attempt to change database via query operation"}. */
-void db_query(db *d, const json_t *stmts, unsigned flags, buf *out);
+ * statement yields {"error":"attempt to change database via query operation"}.
+ * timeout_ms > 0 (rqlite's ?db_timeout): a statement still running that long
+ * after the call is interrupted, and yields {"error":"query timeout"}. */
+void db_query(db *d, const json_t *stmts, unsigned flags, int64_t timeout_ms, buf *out);
 
 /* True when every statement is read-only (sqlite3_stmt_readonly), used by
  * /db/request to choose the query path. Unparsable SQL counts as a write (it

@@ -65,6 +65,13 @@ static char *errdup(const char *prefix, const char *msg)
     return s;
 }
 
+/* A failed statement's message. Only a read's deadline interrupts
+ * (db_query): rqlite says "query timeout". */
+static const char *stmtErrmsg(sqlite3 *c)
+{
+    return sqlite3_errcode(c) == SQLITE_INTERRUPT ? "query timeout" : sqlite3_errmsg(c);
+}
+
 static int execSimple(sqlite3 *c, const char *sql, char **err)
 {
     char *e = NULL;
@@ -699,7 +706,7 @@ static int encodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, cha
     int rc = sqlite3_step(st);
     bool has_row = rc == SQLITE_ROW;
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        *err = strdup(sqlite3_errmsg(sqlite3_db_handle(st)));
+        *err = strdup(stmtErrmsg(sqlite3_db_handle(st)));
         goto fail;
     }
     if (has_row) { /* undeclared types come from the first row */
@@ -783,7 +790,7 @@ static int encodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, cha
     if (rc != SQLITE_DONE) {
         out->len = start;
         out->data[start] = '\0';
-        *err = strdup(sqlite3_errmsg(sqlite3_db_handle(st)));
+        *err = strdup(stmtErrmsg(sqlite3_db_handle(st)));
         goto fail;
     }
     putTime_(out, flags, t0);
@@ -926,7 +933,7 @@ static bool runOne(sqlite3 *c, stmtCache *cache, const json_t *elem, unsigned fl
             if (out) {
                 out->len = mark;
                 if (out->data) out->data[mark] = '\0';
-                putError(out, sqlite3_errmsg(c), flags, t0);
+                putError(out, stmtErrmsg(c), flags, t0);
             }
             *wrote = true;
             return false;
@@ -981,7 +988,7 @@ static bool runOne(sqlite3 *c, stmtCache *cache, const json_t *elem, unsigned fl
                 ;
             if (rc != SQLITE_DONE) {
                 if (out)
-                    putError(out, sqlite3_errmsg(c), flags, t0);
+                    putError(out, stmtErrmsg(c), flags, t0);
                 ok = false;
             } else if (out) {
                 putExecResult(out, c, flags, t0);
@@ -1298,7 +1305,13 @@ int db_execute(db *d, const json_t *stmts, unsigned flags, buf *out)
     return fault;
 }
 
-void db_query(db *d, const json_t *stmts, unsigned flags, buf *out)
+/* Progress handler of a read with a deadline (seconds, rq_now_sec). */
+static int pastDeadline(void *arg)
+{
+    return rq_now_sec() > *(const double *)arg;
+}
+
+void db_query(db *d, const json_t *stmts, unsigned flags, int64_t timeout_ms, buf *out)
 {
     sqlite3 *c = roGet(d);
     if (c == NULL) {
@@ -1310,7 +1323,12 @@ void db_query(db *d, const json_t *stmts, unsigned flags, buf *out)
         }
         return;
     }
+    double deadline = rq_now_sec() + (double)timeout_ms / 1000.0;
+    if (timeout_ms > 0)
+        sqlite3_progress_handler(c, 1000, pastDeadline, &deadline);
     runAll(c, NULL, stmts, flags & ~DB_TX, true, out);
+    if (timeout_ms > 0)
+        sqlite3_progress_handler(c, 0, NULL, NULL);
     roPut(d, c);
 }
 

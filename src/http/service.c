@@ -344,18 +344,22 @@ static void finishResults(buf *out, request *rq, unsigned flags, uint64_t raft_i
 }
 
 /* Validate freshness parameters; returns false after answering 400. */
-static bool freshnessParams(http_server *h, struct MHD_Connection *c, uint64_t *fresh, bool *strict,
-                            enum MHD_Result *ret)
+/* A read's ?freshness, ?freshness_strict and ?db_timeout (400 if bad). */
+static bool readParams(http_server *h, struct MHD_Connection *c, store_read *rd, enum MHD_Result *ret)
 {
     const char *f = paramValue(c, "freshness");
-    *strict = hasParam(c, "freshness_strict");
-    *fresh = 0;
-    if (f && config_parse_duration(f, fresh) != 0) {
+    const char *t = paramValue(c, "db_timeout");
+    rd->freshness_strict = hasParam(c, "freshness_strict");
+    if (f && config_parse_duration(f, &rd->freshness_ms) != 0) {
         *ret = sendText(h, c, 400, "freshness is not a valid duration");
         return false;
     }
-    if (*strict && f == NULL) {
+    if (rd->freshness_strict && f == NULL) {
         *ret = sendText(h, c, 400, "freshness_strict requires freshness");
+        return false;
+    }
+    if (t && config_parse_duration(t, &rd->db_timeout_ms) != 0) {
+        *ret = sendText(h, c, 400, "db_timeout is not a valid duration");
         return false;
     }
     return true;
@@ -461,9 +465,8 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
             return ret;
         }
     }
-    uint64_t fresh = 0;
-    bool strict = false;
-    if (kind != KIND_EXECUTE && !freshnessParams(h, c, &fresh, &strict, &ret)) {
+    store_read rd = {.level = parseLevel(c)};
+    if (!readParams(h, c, &rd, &ret)) {
         json_decref(stmts);
         return ret;
     }
@@ -475,16 +478,15 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
     buf_puts(&results, RESULTS_HEAD);
     uint64_t raft_index = 0;
     int rc;
-    store_level level = parseLevel(c);
     switch (kind) {
     case KIND_EXECUTE:
         rc = store_execute(st, stmts, flags, &results, &raft_index, &err);
         break;
     case KIND_QUERY:
-        rc = store_query(st, stmts, flags, level, fresh, strict, &results, &err);
+        rc = store_query(st, stmts, flags, &rd, &results, &err);
         break;
     default:
-        rc = store_request(st, stmts, flags, level, fresh, strict, &results, &err);
+        rc = store_request(st, stmts, flags, &rd, &results, &err);
         break;
     }
     json_decref(stmts);
@@ -971,7 +973,7 @@ static enum MHD_Result handleReadyz(http_server *h, struct MHD_Connection *c)
     }
     json_t *q = json_pack("[s]", "SELECT 1");
     buf r = BUF_INIT;
-    db_query(store_db(st), q, 0, &r);
+    db_query(store_db(st), q, 0, 0, &r);
     json_decref(q);
     bool ok = r.data && strstr(r.data, "\"error\"") == NULL;
     buf_free(&r);

@@ -2221,9 +2221,11 @@ static int barrier(store *s, char **err)
 }
 
 
-int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level level,
-                uint64_t freshness_ms, bool freshness_strict, buf *out, char **err)
+int store_query(store *s, const json_t *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
 {
+    store_level level = r->level;
+    uint64_t freshness_ms = r->freshness_ms;
+    bool freshness_strict = r->freshness_strict;
     if (level == LEVEL_AUTO)
         level = s->cfg->raft_non_voter ? LEVEL_NONE : LEVEL_WEAK;
     if (level == LEVEL_NONE) {
@@ -2254,7 +2256,7 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level le
                 return STORE_ERROR;
             }
         }
-        db_query(s->db, stmts, db_flags, out);
+        db_query(s->db, stmts, db_flags, (int64_t)r->db_timeout_ms, out);
         return STORE_OK;
     }
     if (!store_is_leader(s))
@@ -2280,16 +2282,18 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, store_level le
         if (rc != STORE_OK)
             return rc;
     }
-    db_query(s->db, stmts, db_flags, out);
+    db_query(s->db, stmts, db_flags, (int64_t)r->db_timeout_ms, out);
     return STORE_OK;
 }
 
-int store_request(store *s, const json_t *stmts, unsigned db_flags, store_level level,
-                  uint64_t freshness_ms, bool freshness_strict, buf *out, char **err)
+int store_request(store *s, const json_t *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
 {
-    if (level != LEVEL_STRONG && db_all_readonly(s->db, stmts))
-        return store_query(s, stmts, db_flags, level == LEVEL_AUTO ? LEVEL_WEAK : level,
-                           freshness_ms, freshness_strict, out, err);
+    if (r->level != LEVEL_STRONG && db_all_readonly(s->db, stmts)) {
+        store_read q = *r;
+        if (q.level == LEVEL_AUTO)
+            q.level = LEVEL_WEAK;
+        return store_query(s, stmts, db_flags, &q, out, err);
+    }
     return applyEntry(s, stmts, db_flags | DB_READ_ROWS, out, NULL, err);
 }
 

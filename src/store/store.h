@@ -31,6 +31,17 @@ typedef enum {
     LEVEL_WEAK = 0, LEVEL_NONE, LEVEL_STRONG, LEVEL_LINEARIZABLE, LEVEL_AUTO
 } store_level;
 
+/* How a read is to be served: its level, ?freshness (ms, 0: any) with
+ * ?freshness_strict, and ?db_timeout (ms, 0: none): statements still
+ * running that long after the read started fail with "query timeout".
+ * (A strong read runs after a barrier entry, on the read connection too.) */
+typedef struct store_read {
+    store_level level;
+    uint64_t freshness_ms;
+    bool freshness_strict;
+    uint64_t db_timeout_ms;
+} store_read;
+
 /* A member of the cluster as /nodes and /status show it. */
 typedef struct store_node {
     char id[256];
@@ -69,14 +80,10 @@ int store_execute(store *s, const json_t *stmts, unsigned db_flags, buf *out,
 int store_load(store *s, const void *image, size_t len, char **err);
 /* Reads at a consistency level; none/weak/linearizable run on a read-only
  * connection, strong goes through the log. */
-int store_query(store *s, const json_t *stmts, unsigned db_flags,
-                store_level level, uint64_t freshness_ms, bool freshness_strict,
-                buf *out, char **err);
+int store_query(store *s, const json_t *stmts, unsigned db_flags, const store_read *r, buf *out, char **err);
 /* Mixed: read-only batches are served as queries, others as one entry run
  * on the write connection (reads in it return rows). */
-int store_request(store *s, const json_t *stmts, unsigned db_flags,
-                  store_level level, uint64_t freshness_ms, bool freshness_strict,
-                  buf *out, char **err);
+int store_request(store *s, const json_t *stmts, unsigned db_flags, const store_read *r, buf *out, char **err);
 
 /* Membership (leader only). Join is idempotent for the same id and address;
  * a different address for a known id (or a known address under another id)

@@ -107,6 +107,24 @@ def test_bad_input_keeps_serving(cluster):
     assert n.proc.poll() is None
 
 
+def test_db_timeout_interrupts_reads(cluster):
+    n = cluster.node(1).start().wait_ready()
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) FROM c"
+    for level in ("none", "weak", "linearizable", "strong"):
+        r = requests.get(n.url + "/db/query", params={"q": endless, "db_timeout": "50ms", "level": level},
+                         timeout=10)
+        assert r.status_code == 200 and r.json()["results"] == [{"error": "query timeout"}], (level, r.text)
+    r = requests.post(n.url + "/db/request?db_timeout=50ms", json=[endless], timeout=10)
+    assert r.json()["results"] == [{"error": "query timeout"}]
+    # a read within its time is answered as usual
+    r = requests.get(n.url + "/db/query", params={"q": "SELECT 1", "db_timeout": "5s"}, timeout=10)
+    assert r.json()["results"][0]["values"] == [[1]]
+    for path in ("/db/query?q=SELECT%201&db_timeout=soon", "/db/execute?db_timeout=10"):
+        r = requests.post(n.url + path, json=["SELECT 1"], timeout=10)
+        assert r.status_code == 400 and r.text == "db_timeout is not a valid duration\n", (path, r.text)
+    assert n.proc.poll() is None
+
+
 def test_status_nodes_readyz(cluster):
     n = cluster.node(1).start().wait_ready()
     st = n.status()

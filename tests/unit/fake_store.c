@@ -87,20 +87,18 @@ int store_execute(store *s, const json_t *stmts, unsigned flags, buf *out, uint6
     return STORE_OK;
 }
 
-int store_query(store *s, const json_t *stmts, unsigned flags, store_level level, uint64_t fresh,
-                bool strict, buf *out, char **err)
+int store_query(store *s, const json_t *stmts, unsigned flags, const store_read *r, buf *out, char **err)
 {
-    if (!s->leader && level != LEVEL_NONE)
+    if (!s->leader && r->level != LEVEL_NONE)
         return STORE_NOT_LEADER;
-    db_query(s->d, stmts, flags, out);
+    db_query(s->d, stmts, flags, (int64_t)r->db_timeout_ms, out);
     return STORE_OK;
 }
 
-int store_request(store *s, const json_t *stmts, unsigned flags, store_level level, uint64_t fresh,
-                  bool strict, buf *out, char **err)
+int store_request(store *s, const json_t *stmts, unsigned flags, const store_read *r, buf *out, char **err)
 {
     if (db_all_readonly(s->d, stmts))
-        return store_query(s, stmts, flags, level, fresh, strict, out, err);
+        return store_query(s, stmts, flags, r, out, err);
     return store_execute(s, stmts, flags | DB_READ_ROWS, out, NULL, err);
 }
 

@@ -15,6 +15,7 @@
 #include <sqlite3.h>
 
 #include "db/db.h"
+#include "util/os.h"
 
 typedef struct fixture {
     char dir[64];
@@ -64,7 +65,7 @@ static void run(db *d, bool query, const char *body, unsigned flags, const char 
         fail_msg("parse %s: %s", body, err);
     buf out = BUF_INIT;
     if (query)
-        db_query(d, stmts, flags, &out);
+        db_query(d, stmts, flags, 0, &out);
     else
         db_execute(d, stmts, flags, &out);
     json_decref(stmts);
@@ -300,7 +301,7 @@ static int markerOf(db *d)
 {
     json_t *q = json_pack("[s]", "SELECT v FROM m");
     buf out = BUF_INIT;
-    db_query(d, q, 0, &out);
+    db_query(d, q, 0, 0, &out);
     json_decref(q);
     const char *p = out.data ? strstr(out.data, "[[") : NULL;
     int v = p ? atoi(p + 2) : -1;
@@ -488,6 +489,23 @@ static void test_node_local_failure(void **state)
     buf_free(&out);
 }
 
+/* ?db_timeout: a read past its deadline is interrupted, with rqlite's
+ * message; the connection serves the next read as usual. */
+static void test_query_timeout(void **state)
+{
+    fixture *f = *state;
+    json_t *q = parse("[\"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
+                      "SELECT count(*) FROM c\", \"SELECT 1\"]");
+    buf out = BUF_INIT;
+    double t0 = rq_now_sec();
+    db_query(f->d, q, 0, 50, &out);
+    assert_true(rq_now_sec() - t0 < 5.0);
+    assert_non_null(strstr(out.data, "{\"error\":\"query timeout\"}"));
+    buf_free(&out);
+    json_decref(q);
+    QUERY(f->d, "[\"SELECT 1\"]", 0, "{\"columns\":[\"1\"],\"types\":[\"integer\"],\"values\":[[1]]}");
+}
+
 /* A batch commits once, yet each statement still stands or fails alone. */
 static void test_grouped_batches(void **state)
 {
@@ -526,8 +544,8 @@ static void test_entropy_is_replayable(void **state)
     db_execute(f->d, stmts, 0, NULL);
     db_set_entropy(other, 1700000000123LL, 42);
     db_execute(other, stmts, 0, NULL);
-    db_query(f->d, q, 0, &r1);
-    db_query(other, q, 0, &r2);
+    db_query(f->d, q, 0, 0, &r1);
+    db_query(other, q, 0, 0, &r2);
     assert_string_equal(r1.data, r2.data);
     assert_non_null(strstr(r1.data, "\"2023-11-14 22:13:20\",\"1700000000\",\"2023-11-14 22:13:20\""));
     /* Another seed gives other random values. */
@@ -535,7 +553,7 @@ static void test_entropy_is_replayable(void **state)
     db_set_entropy(other, 1700000000123LL, 43);
     json_t *ins = parse("[\"DELETE FROM r\", \"INSERT INTO r(a) VALUES (random())\"]");
     db_execute(other, ins, 0, NULL);
-    db_query(other, q, 0, &r2);
+    db_query(other, q, 0, 0, &r2);
     assert_string_not_equal(r1.data, r2.data);
     json_decref(ins);
     json_decref(q);
@@ -560,6 +578,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_entropy_is_replayable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grouped_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_local_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_timeout, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,7 +109,8 @@ static void query1(store *s, store_level level, const char *body, const char *ex
     json_t *stmts = db_parse_request(body, strlen(body), &err);
     assert_non_null(stmts);
     buf out = BUF_INIT;
-    assert_int_equal(store_query(s, stmts, 0, level, 0, false, &out, &err), STORE_OK);
+    store_read r = {.level = level};
+    assert_int_equal(store_query(s, stmts, 0, &r, &out, &err), STORE_OK);
     assert_string_equal(out.data, expect);
     buf_free(&out);
     json_decref(stmts);
