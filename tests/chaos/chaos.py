@@ -736,6 +736,19 @@ class Chaos:
         self.samples.setdefault((node.id, node.proc.pid), []).append((time.monotonic() - self.t0,) + u)
         return u
 
+    def settle(self, node, timeout=60.0):
+        """Wait (bounded) until node's descriptors are back within the growth
+        bound of its first sample. The clients have just stopped: requests they
+        gave up on may still be served (a forward waits up to 30 s), each holding
+        its connection thread, its client socket and a curl handle. A leak does
+        not go away; those do."""
+        smp = self.samples.get((node.id, node.proc.pid))
+        if not smp:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.usage(node)[0] > smp[0][1] + FD_GROWTH:
+            time.sleep(0.5)
+
     def check_growth(self):
         """Descriptors and memory sampled at checkpoints (clients idle) must not
         keep growing within one process's life."""
@@ -861,6 +874,7 @@ class Chaos:
         for n in self.nodes:
             if "fatal signal" in n.logs():
                 self.violation("node %s logged a crash" % n.id)
+            self.settle(n)
             fds, rss, _ = self.sample(n)
             if fds > 200:
                 self.violation("node %s has %d open file descriptors" % (n.id, fds))
