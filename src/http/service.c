@@ -579,6 +579,67 @@ static int copyToFd(store *st, unsigned flags, const char *what, off_t *size, ch
     return fd;
 }
 
+/* ?compress on a binary backup: the copy gzipped while it is sent, so that
+ * memory does not grow with the database. */
+typedef struct gzStream {
+    int fd;
+    bool eof, done;
+    z_stream z;
+    unsigned char in[64 * 1024];
+} gzStream;
+
+static ssize_t gzRead(void *cls, uint64_t pos, char *out, size_t max)
+{
+    gzStream *g = cls;
+    (void)pos;
+    if (g->done)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    g->z.next_out = (Bytef *)out;
+    g->z.avail_out = (uInt)(max > (1u << 30) ? (1u << 30) : max);
+    uInt room = g->z.avail_out;
+    while (g->z.avail_out == room && !g->done) {
+        if (g->z.avail_in == 0 && !g->eof) {
+            ssize_t n = read(g->fd, g->in, sizeof g->in);
+            if (n < 0)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            g->eof = n == 0;
+            g->z.next_in = g->in;
+            g->z.avail_in = (uInt)n;
+        }
+        int rc = deflate(&g->z, g->eof ? Z_FINISH : Z_NO_FLUSH);
+        if (rc == Z_STREAM_END)
+            g->done = true;
+        else if (rc != Z_OK && rc != Z_BUF_ERROR)
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t n = room - g->z.avail_out;
+    return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static void gzFree(void *cls)
+{
+    gzStream *g = cls;
+    deflateEnd(&g->z);
+    close(g->fd);
+    free(g);
+}
+
+/* Takes fd; NULL if zlib cannot start (fd closed). */
+static struct MHD_Response *gzResponse(int fd)
+{
+    gzStream *g = calloc(1, sizeof *g);
+    if (g == NULL || deflateInit2(&g->z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(g);
+        close(fd);
+        return NULL;
+    }
+    g->fd = fd;
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, gzRead, g, gzFree);
+    if (r == NULL)
+        gzFree(g);
+    return r;
+}
+
 static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = getStore(h);
@@ -609,21 +670,16 @@ static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, re
             if (pwrite(fd, ver, 2, 18) != 2)
                 rq_log("http", "backup: cannot rewrite the journal mode bytes");
         }
-        if (!hasParam(c, "compress")) {
-            rq_log("http", "backup (binary) of %lld bytes served", (long long)size);
-            struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)size, fd);
-            return replyWith(h, c, 200, ctype, r);
-        }
-        buf_reserve(&body, (size_t)size + 1);
-        if (pread(fd, body.data, (size_t)size, 0) != size) {
-            close(fd);
-            err = strdup("cannot read the copy");
-            goto fail;
-        }
-        body.len = (size_t)size;
-        close(fd);
+        bool gz = hasParam(c, "compress");
+        rq_log("http", "backup (binary%s) of %lld bytes served", gz ? ", gzipped as sent" : "", (long long)size);
+        if (!gz)
+            return replyWith(h, c, 200, ctype, MHD_create_response_from_fd((uint64_t)size, fd));
+        struct MHD_Response *r = gzResponse(fd);
+        if (r == NULL)
+            return sendText(h, c, 500, "compression failed");
+        return replyWith(h, c, 200, ctype, r);
     }
-    rq_log("http", "backup (%s) of %zu bytes served", sql ? "sql" : "binary", body.len);
+    rq_log("http", "backup (sql) of %zu bytes served", body.len);
     if (hasParam(c, "compress")) {
         buf z = BUF_INIT;
         if (gzipBuf(body.data ? body.data : "", body.len, &z) != 0) {
