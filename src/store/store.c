@@ -174,6 +174,7 @@ struct store {
     int64_t quorum_contact_ms;  /* leader: when a majority was last heard from */
     raft_id leader_id;
     char leader_addr[256];
+    char leader_api[300];    /* the leader's API address from node metadata, "" if unknown */
     store_node *nodes;
     int n_nodes;
     bool ready;
@@ -421,6 +422,17 @@ static void metasFromJson(store *s, json_t *a)
                    json_string_value(json_object_get(m, "api")));
     }
     s->meta_dirty = true;
+}
+
+/* The leader's API address by its Raft address, from the node metadata:
+ * known before the configuration is (a wiped node fetching the leader's
+ * database has the metadata of the snapshot it holds, fetchDone()). */
+static void leaderApiLocked(store *s)
+{
+    s->leader_api[0] = '\0';
+    for (int i = 0; i < s->n_metas && s->leader_addr[0]; i++)
+        if (strcmp(s->metas[i].addr, s->leader_addr) == 0)
+            snprintf(s->leader_api, sizeof s->leader_api, "%s", s->metas[i].api);
 }
 
 static op *pendingTake(store *s, uint64_t seq)
@@ -991,6 +1003,20 @@ static void fetchDone(store *s)
                (unsigned long long)got, (unsigned long long)db_index(s->db));
         unlink(s->fetch_path);
     } else {
+        /* Forwarded requests need the leader's API address the moment the
+         * file is in: take the snapshot's node metadata now rather than when
+         * libraft restores it (fsmRestore). */
+        rq_snapshot snap;
+        const struct raft_buffer *sd = &s->fetch_msg.install_snapshot.data;
+        if (rq_snap_decode(sd->base, sd->len, &snap) == 0) {
+            if (json_is_array(snap.metas)) {
+                metasFromJson(s, snap.metas);
+                pthread_mutex_lock(&s->mu);
+                leaderApiLocked(s);
+                pthread_mutex_unlock(&s->mu);
+            }
+            json_decref(snap.metas);
+        }
         char *err = NULL;
         if (db_install_file(s->db, s->fetch_path, &err) != 0) {
             rq_log("store", "cannot install the transferred database: %s", err ? err : "?");
@@ -1487,6 +1513,7 @@ static void onCheck(uv_check_t *h)
         s->published_conf_index = conf_index;
         s->meta_dirty = false;
     }
+    leaderApiLocked(s);
     /* Ready: a leader is known and we have applied what was committed when
      * we first saw it (the leader: its own term's barrier). Latched. */
     if (!s->ready && lid != 0) {
@@ -2073,6 +2100,7 @@ static bool leaderLocked(store *s, store_node *leader)
         return false;
     memset(leader, 0, sizeof *leader);
     snprintf(leader->addr, sizeof leader->addr, "%s", s->leader_addr);
+    snprintf(leader->api_addr, sizeof leader->api_addr, "%s", s->leader_api);
     for (int i = 0; i < s->n_nodes; i++) {
         if (strcmp(s->nodes[i].addr, s->leader_addr) == 0) {
             *leader = s->nodes[i];
