@@ -1244,6 +1244,7 @@ static enum MHD_Result handleVars(http_server *h, struct MHD_Connection *c)
  * (each one a log entry) until its snapshot is done. */
 typedef struct snapJob {
     store *st;
+    uint64_t trailing;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done, nothing_new;
@@ -1256,7 +1257,7 @@ static void *snapThread(void *arg)
     snapJob *j = arg;
     bool nothing = false;
     char *err = NULL;
-    int rc = store_snapshot(j->st, &nothing, &err);
+    int rc = store_snapshot(j->st, j->trailing, &nothing, &err);
     pthread_mutex_lock(&j->mu);
     j->rc = rc;
     j->err = err;
@@ -1275,7 +1276,7 @@ static enum MHD_Result handleSnapshot(http_server *h, struct MHD_Connection *c)
     const char *tl = paramValue(c, "trailing_logs");
     if (tl && (*tl == '\0' || strspn(tl, "0123456789") != strlen(tl)))
         return sendText(h, c, 400, "trailing_logs is not a valid integer");
-    snapJob j = {.st = st};
+    snapJob j = {.st = st, .trailing = tl ? strtoull(tl, NULL, 10) : 0};
     pthread_mutex_init(&j.mu, NULL);
     pthread_cond_init(&j.cv, NULL);
     pthread_t t;

@@ -48,6 +48,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <raft.h>
 #include <raft/uv.h>
@@ -113,6 +114,7 @@ typedef struct op {
     raft_id rid;
     char addr[256];
     int role;
+    uint64_t trailing;     /* OP_SNAPSHOT: entries to keep, 0 = configured */
     /* outputs */
     buf out;               /* results of an applied execute */
     raft_index index;
@@ -170,6 +172,7 @@ struct store {
     int state;
     raft_term term;
     raft_index commit_index, applied_index, last_index, snapshot_index;
+    raft_index first_index;  /* of the log libraft holds, 0 if empty */
     raft_index leader_commit;   /* the leader's commit index as last told (followers) */
     int64_t quorum_contact_ms;  /* leader: when a majority was last heard from */
     raft_id leader_id;
@@ -577,13 +580,16 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
     return 0;
 }
 
-/* How many entries to keep after a snapshot: -raft-snap's share, but no
- * more than TRAIL_BYTES of them, since libraft holds them in memory. */
+/* How many entries to keep after a snapshot: -raft-snap's share (or what
+ * a /snapshot request asked for), but no more than TRAIL_BYTES of them,
+ * since libraft holds them in memory. */
 #define TRAIL_BYTES (8u << 20)
 static unsigned sizedTrailing(store *s)
 {
     struct raft_log *l = &s->raft.log;
     unsigned want = snapTrailing(s->cfg);
+    if (s->snap_wait && s->snap_wait->trailing > 0)
+        want = s->snap_wait->trailing > UINT_MAX ? UINT_MAX : (unsigned)s->snap_wait->trailing;
     size_t n = l->size ? (l->back + l->size - l->front) % l->size : 0;
     size_t bytes = 0;
     unsigned keep = 0;
@@ -1491,6 +1497,7 @@ static void onCheck(uv_check_t *h)
     s->leader_commit = s->leader_commit_seen > r->commit_index ? s->leader_commit_seen : r->commit_index;
     s->last_index = raft_last_index(r);
     s->snapshot_index = r->log.snapshot.last_index;
+    s->first_index = r->log.front != r->log.back ? r->log.offset + 1 : 0;
     if (r->state == RAFT_FOLLOWER && lid != 0) {
         /* libraft restarts a follower's election timer on each message from
          * the leader: that is the last contact. */
@@ -2480,9 +2487,10 @@ int store_stepdown(store *s, const char *id, char **err)
     return rc;
 }
 
-int store_snapshot(store *s, bool *nothing_new, char **err)
+int store_snapshot(store *s, uint64_t trailing, bool *nothing_new, char **err)
 {
     op *o = opNew(s, OP_SNAPSHOT);
+    o->trailing = trailing;
     int rc = opRun(s, o, 15000);
     *nothing_new = rc == STORE_OK && o->raft_rc == 1;
     if (rc == STORE_ERROR)
@@ -2517,6 +2525,7 @@ json_t *store_status(store *s)
         (json_int_t)(s->commit_index > s->applied_index ? s->commit_index - s->applied_index : 0),
         "voter", voter, "num_peers", s->n_nodes > 0 ? s->n_nodes - 1 : 0);
     json_object_set_new(raft, "leader_commit_index", json_integer((json_int_t)s->leader_commit));
+    json_object_set_new(raft, "first_log_index", json_integer((json_int_t)s->first_index));
     json_object_set_new(raft, "last_contact_ms_ago",
                         json_integer(s->last_contact_ms ? (json_int_t)(rq_now_ms() - s->last_contact_ms) : -1));
     json_t *st = json_pack(

@@ -102,9 +102,11 @@ int store_nodes(store *s, store_node **nodes);
 json_t *store_status(store *s);
 /* Local snapshot + log truncation (/snapshot). On a follower the snapshot
  * is taken when the next entry is applied (the caller can cause one with a
- * strong read on the leader). *nothing_new: nothing applied since the last
+ * strong read on the leader). trailing > 0: keep that many entries of the
+ * log after it (?trailing_logs) instead of the configured number (within
+ * the same memory cap). *nothing_new: nothing applied since the last
  * snapshot. */
-int store_snapshot(store *s, bool *nothing_new, char **err);
+int store_snapshot(store *s, uint64_t trailing, bool *nothing_new, char **err);
 /* The local database (for /db/backup and readyz's SELECT 1). */
 db *store_db(store *s);
 /* True when the data directory held no Raft state at store_open() (a new

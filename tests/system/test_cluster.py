@@ -431,9 +431,18 @@ def test_user_snapshot(three):
     assert r.status_code == 200, r.text
     assert follower.status()["store"]["raft"]["last_snapshot_index"] > 0
     assert requests.post(follower.url + "/snapshot?trailing_logs=x").status_code == 400
+    # ?trailing_logs=N: the log keeps N entries after the snapshot (default: all of these)
+    raft = leader.status()["store"]["raft"]
+    assert raft["first_log_index"] == 1
+    for i in range(20):
+        leader.execute([["INSERT INTO us VALUES (?)", 100 + i]])
+    assert requests.post(leader.url + "/snapshot?trailing_logs=5", timeout=20).status_code == 200
+    raft = leader.status()["store"]["raft"]
+    assert raft["first_log_index"] == raft["last_snapshot_index"] - 4, raft
+    poll(lambda: follower.count("us") == 30, what="rows on the follower")
     follower.stop()
     follower.start()
-    poll(lambda: follower.count("us") == 10, what="rows after restart from the user snapshot")
+    poll(lambda: follower.count("us") == 30, what="rows after restart from the user snapshot")
     # from the shell
     out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot\n",
                          capture_output=True, text=True, timeout=30).stdout

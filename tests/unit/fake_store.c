@@ -145,7 +145,7 @@ json_t *store_status(store *s)
                      s->leader ? "Leader" : "Follower");
 }
 
-int store_snapshot(store *s, bool *nothing_new, char **err)
+int store_snapshot(store *s, uint64_t trailing, bool *nothing_new, char **err)
 {
     *err = strdup("not supported");
     return STORE_ERROR;
