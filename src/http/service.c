@@ -343,8 +343,8 @@ static void finishResults(buf *out, request *rq, unsigned flags, uint64_t raft_i
     buf_putc(out, '}');
 }
 
-/* Validate freshness parameters; returns false after answering 400. */
-/* A read's ?freshness, ?freshness_strict and ?db_timeout (400 if bad). */
+/* A read's ?freshness, ?freshness_strict and ?db_timeout; returns false
+ * after answering 400. */
 static bool readParams(http_server *h, struct MHD_Connection *c, store_read *rd, enum MHD_Result *ret)
 {
     const char *f = paramValue(c, "freshness");

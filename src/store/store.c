@@ -1517,10 +1517,12 @@ static void onCheck(uv_check_t *h)
                                                                : r->configuration_index;
     if (s->meta_dirty || conf_index != s->published_conf_index || s->nodes == NULL) {
         rebuildNodesLocked(s);
+        leaderApiLocked(s);
         s->published_conf_index = conf_index;
         s->meta_dirty = false;
+    } else if (leader_changed) {
+        leaderApiLocked(s);
     }
-    leaderApiLocked(s);
     /* Ready: a leader is known and we have applied what was committed when
      * we first saw it (the leader: its own term's barrier). Latched. */
     if (!s->ready && lid != 0) {

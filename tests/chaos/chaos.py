@@ -738,14 +738,14 @@ class Chaos:
 
     @staticmethod
     def fd_baseline(smp, n):
-        """The descriptors a process settled at: the most it had over the first
-        half of its n samples (n at least 4). Pools fill up after a restart, and a
+        """The sample a process settled at: the one with the most descriptors
+        over the first half of its n samples (n at least 4; None before). Pools fill up after a restart, and a
         node's share of them moves with the leader and the clients: raft
         connections (up to two per peer), read connections, forwarding handles
         of client connections kept alive. A leak keeps growing past them."""
         if n < 4:
             return None
-        return max(x[1] for x in smp[:n // 2])
+        return max(smp[:n // 2], key=lambda x: x[1])
 
     def settle(self, node, timeout=60.0):
         """Wait (bounded) until node's descriptors are back within the growth
@@ -758,7 +758,7 @@ class Chaos:
         if base is None:
             return
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.usage(node)[0] > base + FD_GROWTH:
+        while time.monotonic() < deadline and self.usage(node)[0] > base[1] + FD_GROWTH:
             time.sleep(0.5)
 
     def check_growth(self):
@@ -771,13 +771,12 @@ class Chaos:
             if longest is None or smp[-1][0] - smp[0][0] > longest[2][-1][0] - longest[2][0][0]:
                 longest = (nid, pid, smp)
             base = self.fd_baseline(smp, len(smp))
-            if base is not None and smp[-1][1] > base + FD_GROWTH:
-                ref = max(smp[:len(smp) // 2], key=lambda x: x[1])[3]
-                last = smp[-1][3]
+            if base is not None and smp[-1][1] > base[1] + FD_GROWTH:
+                ref, last = base[3], smp[-1][3]
                 grew = {k: "%d -> %d" % (ref.get(k, 0), v) for k, v in last.items() if v > ref.get(k, 0)}
                 self.violation("node %s (pid %d) went from %d (the most over its first %d checkpoints) to %d "
                                "open descriptors over %d checkpoints (grew: %r)"
-                               % (nid, pid, base, len(smp) // 2, smp[-1][1], len(smp), grew))
+                               % (nid, pid, base[1], len(smp) // 2, smp[-1][1], len(smp), grew))
             # the first sample may predate a catch-up; growth counts from the second
             if smp[-1][2] > smp[1][2] + RSS_GROWTH_MB and not os.environ.get("RQ_SANITIZED"):
                 self.violation("node %s (pid %d) grew from %.0f to %.0f MB resident over %d checkpoints"
