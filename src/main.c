@@ -152,8 +152,15 @@ static void leaveCluster(const config *cfg, store *st)
             char *url = rq_sprintf("%s/remove", leader.api_addr);
             char *body = rq_sprintf("{\"id\":\"%s\"}", cfg->node_id);
             cluster_response resp;
-            if (cluster_forward("DELETE", url, body, strlen(body), "application/json", NULL, 10000, &resp,
-                                &err) == 0) {
+            int rc = cluster_forward("DELETE", url, body, strlen(body), "application/json", NULL, 10000,
+                                     &resp, &err);
+            /* 503: the node we take for the leader has not taken office yet
+             * (a handover is under way), so ask again until the deadline. */
+            if (rc == 0 && resp.status == 503 && rq_now_ms() < deadline) {
+                cluster_response_free(&resp);
+                rc = -1;
+            }
+            if (rc == 0) {
                 if (resp.status == 200)
                     rq_log("rqlited", "removed this node (%s) from the cluster", cfg->node_id);
                 else
