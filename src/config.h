@@ -33,6 +33,11 @@ typedef struct config {
     uint64_t bootstrap_expect_timeout_ms; /* 120s */
     bool fk;                 /* -fk */
     int db_max_ro_conns;     /* 256 */
+    uint64_t db_max_write_steps;   /* VM steps a write entry may take (deterministic bound) */
+    uint64_t http_max_body_size;   /* bytes; larger bodies get 413 */
+    int http_max_conns;            /* connections served at once; more get 503 */
+    uint64_t http_request_timeout_ms; /* absolute: receive a request / idle between requests */
+    uint64_t raft_max_entry_size;  /* bytes; a request making a larger entry gets 413 */
     char *raft_log_level;    /* "WARN" */
     bool raft_non_voter;
     uint64_t raft_snap;      /* -raft-snap, 8192 entries */
