@@ -62,7 +62,7 @@ chaos: build
 # FUZZ_SECONDS each from the seed corpus; a finding fails with its input
 # saved in build-fuzz/.
 FUZZ_SECONDS ?= 60
-FUZZERS       = statements codec flags http
+FUZZERS       = statements codec flags http replica
 fuzz:
 	@$(MAKE) --no-print-directory deps
 	@test -f build-fuzz/Makefile || CC=clang cmake -S . -B build-fuzz -DRQ_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo

@@ -47,7 +47,7 @@ static const flag_def flags[] = {
     {"compress-snap-transport", F_IGNORED, 0, "false", "Compress snapshots sent to other nodes", F_TODO},
     {"cpu-profile", F_IGNORED, 0, "", "Path to file for CPU profiling information", F_TODO},
     {"db-max-ro-conns", F_INT, O(db_max_ro_conns), "256", "Maximum number of read-only connections to the database (0 means unlimited)", 0},
-    {"db-max-write-steps", F_U64, O(db_max_write_steps), "1000000000", "Most SQLite VM steps one write entry may take before it fails with 'execute timeout' (the same on every node)", 0},
+    {"db-max-write-steps", F_U64, O(db_max_write_steps), "250000000", "Most SQLite VM steps one write entry may take before its statements fail with 'execute timeout' (counted alike on every node; about 1-6 s of work here; 0: no limit)", 0},
     {"disco-config", F_IGNORED, 0, "", "Set discovery config, or path to cluster discovery config file", F_TODO},
     {"disco-key", F_IGNORED, 0, "rqlite", "Key prefix for cluster discovery service", F_TODO},
     {"disco-mode", F_IGNORED, 0, "", "Choose clustering discovery mode. If not set, no node discovery is performed", F_TODO},
@@ -116,12 +116,12 @@ static const char *blurb =
 
 /* ---- durations ------------------------------------------------------- */
 
-int config_parse_duration(const char *s, uint64_t *ms)
+int config_parse_duration_ns(const char *s, uint64_t *ns)
 {
     if (s == NULL || *s == '\0')
         return -1;
     if (strcmp(s, "0") == 0) {
-        *ms = 0;
+        *ns = 0;
         return 0;
     }
     double total = 0;
@@ -136,19 +136,28 @@ int config_parse_duration(const char *s, uint64_t *ms)
             return -1;
         p = end;
         double unit;
-        if (strncmp(p, "ns", 2) == 0) { unit = 1e-6; p += 2; }
-        else if (strncmp(p, "us", 2) == 0) { unit = 1e-3; p += 2; }
-        else if (strncmp(p, "\xc2\xb5s", 3) == 0) { unit = 1e-3; p += 3; }
-        else if (strncmp(p, "ms", 2) == 0) { unit = 1; p += 2; }
-        else if (*p == 's') { unit = 1000; p++; }
-        else if (*p == 'm') { unit = 60000; p++; }
-        else if (*p == 'h') { unit = 3600000; p++; }
+        if (strncmp(p, "ns", 2) == 0) { unit = 1; p += 2; }
+        else if (strncmp(p, "us", 2) == 0) { unit = 1e3; p += 2; }
+        else if (strncmp(p, "\xc2\xb5s", 3) == 0) { unit = 1e3; p += 3; }
+        else if (strncmp(p, "ms", 2) == 0) { unit = 1e6; p += 2; }
+        else if (*p == 's') { unit = 1e9; p++; }
+        else if (*p == 'm') { unit = 60e9; p++; }
+        else if (*p == 'h') { unit = 3600e9; p++; }
         else return -1; /* Go requires a unit except for "0" */
         total += v * unit;
     }
     if (total > 9.2e18)
         return -1;
-    *ms = (uint64_t)(total + 0.5);
+    *ns = (uint64_t)(total + 0.5);
+    return 0;
+}
+
+int config_parse_duration(const char *s, uint64_t *ms)
+{
+    uint64_t ns;
+    if (config_parse_duration_ns(s, &ns) != 0)
+        return -1;
+    *ms = (ns + 500000) / 1000000;
     return 0;
 }
 

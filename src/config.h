@@ -73,7 +73,9 @@ typedef struct config {
 int config_parse(config *cfg, int argc, char **argv, int *exit_code);
 void config_free(config *cfg);
 
-/* Parse a Go duration ("1h2m3.5s", "500ms", "0"); returns 0 and sets *ms. */
+/* Parse a Go duration ("1h2m3.5s", "500ms", "0"); returns 0 and sets *ms
+ * (rounded to the nearest millisecond) or *ns. */
 int config_parse_duration(const char *s, uint64_t *ms);
+int config_parse_duration_ns(const char *s, uint64_t *ns);
 
 #endif

@@ -11,10 +11,12 @@
  * VACUUM, PRAGMA...) are guarded instead: the WAL is emptied first, and a
  * crash in the middle of one drops the WAL at the next db_open.
  *
- * Statements are passed as a jansson array in rqlite's request format,
- * already validated by db_parse_request(): each element is either a SQL
- * string or an array [sql, param...] where params are positional values or
- * objects of named values (:name, @name, $name).
+ * Statements come as a command (command/command.h): SQL text with typed
+ * parameters, built and validated by the HTTP layer, decoded from the log
+ * entry on every node. What client SQL may do is decided by SQLite itself
+ * through one authorizer on every connection (policy.c: disallowed pragmas,
+ * connection state that lasts one request, files ATTACH may open), with
+ * defensive mode and trusted_schema off.
  *
  * Results are written as JSON straight into a buf, in rqlite's exact byte
  * format: the *contents* of the "results" array (no enclosing brackets), e.g.
@@ -24,11 +26,11 @@
 #ifndef RQ_DB_DB_H
 #define RQ_DB_DB_H
 
-#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "command/command.h"
 #include "util/buf.h"
 
 typedef struct db db;
@@ -48,6 +50,7 @@ typedef struct db_options {
     bool fk;            /* PRAGMA foreign_keys=ON on every connection */
     int max_ro_conns;   /* read pool bound, 0 = unlimited */
     int busy_ms;        /* how long a connection waits for a lock, 0 = 5 s */
+    int64_t max_length; /* SQLITE_LIMIT_LENGTH and _SQL_LENGTH, 0 = SQLite's */
 } db_options;
 
 /* Open (creating if needed) the database at path. On error returns non-zero
@@ -73,12 +76,6 @@ uint64_t db_unguarded(db *d);
 /* Make everything applied so far durable (WAL, file, directory). */
 int db_sync(db *d);
 
-/* Validate a request body (JSON text) and return the statements array
- * (caller owns, json_decref). On error returns NULL and sets *err to
- * rqlite's message: "invalid request", "invalid JSON body", "no statements",
- * "unsupported type" ... (400 material). */
-json_t *db_parse_request(const char *body, size_t len, char **err);
-
 /* The clock and random seed for the following db_execute() calls: SQLite's
  * 'now' (date/time functions, CURRENT_TIMESTAMP) reads unix_ms, and
  * random()/randomblob() draw from a generator seeded with seed, so that
@@ -86,37 +83,52 @@ json_t *db_parse_request(const char *body, size_t len, char **err);
  * unix_ms 0 means the real clock. */
 void db_set_entropy(db *d, int64_t unix_ms, uint64_t seed);
 
-/* Run statements on the write connection (Raft thread only). Appends the
- * results (see above) to out when out != NULL; with out == NULL the
- * statements run but nothing is encoded (followers). Statements with
- * RETURNING produce query-shaped results, and so do reads with DB_READ_ROWS;
- * other reads give execute-shaped ones, like rqlite's /db/execute.
+/* The VM step budget of the next db_execute() (0: none): once the entry
+ * has run that many steps of SQLite's virtual machine (counted in grains of
+ * 1,000, the same on every replica), its statements fail with "execute
+ * timeout". */
+void db_set_step_budget(db *d, uint64_t steps);
+
+/* Run a command's statements on the write connection (Raft thread only).
+ * Appends the results (see above) to out when out != NULL; with out ==
+ * NULL the statements run but nothing is encoded (followers). Statements
+ * with RETURNING produce query-shaped results, and so do reads with
+ * DB_READ_ROWS; other reads give execute-shaped ones, like rqlite's
+ * /db/execute.
  *
  * Returns 0, or the SQLite result code of a failure that is this node's
- * alone (disk full, I/O error, corruption, out of memory, busy) while an
- * entry (db_set_entry_index) ran: other replicas applied it, so its changes
- * were rolled back and its index not recorded, and the caller must stop
- * before applying anything later (a restart applies the entry again). SQL
- * errors are answers, not failures: every replica gets the same ones. */
-int db_execute(db *d, const json_t *stmts, unsigned flags, buf *out);
+ * alone (policy.c: I/O error, our database locked by another process, disk
+ * full or out of memory while recording the index) while an entry
+ * (db_set_entry_index) ran: other replicas applied it, so its changes were
+ * rolled back and its index not recorded, and the caller must stop before
+ * applying anything later (a restart applies the entry again). Every other
+ * failure is an answer, the same on every replica. */
+int db_execute(db *d, const cmd_view *stmts, unsigned flags, buf *out);
 
 /* Run read statements on a read-only pooled connection; any thread. A write
  * statement yields {"error":"attempt to change database via query operation"}.
- * timeout_ms > 0 (rqlite's ?db_timeout): a statement still running that long
+ * timeout_us > 0 (rqlite's ?db_timeout): a statement still running that long
  * after the call is interrupted, and yields {"error":"query timeout"}. */
-void db_query(db *d, const json_t *stmts, unsigned flags, int64_t timeout_ms, buf *out);
+void db_query(db *d, const cmd_view *stmts, unsigned flags, uint64_t timeout_us, buf *out);
 
-/* True when every statement is read-only (sqlite3_stmt_readonly), used by
- * /db/request to choose the query path. Unparsable SQL counts as a write (it
- * then fails the same way on every node). */
-bool db_all_readonly(db *d, const json_t *stmts);
+/* The leader's look at a request before proposing it, on a read-only
+ * connection (any thread): DB_CHECK_DISALLOWED_PRAGMA when a statement sets
+ * a pragma the policy refuses (rqlite answers the whole request with
+ * "disallowed pragma"), and *readonly when every statement only reads
+ * (/db/request then serves it as a query). A statement that cannot be
+ * prepared yet counts as a write; the policy still applies when it runs. */
+enum { DB_CHECK_OK = 0, DB_CHECK_DISALLOWED_PRAGMA = 1 };
+int db_check(db *d, const cmd_view *stmts, bool *readonly);
 
-/* True if any statement is a disallowed pragma (journal_mode=,
- * wal_autocheckpoint=, wal_checkpoint, synchronous=, query_only=). */
-bool db_has_disallowed_pragma(const json_t *stmts);
+/* Is data (len bytes) a SQLite database image that can replace ours: the
+ * header sane (page size, format), the pages whole, PRAGMA quick_check "ok"
+ * with our policy (the schema parses without writable_schema)? 0, or -1
+ * with *err ("invalid database image: ..."). An empty image is valid. */
+int db_image_check(const void *data, size_t len, char **err);
 
 /* Replace the whole database with an image (Raft thread only), recording
- * index with it. Readers see either the old or the new content. */
+ * index with it, after db_image_check (the same verdict on every node).
+ * Readers see either the old or the new content. */
 int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err);
 
 typedef void (*db_progress_fn)(void *arg, long long done_bytes, long long total_bytes);

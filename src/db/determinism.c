@@ -10,10 +10,13 @@
  * restart, computes the same values, including cases rqlite leaves
  * non-deterministic (CURRENT_TIMESTAMP defaults, ORDER BY random()).
  */
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "db/internal.h"
 
@@ -45,6 +48,94 @@ static int detCurrentTime(sqlite3_vfs *v, double *out)
     return rc;
 }
 
+/* ---- files client SQL may not open ------------------------------------------ */
+
+#define MAX_PROTECTED 64
+static pthread_mutex_t protMu = PTHREAD_MUTEX_INITIALIZER;
+static char *protected[MAX_PROTECTED]; /* real paths of data directories */
+static __thread int ownOpen;
+
+void det_own_open(int on)
+{
+    ownOpen += on ? 1 : -1;
+}
+
+void det_protect_dir(const char *dir)
+{
+    char *real = realpath(dir, NULL);
+    if (real == NULL)
+        return;
+    pthread_mutex_lock(&protMu);
+    for (int i = 0; i < MAX_PROTECTED; i++) {
+        if (protected[i] == NULL) {
+            protected[i] = real;
+            real = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&protMu);
+    free(real);
+}
+
+void det_unprotect_dir(const char *dir)
+{
+    char *real = realpath(dir, NULL);
+    if (real == NULL)
+        return;
+    pthread_mutex_lock(&protMu);
+    for (int i = 0; i < MAX_PROTECTED; i++) {
+        if (protected[i] && strcmp(protected[i], real) == 0) {
+            free(protected[i]);
+            protected[i] = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&protMu);
+    free(real);
+}
+
+static bool under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || (n == 1 && dir[0] == '/'));
+}
+
+/* May client SQL (ATTACH, VACUUM INTO) open this database file? Not one
+ * inside a node's data directory (our database, the Raft log, peers.json:
+ * an attached copy of our own file deadlocks writes, a VACUUM INTO there
+ * could plant files the node trips on at its next start), nor a special
+ * file (a FIFO blocks the thread for good, /proc and /dev files fail with
+ * I/O errors). */
+static bool clientMayOpen(const char *name)
+{
+    struct stat st;
+    if (stat(name, &st) == 0 && !S_ISREG(st.st_mode))
+        return false;
+    char *copy = strdup(name);
+    char *real = copy ? realpath(dirname(copy), NULL) : NULL;
+    free(copy);
+    if (real == NULL)
+        return true; /* no such directory: the open fails by itself */
+    bool ok = !under(real, "/proc") && !under(real, "/dev") && !under(real, "/sys");
+    pthread_mutex_lock(&protMu);
+    for (int i = 0; ok && i < MAX_PROTECTED; i++)
+        if (protected[i] && under(real, protected[i]))
+            ok = false;
+    pthread_mutex_unlock(&protMu);
+    free(real);
+    return ok;
+}
+
+static int detOpen(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int flags, int *out)
+{
+    (void)v;
+    if (name && ownOpen == 0 && (flags & SQLITE_OPEN_MAIN_DB) && !clientMayOpen(name)) {
+        f->pMethods = NULL;
+        return SQLITE_CANTOPEN;
+    }
+    return baseVfs->xOpen(baseVfs, name, f, flags, out);
+}
+
 static void registerVfs(void)
 {
     baseVfs = sqlite3_vfs_find(NULL);
@@ -54,6 +145,7 @@ static void registerVfs(void)
     if (detVfs.iVersion >= 2)
         detVfs.xCurrentTimeInt64 = detCurrentTimeInt64;
     detVfs.xCurrentTime = detCurrentTime;
+    detVfs.xOpen = detOpen;
     sqlite3_vfs_register(&detVfs, 0);
 }
 
@@ -84,8 +176,10 @@ static void fnRandomBlob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_int64 n = sqlite3_value_int64(argv[0]);
     if (n < 1)
         n = 1;
-    if (n > 1000000000)
-        n = 1000000000;
+    if (n > sqlite3_limit(sqlite3_context_db_handle(ctx), SQLITE_LIMIT_LENGTH, -1)) {
+        sqlite3_result_error_toobig(ctx);
+        return;
+    }
     unsigned char *p = sqlite3_malloc64((sqlite3_uint64)n);
     if (p == NULL) {
         sqlite3_result_error_nomem(ctx);
@@ -101,9 +195,12 @@ static void fnRandomBlob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 int det_install(sqlite3 *c, uint64_t *state)
 {
-    int rc = sqlite3_create_function(c, "random", 0, SQLITE_UTF8, state, fnRandom, NULL, NULL);
+    /* Innocuous, like SQLite's own: triggers and views may use them with
+     * trusted_schema off. */
+    int rc = sqlite3_create_function(c, "random", 0, SQLITE_UTF8 | SQLITE_INNOCUOUS, state, fnRandom, NULL, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_create_function(c, "randomblob", 1, SQLITE_UTF8, state, fnRandomBlob, NULL, NULL);
+        rc = sqlite3_create_function(c, "randomblob", 1, SQLITE_UTF8 | SQLITE_INNOCUOUS, state, fnRandomBlob,
+                                     NULL, NULL);
     return rc;
 }
 

@@ -4,14 +4,135 @@
 #ifndef RQ_DB_INTERNAL_H
 #define RQ_DB_INTERNAL_H
 
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 
-/* The name of the VFS with a freezable clock (registered on first use). */
+#include "command/command.h"
+#include "db/db.h"
+#include "util/buf.h"
+
+#define BUSY_TIMEOUT_MS 5000
+/* The write connection's own temp table (see db_execute). */
+#define DB_NOCHANGE_TABLE "_rq_nochange"
+#define STMT_CACHE 32
+
+/* The write connection's prepared statements, by SQL text (LRU). */
+typedef struct stmtCache {
+    struct {
+        char *sql;
+        size_t len;
+        sqlite3_stmt *st;
+        unsigned long use;
+    } e[STMT_CACHE];
+    unsigned long clock;
+} stmtCache;
+
+struct db {
+    char *path;
+    char *dir;               /* its directory, guarded from client SQL */
+    db_options opts;
+    sqlite3 *w;              /* write connection: Raft thread only */
+    pthread_mutex_t mu;      /* guards the read pool */
+    pthread_cond_t cv;
+    sqlite3 **idle;          /* idle read-only connections */
+    int n_idle, cap_idle;
+    int n_open;              /* read-only connections open (idle + busy) */
+    int64_t entry_ms;        /* clock and seed of the entry being applied */
+    uint64_t rng;
+    uint64_t entry_index;    /* Raft index the next db_execute records */
+    uint64_t entry_steps;    /* VM step budget of the next db_execute */
+    uint64_t steps_left;     /* ... while it runs, in progress-handler calls */
+    bool steps_out;          /* the budget ran out during this entry */
+    sqlite3_int64 carry_id;  /* last_insert_id reported by earlier entries */
+    sqlite3_int64 entry_total; /* total_changes() when the entry started */
+    uint64_t index;          /* Raft index of the last entry the file holds */
+    unsigned gen;            /* bumped when the file is swapped */
+    bool swapping;           /* db_install_file at work: no new connections */
+    struct { sqlite3 *c; unsigned gen; } *busy; /* read connections in use */
+    int n_busy, cap_busy;
+    char *marker;            /* "<path>-rqentry": an unguarded entry is running */
+    bool recovered;          /* db_open dropped a cut-short entry */
+    uint64_t unguarded;      /* control entries run without the guard */
+    stmtCache cache;         /* the write connection's prepared statements */
+};
+
+/* ---- sqlite.c: connections, files ---- */
+
+char *dbErrdup(const char *prefix, const char *msg);
+/* Our own SQL on c (bypasses the policy); *err if given. */
+int dbExecSimple(sqlite3 *c, const char *sql, char **err);
+/* A new connection to d's file (ro: a read-only one for the pool). */
+int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err);
+/* Replace the write connection by a fresh one (connection state dropped). */
+int dbReopenWriter(db *d);
+sqlite3 *dbRoGet(db *d);
+/* Back to the pool; discard: close it instead (its state was changed). */
+void dbRoPut(db *d, sqlite3 *c, bool discard);
+void dbCacheClear(stmtCache *k);
+/* Record index with the open transaction's changes and commit (policy.c
+ * says which failures are returned). */
+int dbCommitWithIndex(db *d, uint64_t index);
+int dbSyncPath(const char *path, int flags);
+void dbSyncDir(const char *path);
+
+/* ---- encode.c: rqlite's result format ---- */
+
+/* Step a row-returning statement, writing a query-shaped result. Returns 0,
+ * or -1 with *err (the caller writes the error). */
+int dbEncodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, char **err);
+void dbPutError(buf *out, const char *msg, unsigned flags, double t0);
+void dbPutExecResult(buf *out, sqlite3_int64 id, int changes, unsigned flags, double t0);
+
+/* ---- exec.c ---- */
+
+/* A failed statement's message on c: an interrupt is this thread's reason
+ * ("query timeout" for reads, "execute timeout" for writes), a refusal the
+ * policy's message. */
+const char *dbErrmsg(sqlite3 *c);
+
+/* ---- determinism.c ---- */
+
+/* The name of the VFS with a freezable clock and a guarded xOpen
+ * (registered on first use). Every connection of ours uses it. */
 const char *det_vfs_name(void);
 /* Replace random() and randomblob() on c with a generator over *state. */
 int det_install(sqlite3 *c, uint64_t *state);
 /* Freeze SQLite's clock on this thread at unix_ms (0: real clock). */
 void det_freeze(int64_t unix_ms);
+/* Files inside dir (a node's data directory) may be opened only as the
+ * connections' own database (between det_own_open(1) and det_own_open(0)
+ * on this thread), never by ATTACH or VACUUM INTO. Special files (/dev,
+ * /proc, /sys) are never opened by client SQL either. */
+void det_protect_dir(const char *dir);
+void det_unprotect_dir(const char *dir);
+void det_own_open(int on);
+
+/* ---- policy.c ---- */
+
+enum { POLICY_OK = 0, POLICY_STATE = 1, POLICY_DENY = 2 };
+enum {
+    POLICY_SEEN_DENIED_PRAGMA = 1 << 0,
+    POLICY_SEEN_DENIED_FUNCTION = 1 << 1,
+    POLICY_SEEN_STATE = 1 << 2,   /* connection state changed: reset it */
+    POLICY_SEEN_CHANGES = 1 << 3, /* changes() is called (write connection) */
+};
+/* The authorizer, defensive mode, trusted_schema off and the limits, on c
+ * (write: the write connection, where some functions are refused too).
+ * max_length: SQLITE_LIMIT_LENGTH and SQL_LENGTH (0: SQLite's). */
+int policy_install(sqlite3 *c, bool write, sqlite3_int64 max_length);
+/* Our own statements bypass the policy while on (nests). */
+void policy_internal(int on);
+/* What the policy saw on this thread since the last call (POLICY_SEEN_*). */
+unsigned policy_take(void);
+/* The rule for a pragma (POLICY_*), set or read; exposed for unit tests. */
+int policy_pragma_rule(const char *name, bool has_value);
+/* The message for a refusal in seen, or NULL. */
+const char *policy_denied_message(unsigned seen);
+/* Is failure rc this node's own (see policy.c), not an answer? recording:
+ * while the entry's index was being recorded; attached: a file attached by
+ * the request was in use. */
+bool policy_node_local(int rc, bool recording, bool attached);
 
 #endif

@@ -11,7 +11,7 @@
 
 typedef struct item {
     int64_t seq;
-    json_t *stmts;
+    cmd_batch stmts;
     struct item *next;
 } item;
 
@@ -31,6 +31,30 @@ struct wqueue {
     pthread_t thread;
 };
 
+
+/* Apply stmts, retrying every second until applied, as rqlite does (a stop
+ * gives up after one try). Returns 0 once applied, > 0 when refused for
+ * good, < 0 when given up at a stop. */
+static int flushRetrying(wqueue *q, const cmd_view *stmts)
+{
+    int tries = 0, rc;
+    if (stmts->n == 0)
+        return 0;
+    while ((rc = q->flush(q->ctx, stmts, q->tx)) < 0) {
+        if (tries++ == 0)
+            rq_log("http", "queued write batch failed, retrying every second");
+        pthread_mutex_lock(&q->mu);
+        bool stop = q->stopping;
+        pthread_mutex_unlock(&q->mu);
+        if (stop) {
+            rq_log("http", "dropping a queued write batch at shutdown");
+            return -1;
+        }
+        struct timespec one = {1, 0};
+        nanosleep(&one, NULL);
+    }
+    return rc;
+}
 
 static void *run(void *arg)
 {
@@ -60,33 +84,31 @@ static void *run(void *arg)
         pthread_cond_broadcast(&q->changed); /* room for blocked producers */
         pthread_mutex_unlock(&q->mu);
 
-        json_t *merged = json_array();
+        cmd_batch merged;
+        cmd_batch_init(&merged);
         int64_t max_seq = 0;
         for (item *it = batch; it; it = it->next) {
-            size_t i;
-            json_t *s;
-            json_array_foreach(it->stmts, i, s) json_array_append(merged, s);
+            cmd_view v = cmd_batch_view(&it->stmts);
+            cmd_batch_concat(&merged, &v);
             max_seq = it->seq;
         }
-        /* Retry until applied, as rqlite does; a stop gives up after one try. */
-        int tries = 0;
-        while (json_array_size(merged) > 0 && q->flush(q->ctx, merged, q->tx) != 0) {
-            if (tries++ == 0)
-                rq_log("http", "queued write batch failed, retrying every second");
-            pthread_mutex_lock(&q->mu);
-            bool stop = q->stopping;
-            pthread_mutex_unlock(&q->mu);
-            if (stop) {
-                rq_log("http", "dropping a queued write batch at shutdown");
-                break;
+        cmd_view mv = cmd_batch_view(&merged);
+        int rc = flushRetrying(q, &mv);
+        if (rc > 0 && batch->next) {
+            /* The merged batch was refused (too large for one entry, say):
+             * each request on its own, so that one cannot sink the rest. */
+            for (item *it = batch; it; it = it->next) {
+                cmd_view v = cmd_batch_view(&it->stmts);
+                if (flushRetrying(q, &v) > 0)
+                    rq_log("http", "queued write %lld refused, dropped", (long long)it->seq);
             }
-            struct timespec one = {1, 0};
-            nanosleep(&one, NULL);
+        } else if (rc > 0) {
+            rq_log("http", "queued write %lld refused, dropped", (long long)max_seq);
         }
-        json_decref(merged);
+        cmd_batch_free(&merged);
         while (batch) {
             item *n = batch->next;
-            json_decref(batch->stmts);
+            cmd_batch_free(&batch->stmts);
             free(batch);
             batch = n;
         }
@@ -133,10 +155,11 @@ void wqueue_stop(wqueue *q)
     free(q);
 }
 
-int64_t wqueue_add(wqueue *q, json_t *stmts)
+int64_t wqueue_add(wqueue *q, cmd_batch *stmts)
 {
     item *it = calloc(1, sizeof *it);
-    it->stmts = stmts ? stmts : json_array();
+    it->stmts = *stmts;
+    cmd_batch_init(stmts);
     pthread_mutex_lock(&q->mu);
     while (q->n >= q->capacity && !q->stopping)
         pthread_cond_wait(&q->changed, &q->mu);

@@ -26,6 +26,7 @@
 #include "db/db.h"
 #include "http/http.h"
 #include "http/pretty.h"
+#include "command/command.h"
 #include "http/queue.h"
 #include "util/log.h"
 #include "util/os.h"
@@ -301,27 +302,37 @@ static bool isTextPlain(struct MHD_Connection *c)
     return ct && strncasecmp(ct, "text/plain", 10) == 0;
 }
 
-/* One SQL text as a statements array. Log entries are JSON, so the text
- * must be valid UTF-8. */
-static json_t *textStatement(const char *sql, size_t len, char **err)
-{
-    json_t *s = json_stringn(sql ? sql : "", len);
-    if (s == NULL) {
-        *err = strdup("invalid request: SQL text is not valid UTF-8");
-        return NULL;
-    }
-    json_t *a = json_array();
-    json_array_append_new(a, s);
-    return a;
-}
-
 /* The statements of a request: a JSON array, or with text/plain the whole
- * body as one statement. Returns NULL with *err (400 material). */
-static json_t *requestStatements(struct MHD_Connection *c, request *rq, char **err)
+ * body as one statement. Returns 0, or -1 with *err (400 material). */
+static int requestStatements(struct MHD_Connection *c, request *rq, cmd_batch *out, char **err)
 {
     if (isTextPlain(c))
-        return textStatement(rq->body.data, rq->body.len, err);
-    return db_parse_request(rq->body.data ? rq->body.data : "", rq->body.len, err);
+        return cmd_from_sql(rq->body.data, rq->body.len, out, err);
+    return cmd_from_json(rq->body.data ? rq->body.data : "", rq->body.len, out, err);
+}
+
+/* Answer a store code other than STORE_OK and STORE_NOT_LEADER, taking
+ * err: input refused before anything was proposed gets its HTTP status,
+ * other failures rqlite's whole-request error (HTTP 200). */
+static enum MHD_Result sendStoreError(http_server *h, struct MHD_Connection *c, int rc, char *err, bool pretty)
+{
+    enum MHD_Result ret;
+    switch (rc) {
+    case STORE_DISALLOWED:
+        ret = sendResultsError(h, c, "disallowed pragma", pretty);
+        break;
+    case STORE_INVALID:
+        ret = sendText(h, c, 400, err ? err : "invalid request");
+        break;
+    case STORE_TOO_LARGE:
+        ret = sendText(h, c, 413, err ? err : "request too large");
+        break;
+    default:
+        ret = sendResultsError(h, c, err ? err : "unknown error", pretty);
+        break;
+    }
+    free(err);
+    return ret;
 }
 
 /* Responses are built in place: the envelope's head goes into the buffer
@@ -349,42 +360,47 @@ static bool readParams(http_server *h, struct MHD_Connection *c, store_read *rd,
 {
     const char *f = paramValue(c, "freshness");
     const char *t = paramValue(c, "db_timeout");
+    uint64_t ns = 0;
     rd->freshness_strict = hasParam(c, "freshness_strict");
-    if (f && config_parse_duration(f, &rd->freshness_ms) != 0) {
+    /* Microseconds, rounded up: 1ns asks for a fresh read, not none. */
+    if (f && config_parse_duration_ns(f, &ns) != 0) {
         *ret = sendText(h, c, 400, "freshness is not a valid duration");
         return false;
     }
+    rd->freshness_us = (ns + 999) / 1000;
     if (rd->freshness_strict && f == NULL) {
         *ret = sendText(h, c, 400, "freshness_strict requires freshness");
         return false;
     }
-    if (t && config_parse_duration(t, &rd->db_timeout_ms) != 0) {
+    ns = 0;
+    if (t && config_parse_duration_ns(t, &ns) != 0) {
         *ret = sendText(h, c, 400, "db_timeout is not a valid duration");
         return false;
     }
+    rd->db_timeout_us = (ns + 999) / 1000;
     return true;
 }
 
 /* Queued writes: apply a merged batch here if leader, else on the leader. */
-static int flushQueued(void *ctx, const json_t *stmts, bool tx)
+static int flushQueued(void *ctx, const cmd_view *stmts, bool tx)
 {
     http_server *h = ctx;
     store *st = getStore(h);
     if (st == NULL)
         return -1;
     char *err = NULL;
-    int rc = store_execute(st, stmts, tx ? DB_TX : 0, NULL, NULL, &err);
+    int rc = store_execute(st, stmts, tx ? DB_TX : 0, 0, NULL, NULL, &err);
     free(err);
     if (rc == STORE_OK)
         return 0;
     if (rc != STORE_NOT_LEADER)
-        return -1;
+        return rc == STORE_ERROR ? -1 : 1; /* refused for good: not retried */
     store_node leader;
     if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
         return -1;
     char url[400];
     snprintf(url, sizeof url, "%s/db/execute%s", leader.api_addr, tx ? "?transaction" : "");
-    char *body = json_dumps(stmts, JSON_COMPACT);
+    char *body = cmd_to_json(stmts);
     cluster_response resp;
     rc = cluster_forward("POST", url, body, strlen(body), "application/json", NULL,
                          FORWARD_TIMEOUT_MS, &resp, &err);
@@ -396,6 +412,8 @@ static int flushQueued(void *ctx, const json_t *stmts, bool tx)
     long status = resp.status;
     bool whole_error = resp.body.data && strstr(resp.body.data, "{\"results\":[],\"error\"") != NULL;
     cluster_response_free(&resp);
+    if (status == 400 || status == 413)
+        return 1;
     return status == 200 && !whole_error ? 0 : -1;
 }
 
@@ -407,13 +425,30 @@ static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, re
         return sendText(h, c, 503, "leader not found");
     bool wait = hasParam(c, "wait");
     char *err = NULL;
-    json_t *stmts = requestStatements(c, rq, &err);
-    if (stmts == NULL && err && strcmp(err, "no statements") == 0 && !wait) {
+    cmd_batch b;
+    cmd_batch_init(&b);
+    if (requestStatements(c, rq, &b, &err) != 0) {
+        /* rqlite's quirk: anything unparsable but an empty request is
+         * accepted and dropped; SQL with a NUL byte is refused as on every
+         * other path. */
+        bool refuse = err && (strcmp(err, "no statements") == 0 ? !wait : strstr(err, "NUL") != NULL);
+        if (refuse) {
+            enum MHD_Result ret = sendText(h, c, 400, err);
+            free(err);
+            return ret;
+        }
         free(err);
-        return sendText(h, c, 400, "no statements");
+        cmd_batch_init(&b);
     }
-    free(err); /* rqlite's quirk: anything else unparsable is accepted and dropped */
-    int64_t seq = wqueue_add(h->queue, stmts);
+    /* The policy looks at queued statements now, while the client is here
+     * to be told. */
+    cmd_view v = cmd_batch_view(&b);
+    bool readonly;
+    if (b.n > 0 && store_check(st, &v, &readonly) == STORE_DISALLOWED) {
+        cmd_batch_free(&b);
+        return sendResultsError(h, c, "disallowed pragma", pretty);
+    }
+    int64_t seq = wqueue_add(h->queue, &b);
     if (wait) {
         uint64_t timeout = 30000;
         const char *t = paramValue(c, "timeout");
@@ -422,9 +457,9 @@ static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, re
         if (!wqueue_wait(h->queue, seq, timeout))
             return sendText(h, c, 408, "queue wait timeout");
     }
-    buf b = BUF_INIT;
-    buf_printf(&b, "{\"results\":[],\"sequence_number\":%lld}", (long long)seq);
-    return sendJson(h, c, 200, &b, pretty);
+    buf out = BUF_INIT;
+    buf_printf(&out, "{\"results\":[],\"sequence_number\":%lld}", (long long)seq);
+    return sendJson(h, c, 200, &out, pretty);
 }
 
 typedef enum { KIND_EXECUTE, KIND_QUERY, KIND_REQUEST } data_kind;
@@ -439,57 +474,58 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
     if (kind == KIND_EXECUTE && hasParam(c, "queue"))
         return handleQueued(h, c, rq, pretty);
     unsigned flags = dbFlags(c);
-    json_t *stmts = NULL;
+    cmd_batch b;
     char *err = NULL;
     enum MHD_Result ret;
     if (kind == KIND_QUERY && strcmp(method, "GET") == 0) {
         const char *q = paramValue(c, "q");
         if (q == NULL) {
-            buf b = BUF_INIT;
-            buf_puts(&b, "{\"results\":[]}");
-            return sendJson(h, c, 200, &b, pretty);
+            buf e = BUF_INIT;
+            buf_puts(&e, "{\"results\":[]}");
+            return sendJson(h, c, 200, &e, pretty);
         }
         if (*q == '\0')
             return sendText(h, c, 400, "query parameter not set");
-        stmts = textStatement(q, strlen(q), &err);
-        if (stmts == NULL) {
+        /* ?q= with %00 in it: the whole decoded value, NUL included, so
+         * that it is refused like SQL text with a NUL anywhere else. */
+        const char *qv = NULL;
+        size_t qlen = 0;
+        if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "q", 1, &qv, &qlen) != MHD_YES || qv == NULL) {
+            qv = q;
+            qlen = strlen(q);
+        }
+        if (cmd_from_sql(qv, qlen, &b, &err) != 0) {
             ret = sendText(h, c, 400, err);
             free(err);
             return ret;
         }
-    } else {
-        stmts = requestStatements(c, rq, &err);
-        if (stmts == NULL) {
-            ret = sendText(h, c, 400, err ? err : "invalid request");
-            free(err);
-            return ret;
-        }
+    } else if (requestStatements(c, rq, &b, &err) != 0) {
+        ret = sendText(h, c, 400, err ? err : "invalid request");
+        free(err);
+        return ret;
     }
     store_read rd = {.level = parseLevel(c)};
     if (!readParams(h, c, &rd, &ret)) {
-        json_decref(stmts);
+        cmd_batch_free(&b);
         return ret;
     }
-    if (kind != KIND_QUERY && db_has_disallowed_pragma(stmts)) {
-        json_decref(stmts);
-        return sendResultsError(h, c, "disallowed pragma", pretty);
-    }
+    cmd_view v = cmd_batch_view(&b);
     buf results = BUF_INIT;
     buf_puts(&results, RESULTS_HEAD);
     uint64_t raft_index = 0;
     int rc;
     switch (kind) {
     case KIND_EXECUTE:
-        rc = store_execute(st, stmts, flags, &results, &raft_index, &err);
+        rc = store_execute(st, &v, flags, rd.db_timeout_us, &results, &raft_index, &err);
         break;
     case KIND_QUERY:
-        rc = store_query(st, stmts, flags, &rd, &results, &err);
+        rc = store_query(st, &v, flags, &rd, &results, &err);
         break;
     default:
-        rc = store_request(st, stmts, flags, &rd, &results, &err);
+        rc = store_request(st, &v, flags, &rd, &results, &err);
         break;
     }
-    json_decref(stmts);
+    cmd_batch_free(&b);
     if (rc == STORE_NOT_LEADER) {
         buf_free(&results);
         free(err);
@@ -497,9 +533,7 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
     }
     if (rc != STORE_OK) {
         buf_free(&results);
-        ret = sendResultsError(h, c, err ? err : "unknown error", pretty);
-        free(err);
-        return ret;
+        return sendStoreError(h, c, rc, err, pretty);
     }
     finishResults(&results, rq, flags, hasParam(c, "raft_index") ? raft_index : 0);
     return sendJson(h, c, 200, &results, pretty);
@@ -740,15 +774,16 @@ static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, requ
         rq_log("http", "loading a %zu-byte SQLite image", rq->body.len);
         rc = store_load(st, rq->body.data, rq->body.len, &err);
     } else {
-        json_t *stmts = textStatement(rq->body.data, rq->body.len, &err);
-        if (stmts == NULL) {
+        cmd_batch b;
+        if (cmd_from_sql(rq->body.data, rq->body.len, &b, &err) != 0) {
             enum MHD_Result ret = sendText(h, c, 400, err);
             free(err);
             buf_free(&results);
             return ret;
         }
-        rc = store_execute(st, stmts, 0, &results, NULL, &err);
-        json_decref(stmts);
+        cmd_view v = cmd_batch_view(&b);
+        rc = store_execute(st, &v, 0, 0, &results, NULL, &err);
+        cmd_batch_free(&b);
     }
     if (rc == STORE_NOT_LEADER) {
         buf_free(&results);
@@ -759,10 +794,12 @@ static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, requ
     }
     if (rc != STORE_OK) {
         buf_free(&results);
-        enum MHD_Result ret = boot ? sendText(h, c, 503, err ? err : "boot failed")
-                                   : sendResultsError(h, c, err ? err : "load failed", false);
-        free(err);
-        return ret;
+        if (boot && (rc == STORE_ERROR || rc == STORE_DISALLOWED)) {
+            enum MHD_Result ret = sendText(h, c, 503, err ? err : "boot failed");
+            free(err);
+            return ret;
+        }
+        return sendStoreError(h, c, rc, err ? err : strdup("load failed"), false);
     }
     if (boot) {
         buf_free(&results);
@@ -1027,10 +1064,17 @@ static enum MHD_Result handleReadyz(http_server *h, struct MHD_Connection *c)
         }
         buf_puts(&b, "\n[+]sync ok");
     }
-    json_t *q = json_pack("[s]", "SELECT 1");
+    cmd_batch q;
+    char *qerr = NULL;
     buf r = BUF_INIT;
-    db_query(store_db(st), q, 0, 0, &r);
-    json_decref(q);
+    if (cmd_from_sql("SELECT 1", 8, &q, &qerr) == 0) {
+        cmd_view v = cmd_batch_view(&q);
+        store_read none = {.level = LEVEL_NONE};
+        if (store_query(st, &v, 0, &none, &r, &qerr) != STORE_OK)
+            buf_puts(&r, "\"error\"");
+        cmd_batch_free(&q);
+    }
+    free(qerr);
     bool ok = r.data && strstr(r.data, "\"error\"") == NULL;
     buf_free(&r);
     buf_puts(&b, ok ? "\n[+]db ok" : "\n[+]db not ok");

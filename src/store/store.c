@@ -108,7 +108,6 @@ typedef struct op {
     pthread_cond_t cond;
     /* inputs */
     char *entry;           /* OP_APPLY: raft_malloc'd, handed to raft */
-    json_t *stmts;         /* OP_APPLY execute: the statements, applied as they are here */
     size_t entry_len;
     uint64_t seq;
     raft_id rid;
@@ -285,7 +284,6 @@ static void opFree(op *o)
     free(o->err);
     if (o->entry)
         raft_free(o->entry);
-    json_decref(o->stmts);
     free(o);
 }
 
@@ -464,7 +462,8 @@ static op *pendingFind(store *s, uint64_t seq, raft_index index)
 }
 
 /* A load entry swaps the whole database (codec.h). Binary, not JSON, so
- * that an image costs its own size in the log. */
+ * that an image costs its own size in the log. An image every node refuses
+ * alike (db_restore checks it) leaves the database as it was. */
 static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
 {
     raft_id origin = e->origin;
@@ -473,7 +472,7 @@ static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
     char *err = NULL;
     op *o = origin == s->id ? pendingFind(s, seq, index) : NULL;
     if (db_restore(s->db, e->image, n, index, &err) != 0) {
-        rq_log("store", "load failed: %s", err ? err : "?");
+        rq_log("store", "load at index %llu refused: %s", (unsigned long long)index, err ? err : "?");
         if (o && o->want_results) {
             buf_puts(&o->out, "{\"error\":");
             json_cstr(&o->out, err ? err : "load failed");
@@ -485,17 +484,19 @@ static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
     rq_log("store", "database loaded from a %zu-byte image", n);
 }
 
-/* Run an entry's statements with its clock and seed, recording its index;
- * results go to the waiting request, if this node proposed it. An entry
- * that failed here alone (db_execute: disk, I/O, lock) stops the node, as
- * rqlite does on a failure it cannot take back: going on would leave this
- * replica without the entry for good, while the Raft log keeps it, and the
- * file not its index, so a restart applies it again. */
-static void runEntry(store *s, op *o, const json_t *stmts, unsigned flags, int64_t ms, uint64_t seed,
-                     raft_index index)
+/* Run an entry's statements with its clock, seed and step budget,
+ * recording its index; results go to the waiting request, if this node
+ * proposed it. An entry that failed here alone (db_execute: disk, I/O,
+ * lock) stops the node, as rqlite does on a failure it cannot take back:
+ * going on would leave this replica without the entry for good, while the
+ * Raft log keeps it, and the file not its index, so a restart applies it
+ * again. */
+static void runEntry(store *s, op *o, const cmd_view *stmts, unsigned flags, int64_t ms, uint64_t seed,
+                     uint64_t steps, raft_index index)
 {
     db_set_entropy(s->db, ms, seed);
     db_set_entry_index(s->db, index);
+    db_set_step_budget(s->db, steps);
     int fault = db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
     if (fault) {
         rq_log("store", "stopping now: the entry at index %llu failed on this node alone (SQLite code %d), "
@@ -505,19 +506,31 @@ static void runEntry(store *s, op *o, const json_t *stmts, unsigned flags, int64
     }
 }
 
-/* An execute entry (codec.h). The proposing node applies the statements it
- * parsed from the request; the others decode the same text. */
-static void applyExec(store *s, const rq_exec_entry *e, raft_index index)
+/* A command entry (command.h): every node, the proposer included, applies
+ * the statements decoded from the entry's bytes, so all apply the same. */
+static void applyCommand(store *s, const cmd_entry *e, raft_index index)
 {
     op *o = e->origin == s->id ? pendingFind(s, e->seq, index) : NULL;
-    json_t *stmts = o && o->stmts ? json_incref(o->stmts) : json_loadb(e->json, e->json_len, 0, NULL);
-    if (!json_is_array(stmts)) {
-        rq_log("store", "skipping undecodable execute entry at index %llu", (unsigned long long)index);
-        json_decref(stmts);
+    runEntry(s, o, &e->stmts, (unsigned)e->flags, (int64_t)e->unix_ms, e->seed, e->steps, index);
+}
+
+/* Statements in the JSON of entries written before commands existed: read
+ * as a request body is, the same way on every node (what it cannot read,
+ * such as SQL with a NUL byte, is skipped everywhere). */
+static void applyLegacy(store *s, op *o, const char *json, size_t len, unsigned flags, int64_t ms, uint64_t seed,
+                        raft_index index)
+{
+    cmd_batch b;
+    char *err = NULL;
+    if (cmd_from_json(json, len, &b, &err) != 0) {
+        rq_log("store", "skipping execute entry at index %llu that no node can read: %s",
+               (unsigned long long)index, err ? err : "?");
+        free(err);
         return;
     }
-    runEntry(s, o, stmts, (unsigned)e->flags, (int64_t)e->ms, e->seed, index);
-    json_decref(stmts);
+    cmd_view v = cmd_batch_view(&b);
+    runEntry(s, o, &v, flags, ms, seed, 0, index);
+    cmd_batch_free(&b);
 }
 
 static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **result)
@@ -534,10 +547,22 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         raft_set_snapshot_threshold(&s->raft, 1);
     }
     bool held = index <= db_index(s->db); /* the file has it already */
-    rq_exec_entry ex;
-    int rc = rq_exec_decode(b->base, b->len, &ex);
+    /* Never fail an apply: the entry is committed and every node must move
+     * past it identically; decoding depends on the bytes alone. */
+    cmd_entry ce;
+    int rc = cmd_entry_decode(b->base, b->len, &ce);
     if (rc == 0 && !held)
-        applyExec(s, &ex, index);
+        applyCommand(s, &ce, index);
+    if (rc <= 0) {
+        if (rc < 0)
+            rq_log("store", "skipping malformed command entry at index %llu", (unsigned long long)index);
+        return 0;
+    }
+    rq_exec_entry ex;
+    rc = rq_exec_decode(b->base, b->len, &ex);
+    if (rc == 0 && !held)
+        applyLegacy(s, ex.origin == s->id ? pendingFind(s, ex.seq, index) : NULL, ex.json, ex.json_len,
+                    (unsigned)ex.flags, (int64_t)ex.ms, ex.seed, index);
     if (rc <= 0) {
         if (rc < 0)
             rq_log("store", "skipping malformed execute entry at index %llu", (unsigned long long)index);
@@ -555,8 +580,6 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
     json_error_t jerr;
     json_t *e = json_loadb(b->base, b->len, 0, &jerr);
     if (e == NULL) {
-        /* Never fail an apply: the entry is committed and every node must
-         * move past it identically. */
         rq_log("store", "skipping undecodable log entry: %s", jerr.text);
         return 0;
     }
@@ -565,11 +588,11 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         raft_id origin = (raft_id)json_integer_value(json_object_get(e, "o"));
         uint64_t seq = (uint64_t)json_integer_value(json_object_get(e, "s"));
         unsigned flags = (unsigned)json_integer_value(json_object_get(e, "f"));
-        const json_t *stmts = json_object_get(e, "q");
-        op *o = origin == s->id ? pendingFind(s, seq, index) : NULL;
-        if (json_is_array(stmts))
-            runEntry(s, o, stmts, flags, (int64_t)json_integer_value(json_object_get(e, "ts")),
-                     (uint64_t)json_integer_value(json_object_get(e, "r")), index);
+        char *q = json_dumps(json_object_get(e, "q"), JSON_COMPACT | JSON_ENCODE_ANY);
+        applyLegacy(s, origin == s->id ? pendingFind(s, seq, index) : NULL, q ? q : "", q ? strlen(q) : 0, flags,
+                    (int64_t)json_integer_value(json_object_get(e, "ts")),
+                    (uint64_t)json_integer_value(json_object_get(e, "r")), index);
+        free(q);
     } else if (t && strcmp(t, "m") == 0) {
         metaUpsert(s, json_string_value(json_object_get(e, "id")),
                    (raft_id)json_integer_value(json_object_get(e, "rid")),
@@ -2159,9 +2182,43 @@ int store_nodes(store *s, store_node **nodes)
 
 /* ------------------------------------------------------------- writes */
 
-static int applyEntry(store *s, const json_t *stmts, unsigned flags,
-                      buf *out, uint64_t *raft_index, char **err)
+int store_check(store *s, const cmd_view *stmts, bool *readonly)
 {
+    return db_check(s->db, stmts, readonly) == DB_CHECK_DISALLOWED_PRAGMA ? STORE_DISALLOWED : STORE_OK;
+}
+
+/* The VM step budget of an entry: -db-max-write-steps, lowered to about
+ * db_timeout_us worth of work. 0: none. */
+static uint64_t stepBudget(store *s, uint64_t db_timeout_us)
+{
+    uint64_t steps = s->cfg->db_max_write_steps;
+    if (db_timeout_us > 0) {
+        uint64_t t = db_timeout_us * STORE_STEPS_PER_MS / 1000;
+        if (t == 0)
+            t = 1;
+        if (steps == 0 || t < steps)
+            steps = t;
+    }
+    return steps;
+}
+
+/* Propose a command entry (leader only) and wait for it to be applied. */
+static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t db_timeout_us, buf *out,
+                      uint64_t *raft_index, char **err)
+{
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    /* Refused here, not by every node after it is committed. */
+    if (!cmd_valid(stmts)) {
+        *err = strdup("invalid request");
+        return STORE_INVALID;
+    }
+    size_t size = cmd_entry_size(stmts->len);
+    if (s->cfg->raft_max_entry_size && size > s->cfg->raft_max_entry_size) {
+        *err = rq_sprintf("request too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)", size,
+                          (unsigned long long)s->cfg->raft_max_entry_size);
+        return STORE_TOO_LARGE;
+    }
     op *o = opNew(s, OP_APPLY);
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
@@ -2173,18 +2230,22 @@ static int applyEntry(store *s, const json_t *stmts, unsigned flags,
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
         seed = (uint64_t)now.tv_nsec * 0x9E3779B97F4A7C15ULL ^ o->seq;
-    char *text = json_dumps(stmts, JSON_COMPACT);
-    rq_exec_entry ex = {.origin = s->id,
-                        .seq = o->seq,
-                        .flags = flags,
-                        .ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
-                        .seed = seed & 0x7fffffffffffffffULL,
-                        .json = text,
-                        .json_len = strlen(text)};
-    o->entry = rq_exec_encode(&ex, &o->entry_len);
-    free(text);
-    /* This node applies the statements it already holds, parsed. */
-    o->stmts = json_incref((json_t *)stmts);
+    cmd_entry ce = {.origin = s->id,
+                    .seq = o->seq,
+                    .flags = flags,
+                    .unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
+                    .seed = seed & 0x7fffffffffffffffULL,
+                    .steps = stepBudget(s, db_timeout_us),
+                    .stmts = *stmts};
+    o->entry = raft_malloc(size);
+    if (o->entry == NULL) {
+        opRelease(s, o);
+        opRelease(s, o);
+        *err = strdup("out of memory");
+        return STORE_ERROR;
+    }
+    cmd_entry_encode(&ce, o->entry);
+    o->entry_len = size;
     o->want_results = out != NULL;
     if (out) { /* the FSM appends straight into the caller's buffer */
         o->out = *out;
@@ -2207,11 +2268,22 @@ static int applyEntry(store *s, const json_t *stmts, unsigned flags,
 
 int store_load(store *s, const void *image, size_t len, char **err)
 {
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    size_t padded = (RQ_LOAD_HDR + len + 7) & ~(size_t)7;
+    if (s->cfg->raft_max_entry_size && padded > s->cfg->raft_max_entry_size) {
+        *err = rq_sprintf("database image too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)",
+                          padded, (unsigned long long)s->cfg->raft_max_entry_size);
+        return STORE_TOO_LARGE;
+    }
+    /* Every node checks again when it applies the entry, alike; this is so
+     * that the client hears of a bad image, and nothing is proposed. */
+    if (db_image_check(image, len, err) != 0)
+        return STORE_INVALID;
     op *o = opNew(s, OP_APPLY);
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);
-    size_t padded = (32 + len + 7) & ~(size_t)7;
     unsigned char *e = raft_malloc(padded);
     if (e == NULL) {
         opRelease(s, o);
@@ -2223,8 +2295,9 @@ int store_load(store *s, const void *image, size_t len, char **err)
     rq_put64(e + 8, s->id);
     rq_put64(e + 16, o->seq);
     rq_put64(e + 24, len);
-    memcpy(e + 32, image, len);
-    memset(e + 32 + len, 0, padded - 32 - len);
+    if (len)
+        memcpy(e + RQ_LOAD_HDR, image, len);
+    memset(e + RQ_LOAD_HDR + len, 0, padded - RQ_LOAD_HDR - len);
     o->entry = (char *)e;
     o->entry_len = padded;
     o->want_results = true;
@@ -2239,10 +2312,15 @@ int store_load(store *s, const void *image, size_t len, char **err)
     return rc;
 }
 
-int store_execute(store *s, const json_t *stmts, unsigned db_flags, buf *out,
+int store_execute(store *s, const cmd_view *stmts, unsigned db_flags, uint64_t db_timeout_us, buf *out,
                   uint64_t *raft_index, char **err)
 {
-    return applyEntry(s, stmts, db_flags, out, raft_index, err);
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    bool readonly;
+    if (store_check(s, stmts, &readonly) == STORE_DISALLOWED)
+        return STORE_DISALLOWED;
+    return applyEntry(s, stmts, db_flags, db_timeout_us, out, raft_index, err);
 }
 
 /* Wait until the leader has confirmed its leadership and applied
@@ -2258,25 +2336,35 @@ static int barrier(store *s, char **err)
 }
 
 
-int store_query(store *s, const json_t *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
+/* Is a contact age_ms old (a whole number of milliseconds, so up to a
+ * millisecond older than that) too old for freshness_us? A freshness under
+ * a millisecond is honoured, not rounded away. */
+static bool tooOld(int64_t age_ms, uint64_t freshness_us)
+{
+    return age_ms < 0 || (uint64_t)(age_ms + 1) * 1000 > freshness_us;
+}
+
+/* store_query once the policy has looked at the statements. */
+static int queryChecked(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out,
+                        char **err)
 {
     store_level level = r->level;
-    uint64_t freshness_ms = r->freshness_ms;
+    uint64_t freshness_us = r->freshness_us;
     bool freshness_strict = r->freshness_strict;
     if (level == LEVEL_AUTO)
         level = s->cfg->raft_non_voter ? LEVEL_NONE : LEVEL_WEAK;
     if (level == LEVEL_NONE) {
-        if (freshness_ms > 0 && store_is_leader(s)) {
+        if (freshness_us > 0 && store_is_leader(s)) {
             /* A leader's data is as fresh as its last contact with a
              * majority (an isolated leader has not stepped down yet). */
             pthread_mutex_lock(&s->mu);
             int64_t q = s->quorum_contact_ms;
             pthread_mutex_unlock(&s->mu);
-            if (q == 0 || rq_now_ms() - q > (int64_t)freshness_ms) {
+            if (q == 0 || tooOld(rq_now_ms() - q, freshness_us)) {
                 *err = strdup("stale read");
                 return STORE_ERROR;
             }
-        } else if (freshness_ms > 0) {
+        } else if (freshness_us > 0) {
             /* A follower refuses to answer from data older than asked. */
             pthread_mutex_lock(&s->mu);
             bool known = s->leader_id != 0 && s->last_contact_ms > 0;
@@ -2288,12 +2376,12 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, const store_re
             bool behind = s->leader_commit > s->applied_index || now - s->contact_since_ms < CONTACT_SETTLE_MS ||
                           age > 3 * (int64_t)s->hb_ms;
             pthread_mutex_unlock(&s->mu);
-            if (!known || age > (int64_t)freshness_ms || (freshness_strict && behind)) {
+            if (!known || tooOld(age, freshness_us) || (freshness_strict && behind)) {
                 *err = strdup("stale read");
                 return STORE_ERROR;
             }
         }
-        db_query(s->db, stmts, db_flags, (int64_t)r->db_timeout_ms, out);
+        db_query(s->db, stmts, db_flags, r->db_timeout_us, out);
         return STORE_OK;
     }
     if (!store_is_leader(s))
@@ -2319,19 +2407,30 @@ int store_query(store *s, const json_t *stmts, unsigned db_flags, const store_re
         if (rc != STORE_OK)
             return rc;
     }
-    db_query(s->db, stmts, db_flags, (int64_t)r->db_timeout_ms, out);
+    db_query(s->db, stmts, db_flags, r->db_timeout_us, out);
     return STORE_OK;
 }
 
-int store_request(store *s, const json_t *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
+int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
 {
-    if (r->level != LEVEL_STRONG && db_all_readonly(s->db, stmts)) {
+    bool readonly;
+    if (store_check(s, stmts, &readonly) == STORE_DISALLOWED)
+        return STORE_DISALLOWED;
+    return queryChecked(s, stmts, db_flags, r, out, err);
+}
+
+int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
+{
+    bool readonly;
+    if (store_check(s, stmts, &readonly) == STORE_DISALLOWED)
+        return STORE_DISALLOWED;
+    if (r->level != LEVEL_STRONG && readonly) {
         store_read q = *r;
         if (q.level == LEVEL_AUTO)
             q.level = LEVEL_WEAK;
-        return store_query(s, stmts, db_flags, &q, out, err);
+        return queryChecked(s, stmts, db_flags, &q, out, err);
     }
-    return applyEntry(s, stmts, db_flags | DB_READ_ROWS, out, NULL, err);
+    return applyEntry(s, stmts, db_flags | DB_READ_ROWS, r->db_timeout_us, out, NULL, err);
 }
 
 /* ---------------------------------------------------------- membership */

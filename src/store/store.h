@@ -9,7 +9,11 @@
  * Return codes: STORE_OK; STORE_NOT_LEADER when the operation needs the
  * leader and this node is not it (callers forward to store_leader()'s API
  * address, or answer 503 "leader not found" when there is none);
- * STORE_ERROR with *err set to a message for the client (caller frees).
+ * STORE_ERROR with *err set to a message for the client (caller frees);
+ * STORE_DISALLOWED when a statement sets a pragma the policy refuses
+ * (rqlite's whole-request "disallowed pragma"); STORE_INVALID (400) and
+ * STORE_TOO_LARGE (413) for input refused before anything is proposed,
+ * with *err.
  */
 #ifndef RQ_STORE_STORE_H
 #define RQ_STORE_STORE_H
@@ -18,28 +22,37 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "command/command.h"
 #include "config.h"
 #include "db/db.h"
 #include "util/buf.h"
 
 typedef struct store store;
 
-enum { STORE_OK = 0, STORE_NOT_LEADER = 1, STORE_ERROR = 2 };
+enum {
+    STORE_OK = 0,
+    STORE_NOT_LEADER = 1,
+    STORE_ERROR = 2,
+    STORE_DISALLOWED = 3,
+    STORE_INVALID = 4,
+    STORE_TOO_LARGE = 5,
+};
 
 /* Read consistency levels (?level=). */
 typedef enum {
     LEVEL_WEAK = 0, LEVEL_NONE, LEVEL_STRONG, LEVEL_LINEARIZABLE, LEVEL_AUTO
 } store_level;
 
-/* How a read is to be served: its level, ?freshness (ms, 0: any) with
- * ?freshness_strict, and ?db_timeout (ms, 0: none): statements still
- * running that long after the read started fail with "query timeout".
- * (A strong read runs after a barrier entry, on the read connection too.) */
+/* How a read is to be served: its level, ?freshness (microseconds, 0:
+ * any) with ?freshness_strict, and ?db_timeout (microseconds, 0: none):
+ * statements still running that long after the read started fail with
+ * "query timeout". (A strong read runs after a barrier entry, on the read
+ * connection too.) */
 typedef struct store_read {
     store_level level;
-    uint64_t freshness_ms;
+    uint64_t freshness_us;
     bool freshness_strict;
-    uint64_t db_timeout_ms;
+    uint64_t db_timeout_us;
 } store_read;
 
 /* A member of the cluster as /nodes and /status show it. */
@@ -71,19 +84,28 @@ bool store_leader(store *s, store_node *leader);
 /* Wait up to timeout_ms for a leader to be known; true if one is. */
 bool store_wait_leader(store *s, uint64_t timeout_ms);
 
-/* Writes: the statements become one Raft entry; blocks until it is applied
- * locally (leader) and appends the results array contents to out. */
-int store_execute(store *s, const json_t *stmts, unsigned db_flags, buf *out,
+/* The policy's verdict on a command before anything is proposed (any node):
+ * STORE_DISALLOWED, or STORE_OK with *readonly set when it only reads. */
+int store_check(store *s, const cmd_view *stmts, bool *readonly);
+
+/* Writes: the statements become one Raft entry, the command's own bytes;
+ * blocks until it is applied locally (leader) and appends the results
+ * array contents to out. db_timeout_us (?db_timeout, 0: none) lowers the
+ * entry's VM step budget (-db-max-write-steps) to about that much work, at
+ * STORE_STEPS_PER_MS steps a millisecond, counted alike on every node. */
+#define STORE_STEPS_PER_MS 50000
+int store_execute(store *s, const cmd_view *stmts, unsigned db_flags, uint64_t db_timeout_us, buf *out,
                   uint64_t *raft_index, char **err);
 /* Replace the whole database, on every node, with a SQLite image (one log
- * entry). Leader only. */
+ * entry), once db_image_check() accepts it (else STORE_INVALID). Leader
+ * only. */
 int store_load(store *s, const void *image, size_t len, char **err);
 /* Reads at a consistency level; none/weak/linearizable run on a read-only
  * connection, strong goes through the log. */
-int store_query(store *s, const json_t *stmts, unsigned db_flags, const store_read *r, buf *out, char **err);
+int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err);
 /* Mixed: read-only batches are served as queries, others as one entry run
  * on the write connection (reads in it return rows). */
-int store_request(store *s, const json_t *stmts, unsigned db_flags, const store_read *r, buf *out, char **err);
+int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err);
 
 /* Membership (leader only). Join is idempotent for the same id and address;
  * a different address for a known id (or a known address under another id)

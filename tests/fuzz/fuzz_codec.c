@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command/command.h"
 #include "store/codec.h"
 
 /* Not assert(): release builds must check too. */
@@ -10,6 +11,28 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    cmd_entry ce;
+    if (cmd_entry_decode(data, size, &ce) == 0) {
+        /* Every statement and parameter lies inside the entry. */
+        cmd_iter it;
+        cmd_stmt s;
+        cmd_iter_init(&it, &ce.stmts);
+        uint32_t n = 0;
+        while (cmd_next(&it, &s) == 1) {
+            n++;
+            CHECK(s.sql >= (const char *)data && s.sql + s.sql_len < (const char *)data + size);
+            CHECK(s.sql[s.sql_len] == 0 && strlen(s.sql) == s.sql_len);
+            cmd_param_iter pi;
+            cmd_param p;
+            int rc;
+            cmd_param_iter_init(&pi, &s);
+            while ((rc = cmd_param_next(&pi, &p)) == 1)
+                if (p.type == CMD_TEXT || p.type == CMD_BLOB)
+                    CHECK((const uint8_t *)p.p >= data && (const uint8_t *)p.p + p.n <= data + size);
+            CHECK(rc == 0);
+        }
+        CHECK(n == ce.stmts.n);
+    }
     rq_exec_entry ex;
     if (rq_exec_decode(data, size, &ex) == 0) {
         CHECK(ex.json >= (const char *)data && ex.json + ex.json_len <= (const char *)data + size);

@@ -1,12 +1,13 @@
-/* libFuzzer: the JSON request parser (db_parse_request), the pragma filter,
- * and the statements' round trip through an execute log entry. */
+/* libFuzzer: rqlite's JSON request format into a command (cmd_from_json),
+ * and the command's round trips: through a log entry (what followers
+ * decode is what the leader built, byte for byte) and back to JSON (what a
+ * follower forwards to the leader parses to the same command). */
 #include <raft.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "db/db.h"
-#include "store/codec.h"
+#include "command/command.h"
 
 /* Not assert(): release builds must check too. */
 #define CHECK(c) ((c) ? (void)0 : abort())
@@ -14,25 +15,31 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *err = NULL;
-    json_t *stmts = db_parse_request((const char *)data, size, &err);
-    free(err);
-    if (stmts == NULL)
+    cmd_batch b;
+    if (cmd_from_json((const char *)data, size, &b, &err) != 0) {
+        CHECK(err != NULL);
+        free(err);
         return 0;
-    (void)db_has_disallowed_pragma(stmts);
-    char *text = json_dumps(stmts, JSON_COMPACT);
-    CHECK(text != NULL);
-    rq_exec_entry in = {.origin = 1, .seq = 2, .flags = 3, .ms = 4, .seed = 5, .json = text,
-                        .json_len = strlen(text)};
-    size_t len = 0;
-    void *entry = rq_exec_encode(&in, &len);
-    rq_exec_entry out;
-    CHECK(rq_exec_decode(entry, len, &out) == 0);
-    CHECK(out.seq == 2 && out.json_len == in.json_len && memcmp(out.json, text, in.json_len) == 0);
-    json_t *back = json_loadb(out.json, out.json_len, 0, NULL);
-    CHECK(back != NULL && json_equal(back, stmts)); /* followers apply what the leader parsed */
-    json_decref(back);
-    raft_free(entry);
-    free(text);
-    json_decref(stmts);
+    }
+    cmd_view v = cmd_batch_view(&b);
+    CHECK(cmd_valid(&v));
+    cmd_entry in = {.origin = 1, .seq = 2, .flags = 3, .unix_ms = 4, .seed = 5, .steps = 6, .stmts = v};
+    size_t len = cmd_entry_size(v.len);
+    unsigned char *entry = malloc(len);
+    cmd_entry_encode(&in, entry);
+    cmd_entry out;
+    CHECK(cmd_entry_decode(entry, len, &out) == 0);
+    CHECK(out.seq == 2 && out.steps == 6 && out.stmts.n == v.n && out.stmts.len == v.len);
+    CHECK(v.len == 0 || memcmp(out.stmts.data, v.data, v.len) == 0);
+    char *json = cmd_to_json(&v);
+    CHECK(json != NULL);
+    cmd_batch back;
+    CHECK(cmd_from_json(json, strlen(json), &back, &err) == 0);
+    CHECK(back.n == b.n && back.payload.len == b.payload.len &&
+          memcmp(back.payload.data, b.payload.data, b.payload.len) == 0);
+    cmd_batch_free(&back);
+    free(json);
+    free(entry);
+    cmd_batch_free(&b);
     return 0;
 }

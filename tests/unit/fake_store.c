@@ -77,35 +77,53 @@ bool store_leader(store *s, store_node *leader)
     return true;
 }
 
-int store_execute(store *s, const json_t *stmts, unsigned flags, buf *out, uint64_t *idx, char **err)
+int store_check(store *s, const cmd_view *stmts, bool *readonly)
+{
+    return db_check(s->d, stmts, readonly) == DB_CHECK_DISALLOWED_PRAGMA ? STORE_DISALLOWED : STORE_OK;
+}
+
+int store_execute(store *s, const cmd_view *stmts, unsigned flags, uint64_t db_timeout_us, buf *out, uint64_t *idx,
+                  char **err)
 {
     if (!s->leader)
         return STORE_NOT_LEADER;
+    bool ro;
+    if (store_check(s, stmts, &ro) == STORE_DISALLOWED)
+        return STORE_DISALLOWED;
+    db_set_step_budget(s->d, s->cfg->db_max_write_steps);
     db_execute(s->d, stmts, flags, out);
     if (idx)
         *idx = 42;
     return STORE_OK;
 }
 
-int store_query(store *s, const json_t *stmts, unsigned flags, const store_read *r, buf *out, char **err)
+int store_query(store *s, const cmd_view *stmts, unsigned flags, const store_read *r, buf *out, char **err)
 {
+    bool ro;
+    if (store_check(s, stmts, &ro) == STORE_DISALLOWED)
+        return STORE_DISALLOWED;
     if (!s->leader && r->level != LEVEL_NONE)
         return STORE_NOT_LEADER;
-    db_query(s->d, stmts, flags, (int64_t)r->db_timeout_ms, out);
+    db_query(s->d, stmts, flags, r->db_timeout_us, out);
     return STORE_OK;
 }
 
-int store_request(store *s, const json_t *stmts, unsigned flags, const store_read *r, buf *out, char **err)
+int store_request(store *s, const cmd_view *stmts, unsigned flags, const store_read *r, buf *out, char **err)
 {
-    if (db_all_readonly(s->d, stmts))
+    bool ro;
+    if (store_check(s, stmts, &ro) == STORE_DISALLOWED)
+        return STORE_DISALLOWED;
+    if (ro)
         return store_query(s, stmts, flags, r, out, err);
-    return store_execute(s, stmts, flags | DB_READ_ROWS, out, NULL, err);
+    return store_execute(s, stmts, flags | DB_READ_ROWS, r->db_timeout_us, out, NULL, err);
 }
 
 int store_load(store *s, const void *image, size_t len, char **err)
 {
     if (!s->leader)
         return STORE_NOT_LEADER;
+    if (db_image_check(image, len, err) != 0)
+        return STORE_INVALID;
     return db_restore(s->d, image, len, 0, err) == 0 ? STORE_OK : STORE_ERROR;
 }
 

@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "command/command.h"
 #include "db/db.h"
 #include "util/os.h"
 
@@ -47,59 +48,44 @@ static int teardown(void **state)
     return 0;
 }
 
-static json_t *parse(const char *body)
+/* A request body (rqlite's JSON) as a command. */
+typedef struct req {
+    cmd_batch b;
+    cmd_view v;
+} req;
+
+static req *parse(const char *body)
 {
+    req *r = calloc(1, sizeof *r);
     char *err = NULL;
-    json_t *j = db_parse_request(body, strlen(body), &err);
-    if (j == NULL)
+    if (cmd_from_json(body, strlen(body), &r->b, &err) != 0)
         fail_msg("parse %s: %s", body, err);
-    return j;
+    r->v = cmd_batch_view(&r->b);
+    return r;
+}
+
+static void reqFree(req *r)
+{
+    cmd_batch_free(&r->b);
+    free(r);
 }
 
 /* Run body (JSON) through db_execute or db_query and compare bytes. */
 static void run(db *d, bool query, const char *body, unsigned flags, const char *want)
 {
-    char *err = NULL;
-    json_t *stmts = db_parse_request(body, strlen(body), &err);
-    if (stmts == NULL)
-        fail_msg("parse %s: %s", body, err);
+    req *r = parse(body);
     buf out = BUF_INIT;
     if (query)
-        db_query(d, stmts, flags, 0, &out);
+        db_query(d, &r->v, flags, 0, &out);
     else
-        db_execute(d, stmts, flags, &out);
-    json_decref(stmts);
+        db_execute(d, &r->v, flags, &out);
+    reqFree(r);
     assert_string_equal(out.data ? out.data : "", want);
     buf_free(&out);
 }
 
 #define EXEC(d, body, flags, want) run(d, false, body, flags, want)
 #define QUERY(d, body, flags, want) run(d, true, body, flags, want)
-
-static void test_parse_errors(void **state)
-{
-    struct { const char *body, *err; } cases[] = {
-        {"", "invalid request"},
-        {"{}", "invalid request"},
-        {"  [", "invalid JSON body"},
-        {"[]", "no statements"},
-        {"[1]", "invalid request"},
-        {"[[]]", "invalid request"},
-        {"[[1, 2]]", "invalid request"},
-        {"[[\"SELECT ?\", {\"a\": {\"b\": 1}}]]", "unsupported type"},
-        {"[[\"SELECT ?\", [1, 300]]]", "unsupported type"},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        char *err = NULL;
-        json_t *j = db_parse_request(cases[i].body, strlen(cases[i].body), &err);
-        assert_null(j);
-        assert_string_equal(err, cases[i].err);
-        free(err);
-    }
-    json_t *j = parse(" [\"SELECT 1\", [\"SELECT ?\", 1, 2.5, true, null, \"x\", [1,2]]]");
-    assert_non_null(j);
-    json_decref(j);
-}
 
 static void test_execute_and_query_shapes(void **state)
 {
@@ -152,41 +138,61 @@ static void test_transaction_and_timings(void **state)
          DB_TX, "{\"last_insert_id\":1,\"rows_affected\":1},{\"error\":\"UNIQUE constraint failed: t.v\"}");
     QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
           "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[0]]}");
-    json_t *s = parse("[\"INSERT INTO t VALUES('c')\"]");
+    req *s = parse("[\"INSERT INTO t VALUES('c')\"]");
     buf out = BUF_INIT;
-    db_execute(f->d, s, DB_TIMINGS, &out);
+    db_execute(f->d, &s->v, DB_TIMINGS, &out);
     assert_non_null(strstr(out.data, "\"rows_affected\":1,\"time\":"));
     buf_reset(&out);
-    db_execute(f->d, s, 0, NULL); /* follower replay: runs, encodes nothing */
-    json_decref(s);
+    db_execute(f->d, &s->v, 0, NULL); /* follower replay: runs, encodes nothing */
+    reqFree(s);
     buf_free(&out);
     QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
           "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[1]]}");
 }
 
-static void test_readonly_and_pragmas(void **state)
+static void test_check(void **state)
 {
     fixture *f = *state;
-    char *err = NULL;
-    json_t *ro = parse("[\"SELECT 1\", [\"SELECT ?\", 1]]");
-    json_t *rw = parse("[\"SELECT 1\", \"CREATE TABLE x (a)\"]");
-    json_t *bad = parse("[\"SELEC 1\"]");
-    assert_true(db_all_readonly(f->d, ro));
-    assert_false(db_all_readonly(f->d, rw));
-    assert_false(db_all_readonly(f->d, bad));
-    json_decref(ro);
-    json_decref(rw);
-    json_decref(bad);
-    const char *disallowed[] = {"[\"PRAGMA journal_mode = DELETE\"]", "[\"pragma wal_checkpoint(FULL)\"]",
-                                "[\"PRAGMA synchronous=FULL\"]", "[\"PRAGMA  query_only = 1\"]"};
-    for (size_t i = 0; i < 4; i++) {
-        json_t *j = db_parse_request(disallowed[i], strlen(disallowed[i]), &err);
-        assert_true(db_has_disallowed_pragma(j));
-        json_decref(j);
+    struct {
+        const char *body;
+        int verdict;
+        bool readonly;
+    } cases[] = {
+        {"[\"SELECT 1\", [\"SELECT ?\", 1]]", DB_CHECK_OK, true},
+        {"[\"SELECT 1\", \"CREATE TABLE x (a)\"]", DB_CHECK_OK, false},
+        {"[\"SELEC 1\"]", DB_CHECK_OK, false},
+        {"[\"PRAGMA journal_mode = DELETE\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        {"[\"pragma wal_checkpoint(FULL)\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        {"[\"PRAGMA synchronous=FULL\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        {"[\"PRAGMA  query_only = 1\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        /* however it is spelled */
+        {"[\"PRAGMA main.query_only=1\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        {"[\"PRAGMA/**/query_only = 1\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        {"[\"PRAGMA query_only(1)\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        {"[\"-- c\\nPRAGMA synchronous=OFF\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        {"[\"SELECT 1; PRAGMA writable_schema=ON\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        {"[\"PRAGMA trusted_schema=1\"]", DB_CHECK_DISALLOWED_PRAGMA, false},
+        /* reading them, or a string that mentions one, is fine */
+        {"[\"PRAGMA foreign_keys\", \"PRAGMA query_only\"]", DB_CHECK_OK, true},
+        {"[\"PRAGMA journal_mode\"]", DB_CHECK_OK, false}, /* SQLite: it might switch modes */
+        {"[\"SELECT 'PRAGMA query_only=1'\"]", DB_CHECK_OK, true},
+        {"[\"CREATE TABLE y (v)\", \"INSERT INTO y VALUES ('PRAGMA synchronous=OFF')\"]", DB_CHECK_OK, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        req *r = parse(cases[i].body);
+        bool ro = !cases[i].readonly;
+        int v = db_check(f->d, &r->v, &ro);
+        if (v != cases[i].verdict || (v == DB_CHECK_OK && ro != cases[i].readonly))
+            fail_msg("%s: verdict %d readonly %d", cases[i].body, v, ro);
+        reqFree(r);
     }
-    json_t *ok = parse("[\"PRAGMA foreign_keys\", \"PRAGMA journal_mode\"]");
-    assert_false(db_has_disallowed_pragma(ok));
-    json_decref(ok);
+    /* A pragma that takes effect when prepared leaves no trace on the pool. */
+    req *set = parse("[\"PRAGMA foreign_keys=OFF\"]");
+    bool ro;
+    assert_int_equal(db_check(f->d, &set->v, &ro), DB_CHECK_OK);
+    reqFree(set);
+    QUERY(f->d, "[\"PRAGMA foreign_keys\"]", 0,
+          "{\"columns\":[\"foreign_keys\"],\"types\":[\"integer\"],\"values\":[[1]]}");
 }
 
 /* Read a whole file (caller frees). */
@@ -299,10 +305,10 @@ typedef struct racer {
 
 static int markerOf(db *d)
 {
-    json_t *q = json_pack("[s]", "SELECT v FROM m");
+    req *q = parse("[\"SELECT v FROM m\"]");
     buf out = BUF_INIT;
-    db_query(d, q, 0, 0, &out);
-    json_decref(q);
+    db_query(d, &q->v, 0, 0, &out);
+    reqFree(q);
     const char *p = out.data ? strstr(out.data, "[[") : NULL;
     int v = p ? atoi(p + 2) : -1;
     buf_free(&out);
@@ -400,10 +406,10 @@ static void test_guarded_entry_crash(void **state)
             _exit(2);
         db_set_entry_index(d, 2);
         /* Commits a row, then runs forever: the parent kills it there. */
-        json_t *stmts = parse("[\"BEGIN\", \"INSERT INTO t VALUES (2)\", \"COMMIT\", "
+        req *stmts = parse("[\"BEGIN\", \"INSERT INTO t VALUES (2)\", \"COMMIT\", "
                               "\"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
                               "SELECT count(*) FROM c\"]");
-        db_execute(d, stmts, 0, NULL);
+        db_execute(d, &stmts->v, 0, NULL);
         _exit(3);
     }
     /* Wait (bounded) until the child's row is committed in the WAL. */
@@ -442,21 +448,21 @@ static void test_node_local_failure(void **state)
     db_options o = {.busy_ms = 50};
     char *err = NULL;
     assert_int_equal(db_open(f->path, &o, &f->d, &err), 0);
-    json_t *create = parse("[\"CREATE TABLE t (x)\"]");
+    req *create = parse("[\"CREATE TABLE t (x)\"]");
     db_set_entry_index(f->d, 1);
-    assert_int_equal(db_execute(f->d, create, 0, NULL), 0);
+    assert_int_equal(db_execute(f->d, &create->v, 0, NULL), 0);
     sqlite3 *holder = NULL;
     assert_int_equal(sqlite3_open(f->path, &holder), SQLITE_OK);
     assert_int_equal(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
 
-    json_t *batch = parse("[\"INSERT INTO t VALUES (1)\", \"INSERT INTO t VALUES (2)\"]");
+    req *batch = parse("[\"INSERT INTO t VALUES (1)\", \"INSERT INTO t VALUES (2)\"]");
     buf out = BUF_INIT;
     db_set_entry_index(f->d, 2);
-    assert_int_equal(db_execute(f->d, batch, 0, &out), SQLITE_BUSY);
+    assert_int_equal(db_execute(f->d, &batch->v, 0, &out), SQLITE_BUSY);
     assert_int_equal(db_index(f->d), 1);
-    json_t *guarded = parse("[\"BEGIN\", \"INSERT INTO t VALUES (3)\", \"COMMIT\"]");
+    req *guarded = parse("[\"BEGIN\", \"INSERT INTO t VALUES (3)\", \"COMMIT\"]");
     db_set_entry_index(f->d, 2);
-    assert_int_equal(db_execute(f->d, guarded, 0, NULL), SQLITE_BUSY);
+    assert_int_equal(db_execute(f->d, &guarded->v, 0, NULL), SQLITE_BUSY);
     assert_int_equal(db_index(f->d), 1);
 
     assert_int_equal(sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
@@ -465,27 +471,34 @@ static void test_node_local_failure(void **state)
           "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[0]]}");
     /* Applied again, as after a restart, the entries go in. */
     db_set_entry_index(f->d, 2);
-    assert_int_equal(db_execute(f->d, batch, 0, NULL), 0);
+    assert_int_equal(db_execute(f->d, &batch->v, 0, NULL), 0);
     db_set_entry_index(f->d, 3);
-    assert_int_equal(db_execute(f->d, guarded, 0, NULL), 0);
+    assert_int_equal(db_execute(f->d, &guarded->v, 0, NULL), 0);
     assert_int_equal(db_index(f->d), 3);
     QUERY(f->d, "[\"SELECT COUNT(*) FROM t\"]", 0,
           "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[3]]}");
     /* Errors the SQL itself brings, SQLITE_FULL from max_page_count too. */
-    json_t *bad = parse("[\"INSERT INTO nosuch VALUES (1)\", \"PRAGMA max_page_count=2\"]");
+    req *bad = parse("[\"INSERT INTO nosuch VALUES (1)\"]");
     db_set_entry_index(f->d, 4);
-    assert_int_equal(db_execute(f->d, bad, 0, NULL), 0);
-    json_t *big = parse("[\"INSERT INTO t VALUES (randomblob(100000))\"]");
+    assert_int_equal(db_execute(f->d, &bad->v, 0, NULL), 0);
+    req *big = parse("[\"PRAGMA max_page_count=2\", \"INSERT INTO t VALUES (randomblob(100000))\"]");
     db_set_entry_index(f->d, 5);
     buf_reset(&out);
-    assert_int_equal(db_execute(f->d, big, 0, &out), 0);
-    assert_string_equal(out.data, "{\"error\":\"database or disk is full\"}");
+    assert_int_equal(db_execute(f->d, &big->v, 0, &out), 0);
+    assert_non_null(strstr(out.data, ",{\"error\":\"database or disk is full\"}"));
     assert_int_equal(db_index(f->d), 5);
-    json_decref(big);
-    json_decref(bad);
-    json_decref(guarded);
-    json_decref(batch);
-    json_decref(create);
+    /* The pragma's setting lasted its request: the next entry has room. */
+    req *after = parse("[\"INSERT INTO t VALUES (randomblob(100000))\"]");
+    db_set_entry_index(f->d, 6);
+    buf_reset(&out);
+    assert_int_equal(db_execute(f->d, &after->v, 0, &out), 0);
+    assert_non_null(strstr(out.data, "\"rows_affected\":1"));
+    reqFree(after);
+    reqFree(big);
+    reqFree(bad);
+    reqFree(guarded);
+    reqFree(batch);
+    reqFree(create);
     buf_free(&out);
 }
 
@@ -494,15 +507,15 @@ static void test_node_local_failure(void **state)
 static void test_query_timeout(void **state)
 {
     fixture *f = *state;
-    json_t *q = parse("[\"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
+    req *q = parse("[\"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) "
                       "SELECT count(*) FROM c\", \"SELECT 1\"]");
     buf out = BUF_INIT;
     double t0 = rq_now_sec();
-    db_query(f->d, q, 0, 50, &out);
+    db_query(f->d, &q->v, 0, 50000, &out);
     assert_true(rq_now_sec() - t0 < 5.0);
     assert_non_null(strstr(out.data, "{\"error\":\"query timeout\"}"));
     buf_free(&out);
-    json_decref(q);
+    reqFree(q);
     QUERY(f->d, "[\"SELECT 1\"]", 0, "{\"columns\":[\"1\"],\"types\":[\"integer\"],\"values\":[[1]]}");
 }
 
@@ -537,27 +550,27 @@ static void test_entropy_is_replayable(void **state)
     const char *body = "[\"CREATE TABLE r (a, b, c, d, e DEFAULT CURRENT_TIMESTAMP)\","
                        "\"INSERT INTO r(a, b, c, d) VALUES (random(), randomblob(8), datetime('now'), "
                        "strftime('%s', 'now'))\"]";
-    json_t *stmts = parse(body);
+    req *stmts = parse(body);
     buf r1 = BUF_INIT, r2 = BUF_INIT;
-    json_t *q = parse("[\"SELECT * FROM r\"]");
+    req *q = parse("[\"SELECT * FROM r\"]");
     db_set_entropy(f->d, 1700000000123LL, 42);
-    db_execute(f->d, stmts, 0, NULL);
+    db_execute(f->d, &stmts->v, 0, NULL);
     db_set_entropy(other, 1700000000123LL, 42);
-    db_execute(other, stmts, 0, NULL);
-    db_query(f->d, q, 0, 0, &r1);
-    db_query(other, q, 0, 0, &r2);
+    db_execute(other, &stmts->v, 0, NULL);
+    db_query(f->d, &q->v, 0, 0, &r1);
+    db_query(other, &q->v, 0, 0, &r2);
     assert_string_equal(r1.data, r2.data);
     assert_non_null(strstr(r1.data, "\"2023-11-14 22:13:20\",\"1700000000\",\"2023-11-14 22:13:20\""));
     /* Another seed gives other random values. */
     buf_reset(&r2);
     db_set_entropy(other, 1700000000123LL, 43);
-    json_t *ins = parse("[\"DELETE FROM r\", \"INSERT INTO r(a) VALUES (random())\"]");
-    db_execute(other, ins, 0, NULL);
-    db_query(other, q, 0, 0, &r2);
+    req *ins = parse("[\"DELETE FROM r\", \"INSERT INTO r(a) VALUES (random())\"]");
+    db_execute(other, &ins->v, 0, NULL);
+    db_query(other, &q->v, 0, 0, &r2);
     assert_string_not_equal(r1.data, r2.data);
-    json_decref(ins);
-    json_decref(q);
-    json_decref(stmts);
+    reqFree(ins);
+    reqFree(q);
+    reqFree(stmts);
     buf_free(&r1);
     buf_free(&r2);
     db_close(other);
@@ -566,10 +579,9 @@ static void test_entropy_is_replayable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_errors),
         cmocka_unit_test_setup_teardown(test_execute_and_query_shapes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transaction_and_timings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_readonly_and_pragmas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backup_restore, setup, teardown),
         cmocka_unit_test_setup_teardown(test_install_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_install_under_readers, setup, teardown),

@@ -93,27 +93,29 @@ static store *openReady(fixture *f)
 static void exec1(store *s, const char *body, const char *expect)
 {
     char *err = NULL;
-    json_t *stmts = db_parse_request(body, strlen(body), &err);
-    assert_non_null(stmts);
+    cmd_batch b;
+    assert_int_equal(cmd_from_json(body, strlen(body), &b, &err), 0);
+    cmd_view v = cmd_batch_view(&b);
     buf out = BUF_INIT;
-    assert_int_equal(store_execute(s, stmts, 0, &out, NULL, &err), STORE_OK);
+    assert_int_equal(store_execute(s, &v, 0, 0, &out, NULL, &err), STORE_OK);
     if (expect)
         assert_string_equal(out.data, expect);
     buf_free(&out);
-    json_decref(stmts);
+    cmd_batch_free(&b);
 }
 
 static void query1(store *s, store_level level, const char *body, const char *expect)
 {
     char *err = NULL;
-    json_t *stmts = db_parse_request(body, strlen(body), &err);
-    assert_non_null(stmts);
+    cmd_batch b;
+    assert_int_equal(cmd_from_json(body, strlen(body), &b, &err), 0);
+    cmd_view v = cmd_batch_view(&b);
     buf out = BUF_INIT;
     store_read r = {.level = level};
-    assert_int_equal(store_query(s, stmts, 0, &r, &out, &err), STORE_OK);
+    assert_int_equal(store_query(s, &v, 0, &r, &out, &err), STORE_OK);
     assert_string_equal(out.data, expect);
     buf_free(&out);
-    json_decref(stmts);
+    cmd_batch_free(&b);
 }
 
 static void test_single_node_crud(void **state)

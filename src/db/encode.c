@@ -1,0 +1,334 @@
+/*
+ * encode.c: results in rqlite's JSON byte format, written straight into
+ * the response buffer (see db.h): rows with go-sqlite3's type quirks,
+ * execute results, errors.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "db/internal.h"
+#include "util/os.h"
+
+
+static bool textLike(const char *t)
+{
+    static const char *prefixes[] = {"varchar", "varying character", "nchar",
+                                     "native character", "nvarchar", "clob"};
+    if (t[0] == '\0' || strcmp(t, "text") == 0 || strcmp(t, "json") == 0)
+        return true;
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(t, prefixes[i], strlen(prefixes[i])) == 0)
+            return true;
+    return false;
+}
+
+static bool timeType(const char *t)
+{
+    return strcmp(t, "date") == 0 || strcmp(t, "datetime") == 0 || strcmp(t, "timestamp") == 0;
+}
+
+static void putTime(buf *b, time_t secs, long nsec)
+{
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char tmp[64];
+    strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+    buf_putc(b, '"');
+    buf_puts(b, tmp);
+    if (nsec) {
+        char frac[32];
+        snprintf(frac, sizeof frac, ".%09ld", nsec);
+        size_t n = strlen(frac);
+        while (frac[n - 1] == '0')
+            frac[--n] = '\0';
+        buf_puts(b, frac);
+    }
+    buf_puts(b, "Z\"");
+}
+
+/* Text in a date/datetime/timestamp column, as go-sqlite3 parses it. */
+static void putTimeText(buf *b, const char *s)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%s", s);
+    size_t n = strlen(tmp);
+    if (n && tmp[n - 1] == 'Z')
+        tmp[--n] = '\0';
+    int Y, M, D, h = 0, m = 0, sec = 0, consumed = 0;
+    double fsec = 0;
+    struct tm tm = {0};
+    if (sscanf(tmp, "%4d-%2d-%2d%n", &Y, &M, &D, &consumed) == 3) {
+        const char *p = tmp + consumed;
+        int tzoff = 0;
+        if (*p == ' ' || *p == 'T') {
+            int c2 = 0;
+            if (sscanf(p + 1, "%2d:%2d%n", &h, &m, &c2) != 2)
+                goto bad;
+            p += 1 + c2;
+            if (*p == ':') {
+                char *end;
+                fsec = strtod(p + 1, &end);
+                p = end;
+            }
+            if (*p == '+' || *p == '-') {
+                int th, tm_;
+                if (sscanf(p + 1, "%2d:%2d", &th, &tm_) != 2)
+                    goto bad;
+                tzoff = (th * 60 + tm_) * 60 * (*p == '-' ? -1 : 1);
+                p += 6;
+            }
+        }
+        if (*p != '\0')
+            goto bad;
+        sec = (int)fsec;
+        tm.tm_year = Y - 1900;
+        tm.tm_mon = M - 1;
+        tm.tm_mday = D;
+        tm.tm_hour = h;
+        tm.tm_min = m;
+        tm.tm_sec = sec;
+        time_t t = timegm(&tm) - tzoff;
+        long ns = (long)((fsec - sec) * 1e9 + 0.5);
+        putTime(b, t, ns >= 1000000000L ? 0 : ns);
+        return;
+    }
+bad:
+    buf_puts(b, "\"0001-01-01T00:00:00Z\"");
+}
+
+static void putValue(buf *b, sqlite3_stmt *st, int i, const char *type, unsigned flags)
+{
+    switch (sqlite3_column_type(st, i)) {
+    case SQLITE_INTEGER: {
+        sqlite3_int64 v = sqlite3_column_int64(st, i);
+        if (strcmp(type, "boolean") == 0) {
+            buf_puts(b, v > 0 ? "true" : "false");
+        } else if (timeType(type)) {
+            if (v > 1000000000000LL || v < -1000000000000LL)
+                putTime(b, (time_t)(v / 1000), (long)(v % 1000) * 1000000L);
+            else
+                putTime(b, (time_t)v, 0);
+        } else {
+            json_int(b, v);
+        }
+        break;
+    }
+    case SQLITE_FLOAT:
+        json_double(b, sqlite3_column_double(st, i));
+        break;
+    case SQLITE_TEXT: {
+        const char *t = (const char *)sqlite3_column_text(st, i);
+        if (timeType(type))
+            putTimeText(b, t);
+        else
+            json_str(b, t, (size_t)sqlite3_column_bytes(st, i));
+        break;
+    }
+    case SQLITE_BLOB: {
+        const void *p = sqlite3_column_blob(st, i);
+        size_t n = (size_t)sqlite3_column_bytes(st, i);
+        if (textLike(type)) {
+            json_str(b, p ? p : "", n);
+        } else if (flags & DB_BLOB_ARRAY) {
+            buf_putc(b, '[');
+            for (size_t k = 0; k < n; k++) {
+                if (k)
+                    buf_putc(b, ',');
+                json_int(b, ((const unsigned char *)p)[k]);
+            }
+            buf_putc(b, ']');
+        } else {
+            json_base64(b, p, n);
+        }
+        break;
+    }
+    default:
+        buf_puts(b, "null");
+    }
+}
+
+typedef struct colinfo {
+    char *name;
+    char *type;
+} colinfo;
+
+static int cmpCol(const void *a, const void *b)
+{
+    const colinfo *x = *(colinfo *const *)a, *y = *(colinfo *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static void putTime_(buf *b, unsigned flags, double t0)
+{
+    if (flags & DB_TIMINGS) {
+        buf_puts(b, ",\"time\":");
+        json_double(b, rq_now_sec() - t0);
+    }
+}
+
+/* Step a row-returning statement and write a query-shaped result. Returns
+ * 0, or -1 with the result replaced by an error (written by the caller). */
+int dbEncodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, char **err)
+{
+    int nc = sqlite3_column_count(st);
+    colinfo *cols = calloc((size_t)nc, sizeof *cols);
+    colinfo **order = calloc((size_t)nc, sizeof *order);
+    for (int i = 0; i < nc; i++) {
+        const char *name = sqlite3_column_name(st, i);
+        const char *tbl = (flags & DB_QUALIFY) ? sqlite3_column_table_name(st, i) : NULL;
+        if (tbl) {
+            if (asprintf(&cols[i].name, "%s.%s", tbl, name ? name : "") < 0)
+                cols[i].name = NULL;
+        } else {
+            cols[i].name = strdup(name ? name : "");
+        }
+        const char *dt = sqlite3_column_decltype(st, i);
+        cols[i].type = strdup(dt ? dt : "");
+        for (char *p = cols[i].type; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        order[i] = &cols[i];
+    }
+    int rc = sqlite3_step(st);
+    bool has_row = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        *err = strdup(dbErrmsg(sqlite3_db_handle(st)));
+        goto fail;
+    }
+    if (has_row) { /* undeclared types come from the first row */
+        for (int i = 0; i < nc; i++) {
+            if (cols[i].type[0])
+                continue;
+            const char *t = "";
+            switch (sqlite3_column_type(st, i)) {
+            case SQLITE_INTEGER: t = "integer"; break;
+            case SQLITE_FLOAT: t = "real"; break;
+            case SQLITE_TEXT: t = "text"; break;
+            case SQLITE_BLOB: t = "text"; break; /* rqlite's quirk, see RQLITE-BEHAVIOUR 2.2 */
+            }
+            free(cols[i].type);
+            cols[i].type = strdup(t);
+        }
+    }
+    size_t start = out->len;
+    if (flags & DB_ASSOC) {
+        qsort(order, (size_t)nc, sizeof *order, cmpCol);
+        buf_putc(out, '{');
+        if (nc > 0) {
+            buf_puts(out, "\"types\":{");
+            for (int i = 0; i < nc; i++) {
+                if (i)
+                    buf_putc(out, ',');
+                json_cstr(out, order[i]->name);
+                buf_putc(out, ':');
+                json_cstr(out, order[i]->type);
+            }
+            buf_puts(out, "},");
+        }
+        buf_puts(out, "\"rows\":[");
+        bool first = true;
+        while (rc == SQLITE_ROW) {
+            buf_puts(out, first ? "{" : ",{");
+            first = false;
+            for (int i = 0; i < nc; i++) {
+                int ci = (int)(order[i] - cols);
+                if (i)
+                    buf_putc(out, ',');
+                json_cstr(out, order[i]->name);
+                buf_putc(out, ':');
+                putValue(out, st, ci, cols[ci].type, flags);
+            }
+            buf_putc(out, '}');
+            rc = sqlite3_step(st);
+        }
+        buf_putc(out, ']');
+    } else {
+        buf_puts(out, "{\"columns\":[");
+        for (int i = 0; i < nc; i++) {
+            if (i)
+                buf_putc(out, ',');
+            json_cstr(out, cols[i].name);
+        }
+        buf_puts(out, "],\"types\":[");
+        for (int i = 0; i < nc; i++) {
+            if (i)
+                buf_putc(out, ',');
+            json_cstr(out, cols[i].type);
+        }
+        buf_putc(out, ']');
+        if (has_row) {
+            buf_puts(out, ",\"values\":[");
+            bool first = true;
+            while (rc == SQLITE_ROW) {
+                buf_puts(out, first ? "[" : ",[");
+                first = false;
+                for (int i = 0; i < nc; i++) {
+                    if (i)
+                        buf_putc(out, ',');
+                    putValue(out, st, i, cols[i].type, flags);
+                }
+                buf_putc(out, ']');
+                rc = sqlite3_step(st);
+            }
+            buf_putc(out, ']');
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        out->len = start;
+        out->data[start] = '\0';
+        *err = strdup(dbErrmsg(sqlite3_db_handle(st)));
+        goto fail;
+    }
+    putTime_(out, flags, t0);
+    buf_putc(out, '}');
+    for (int i = 0; i < nc; i++) {
+        free(cols[i].name);
+        free(cols[i].type);
+    }
+    free(cols);
+    free(order);
+    return 0;
+fail:
+    for (int i = 0; i < nc; i++) {
+        free(cols[i].name);
+        free(cols[i].type);
+    }
+    free(cols);
+    free(order);
+    return -1;
+}
+
+void dbPutError(buf *out, const char *msg, unsigned flags, double t0)
+{
+    buf_puts(out, "{\"error\":");
+    json_cstr(out, msg);
+    putTime_(out, flags, t0);
+    buf_putc(out, '}');
+}
+
+void dbPutExecResult(buf *out, sqlite3_int64 id, int changes, unsigned flags, double t0)
+{
+    buf_putc(out, '{');
+    bool any = false;
+    if (id) {
+        buf_puts(out, "\"last_insert_id\":");
+        json_int(out, id);
+        any = true;
+    }
+    if (changes) {
+        buf_puts(out, any ? ",\"rows_affected\":" : "\"rows_affected\":");
+        json_int(out, changes);
+        any = true;
+    }
+    if (flags & DB_ASSOC) {
+        buf_puts(out, any ? ",\"rows\":null" : "\"rows\":null");
+        any = true;
+    }
+    if (flags & DB_TIMINGS) {
+        buf_puts(out, any ? ",\"time\":" : "\"time\":");
+        json_double(out, rq_now_sec() - t0);
+    }
+    buf_putc(out, '}');
+}
