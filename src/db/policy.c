@@ -21,7 +21,8 @@
  *    lasts one request: the write connection is reset after an entry that
  *    changed it (db.c), a read connection is closed instead of pooled;
  *  - everything else (reads of any pragma, table_info(x), integrity_check,
- *    optimize, user_version = n, which lives in the file) is allowed.
+ *    optimize; user_version, page_size, auto_vacuum and encoding, which
+ *    live in the file) is allowed.
  *
  * Other connection state is scoped the same way: ATTACH/DETACH and temp
  * objects mark the connection for a reset after the entry. ATTACH and
@@ -49,6 +50,7 @@ static const struct {
 } pragmaRules[] = {
     {"analysis_limit", PR_STATE},
     {"application_id", PR_DENY_SET},
+    {"auto_vacuum", PR_OK},
     {"automatic_index", PR_STATE},
     {"busy_timeout", PR_DENY_SET},
     {"cache_size", PR_STATE},
@@ -69,9 +71,11 @@ static const struct {
     {"journal_size_limit", PR_STATE},
     {"legacy_alter_table", PR_STATE},
     {"legacy_file_format", PR_STATE},
+    {"encoding", PR_OK},
     {"locking_mode", PR_DENY_SET},
     {"max_page_count", PR_STATE},
     {"mmap_size", PR_DENY_SET},
+    {"page_size", PR_OK},
     {"parser_trace", PR_DENY_SET},
     {"query_only", PR_DENY_SET},
     {"read_uncommitted", PR_STATE},
@@ -86,6 +90,7 @@ static const struct {
     {"temp_store_directory", PR_DENY_SET},
     {"threads", PR_DENY_SET},
     {"trusted_schema", PR_DENY_SET},
+    {"user_version", PR_OK},
     {"vdbe_addoptrace", PR_DENY_SET},
     {"vdbe_debug", PR_DENY_SET},
     {"vdbe_listing", PR_DENY_SET},

@@ -16,6 +16,7 @@
 
 #include "command/command.h"
 #include "db/db.h"
+#include "db/internal.h"
 #include "util/os.h"
 
 typedef struct fixture {
@@ -355,7 +356,8 @@ static void test_install_under_readers(void **state)
 }
 
 /* The index goes in with the entry's changes and survives reopening; a
- * failed ?transaction records nothing; low 32 bits resolve near a hint. */
+ * failed ?transaction keeps nothing but its index (a restart does not run
+ * it again); low 32 bits resolve near a hint. */
 static void test_index_persists(void **state)
 {
     fixture *f = *state;
@@ -367,7 +369,7 @@ static void test_index_persists(void **state)
     db_set_entry_index(f->d, 6);
     EXEC(f->d, "[\"INSERT INTO t VALUES (2)\", \"INSERT INTO t VALUES (1)\"]", DB_TX,
          "{\"last_insert_id\":2,\"rows_affected\":1},{\"error\":\"UNIQUE constraint failed: t.v\"}");
-    assert_int_equal(db_index(f->d), 5);
+    assert_int_equal(db_index(f->d), 6);
     /* Entries with their own transaction control take the guarded path. */
     db_set_entry_index(f->d, 7);
     EXEC(f->d, "[\"BEGIN\", \"INSERT INTO t VALUES (3)\", \"COMMIT\"]", 0,
@@ -576,6 +578,131 @@ static void test_entropy_is_replayable(void **state)
     db_close(other);
 }
 
+/* The policy's table, rule by rule (policy.c). */
+static void test_policy_table(void **state)
+{
+    struct {
+        const char *name;
+        bool set;
+        int rule;
+    } cases[] = {
+        {"journal_mode", true, POLICY_DENY},      {"journal_mode", false, POLICY_OK},
+        {"synchronous", true, POLICY_DENY},       {"wal_autocheckpoint", true, POLICY_DENY},
+        {"wal_checkpoint", false, POLICY_DENY},   {"query_only", true, POLICY_DENY},
+        {"QUERY_ONLY", true, POLICY_DENY},        {"query_only", false, POLICY_OK},
+        {"writable_schema", true, POLICY_DENY},   {"locking_mode", true, POLICY_DENY},
+        {"application_id", true, POLICY_DENY},    {"schema_version", true, POLICY_DENY},
+        {"trusted_schema", true, POLICY_DENY},    {"hard_heap_limit", true, POLICY_DENY},
+        {"busy_timeout", true, POLICY_DENY},      {"mmap_size", true, POLICY_DENY},
+        {"foreign_keys", true, POLICY_STATE},     {"foreign_keys", false, POLICY_OK},
+        {"recursive_triggers", true, POLICY_STATE}, {"max_page_count", true, POLICY_STATE},
+        {"cache_size", true, POLICY_STATE},       {"some_future_pragma", true, POLICY_STATE},
+        {"table_info", true, POLICY_OK},          {"integrity_check", true, POLICY_OK},
+        {"optimize", false, POLICY_OK},           {"user_version", true, POLICY_OK},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (policy_pragma_rule(cases[i].name, cases[i].set) != cases[i].rule)
+            fail_msg("pragma %s (set %d): rule %d", cases[i].name, cases[i].set,
+                     policy_pragma_rule(cases[i].name, cases[i].set));
+    /* Failures: this node's own, or an answer. */
+    assert_true(policy_node_local(SQLITE_IOERR, false, false));
+    assert_true(policy_node_local(SQLITE_IOERR_WRITE, false, false));
+    assert_true(policy_node_local(SQLITE_BUSY, false, false));
+    assert_false(policy_node_local(SQLITE_BUSY, false, true));  /* a file the request attached */
+    assert_false(policy_node_local(SQLITE_IOERR, false, true));
+    assert_true(policy_node_local(SQLITE_FULL, true, false));   /* recording the index */
+    assert_false(policy_node_local(SQLITE_FULL, false, false)); /* max_page_count */
+    assert_true(policy_node_local(SQLITE_NOMEM, true, false));
+    assert_false(policy_node_local(SQLITE_NOMEM, false, false));
+    assert_false(policy_node_local(SQLITE_INTERRUPT, false, false)); /* the step budget */
+    assert_false(policy_node_local(SQLITE_CONSTRAINT, true, false));
+    assert_false(policy_node_local(SQLITE_AUTH, false, false));
+    assert_false(policy_node_local(SQLITE_TOOBIG, false, false));
+}
+
+/* Apply body as entry index on d, with a fixed clock, seed and budget. */
+static void applyEntry(db *d, uint64_t index, const char *body, uint64_t steps, buf *out)
+{
+    req *r = parse(body);
+    db_set_entropy(d, 1700000000000LL + (int64_t)index, index);
+    db_set_entry_index(d, index);
+    db_set_step_budget(d, steps);
+    assert_int_equal(db_execute(d, &r->v, 0, out), 0);
+    reqFree(r);
+}
+
+static void dumpOf(db *d, buf *out)
+{
+    char *err = NULL;
+    assert_int_equal(db_dump(d, NULL, out, &err), 0);
+}
+
+/* Two replicas apply the same entries, one of them restarted between each
+ * two: every entry starts from the same connection state, so they end
+ * identical, whatever the request did to its connection. */
+static void test_entry_state_is_per_entry(void **state)
+{
+    fixture *f = *state;
+    db *other = NULL;
+    char path[200], *err = NULL;
+    snprintf(path, sizeof path, "%s/other/db.sqlite", f->dir);
+    char dir[200];
+    snprintf(dir, sizeof dir, "%s/other", f->dir);
+    assert_int_equal(rq_mkdir_all(dir), 0);
+    db_options o = {.fk = true, .max_ro_conns = 4};
+    assert_int_equal(db_open(path, &o, &other, &err), 0);
+    const char *entries[] = {
+        "[\"CREATE TABLE p (id INTEGER PRIMARY KEY)\", \"CREATE TABLE t (v, p REFERENCES p(id))\","
+        " \"INSERT INTO p VALUES (1), (2), (3)\"]",
+        /* changes() and last_insert_rowid() read what this entry did, else 0 */
+        "[\"INSERT INTO t(v) VALUES (changes())\", \"INSERT INTO t(v) VALUES (last_insert_rowid())\"]",
+        "[\"INSERT INTO t(v) SELECT changes() + last_insert_rowid()\"]",
+        /* connection state lasts one request */
+        "[\"PRAGMA foreign_keys=OFF\", \"INSERT INTO t(v, p) VALUES ('fk off here', 99)\"]",
+        "[\"INSERT INTO t(v, p) VALUES ('fk on again', 98)\"]",
+        "[\"CREATE TEMP TABLE tmp (x)\", \"INSERT INTO tmp VALUES (1)\"]",
+        "[\"INSERT INTO t(v) SELECT count(*) FROM temp.sqlite_master\"]",
+        "[\"ATTACH ':memory:' AS m\", \"CREATE TABLE m.x (a)\"]",
+        "[\"INSERT INTO t(v) SELECT count(*) FROM pragma_database_list\"]",
+        "[\"DROP TABLE temp._rq_nochange\"]",
+        "[\"INSERT INTO p VALUES (4)\"]",
+        "[\"INSERT INTO t(v) VALUES (changes())\", \"INSERT INTO t(v) SELECT total_changes()\"]",
+        /* the budget runs out at the same statement on both */
+        "[\"INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 3000) "
+        "SELECT x FROM c\", \"INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+        "LIMIT 3000) SELECT x FROM c\", \"INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT "
+        "x+1 FROM c LIMIT 3000) SELECT x FROM c\"]",
+    };
+    size_t n = sizeof entries / sizeof entries[0];
+    for (size_t i = 0; i < n; i++) {
+        buf out = BUF_INIT;
+        applyEntry(f->d, i + 1, entries[i], 100000, &out);
+        db_close(other); /* a replica that restarts before every entry */
+        assert_int_equal(db_open(path, &o, &other, &err), 0);
+        applyEntry(other, i + 1, entries[i], 100000, NULL);
+        buf_free(&out);
+    }
+    buf a = BUF_INIT, b = BUF_INIT;
+    dumpOf(f->d, &a);
+    dumpOf(other, &b);
+    assert_string_equal(a.data, b.data);
+    /* What the entries saw, spelled out. */
+    assert_non_null(strstr(a.data, "INSERT INTO \"t\" VALUES(0,NULL);\nINSERT INTO \"t\" VALUES(1,NULL);\n"));
+    assert_non_null(strstr(a.data, "VALUES('fk off here',99)"));
+    assert_null(strstr(a.data, "fk on again"));
+    assert_non_null(strstr(a.data, "VALUES(1,NULL);\nINSERT INTO \"t\" VALUES(2,NULL);\nINSERT INTO \"t\" VALUES(0,NULL);"));
+    buf_free(&a);
+    buf_free(&b);
+    /* The runaway entry: its first statement fit in the budget, not all. */
+    buf out = BUF_INIT;
+    req *q = parse("[\"SELECT count(*) FROM t WHERE v > 2 AND typeof(v) = 'integer'\"]");
+    db_query(f->d, &q->v, 0, 0, &out);
+    assert_non_null(strstr(out.data, "[[2998]]"));
+    reqFree(q);
+    buf_free(&out);
+    db_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -591,6 +718,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_grouped_batches, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_local_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_timeout, setup, teardown),
+        cmocka_unit_test(test_policy_table),
+        cmocka_unit_test_setup_teardown(test_entry_state_is_per_entry, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
