@@ -696,23 +696,6 @@ fail:
     return sendError(h, c, 500, "", err, "backup failed");
 }
 
-/* GET /_rq/image: this node's database file as of now, its Raft index
- * inside, for a follower catching up from a snapshot (store.c). Served
- * locally, from a file: memory does not depend on the size. */
-static enum MHD_Result handleImage(http_server *h, struct MHD_Connection *c)
-{
-    store *st = getStore(h);
-    if (st == NULL)
-        return sendText(h, c, 503, "store not open");
-    char *err = NULL;
-    off_t size = 0;
-    int fd = copyToFd(st, DB_BACKUP_KEEP_INDEX, "snapshot image", &size, &err);
-    if (fd < 0)
-        return sendError(h, c, 500, "", err, "snapshot image failed");
-    rq_log("http", "sending a %lld-byte snapshot image", (long long)size);
-    return replyWith(h, c, 200, "application/octet-stream", MHD_create_response_from_fd((uint64_t)size, fd));
-}
-
 /* POST /db/load: a SQLite image (replicated as one load entry) or SQL text
  * (run as one request, a failing statement rolling back an open transaction). POST /boot: an image, single-node only. */
 static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, request *rq, bool boot)
@@ -1377,10 +1360,6 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
     }
     if (strcmp(url, "/debug/vars") == 0)
         return handleVars(h, c);
-    if (strcmp(url, "/_rq/image") == 0) {
-        if (!get) return sendEmpty(h, c, 405);
-        return handleImage(h, c);
-    }
     if (strcmp(url, "/join") == 0) {
         if (!post) return sendEmpty(h, c, 405);
         return handleJoin(h, c, rq);

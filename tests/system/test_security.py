@@ -1,10 +1,10 @@
-"""Security: flags this build cannot honour refuse the start; /join and
-/notify reject hostile input without touching the cluster configuration."""
+"""Security: flags this build cannot honour refuse the start; the database
+image is node-to-node traffic, on the Raft port only."""
 import os
 import socket
 import subprocess
 
-from harness import RQLITED, FAST, free_port, poll, wait_members  # noqa: F401
+from harness import RQLITED, FAST, free_port, leader_of, poll, wait_members
 
 
 def _listening(port):
@@ -57,3 +57,54 @@ def test_security_flags_refuse_to_start(tmp_path):
     finally:
         proc.kill()
         proc.communicate(timeout=10)
+
+
+
+def fetch_image(raft_addr, timeout=30):
+    """A node's database image over its Raft port (CLUSTER_IMAGE_MAGIC in
+    src/cluster/cluster.h): 24-byte headers, then exactly size bytes."""
+    import struct
+    host, port = raft_addr.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as s:
+        s.sendall(b"RQIMAGE\n")
+
+        def read(n):
+            out = b""
+            while len(out) < n:
+                chunk = s.recv(min(1 << 20, n - len(out)))
+                assert chunk, "connection closed after %d of %d bytes" % (len(out), n)
+                out += chunk
+            return out
+        while True:
+            tag, a, b = struct.unpack("<8sQQ", read(24))
+            if tag == b"RQIMGCP\n":
+                continue
+            assert tag == b"RQIMGOK\n", (tag, read(a) if tag == b"RQIMGER\n" else None)
+            data = read(a)
+            assert s.recv(1) == b""  # nothing after the image
+            return data
+
+
+def test_image_only_on_raft_port(three, tmp_path):
+    import sqlite3
+    import requests
+    cluster, nodes = three
+    leader = leader_of(nodes)
+    leader.execute(["CREATE TABLE img (id INTEGER PRIMARY KEY, v TEXT)"])
+    leader.execute([["INSERT INTO img(v) VALUES(?)", "row %d" % i] for i in range(50)])
+    for n in nodes:
+        poll(lambda: n.count("img") == 50, what="rows on node %s" % n.id)
+        # anyone who reaches the HTTP API cannot download the database
+        r = requests.get(n.url + "/_rq/image", timeout=10)
+        assert r.status_code == 404
+        # the node-to-node port serves a consistent copy
+        data = fetch_image(n.raft_addr)
+        assert data[:16] == b"SQLite format 3\x00"
+        path = str(tmp_path / ("image-%s.sqlite" % n.id))
+        with open(path, "wb") as f:
+            f.write(data)
+        db = sqlite3.connect(path)
+        try:
+            assert db.execute("SELECT COUNT(*), MAX(v) FROM img").fetchone() == (50, "row 9")
+        finally:
+            db.close()
