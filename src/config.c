@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -35,7 +36,7 @@ typedef struct flag_def {
 #define O(f) offsetof(config, f)
 
 static const flag_def flags[] = {
-    {"auth", F_STR, O(auth), "", "Path to authentication and authorization file. If not set, not enabled", F_TODO},
+    {"auth", F_STR, O(auth), "", "Path to authentication and authorization file. If not set, not enabled", 0},
     {"auto-backup", F_IGNORED, 0, "", "Path to automatic backup configuration file. If not set, not enabled", F_TODO},
     {"auto-optimize-int", F_IGNORED, 0, "24h0m0s", "Period between automatic 'PRAGMA optimize'. Set to 0h to disable", F_TODO},
     {"auto-restore", F_IGNORED, 0, "", "Path to automatic restore configuration file. If not set, not enabled", F_TODO},
@@ -56,27 +57,27 @@ static const flag_def flags[] = {
     {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", 0},
     {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", 0},
     {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", F_TODO},
-    {"http-ca-cert", F_STR, O(http_ca_cert), "", "Path to X.509 CA certificate for HTTPS", F_TODO},
-    {"http-cert", F_STR, O(http_cert), "", "Path to HTTPS X.509 certificate", F_TODO},
-    {"http-key", F_STR, O(http_key), "", "Path to HTTPS X.509 private key", F_TODO},
+    {"http-ca-cert", F_STR, O(http_ca_cert), "", "Path to X.509 CA certificate for HTTPS", 0},
+    {"http-cert", F_STR, O(http_cert), "", "Path to HTTPS X.509 certificate", 0},
+    {"http-key", F_STR, O(http_key), "", "Path to HTTPS X.509 private key", 0},
     {"http-max-body-size", F_U64, O(http_max_body_size), "67108864", "Largest HTTP request body accepted, in bytes (larger: 413)", 0},
     {"http-max-conns", F_INT, O(http_max_conns), "1024", "Most HTTP connections served at once (more: 503)", 0},
     {"http-request-timeout", F_DUR, O(http_request_timeout_ms), "60s", "Time a client has to send a whole request, and most time a connection may sit idle between requests (absolute, not reset by each byte)", 0},
-    {"http-verify-client", F_IGNORED, 0, "false", "Enable mutual TLS for HTTPS", F_TODO},
-    {"http-verify-common-name", F_IGNORED, 0, "", "Require the client certificate to have this Common Name", F_TODO},
+    {"http-verify-client", F_BOOL, O(http_verify_client), "false", "Enable mutual TLS for HTTPS", 0},
+    {"http-verify-common-name", F_STR, O(http_verify_common_name), "", "Require the client certificate to have this Common Name", 0},
     {"join", F_JOIN, 0, "", "Comma-delimited list of nodes, in host:port form, through which a cluster can be joined", 0},
-    {"join-as", F_STR, O(join_as), "", "Username in authentication file to join as. If not set, joins anonymously", F_TODO},
+    {"join-as", F_STR, O(join_as), "", "Username in authentication file to join as. If not set, joins anonymously", 0},
     {"join-attempts", F_INT, O(join_attempts), "5", "Number of join attempts to make", 0},
     {"join-interval", F_DUR, O(join_interval_ms), "3s", "Period between join attempts", 0},
     {"mem-profile", F_IGNORED, 0, "", "Path to file for memory profiling information", F_TODO},
-    {"node-ca-cert", F_STR, O(node_ca_cert), "", "Path to X.509 CA certificate for node-to-node encryption", F_TODO},
-    {"node-cert", F_STR, O(node_cert), "", "Path to X.509 certificate for node-to-node mutual authentication and encryption", F_TODO},
+    {"node-ca-cert", F_STR, O(node_ca_cert), "", "Path to X.509 CA certificate for node-to-node encryption", 0},
+    {"node-cert", F_STR, O(node_cert), "", "Path to X.509 certificate for node-to-node mutual authentication and encryption", 0},
     {"node-id", F_STR, O(node_id), "", "Unique ID for node. If not set, set to advertised Raft address", 0},
-    {"node-key", F_STR, O(node_key), "", "Path to X.509 private key for node-to-node mutual authentication and encryption", F_TODO},
-    {"node-no-verify", F_IGNORED, 0, "false", "Skip verification of any node-node certificate", F_TODO},
-    {"node-verify-client", F_IGNORED, 0, "false", "Enable mutual TLS for node-to-node communication", F_TODO},
-    {"node-verify-common-name", F_IGNORED, 0, "", "Require the peer certificate to have this Common Name", F_TODO},
-    {"node-verify-server-name", F_IGNORED, 0, "", "Hostname to verify on certificate returned by a node", F_TODO},
+    {"node-key", F_STR, O(node_key), "", "Path to X.509 private key for node-to-node mutual authentication and encryption", 0},
+    {"node-no-verify", F_BOOL, O(node_no_verify), "false", "Skip verification of any node-node certificate", 0},
+    {"node-verify-client", F_BOOL, O(node_verify_client), "false", "Enable mutual TLS for node-to-node communication", 0},
+    {"node-verify-common-name", F_STR, O(node_verify_common_name), "", "Require the peer certificate to have this Common Name", 0},
+    {"node-verify-server-name", F_STR, O(node_verify_server_name), "", "Hostname to verify on certificate returned by a node", 0},
     {"otlp-endpoint", F_IGNORED, 0, "", "OpenTelemetry collector endpoint (host:port)", F_TODO},
     {"raft-addr", F_STR, O(raft_addr), "localhost:4002", "Raft communication bind address", 0},
     {"raft-adv-addr", F_STR, O(raft_adv_addr), "", "Advertised Raft communication address. If not set, same as Raft bind address", 0},
@@ -381,6 +382,84 @@ static int validate(config *cfg, int *exit_code)
     return 0;
 }
 
+/* Security flags this build parses but does not implement yet, and what a
+ * node started with one would be running without. Starting anyway would
+ * leave the node open to everyone while its operator believes it is not. */
+static const struct {
+    const char *name;
+    bool file;           /* names a file: it must be readable (reported first) */
+    const char *missing; /* what the node would run without */
+} secure_flags[] = {
+    {"auth", true, "the access control it asks for"},
+    {"join-as", false, "the credentials it asks to join with"},
+    {"http-cert", true, "the HTTPS it asks for"},
+    {"http-key", true, "the HTTPS it asks for"},
+    {"http-ca-cert", true, "the HTTPS client verification it asks for"},
+    {"http-verify-client", false, "the HTTPS client verification it asks for"},
+    {"http-verify-common-name", false, "the HTTPS client verification it asks for"},
+    {"node-cert", true, "the node-to-node TLS it asks for"},
+    {"node-key", true, "the node-to-node TLS it asks for"},
+    {"node-ca-cert", true, "the node-to-node TLS it asks for"},
+    {"node-verify-client", false, "the node-to-node TLS it asks for"},
+    {"node-verify-common-name", false, "the node-to-node TLS it asks for"},
+    {"node-verify-server-name", false, "the node-to-node TLS it configures"},
+    {"node-no-verify", false, "the node-to-node TLS it configures"},
+};
+
+/* The value of security flag f if it asks for security (a non-empty string,
+ * or "true" for a boolean), else NULL. */
+static const char *securityAsked(const config *cfg, const flag_def *f)
+{
+    const char *base = (const char *)cfg;
+    if (f->kind == F_BOOL)
+        return *(const bool *)(base + f->off) ? "true" : NULL;
+    const char *v = *(char *const *)(base + f->off);
+    return v && *v ? v : NULL;
+}
+
+/* Can the file at path be read? Opens it and reads a byte, so that a
+ * directory (EISDIR) fails as well as a missing or forbidden file. */
+static int readable(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0)
+        return -1;
+    char c;
+    ssize_t n = read(fd, &c, 1);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return n < 0 ? -1 : 0;
+}
+
+/* Refuse to start on any security flag that asks for security (see
+ * config.h): unreadable files first, so the message is about the file. */
+static int checkSecurity(config *cfg, int *exit_code)
+{
+    const size_t n = sizeof secure_flags / sizeof secure_flags[0];
+    for (size_t i = 0; i < n; i++) {
+        const flag_def *f = findFlag(secure_flags[i].name, strlen(secure_flags[i].name));
+        const char *v = securityAsked(cfg, f);
+        if (v && secure_flags[i].file && readable(v) != 0) {
+            fprintf(stderr, "fatal: cannot read -%s file %s: %s\n", f->name, v, strerror(errno));
+            *exit_code = 1;
+            config_free(cfg);
+            return 1;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        const flag_def *f = findFlag(secure_flags[i].name, strlen(secure_flags[i].name));
+        if (securityAsked(cfg, f)) {
+            fprintf(stderr, "fatal: -%s is not supported by this build yet: refusing to start without %s\n",
+                    f->name, secure_flags[i].missing);
+            *exit_code = 1;
+            config_free(cfg);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void setDefaults(config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -475,6 +554,8 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
         set[f - flags] = true;
     }
 
+    if (checkSecurity(cfg, exit_code) != 0)
+        return 1;
     if (argc <= 1) {
         fprintf(stderr, "fatal: failed to parse command-line flags: missing required argument: DataPath\n");
         *exit_code = 1;

@@ -28,7 +28,6 @@ typedef struct config {
     int n_join;
     int join_attempts;       /* -join-attempts, 5 */
     uint64_t join_interval_ms;      /* -join-interval, 3s */
-    char *join_as;
     int bootstrap_expect;
     uint64_t bootstrap_expect_timeout_ms; /* 120s */
     bool fk;                 /* -fk */
@@ -59,9 +58,16 @@ typedef struct config {
     uint64_t write_queue_timeout_ms;       /* 50ms */
     bool write_queue_tx;
     char *http_allow_origin;
+    /* Security flags: parsed, not implemented yet. Any of them asking for
+     * security makes config_parse refuse to start (see below). */
     char *auth;
+    char *join_as;
     char *http_cert, *http_key, *http_ca_cert;
+    bool http_verify_client;
+    char *http_verify_common_name;
     char *node_cert, *node_key, *node_ca_cert;
+    bool node_verify_client, node_no_verify;
+    char *node_verify_common_name, *node_verify_server_name;
 } config;
 
 /* Parse argv into cfg (argv[0] is the program name). Returns 0 when the node
@@ -69,7 +75,15 @@ typedef struct config {
  * bad flags): what rqlite prints has been printed (usage, "fatal: ..." on
  * stderr) and *exit_code is set (0 for -h/-version, 1 for an unknown or malformed flag,
  * and 1 for validation errors). Flags rqlite has but we do not implement yet are
- * accepted and reported on stderr at start-up, never silently ignored. */
+ * accepted and reported on stderr at start-up, never silently ignored.
+ *
+ * Security never fails open: a security flag this build does not implement
+ * (-auth, -join-as, the -http-* and -node-* TLS flags) that asks for
+ * security (a non-empty value, or true) makes it return 1 with exit code 1,
+ * before anything binds a port or touches the data directory:
+ *   fatal: cannot read -auth file PATH: REASON        (a file flag, checked first)
+ *   fatal: -auth is not supported by this build yet: refusing to start without ...
+ * An empty value or false (-auth "", -http-verify-client=false) is accepted. */
 int config_parse(config *cfg, int argc, char **argv, int *exit_code);
 void config_free(config *cfg);
 

@@ -5,6 +5,9 @@
  * the leader), which every node serves. A Raft address given to -join
  * (rqlite v8+ form) is first turned into that node's API URL by asking it
  * over the Raft port (see store/transport.c for the server side).
+ *
+ * A follower catching up from a snapshot fetches the leader's database file
+ * over the Raft port too (cluster_fetch_image, CLUSTER_IMAGE_MAGIC).
  */
 #include "cluster/cluster.h"
 
@@ -163,28 +166,55 @@ static int splitHostPort(const char *addr, char *host, size_t hn, char *port, si
     return 0;
 }
 
-char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms)
+/* A blocking TCP connection to a node's Raft port ("host:port",
+ * "localhost" meaning 127.0.0.1 as in rqlite), with send and receive
+ * timeouts of timeout_ms (SO_SNDTIMEO also bounds connect()). Returns the
+ * descriptor, or -1 with *err set if err is not NULL. */
+static int dialRaftPort(const char *raft_addr, uint64_t timeout_ms, char **err)
 {
     char host[256], port[32];
-    if (splitHostPort(raft_addr, host, sizeof host, port, sizeof port) != 0)
-        return NULL;
+    if (splitHostPort(raft_addr, host, sizeof host, port, sizeof port) != 0) {
+        if (err)
+            *err = rq_sprintf("invalid address %s", raft_addr);
+        return -1;
+    }
     struct addrinfo hints = {0}, *res = NULL;
     hints.ai_socktype = SOCK_STREAM;
-    hints.ai_family = AF_INET; /* "localhost" means 127.0.0.1, as in rqlite */
-    if (getaddrinfo(host, port, &hints, &res) != 0) {
+    hints.ai_family = AF_INET;
+    int grc = getaddrinfo(host, port, &hints, &res);
+    if (grc != 0) {
         hints.ai_family = AF_UNSPEC;
-        if (getaddrinfo(host, port, &hints, &res) != 0)
-            return NULL;
+        grc = getaddrinfo(host, port, &hints, &res);
     }
-    char *api = NULL;
+    if (grc != 0) {
+        if (err)
+            *err = rq_sprintf("cannot resolve %s: %s", raft_addr, gai_strerror(grc));
+        return -1;
+    }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        if (connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
+            int e = errno;
+            close(fd);
+            fd = -1;
+            errno = e;
+        }
+    }
+    if (fd < 0 && err)
+        *err = rq_sprintf("cannot connect to %s: %s", raft_addr, strerror(errno));
+    freeaddrinfo(res);
+    return fd;
+}
+
+char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms)
+{
+    int fd = dialRaftPort(raft_addr, timeout_ms, NULL);
     if (fd < 0)
-        goto out;
-    struct timeval tv = {(time_t)(timeout_ms / 1000), (suseconds_t)((timeout_ms % 1000) * 1000)};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, res->ai_addr, res->ai_addrlen) != 0)
-        goto out;
+        return NULL;
+    char *api = NULL;
     if (write(fd, CLUSTER_META_MAGIC, 8) != 8)
         goto out;
     char reply[2048];
@@ -204,9 +234,7 @@ char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms)
         api = strdup(a);
     json_decref(j);
 out:
-    if (fd >= 0)
-        close(fd);
-    freeaddrinfo(res);
+    close(fd);
     return api;
 }
 
@@ -327,96 +355,180 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
     return -1;
 }
 
-typedef struct fetchState {
-    int fd;
-    long long got;
-    int64_t last_report_ms;
-    cluster_progress_fn progress;
-    void *arg;
-    int werrno;
-} fetchState;
+/* ------------------------------------------------ snapshot image fetch */
 
+#define IMAGE_STALL_MS 30000
+#define CHUNK (64 * 1024)
 
-static size_t writeToFd(char *ptr, size_t size, size_t nmemb, void *userdata)
+static uint64_t getLe64(const unsigned char *p)
 {
-    fetchState *f = userdata;
-    size_t n = size * nmemb;
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(f->fd, ptr + off, n - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            f->werrno = errno;
-            return 0; /* curl aborts the transfer */
-        }
-        off += (size_t)w;
-    }
-    f->got += (long long)n;
-    return n;
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
 }
 
-static int fetchProgress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                         curl_off_t ulnow)
+typedef struct imageFetch {
+    const char *addr;
+    cluster_image_progress_fn progress;
+    void *arg;
+    bool copying;
+    long long done, total;
+    int64_t last_byte_ms, last_report_ms;
+} imageFetch;
+
+/* About once a second: report progress (which may abandon the transfer),
+ * and give up on a node that has sent nothing for IMAGE_STALL_MS. */
+static int tick(imageFetch *f, char **err)
 {
-    fetchState *f = userdata;
-    (void)ultotal;
-    (void)ulnow;
     int64_t now = rq_now_ms();
-    if (f->progress && now - f->last_report_ms >= 1000 && dlnow > 0) {
+    if (now - f->last_report_ms >= 1000) {
         f->last_report_ms = now;
-        f->progress(f->arg, (long long)dlnow, (long long)dltotal);
+        if (f->progress && f->progress(f->arg, f->copying, f->done, f->total) != 0) {
+            *err = strdup("transfer abandoned");
+            return -1;
+        }
+    }
+    if (now - f->last_byte_ms >= IMAGE_STALL_MS) {
+        *err = rq_sprintf("%s sent nothing for %d s", f->addr, IMAGE_STALL_MS / 1000);
+        return -1;
     }
     return 0;
 }
 
-int cluster_fetch_file(const char *url, const char *path, cluster_progress_fn progress, void *arg,
-                       long long *bytes, char **err)
+/* Read exactly n bytes from fd (whose receive timeout is 1 s), ticking
+ * meanwhile. Returns 0, or -1 with *err set. */
+static int readFull(imageFetch *f, int fd, void *dst, size_t n, char **err)
 {
-    pthread_once(&curl_once, curlGlobalInit);
-    CURL *c = curl_easy_init();
-    if (c == NULL) {
-        *err = strdup("cannot create HTTP client");
-        return -1;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, (char *)dst + got, n - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
+            f->last_byte_ms = rq_now_ms();
+        } else if (r == 0) {
+            *err = rq_sprintf("%s closed the connection", f->addr);
+            return -1;
+        } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+            *err = rq_sprintf("reading from %s: %s", f->addr, strerror(errno));
+            return -1;
+        }
+        if (tick(f, err) != 0)
+            return -1;
     }
-    fetchState f = {.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644),
-                    .progress = progress,
-                    .arg = arg,
-                    .last_report_ms = rq_now_ms()};
-    if (f.fd < 0) {
+    return 0;
+}
+
+int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_progress_fn progress,
+                        void *arg, long long *bytes, char **err)
+{
+    imageFetch f = {.addr = raft_addr, .progress = progress, .arg = arg, .copying = true,
+                    .last_byte_ms = rq_now_ms(), .last_report_ms = rq_now_ms()};
+    *bytes = 0;
+    int sock = dialRaftPort(raft_addr, 5000, err);
+    if (sock < 0)
+        return -1;
+    /* Short receive timeouts: tick() runs at least once a second. */
+    struct timeval tv = {1, 0};
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int file = -1;
+    int rc = -1;
+    char *chunk = NULL; /* the only buffer: memory does not grow with the size */
+    if (send(sock, CLUSTER_IMAGE_MAGIC, 8, MSG_NOSIGNAL) != 8) {
+        *err = rq_sprintf("writing to %s: %s", raft_addr, strerror(errno));
+        goto out;
+    }
+    unsigned char h[CLUSTER_IMAGE_HEADER];
+    uint64_t size;
+    for (;;) {
+        if (readFull(&f, sock, h, sizeof h, err) != 0)
+            goto out;
+        if (memcmp(h, CLUSTER_IMAGE_COPYING, 8) == 0) {
+            f.done = (long long)getLe64(h + 8);
+            f.total = (long long)getLe64(h + 16);
+            continue;
+        }
+        if (memcmp(h, CLUSTER_IMAGE_ERROR, 8) == 0) {
+            uint64_t n = getLe64(h + 8);
+            char text[CLUSTER_IMAGE_MAX_ERROR + 1];
+            if (n > CLUSTER_IMAGE_MAX_ERROR) {
+                *err = rq_sprintf("%s failed to copy its database", raft_addr);
+                goto out;
+            }
+            if (readFull(&f, sock, text, (size_t)n, err) != 0)
+                goto out;
+            text[n] = '\0';
+            *err = rq_sprintf("%s failed to copy its database: %s", raft_addr, text);
+            goto out;
+        }
+        if (memcmp(h, CLUSTER_IMAGE_OK, 8) != 0) {
+            *err = rq_sprintf("%s sent no database image (not an rqlite node of this build?)", raft_addr);
+            goto out;
+        }
+        size = getLe64(h + 8);
+        break;
+    }
+    file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (file < 0) {
         *err = rq_sprintf("cannot create %s: %s", path, strerror(errno));
-        curl_easy_cleanup(c);
-        return -1;
+        goto out;
     }
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    /* No overall limit (a large database takes what it takes), but a
-     * stalled transfer is abandoned. */
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 30L);
-    curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, writeToFd);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &f);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, fetchProgress);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &f);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_cleanup(c);
-    int ret = 0;
-    if (rc != CURLE_OK) {
-        *err = f.werrno ? rq_sprintf("writing %s: %s", path, strerror(f.werrno))
-                        : rq_sprintf("%s", curl_easy_strerror(rc));
-        ret = -1;
-    } else if (fsync(f.fd) != 0) {
+    f.copying = false;
+    f.done = 0;
+    f.total = (long long)size;
+    chunk = malloc(CHUNK);
+    if (chunk == NULL) {
+        *err = strdup("out of memory");
+        goto out;
+    }
+    while ((uint64_t)f.done < size) {
+        size_t want = CHUNK;
+        if (size - (uint64_t)f.done < want)
+            want = (size_t)(size - (uint64_t)f.done);
+        ssize_t r = recv(sock, chunk, want, 0);
+        if (r == 0) {
+            *err = rq_sprintf("transfer from %s truncated: %lld of %llu bytes", raft_addr, f.done,
+                              (unsigned long long)size);
+            goto out;
+        }
+        if (r < 0) {
+            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+                *err = rq_sprintf("reading from %s: %s (after %lld of %llu bytes)", raft_addr,
+                                  strerror(errno), f.done, (unsigned long long)size);
+                goto out;
+            }
+        } else {
+            for (ssize_t off = 0; off < r;) {
+                ssize_t w = write(file, chunk + off, (size_t)(r - off));
+                if (w < 0) {
+                    if (errno == EINTR)
+                        continue;
+                    *err = rq_sprintf("writing %s: %s", path, strerror(errno));
+                    goto out;
+                }
+                off += w;
+            }
+            f.done += r;
+            f.last_byte_ms = rq_now_ms();
+        }
+        if (tick(&f, err) != 0)
+            goto out;
+    }
+    if (fsync(file) != 0) {
         *err = rq_sprintf("fsync %s: %s", path, strerror(errno));
-        ret = -1;
+        goto out;
     }
-    close(f.fd);
-    if (ret != 0)
-        unlink(path);
-    if (bytes)
-        *bytes = f.got;
-    return ret;
+    *bytes = f.done;
+    rc = 0;
+out:
+    free(chunk);
+    close(sock);
+    if (file >= 0) {
+        close(file);
+        if (rc != 0)
+            unlink(path);
+    }
+    return rc;
 }
 
 int cluster_notify(const config *cfg, const char *target, char **err)

@@ -27,6 +27,25 @@
  * closes the connection. */
 #define CLUSTER_META_MAGIC "RQMETA\r\n"
 
+/* First 8 bytes a node sends on the Raft port to ask for a consistent copy
+ * of the node's SQLite file, Raft index included (a follower catching up
+ * from a snapshot, store.c). Node-to-node traffic only: the HTTP API does
+ * not serve it. The node answers with 24-byte headers, each an 8-byte tag
+ * and two 64-bit little-endian numbers a, b:
+ *   "RQIMGCP\n" done total  still copying (about once a second meanwhile, so
+ *                           that a slow copy is not taken for a dead node);
+ *   "RQIMGOK\n" size size   the copy follows: exactly size bytes, then the
+ *                           node closes the connection;
+ *   "RQIMGER\n" len 0       it failed: len (at most 4096) bytes of error text
+ *                           follow, then the node closes the connection.
+ * A transfer that ends before size bytes is truncated, and fails. */
+#define CLUSTER_IMAGE_MAGIC "RQIMAGE\n"
+#define CLUSTER_IMAGE_COPYING "RQIMGCP\n"
+#define CLUSTER_IMAGE_OK "RQIMGOK\n"
+#define CLUSTER_IMAGE_ERROR "RQIMGER\n"
+#define CLUSTER_IMAGE_HEADER 24
+#define CLUSTER_IMAGE_MAX_ERROR 4096
+
 /* Join through targets (-join values, or NULL for cfg->join). reset: this
  * node has no state (new or wiped), so the leader must re-add it even if it
  * is already a member. Returns 0 once joined, -1 after all attempts failed
@@ -58,11 +77,16 @@ bool cluster_target_has_leader(const config *cfg, const char *target);
  * over the Raft port). Returns a malloc'd "http://host:port", or NULL. */
 char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms);
 
-/* GET url into a new file at path (fsynced), streaming: memory does not
- * depend on the size. progress, if set, is called about once a second.
- * Returns 0, or -1 with *err set (the file is removed). */
-typedef void (*cluster_progress_fn)(void *arg, long long done_bytes, long long total_bytes);
-int cluster_fetch_file(const char *url, const char *path, cluster_progress_fn progress, void *arg,
-                       long long *bytes, char **err);
+/* Fetch a consistent copy of the SQLite file of the node whose Raft port is
+ * raft_addr (CLUSTER_IMAGE_MAGIC) into a new file at path, fsynced. It is
+ * streamed to disk: memory does not depend on the size. progress(arg,
+ * copying, done, total) is called about once a second, with copying true
+ * while the node is still making its copy; a nonzero return abandons the
+ * transfer. A node that sends nothing for 30 s is given up on. Returns 0
+ * (*bytes = the size), or -1 with *err set (the file is removed). */
+typedef int (*cluster_image_progress_fn)(void *arg, bool copying, long long done_bytes,
+                                         long long total_bytes);
+int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_progress_fn progress,
+                        void *arg, long long *bytes, char **err);
 
 #endif

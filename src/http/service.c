@@ -730,23 +730,6 @@ fail:
     return sendError(h, c, 500, "", err, "backup failed");
 }
 
-/* GET /_rq/image: this node's database file as of now, its Raft index
- * inside, for a follower catching up from a snapshot (store.c). Served
- * locally, from a file: memory does not depend on the size. */
-static enum MHD_Result handleImage(http_server *h, struct MHD_Connection *c)
-{
-    store *st = getStore(h);
-    if (st == NULL)
-        return sendText(h, c, 503, "store not open");
-    char *err = NULL;
-    off_t size = 0;
-    int fd = copyToFd(st, DB_BACKUP_KEEP_INDEX, "snapshot image", &size, &err);
-    if (fd < 0)
-        return sendError(h, c, 500, "", err, "snapshot image failed");
-    rq_log("http", "sending a %lld-byte snapshot image", (long long)size);
-    return replyWith(h, c, 200, "application/octet-stream", MHD_create_response_from_fd((uint64_t)size, fd));
-}
-
 /* POST /db/load: a SQLite image (replicated as one load entry) or SQL text
  * (run as one request, a failing statement rolling back an open transaction). POST /boot: an image, single-node only. */
 static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, request *rq, bool boot)
@@ -1123,24 +1106,148 @@ static enum MHD_Result handleLeader(http_server *h, struct MHD_Connection *c, co
     return sendEmpty(h, c, 200);
 }
 
+/* /join and /notify are open while auth is off (as in rqlite without
+ * -auth), so their bodies are checked strictly before anything is done:
+ * a JSON object of exactly these fields. */
+typedef struct peerRequest {
+    const char *id, *addr, *api; /* api NULL if absent */
+    bool voter, reset;
+} peerRequest;
+
+#define PEER_FIELD_MAX 255
+
+/* A host name or IPv4 address, or an IPv6 address in brackets. */
+static bool validHost(const char *h, size_t n)
+{
+    if (n == 0 || n > 253)
+        return false;
+    if (h[0] == '[') {
+        if (n < 3 || h[n - 1] != ']')
+            return false;
+        for (size_t i = 1; i + 1 < n; i++)
+            if (!isxdigit((unsigned char)h[i]) && h[i] != ':' && h[i] != '.')
+                return false;
+        return true;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)h[i]) && h[i] != '.' && h[i] != '-' && h[i] != '_')
+            return false;
+    return true;
+}
+
+/* host:port, the port numeric in 1-65535. */
+static bool validHostPort(const char *a)
+{
+    const char *colon = strrchr(a, ':');
+    if (colon == NULL || !validHost(a, (size_t)(colon - a)))
+        return false;
+    const char *p = colon + 1;
+    size_t n = strlen(p);
+    if (n == 0 || n > 5)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!isdigit((unsigned char)p[i]))
+            return false;
+    long port = strtol(p, NULL, 10);
+    return port >= 1 && port <= 65535;
+}
+
+/* A string field of at most PEER_FIELD_MAX bytes without control
+ * characters (NUL cannot occur: the parser rejects \u0000). */
+static const char *peerString(json_t *body, const char *key, bool required, const char **out, char *why,
+                              size_t wn)
+{
+    json_t *v = json_object_get(body, key);
+    *out = NULL;
+    if (v == NULL) {
+        if (required)
+            snprintf(why, wn, "missing \"%s\"", key);
+        return required ? why : NULL;
+    }
+    if (!json_is_string(v)) {
+        snprintf(why, wn, "\"%s\" must be a string", key);
+        return why;
+    }
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n == 0 || n > PEER_FIELD_MAX) {
+        snprintf(why, wn, "\"%s\" must be 1 to %d bytes long", key, PEER_FIELD_MAX);
+        return why;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            snprintf(why, wn, "\"%s\" must not contain control characters", key);
+            return why;
+        }
+    }
+    *out = s;
+    return NULL;
+}
+
+/* Parse and check a /join (join true) or /notify body. Returns NULL, or
+ * the reason for a 400 (in why). *body is the parsed JSON (decref it). */
+static const char *parsePeerRequest(const request *rq, bool join, json_t **body, peerRequest *p, char *why,
+                                    size_t wn)
+{
+    memset(p, 0, sizeof *p);
+    p->voter = true;
+    *body = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len, JSON_REJECT_DUPLICATES, NULL);
+    if (*body == NULL)
+        return "invalid JSON body";
+    if (!json_is_object(*body))
+        return "body must be a JSON object";
+    const char *key;
+    json_t *v;
+    json_object_foreach(*body, key, v) {
+        if (strcmp(key, "id") != 0 && strcmp(key, "addr") != 0 && strcmp(key, "api_addr") != 0 &&
+            strcmp(key, "voter") != 0 && !(join && strcmp(key, "reset") == 0))
+            return "unknown field in body";
+    }
+    if (peerString(*body, "id", true, &p->id, why, wn) || peerString(*body, "addr", true, &p->addr, why, wn) ||
+        peerString(*body, "api_addr", false, &p->api, why, wn))
+        return why;
+    if (!validHostPort(p->addr))
+        return "\"addr\" must be host:port with a port in 1-65535";
+    if (p->api) {
+        const char *hp = strncmp(p->api, "http://", 7) == 0    ? p->api + 7
+                         : strncmp(p->api, "https://", 8) == 0 ? p->api + 8
+                                                               : NULL;
+        if (hp == NULL || !validHostPort(hp))
+            return "\"api_addr\" must be http://host:port or https://host:port";
+    }
+    v = json_object_get(*body, "voter");
+    if (v) {
+        if (!json_is_boolean(v))
+            return "\"voter\" must be a boolean";
+        p->voter = json_is_true(v);
+    }
+    v = json_object_get(*body, "reset"); /* our extension: the joiner has no state */
+    if (v) {
+        if (!json_is_boolean(v))
+            return "\"reset\" must be a boolean";
+        p->reset = json_is_true(v);
+    }
+    return NULL;
+}
+
 static enum MHD_Result handleJoin(http_server *h, struct MHD_Connection *c, request *rq)
 {
-    store *st = getStore(h);
-    if (st == NULL)
-        return sendText(h, c, 503, "store not open");
-    json_t *body = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len, 0, NULL);
-    const char *id = json_string_value(json_object_get(body, "id"));
-    const char *addr = json_string_value(json_object_get(body, "addr"));
-    const char *api = json_string_value(json_object_get(body, "api_addr"));
-    json_t *v = json_object_get(body, "voter");
-    bool voter = v == NULL || json_is_true(v);
-    bool reset = json_is_true(json_object_get(body, "reset")); /* our extension */
-    if (id == NULL || addr == NULL || !*id || !*addr) {
+    json_t *body = NULL;
+    peerRequest p;
+    char why[128];
+    const char *bad = parsePeerRequest(rq, true, &body, &p, why, sizeof why);
+    if (bad) {
         json_decref(body);
-        return sendEmpty(h, c, 400);
+        return sendText(h, c, 400, bad);
+    }
+    store *st = getStore(h);
+    if (st == NULL) {
+        json_decref(body);
+        return sendText(h, c, 503, "store not open");
     }
     char *err = NULL;
-    int rc = store_join(st, id, addr, api, voter, reset, &err);
+    int rc = store_join(st, p.id, p.addr, p.api, p.voter, p.reset, &err);
     json_decref(body);
     if (rc == STORE_NOT_LEADER) {
         free(err);
@@ -1157,32 +1264,42 @@ static enum MHD_Result handleJoin(http_server *h, struct MHD_Connection *c, requ
     return sendEmpty(h, c, 200);
 }
 
+/* Distinct nodes /notify remembers: a -bootstrap-expect cluster is far
+ * smaller, and a flood of made-up ids must not grow memory without end. */
+#define MAX_NOTIFIED 256
+
 /* POST /notify {"id","addr"[,"api_addr"]}: a node started with
  * -bootstrap-expect announces itself (main.c counts them). */
 static enum MHD_Result handleNotify(http_server *h, struct MHD_Connection *c, request *rq)
 {
-    json_t *body = json_loadb(rq->body.data ? rq->body.data : "", rq->body.len, 0, NULL);
-    const char *id = json_string_value(json_object_get(body, "id"));
-    const char *addr = json_string_value(json_object_get(body, "addr"));
-    const char *api = json_string_value(json_object_get(body, "api_addr"));
-    if (id == NULL || addr == NULL || !*id || !*addr) {
+    json_t *body = NULL;
+    peerRequest p;
+    char why[128];
+    const char *bad = parsePeerRequest(rq, false, &body, &p, why, sizeof why);
+    if (bad) {
         json_decref(body);
-        return sendEmpty(h, c, 400);
+        return sendText(h, c, 400, bad);
     }
     pthread_mutex_lock(&h->notify_mu);
     int i = 0;
-    while (i < h->n_notified && strcmp(h->notified[i].id, id) != 0)
+    while (i < h->n_notified && strcmp(h->notified[i].id, p.id) != 0)
         i++;
     if (i == h->n_notified) {
-        h->notified = realloc(h->notified, (size_t)(i + 1) * sizeof *h->notified);
+        store_node *more = i < MAX_NOTIFIED ? realloc(h->notified, (size_t)(i + 1) * sizeof *h->notified) : NULL;
+        if (more == NULL) {
+            pthread_mutex_unlock(&h->notify_mu);
+            json_decref(body);
+            return sendText(h, c, 503, "too many nodes have notified this node");
+        }
+        h->notified = more;
         h->n_notified++;
-        rq_log("http", "node %s at %s notified us (%d known)", id, addr, h->n_notified);
+        rq_log("http", "node %s at %s notified us (%d known)", p.id, p.addr, h->n_notified);
     }
     store_node *n = &h->notified[i];
     memset(n, 0, sizeof *n);
-    snprintf(n->id, sizeof n->id, "%s", id);
-    snprintf(n->addr, sizeof n->addr, "%s", addr);
-    snprintf(n->api_addr, sizeof n->api_addr, "%s", api ? api : "");
+    snprintf(n->id, sizeof n->id, "%s", p.id);
+    snprintf(n->addr, sizeof n->addr, "%s", p.addr);
+    snprintf(n->api_addr, sizeof n->api_addr, "%s", p.api ? p.api : "");
     n->voter = true;
     pthread_mutex_unlock(&h->notify_mu);
     json_decref(body);
@@ -1421,10 +1538,6 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
     }
     if (strcmp(url, "/debug/vars") == 0)
         return handleVars(h, c);
-    if (strcmp(url, "/_rq/image") == 0) {
-        if (!get) return sendEmpty(h, c, 405);
-        return handleImage(h, c);
-    }
     if (strcmp(url, "/join") == 0) {
         if (!post) return sendEmpty(h, c, 405);
         return handleJoin(h, c, rq);

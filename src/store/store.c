@@ -24,9 +24,11 @@
  * compacts the log. A follower that
  * needs a snapshot is behind the file of any up-to-date node: when an
  * InstallSnapshot arrives and its own file is older, it streams a
- * consistent copy of the sender's file (GET /_rq/image, written to disk as
- * it arrives, progress in the log), swaps it in, and only then hands the
- * message to libraft. Memory stays bounded whatever the database size.
+ * consistent copy of the sender's file over the sender's Raft port
+ * (cluster_fetch_image; imageCopy() makes the copy on the sending side;
+ * written to disk as it arrives, progress in the log), swaps it in, and
+ * only then hands the message to libraft. Memory stays bounded whatever
+ * the database size.
  * (Format "RQSNAP01", with the whole image inline, is still restored.)
  *
  * Log entries:
@@ -48,6 +50,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <raft.h>
@@ -864,16 +867,55 @@ static int wrappedSend(struct raft_io *io, struct raft_io_send *req, const struc
 
 /* ------------------------------------------------- snapshot image fetch */
 
-static void fetchLog(void *arg, long long done, long long total)
+/* The transport's rq_image_fn (a sender thread, never the Raft thread): a
+ * consistent copy of the database, its Raft index kept, in a temporary file
+ * beside it that is unlinked at once: the descriptor keeps it until sent. */
+static int imageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
+{
+    store *s = arg;
+    char *tmp = rq_sprintf("%s.image-%lx-%llx", s->db_path, (unsigned long)pthread_self(),
+                           (unsigned long long)rq_now_ms());
+    int64_t t0 = rq_now_ms();
+    if (db_backup_file(s->db, tmp, DB_BACKUP_KEEP_INDEX, progress, parg, NULL, err) != 0) {
+        free(tmp);
+        return -1;
+    }
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    int e = errno;
+    unlink(tmp);
+    free(tmp);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        *err = rq_sprintf("cannot read the copy: %s", strerror(fd < 0 ? e : errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    *size = (uint64_t)sb.st_size;
+    rq_log("store", "snapshot image: %lld-byte copy made in %lld ms", (long long)sb.st_size,
+           (long long)(rq_now_ms() - t0));
+    return fd;
+}
+
+/* Progress of a transfer (about once a second); nonzero when the store is
+ * closing, which abandons it. */
+static int fetchLog(void *arg, bool copying, long long done, long long total)
 {
     store *s = arg;
     double secs = (double)(rq_now_ms() - s->fetch_started_ms) / 1000.0;
-    if (total > 0)
+    if (copying)
+        rq_log("store", "snapshot transfer: the sender is copying its database, %lld of %lld bytes (%d%%)",
+               done, total, total > 0 ? (int)(done * 100 / total) : 0);
+    else if (total > 0)
         rq_log("store", "snapshot transfer: %lld of %lld bytes (%d%%), %.1f MB/s", done, total,
                (int)(done * 100 / total), secs > 0 ? (double)done / 1e6 / secs : 0.0);
     else
         rq_log("store", "snapshot transfer: %lld bytes, %.1f MB/s", done,
                secs > 0 ? (double)done / 1e6 / secs : 0.0);
+    pthread_mutex_lock(&s->mu);
+    bool closing = s->closing;
+    pthread_mutex_unlock(&s->mu);
+    return closing;
 }
 
 /* For tests only: with RQ_TEST_FETCH_GATE=<file> in the environment, a
@@ -902,30 +944,20 @@ static void *fetchThread(void *arg)
     char *err = NULL;
     int rc = -1;
     long long bytes = 0;
-    char *api = NULL;
     pthread_mutex_lock(&s->mu); /* the Raft thread may replace the held message */
     char *from = strdup(s->fetch_from);
     pthread_mutex_unlock(&s->mu);
     for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
         free(err);
         err = NULL;
-        free(api);
-        api = cluster_api_url(from, 2000);
-        if (api == NULL) {
-            err = rq_sprintf("cannot reach %s for its API address", from);
-            continue;
-        }
-        char *url = rq_sprintf("%s/_rq/image", api);
-        rq_log("store", "fetching the database from %s", url);
-        rc = cluster_fetch_file(url, s->fetch_path, fetchLog, s, &bytes, &err);
-        free(url);
+        rq_log("store", "fetching the database from %s (its Raft port)", from);
+        rc = cluster_fetch_image(from, s->fetch_path, fetchLog, s, &bytes, &err);
         pthread_mutex_lock(&s->mu);
         bool closing = s->closing;
         pthread_mutex_unlock(&s->mu);
         if (closing)
             break;
     }
-    free(api);
     free(from);
     testGate(s, rc);
     pthread_mutex_lock(&s->mu);
@@ -1948,7 +1980,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     uv_async_init(&s->loop, &s->close_async, onCloseRequest);
     s->close_async.data = s;
 
-    int rv = rq_transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json);
+    int rv = rq_transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json, imageCopy, s);
     if (rv != 0) {
         *err = rq_sprintf("transport: %s", raft_strerror(rv));
         return -1;

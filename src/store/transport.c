@@ -4,22 +4,39 @@
  * Incoming connections are read exactly as far as the handshake goes (the
  * alloc callback never offers more room than the bytes still expected), so
  * that nothing libraft sends after the handshake is consumed here.
+ *
+ * Image requests (CLUSTER_IMAGE_MAGIC, framing in cluster/cluster.h) leave
+ * the loop at once: the connection's socket is handed to a thread of its
+ * own, which has the store make a consistent copy of the database (the
+ * rq_image_fn given at init) and sends it with sendfile(), from the file to
+ * the socket, so that memory does not depend on the database size and the
+ * Raft thread never waits for a disk or a slow follower. At most
+ * MAX_IMAGE_SENDERS run at once (each copy takes the database's size on
+ * disk until sent); more are answered with an error, and retried.
  */
 #include "store/transport.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "cluster/cluster.h"
 #include "util/log.h"
+#include "util/os.h"
 
 #define HANDSHAKE_PROTOCOL 1
 #define MAX_ADDRESS_LEN 4096
+#define MAX_IMAGE_SENDERS 4
 
 typedef struct rqTransport {
     struct raft_uv_transport inner; /* raft_uv_tcp: outgoing connections */
@@ -37,6 +54,12 @@ typedef struct rqTransport {
     bool closing;
     bool inner_inited;              /* libraft called init (not in probe mode) */
     raft_uv_transport_close_cb close_cb;
+    rq_image_fn image;              /* NULL: image requests get an error */
+    void *image_arg;
+    pthread_mutex_t img_mu;
+    pthread_cond_t img_done;
+    struct imageSender *senders;    /* under img_mu: transfers in progress */
+    int n_senders;                  /* under img_mu */
 } rqTransport;
 
 typedef struct incoming {
@@ -149,17 +172,247 @@ static void allocExact(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     }
 }
 
-typedef struct metaWrite {
+/* A short answer written from the loop (a metadata probe's, or an image
+ * request's refusal), after which the connection is closed. */
+typedef struct replyWrite {
     uv_write_t req;
     incoming *in;
-} metaWrite;
+    char *owned;                    /* the bytes, if not static */
+} replyWrite;
 
-static void metaWritten(uv_write_t *req, int status)
+static void replyWritten(uv_write_t *req, int status)
 {
-    metaWrite *w = (metaWrite *)req;
+    replyWrite *w = (replyWrite *)req;
     (void)status;
     incomingAbort(w->in);
+    free(w->owned);
     free(w);
+}
+
+/* Takes owned (may be NULL if data is static). */
+static void replyAndClose(incoming *in, const char *data, size_t len, char *owned)
+{
+    replyWrite *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        free(owned);
+        incomingAbort(in);
+        return;
+    }
+    w->in = in;
+    w->owned = owned;
+    uv_buf_t out = uv_buf_init((char *)data, (unsigned)len);
+    if (uv_write(&w->req, (uv_stream_t *)in->tcp, &out, 1, replyWritten) != 0) {
+        free(w->owned);
+        free(w);
+        incomingAbort(in);
+    }
+}
+
+/* ---- image requests ---------------------------------------------------- */
+
+typedef struct imageSender {
+    rqTransport *t;
+    struct imageSender *next, *prev; /* under t->img_mu */
+    int fd;                          /* the connection, blocking */
+    char peer[INET6_ADDRSTRLEN + 8];
+    int64_t last_progress_ms;
+} imageSender;
+
+static void putLe64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void imageHeader(unsigned char h[CLUSTER_IMAGE_HEADER], const char *tag, uint64_t a, uint64_t b)
+{
+    memcpy(h, tag, 8);
+    putLe64(h + 8, a);
+    putLe64(h + 16, b);
+}
+
+static int sendAll(int fd, const void *data, size_t n)
+{
+    const char *p = data;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Called by the copy: keep the requester informed, about once a second. A
+ * failed write is noticed when the copy is sent. */
+static void imageProgress(void *parg, long long done, long long total)
+{
+    imageSender *is = parg;
+    int64_t now = rq_now_ms();
+    if (now - is->last_progress_ms < 1000)
+        return;
+    is->last_progress_ms = now;
+    unsigned char h[CLUSTER_IMAGE_HEADER];
+    imageHeader(h, CLUSTER_IMAGE_COPYING, (uint64_t)done, (uint64_t)total);
+    (void)sendAll(is->fd, h, sizeof h);
+}
+
+static void *imageThread(void *arg)
+{
+    imageSender *is = arg;
+    rqTransport *t = is->t;
+    int fd = is->fd;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    /* A follower that stops reading is given up on (TCP_USER_TIMEOUT from
+     * tuneSocket() also catches one that vanished). */
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    int64_t t0 = rq_now_ms();
+    is->last_progress_ms = t0;
+    rq_log("store", "snapshot image requested by %s: copying the database", is->peer);
+    uint64_t size = 0;
+    char *err = NULL;
+    unsigned char h[CLUSTER_IMAGE_HEADER];
+    int file = t->image(t->image_arg, imageProgress, is, &size, &err);
+    if (file < 0) {
+        const char *text = err ? err : "cannot copy the database";
+        rq_log("store", "snapshot image for %s failed: %s", is->peer, text);
+        size_t n = strlen(text);
+        if (n > CLUSTER_IMAGE_MAX_ERROR)
+            n = CLUSTER_IMAGE_MAX_ERROR;
+        imageHeader(h, CLUSTER_IMAGE_ERROR, n, 0);
+        if (sendAll(fd, h, sizeof h) == 0)
+            (void)sendAll(fd, text, n);
+    } else {
+        imageHeader(h, CLUSTER_IMAGE_OK, size, size);
+        int rc = sendAll(fd, h, sizeof h);
+        off_t off = 0;
+        while (rc == 0 && (uint64_t)off < size) {
+            uint64_t left = size - (uint64_t)off;
+            ssize_t w = sendfile(fd, file, &off, left > (1u << 20) ? (1u << 20) : (size_t)left);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                if (w == 0)
+                    errno = EIO; /* the copy is shorter than it was */
+                rc = -1;
+            }
+        }
+        double secs = (double)(rq_now_ms() - t0) / 1000.0;
+        if (rc == 0)
+            rq_log("store", "snapshot image: sent %llu bytes to %s in %.2f s", (unsigned long long)size,
+                   is->peer, secs);
+        else
+            rq_log("store", "snapshot image: sending to %s failed after %lld of %llu bytes: %s", is->peer,
+                   (long long)off, (unsigned long long)size, strerror(errno));
+        close(file);
+    }
+    free(err);
+    pthread_mutex_lock(&t->img_mu);
+    if (is->prev)
+        is->prev->next = is->next;
+    else
+        t->senders = is->next;
+    if (is->next)
+        is->next->prev = is->prev;
+    close(fd); /* under img_mu: tClose() must not shut down a reused number */
+    t->n_senders--;
+    pthread_cond_broadcast(&t->img_done);
+    pthread_mutex_unlock(&t->img_mu);
+    free(is);
+    return NULL;
+}
+
+static void imageRefuse(incoming *in, const char *why)
+{
+    size_t n = strlen(why);
+    char *out = malloc(CLUSTER_IMAGE_HEADER + n);
+    if (out == NULL) {
+        incomingAbort(in);
+        return;
+    }
+    imageHeader((unsigned char *)out, CLUSTER_IMAGE_ERROR, n, 0);
+    memcpy(out + CLUSTER_IMAGE_HEADER, why, n);
+    replyAndClose(in, out, CLUSTER_IMAGE_HEADER + n, out);
+}
+
+/* Loop thread: hand an image request's socket to a sender thread. */
+static void imageStart(incoming *in)
+{
+    rqTransport *t = in->t;
+    if (t->image == NULL) {
+        imageRefuse(in, "this node is starting: it has no database to send yet");
+        return;
+    }
+    uv_os_fd_t ufd;
+    imageSender *is = calloc(1, sizeof *is);
+    if (is == NULL || uv_fileno((uv_handle_t *)in->tcp, &ufd) != 0 ||
+        (is->fd = fcntl(ufd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        free(is);
+        incomingAbort(in);
+        return;
+    }
+    is->t = t;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (getpeername(is->fd, (struct sockaddr *)&ss, &sl) == 0) {
+        if (ss.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        }
+    }
+    snprintf(is->peer, sizeof is->peer, "%s:%d", host, port);
+    pthread_mutex_lock(&t->img_mu);
+    bool busy = t->n_senders >= MAX_IMAGE_SENDERS;
+    if (!busy) {
+        is->next = t->senders;
+        if (t->senders)
+            t->senders->prev = is;
+        t->senders = is;
+        t->n_senders++;
+    }
+    pthread_mutex_unlock(&t->img_mu);
+    if (busy) {
+        close(is->fd);
+        free(is);
+        imageRefuse(in, "too many database transfers in progress: try again later");
+        return;
+    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int rc = pthread_create(&th, &attr, imageThread, is);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_mutex_lock(&t->img_mu);
+        if (is->prev)
+            is->prev->next = is->next;
+        else
+            t->senders = is->next;
+        if (is->next)
+            is->next->prev = is->prev;
+        t->n_senders--;
+        close(is->fd);
+        pthread_cond_broadcast(&t->img_done);
+        pthread_mutex_unlock(&t->img_mu);
+        free(is);
+        imageRefuse(in, "cannot start a thread for the transfer");
+        return;
+    }
+    /* The sender has its own descriptor for the socket. */
+    incomingAbort(in);
 }
 
 static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
@@ -180,13 +433,12 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             return;
         if (memcmp(in->preamble, CLUSTER_META_MAGIC, 8) == 0) {
             uv_read_stop(s);
-            metaWrite *w = calloc(1, sizeof *w);
-            w->in = in;
-            uv_buf_t out = uv_buf_init(t->meta, (unsigned)strlen(t->meta));
-            if (uv_write(&w->req, s, &out, 1, metaWritten) != 0) {
-                free(w);
-                incomingAbort(in);
-            }
+            replyAndClose(in, t->meta, strlen(t->meta), NULL);
+            return;
+        }
+        if (memcmp(in->preamble, CLUSTER_IMAGE_MAGIC, 8) == 0) {
+            uv_read_stop(s);
+            imageStart(in);
             return;
         }
         if (le64(in->preamble[0]) != HANDSHAKE_PROTOCOL) {
@@ -420,6 +672,12 @@ static void tClose(struct raft_uv_transport *outer, raft_uv_transport_close_cb c
     rqTransport *t = outer->impl;
     t->closing = true;
     t->close_cb = cb;
+    /* Image transfers in progress end at their next write;
+     * rq_transport_free() waits for their threads. */
+    pthread_mutex_lock(&t->img_mu);
+    for (imageSender *is = t->senders; is != NULL; is = is->next)
+        shutdown(is->fd, SHUT_RDWR);
+    pthread_mutex_unlock(&t->img_mu);
     for (incoming *in = t->incomings; in != NULL; in = in->next)
         if (!uv_is_closing((uv_handle_t *)in->tcp))
             uv_close((uv_handle_t *)in->tcp, incomingFree);
@@ -430,7 +688,8 @@ static void tClose(struct raft_uv_transport *outer, raft_uv_transport_close_cb c
 }
 
 int rq_transport_init(struct raft_uv_transport *outer, uv_loop_t *loop,
-                      const char *bind_addr, const char *meta_json)
+                      const char *bind_addr, const char *meta_json,
+                      rq_image_fn image, void *image_arg)
 {
     rqTransport *t = calloc(1, sizeof *t);
     if (t == NULL)
@@ -442,6 +701,10 @@ int rq_transport_init(struct raft_uv_transport *outer, uv_loop_t *loop,
     }
     t->outer = outer;
     t->loop = loop;
+    t->image = image;
+    t->image_arg = image_arg;
+    pthread_mutex_init(&t->img_mu, NULL);
+    pthread_cond_init(&t->img_done, NULL);
     t->bind_addr = strdup(bind_addr);
     if (asprintf(&t->meta, "%s\n", meta_json) < 0)
         t->meta = NULL;
@@ -459,6 +722,14 @@ void rq_transport_free(struct raft_uv_transport *outer)
     rqTransport *t = outer->impl;
     if (t == NULL)
         return;
+    pthread_mutex_lock(&t->img_mu);
+    if (t->n_senders > 0)
+        rq_log("store", "waiting for %d snapshot image transfer(s) to end", t->n_senders);
+    while (t->n_senders > 0)
+        pthread_cond_wait(&t->img_done, &t->img_mu);
+    pthread_mutex_unlock(&t->img_mu);
+    pthread_mutex_destroy(&t->img_mu);
+    pthread_cond_destroy(&t->img_done);
     raft_uv_tcp_close(&t->inner);
     free(t->bind_addr);
     free(t->meta);
@@ -488,7 +759,7 @@ int rq_transport_probe(const char *bind_addr, const char *meta_json,
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct raft_uv_transport outer;
-    if (rq_transport_init(&outer, &loop, bind_addr, meta_json) != 0) {
+    if (rq_transport_init(&outer, &loop, bind_addr, meta_json, NULL, NULL) != 0) {
         uv_loop_close(&loop);
         *err = strdup("cannot create transport");
         return -1;

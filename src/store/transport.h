@@ -2,8 +2,10 @@
  * transport: the Raft port. A raft_uv_transport that accepts libraft's TCP
  * handshake like raft_uv_tcp does, and also answers cluster metadata probes
  * (CLUSTER_META_MAGIC, see cluster/cluster.h) on the same port, so that
- * "-join host:raftport" can find a node's HTTP API. Outgoing connections are
- * made by an inner raft_uv_tcp transport.
+ * "-join host:raftport" can find a node's HTTP API, and image requests
+ * (CLUSTER_IMAGE_MAGIC), streaming a copy of the database to a follower
+ * catching up from a snapshot. Outgoing connections are made by an inner
+ * raft_uv_tcp transport.
  */
 #ifndef RQ_STORE_TRANSPORT_H
 #define RQ_STORE_TRANSPORT_H
@@ -11,21 +13,38 @@
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <uv.h>
+
+/* Image requests (CLUSTER_IMAGE_MAGIC): make a consistent copy of the
+ * database and return a descriptor open on it, its size in *size (the
+ * transport sends it and closes the descriptor), or -1 with *err set
+ * (malloc'd). Called on a thread of the transport's own, never the loop's,
+ * possibly on several at once; progress(parg, done, total) may be called
+ * while copying (its type is db_progress_fn's, so that it can be passed on). */
+typedef void (*rq_image_progress_fn)(void *parg, long long done_bytes, long long total_bytes);
+typedef int (*rq_image_fn)(void *arg, rq_image_progress_fn progress, void *parg,
+                           uint64_t *size, char **err);
 
 /* Initialise t on loop. bind_addr is "host:port" ("localhost" binds
  * 127.0.0.1). meta_json is the one-line JSON answered to probes (copied).
- * Release with rq_transport_free() after the transport's close callback. */
+ * image(image_arg, ...) serves image requests; NULL answers them with an
+ * error. Release with rq_transport_free() after the transport's close
+ * callback: it waits for image transfers in progress (closing cut their
+ * connections), so image_arg must stay valid until it returns. As in any
+ * libuv program, the process must ignore SIGPIPE (a follower hanging up
+ * during a transfer is an error, not a signal). */
 int rq_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
-                      const char *bind_addr, const char *meta_json);
+                      const char *bind_addr, const char *meta_json,
+                      rq_image_fn image, void *image_arg);
 void rq_transport_free(struct raft_uv_transport *t);
 
 /* Before a brand-new node bootstraps itself: listen on bind_addr for up to
  * timeout_ms, answering metadata probes, and report whether a Raft leader
  * tried to reach us (i.e. the cluster already lists this node, as after a
- * wipe). Runs its own loop; returns 1 if contacted (*contacted_by = the
- * caller's Raft address, malloc'd), 0 if not, -1 if the
- * port cannot be bound (*err set). */
+ * wipe). Runs its own loop, answering image requests with an error;
+ * returns 1 if contacted (*contacted_by = the caller's Raft address,
+ * malloc'd), 0 if not, -1 if the port cannot be bound (*err set). */
 int rq_transport_probe(const char *bind_addr, const char *meta_json,
                        unsigned timeout_ms, char **contacted_by, char **err);
 

@@ -15,9 +15,13 @@ struct store {
     bool leader;
     bool leader_known;
     char leader_api[300];
+    int joins;          /* store_join calls */
 };
 
 void fake_store_set_leader(store *s, bool leader, bool known, const char *api);
+int fake_store_joins(store *s);
+
+int fake_store_joins(store *s) { return s->joins; }
 
 void fake_store_set_leader(store *s, bool leader, bool known, const char *api)
 {
@@ -130,6 +134,7 @@ int store_load(store *s, const void *image, size_t len, char **err)
 int store_join(store *s, const char *id, const char *addr, const char *api, bool voter, bool reset,
                char **err)
 {
+    s->joins++;
     return s->leader ? STORE_OK : STORE_NOT_LEADER;
 }
 

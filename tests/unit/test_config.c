@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -35,6 +37,38 @@ static int parse(config *cfg, int *code, ...)
     close(o);
     close(e);
     fclose(null);
+    return rc;
+}
+
+/* Like parse(), with an argv array, and what config_parse wrote to stderr
+ * kept in errout (NUL-terminated). */
+static int parseCapture(config *cfg, int *code, char **args, char *errout, size_t errlen)
+{
+    char *argv[64] = {"rqlited"};
+    int argc = 1;
+    while (*args && argc < 63)
+        argv[argc++] = *args++;
+    char tmpl[] = "/tmp/test_config_err_XXXXXX";
+    int tfd = mkstemp(tmpl);
+    assert_true(tfd >= 0);
+    unlink(tmpl);
+    fflush(stdout);
+    fflush(stderr);
+    int o = dup(1), e = dup(2);
+    FILE *null = fopen("/dev/null", "w");
+    dup2(fileno(null), 1);
+    dup2(tfd, 2);
+    int rc = config_parse(cfg, argc, argv, code);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(o, 1);
+    dup2(e, 2);
+    close(o);
+    close(e);
+    fclose(null);
+    ssize_t n = pread(tfd, errout, errlen - 1, 0);
+    errout[n > 0 ? n : 0] = '\0';
+    close(tfd);
     return rc;
 }
 
@@ -135,6 +169,144 @@ static void test_errors(void **st)
     assert_int_equal(code, 0);
 }
 
+/* Every security flag asking for security refuses the start (exit 1, a
+ * message naming the flag); an empty or false value is accepted. */
+static void test_security_refused(void **st)
+{
+    char file[] = "/tmp/test_config_sec_XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "[]\n", 3), 3);
+    close(fd);
+    static const char *file_flags[] = {"-auth", "-http-cert", "-http-key", "-http-ca-cert",
+                                       "-node-cert", "-node-key", "-node-ca-cert"};
+    static const char *value_flags[] = {"-join-as", "-http-verify-common-name", "-node-verify-common-name",
+                                        "-node-verify-server-name"};
+    static const char *bool_flags[] = {"-http-verify-client", "-node-verify-client", "-node-no-verify"};
+    config c;
+    int code;
+    char err[2048], want[256];
+    for (size_t i = 0; i < sizeof file_flags / sizeof *file_flags; i++) {
+        char *args[] = {(char *)file_flags[i], file, "/tmp/never-created", NULL};
+        assert_int_equal(parseCapture(&c, &code, args, err, sizeof err), 1);
+        assert_int_equal(code, 1);
+        snprintf(want, sizeof want, "fatal: %s is not supported by this build yet: refusing to start without ",
+                 file_flags[i]);
+        assert_non_null(strstr(err, want));
+    }
+    for (size_t i = 0; i < sizeof value_flags / sizeof *value_flags; i++) {
+        char *args[] = {(char *)value_flags[i], "someone", "/tmp/never-created", NULL};
+        assert_int_equal(parseCapture(&c, &code, args, err, sizeof err), 1);
+        assert_int_equal(code, 1);
+        snprintf(want, sizeof want, "fatal: %s is not supported by this build yet", value_flags[i]);
+        assert_non_null(strstr(err, want));
+    }
+    for (size_t i = 0; i < sizeof bool_flags / sizeof *bool_flags; i++) {
+        char eq[64];
+        snprintf(eq, sizeof eq, "%s=true", bool_flags[i]);
+        char *forms[][3] = {{(char *)bool_flags[i], "/tmp/never-created", NULL},
+                            {eq, "/tmp/never-created", NULL}};
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(parseCapture(&c, &code, forms[k], err, sizeof err), 1);
+            assert_int_equal(code, 1);
+            snprintf(want, sizeof want, "fatal: %s is not supported by this build yet", bool_flags[i]);
+            assert_non_null(strstr(err, want));
+        }
+        char *bad[] = {(char *)bool_flags[i], "/tmp/never-created", NULL};
+        snprintf(eq, sizeof eq, "%s=maybe", bool_flags[i]);
+        bad[0] = eq;
+        assert_int_equal(parseCapture(&c, &code, bad, err, sizeof err), 1);
+        assert_int_equal(code, 1);
+    }
+    /* Asking for no security is fine, and warns about nothing. */
+    char *none[] = {"-auth", "", "-join-as=", "-http-cert", "", "-http-key", "", "-node-cert=", "-node-key=",
+                    "-http-ca-cert=", "-node-ca-cert=", "-http-verify-client=false", "-node-verify-client=0",
+                    "-node-no-verify=false", "-http-verify-common-name=", "-node-verify-common-name=",
+                    "-node-verify-server-name=", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, none, err, sizeof err), 0);
+    assert_int_equal(code, 0);
+    assert_string_equal(err, "");
+    assert_false(c.http_verify_client);
+    assert_false(c.node_no_verify);
+    config_free(&c);
+    unlink(file);
+}
+
+/* A file flag naming a file that cannot be read says which and why, before
+ * anything else (also before the "not supported" refusal of another flag). */
+static void test_security_unreadable_file(void **st)
+{
+    static const char *file_flags[] = {"-auth", "-http-cert", "-http-key", "-http-ca-cert",
+                                       "-node-cert", "-node-key", "-node-ca-cert"};
+    config c;
+    int code;
+    char err[2048], want[1024];
+    char dir[] = "/tmp/test_config_dir_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char missing[600];
+    snprintf(missing, sizeof missing, "%s/no/such/file", dir);
+    for (size_t i = 0; i < sizeof file_flags / sizeof *file_flags; i++) {
+        /* Another security flag first on the line: the file is still reported. */
+        char *args[] = {"-join-as", "fiona", (char *)file_flags[i], missing, "/tmp/never-created", NULL};
+        assert_int_equal(parseCapture(&c, &code, args, err, sizeof err), 1);
+        assert_int_equal(code, 1);
+        snprintf(want, sizeof want, "fatal: cannot read %s file %s: No such file or directory\n",
+                 file_flags[i], missing);
+        assert_string_equal(err, want);
+        /* A directory cannot be read as a file. */
+        char *dargs[] = {(char *)file_flags[i], dir, "/tmp/never-created", NULL};
+        assert_int_equal(parseCapture(&c, &code, dargs, err, sizeof err), 1);
+        assert_int_equal(code, 1);
+        snprintf(want, sizeof want, "fatal: cannot read %s file %s: Is a directory\n", file_flags[i], dir);
+        assert_string_equal(err, want);
+    }
+    /* A file without read permission. Root reads any file, so as root the
+     * check runs in a child that has become nobody (65534). */
+    char file[700];
+    snprintf(file, sizeof file, "%s/secret", dir);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fputs("[]\n", f);
+    fclose(f);
+    assert_int_equal(chmod(file, 0), 0);
+    assert_int_equal(chmod(dir, 0711), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+            _exit(3);
+        for (size_t i = 0; i < sizeof file_flags / sizeof *file_flags; i++) {
+            char *args[] = {(char *)file_flags[i], file, "/tmp/never-created", NULL};
+            if (parseCapture(&c, &code, args, err, sizeof err) != 1 || code != 1)
+                _exit(1);
+            snprintf(want, sizeof want, "fatal: cannot read %s file %s: Permission denied\n", file_flags[i], file);
+            if (strcmp(err, want) != 0) {
+                fprintf(stderr, "got: %s", err);
+                _exit(2);
+            }
+        }
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    unlink(file);
+    rmdir(dir);
+}
+
+/* Non-security flags that are not implemented yet still only warn. */
+static void test_todo_warns(void **st)
+{
+    config c;
+    int code;
+    char err[2048];
+    char *args[] = {"-http-allow-origin", "*", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, args, err, sizeof err), 0);
+    assert_non_null(strstr(err, "warning: -http-allow-origin is accepted but not supported yet"));
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -142,6 +314,9 @@ int main(void)
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_security_refused),
+        cmocka_unit_test(test_security_unreadable_file),
+        cmocka_unit_test(test_todo_warns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include "http/http.h"
 
 void fake_store_set_leader(store *s, bool leader, bool known, const char *api);
+int fake_store_joins(store *s);
 
 static int freePort(void)
 {
@@ -208,7 +209,7 @@ static void test_errors_and_routing(void **state)
     EXPECT(f, "PUT", "/db/query", NULL, 405, "");
     EXPECT(f, "GET", "/nope", NULL, 404, "");
     EXPECT(f, "OPTIONS", "/db/execute", NULL, 200, "");
-    EXPECT(f, "POST", "/join", "{\"id\":\"2\"}", 400, "");
+    EXPECT(f, "POST", "/join", "{\"id\":\"2\"}", 400, "missing \"addr\"\n");
     EXPECT(f, "POST", "/join", "{\"id\":\"2\",\"addr\":\"127.0.0.1:9\"}", 200, "");
     EXPECT(f, "DELETE", "/remove", "{\"id\":\"1\",\"x\":1}", 400, "");
     EXPECT(f, "DELETE", "/remove", "{\"id\":\"9\"}", 500, "node not found in cluster\n");
@@ -225,6 +226,94 @@ static void test_errors_and_routing(void **state)
     assert_non_null(json_object_get(st, "build"));
     json_decref(st);
     buf_free(&r.body);
+}
+
+/* /join and /notify are open while auth is off: hostile bodies get a 400
+ * with a reason, and never reach the store. */
+static void test_join_notify_validation(void **state)
+{
+    fixture *f = *state;
+    openStore(f);
+    static const struct {
+        const char *body, *why;
+    } bad[] = {
+        {"", "invalid JSON body\n"},
+        {"{", "invalid JSON body\n"},
+        {"[\"2\",\"127.0.0.1:9\"]", "body must be a JSON object\n"},
+        {"null", "invalid JSON body\n"},
+        {"\"x\"", "invalid JSON body\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\"} trailing", "invalid JSON body\n"},
+        {"{\"id\":\"2\",\"id\":\"3\",\"addr\":\"127.0.0.1:9\"}", "invalid JSON body\n"},
+        {"{\"addr\":\"127.0.0.1:9\"}", "missing \"id\"\n"},
+        {"{\"id\":2,\"addr\":\"127.0.0.1:9\"}", "\"id\" must be a string\n"},
+        {"{\"id\":{\"a\":{\"b\":1}},\"addr\":\"127.0.0.1:9\"}", "\"id\" must be a string\n"},
+        {"{\"id\":\"2\",\"addr\":[\"127.0.0.1:9\"]}", "\"addr\" must be a string\n"},
+        {"{\"id\":\"\",\"addr\":\"127.0.0.1:9\"}", "\"id\" must be 1 to 255 bytes long\n"},
+        {"{\"id\":\"2\\u0000x\",\"addr\":\"127.0.0.1:9\"}", "invalid JSON body\n"},
+        {"{\"id\":\"2\\nx\",\"addr\":\"127.0.0.1:9\"}", "\"id\" must not contain control characters\n"},
+        {"{\"id\":\"2\\u007f\",\"addr\":\"127.0.0.1:9\"}", "\"id\" must not contain control characters\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\\u001b\"}", "\"addr\" must not contain control characters\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1\"}", "\"addr\" must be host:port with a port in 1-65535\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:0\"}", "\"addr\" must be host:port with a port in 1-65535\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:65536\"}", "\"addr\" must be host:port with a port in 1-65535\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:-1\"}", "\"addr\" must be host:port with a port in 1-65535\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:4x\"}", "\"addr\" must be host:port with a port in 1-65535\n"},
+        {"{\"id\":\"2\",\"addr\":\":4002\"}", "\"addr\" must be host:port with a port in 1-65535\n"},
+        {"{\"id\":\"2\",\"addr\":\"a b:4002\"}", "\"addr\" must be host:port with a port in 1-65535\n"},
+        {"{\"id\":\"2\",\"addr\":\"::1:4002\"}", "\"addr\" must be host:port with a port in 1-65535\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"api_addr\":\"127.0.0.1:8\"}",
+         "\"api_addr\" must be http://host:port or https://host:port\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"api_addr\":\"ftp://127.0.0.1:8\"}",
+         "\"api_addr\" must be http://host:port or https://host:port\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"api_addr\":\"http://127.0.0.1:8/x\"}",
+         "\"api_addr\" must be http://host:port or https://host:port\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"api_addr\":7}", "\"api_addr\" must be a string\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"voter\":\"yes\"}", "\"voter\" must be a boolean\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"voter\":1}", "\"voter\" must be a boolean\n"},
+        {"{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"extra\":{\"x\":[1]}}", "unknown field in body\n"},
+    };
+    for (int path = 0; path < 2; path++) {
+        const char *url = path ? "/notify" : "/join";
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+            resp r = call(f, "POST", url, bad[i].body, NULL);
+            if (r.status != 400 || strcmp(r.body.data, bad[i].why) != 0)
+                fail_msg("%s %s: %ld %s, want 400 %s", url, bad[i].body, r.status, r.body.data, bad[i].why);
+            buf_free(&r.body);
+        }
+        /* 256 bytes is one too many; 255 is fine. */
+        char body[1024], big[300];
+        memset(big, 'x', 256);
+        big[256] = '\0';
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"addr\":\"127.0.0.1:9\"}", big);
+        EXPECT(f, "POST", url, body, 400, "\"id\" must be 1 to 255 bytes long\n");
+        snprintf(body, sizeof body, "{\"id\":\"2\",\"addr\":\"%s:9\"}", big);
+        EXPECT(f, "POST", url, body, 400, "\"addr\" must be 1 to 255 bytes long\n");
+        big[255] = '\0';
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"addr\":\"127.0.0.1:9\"}", big);
+        EXPECT(f, "POST", url, body, 200, "");
+    }
+    /* "reset" (our joiner's flag) is a /join field only. */
+    EXPECT(f, "POST", "/notify", "{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"reset\":true}", 400,
+           "unknown field in body\n");
+    EXPECT(f, "POST", "/join", "{\"id\":\"2\",\"addr\":\"127.0.0.1:9\",\"reset\":1}", 400,
+           "\"reset\" must be a boolean\n");
+    assert_int_equal(fake_store_joins(f->st), 1); /* only the 255-byte id */
+    /* What our nodes send, and the forms rqlite's clients use. */
+    EXPECT(f, "POST", "/join",
+           "{\"id\":\"2\",\"addr\":\"localhost:4004\",\"voter\":false,\"api_addr\":\"http://localhost:4003\","
+           "\"reset\":true}", 200, "");
+    EXPECT(f, "POST", "/join", "{\"id\":\"n\u00e9\",\"addr\":\"[::1]:4004\",\"voter\":true}", 200, "");
+    EXPECT(f, "POST", "/join", "{\"id\":\"3\",\"addr\":\"node-3.example_x.org:65535\"}", 200, "");
+    EXPECT(f, "POST", "/notify", "{\"id\":\"3\",\"addr\":\"10.0.0.3:4002\",\"api_addr\":\"https://h:1\"}", 200,
+           "");
+    assert_int_equal(fake_store_joins(f->st), 4);
+    store_node *known = NULL;
+    int n = http_server_notified(f->h, &known);
+    assert_int_equal(n, 2);
+    assert_string_equal(known[1].addr, "10.0.0.3:4002");
+    free(known);
+    /* The image transfer is not an HTTP endpoint. */
+    EXPECT(f, "GET", "/_rq/image", NULL, 404, "");
 }
 
 static void test_follower(void **state)
@@ -261,6 +350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_before_store, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_endpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors_and_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_join_notify_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
