@@ -583,33 +583,14 @@ static void logCopyProgress(void *arg, long long done, long long total)
     rq_log("http", "%s: copied %lld of %lld bytes (%d%%)", p->what, done, total, (int)(done * 100 / total));
 }
 
-/* A consistent copy of the database in a temporary file beside it, opened
- * and unlinked at once: the descriptor keeps the file until it is sent.
+/* A consistent copy of the database (store_copy), progress logged.
  * Returns the descriptor (size in *size) or -1 with *err set. */
 static int copyToFd(store *st, unsigned flags, const char *what, off_t *size, char **err)
 {
-    db *d = store_db(st);
-    char *tmp = rq_sprintf("%s.copy-%lx-%llx", db_path(d), (unsigned long)pthread_self(),
-                           (unsigned long long)rq_now_ms());
     copyProgress prog = {what, rq_now_ms()};
-    int64_t t0 = rq_now_ms();
-    if (db_backup_file(d, tmp, flags, logCopyProgress, &prog, NULL, err) != 0) {
-        free(tmp);
-        return -1;
-    }
-    int fd = open(tmp, O_RDWR | O_CLOEXEC);
-    unlink(tmp);
-    free(tmp);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        *err = rq_sprintf("cannot read the copy: %s", strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    *size = sb.st_size;
-    rq_log("http", "%s: %lld-byte copy made in %lld ms", what, (long long)sb.st_size,
-           (long long)(rq_now_ms() - t0));
+    uint64_t n = 0;
+    int fd = store_copy(st, flags, logCopyProgress, &prog, &n, err);
+    *size = (off_t)n;
     return fd;
 }
 

@@ -867,20 +867,16 @@ static int wrappedSend(struct raft_io *io, struct raft_io_send *req, const struc
 
 /* ------------------------------------------------- snapshot image fetch */
 
-/* The transport's rq_image_fn (a sender thread, never the Raft thread): a
- * consistent copy of the database, its Raft index kept, in a temporary file
- * beside it that is unlinked at once: the descriptor keeps it until sent. */
-static int imageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
+int store_copy(store *s, unsigned flags, db_progress_fn progress, void *arg, uint64_t *size, char **err)
 {
-    store *s = arg;
-    char *tmp = rq_sprintf("%s.image-%lx-%llx", s->db_path, (unsigned long)pthread_self(),
+    char *tmp = rq_sprintf("%s.copy-%lx-%llx", s->db_path, (unsigned long)pthread_self(),
                            (unsigned long long)rq_now_ms());
     int64_t t0 = rq_now_ms();
-    if (db_backup_file(s->db, tmp, DB_BACKUP_KEEP_INDEX, progress, parg, NULL, err) != 0) {
+    if (db_backup_file(s->db, tmp, flags, progress, arg, NULL, err) != 0) {
         free(tmp);
         return -1;
     }
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    int fd = open(tmp, O_RDWR | O_CLOEXEC);
     int e = errno;
     unlink(tmp);
     free(tmp);
@@ -892,9 +888,16 @@ static int imageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint6
         return -1;
     }
     *size = (uint64_t)sb.st_size;
-    rq_log("store", "snapshot image: %lld-byte copy made in %lld ms", (long long)sb.st_size,
+    rq_log("store", "%lld-byte copy of the database made in %lld ms", (long long)sb.st_size,
            (long long)(rq_now_ms() - t0));
     return fd;
+}
+
+/* The transport's rq_image_fn (a sender thread, never the Raft thread): a
+ * consistent copy of the database with its Raft index. */
+static int imageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
+{
+    return store_copy(arg, DB_BACKUP_KEEP_INDEX, progress, parg, size, err);
 }
 
 /* Progress of a transfer (about once a second); nonzero when the store is

@@ -129,6 +129,10 @@ json_t *store_status(store *s);
  * the same memory cap). *nothing_new: nothing applied since the last
  * snapshot. */
 int store_snapshot(store *s, uint64_t trailing, bool *nothing_new, char **err);
+/* A consistent copy of the local database (db_backup_file's flags) in a
+ * file already unlinked: returns its descriptor (caller closes) and *size,
+ * or -1 with *err. Any thread; memory does not grow with the database. */
+int store_copy(store *s, unsigned flags, db_progress_fn progress, void *arg, uint64_t *size, char **err);
 /* The local database (for /db/backup and readyz's SELECT 1). */
 db *store_db(store *s);
 /* True when the data directory held no Raft state at store_open() (a new
