@@ -105,11 +105,16 @@ void db_set_step_budget(db *d, uint64_t steps);
  * failure is an answer, the same on every replica. */
 int db_execute(db *d, const cmd_view *stmts, unsigned flags, buf *out);
 
+enum { DB_CHECK_OK = 0, DB_CHECK_DISALLOWED_PRAGMA = 1 };
+
 /* Run read statements on a read-only pooled connection; any thread. A write
  * statement yields {"error":"attempt to change database via query operation"}.
  * timeout_us > 0 (rqlite's ?db_timeout): a statement still running that long
- * after the call is interrupted, and yields {"error":"query timeout"}. */
-void db_query(db *d, const cmd_view *stmts, unsigned flags, uint64_t timeout_us, buf *out);
+ * after the call is interrupted, and yields {"error":"query timeout"}.
+ * Returns DB_CHECK_DISALLOWED_PRAGMA when a statement was refused for a
+ * disallowed pragma (rqlite answers the whole request then), else
+ * DB_CHECK_OK: reads need no db_check() first. */
+int db_query(db *d, const cmd_view *stmts, unsigned flags, uint64_t timeout_us, buf *out);
 
 /* The leader's look at a request before proposing it, on a read-only
  * connection (any thread): DB_CHECK_DISALLOWED_PRAGMA when a statement sets
@@ -117,7 +122,6 @@ void db_query(db *d, const cmd_view *stmts, unsigned flags, uint64_t timeout_us,
  * "disallowed pragma"), and *readonly when every statement only reads
  * (/db/request then serves it as a query). A statement that cannot be
  * prepared yet counts as a write; the policy still applies when it runs. */
-enum { DB_CHECK_OK = 0, DB_CHECK_DISALLOWED_PRAGMA = 1 };
 int db_check(db *d, const cmd_view *stmts, bool *readonly);
 
 /* Is data (len bytes) a SQLite database image that can replace ours: the

@@ -663,7 +663,7 @@ static int pastDeadline(void *arg)
     return rq_now_sec() > *(const double *)arg;
 }
 
-void db_query(db *d, const cmd_view *v, unsigned flags, uint64_t timeout_us, buf *out)
+int db_query(db *d, const cmd_view *v, unsigned flags, uint64_t timeout_us, buf *out)
 {
     sqlite3 *c = dbRoGet(d);
     if (c == NULL) {
@@ -672,7 +672,7 @@ void db_query(db *d, const cmd_view *v, unsigned flags, uint64_t timeout_us, buf
                 buf_putc(out, ',');
             dbPutError(out, "unable to open database connection", 0, 0);
         }
-        return;
+        return DB_CHECK_OK;
     }
     double deadline = rq_now_sec() + (double)timeout_us / 1e6;
     /* A deadline under the handler's grain is checked every few steps. */
@@ -686,6 +686,7 @@ void db_query(db *d, const cmd_view *v, unsigned flags, uint64_t timeout_us, buf
     if (timeout_us > 0)
         sqlite3_progress_handler(c, 0, NULL, NULL);
     dbRoPut(d, c, (x.seen & POLICY_SEEN_STATE) != 0);
+    return x.seen & POLICY_SEEN_DENIED_PRAGMA ? DB_CHECK_DISALLOWED_PRAGMA : DB_CHECK_OK;
 }
 
 int db_check(db *d, const cmd_view *v, bool *readonly)

@@ -2379,9 +2379,8 @@ static bool tooOld(int64_t age_ms, uint64_t freshness_us)
     return age_ms < 0 || (uint64_t)(age_ms + 1) * 1000 > freshness_us;
 }
 
-/* store_query once the policy has looked at the statements. */
-static int queryChecked(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out,
-                        char **err)
+/* The policy looks at the statements as they run (db_query). */
+int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
 {
     store_level level = r->level;
     uint64_t freshness_us = r->freshness_us;
@@ -2416,8 +2415,7 @@ static int queryChecked(store *s, const cmd_view *stmts, unsigned db_flags, cons
                 return STORE_ERROR;
             }
         }
-        db_query(s->db, stmts, db_flags, r->db_timeout_us, out);
-        return STORE_OK;
+        return db_query(s->db, stmts, db_flags, r->db_timeout_us, out) == DB_CHECK_OK ? STORE_OK : STORE_DISALLOWED;
     }
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
@@ -2442,16 +2440,7 @@ static int queryChecked(store *s, const cmd_view *stmts, unsigned db_flags, cons
         if (rc != STORE_OK)
             return rc;
     }
-    db_query(s->db, stmts, db_flags, r->db_timeout_us, out);
-    return STORE_OK;
-}
-
-int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
-{
-    bool readonly;
-    if (store_check(s, stmts, &readonly) == STORE_DISALLOWED)
-        return STORE_DISALLOWED;
-    return queryChecked(s, stmts, db_flags, r, out, err);
+    return db_query(s->db, stmts, db_flags, r->db_timeout_us, out) == DB_CHECK_OK ? STORE_OK : STORE_DISALLOWED;
 }
 
 int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
@@ -2463,7 +2452,7 @@ int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const stor
         store_read q = *r;
         if (q.level == LEVEL_AUTO)
             q.level = LEVEL_WEAK;
-        return queryChecked(s, stmts, db_flags, &q, out, err);
+        return store_query(s, stmts, db_flags, &q, out, err);
     }
     return applyEntry(s, stmts, db_flags | DB_READ_ROWS, r->db_timeout_us, out, NULL, err);
 }

@@ -106,13 +106,9 @@ int store_execute(store *s, const cmd_view *stmts, unsigned flags, uint64_t db_t
 
 int store_query(store *s, const cmd_view *stmts, unsigned flags, const store_read *r, buf *out, char **err)
 {
-    bool ro;
-    if (store_check(s, stmts, &ro) == STORE_DISALLOWED)
-        return STORE_DISALLOWED;
     if (!s->leader && r->level != LEVEL_NONE)
         return STORE_NOT_LEADER;
-    db_query(s->d, stmts, flags, r->db_timeout_us, out);
-    return STORE_OK;
+    return db_query(s->d, stmts, flags, r->db_timeout_us, out) == DB_CHECK_OK ? STORE_OK : STORE_DISALLOWED;
 }
 
 int store_request(store *s, const cmd_view *stmts, unsigned flags, const store_read *r, buf *out, char **err)
