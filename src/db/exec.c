@@ -264,6 +264,10 @@ static void putFailure(runCtx *x, size_t mark, const char *msg, double t0)
 static bool stepOne(runCtx *x, sqlite3_stmt *st, double t0)
 {
     bool ok = true;
+    /* SQLite calls the progress handler at a phase set by the steps this
+     * statement object ran before: a cached statement must start from 0,
+     * as a fresh one (on a replica that just restarted) does. */
+    sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
     budgetOn(x, true);
     if (sqlite3_column_count(st) > 0 && (x->ro || (x->flags & DB_READ_ROWS) || !sqlite3_stmt_readonly(st))) {
         char *qerr = NULL;

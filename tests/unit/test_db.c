@@ -667,6 +667,15 @@ static void test_entry_state_is_per_entry(void **state)
         "[\"DROP TABLE temp._rq_nochange\"]",
         "[\"INSERT INTO p VALUES (4)\"]",
         "[\"INSERT INTO t(v) VALUES (changes())\", \"INSERT INTO t(v) SELECT total_changes()\"]",
+        /* a runaway statement stops at the same step on both, cached (A) or
+         * freshly prepared (B), and its last rowid before the interrupt shows
+         * it (the fuzz corpus keeps the case where a cached statement's
+         * earlier steps shifted the budget's count: replica/budget-phase-*) */
+        "[\"CREATE TABLE r (v)\"]",
+        "[[\"INSERT INTO r(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) "
+        "SELECT x FROM c\", 777]]",
+        "[[\"INSERT INTO r(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < ?) "
+        "SELECT x FROM c\", 1000000000], \"INSERT INTO r(v) VALUES (last_insert_rowid())\"]",
         /* the budget runs out at the same statement on both */
         "[\"INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 3000) "
         "SELECT x FROM c\", \"INSERT INTO t(v) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
