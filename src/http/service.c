@@ -68,14 +68,6 @@ struct http_server {
     unsigned long refused;  /* 503s since at_cap was set */
     unsigned long cut;      /* timed-out connections not yet logged */
     int64_t cut_logged_ms;
-    /* EXPERIMENT event mode */
-    bool event;
-    int n_workers;
-    pthread_t *workers;
-    pthread_mutex_t jobs_mu;
-    pthread_cond_t jobs_cv;
-    struct request *jobs, *jobs_tail;
-    bool jobs_stop;
     pthread_mutex_t log_mu; /* libmicrohttpd's messages, rate-limited */
     int64_t log_window_ms;
     int log_lines;
@@ -85,29 +77,7 @@ struct http_server {
 typedef struct request {
     buf body;
     double t0;
-    /* EXPERIMENT event mode */
-    int state; /* 0 new, 1 dispatched to a worker, 2 answered */
-    struct MHD_Connection *c;
-    const char *url, *method;
-    struct MHD_Response *resp;
-    unsigned status;
-    enum MHD_Result ret;
-    struct request *next_job;
 } request;
-
-static __thread request *deferred; /* EXPERIMENT: the worker's request */
-
-static enum MHD_Result queueResponse(struct MHD_Connection *c, unsigned status, struct MHD_Response *r)
-{
-    if (deferred) {
-        if (deferred->resp)
-            MHD_destroy_response(deferred->resp);
-        deferred->resp = r;
-        deferred->status = status;
-        return r ? MHD_YES : MHD_NO;
-    }
-    return queueResponse(c, status, r);
-}
 
 
 static store *getStore(http_server *h)
@@ -287,7 +257,9 @@ static enum MHD_Result sendRedirect(struct MHD_Connection *c, const char *locati
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Location", location);
     MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
-    return queueResponse(c, 301, r);
+    enum MHD_Result ret = MHD_queue_response(c, 301, r);
+    MHD_destroy_response(r);
+    return ret;
 }
 
 /* ---- forwarding to the leader ---------------------------------------------- */
@@ -1781,62 +1753,9 @@ static enum MHD_Result onRequest(void *cls, struct MHD_Connection *c, const char
         *upload_size = 0;
         return MHD_YES;
     }
-    if (h->event) {
-        if (rq->state == 2) {
-            if (rq->resp == NULL)
-                return MHD_NO;
-            enum MHD_Result ret = MHD_queue_response(c, rq->status, rq->resp);
-            MHD_destroy_response(rq->resp);
-            rq->resp = NULL;
-            return rq->ret == MHD_NO ? MHD_NO : ret;
-        }
-        if (rq->state == 1)
-            return MHD_YES;
-        if (!connBusy(c))
-            return MHD_NO;
-        rq->state = 1;
-        rq->c = c;
-        rq->url = url;
-        rq->method = method;
-        MHD_suspend_connection(c);
-        pthread_mutex_lock(&h->jobs_mu);
-        rq->next_job = NULL;
-        if (h->jobs_tail)
-            h->jobs_tail->next_job = rq;
-        else
-            h->jobs = rq;
-        h->jobs_tail = rq;
-        pthread_cond_signal(&h->jobs_cv);
-        pthread_mutex_unlock(&h->jobs_mu);
-        return MHD_YES;
-    }
     if (!connBusy(c))
         return MHD_NO; /* the watchdog cut it as it completed */
     return route(h, c, url, method, rq);
-}
-
-static void *workerThread(void *arg)
-{
-    http_server *h = arg;
-    for (;;) {
-        pthread_mutex_lock(&h->jobs_mu);
-        while (h->jobs == NULL && !h->jobs_stop)
-            pthread_cond_wait(&h->jobs_cv, &h->jobs_mu);
-        if (h->jobs == NULL) {
-            pthread_mutex_unlock(&h->jobs_mu);
-            return NULL;
-        }
-        request *rq = h->jobs;
-        h->jobs = rq->next_job;
-        if (h->jobs == NULL)
-            h->jobs_tail = NULL;
-        pthread_mutex_unlock(&h->jobs_mu);
-        deferred = rq;
-        rq->ret = route(h, rq->c, rq->url, rq->method, rq);
-        deferred = NULL;
-        rq->state = 2;
-        MHD_resume_connection(rq->c);
-    }
 }
 
 /* After the response was sent (or the request failed): the connection has
@@ -1854,8 +1773,6 @@ static void onCompleted(void *cls, struct MHD_Connection *c, void **con_cls,
     }
     request *rq = *con_cls;
     if (rq) {
-        if (rq->resp)
-            MHD_destroy_response(rq->resp);
         buf_free(&rq->body);
         free(rq);
         *con_cls = NULL;
@@ -1986,25 +1903,7 @@ int http_server_start(const config *cfg, http_server **out, char **err)
     unsigned idle = (unsigned)((cfg->http_request_timeout_ms + 999) / 1000);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
-    /* EXPERIMENT: RQ_HTTP_EVENT=workers selects the event-driven variant,
-     * RQ_HTTP_STACK=bytes the connection threads' stack size. */
-    unsigned pool = 1, stack = getenv("RQ_HTTP_STACK") ? (unsigned)atoi(getenv("RQ_HTTP_STACK")) : 0;
-    if (getenv("RQ_HTTP_EVENT")) {
-        h->event = true;
-        h->n_workers = atoi(getenv("RQ_HTTP_EVENT"));
-        pool = getenv("RQ_HTTP_LOOPS") ? (unsigned)atoi(getenv("RQ_HTTP_LOOPS")) : 1;
-        flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
-        pthread_mutex_init(&h->jobs_mu, NULL);
-        pthread_cond_init(&h->jobs_cv, NULL);
-        h->workers = calloc((size_t)h->n_workers, sizeof *h->workers);
-        for (int i = 0; i < h->n_workers; i++)
-            pthread_create(&h->workers[i], NULL, workerThread, h);
-        rq_log("http", "EXPERIMENT: event-driven, %u loop threads, %d workers", pool, h->n_workers);
-    }
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, onRequest, h,
-                              MHD_OPTION_THREAD_POOL_SIZE, pool,
-                              MHD_OPTION_THREAD_STACK_SIZE, (size_t)stack,
                               MHD_OPTION_NOTIFY_COMPLETED, onCompleted, h,
                               MHD_OPTION_NOTIFY_CONNECTION, onConnection, h,
                               MHD_OPTION_CONNECTION_TIMEOUT, idle,
@@ -2050,15 +1949,6 @@ void http_server_stop(http_server *h)
     pthread_mutex_unlock(&h->conns_mu);
     if (h->watching)
         pthread_join(h->watchdog, NULL);
-    if (h->event) {
-        pthread_mutex_lock(&h->jobs_mu);
-        h->jobs_stop = true;
-        pthread_cond_broadcast(&h->jobs_cv);
-        pthread_mutex_unlock(&h->jobs_mu);
-        for (int i = 0; i < h->n_workers; i++)
-            pthread_join(h->workers[i], NULL);
-        free(h->workers);
-    }
     MHD_stop_daemon(h->mhd); /* NOTIFY_CLOSED frees what is left of conns */
     wqueue_stop(h->queue); /* flushes what is queued while the store is open */
     rq_log("http", "service on %s stopped", h->cfg->http_addr);
