@@ -1900,6 +1900,12 @@ int http_server_start(const config *cfg, http_server **out, char **err)
      * is one of inactivity: here it bounds a client that stops reading a
      * response, the watchdog bounds the rest. */
     unsigned limit = cfg->http_max_conns > 0 ? (unsigned)cfg->http_max_conns + 64 : 1u << 20;
+    /* Connection threads get 1 MiB of stack, not glibc's 8 MiB: at the
+     * default cap that is 1 GB of address space instead of 8 (it counts
+     * against vm.overcommit_memory=2 and ulimit -v), and resident memory is
+     * what the thread touches either way. SQLite at its deepest expression
+     * (SQLITE_MAX_EXPR_DEPTH, 1000) needs between 384 and 512 KiB here. */
+    size_t stack = 1024 * 1024;
     unsigned idle = (unsigned)((cfg->http_request_timeout_ms + 999) / 1000);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
@@ -1908,6 +1914,7 @@ int http_server_start(const config *cfg, http_server **out, char **err)
                               MHD_OPTION_NOTIFY_CONNECTION, onConnection, h,
                               MHD_OPTION_CONNECTION_TIMEOUT, idle,
                               MHD_OPTION_CONNECTION_LIMIT, limit,
+                              MHD_OPTION_THREAD_STACK_SIZE, stack,
                               MHD_OPTION_EXTERNAL_LOGGER, mhdLog, h,
                               MHD_OPTION_END);
     if (h->mhd == NULL || pthread_create(&h->acceptor, NULL, acceptThread, h) != 0) {

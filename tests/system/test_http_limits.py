@@ -372,3 +372,12 @@ def test_slow_handler_and_long_response_are_not_cut(cluster):
     assert total is not None and len(data) == total and total > 16000000
     assert took > TIMEOUT + 0.5, "the response did not outlast the timeout (%.1f s)" % took
     s.close()
+
+
+def test_deepest_expression_fits_a_connection_thread_stack(cluster):
+    # Connection threads have a 1 MiB stack; SQLite's deepest expression
+    # (SQLITE_MAX_EXPR_DEPTH 1000) runs in them and needs about half of it.
+    n = limited_node(cluster)
+    r = n.query("SELECT " + "+".join(["1"] * 998), level="none", timeout=30)
+    assert r["results"][0]["values"] == [[998]], r
+    assert n.proc.poll() is None
