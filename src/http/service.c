@@ -1601,25 +1601,33 @@ static void *acceptThread(void *arg)
 {
     http_server *h = arg;
     int cap = h->cfg->http_max_conns;
-    bool starved = false; /* out of descriptors: logged once per episode */
+    bool starved = false;     /* out of descriptors (EMFILE) or the like: pause before the next accept */
+    int64_t starved_log = 0;  /* at most one line per 10 s about it */
+    unsigned long failures = 0;
     struct pollfd p[2] = {{.fd = h->listen_fd, .events = POLLIN}, {.fd = h->wake[0], .events = POLLIN}};
     for (;;) {
-        if (poll(p, 2, starved ? 100 : -1) < 0 && errno != EINTR)
+        /* Starved, the listening socket stays readable: wait on the wake
+         * pipe alone, 100 ms, instead of spinning on accept. */
+        int rc = starved ? poll(&p[1], 1, 100) : poll(p, 2, -1);
+        if (rc < 0 && errno != EINTR)
             break;
         if (p[1].revents)
             break;
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
         int fd = accept4(h->listen_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                if (!starved)
-                    rq_log("http", "cannot accept connections: %s", strerror(errno));
-                starved = true; /* the listening socket stays readable: poll with a pause */
+        starved = fd < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED;
+        if (starved) {
+            failures++;
+            if (rq_now_ms() - starved_log >= 10000) {
+                rq_log("http", "cannot accept connections: %s (%lu times since the last such line)",
+                       strerror(errno), failures);
+                starved_log = rq_now_ms();
+                failures = 0;
             }
-            continue;
         }
-        starved = false;
+        if (fd < 0)
+            continue;
         pthread_mutex_lock(&h->conns_mu);
         bool admit = cap <= 0 || h->n_conns < cap;
         if (admit) {
@@ -1910,12 +1918,12 @@ int http_server_start(const config *cfg, http_server **out, char **err)
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, onRequest, h,
+                              MHD_OPTION_EXTERNAL_LOGGER, mhdLog, h, /* first, to catch all */
                               MHD_OPTION_NOTIFY_COMPLETED, onCompleted, h,
                               MHD_OPTION_NOTIFY_CONNECTION, onConnection, h,
                               MHD_OPTION_CONNECTION_TIMEOUT, idle,
                               MHD_OPTION_CONNECTION_LIMIT, limit,
                               MHD_OPTION_THREAD_STACK_SIZE, stack,
-                              MHD_OPTION_EXTERNAL_LOGGER, mhdLog, h,
                               MHD_OPTION_END);
     if (h->mhd == NULL || pthread_create(&h->acceptor, NULL, acceptThread, h) != 0) {
         *err = rq_sprintf("cannot start the HTTP server on %s", cfg->http_addr);
