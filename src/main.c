@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -186,6 +187,30 @@ static void leaveCluster(const config *cfg, store *st)
     }
 }
 
+/* Every HTTP connection holds a descriptor, and the default soft limit
+ * (1024 on most systems) would exhaust the node near 1,000 connections,
+ * below -http-max-conns' default: raise the soft limit to the hard one. */
+static void raiseFileLimit(const config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    unsigned long long was = (unsigned long long)rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            rq_log("rqlited", "cannot raise the open files limit from %llu: %s", was, strerror(errno));
+            getrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
+    rq_log("rqlited", "open files limit %llu (was %llu, hard limit %llu)", (unsigned long long)rl.rlim_cur,
+           was, (unsigned long long)rl.rlim_max);
+    /* Raft, SQLite and the node's own clients need some too. */
+    if (cfg->http_max_conns > 0 && rl.rlim_cur < (rlim_t)cfg->http_max_conns + 256)
+        rq_log("rqlited", "warning: %llu open files may not be enough for -http-max-conns %d",
+               (unsigned long long)rl.rlim_cur, cfg->http_max_conns);
+}
+
 /* SQLite's own error log, for what is not the statement's fault: a write
  * that fails locally (busy, I/O, corruption) while the same entry succeeds
  * on other nodes would make this replica diverge, so it must be visible.
@@ -252,6 +277,7 @@ int main(int argc, char **argv)
             n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
         rq_log("rqlited", "launch command: %s", cmd);
     }
+    raiseFileLimit(&cfg);
     if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
 
