@@ -9,6 +9,13 @@ PKGS       = build-essential cmake pkg-config libraft-dev libuv1-dev \
              libcurl4-openssl-dev libcmocka-dev zlib1g-dev \
              python3 python3-pytest python3-requests tmux sqlite3 \
              clang libclang-rt-14-dev
+# `make asan test` (or `make asan chaos`): the same, built with ASan+UBSan.
+# (Before the rules: their targets name $(BUILD) when they are read.)
+ifneq ($(filter asan,$(MAKECMDGOALS)),)
+BUILD      := build-asan
+CMAKE_FLAGS := -DRQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+export RQ_SANITIZED := 1
+endif
 PC_LIBS    = raft libuv libmicrohttpd jansson sqlite3 libedit libcurl cmocka zlib
 
 .PHONY: all deps build run test unit system asan clean bench chaos fuzz
@@ -83,12 +90,6 @@ test: build
 	/usr/bin/python3 tests/chaos/chaos.py --build $(abspath $(BUILD)) $(CHAOS_FLAGS)
 	@$(MAKE) --no-print-directory fuzz
 
-# `make asan test` (or `make asan chaos`): the same, built with ASan+UBSan.
-ifneq ($(filter asan,$(MAKECMDGOALS)),)
-BUILD      := build-asan
-CMAKE_FLAGS := -DRQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
-export RQ_SANITIZED := 1
-endif
 asan: build
 
 clean:
