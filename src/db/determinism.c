@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -100,12 +101,39 @@ static bool under(const char *path, const char *dir)
     return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0' || (n == 1 && dir[0] == '/'));
 }
 
+/* Is dir, or one of its parents, a node's data directory (a raft/
+ * directory beside a db.sqlite or holding rqnode.json)? Other nodes of a
+ * cluster on one host, as in the walk-through, have theirs nearby. */
+static bool insideDataDir(const char *dir)
+{
+    char *p = strdup(dir);
+    bool found = false;
+    while (p && !found) {
+        char probe[PATH_MAX + 32];
+        struct stat st;
+        snprintf(probe, sizeof probe, "%s/raft", p);
+        if (stat(probe, &st) == 0 && S_ISDIR(st.st_mode)) {
+            snprintf(probe, sizeof probe, "%s/raft/rqnode.json", p);
+            found = stat(probe, &st) == 0;
+            snprintf(probe, sizeof probe, "%s/db.sqlite", p);
+            found = found || stat(probe, &st) == 0;
+        }
+        char *slash = strrchr(p, '/');
+        if (slash == NULL || slash == p)
+            break;
+        *slash = '\0';
+    }
+    free(p);
+    return found;
+}
+
 /* May client SQL (ATTACH, VACUUM INTO) open this database file? Not one
- * inside a node's data directory (our database, the Raft log, peers.json:
- * an attached copy of our own file deadlocks writes, a VACUUM INTO there
- * could plant files the node trips on at its next start), nor a special
- * file (a FIFO blocks the thread for good, /proc and /dev files fail with
- * I/O errors). */
+ * inside a node's data directory, ours or another's (the database, the Raft
+ * log, peers.json: an attached copy of our own file deadlocks writes,
+ * another node's file would be changed behind its back, a VACUUM INTO there
+ * could plant files a node trips on at its next start), nor a special file
+ * (a FIFO blocks the thread for good, /proc and /dev files fail with I/O
+ * errors). */
 static bool clientMayOpen(const char *name)
 {
     struct stat st;
@@ -116,7 +144,7 @@ static bool clientMayOpen(const char *name)
     free(copy);
     if (real == NULL)
         return true; /* no such directory: the open fails by itself */
-    bool ok = !under(real, "/proc") && !under(real, "/dev") && !under(real, "/sys");
+    bool ok = !under(real, "/proc") && !under(real, "/dev") && !under(real, "/sys") && !insideDataDir(real);
     pthread_mutex_lock(&protMu);
     for (int i = 0; ok && i < MAX_PROTECTED; i++)
         if (protected[i] && under(real, protected[i]))

@@ -30,7 +30,13 @@
  * own data directory (the VFS refuses them, determinism.c).
  * total_changes() is refused in writes: it counts what the connection did
  * since it opened, which differs between replicas; changes() in an entry
- * that has changed no rows yet reads 0 (exec.c).
+ * that has changed no rows yet reads 0 (exec.c). So are the tables whose
+ * rows are the node's own (file paths in pragma_database_list, the
+ * connection's statements in sqlite_stmt, data_version, page layout in
+ * dbstat, page_count, freelist_count). fts3_tokenizer() is refused
+ * everywhere: Debian's SQLite lets its two-argument form install a
+ * function pointer given by the client. URI filenames are off, so ATTACH
+ * cannot name another VFS.
  *
  * Decisions are also recorded per thread (policy_take), so that callers can
  * answer "disallowed pragma" for the whole request, as rqlite does, and know
@@ -150,6 +156,17 @@ int policy_pragma_rule(const char *name, bool has_value)
     return POLICY_STATE; /* unknown to us: assume it sets something */
 }
 
+/* Tables (virtual, eponymous) whose rows are this node's own. */
+static bool nodeLocalTable(const char *name)
+{
+    static const char *const names[] = {"pragma_database_list", "pragma_data_version", "sqlite_stmt", "dbstat",
+                                        "pragma_page_count", "pragma_freelist_count", "pragma_stats"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcasecmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
 static int authorize(void *arg, int action, const char *a1, const char *a2, const char *dbname,
                      const char *trigger)
 {
@@ -181,7 +198,22 @@ static int authorize(void *arg, int action, const char *a1, const char *a2, cons
     case SQLITE_DROP_TEMP_VIEW:
         pol.seen |= POLICY_SEEN_STATE;
         return SQLITE_OK;
+    case SQLITE_READ:
+        /* What differs between nodes must not flow into the database:
+         * file paths, this connection's prepared statements and data
+         * version, the file's physical layout. */
+        if (write && a1 && nodeLocalTable(a1)) {
+            pol.seen |= POLICY_SEEN_DENIED_FUNCTION;
+            return SQLITE_DENY;
+        }
+        return SQLITE_OK;
     case SQLITE_FUNCTION:
+        /* Debian's SQLite enables fts3_tokenizer(name, pointer): a pointer
+         * from the client, called. Refused everywhere. */
+        if (a2 && strcasecmp(a2, "fts3_tokenizer") == 0) {
+            pol.seen |= POLICY_SEEN_DENIED_FUNCTION;
+            return SQLITE_DENY;
+        }
         if (write && a2 && strcasecmp(a2, "total_changes") == 0) {
             pol.seen |= POLICY_SEEN_DENIED_FUNCTION;
             return SQLITE_DENY;

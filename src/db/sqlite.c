@@ -147,6 +147,10 @@ static void sqliteGlobalConfig(void)
     /* Memory statistics put a global mutex around every SQLite allocation;
      * nothing reads them. Must precede sqlite3_initialize(). */
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+    /* Debian builds with URI filenames on: ATTACH 'file:x?vfs=unix' would
+     * choose a VFS without our guard. */
+    if (sqlite3_config(SQLITE_CONFIG_URI, 0) != SQLITE_OK)
+        rq_log("db", "cannot turn URI filenames off: SQLite was initialised first");
 }
 
 int db_open(const char *path, const db_options *opts, db **out, char **err)

@@ -507,22 +507,17 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
     char *err = NULL;
     enum MHD_Result ret;
     if (kind == KIND_QUERY && strcmp(method, "GET") == 0) {
-        const char *q = paramValue(c, "q");
-        if (q == NULL) {
+        /* The whole decoded value, NUL bytes (%00) included, so that SQL
+         * with a NUL is refused here as on every other path. */
+        const char *qv = NULL;
+        size_t qlen = 0;
+        if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "q", 1, &qv, &qlen) != MHD_YES) {
             buf e = BUF_INIT;
             buf_puts(&e, "{\"results\":[]}");
             return sendJson(h, c, 200, &e, pretty);
         }
-        if (*q == '\0')
+        if (qv == NULL || qlen == 0)
             return sendText(h, c, 400, "query parameter not set");
-        /* ?q= with %00 in it: the whole decoded value, NUL included, so
-         * that it is refused like SQL text with a NUL anywhere else. */
-        const char *qv = NULL;
-        size_t qlen = 0;
-        if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "q", 1, &qv, &qlen) != MHD_YES || qv == NULL) {
-            qv = q;
-            qlen = strlen(q);
-        }
         if (cmd_from_sql(qv, qlen, &b, &err) != 0) {
             ret = sendText(h, c, 400, err);
             free(err);
@@ -751,6 +746,10 @@ static enum MHD_Result handleLoad(http_server *h, struct MHD_Connection *c, requ
     if (boot) {
         if (!image)
             return sendText(h, c, 400, "invalid SQLite data");
+        /* A bad image is the client's to hear of first, wherever it lands. */
+        char *ierr = NULL;
+        if (store_image_check(rq->body.data, rq->body.len, &ierr) != 0)
+            return sendError(h, c, 400, "", ierr, "invalid database image");
         store_node *nodes = NULL;
         int n = store_nodes(st, &nodes);
         free(nodes);

@@ -2301,6 +2301,11 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
     return rc;
 }
 
+int store_image_check(const void *image, size_t len, char **err)
+{
+    return db_image_check(image, len, err);
+}
+
 int store_load(store *s, const void *image, size_t len, char **err)
 {
     if (!store_is_leader(s))

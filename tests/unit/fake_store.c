@@ -121,6 +121,11 @@ int store_request(store *s, const cmd_view *stmts, unsigned flags, const store_r
     return store_execute(s, stmts, flags | DB_READ_ROWS, r->db_timeout_us, out, NULL, err);
 }
 
+int store_image_check(const void *image, size_t len, char **err)
+{
+    return db_image_check(image, len, err);
+}
+
 int store_load(store *s, const void *image, size_t len, char **err)
 {
     if (!s->leader)
