@@ -1,4 +1,5 @@
 """Three nodes: formation, forwarding, failover, restart."""
+import os
 import subprocess
 import time
 
@@ -513,3 +514,32 @@ def test_leader_killed_with_an_uncommitted_write(cluster):
          what="the restarted old leader converging on the new leader's data")
     new.execute(["INSERT INTO tail VALUES ('after')"])
     poll(lambda: old.count("tail") == len(want) + 1, what="replication continuing")
+
+
+def test_node_local_failure_stops_the_node_and_restart_applies_it(cluster):
+    """The one kind of failure that stops a node (src/db/policy.c): its own
+    database locked by another process while it applies an entry. The
+    node stops with the entry rolled back and unrecorded; once the lock is
+    gone, a restart applies it again and the node agrees with the others.
+    A SQL error in the same situation would have been an answer."""
+    import sqlite3
+    n1, n2, n3 = cluster.start_three()
+    leader = harness.leader_of([n1, n2, n3])
+    follower = next(n for n in (n1, n2, n3) if n is not leader)
+    leader.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
+    harness.poll(lambda: follower.count("t") == 1, what="follower has the first row")
+    holder = sqlite3.connect(os.path.join(follower.dir, "db.sqlite"), timeout=0, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a write lock, as an operator's sqlite3 shell could hold
+    try:
+        leader.execute(["INSERT INTO t VALUES (2)"])  # committed by the other two
+        follower.proc.wait(timeout=30)  # busy for 5 s, then the node stops itself
+        assert "stopping now: the entry at index" in follower.logs()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    follower.log.close()
+    follower.log = None
+    follower.start().wait_ready()
+    harness.poll(lambda: follower.count("t") == 2, what="the restarted follower applied the entry")
+    assert follower.logs().count("stopping now") == 1
+    assert follower.query("SELECT v FROM t ORDER BY rowid")["results"][0]["values"] == [[1], [2]]
