@@ -486,6 +486,10 @@ def nul_10mb():
     return b'[["INSERT INTO t(v) VALUES(?)", "' + b"\\u0000" * (10 << 20) + b'"]]'
 
 
+def a_10mb():
+    return b'[["INSERT INTO t(v) VALUES(?)", "' + b"a" * (10 << 20) + b'"]]'
+
+
 def many(stmt, n):
     def make():
         return J([stmt] * n)
@@ -550,6 +554,9 @@ def corpus():
           check=values([["a\x00b"]])))
     add(I("nulparam/10MB", "POST", "/db/execute", JSON, nul_10mb, status=200, check=results_ok(1),
           post="nul_10mb", heavy=True, timeout=60))
+    # the same size without NULs: the bound on bytes written admits a 10 MB entry
+    add(I("nulparam/10MB control without NULs", "POST", "/db/execute", JSON, a_10mb, status=200,
+          check=results_ok(1), post="a_10mb", heavy=True, timeout=60))
 
     # -- disallowed pragmas, whatever the spelling, on every path.
     pragmas = ["PRAGMA main.query_only=1", "PRAGMA/**/query_only = 1", "PRAGMA query_only(1)",
