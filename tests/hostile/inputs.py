@@ -577,6 +577,9 @@ def corpus():
               "PRAGMA\nmain\n.\nquery_only\n=\n1", "PRAGMA [query_only]=1", "PRAGMA temp.journal_mode=OFF",
               "PRAGMA main.wal_autocheckpoint = 0", "PRAGMA `synchronous` = 0"]:
         add(I("pragma/spelling: " + p.replace("\n", "\\n"), "POST", "/db/execute", JSON, J([p]), **dis))
+    add(I("pragma/writable_schema edit of t's schema row", "POST", "/db/execute", JSON,
+          J(["PRAGMA writable_schema=1", "UPDATE sqlite_schema SET sql = 'CREATE TABLE t(' WHERE name = 't'",
+             "PRAGMA writable_schema=0"]), **dis))
     add(I("pragma/get-query-q: PRAGMA main.query_only=1", "GET",
           "/db/query?q=" + urllib.parse.quote("PRAGMA main.query_only=1"), **dis))
     add(I("pragma/request-mixed: INSERT then PRAGMA main.query_only=1", "POST", "/db/request", JSON,
