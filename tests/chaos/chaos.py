@@ -3,6 +3,7 @@
 
     tests/chaos/chaos.py [--nodes 3|5] [--seed N] [--duration SECONDS]
                          [--faults N] [--build DIR] [--keep] [--unsafe-reads]
+                         [--no-hostile] [--hostile-rate R] [--hostile-inputs PREFIXES]
 
 Starts N nodes (free ports on 127.0.0.1, a temporary directory), runs
 concurrent clients for --duration seconds (or until --faults faults were
@@ -17,7 +18,9 @@ bank transfers (single-statement and ?transaction) with invariant reads at
 level none on every node; weak reads whose answers may not go backwards on
 the node that served them; reads at level none with freshness_strict, which
 must see every write acknowledged more than the freshness (plus slack) before;
-queued writes, which must apply in the order the accepting node took them.
+queued writes, which must apply in the order the accepting node took them;
+and (unless --no-hostile) a hostile client sending random inputs of
+tests/hostile/inputs.py to random nodes, a few a second (--hostile-rate).
 
 Every few faults (and soon after a wipe) a checkpoint heals the cluster,
 holds the clients, and compares every node at one applied index: the same
@@ -30,8 +33,10 @@ Checks once the cluster is healed: every acknowledged insert is on every
 node; all nodes hold the same content at the same applied index; the register histories are
 linearizable (linearizability.py); the bank total is conserved and no
 balance was ever negative; at most one leader per term; a leader within a
-bound after each leader kill; no node exited on its own or logged a crash;
-file descriptors and memory stayed bounded. A violation prints the seed,
+bound after each leader kill; no node exited on its own, logged a crash or
+stopped itself; file descriptors and memory stayed bounded; with the hostile
+client, the cluster still takes a write at the end and the table the hostile
+inputs write to is the same on every node. A violation prints the seed,
 the offending history and the node logs, and exits 1.
 """
 import argparse
@@ -49,8 +54,10 @@ import requests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "system"))
+sys.path.insert(0, os.path.join(HERE, "..", "hostile"))
 
 import harness  # noqa: E402
+import inputs  # noqa: E402
 from linearizability import INF, check, shrink  # noqa: E402
 
 ACCOUNTS = 5
@@ -63,6 +70,8 @@ CHECKPOINT_EVERY = 8     # faults between checkpoints (and after a wipe, 3 at le
 FD_GROWTH = 16           # descriptors a process may gain over what it settled at (fd_baseline)
 RSS_GROWTH_MB = 48       # resident memory it may gain after its first checkpoint
 SNAP_ENTRIES = 256       # -raft-snap: frequent snapshots, so wiped nodes restore from one
+HOSTILE_STEPS = "20000000"  # -db-max-write-steps with the hostile client: a runaway write ends in about a second
+CRASH_MARKS = ("fatal signal", "stopping now")  # a crash (backtrace), a node stopping itself
 
 
 class Violation(Exception):
@@ -179,6 +188,8 @@ class Chaos:
         self.restored_checked = 0  # snapshot-restored nodes compared at a checkpoint
         self.restores_seen = {}    # node id -> (pid, restores) at the last checkpoint
         self.samples = {}      # (node id, pid) -> [(t, fds, rss MB)] at checkpoints
+        self.hostile_sent = 0
+        self.hostile_status = {}   # HTTP status (or "no answer") -> count
         self.t0 = time.monotonic()
 
     # ---- cluster ------------------------------------------------------
@@ -196,6 +207,9 @@ class Chaos:
         for i in range(1, self.args.nodes + 1):
             n = NsNode(path, i, self.net) if self.net else harness.Node(path, i)
             n.extra += ["-raft-snap", str(SNAP_ENTRIES)]
+            if self.args.hostile:
+                n.extra += ["-db-max-write-steps", HOSTILE_STEPS]
+            n.cwd = self.tmp  # relative paths in hostile SQL land here
             self.nodes.append(n)
         n1 = self.nodes[0].start().wait_ready()
         for n in self.nodes[1:]:
@@ -211,6 +225,10 @@ class Chaos:
                         "CREATE TABLE qw (id INTEGER PRIMARY KEY AUTOINCREMENT, c INT, n INT)"])
         leader.execute([["INSERT INTO bank(acct, bal) VALUES (?, ?)", a, START_BALANCE]
                         for a in range(ACCOUNTS)])
+        if self.args.hostile:
+            self.scratch = os.path.join(self.tmp, "scratch")
+            os.mkdir(self.scratch)
+            leader.execute(inputs.SETUP)
 
     def live(self):
         return [n for n in self.nodes if n.id not in self.down and n.id not in self.paused]
@@ -469,6 +487,39 @@ class Chaos:
                 self.violation("node %s answered freshness=%.1fs with a value %.2fs older than a write "
                                "acknowledged before the limit" % (node.id, FRESHNESS_S, max(older) - got))
             time.sleep(0.01)
+
+    def hostile_client(self):
+        """Random inputs of tests/hostile/inputs.py (not the heavy ones) to
+        random live nodes, at most --hostile-rate a second and at most
+        duration x rate in all. Their answers are not judged here (nodes come
+        and go); the run's own checks must hold regardless."""
+        rng = self.rng_local()
+        corpus = inputs.for_chaos()
+        if self.args.hostile_inputs:
+            prefixes = tuple(self.args.hostile_inputs.split(","))
+            corpus = [i for i in corpus if i.name.startswith(prefixes)]
+        if not corpus:
+            self.violation("--hostile-inputs %r names no input" % self.args.hostile_inputs)
+            return
+        period = 1.0 / self.args.hostile_rate
+        budget = int(self.args.duration * self.args.hostile_rate) + 10
+        next_t = time.monotonic()
+        for node in self.live_nodes():
+            if self.hostile_sent >= budget:
+                break
+            inp = rng.choice(corpus)
+            ctx = {"leader_dir": os.path.abspath(rng.choice(self.nodes).dir),
+                   "node_dir": os.path.abspath(node.dir), "scratch": self.scratch}
+            a = inputs.send(inp, node.url, ctx, timeout=min(inp.timeout, 10))
+            with self.lock:
+                self.hostile_sent += 1
+                key = a.status if a.status is not None else "no answer"
+                self.hostile_status[key] = self.hostile_status.get(key, 0) + 1
+            next_t += period  # pacing, not synchronisation
+            if next_t > time.monotonic():
+                self.stop.wait(next_t - time.monotonic())
+            else:
+                next_t = time.monotonic()
 
     def monitor(self):
         """At most one leader per term, seen through every node's /status."""
@@ -804,6 +855,8 @@ class Chaos:
                     threading.Thread(target=self.fresh_reader, name="fresh"),
                     threading.Thread(target=self.weak_reader, name="weak"),
                     threading.Thread(target=self.monitor, name="monitor")]
+        if self.args.hostile:
+            threads.append(threading.Thread(target=self.hostile_client, name="hostile"))
         for t in threads:
             t.start()
         deadline = time.monotonic() + self.args.duration
@@ -828,9 +881,31 @@ class Chaos:
         self.log("%d faults injected; checking" % len([f for f in self.faults if f[1] != "heal"]))
         self.check()
 
+    def final_write(self):
+        """With the hostile client: the healed cluster still takes a write."""
+        deadline = time.monotonic() + 30
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                r = self.post(self.leader(), "/db/execute", [["INSERT OR IGNORE INTO ins(c, n) VALUES (?, ?)", -1, 1]],
+                              timeout=10)
+                res = self.first_result(r)
+                if res is not None and "error" not in res:
+                    with self.lock:
+                        self.acked.add((-1, 1))
+                    return
+                last = "HTTP %d %s" % (r.status_code, r.text[:200])
+            except (requests.RequestException, ValueError, AssertionError) as e:
+                last = repr(e)[:200]
+            time.sleep(0.5)
+        self.violation("the cluster takes no write at the end of the run (last answer: %s)" % last)
+
     def dump(self, node):
         out = {}
-        for table, order in (("ins", "c, n"), ("reg", "k"), ("bank", "acct"), ("clock", "k"), ("qw", "id")):
+        tables = (("ins", "c, n"), ("reg", "k"), ("bank", "acct"), ("clock", "k"), ("qw", "id"))
+        if self.args.hostile:
+            tables += (("t", "id"),)  # what the hostile inputs wrote
+        for table, order in tables:
             r = requests.get(node.url + "/db/query", params={
                 "q": "SELECT * FROM %s ORDER BY %s" % (table, order), "level": "none"}, timeout=10)
             res = r.json()["results"][0]
@@ -844,6 +919,8 @@ class Chaos:
                 self.violation("node %s exited on its own with %s" % (n.id, n.proc.returncode))
         for n in self.nodes:
             n.wait_ready(60)
+        if self.args.hostile:
+            self.final_write()
         got = self.agree(90, "final comparison of all nodes")
         if got is None:
             return
@@ -886,8 +963,12 @@ class Chaos:
                                "    the earliest failing cut has %d operations; its last ones (seconds "
                                "into the run):\n%s" % (k, len(ops), path, why, len(short), tail))
         for n in self.nodes:
-            if "fatal signal" in n.logs():
-                self.violation("node %s logged a crash" % n.id)
+            logs = n.logs()
+            for m in CRASH_MARKS:
+                at = logs.find(m)
+                if at >= 0:
+                    self.violation("node %s logged a crash (%r): %s" % (n.id, m, logs[at:at + 300].strip()))
+                    break
             self.settle(n)
             fds, rss, _ = self.sample(n)
             if fds > 200:
@@ -923,6 +1004,10 @@ class Chaos:
                     self.restored_checked, index))
 
     def report(self):
+        if self.args.hostile:
+            print("hostile requests sent: %d (answers by status: %s)" % (self.hostile_sent, ", ".join(
+                "%s: %d" % (k, v) for k, v in sorted(self.hostile_status.items(), key=lambda x: str(x[0])))
+                or "none"))
         if self.violations:
             print("\nFAILED, seed %d: %d violation(s)" % (self.args.seed, len(self.violations)))
             for v in self.violations:
@@ -964,6 +1049,11 @@ def main():
     ap.add_argument("--kinds", default="",
                     help="only these faults, comma-separated (kill, pause, wipe, wipe_nojoin, kill_leader, "
                          "isolate, isolate_leader, oneway, split)")
+    ap.add_argument("--no-hostile", dest="hostile", action="store_false",
+                    help="no hostile client (random inputs of tests/hostile/inputs.py)")
+    ap.add_argument("--hostile-rate", type=float, default=2.0, help="hostile requests a second, at most")
+    ap.add_argument("--hostile-inputs", default="",
+                    help="only the hostile inputs whose names start so, comma-separated (nul/,pragma/ ...)")
     ap.add_argument("--unsafe-reads", action="store_true",
                     help="read registers at level none (stale reads): shows the checker catching them")
     args = ap.parse_args()

@@ -116,6 +116,7 @@ class Node:
         self.log_path = str(tmp_path / ("node.%s.log" % self.id))
         self.extra = list(extra or [])
         self.env = {}  # added to the environment of the next start()
+        self.cwd = None  # the process's working directory (None: the test's)
         self.proc = None
         self.log = None
 
@@ -142,7 +143,8 @@ class Node:
         assert self.proc is None or self.proc.poll() is not None
         self.log = open(self.log_path, "ab")
         env = dict(os.environ, **self.env) if self.env else None
-        self.proc = subprocess.Popen(self.args(join), stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.proc = subprocess.Popen(self.args(join), stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     cwd=self.cwd)
         return self
 
     def signal(self, sig):
