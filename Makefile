@@ -74,7 +74,8 @@ chaos: build
 # FUZZ_SECONDS each from the seed corpus; a finding fails with its input
 # saved in build-fuzz/.
 FUZZ_SECONDS ?= 60
-TEST_FUZZ_SECONDS ?= 40   # each target, within `make test` (keeps it under 20 minutes)
+# Each target's time within `make test` (keeps the whole run under 20 minutes).
+TEST_FUZZ_SECONDS ?= 40
 FUZZERS       = statements codec flags http replica
 fuzz:
 	@$(MAKE) --no-print-directory deps
