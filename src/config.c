@@ -47,6 +47,7 @@ static const flag_def flags[] = {
     {"cluster-connect-timeout", F_DUR, O(cluster_connect_timeout_ms), "30s", "Timeout for initial connection to other nodes", 0},
     {"compress-snap-transport", F_IGNORED, 0, "false", "Compress snapshots sent to other nodes", F_TODO},
     {"cpu-profile", F_IGNORED, 0, "", "Path to file for CPU profiling information", F_TODO},
+    {"db-max-result-size", F_U64, O(db_max_result_size), "268435456", "Largest JSON result of one statement, in bytes, before it fails with 'result too large' (0: no limit)", 0},
     {"db-max-ro-conns", F_INT, O(db_max_ro_conns), "256", "Maximum number of read-only connections to the database (0 means unlimited)", 0},
     {"db-max-write-steps", F_U64, O(db_max_write_steps), "250000000", "Most SQLite VM steps one write entry may take before its statements fail with 'execute timeout' (counted alike on every node; about 1-6 s of work here; 0: no limit)", 0},
     {"disco-config", F_IGNORED, 0, "", "Set discovery config, or path to cluster discovery config file", F_TODO},

@@ -33,6 +33,7 @@ typedef struct config {
     bool fk;                 /* -fk */
     int db_max_ro_conns;     /* 256 */
     uint64_t db_max_write_steps;   /* VM steps a write entry may take (deterministic bound) */
+    uint64_t db_max_result_size;   /* bytes of one statement's JSON result */
     uint64_t http_max_body_size;   /* bytes; larger bodies get 413 */
     int http_max_conns;            /* connections served at once; more get 503 */
     uint64_t http_request_timeout_ms; /* absolute: receive a request / idle between requests */

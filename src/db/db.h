@@ -51,6 +51,7 @@ typedef struct db_options {
     int max_ro_conns;   /* read pool bound, 0 = unlimited */
     int busy_ms;        /* how long a connection waits for a lock, 0 = 5 s */
     int64_t max_length; /* SQLITE_LIMIT_LENGTH and _SQL_LENGTH, 0 = SQLite's */
+    size_t max_result;  /* bytes of one statement's rows, 0 = any ("result too large") */
 } db_options;
 
 /* Open (creating if needed) the database at path. On error returns non-zero

@@ -171,7 +171,17 @@ static void putTime_(buf *b, unsigned flags, double t0)
 
 /* Step a row-returning statement and write a query-shaped result. Returns
  * 0, or -1 with the result replaced by an error (written by the caller). */
-int dbEncodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, char **err)
+/* The next row, unless the result has grown past max bytes (0: no cap):
+ * then SQLITE_TOOBIG. A runaway result would take the node's memory; the
+ * cut falls at the same row on every node, the bytes being the same. */
+static int nextRow(sqlite3_stmt *st, const buf *out, size_t start, size_t max)
+{
+    if (max && out->len - start > max)
+        return SQLITE_TOOBIG;
+    return sqlite3_step(st);
+}
+
+int dbEncodeRows(sqlite3_stmt *st, unsigned flags, size_t max, buf *out, double t0, char **err)
 {
     int nc = sqlite3_column_count(st);
     colinfo *cols = calloc((size_t)nc, sizeof *cols);
@@ -241,7 +251,7 @@ int dbEncodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, char **e
                 putValue(out, st, ci, cols[ci].type, flags);
             }
             buf_putc(out, '}');
-            rc = sqlite3_step(st);
+            rc = nextRow(st, out, start, max);
         }
         buf_putc(out, ']');
     } else {
@@ -270,7 +280,7 @@ int dbEncodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, char **e
                     putValue(out, st, i, cols[i].type, flags);
                 }
                 buf_putc(out, ']');
-                rc = sqlite3_step(st);
+                rc = nextRow(st, out, start, max);
             }
             buf_putc(out, ']');
         }
@@ -278,7 +288,10 @@ int dbEncodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, char **e
     if (rc != SQLITE_DONE) {
         out->len = start;
         out->data[start] = '\0';
-        *err = strdup(dbErrmsg(sqlite3_db_handle(st)));
+        if (rc == SQLITE_TOOBIG)
+            *err = rq_sprintf("result too large: over %zu bytes (-db-max-result-size)", max);
+        else
+            *err = strdup(dbErrmsg(sqlite3_db_handle(st)));
         goto fail;
     }
     putTime_(out, flags, t0);

@@ -164,6 +164,7 @@ typedef struct runCtx {
     unsigned flags;
     buf *out;       /* NULL: run without encoding results (followers) */
     unsigned seen;  /* policy decisions seen while preparing (POLICY_SEEN_*) */
+    size_t max_result; /* bytes of one statement's rows, 0: any */
 } runCtx;
 
 static bool blankSql(const char *s)
@@ -272,7 +273,7 @@ static bool stepOne(runCtx *x, sqlite3_stmt *st, double t0)
     if (sqlite3_column_count(st) > 0 && (x->ro || (x->flags & DB_READ_ROWS) || !sqlite3_stmt_readonly(st))) {
         char *qerr = NULL;
         buf scratch = BUF_INIT;
-        if (dbEncodeRows(st, x->flags, x->out ? x->out : &scratch, t0, &qerr) != 0) {
+        if (dbEncodeRows(st, x->flags, x->max_result, x->out ? x->out : &scratch, t0, &qerr) != 0) {
             if (x->out)
                 dbPutError(x->out, qerr, x->flags, t0);
             ok = false;
@@ -628,7 +629,7 @@ int db_execute(db *d, const cmd_view *v, unsigned flags, buf *out)
     sqlite3 *c = d->w;
     uint64_t index = d->entry_index;
     d->entry_index = 0;
-    runCtx x = {.c = c, .d = d, .ro = false, .flags = flags, .out = out};
+    runCtx x = {.c = c, .d = d, .ro = false, .flags = flags, .out = out, .max_result = d->opts.max_result};
     det_freeze(d->entry_ms);
     interruptMsg = "execute timeout";
     /* last_insert_rowid() starts from 0 in every entry, as on a replica
@@ -683,7 +684,7 @@ int db_query(db *d, const cmd_view *v, unsigned flags, uint64_t timeout_us, buf 
     if (timeout_us > 0)
         sqlite3_progress_handler(c, timeout_us < 1000 ? 1 : 1000, pastDeadline, &deadline);
     interruptMsg = "query timeout";
-    runCtx x = {.c = c, .d = NULL, .ro = true, .flags = flags & ~DB_TX, .out = out};
+    runCtx x = {.c = c, .d = NULL, .ro = true, .flags = flags & ~DB_TX, .out = out, .max_result = d->opts.max_result};
     runAll(&x, v);
     x.seen |= policy_take();
     interruptMsg = NULL;

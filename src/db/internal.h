@@ -79,9 +79,10 @@ void dbSyncDir(const char *path);
 
 /* ---- encode.c: rqlite's result format ---- */
 
-/* Step a row-returning statement, writing a query-shaped result. Returns 0,
- * or -1 with *err (the caller writes the error). */
-int dbEncodeRows(sqlite3_stmt *st, unsigned flags, buf *out, double t0, char **err);
+/* Step a row-returning statement, writing a query-shaped result of at most
+ * about max bytes (0: any size). Returns 0, or -1 with *err (the caller
+ * writes the error). */
+int dbEncodeRows(sqlite3_stmt *st, unsigned flags, size_t max, buf *out, double t0, char **err);
 void dbPutError(buf *out, const char *msg, unsigned flags, double t0);
 void dbPutExecResult(buf *out, sqlite3_int64 id, int changes, unsigned flags, double t0);
 

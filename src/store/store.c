@@ -1915,7 +1915,12 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
             unlink(p);
         }
     }
-    db_options dopts = {.fk = cfg->fk, .max_ro_conns = cfg->db_max_ro_conns};
+    /* A value or SQL text no longer than a request's entry may be; a
+     * statement's result bounded too (hostile input: src/db/policy.c). */
+    db_options dopts = {.fk = cfg->fk,
+                        .max_ro_conns = cfg->db_max_ro_conns,
+                        .max_length = (int64_t)cfg->raft_max_entry_size,
+                        .max_result = (size_t)cfg->db_max_result_size};
     if (db_open(s->db_path, &dopts, &s->db, err) != 0)
         return -1;
     if (db_recovered(s->db))

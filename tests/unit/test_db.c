@@ -637,6 +637,27 @@ static void test_node_own_sources(void **state)
           "{\"error\":\"not authorized to use function: fts3_tokenizer\"}");
 }
 
+/* A statement's result is bounded (-db-max-result-size), and so is any
+ * single value (SQLITE_LIMIT_LENGTH from -raft-max-entry-size). */
+static void test_result_bounds(void **state)
+{
+    fixture *f = *state;
+    db_close(f->d);
+    db_options o = {.max_length = 100000, .max_result = 10000};
+    char *err = NULL;
+    assert_int_equal(db_open(f->path, &o, &f->d, &err), 0);
+    QUERY(f->d, "[\"SELECT length(zeroblob(100001))\", \"SELECT length(zeroblob(100000))\"]", 0,
+          "{\"error\":\"string or blob too big\"},"
+          "{\"columns\":[\"length(zeroblob(100000))\"],\"types\":[\"integer\"],\"values\":[[100000]]}");
+    QUERY(f->d, "[\"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT x FROM c\"]", 0,
+          "{\"error\":\"result too large: over 10000 bytes (-db-max-result-size)\"}");
+    EXEC(f->d, "[\"CREATE TABLE r (v)\", \"INSERT INTO r WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+               "SELECT x+1 FROM c LIMIT 5000) SELECT x FROM c RETURNING v\", \"SELECT count(*) FROM r\"]",
+         DB_READ_ROWS,
+         "{},{\"error\":\"result too large: over 10000 bytes (-db-max-result-size)\"},"
+         "{\"columns\":[\"count(*)\"],\"types\":[\"integer\"],\"values\":[[0]]}");
+}
+
 static void test_policy_table(void **state)
 {
     struct {
@@ -787,6 +808,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_local_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_timeout, setup, teardown),
         cmocka_unit_test(test_policy_table),
+        cmocka_unit_test_setup_teardown(test_result_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_own_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_state_is_per_entry, setup, teardown),
     };
