@@ -112,8 +112,7 @@ class HCluster:
         except (requests.RequestException, ValueError, KeyError):
             return None
 
-    def ctx(self, node):
-        leader = self.leader()
+    def ctx(self, node, leader):
         return {"leader_dir": os.path.abspath(leader.dir), "node_dir": os.path.abspath(node.dir),
                 "scratch": self.scratch}
 
@@ -434,7 +433,7 @@ def send_one(hc, inp, role):
     st = hc.raft(leader) or {}
     term, idx = st.get("raft", {}).get("term"), st.get("raft", {}).get("last_log_index")
     pre = PRE[inp.post](hc) if inp.post in PRE else None
-    a = inputs.send(inp, node.url, hc.ctx(node))
+    a = inputs.send(inp, node.url, hc.ctx(node, leader))
     hc.covered.append((inp.name, role))
     probs = inputs.generic_problems(inp, a)
     after = hc.raft(leader) or {}
