@@ -843,6 +843,16 @@ def corpus():
           timeout=120))
     add(I("sql-own/10 MB string literal (query)", "POST", "/db/query", JSON,
           lambda: J(["SELECT length('%s')" % ("a" * (10 << 20))]), heavy=True, timeout=60))
+    # A result of gigabytes (1,000 rows of 10 MB): cut at -db-max-result-size
+    # instead of growing the response until the node runs out of memory.
+    big = ("SELECT randomblob(10000000) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c "
+           "LIMIT 1000) SELECT x FROM c)")
+    add(I("sql-own/gigabytes of result (query)", "POST", "/db/query", JSON, J([big]), status=200,
+          check=first_error(lambda e: e.startswith("result too large"), "'result too large...'"), heavy=True,
+          timeout=120))
+    add(I("sql-own/gigabytes of result (request, write path)", "POST", "/db/request", JSON,
+          J(["INSERT INTO t(v) VALUES ('x') RETURNING randomblob(10000000), v", big]), status=200, heavy=True,
+          timeout=120))
 
     # -- own: content types
     for label, headers, body in [
