@@ -171,146 +171,171 @@ static void putTime_(buf *b, unsigned flags, double t0)
 
 /* Step a row-returning statement and write a query-shaped result. Returns
  * 0, or -1 with the result replaced by an error (written by the caller). */
+static void truncateOut(buf *out, size_t n)
+{
+    out->len = n;
+    if (out->data)
+        out->data[n] = '\0';
+}
+
+/* Not an SQLite code: the result grew past its cap. */
+#define RESULT_CAPPED (-2)
+
 /* The next row, unless the result has grown past max bytes (0: no cap):
- * then SQLITE_TOOBIG. A runaway result would take the node's memory; the
+ * then RESULT_CAPPED. A runaway result would take the node's memory; the
  * cut falls at the same row on every node, the bytes being the same. */
 static int nextRow(sqlite3_stmt *st, const buf *out, size_t start, size_t max)
 {
     if (max && out->len - start > max)
-        return SQLITE_TOOBIG;
+        return RESULT_CAPPED;
     return sqlite3_step(st);
+}
+
+/* A statement's columns: names (qualified with ?qualify_columns) and
+ * declared types, lower-cased, as go-sqlite3 reports them. */
+typedef struct colset {
+    int n;
+    colinfo *cols;
+    colinfo **order; /* cols sorted by name, for ?associative */
+} colset;
+
+static void colsetOpen(colset *cs, sqlite3_stmt *st, unsigned flags)
+{
+    cs->n = sqlite3_column_count(st);
+    cs->cols = calloc((size_t)cs->n + 1, sizeof *cs->cols);
+    cs->order = calloc((size_t)cs->n + 1, sizeof *cs->order);
+    for (int i = 0; i < cs->n; i++) {
+        const char *name = sqlite3_column_name(st, i);
+        const char *tbl = (flags & DB_QUALIFY) ? sqlite3_column_table_name(st, i) : NULL;
+        cs->cols[i].name = tbl ? rq_sprintf("%s.%s", tbl, name ? name : "") : strdup(name ? name : "");
+        const char *dt = sqlite3_column_decltype(st, i);
+        cs->cols[i].type = strdup(dt ? dt : "");
+        for (char *p = cs->cols[i].type; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        cs->order[i] = &cs->cols[i];
+    }
+}
+
+/* Columns without a declared type take the first row's (rqlite's rule). */
+static void colsetTypesFromRow(colset *cs, sqlite3_stmt *st)
+{
+    for (int i = 0; i < cs->n; i++) {
+        if (cs->cols[i].type[0])
+            continue;
+        const char *t = "";
+        switch (sqlite3_column_type(st, i)) {
+        case SQLITE_INTEGER: t = "integer"; break;
+        case SQLITE_FLOAT: t = "real"; break;
+        case SQLITE_TEXT: t = "text"; break;
+        case SQLITE_BLOB: t = "text"; break; /* rqlite's quirk, see RQLITE-BEHAVIOUR 2.2 */
+        }
+        free(cs->cols[i].type);
+        cs->cols[i].type = strdup(t);
+    }
+}
+
+static void colsetFree(colset *cs)
+{
+    for (int i = 0; i < cs->n; i++) {
+        free(cs->cols[i].name);
+        free(cs->cols[i].type);
+    }
+    free(cs->cols);
+    free(cs->order);
+}
+
+/* ?associative: {"types":{name:type...},"rows":[{name:value...}...] up to
+ * the closing bracket of rows. Returns the last step's code. */
+static int putRowsAssoc(buf *out, sqlite3_stmt *st, colset *cs, int rc, unsigned flags, size_t start, size_t max)
+{
+    qsort(cs->order, (size_t)cs->n, sizeof *cs->order, cmpCol);
+    buf_putc(out, '{');
+    if (cs->n > 0) {
+        buf_puts(out, "\"types\":{");
+        for (int i = 0; i < cs->n; i++) {
+            if (i)
+                buf_putc(out, ',');
+            json_cstr(out, cs->order[i]->name);
+            buf_putc(out, ':');
+            json_cstr(out, cs->order[i]->type);
+        }
+        buf_puts(out, "},");
+    }
+    buf_puts(out, "\"rows\":[");
+    for (bool first = true; rc == SQLITE_ROW; first = false) {
+        buf_puts(out, first ? "{" : ",{");
+        for (int i = 0; i < cs->n; i++) {
+            int ci = (int)(cs->order[i] - cs->cols);
+            if (i)
+                buf_putc(out, ',');
+            json_cstr(out, cs->order[i]->name);
+            buf_putc(out, ':');
+            putValue(out, st, ci, cs->cols[ci].type, flags);
+        }
+        buf_putc(out, '}');
+        rc = nextRow(st, out, start, max);
+    }
+    buf_putc(out, ']');
+    return rc;
+}
+
+/* {"columns":[...],"types":[...],"values":[[...]...] (values only when
+ * there are rows). Returns the last step's code. */
+static int putRowsArray(buf *out, sqlite3_stmt *st, colset *cs, int rc, unsigned flags, size_t start, size_t max)
+{
+    buf_puts(out, "{\"columns\":[");
+    for (int i = 0; i < cs->n; i++) {
+        if (i)
+            buf_putc(out, ',');
+        json_cstr(out, cs->cols[i].name);
+    }
+    buf_puts(out, "],\"types\":[");
+    for (int i = 0; i < cs->n; i++) {
+        if (i)
+            buf_putc(out, ',');
+        json_cstr(out, cs->cols[i].type);
+    }
+    buf_putc(out, ']');
+    if (rc != SQLITE_ROW)
+        return rc;
+    buf_puts(out, ",\"values\":[");
+    for (bool first = true; rc == SQLITE_ROW; first = false) {
+        buf_puts(out, first ? "[" : ",[");
+        for (int i = 0; i < cs->n; i++) {
+            if (i)
+                buf_putc(out, ',');
+            putValue(out, st, i, cs->cols[i].type, flags);
+        }
+        buf_putc(out, ']');
+        rc = nextRow(st, out, start, max);
+    }
+    buf_putc(out, ']');
+    return rc;
 }
 
 int dbEncodeRows(sqlite3_stmt *st, unsigned flags, size_t max, buf *out, double t0, char **err)
 {
-    int nc = sqlite3_column_count(st);
-    colinfo *cols = calloc((size_t)nc, sizeof *cols);
-    colinfo **order = calloc((size_t)nc, sizeof *order);
-    for (int i = 0; i < nc; i++) {
-        const char *name = sqlite3_column_name(st, i);
-        const char *tbl = (flags & DB_QUALIFY) ? sqlite3_column_table_name(st, i) : NULL;
-        if (tbl) {
-            if (asprintf(&cols[i].name, "%s.%s", tbl, name ? name : "") < 0)
-                cols[i].name = NULL;
-        } else {
-            cols[i].name = strdup(name ? name : "");
-        }
-        const char *dt = sqlite3_column_decltype(st, i);
-        cols[i].type = strdup(dt ? dt : "");
-        for (char *p = cols[i].type; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        order[i] = &cols[i];
-    }
+    colset cs;
+    colsetOpen(&cs, st, flags);
     int rc = sqlite3_step(st);
-    bool has_row = rc == SQLITE_ROW;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        *err = strdup(dbErrmsg(sqlite3_db_handle(st)));
-        goto fail;
-    }
-    if (has_row) { /* undeclared types come from the first row */
-        for (int i = 0; i < nc; i++) {
-            if (cols[i].type[0])
-                continue;
-            const char *t = "";
-            switch (sqlite3_column_type(st, i)) {
-            case SQLITE_INTEGER: t = "integer"; break;
-            case SQLITE_FLOAT: t = "real"; break;
-            case SQLITE_TEXT: t = "text"; break;
-            case SQLITE_BLOB: t = "text"; break; /* rqlite's quirk, see RQLITE-BEHAVIOUR 2.2 */
-            }
-            free(cols[i].type);
-            cols[i].type = strdup(t);
-        }
-    }
+    if (rc == SQLITE_ROW)
+        colsetTypesFromRow(&cs, st);
     size_t start = out->len;
-    if (flags & DB_ASSOC) {
-        qsort(order, (size_t)nc, sizeof *order, cmpCol);
-        buf_putc(out, '{');
-        if (nc > 0) {
-            buf_puts(out, "\"types\":{");
-            for (int i = 0; i < nc; i++) {
-                if (i)
-                    buf_putc(out, ',');
-                json_cstr(out, order[i]->name);
-                buf_putc(out, ':');
-                json_cstr(out, order[i]->type);
-            }
-            buf_puts(out, "},");
-        }
-        buf_puts(out, "\"rows\":[");
-        bool first = true;
-        while (rc == SQLITE_ROW) {
-            buf_puts(out, first ? "{" : ",{");
-            first = false;
-            for (int i = 0; i < nc; i++) {
-                int ci = (int)(order[i] - cols);
-                if (i)
-                    buf_putc(out, ',');
-                json_cstr(out, order[i]->name);
-                buf_putc(out, ':');
-                putValue(out, st, ci, cols[ci].type, flags);
-            }
-            buf_putc(out, '}');
-            rc = nextRow(st, out, start, max);
-        }
-        buf_putc(out, ']');
-    } else {
-        buf_puts(out, "{\"columns\":[");
-        for (int i = 0; i < nc; i++) {
-            if (i)
-                buf_putc(out, ',');
-            json_cstr(out, cols[i].name);
-        }
-        buf_puts(out, "],\"types\":[");
-        for (int i = 0; i < nc; i++) {
-            if (i)
-                buf_putc(out, ',');
-            json_cstr(out, cols[i].type);
-        }
-        buf_putc(out, ']');
-        if (has_row) {
-            buf_puts(out, ",\"values\":[");
-            bool first = true;
-            while (rc == SQLITE_ROW) {
-                buf_puts(out, first ? "[" : ",[");
-                first = false;
-                for (int i = 0; i < nc; i++) {
-                    if (i)
-                        buf_putc(out, ',');
-                    putValue(out, st, i, cols[i].type, flags);
-                }
-                buf_putc(out, ']');
-                rc = nextRow(st, out, start, max);
-            }
-            buf_putc(out, ']');
-        }
-    }
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        rc = (flags & DB_ASSOC) ? putRowsAssoc(out, st, &cs, rc, flags, start, max)
+                                : putRowsArray(out, st, &cs, rc, flags, start, max);
+    colsetFree(&cs);
     if (rc != SQLITE_DONE) {
-        out->len = start;
-        out->data[start] = '\0';
-        if (rc == SQLITE_TOOBIG)
+        truncateOut(out, start);
+        if (rc == RESULT_CAPPED)
             *err = rq_sprintf("result too large: over %zu bytes (-db-max-result-size)", max);
         else
             *err = strdup(dbErrmsg(sqlite3_db_handle(st)));
-        goto fail;
+        return -1;
     }
     putTime_(out, flags, t0);
     buf_putc(out, '}');
-    for (int i = 0; i < nc; i++) {
-        free(cols[i].name);
-        free(cols[i].type);
-    }
-    free(cols);
-    free(order);
     return 0;
-fail:
-    for (int i = 0; i < nc; i++) {
-        free(cols[i].name);
-        free(cols[i].type);
-    }
-    free(cols);
-    free(order);
-    return -1;
 }
 
 void dbPutError(buf *out, const char *msg, unsigned flags, double t0)
