@@ -477,97 +477,93 @@ static void setDefaults(config *cfg)
     }
 }
 
-int config_parse(config *cfg, int argc, char **argv, int *exit_code)
+/* Exit for a bad command line: the usage on stderr when asked, status 1. */
+static int badArgs(config *cfg, int *exit_code, bool show_usage)
 {
-    setDefaults(cfg);
-    *exit_code = 0;
-    bool set[N_FLAGS] = {false};
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || a[1] == '\0')
-            break;
-        const char *name = a + 1;
-        if (*name == '-') {
-            name++;
-            if (*name == '\0') { /* "--" ends the flags */
-                i++;
-                break;
-            }
-        }
-        if (*name == '-' || *name == '=') {
-            fprintf(stderr, "bad flag syntax: %s\n", a);
-            usage(stderr);
-            *exit_code = 1;
-            config_free(cfg);
-            return 1;
-        }
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        if ((nlen == 1 && name[0] == 'h') || (nlen == 4 && strncmp(name, "help", 4) == 0)) {
-            usage(stdout);
-            config_free(cfg);
-            return 1;
-        }
-        if (nlen == 7 && strncmp(name, "version", 7) == 0) {
-            printf("rqlited %s linux/%s C sqlite%s\n", RQ_VERSION,
-#if defined(__x86_64__)
-                   "amd64",
-#elif defined(__aarch64__)
-                   "arm64",
-#else
-                   "unknown",
-#endif
-                   SQLITE_VERSION);
-            config_free(cfg);
-            return 1;
-        }
-        const flag_def *f = findFlag(name, nlen);
-        if (f == NULL) {
-            fprintf(stderr, "flag provided but not defined: -%.*s\n", (int)nlen, name);
-            usage(stderr);
-            *exit_code = 1;
-            config_free(cfg);
-            return 1;
-        }
-        const char *val;
-        if (eq) {
-            val = eq + 1;
-        } else if (f->kind == F_BOOL || (f->kind == F_IGNORED && strcmp(f->def, "false") == 0)) {
-            val = "true";
-        } else if (i + 1 < argc) {
-            val = argv[++i];
-        } else {
-            fprintf(stderr, "flag needs an argument: -%s\n", f->name);
-            usage(stderr);
-            *exit_code = 1;
-            config_free(cfg);
-            return 1;
-        }
-        char msg[512];
-        if (setFlag(cfg, f, val, msg, sizeof msg) != 0) {
-            fprintf(stderr, "%s\n", msg);
-            usage(stderr);
-            *exit_code = 1;
-            config_free(cfg);
-            return 1;
-        }
-        set[f - flags] = true;
-    }
+    if (show_usage)
+        usage(stderr);
+    *exit_code = 1;
+    config_free(cfg);
+    return -1;
+}
 
-    if (checkSecurity(cfg, exit_code) != 0)
+static void printVersion(void)
+{
+    printf("rqlited %s linux/%s C sqlite%s\n", RQ_VERSION,
+#if defined(__x86_64__)
+           "amd64",
+#elif defined(__aarch64__)
+           "arm64",
+#else
+           "unknown",
+#endif
+           SQLITE_VERSION);
+}
+
+/* Parse the flag at argv[*i] (Go's rules). Returns 0 to go on, 1 when the
+ * flags have ended (*i is the first positional argument), -1 when the
+ * process must exit (-h, -version, a bad flag: *exit_code set, cfg freed). */
+static int parseFlag(config *cfg, int argc, char **argv, int *i, bool *set, int *exit_code)
+{
+    const char *a = argv[*i];
+    if (a[0] != '-' || a[1] == '\0')
         return 1;
+    const char *name = a + 1;
+    if (*name == '-' && *++name == '\0') { /* "--" ends the flags */
+        (*i)++;
+        return 1;
+    }
+    if (*name == '-' || *name == '=') {
+        fprintf(stderr, "bad flag syntax: %s\n", a);
+        return badArgs(cfg, exit_code, true);
+    }
+    const char *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+    if ((nlen == 1 && name[0] == 'h') || (nlen == 4 && strncmp(name, "help", 4) == 0)) {
+        usage(stdout);
+        config_free(cfg);
+        return -1;
+    }
+    if (nlen == 7 && strncmp(name, "version", 7) == 0) {
+        printVersion();
+        config_free(cfg);
+        return -1;
+    }
+    const flag_def *f = findFlag(name, nlen);
+    if (f == NULL) {
+        fprintf(stderr, "flag provided but not defined: -%.*s\n", (int)nlen, name);
+        return badArgs(cfg, exit_code, true);
+    }
+    const char *val;
+    if (eq) {
+        val = eq + 1;
+    } else if (f->kind == F_BOOL || (f->kind == F_IGNORED && strcmp(f->def, "false") == 0)) {
+        val = "true";
+    } else if (*i + 1 < argc) {
+        val = argv[++*i];
+    } else {
+        fprintf(stderr, "flag needs an argument: -%s\n", f->name);
+        return badArgs(cfg, exit_code, true);
+    }
+    char msg[512];
+    if (setFlag(cfg, f, val, msg, sizeof msg) != 0) {
+        fprintf(stderr, "%s\n", msg);
+        return badArgs(cfg, exit_code, true);
+    }
+    set[f - flags] = true;
+    return 0;
+}
+
+/* The data directory: the one positional argument, argv[i]. */
+static int dataDir(config *cfg, int argc, char **argv, int i, int *exit_code)
+{
     if (argc <= 1) {
         fprintf(stderr, "fatal: failed to parse command-line flags: missing required argument: DataPath\n");
-        *exit_code = 1;
-        config_free(cfg);
-        return 1;
+        return badArgs(cfg, exit_code, false);
     }
     if (i >= argc) {
         fprintf(stderr, "fatal: data directory path is required\n");
-        *exit_code = 1;
-        config_free(cfg);
-        return 1;
+        return badArgs(cfg, exit_code, false);
     }
     if (i + 1 < argc) {
         char rest[1024] = "";
@@ -575,12 +571,16 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
         for (int j = i + 1; j < argc && n < sizeof rest - 1; j++)
             n += (size_t)snprintf(rest + n, sizeof rest - n, "%s%s", j > i + 1 ? " " : "", argv[j]);
         fprintf(stderr, "fatal: arguments after data directory (%s) are not accepted ([%s])\n", argv[i], rest);
-        *exit_code = 1;
-        config_free(cfg);
-        return 1;
+        return badArgs(cfg, exit_code, false);
     }
     cfg->data_dir = absPath(argv[i]);
+    return 0;
+}
 
+/* Advertised addresses default to the bind ones, the node ID to the
+ * advertised Raft address (rqlite's rules). */
+static void derivedDefaults(config *cfg)
+{
     if (cfg->http_adv_addr == NULL || !*cfg->http_adv_addr) {
         free(cfg->http_adv_addr);
         cfg->http_adv_addr = strdup(cfg->http_addr);
@@ -593,6 +593,23 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
         free(cfg->node_id);
         cfg->node_id = strdup(cfg->raft_adv_addr);
     }
+}
+
+int config_parse(config *cfg, int argc, char **argv, int *exit_code)
+{
+    setDefaults(cfg);
+    *exit_code = 0;
+    bool set[N_FLAGS] = {false};
+    int i = 1, rc = 0;
+    for (; i < argc && (rc = parseFlag(cfg, argc, argv, &i, set, exit_code)) == 0; i++)
+        ;
+    if (rc < 0)
+        return 1;
+    if (checkSecurity(cfg, exit_code) != 0)
+        return 1;
+    if (dataDir(cfg, argc, argv, i, exit_code) != 0)
+        return 1;
+    derivedDefaults(cfg);
     if (validate(cfg, exit_code) != 0)
         return 1;
     for (size_t k = 0; k < N_FLAGS; k++)
