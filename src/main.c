@@ -235,6 +235,77 @@ static void sqliteLog(void *arg, int code, const char *msg)
     }
 }
 
+/* Signals: SIGINT/SIGTERM are taken synchronously by sigwait (every
+ * thread created from here on inherits the block, set); a crash leaves a
+ * backtrace. */
+static void setupSignals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    /* backtrace() loads libgcc on first use, which is not safe inside a
+     * signal handler: do it now. */
+    void *frame;
+    backtrace(&frame, 1);
+    signal(SIGSEGV, crashHandler);
+    signal(SIGBUS, crashHandler);
+    signal(SIGABRT, crashHandler);
+    signal(SIGFPE, crashHandler);
+}
+
+static void logLaunch(int argc, char **argv)
+{
+    rq_log("rqlited", "rqlited starting, version %s, SQLite %s", RQ_VERSION, sqlite3_libversion());
+    char cmd[2048] = "";
+    size_t n = 0;
+    for (int i = 0; i < argc && n < sizeof cmd - 2; i++)
+        n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
+    rq_log("rqlited", "launch command: %s", cmd);
+}
+
+/* After the store is open: join through -join if the node is new, or
+ * rejoin through the leader that reached a wiped member. */
+static void joinCluster(const config *cfg, store *st, int n_boot)
+{
+    char *err = NULL;
+    if (n_boot > 0) {
+        rq_log("rqlited", "bootstrapped a cluster of %d nodes", n_boot);
+    } else if (cfg->n_join > 0) {
+        if (!store_was_new(st)) {
+            rq_log("rqlited", "preexisting node state detected, ignoring join addresses");
+        } else if (cluster_join(cfg, NULL, 0, true, &err) != 0) {
+            rq_log("rqlited", "clustering failure: %s", err ? err : "?");
+            fatal("clustering failure", err);
+        }
+    } else if (store_contacted_by(st)) {
+        /* A wiped member restarted without -join: ask the leader that
+         * reached us (through its Raft address) to re-add us. */
+        char *via = strdup(store_contacted_by(st));
+        rq_log("rqlited", "no join addresses set, rejoining through the leader at %s", via);
+        if (cluster_join(cfg, &via, 1, true, &err) != 0) {
+            rq_log("rqlited", "rejoin failed: %s", err ? err : "?");
+            free(err);
+        }
+        free(via);
+    } else if (store_was_new(st)) {
+        rq_log("rqlited", "no join addresses set");
+    }
+}
+
+static void logReady(const config *cfg, store *st)
+{
+    if (store_wait_leader(st, 1500))
+        rq_log("rqlited", "store has reached consensus");
+    rq_log("rqlited", "node HTTP API available at http://%s", cfg->http_adv_addr);
+    const char *hp = cfg->http_adv_addr;
+    const char *colon = strrchr(hp, ':');
+    if (colon)
+        rq_log("rqlited", "connect using the command-line tool via 'rqlite -H %.*s -p %s'", (int)(colon - hp), hp,
+               colon + 1);
+}
+
 int main(int argc, char **argv)
 {
     /* Each connection thread would get a malloc arena of its own, and what an
@@ -248,35 +319,10 @@ int main(int argc, char **argv)
     int exit_code = 0;
     if (config_parse(&cfg, argc, argv, &exit_code) != 0)
         return exit_code;
-
-    /* Signals are taken synchronously by sigwait; every thread created from
-     * here on inherits the block. */
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    {
-        /* backtrace() loads libgcc on first use, which is not safe inside a
-         * signal handler: do it now. */
-        void *frame;
-        backtrace(&frame, 1);
-    }
-    signal(SIGSEGV, crashHandler);
-    signal(SIGBUS, crashHandler);
-    signal(SIGABRT, crashHandler);
-    signal(SIGFPE, crashHandler);
-
+    setupSignals(&set);
     sqlite3_config(SQLITE_CONFIG_LOG, sqliteLog, NULL);
-    rq_log("rqlited", "rqlited starting, version %s, SQLite %s", RQ_VERSION, sqlite3_libversion());
-    {
-        char cmd[2048] = "";
-        size_t n = 0;
-        for (int i = 0; i < argc && n < sizeof cmd - 2; i++)
-            n += (size_t)snprintf(cmd + n, sizeof cmd - n, "%s%s", i ? " " : "", argv[i]);
-        rq_log("rqlited", "launch command: %s", cmd);
-    }
+    logLaunch(argc, argv);
     raiseFileLimit(&cfg);
     if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
@@ -285,61 +331,23 @@ int main(int argc, char **argv)
     http_server *http = NULL;
     if (http_server_start(&cfg, &http, &err) != 0)
         fatal("failed to start HTTP server", err);
-
     store_node *boot = NULL;
     int n_boot = 0;
     if (cfg.bootstrap_expect > 0 && !hasRaftState(&cfg))
         n_boot = bootstrapExpect(&cfg, http, &boot);
-
     store *st = NULL;
     if (store_open_with(&cfg, boot, n_boot, &st, &err) != 0)
         fatal("failed to open store", err);
     free(boot);
     http_server_set_store(http, st);
-
-    if (n_boot > 0) {
-        rq_log("rqlited", "bootstrapped a cluster of %d nodes", n_boot);
-    } else if (cfg.n_join > 0) {
-        if (store_was_new(st)) {
-            if (cluster_join(&cfg, NULL, 0, true, &err) != 0) {
-                rq_log("rqlited", "clustering failure: %s", err ? err : "?");
-                fatal("clustering failure", err);
-            }
-        } else {
-            rq_log("rqlited", "preexisting node state detected, ignoring join addresses");
-        }
-    } else if (store_contacted_by(st)) {
-        /* A wiped member restarted without -join: ask the leader that
-         * reached us (through its Raft address) to re-add us. */
-        char *via = strdup(store_contacted_by(st));
-        rq_log("rqlited", "no join addresses set, rejoining through the leader at %s", via);
-        if (cluster_join(&cfg, &via, 1, true, &err) != 0) {
-            rq_log("rqlited", "rejoin failed: %s", err ? err : "?");
-            free(err);
-            err = NULL;
-        }
-        free(via);
-    } else if (store_was_new(st)) {
-        rq_log("rqlited", "no join addresses set");
-    }
-
-    if (store_wait_leader(st, 1500))
-        rq_log("rqlited", "store has reached consensus");
-    rq_log("rqlited", "node HTTP API available at http://%s", cfg.http_adv_addr);
-    {
-        const char *hp = cfg.http_adv_addr;
-        const char *colon = strrchr(hp, ':');
-        if (colon)
-            rq_log("rqlited", "connect using the command-line tool via 'rqlite -H %.*s -p %s'",
-                   (int)(colon - hp), hp, colon + 1);
-    }
+    joinCluster(&cfg, st, n_boot);
+    logReady(&cfg, st);
 
     int sig = 0;
     sigwait(&set, &sig);
     rq_log("rqlited", "received signal %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     pthread_t forcer;
     pthread_create(&forcer, NULL, forceExitThread, &set);
-
     if (cfg.raft_cluster_remove_shutdown)
         leaveCluster(&cfg, st);
     http_server_stop(http);
