@@ -32,6 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(rc == 0);
         }
         CHECK(n == ce.stmts.n);
+        cmd_entry_free(&ce);
     }
     rq_exec_entry ex;
     if (rq_exec_decode(data, size, &ex) == 0) {

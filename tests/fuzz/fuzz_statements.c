@@ -24,13 +24,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cmd_view v = cmd_batch_view(&b);
     CHECK(cmd_valid(&v));
     cmd_entry in = {.origin = 1, .seq = 2, .flags = 3, .unix_ms = 4, .seed = 5, .steps = 6, .stmts = v};
-    size_t len = cmd_entry_size(v.len);
-    unsigned char *entry = malloc(len);
-    cmd_entry_encode(&in, entry);
+    size_t len = 0;
+    unsigned char *entry = cmd_entry_pack(&in, &len); /* compressed when it pays */
+    CHECK(entry != NULL);
     cmd_entry out;
     CHECK(cmd_entry_decode(entry, len, &out) == 0);
     CHECK(out.seq == 2 && out.steps == 6 && out.stmts.n == v.n && out.stmts.len == v.len);
     CHECK(v.len == 0 || memcmp(out.stmts.data, v.data, v.len) == 0);
+    cmd_entry_free(&out);
     char *json = cmd_to_json(&v);
     CHECK(json != NULL);
     cmd_batch back;

@@ -244,11 +244,81 @@ static void test_builder(void **state)
     cmd_batch_free(&b);
 }
 
+/* Entries compress (LZ4) above CMD_COMPRESS_MIN when it pays, and decode
+ * to the same payload; damaged compressed entries are refused. */
+static void test_compression(void **state)
+{
+    char *err = NULL;
+    cmd_batch bulk, small, noise;
+    cmd_batch_init(&bulk);
+    cmd_batch_init(&small);
+    cmd_batch_init(&noise);
+    for (int i = 0; i < 1000; i++) {
+        assert_int_equal(cmd_add_stmt(&bulk, "INSERT INTO b(v) VALUES(?)", 26, &err), 0);
+        cmd_add_text(&bulk, NULL, "bulk row", 8);
+    }
+    assert_int_equal(cmd_add_stmt(&small, "INSERT INTO t VALUES(1)", 23, &err), 0);
+    assert_int_equal(cmd_add_stmt(&noise, "INSERT INTO t VALUES(?)", 23, &err), 0);
+    unsigned char rnd[8192];
+    uint64_t x = 88172645463325252ULL;
+    for (size_t i = 0; i < sizeof rnd; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        rnd[i] = (unsigned char)x;
+    }
+    cmd_add_blob(&noise, NULL, rnd, sizeof rnd);
+    cmd_batch *cases[] = {&bulk, &small, &noise};
+    int encodings[] = {CMD_LZ4, 0, 0};
+    for (int k = 0; k < 3; k++) {
+        cmd_view v = cmd_batch_view(cases[k]);
+        cmd_entry e = {.origin = 7, .seq = 8, .steps = 9, .stmts = v};
+        size_t len = 0;
+        unsigned char *p = cmd_entry_pack(&e, &len);
+        assert_non_null(p);
+        assert_int_equal(len % 8, 0);
+        unsigned encoding = p[60] | p[61] << 8;
+        assert_int_equal(encoding, encodings[k]);
+        if (encoding == CMD_LZ4)
+            assert_true(len * 20 < v.len); /* 1,000 repeated rows shrink a lot */
+        cmd_entry d;
+        assert_int_equal(cmd_entry_decode(p, len, &d), 0);
+        assert_int_equal(d.seq, 8);
+        assert_int_equal(d.stmts.n, v.n);
+        assert_int_equal(d.stmts.len, v.len);
+        assert_memory_equal(d.stmts.data, v.data, v.len);
+        assert_true(encoding == CMD_LZ4 ? d.owned != NULL : d.owned == NULL);
+        cmd_entry_free(&d);
+        if (encoding == CMD_LZ4) {
+            /* The claimed size wrong, absurd, or the block damaged. */
+            unsigned char *q = malloc(len);
+            memcpy(q, p, len);
+            q[CMD_ENTRY_HDR] ^= 1;
+            assert_int_equal(cmd_entry_decode(q, len, &d), -1);
+            memcpy(q, p, len);
+            q[CMD_ENTRY_HDR + 7] = 0x7f;
+            assert_int_equal(cmd_entry_decode(q, len, &d), -1);
+            for (size_t i = CMD_ENTRY_HDR + 8; i < len; i++) {
+                memcpy(q, p, len);
+                q[i] ^= 0x55;
+                int rc = cmd_entry_decode(q, len, &d);
+                assert_true(rc == -1 || rc == 0);
+                if (rc == 0)
+                    cmd_entry_free(&d);
+            }
+            free(q);
+        }
+        free(p);
+    }
+    cmd_batch_free(&bulk);
+    cmd_batch_free(&small);
+    cmd_batch_free(&noise);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_errors), cmocka_unit_test(test_types), cmocka_unit_test(test_round_trips),
         cmocka_unit_test(test_malformed),   cmocka_unit_test(test_builder),
+        cmocka_unit_test(test_compression),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
