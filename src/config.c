@@ -165,6 +165,7 @@ int config_parse_duration(const char *s, uint64_t *ms)
 
 /* ---- setting values ---------------------------------------------------- */
 
+/* Go's strconv.ParseBool: the spellings rqlite's flags accept. */
 static int parseBool(const char *v, bool *out)
 {
     static const char *t[] = {"1", "t", "T", "TRUE", "true", "True"};
@@ -176,6 +177,7 @@ static int parseBool(const char *v, bool *out)
     return -1;
 }
 
+/* -join is comma-separated; blanks around items are dropped, as rqlite does. */
 static void setJoin(config *cfg, const char *v)
 {
     for (int i = 0; i < cfg->n_join; i++)
@@ -247,6 +249,7 @@ static int setFlag(config *cfg, const flag_def *f, const char *v, char *msg, siz
     return 0;
 }
 
+/* Go's flag.PrintDefaults layout, so that -h reads like rqlited's. */
 static void usage(FILE *out)
 {
     fprintf(out, "%s\n\nUsage: rqlited [flags] <data directory>\n", blurb);
@@ -277,6 +280,7 @@ static const flag_def *findFlag(const char *name, size_t n)
     return NULL;
 }
 
+/* The data directory is logged and compared later: make it absolute, ~ expanded. */
 static char *absPath(const char *p)
 {
     if (p[0] == '/')
@@ -322,6 +326,7 @@ static bool unspecifiedHost(const char *a)
     return strncmp(a, "0.0.0.0:", 8) == 0 || strncmp(a, "[::]:", 5) == 0 || a[0] == ':';
 }
 
+/* rqlited's 'fatal: ...' line and exit status 1 for invalid settings. */
 static int fatal(config *cfg, int *exit_code, const char *fmt, const char *arg)
 {
     fputs("fatal: ", stderr);
@@ -332,6 +337,7 @@ static int fatal(config *cfg, int *exit_code, const char *fmt, const char *arg)
     return 1;
 }
 
+/* rqlite's checks of the settings together, with its messages. */
 static int validate(config *cfg, int *exit_code)
 {
     if ((cfg->http_cert && *cfg->http_cert) != (cfg->http_key && *cfg->http_key))
@@ -461,6 +467,7 @@ static int checkSecurity(config *cfg, int *exit_code)
     return 0;
 }
 
+/* Every flag starts from its documented default, from the one table. */
 static void setDefaults(config *cfg)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -487,6 +494,7 @@ static int badArgs(config *cfg, int *exit_code, bool show_usage)
     return -1;
 }
 
+/* -version prints rqlited's line, naming this build and SQLite. */
 static void printVersion(void)
 {
     printf("rqlited %s linux/%s C sqlite%s\n", RQ_VERSION,

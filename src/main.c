@@ -62,6 +62,7 @@ static void *forceExitThread(void *arg)
     return NULL;
 }
 
+/* -bootstrap-expect applies to new nodes only: has this one Raft state already? */
 static bool hasRaftState(const config *cfg)
 {
     char p[4200];
@@ -255,6 +256,7 @@ static void setupSignals(sigset_t *set)
     signal(SIGFPE, crashHandler);
 }
 
+/* rqlite's first lines: version and the exact command line. */
 static void logLaunch(int argc, char **argv)
 {
     rq_log("rqlited", "rqlited starting, version %s, SQLite %s", RQ_VERSION, sqlite3_libversion());
@@ -294,6 +296,7 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
     }
 }
 
+/* rqlite's lines once the node serves: consensus, API address, how to connect. */
 static void logReady(const config *cfg, store *st)
 {
     if (store_wait_leader(st, 1500))

@@ -9,6 +9,7 @@
 
 /* ---- bytes ---------------------------------------------------------------- */
 
+/* LEB128, as SQLite and protobuf write lengths: small numbers, one byte. */
 static void putVarint(buf *b, uint64_t v)
 {
     unsigned char tmp[10];
@@ -236,6 +237,7 @@ static int hexval(char c)
     return c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
 }
 
+/* rqlite takes an array of integers 0-255 as a BLOB parameter. */
 static bool byteArray(const json_t *v)
 {
     size_t i;

@@ -154,6 +154,7 @@ static bool clientMayOpen(const char *name)
     return ok;
 }
 
+/* The guard (clientMayOpen) in front of the default VFS's xOpen. */
 static int detOpen(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int flags, int *out)
 {
     (void)v;
@@ -164,6 +165,7 @@ static int detOpen(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int f
     return baseVfs->xOpen(baseVfs, name, f, flags, out);
 }
 
+/* The default VFS with our clock and open guard: same files, locks and shm. */
 static void registerVfs(void)
 {
     baseVfs = sqlite3_vfs_find(NULL);
@@ -198,6 +200,7 @@ static void fnRandom(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_int64(ctx, (sqlite3_int64)next(s));
 }
 
+/* randomblob(n) from the entry's seed; n bounded like any SQLite value. */
 static void fnRandomBlob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
     uint64_t *s = sqlite3_user_data(ctx);

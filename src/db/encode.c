@@ -13,6 +13,7 @@
 #include "util/os.h"
 
 
+/* go-sqlite3 returns BLOBs in text-typed columns as strings. */
 static bool textLike(const char *t)
 {
     static const char *prefixes[] = {"varchar", "varying character", "nchar",
@@ -30,6 +31,7 @@ static bool timeType(const char *t)
     return strcmp(t, "date") == 0 || strcmp(t, "datetime") == 0 || strcmp(t, "timestamp") == 0;
 }
 
+/* Go's time.Time JSON form (RFC 3339, nanoseconds without trailing zeros). */
 static void putTime(buf *b, time_t secs, long nsec)
 {
     struct tm tm;
@@ -99,6 +101,7 @@ bad:
     buf_puts(b, "\"0001-01-01T00:00:00Z\"");
 }
 
+/* One value as go-sqlite3 and encoding/json would write it, by the column's declared type. */
 static void putValue(buf *b, sqlite3_stmt *st, int i, const char *type, unsigned flags)
 {
     switch (sqlite3_column_type(st, i)) {
@@ -234,6 +237,7 @@ static void colsetTypesFromRow(colset *cs, sqlite3_stmt *st)
     }
 }
 
+/* Frees what colsetOpen allocated. */
 static void colsetFree(colset *cs)
 {
     for (int i = 0; i < cs->n; i++) {

@@ -167,6 +167,7 @@ static bool nodeLocalTable(const char *name)
     return false;
 }
 
+/* SQLite's authorizer callback: the policy above, per action. */
 static int authorize(void *arg, int action, const char *a1, const char *a2, const char *dbname,
                      const char *trigger)
 {

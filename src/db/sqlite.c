@@ -43,6 +43,7 @@ int dbExecSimple(sqlite3 *c, const char *sql, char **err)
     return 0;
 }
 
+/* Tests shorten the lock wait (db_options.busy_ms); 5 s otherwise, as rqlite. */
 static int busyMs(const db *d) { return d->opts.busy_ms > 0 ? d->opts.busy_ms : BUSY_TIMEOUT_MS; }
 
 /* Every connection reads the same file through the same VFS (a frozen
@@ -212,6 +213,7 @@ void db_close(db *d)
 
 uint64_t db_index(db *d) { return __atomic_load_n(&d->index, __ATOMIC_RELAXED); }
 
+/* The file keeps 32 bits of the index: the full value nearest to a known one. */
 static uint64_t resolveNear(uint32_t low, uint64_t near)
 {
     uint64_t base = (near & ~(uint64_t)0xffffffffu) | low;
@@ -259,6 +261,7 @@ long long db_file_size(db *d)
 
 /* ---- read pool ----------------------------------------------------------- */
 
+/* Read connections in use, with the file generation they opened. */
 static void busyAdd(db *d, sqlite3 *c, unsigned gen)
 {
     if (d->n_busy == d->cap_busy) {
