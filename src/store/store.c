@@ -362,19 +362,6 @@ static char *opTakeErr(op *o, const char *timeout_msg)
     return e ? e : strdup("unknown error");
 }
 
-/* A log entry from JSON text. libraft's encoders (disk and network) assume
- * entry lengths are multiples of 8, so pad with JSON whitespace. */
-static void *entryFromText(const char *text, size_t *len)
-{
-    size_t n = strlen(text);
-    size_t padded = (n + 7) & ~(size_t)7;
-    char *p = raft_malloc(padded);
-    memcpy(p, text, n);
-    memset(p + n, ' ', padded - n);
-    *len = padded;
-    return p;
-}
-
 /* ------------------------------------------------------------------ FSM */
 
 static meta *metaFind(store *s, raft_id rid)
@@ -586,22 +573,14 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         rq_log("store", "skipping undecodable log entry: %s", jerr.text);
         return 0;
     }
-    const char *t = json_string_value(json_object_get(e, "t"));
-    if (t && strcmp(t, "x") == 0 && !held) {
-        raft_id origin = (raft_id)json_integer_value(json_object_get(e, "o"));
-        uint64_t seq = (uint64_t)json_integer_value(json_object_get(e, "s"));
-        unsigned flags = (unsigned)json_integer_value(json_object_get(e, "f"));
-        char *q = json_dumps(json_object_get(e, "q"), JSON_COMPACT | JSON_ENCODE_ANY);
-        applyLegacy(s, origin == s->id ? pendingFind(s, seq, index) : NULL, q ? q : "", q ? strlen(q) : 0, flags,
-                    (int64_t)json_integer_value(json_object_get(e, "ts")),
-                    (uint64_t)json_integer_value(json_object_get(e, "r")), index);
-        free(q);
-    } else if (t && strcmp(t, "m") == 0) {
-        metaUpsert(s, json_string_value(json_object_get(e, "id")),
-                   (raft_id)json_integer_value(json_object_get(e, "rid")),
-                   json_string_value(json_object_get(e, "addr")),
-                   json_string_value(json_object_get(e, "api")));
-    }
+    rq_meta_entry me;
+    char *q = held ? NULL : rq_jexec_decode(e, &ex);
+    if (q != NULL)
+        applyLegacy(s, ex.origin == s->id ? pendingFind(s, ex.seq, index) : NULL, ex.json, ex.json_len,
+                    (unsigned)ex.flags, (int64_t)ex.ms, ex.seed, index);
+    else if (rq_meta_decode(e, &me) == 0)
+        metaUpsert(s, me.id, me.rid, me.addr, me.api);
+    free(q);
     json_decref(e);
     return 0;
 }
@@ -645,21 +624,11 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
         rq_log("store", "snapshot failed: cannot sync the database file");
         return RAFT_IOERR;
     }
-    json_t *j = json_pack("{s:I,s:I,s:o}", "i", (json_int_t)s->raft.last_applied, "d",
-                          (json_int_t)db_index(s->db), "m", metasToJson(s));
-    char *text = json_dumps(j, JSON_COMPACT);
-    json_decref(j);
-    size_t mlen = strlen(text);
-    unsigned char *p = raft_malloc(12 + mlen);
-    memcpy(p, RQ_SNAP_MAGIC, 8);
-    p[8] = (unsigned char)(mlen >> 24);
-    p[9] = (unsigned char)(mlen >> 16);
-    p[10] = (unsigned char)(mlen >> 8);
-    p[11] = (unsigned char)mlen;
-    memcpy(p + 12, text, mlen);
-    free(text);
-    s->snap_buf.base = p;
-    s->snap_buf.len = 12 + mlen;
+    rq_snapshot snap = {.raft_index = s->raft.last_applied, .db_index = db_index(s->db), .metas = metasToJson(s)};
+    s->snap_buf.base = rq_snap_encode(&snap, &s->snap_buf.len);
+    json_decref(snap.metas);
+    if (s->snap_buf.base == NULL)
+        return RAFT_NOMEM;
     *bufs = &s->snap_buf;
     *n_bufs = 1;
     return 0;
@@ -1399,25 +1368,14 @@ static void freeApplyReq(struct raft_apply *req, int status, void *result)
     free(req);
 }
 
-/* The leader confirms its term with a barrier; once applied, everything
- * committed before is applied too, and it records its own metadata. */
-/* The text of a node metadata entry (malloc'd). */
-static char *metaEntryText(const char *id, raft_id rid, const char *addr, const char *api)
-{
-    json_t *e = json_pack("{s:s,s:s,s:I,s:s,s:s}", "t", "m", "id", id, "rid", (json_int_t)rid, "addr",
-                          addr, "api", api ? api : "");
-    char *text = json_dumps(e, JSON_COMPACT);
-    json_decref(e);
-    return text;
-}
-
 /* Raft thread, leader: append a metadata entry, nobody waiting for it. */
 static void appendMeta(store *s, const char *id, raft_id rid, const char *addr, const char *api)
 {
-    char *text = metaEntryText(id, rid, addr, api);
+    rq_meta_entry me = {.id = id, .rid = rid, .addr = addr, .api = api};
     struct raft_buffer b;
-    b.base = entryFromText(text, &b.len);
-    free(text);
+    b.base = rq_meta_encode(&me, &b.len);
+    if (b.base == NULL)
+        return;
     struct raft_apply *areq = calloc(1, sizeof *areq);
     if (raft_apply(&s->raft, areq, &b, 1, freeApplyReq) != 0) {
         raft_free(b.base);
@@ -2315,7 +2273,7 @@ int store_load(store *s, const void *image, size_t len, char **err)
 {
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
-    size_t padded = (RQ_LOAD_HDR + len + 7) & ~(size_t)7;
+    size_t padded = rq_load_size(len);
     if (s->cfg->raft_max_entry_size && padded > s->cfg->raft_max_entry_size) {
         *err = rq_sprintf("database image too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)",
                           padded, (unsigned long long)s->cfg->raft_max_entry_size);
@@ -2329,22 +2287,14 @@ int store_load(store *s, const void *image, size_t len, char **err)
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);
-    unsigned char *e = raft_malloc(padded);
-    if (e == NULL) {
+    rq_load_entry le = {.origin = s->id, .seq = o->seq, .image = image, .image_len = len};
+    o->entry = rq_load_encode(&le, &o->entry_len);
+    if (o->entry == NULL) {
         opRelease(s, o);
         opRelease(s, o);
         *err = strdup("out of memory");
         return STORE_ERROR;
     }
-    memcpy(e, RQ_LOAD_MAGIC, 8);
-    rq_put64(e + 8, s->id);
-    rq_put64(e + 16, o->seq);
-    rq_put64(e + 24, len);
-    if (len)
-        memcpy(e + RQ_LOAD_HDR, image, len);
-    memset(e + RQ_LOAD_HDR + len, 0, padded - RQ_LOAD_HDR - len);
-    o->entry = (char *)e;
-    o->entry_len = padded;
     o->want_results = true;
     int rc = opRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms * 6 : 60000);
     if (rc == STORE_OK && o->out.len) {
@@ -2503,12 +2453,17 @@ static int changeOp(store *s, int type, raft_id rid, const char *addr, int role,
 static int applyMeta(store *s, const char *id, const char *addr, const char *api, char **err)
 {
     op *o = opNew(s, OP_APPLY);
-    char *text = metaEntryText(id, nodeRaftId(id), addr, api);
+    rq_meta_entry me = {.id = id, .rid = nodeRaftId(id), .addr = addr, .api = api};
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);
-    o->entry = entryFromText(text, &o->entry_len);
-    free(text);
+    o->entry = rq_meta_encode(&me, &o->entry_len);
+    if (o->entry == NULL) {
+        opRelease(s, o);
+        opRelease(s, o);
+        *err = strdup("out of memory");
+        return STORE_ERROR;
+    }
     int rc = opRun(s, o, 10000);
     if (rc == STORE_ERROR)
         *err = opTakeErr(o, "timeout recording node metadata");
