@@ -25,7 +25,7 @@
  * needs a snapshot is behind the file of any up-to-date node: when an
  * InstallSnapshot arrives and its own file is older, it streams a
  * consistent copy of the sender's file over the sender's Raft port
- * (cluster_fetch_image; imageCopy() makes the copy on the sending side;
+ * (cluster_fetch_image; storeImageCopy() makes the copy on the sending side;
  * written to disk as it arrives, progress in the log), swaps it in, and
  * only then hands the message to libraft. Memory stays bounded whatever
  * the database size.
@@ -76,184 +76,23 @@
  * three heartbeat intervals) before what the leader says counts as news. */
 #define CONTACT_SETTLE_MS 200
 
-enum {
-    OP_APPLY = 1,
-    OP_BARRIER,
-    OP_ADD,
-    OP_ASSIGN,
-    OP_REMOVE,
-    OP_TRANSFER,
-    OP_SNAPSHOT,
-    OP_READINDEX,
-};
-
-/* Read-index bookkeeping for one voter: AppendEntries/InstallSnapshot sent
- * to it and results received from it in the current term (Raft thread). */
-typedef struct peerCount {
-    raft_id id;
-    uint64_t sent, recvd;
-    int64_t heard_ms;       /* last message from it (reaping), kept across terms */
-} peerCount;
-
-/* A voter's count of sends when a linearizable read was registered. */
-typedef struct readMark {
-    raft_id id;
-    uint64_t sent;
-} readMark;
-
-typedef struct op {
-    int type;
-    int refs;              /* waiter + Raft thread, under s->mu */
-    bool done;
-    int rc;                /* STORE_* */
-    int raft_rc;           /* libraft code, for retries (RAFT_CANTCHANGE) */
-    char *err;
-    pthread_cond_t cond;
-    /* inputs */
-    char *entry;           /* OP_APPLY: raft_malloc'd, handed to raft */
-    size_t entry_len;
-    uint64_t seq;
-    raft_id rid;
-    char addr[256];
-    int role;
-    uint64_t trailing;     /* OP_SNAPSHOT: entries to keep, 0 = configured */
-    /* outputs */
-    buf out;               /* results of an applied execute */
-    raft_index index;
-    bool want_results;
-    /* raft requests */
-    struct raft_apply apply;
-    struct raft_barrier barrier;
-    struct raft_change change;
-    struct raft_transfer transfer;
-    /* OP_READINDEX */
-    raft_term term;
-    readMark *marks;
-    unsigned n_marks;
-    bool confirmed;
-    int64_t deadline_ms;
-    struct op *next;       /* queue / pending list */
-    struct store *s;
-} op;
-
-typedef struct meta {
-    char id[256];
-    raft_id rid;
-    char addr[256];
-    char api[300];
-} meta;
-
-struct store {
-    const config *cfg;
-    char *raft_dir;
-    char *db_path;
-    db *db;
-    raft_id id;
-
-    pthread_t thread;
-    uv_loop_t loop;
-    uv_async_t wake;
-    uv_async_t close_async;
-    uv_check_t publish;
-    uv_timer_t tick;
-    struct raft raft;
-    struct raft_io io;
-    struct raft_uv_transport transport;
-    struct raft_fsm fsm;
-    bool raft_started;
-    bool was_new;
-    char *contacted_by;    /* Raft address of the leader that reached a wiped node */
-
-    pthread_mutex_t mu;
-    op *queue;             /* ops waiting for the Raft thread, LIFO is fine */
-    bool closing;
-    bool closed;
-    uint64_t next_seq;
-
-    /* Published by the Raft thread under mu. */
-    int state;
-    raft_term term;
-    raft_index commit_index, applied_index, last_index, snapshot_index;
-    raft_index first_index;  /* of the log libraft holds, 0 if empty */
-    raft_index leader_commit;   /* the leader's commit index as last told (followers) */
-    int64_t quorum_contact_ms;  /* leader: when a majority was last heard from */
-    raft_id leader_id;
-    char leader_addr[256];
-    char leader_api[300];    /* the leader's API address from node metadata, "" if unknown */
-    store_node *nodes;
-    int n_nodes;
-    bool ready;
-    int64_t last_contact_ms; /* follower: monotonic ms of the leader's last message */
-    int64_t contact_since_ms; /* follower: start of the current unbroken contact */
-    unsigned hb_ms;          /* heartbeat interval given to libraft */
-    pthread_cond_t changed;  /* broadcast on every publish that changes leader */
-
-    /* Raft thread only. */
-    op *pending;           /* applied ops waiting for their entry */
-    meta *metas;
-    int n_metas;
-    bool meta_dirty;
-    raft_index published_conf_index;
-    int prev_state;
-    raft_id prev_leader;
-    bool leader_barrier_pending;
-    bool leader_ready;      /* barrier of our term applied */
-    bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
-    bool reap_pending;      /* a reaping removal in flight */
-    uint64_t log_bytes;     /* entry bytes applied since the last snapshot */
-    bool size_snap;         /* a snapshot triggered by log_bytes is due */
-    raft_term reap_term;    /* term whose leadership started the reaping clocks */
-    peerCount *peers;       /* read-index counters, reset on each leadership */
-    unsigned n_peers;
-    raft_term peers_term;   /* the term the counters belong to */
-    op *reads;              /* linearizable reads waiting for confirmation */
-    op *snap_wait;          /* a user snapshot waiting to be taken */
-    int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
-                   raft_io_send_cb);
-    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
-    raft_io_recv_cb raft_recv;
-    raft_io_tick_cb raft_tick;  /* libraft's, for heartbeatNow() */
-    bool reads_started;     /* drainQueue registered linearizable reads */
-    raft_index leader_commit_seen; /* highest leader_commit in this term's AppendEntries */
-    raft_term leader_commit_term;
-    bool answering_ae;      /* follower: inside libraft's AppendEntries handling */
-    raft_index ae_limit;    /* ... whose entries end at this index */
-    raft_index ready_target;
-    struct raft_buffer snap_buf; /* held between snapshot and finalize */
-    uint64_t num_snapshots, num_restores, num_restores_skipped, num_fetches;
-    raft_index start_snap_index;  /* latest snapshot on disk at start */
-
-    /* Snapshot image transfer (follower). The InstallSnapshot message waits
-     * in fetch_msg while a thread downloads the sender's file. */
-    bool fetching;            /* Raft thread */
-    struct raft_message fetch_msg;
-    raft_index fetch_need;    /* database index the snapshot stands for */
-    char *fetch_from;         /* sender's Raft address (fetch_msg points here) */
-    char *fetch_path;         /* where the image lands */
-    pthread_t fetch_thread;
-    bool fetch_joinable;
-    bool fetch_done;          /* under mu: the thread finished */
-    int fetch_rc;             /* under mu */
-    char *fetch_err;          /* under mu */
-    int64_t fetch_started_ms;
-    long long fetch_bytes;
-};
+#include "store/internal.h"
 
 /* ------------------------------------------------------------------ ids */
 
 /* -raft-snap, and the entries kept after a snapshot (before fsmSnapshot
  * trims them by size). */
-static unsigned snapThreshold(const config *cfg)
+static unsigned storeSnapThreshold(const config *cfg)
 {
     return (unsigned)(cfg->raft_snap ? cfg->raft_snap : 8192);
 }
 
-static unsigned snapTrailing(const config *cfg)
+static unsigned storeSnapTrailing(const config *cfg)
 {
-    return snapThreshold(cfg) * 5 / 4;
+    return storeSnapThreshold(cfg) * 5 / 4;
 }
 
-static raft_id nodeRaftId(const char *node_id)
+static raft_id storeRaftId(const char *node_id)
 {
     uint64_t h = 1469598103934665603ULL;
     for (const unsigned char *p = (const unsigned char *)node_id; *p; p++) {
@@ -269,7 +108,7 @@ static raft_id nodeRaftId(const char *node_id)
 
 /* ------------------------------------------------------------------ ops */
 
-static op *opNew(store *s, int type)
+static op *storeOpNew(store *s, int type)
 {
     op *o = calloc(1, sizeof *o);
     o->type = type;
@@ -298,7 +137,7 @@ static void opUnrefLocked(op *o)
 }
 
 /* Raft thread: finish an op and wake its waiter. */
-static void opComplete(op *o, int rc, char *err)
+static void storeOpComplete(op *o, int rc, char *err)
 {
     store *s = o->s;
     pthread_mutex_lock(&s->mu);
@@ -314,10 +153,10 @@ static void opComplete(op *o, int rc, char *err)
 }
 
 /* Caller thread: queue an op, wait for it up to timeout_ms. Returns with
- * the op still referenced by the caller (release with opRelease) or NULL
+ * the op still referenced by the caller (release with storeOpRelease) or NULL
  * when the store is closing (op freed). On timeout, rc is STORE_ERROR with
  * a timeout message. */
-static int opRun(store *s, op *o, uint64_t timeout_ms)
+static int storeOpRun(store *s, op *o, uint64_t timeout_ms)
 {
     pthread_mutex_lock(&s->mu);
     if (s->closing) {
@@ -345,7 +184,7 @@ static int opRun(store *s, op *o, uint64_t timeout_ms)
     return rc;
 }
 
-static void opRelease(store *s, op *o)
+static void storeOpRelease(store *s, op *o)
 {
     pthread_mutex_lock(&s->mu);
     opUnrefLocked(o);
@@ -353,7 +192,7 @@ static void opRelease(store *s, op *o)
 }
 
 /* Take the error message out of a finished op (or a timeout message). */
-static char *opTakeErr(op *o, const char *timeout_msg)
+static char *storeOpTakeErr(op *o, const char *timeout_msg)
 {
     if (!o->done)
         return strdup(timeout_msg);
@@ -364,7 +203,7 @@ static char *opTakeErr(op *o, const char *timeout_msg)
 
 /* ------------------------------------------------------------------ FSM */
 
-static meta *metaFind(store *s, raft_id rid)
+static meta *storeMetaFind(store *s, raft_id rid)
 {
     for (int i = 0; i < s->n_metas; i++)
         if (s->metas[i].rid == rid)
@@ -372,9 +211,9 @@ static meta *metaFind(store *s, raft_id rid)
     return NULL;
 }
 
-static void metaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api)
+static void storeMetaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api)
 {
-    meta *m = metaFind(s, rid);
+    meta *m = storeMetaFind(s, rid);
     if (m == NULL) {
         s->metas = realloc(s->metas, (size_t)(s->n_metas + 1) * sizeof *s->metas);
         m = &s->metas[s->n_metas++];
@@ -387,7 +226,7 @@ static void metaUpsert(store *s, const char *id, raft_id rid, const char *addr, 
     s->meta_dirty = true;
 }
 
-static json_t *metasToJson(store *s)
+static json_t *storeMetasToJson(store *s)
 {
     json_t *a = json_array();
     for (int i = 0; i < s->n_metas; i++) {
@@ -398,7 +237,7 @@ static json_t *metasToJson(store *s)
     return a;
 }
 
-static void metasFromJson(store *s, json_t *a)
+static void storeMetasFromJson(store *s, json_t *a)
 {
     free(s->metas);
     s->metas = NULL;
@@ -407,7 +246,7 @@ static void metasFromJson(store *s, json_t *a)
     json_t *m;
     json_array_foreach(a, i, m)
     {
-        metaUpsert(s, json_string_value(json_object_get(m, "id")),
+        storeMetaUpsert(s, json_string_value(json_object_get(m, "id")),
                    (raft_id)json_integer_value(json_object_get(m, "rid")),
                    json_string_value(json_object_get(m, "addr")),
                    json_string_value(json_object_get(m, "api")));
@@ -417,8 +256,8 @@ static void metasFromJson(store *s, json_t *a)
 
 /* The leader's API address by its Raft address, from the node metadata:
  * known before the configuration is (a wiped node fetching the leader's
- * database has the metadata of the snapshot it holds, fetchDone()). */
-static void leaderApiLocked(store *s)
+ * database has the metadata of the snapshot it holds, storeFetchDone()). */
+static void storeLeaderApiLocked(store *s)
 {
     s->leader_api[0] = '\0';
     for (int i = 0; i < s->n_metas && s->leader_addr[0]; i++)
@@ -579,7 +418,7 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         applyLegacy(s, ex.origin == s->id ? pendingFind(s, ex.seq, index) : NULL, ex.json, ex.json_len,
                     (unsigned)ex.flags, (int64_t)ex.ms, ex.seed, index);
     else if (rq_meta_decode(e, &me) == 0)
-        metaUpsert(s, me.id, me.rid, me.addr, me.api);
+        storeMetaUpsert(s, me.id, me.rid, me.addr, me.api);
     free(q);
     json_decref(e);
     return 0;
@@ -592,7 +431,7 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
 static unsigned sizedTrailing(store *s)
 {
     struct raft_log *l = &s->raft.log;
-    unsigned want = snapTrailing(s->cfg);
+    unsigned want = storeSnapTrailing(s->cfg);
     if (s->snap_wait && s->snap_wait->trailing > 0)
         want = s->snap_wait->trailing > UINT_MAX ? UINT_MAX : (unsigned)s->snap_wait->trailing;
     size_t n = l->size ? (l->back + l->size - l->front) % l->size : 0;
@@ -616,7 +455,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     if (s->size_snap) {
         s->size_snap = false;
         if (s->snap_wait == NULL)
-            raft_set_snapshot_threshold(&s->raft, snapThreshold(s->cfg));
+            raft_set_snapshot_threshold(&s->raft, storeSnapThreshold(s->cfg));
     }
     /* The log up to here may go once libraft has the snapshot: the file
      * must hold it durably first. */
@@ -624,7 +463,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
         rq_log("store", "snapshot failed: cannot sync the database file");
         return RAFT_IOERR;
     }
-    rq_snapshot snap = {.raft_index = s->raft.last_applied, .db_index = db_index(s->db), .metas = metasToJson(s)};
+    rq_snapshot snap = {.raft_index = s->raft.last_applied, .db_index = db_index(s->db), .metas = storeMetasToJson(s)};
     s->snap_buf.base = rq_snap_encode(&snap, &s->snap_buf.len);
     json_decref(snap.metas);
     if (s->snap_buf.base == NULL)
@@ -688,7 +527,7 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
                (unsigned long long)index, (unsigned long long)db_index(s->db));
     }
     if (metas)
-        metasFromJson(s, metas);
+        storeMetasFromJson(s, metas);
     json_decref(metas);
     raft_free(b->base);
     return 0;
@@ -701,11 +540,11 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
 static void opFromStatus(op *o, int status, int lost_rc, const char *lost_msg, const char *what)
 {
     if (status == 0)
-        opComplete(o, STORE_OK, NULL);
+        storeOpComplete(o, STORE_OK, NULL);
     else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
-        opComplete(o, lost_rc, strdup(lost_msg));
+        storeOpComplete(o, lost_rc, strdup(lost_msg));
     else
-        opComplete(o, STORE_ERROR, rq_sprintf("%s%s", what, raft_strerror(status)));
+        storeOpComplete(o, STORE_ERROR, rq_sprintf("%s%s", what, raft_strerror(status)));
 }
 
 static void applyCb(struct raft_apply *req, int status, void *result)
@@ -736,9 +575,9 @@ static void transferCb(struct raft_transfer *req)
     /* The transfer callback carries no status: success means someone else
      * leads now. */
     if (s->raft.state != RAFT_LEADER)
-        opComplete(o, STORE_OK, NULL);
+        storeOpComplete(o, STORE_OK, NULL);
     else
-        opComplete(o, STORE_ERROR, strdup("leadership transfer failed"));
+        storeOpComplete(o, STORE_ERROR, strdup("leadership transfer failed"));
 }
 
 /* ---------------------------------------------------------- read index
@@ -756,7 +595,7 @@ static void transferCb(struct raft_transfer *req)
  * message sent after the read: that is the confirmation. A read that is
  * not confirmed in time falls back to a barrier through the log. */
 
-static peerCount *peerFor(store *s, raft_id id)
+static peerCount *storePeer(store *s, raft_id id)
 {
     if (s->peers_term != s->raft.current_term) { /* counts are per term */
         for (unsigned i = 0; i < s->n_peers; i++)
@@ -789,7 +628,7 @@ static void sendWrapCb(struct raft_io_send *req, int status)
     store *s = w->s;
     /* A failed send was not delivered: it will never be answered. */
     if (status != 0 && s->raft.current_term == w->term) {
-        peerCount *p = peerFor(s, w->id);
+        peerCount *p = storePeer(s, w->id);
         if (p->sent > p->recvd)
             p->sent--;
     }
@@ -830,7 +669,7 @@ static int wrappedSend(struct raft_io *io, struct raft_io_send *req, const struc
         free(w);
         return rv;
     }
-    peerFor(s, m->server_id)->sent++;
+    storePeer(s, m->server_id)->sent++;
     return 0;
 }
 
@@ -864,7 +703,7 @@ int store_copy(store *s, unsigned flags, db_progress_fn progress, void *arg, uin
 
 /* The transport's rq_image_fn (a sender thread, never the Raft thread): a
  * consistent copy of the database with its Raft index. */
-static int imageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
+static int storeImageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
 {
     return store_copy(arg, DB_BACKUP_KEEP_INDEX, progress, parg, size, err);
 }
@@ -892,7 +731,7 @@ static int fetchLog(void *arg, bool copying, long long done, long long total)
 
 /* For tests only: with RQ_TEST_FETCH_GATE=<file> in the environment, a
  * transferred database waits until that file exists (at most a minute)
- * before fetchDone() sees it, so that a test can have entries applied
+ * before storeFetchDone() sees it, so that a test can have entries applied
  * meanwhile (tests/system/test_cluster.py). */
 static void testGate(store *s, int rc)
 {
@@ -952,7 +791,7 @@ static void releaseMessage(struct raft_message *m)
 }
 
 /* Raft thread: an InstallSnapshot whose state our file does not hold yet.
- * Keep the message, fetch the sender's file; fetchDone() delivers it. */
+ * Keep the message, fetch the sender's file; storeFetchDone() delivers it. */
 static void holdMessage(store *s, struct raft_message *m, raft_index need)
 {
     s->fetch_msg = *m;
@@ -964,7 +803,7 @@ static void holdMessage(store *s, struct raft_message *m, raft_index need)
 
 static void fetchLaunch(store *s);
 
-static void fetchStart(store *s, struct raft_message *m, raft_index need)
+static void storeFetchStart(store *s, struct raft_message *m, raft_index need)
 {
     if (s->fetching) {
         /* The leader sent it again (a retry, or a newer snapshot after a
@@ -1007,7 +846,7 @@ static void fetchLaunch(store *s)
 }
 
 /* Raft thread, on wake: a finished transfer. */
-static void fetchDone(store *s)
+static void storeFetchDone(store *s)
 {
     pthread_mutex_lock(&s->mu);
     bool done = s->fetching && s->fetch_done;
@@ -1043,9 +882,9 @@ static void fetchDone(store *s)
         const struct raft_buffer *sd = &s->fetch_msg.install_snapshot.data;
         if (rq_snap_decode(sd->base, sd->len, &snap) == 0) {
             if (json_is_array(snap.metas)) {
-                metasFromJson(s, snap.metas);
+                storeMetasFromJson(s, snap.metas);
                 pthread_mutex_lock(&s->mu);
-                leaderApiLocked(s);
+                storeLeaderApiLocked(s);
                 pthread_mutex_unlock(&s->mu);
             }
             json_decref(snap.metas);
@@ -1077,7 +916,7 @@ static void wrappedRecv(struct raft_io *io, struct raft_message *m)
     struct raft *r = io->data;
     store *s = r->data;
     if (r->state == RAFT_LEADER)
-        peerFor(s, m->server_id)->heard_ms = rq_now_ms();
+        storePeer(s, m->server_id)->heard_ms = rq_now_ms();
     if (m->type == RAFT_IO_INSTALL_SNAPSHOT) {
         rq_snapshot snap;
         const struct raft_buffer *d = &m->install_snapshot.data;
@@ -1086,7 +925,7 @@ static void wrappedRecv(struct raft_io *io, struct raft_message *m)
             if (snap.version == 2 && m->install_snapshot.term >= r->current_term) {
                 db_resolve_index(s->db, snap.db_index);
                 if (db_index(s->db) < snap.db_index) {
-                    fetchStart(s, m, snap.db_index);
+                    storeFetchStart(s, m, snap.db_index);
                     return;
                 }
             }
@@ -1094,7 +933,7 @@ static void wrappedRecv(struct raft_io *io, struct raft_message *m)
     }
     if (m->type == RAFT_IO_APPEND_ENTRIES_RESULT && r->state == RAFT_LEADER &&
         m->append_entries_result.term == r->current_term)
-        peerFor(s, m->server_id)->recvd++;
+        storePeer(s, m->server_id)->recvd++;
     if (m->type == RAFT_IO_APPEND_ENTRIES) {
         /* Raft's rule is commit = min(leaderCommit, index of the last new
          * entry); libraft 0.15 uses its own log length instead, which could
@@ -1130,7 +969,7 @@ static int wrappedStart(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick
 }
 
 /* Raft thread: register a linearizable read (leader only). */
-static void readStart(store *s, op *o)
+static void storeReadStart(store *s, op *o)
 {
     struct raft *r = &s->raft;
     o->index = r->commit_index;
@@ -1142,7 +981,7 @@ static void readStart(store *s, op *o)
         if (srv->role != RAFT_VOTER || srv->id == s->id)
             continue;
         o->marks[o->n_marks].id = srv->id;
-        o->marks[o->n_marks].sent = peerFor(s, srv->id)->sent;
+        o->marks[o->n_marks].sent = storePeer(s, srv->id)->sent;
         o->n_marks++;
     }
     o->next = s->reads;
@@ -1150,7 +989,7 @@ static void readStart(store *s, op *o)
 }
 
 /* Raft thread, after every loop iteration: confirm and finish reads. */
-static void readsProgress(store *s)
+static void storeReadsProgress(store *s)
 {
     struct raft *r = &s->raft;
     int64_t now = rq_now_ms();
@@ -1172,7 +1011,7 @@ static void readsProgress(store *s)
                         continue;
                     }
                     for (unsigned k = 0; k < o->n_marks; k++)
-                        if (o->marks[k].id == srv->id && peerFor(s, srv->id)->recvd > o->marks[k].sent)
+                        if (o->marks[k].id == srv->id && storePeer(s, srv->id)->recvd > o->marks[k].sent)
                             acks++;
                 }
                 o->confirmed = acks > voters / 2;
@@ -1190,7 +1029,7 @@ static void readsProgress(store *s)
         o->next = NULL;
         free(o->marks);
         o->marks = NULL;
-        opComplete(o, rc, rc == STORE_ERROR ? strdup("read index not confirmed in time")
+        storeOpComplete(o, rc, rc == STORE_ERROR ? strdup("read index not confirmed in time")
                           : rc == STORE_NOT_LEADER ? strdup("leadership lost") : NULL);
     }
 }
@@ -1203,16 +1042,16 @@ static void freeBarrier(struct raft_barrier *b, int status)
 
 /* A user snapshot (/snapshot): libraft snapshots only past a threshold of
  * applied entries, so lower it to 1 until the next apply has taken one. */
-static void snapStart(store *s, op *o)
+static void storeSnapStart(store *s, op *o)
 {
     struct raft *r = &s->raft;
     if (r->last_applied <= r->log.snapshot.last_index) {
         o->raft_rc = 1; /* nothing new to snapshot */
-        opComplete(o, STORE_OK, NULL);
+        storeOpComplete(o, STORE_OK, NULL);
         return;
     }
     if (s->snap_wait) {
-        opComplete(o, STORE_ERROR, strdup("a snapshot is already in progress"));
+        storeOpComplete(o, STORE_ERROR, strdup("a snapshot is already in progress"));
         return;
     }
     o->index = r->last_applied;
@@ -1226,7 +1065,7 @@ static void snapStart(store *s, op *o)
     }
 }
 
-static void snapProgress(store *s)
+static void storeSnapProgress(store *s)
 {
     op *o = s->snap_wait;
     if (o == NULL)
@@ -1236,22 +1075,22 @@ static void snapProgress(store *s)
     if (!taken && rq_now_ms() < o->deadline_ms)
         return;
     s->snap_wait = NULL;
-    raft_set_snapshot_threshold(r, snapThreshold(s->cfg));
+    raft_set_snapshot_threshold(r, storeSnapThreshold(s->cfg));
     if (taken)
-        opComplete(o, STORE_OK, NULL);
+        storeOpComplete(o, STORE_OK, NULL);
     else
-        opComplete(o, STORE_ERROR, strdup("timeout waiting for the snapshot"));
+        storeOpComplete(o, STORE_ERROR, strdup("timeout waiting for the snapshot"));
 }
 
 static void startOp(store *s, op *o)
 {
     int rv = 0;
     if (o->type == OP_SNAPSHOT) {
-        snapStart(s, o);
+        storeSnapStart(s, o);
         return;
     }
     if (s->raft.state != RAFT_LEADER) {
-        opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
+        storeOpComplete(o, STORE_NOT_LEADER, strdup("not leader"));
         return;
     }
     switch (o->type) {
@@ -1290,7 +1129,7 @@ static void startOp(store *s, op *o)
             o->barrier.data = o;
             rv = raft_barrier(&s->raft, &o->barrier, barrierCb);
         } else {
-            readStart(s, o);
+            storeReadStart(s, o);
             s->reads_started = true;
         }
         break;
@@ -1304,9 +1143,9 @@ static void startOp(store *s, op *o)
     if (rv != 0) {
         o->raft_rc = rv;
         if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
-            opComplete(o, STORE_NOT_LEADER, strdup("not leader"));
+            storeOpComplete(o, STORE_NOT_LEADER, strdup("not leader"));
         else
-            opComplete(o, STORE_ERROR, rq_sprintf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft)
+            storeOpComplete(o, STORE_ERROR, rq_sprintf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft)
                                                                          : raft_strerror(rv)));
     }
 }
@@ -1315,7 +1154,7 @@ static void startOp(store *s, op *o)
  * next heartbeat: linearizable reads registered just before are confirmed
  * by the answers (a round trip, not up to a heartbeat interval). libraft
  * has no call for it; its tick with a zero heartbeat interval does it. */
-static void heartbeatNow(store *s)
+static void storeHeartbeatNow(store *s)
 {
     struct raft *r = &s->raft;
     if (r->state != RAFT_LEADER || s->raft_tick == NULL)
@@ -1348,15 +1187,15 @@ static void drainQueue(store *s)
     }
     if (s->reads_started) {
         s->reads_started = false;
-        heartbeatNow(s);
+        storeHeartbeatNow(s);
     }
 }
 
-static void onWake(uv_async_t *h)
+static void storeOnWake(uv_async_t *h)
 {
     store *s = h->data;
     if (s->raft_started) {
-        fetchDone(s);
+        storeFetchDone(s);
         drainQueue(s);
     }
 }
@@ -1401,7 +1240,7 @@ static void leaderBarrierCb(struct raft_barrier *req, int status)
     }
     char api[300];
     snprintf(api, sizeof api, "http://%s", s->cfg->http_adv_addr);
-    meta *m = metaFind(s, s->id);
+    meta *m = storeMetaFind(s, s->id);
     if (m && strcmp(m->api, api) == 0 && strcmp(m->addr, s->cfg->raft_adv_addr) == 0 &&
         strcmp(m->id, s->cfg->node_id) == 0)
         return;
@@ -1429,7 +1268,7 @@ static void rebuildNodesLocked(store *s)
         if (srv->role == RAFT_SPARE)
             continue;
         store_node *n = &s->nodes[s->n_nodes++];
-        meta *m = metaFind(s, srv->id);
+        meta *m = storeMetaFind(s, srv->id);
         snprintf(n->id, sizeof n->id, "%s", m && m->id[0] ? m->id : srv->address);
         snprintf(n->addr, sizeof n->addr, "%s", srv->address);
         snprintf(n->api_addr, sizeof n->api_addr, "%s", m ? m->api : "");
@@ -1451,7 +1290,7 @@ static int64_t quorumContactMs(store *s)
         struct raft_server *sv = &r->configuration.servers[i];
         if (sv->role != RAFT_VOTER)
             continue;
-        times[n++] = sv->id == s->id ? rq_now_ms() : peerFor(s, sv->id)->heard_ms;
+        times[n++] = sv->id == s->id ? rq_now_ms() : storePeer(s, sv->id)->heard_ms;
     }
     if (n == 0)
         return 0;
@@ -1465,7 +1304,7 @@ static int64_t quorumContactMs(store *s)
     return times[n / 2];
 }
 
-static void onCheck(uv_check_t *h)
+static void storeOnCheck(uv_check_t *h)
 {
     store *s = h->data;
     struct raft *r = &s->raft;
@@ -1533,11 +1372,11 @@ static void onCheck(uv_check_t *h)
                                                                : r->configuration_index;
     if (s->meta_dirty || conf_index != s->published_conf_index || s->nodes == NULL) {
         rebuildNodesLocked(s);
-        leaderApiLocked(s);
+        storeLeaderApiLocked(s);
         s->published_conf_index = conf_index;
         s->meta_dirty = false;
     } else if (leader_changed) {
-        leaderApiLocked(s);
+        storeLeaderApiLocked(s);
     }
     /* Ready: a leader is known and we have applied what was committed when
      * we first saw it (the leader: its own term's barrier). Latched. */
@@ -1556,8 +1395,8 @@ static void onCheck(uv_check_t *h)
     if (leader_changed || s->ready)
         pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->mu);
-    readsProgress(s); /* completes ops: takes s->mu itself */
-    snapProgress(s);
+    storeReadsProgress(s); /* completes ops: takes s->mu itself */
+    storeSnapProgress(s);
 }
 
 static void onCloseRequest(uv_async_t *h);
@@ -1574,7 +1413,7 @@ static void reapCb(struct raft_change *req, int status)
 /* Leader: remove voters unreachable for -raft-reap-node-timeout and
  * non-voters unreachable for -raft-reap-read-only-node-timeout (rqlite's
  * reaping). The clock starts when we become leader. */
-static void reapCheck(store *s)
+static void storeReapCheck(store *s)
 {
     uint64_t tv = s->cfg->raft_reap_node_timeout_ms, tr = s->cfg->raft_reap_read_only_node_timeout_ms;
     if ((!tv && !tr) || s->raft.state != RAFT_LEADER || !s->leader_ready || s->reap_pending)
@@ -1583,19 +1422,19 @@ static void reapCheck(store *s)
     if (s->reap_term != s->raft.current_term) {
         s->reap_term = s->raft.current_term;
         for (unsigned i = 0; i < s->raft.configuration.n; i++)
-            peerFor(s, s->raft.configuration.servers[i].id)->heard_ms = now;
+            storePeer(s, s->raft.configuration.servers[i].id)->heard_ms = now;
     }
     for (unsigned i = 0; i < s->raft.configuration.n; i++) {
         struct raft_server *sv = &s->raft.configuration.servers[i];
         if (sv->id == s->id)
             continue;
-        peerCount *p = peerFor(s, sv->id);
+        peerCount *p = storePeer(s, sv->id);
         if (p->heard_ms == 0)
             p->heard_ms = now;
         uint64_t limit = sv->role == RAFT_VOTER ? tv : tr;
         if (!limit || (uint64_t)(now - p->heard_ms) <= limit)
             continue;
-        meta *m = metaFind(s, sv->id);
+        meta *m = storeMetaFind(s, sv->id);
         rq_log("store", "reaping %s node %s at %s: unreachable for %lld ms",
                sv->role == RAFT_VOTER ? "voting" : "non-voting", m ? m->id : "?", sv->address,
                (long long)(now - p->heard_ms));
@@ -1612,10 +1451,10 @@ static void reapCheck(store *s)
 
 static void onTick(uv_timer_t *t)
 {
-    /* Also keeps onCheck running while idle. */
+    /* Also keeps storeOnCheck running while idle. */
     store *s = t->data;
     if (s && s->raft_started)
-        reapCheck(s);
+        storeReapCheck(s);
 }
 
 static void closeHandle(uv_handle_t *h, void *arg)
@@ -1630,7 +1469,7 @@ static void raftClosed(struct raft *r)
     store *s = r->data;
     /* Fail whatever still waits. */
     if (s->snap_wait) {
-        opComplete(s->snap_wait, STORE_ERROR, strdup("store closed"));
+        storeOpComplete(s->snap_wait, STORE_ERROR, strdup("store closed"));
         s->snap_wait = NULL;
     }
     while (s->reads) {
@@ -1639,13 +1478,13 @@ static void raftClosed(struct raft *r)
         o->next = NULL;
         free(o->marks);
         o->marks = NULL;
-        opComplete(o, STORE_ERROR, strdup("store closed"));
+        storeOpComplete(o, STORE_ERROR, strdup("store closed"));
     }
     while (s->pending) {
         op *o = s->pending;
         s->pending = o->next;
         o->next = NULL;
-        opComplete(o, STORE_ERROR, strdup("store closed"));
+        storeOpComplete(o, STORE_ERROR, strdup("store closed"));
     }
     uv_walk(&s->loop, closeHandle, NULL);
 }
@@ -1672,7 +1511,7 @@ static bool fileExists(const char *dir, const char *name)
 /* The newest snapshot libraft keeps in dir (files snapshot-TERM-INDEX-TS
  * and .meta): its Raft index, the database index it stands for (*need),
  * and whether it has the old inline format (*v1). */
-static raft_index latestSnapshot(const char *dir, raft_index *need, bool *v1)
+static raft_index storeLatestSnapshot(const char *dir, raft_index *need, bool *v1)
 {
     raft_index best = 0;
     char name[512] = "";
@@ -1719,7 +1558,7 @@ static raft_index latestSnapshot(const char *dir, raft_index *need, bool *v1)
 /* A data directory belongs to one node: its ID and Raft address are
  * recorded at first start and must match afterwards (a different identity
  * would corrupt the cluster's configuration silently). */
-static int checkIdentity(store *s, bool is_new, char **err)
+static int storeCheckIdentity(store *s, bool is_new, char **err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/rqnode.json", s->raft_dir);
@@ -1759,7 +1598,7 @@ static int checkIdentity(store *s, bool is_new, char **err)
  * on each surviving node and restarts it; the listed nodes become the
  * configuration (a new configuration entry at the end of the log) and the
  * file is renamed peers.info. */
-static int recoverFromPeers(store *s, char **err)
+static int storeRecoverFromPeers(store *s, char **err)
 {
     char path[4200], info[4200];
     snprintf(path, sizeof path, "%s/peers.json", s->raft_dir);
@@ -1791,7 +1630,7 @@ static int recoverFromPeers(store *s, char **err)
             json_decref(j);
             return -1;
         }
-        raft_id rid = nodeRaftId(id);
+        raft_id rid = storeRaftId(id);
         self = self || rid == s->id;
         if (raft_configuration_add(&conf, rid, addr, non_voter ? RAFT_STANDBY : RAFT_VOTER) != 0) {
             *err = rq_sprintf("failed to read peers file %s: duplicate or invalid node %s", path, id);
@@ -1799,8 +1638,8 @@ static int recoverFromPeers(store *s, char **err)
             json_decref(j);
             return -1;
         }
-        meta *m = metaFind(s, rid);
-        metaUpsert(s, id, rid, addr, m ? m->api : "");
+        meta *m = storeMetaFind(s, rid);
+        storeMetaUpsert(s, id, rid, addr, m ? m->api : "");
     }
     json_decref(j);
     if (!self) {
@@ -1832,7 +1671,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     bool snap_v1 = false;
     store *s = calloc(1, sizeof *s);
     s->cfg = cfg;
-    s->id = nodeRaftId(cfg->node_id);
+    s->id = storeRaftId(cfg->node_id);
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->changed, NULL);
     s->prev_state = -1;
@@ -1859,7 +1698,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     else
         rq_log("store", "preexisting node state detected in %s", cfg->data_dir);
 
-    if (checkIdentity(s, is_new, err) != 0)
+    if (storeCheckIdentity(s, is_new, err) != 0)
         return -1;
     char p[4200];
     snprintf(p, sizeof p, "%s.install", s->db_path);
@@ -1884,7 +1723,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     if (db_recovered(s->db))
         rq_log("store", "an entry cut short by a crash was rolled back; the log applies it again");
     raft_index need = 0;
-    s->start_snap_index = latestSnapshot(s->raft_dir, &need, &snap_v1);
+    s->start_snap_index = storeLatestSnapshot(s->raft_dir, &need, &snap_v1);
     db_resolve_index(s->db, need);
     rq_log("store", "opening store with node ID %s, database at %s (%lld bytes, holds index %llu)",
            cfg->node_id, s->db_path, db_file_size(s->db), (unsigned long long)db_index(s->db));
@@ -1935,18 +1774,18 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     }
 
     uv_loop_init(&s->loop);
-    uv_async_init(&s->loop, &s->wake, onWake);
+    uv_async_init(&s->loop, &s->wake, storeOnWake);
     s->wake.data = s;
     uv_check_init(&s->loop, &s->publish);
     s->publish.data = s;
-    uv_check_start(&s->publish, onCheck);
+    uv_check_start(&s->publish, storeOnCheck);
     uv_timer_init(&s->loop, &s->tick);
     s->tick.data = s;
     uv_timer_start(&s->tick, onTick, 50, 50);
     uv_async_init(&s->loop, &s->close_async, onCloseRequest);
     s->close_async.data = s;
 
-    int rv = rq_transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json, imageCopy, s);
+    int rv = rq_transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json, storeImageCopy, s);
     if (rv != 0) {
         *err = rq_sprintf("transport: %s", raft_strerror(rv));
         return -1;
@@ -1989,7 +1828,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     raft_set_pre_vote(&s->raft, true);
     /* A follower downloads the database before answering an InstallSnapshot;
      * a leader that times out and sends it again meanwhile is ignored
-     * (fetchStart), so libraft's default timeout is fine and retries a
+     * (storeFetchStart), so libraft's default timeout is fine and retries a
      * failed transfer soon. */
     raft_set_install_snapshot_timeout(&s->raft, 30000);
     /* Count AppendEntries traffic for read-index reads (see above). */
@@ -1997,8 +1836,8 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     s->io_start = s->io.start;
     s->io.send = wrappedSend;
     s->io.start = wrappedStart;
-    raft_set_snapshot_threshold(&s->raft, snapThreshold(cfg));
-    raft_set_snapshot_trailing(&s->raft, snapTrailing(cfg));
+    raft_set_snapshot_threshold(&s->raft, storeSnapThreshold(cfg));
+    raft_set_snapshot_trailing(&s->raft, storeSnapTrailing(cfg));
     /* (fsmSnapshot lowers the trailing count when the entries are large.) */
 
     if (bootstrap) {
@@ -2009,9 +1848,9 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
         for (int i = 0; i < n_boot; i++) {
             /* Every node bootstraps this same configuration, and knows
              * the same API addresses from the start. */
-            raft_id rid = nodeRaftId(boot[i].id);
+            raft_id rid = storeRaftId(boot[i].id);
             raft_configuration_add(&conf, rid, boot[i].addr, RAFT_VOTER);
-            metaUpsert(s, boot[i].id, rid, boot[i].addr, boot[i].api_addr);
+            storeMetaUpsert(s, boot[i].id, rid, boot[i].addr, boot[i].api_addr);
             s->boot_metas_pending = true;
         }
         rv = raft_bootstrap(&s->raft, &conf);
@@ -2022,7 +1861,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
         }
         rq_log("store", "executing new cluster bootstrap with %d voter(s)", n_boot ? n_boot : 1);
     }
-    if (!is_new && recoverFromPeers(s, err) != 0)
+    if (!is_new && storeRecoverFromPeers(s, err) != 0)
         return -1;
     rv = raft_start(&s->raft);
     if (rv != 0) {
@@ -2053,7 +1892,7 @@ static void onCloseRequest(uv_async_t *h)
     while (q) {
         op *n = q->next;
         q->next = NULL;
-        opComplete(q, STORE_ERROR, strdup("store closed"));
+        storeOpComplete(q, STORE_ERROR, strdup("store closed"));
         q = n;
     }
     raft_close(&s->raft, raftClosed);
@@ -2071,9 +1910,9 @@ void store_close(store *s)
         pthread_mutex_unlock(&s->mu);
         if (voters > 1) {
             rq_log("store", "stepping down as leader before shutdown");
-            op *o = opNew(s, OP_TRANSFER);
-            opRun(s, o, 3000);
-            opRelease(s, o);
+            op *o = storeOpNew(s, OP_TRANSFER);
+            storeOpRun(s, o, 3000);
+            storeOpRelease(s, o);
         }
     }
     pthread_mutex_lock(&s->mu);
@@ -2217,7 +2056,7 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
                           (unsigned long long)s->cfg->raft_max_entry_size);
         return STORE_TOO_LARGE;
     }
-    op *o = opNew(s, OP_APPLY);
+    op *o = storeOpNew(s, OP_APPLY);
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);
@@ -2237,8 +2076,8 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
                     .stmts = *stmts};
     o->entry = raft_malloc(size);
     if (o->entry == NULL) {
-        opRelease(s, o);
-        opRelease(s, o);
+        storeOpRelease(s, o);
+        storeOpRelease(s, o);
         *err = strdup("out of memory");
         return STORE_ERROR;
     }
@@ -2249,7 +2088,7 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
         o->out = *out;
         buf_init(out);
     }
-    int rc = opRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000);
+    int rc = storeOpRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000);
     if (rc == STORE_OK) {
         if (out) {
             *out = o->out;
@@ -2258,9 +2097,9 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
         if (raft_index)
             *raft_index = o->index;
     } else if (rc == STORE_ERROR) {
-        *err = opTakeErr(o, "timeout waiting for the write to be applied");
+        *err = storeOpTakeErr(o, "timeout waiting for the write to be applied");
     }
-    opRelease(s, o);
+    storeOpRelease(s, o);
     return rc;
 }
 
@@ -2283,27 +2122,27 @@ int store_load(store *s, const void *image, size_t len, char **err)
      * that the client hears of a bad image, and nothing is proposed. */
     if (db_image_check(image, len, err) != 0)
         return STORE_INVALID;
-    op *o = opNew(s, OP_APPLY);
+    op *o = storeOpNew(s, OP_APPLY);
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);
     rq_load_entry le = {.origin = s->id, .seq = o->seq, .image = image, .image_len = len};
     o->entry = rq_load_encode(&le, &o->entry_len);
     if (o->entry == NULL) {
-        opRelease(s, o);
-        opRelease(s, o);
+        storeOpRelease(s, o);
+        storeOpRelease(s, o);
         *err = strdup("out of memory");
         return STORE_ERROR;
     }
     o->want_results = true;
-    int rc = opRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms * 6 : 60000);
+    int rc = storeOpRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms * 6 : 60000);
     if (rc == STORE_OK && o->out.len) {
         rc = STORE_ERROR;
         *err = strdup("load failed: invalid database image");
     } else if (rc == STORE_ERROR) {
-        *err = opTakeErr(o, "timeout waiting for the load to be applied");
+        *err = storeOpTakeErr(o, "timeout waiting for the load to be applied");
     }
-    opRelease(s, o);
+    storeOpRelease(s, o);
     return rc;
 }
 
@@ -2322,11 +2161,11 @@ int store_execute(store *s, const cmd_view *stmts, unsigned db_flags, uint64_t d
  * everything committed before now, through the log. */
 static int barrier(store *s, char **err)
 {
-    op *o = opNew(s, OP_BARRIER);
-    int rc = opRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000);
+    op *o = storeOpNew(s, OP_BARRIER);
+    int rc = storeOpRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000);
     if (rc == STORE_ERROR)
-        *err = opTakeErr(o, "timeout waiting for the read barrier");
-    opRelease(s, o);
+        *err = storeOpTakeErr(o, "timeout waiting for the read barrier");
+    storeOpRelease(s, o);
     return rc;
 }
 
@@ -2380,17 +2219,17 @@ int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
     if (level == LEVEL_LINEARIZABLE) {
-        op *o = opNew(s, OP_READINDEX);
+        op *o = storeOpNew(s, OP_READINDEX);
         o->deadline_ms = rq_now_ms() + 1000;
-        int rc = opRun(s, o, 5000);
+        int rc = storeOpRun(s, o, 5000);
         if (rc == STORE_ERROR && o->done) {
             /* Not confirmed in time: confirm through the log instead. */
-            opRelease(s, o);
+            storeOpRelease(s, o);
             rc = barrier(s, err);
         } else {
             if (rc == STORE_ERROR)
-                *err = opTakeErr(o, "timeout waiting for the read index");
-            opRelease(s, o);
+                *err = storeOpTakeErr(o, "timeout waiting for the read index");
+            storeOpRelease(s, o);
         }
         if (rc != STORE_OK)
             return rc;
@@ -2424,50 +2263,50 @@ static int changeOp(store *s, int type, raft_id rid, const char *addr, int role,
     /* libraft runs one configuration change at a time: retry while busy. */
     int64_t deadline = rq_now_ms() + 60000;
     for (;;) {
-        op *o = opNew(s, type);
+        op *o = storeOpNew(s, type);
         o->rid = rid;
         o->role = role;
         if (addr)
             snprintf(o->addr, sizeof o->addr, "%s", addr);
-        int rc = opRun(s, o, 60000);
+        int rc = storeOpRun(s, o, 60000);
         int raft_rc = o->raft_rc;
         /* A node added earlier whose promotion failed is still a spare:
          * adding it again is a no-op, its promotion is retried next. */
         if (rc == STORE_OK || (type == OP_ADD && raft_rc == RAFT_DUPLICATEID)) {
-            opRelease(s, o);
+            storeOpRelease(s, o);
             return STORE_OK;
         }
         if (rc == STORE_ERROR && raft_rc == RAFT_CANTCHANGE && rq_now_ms() < deadline) {
-            opRelease(s, o);
+            storeOpRelease(s, o);
             struct timespec ts = {0, 50 * 1000000L};
             nanosleep(&ts, NULL);
             continue;
         }
         if (rc == STORE_ERROR)
-            *err = opTakeErr(o, "timeout waiting for the membership change");
-        opRelease(s, o);
+            *err = storeOpTakeErr(o, "timeout waiting for the membership change");
+        storeOpRelease(s, o);
         return rc;
     }
 }
 
 static int applyMeta(store *s, const char *id, const char *addr, const char *api, char **err)
 {
-    op *o = opNew(s, OP_APPLY);
-    rq_meta_entry me = {.id = id, .rid = nodeRaftId(id), .addr = addr, .api = api};
+    op *o = storeOpNew(s, OP_APPLY);
+    rq_meta_entry me = {.id = id, .rid = storeRaftId(id), .addr = addr, .api = api};
     pthread_mutex_lock(&s->mu);
     o->seq = ++s->next_seq;
     pthread_mutex_unlock(&s->mu);
     o->entry = rq_meta_encode(&me, &o->entry_len);
     if (o->entry == NULL) {
-        opRelease(s, o);
-        opRelease(s, o);
+        storeOpRelease(s, o);
+        storeOpRelease(s, o);
         *err = strdup("out of memory");
         return STORE_ERROR;
     }
-    int rc = opRun(s, o, 10000);
+    int rc = storeOpRun(s, o, 10000);
     if (rc == STORE_ERROR)
-        *err = opTakeErr(o, "timeout recording node metadata");
-    opRelease(s, o);
+        *err = storeOpTakeErr(o, "timeout recording node metadata");
+    storeOpRelease(s, o);
     return rc;
 }
 
@@ -2476,7 +2315,7 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
 {
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
-    raft_id rid = nodeRaftId(id);
+    raft_id rid = storeRaftId(id);
     store_node *nodes = NULL;
     int n = store_nodes(s, &nodes);
     bool same = false, same_voter = false, api_same = false;
@@ -2490,7 +2329,7 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
             same_voter = nodes[i].voter == voter;
             api_same = !api_addr || !*api_addr || strcmp(nodes[i].api_addr, api_addr) == 0;
         } else if ((id_eq || addr_eq) && n_conflicts < 2) {
-            conflicts[n_conflicts++] = nodeRaftId(nodes[i].id);
+            conflicts[n_conflicts++] = storeRaftId(nodes[i].id);
         }
     }
     free(nodes);
@@ -2549,7 +2388,7 @@ int store_remove(store *s, const char *id, char **err)
         return STORE_ERROR;
     }
     rq_log("store", "removing node %s from cluster", id);
-    return changeOp(s, OP_REMOVE, nodeRaftId(id), NULL, 0, err);
+    return changeOp(s, OP_REMOVE, storeRaftId(id), NULL, 0, err);
 }
 
 int store_stepdown(store *s, const char *id, char **err)
@@ -2566,26 +2405,26 @@ int store_stepdown(store *s, const char *id, char **err)
             *err = strdup("node not found in cluster");
             return STORE_ERROR;
         }
-        rid = nodeRaftId(id);
+        rid = storeRaftId(id);
     }
-    op *o = opNew(s, OP_TRANSFER);
+    op *o = storeOpNew(s, OP_TRANSFER);
     o->rid = rid;
-    int rc = opRun(s, o, 10000);
+    int rc = storeOpRun(s, o, 10000);
     if (rc == STORE_ERROR)
-        *err = opTakeErr(o, "timeout waiting for leadership transfer");
-    opRelease(s, o);
+        *err = storeOpTakeErr(o, "timeout waiting for leadership transfer");
+    storeOpRelease(s, o);
     return rc;
 }
 
 int store_snapshot(store *s, uint64_t trailing, bool *nothing_new, char **err)
 {
-    op *o = opNew(s, OP_SNAPSHOT);
+    op *o = storeOpNew(s, OP_SNAPSHOT);
     o->trailing = trailing;
-    int rc = opRun(s, o, 15000);
+    int rc = storeOpRun(s, o, 15000);
     *nothing_new = rc == STORE_OK && o->raft_rc == 1;
     if (rc == STORE_ERROR)
-        *err = opTakeErr(o, "timeout waiting for the snapshot");
-    opRelease(s, o);
+        *err = storeOpTakeErr(o, "timeout waiting for the snapshot");
+    storeOpRelease(s, o);
     if (rc == STORE_OK && !*nothing_new)
         rq_log("store", "user-requested snapshot taken");
     return rc;
