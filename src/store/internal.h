@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "store/store.h"
+#include "store/transport.h"
 #include "util/buf.h"
 
 enum {
@@ -181,5 +182,94 @@ struct store {
     int64_t fetch_started_ms;
     long long fetch_bytes;
 };
+
+/* ---------------------------------------------------------------- ops.c
+ * Ops carry a request from a caller thread to the Raft thread and its
+ * outcome back. An op starts with two references, the caller's and the
+ * Raft thread's; whoever drops the last frees it (under s->mu). */
+
+/* A new op of type (OP_*), referenced twice. */
+op *storeOpNew(store *s, int type);
+/* Raft thread: finish o with rc (STORE_*) and err (taken; kept only if o
+ * has no message yet), wake its waiter, drop the Raft thread's reference. */
+void storeOpComplete(op *o, int rc, char *err);
+/* Caller thread: queue o for the Raft thread and wait up to timeout_ms.
+ * Returns o's rc, or STORE_ERROR when it timed out (o->done false) or the
+ * store is closing. The caller still holds its reference (storeOpRelease). */
+int storeOpRun(store *s, op *o, uint64_t timeout_ms);
+/* Drop the caller's reference. */
+void storeOpRelease(store *s, op *o);
+/* The error message of a finished op, taken out of it (malloc'd), or
+ * timeout_msg when it did not finish. */
+char *storeOpTakeErr(op *o, const char *timeout_msg);
+/* Raft thread (s->wake): a finished snapshot transfer, then queued ops. */
+void storeOnWake(uv_async_t *h);
+
+/* ---------------------------------------------------------------- fsm.c */
+
+/* -raft-snap (entries between snapshots) and the entries kept after one
+ * (before fsmSnapshot trims them by size). */
+unsigned storeSnapThreshold(const config *cfg);
+unsigned storeSnapTrailing(const config *cfg);
+/* Raft thread: a user snapshot (OP_SNAPSHOT) begins; storeSnapProgress,
+ * after every loop iteration, completes it once taken or timed out. */
+void storeSnapStart(store *s, op *o);
+void storeSnapProgress(store *s);
+
+/* ---------------------------------------------------------- readindex.c */
+
+/* Raft thread: the read-index counters of voter id (created at zero;
+ * reset when the term changes). */
+peerCount *storePeer(store *s, raft_id id);
+/* Raft thread, leader: register a linearizable read; storeReadsProgress,
+ * after every loop iteration, completes the reads confirmed and applied,
+ * failed (leadership lost) or timed out. */
+void storeReadStart(store *s, op *o);
+void storeReadsProgress(store *s);
+/* Raft thread, leader: send a round of AppendEntries now. */
+void storeHeartbeatNow(store *s);
+
+/* -------------------------------------------------------------- fetch.c */
+
+/* The transport's rq_image_fn: a consistent copy of the database. */
+int storeImageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err);
+/* Raft thread: InstallSnapshot message m (taken) stands for database index
+ * need, which our file does not hold: download the sender's file, then
+ * hand m to libraft (storeFetchDone, on wake). */
+void storeFetchStart(store *s, struct raft_message *m, raft_index need);
+void storeFetchDone(store *s);
+
+/* --------------------------------------------------------- membership.c */
+
+/* The Raft ID of a node ID (a hash: the same on every node). */
+raft_id storeRaftId(const char *node_id);
+/* Raft thread: the node metadata table (IDs, addresses), as applied from
+ * the log and restored from snapshots. */
+meta *storeMetaFind(store *s, raft_id rid);
+void storeMetaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api);
+json_t *storeMetasToJson(store *s);
+void storeMetasFromJson(store *s, json_t *a);
+/* Under s->mu: s->leader_api from the metadata of s->leader_addr. */
+void storeLeaderApiLocked(store *s);
+/* Raft thread, on each tick: the leader removes unreachable nodes. */
+void storeReapCheck(store *s);
+
+/* ------------------------------------------------------------ publish.c */
+
+/* Raft thread (s->publish, after every loop iteration): copy the state
+ * other threads read under s->mu, and react to role changes. */
+void storeOnCheck(uv_check_t *h);
+
+/* ------------------------------------------------------------ recover.c */
+
+/* The newest snapshot libraft keeps in dir: its Raft index (0: none), the
+ * database index it stands for (*need) and whether it is of the old
+ * inline format (*v1). */
+raft_index storeLatestSnapshot(const char *dir, raft_index *need, bool *v1);
+/* The data directory's recorded node ID and Raft address match ours
+ * (recorded now when is_new). 0, or -1 with *err. */
+int storeCheckIdentity(store *s, bool is_new, char **err);
+/* peers.json recovery, when the file exists. 0, or -1 with *err. */
+int storeRecoverFromPeers(store *s, char **err);
 
 #endif

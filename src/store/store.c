@@ -82,17 +82,17 @@
 
 /* -raft-snap, and the entries kept after a snapshot (before fsmSnapshot
  * trims them by size). */
-static unsigned storeSnapThreshold(const config *cfg)
+unsigned storeSnapThreshold(const config *cfg)
 {
     return (unsigned)(cfg->raft_snap ? cfg->raft_snap : 8192);
 }
 
-static unsigned storeSnapTrailing(const config *cfg)
+unsigned storeSnapTrailing(const config *cfg)
 {
     return storeSnapThreshold(cfg) * 5 / 4;
 }
 
-static raft_id storeRaftId(const char *node_id)
+raft_id storeRaftId(const char *node_id)
 {
     uint64_t h = 1469598103934665603ULL;
     for (const unsigned char *p = (const unsigned char *)node_id; *p; p++) {
@@ -108,7 +108,7 @@ static raft_id storeRaftId(const char *node_id)
 
 /* ------------------------------------------------------------------ ops */
 
-static op *storeOpNew(store *s, int type)
+op *storeOpNew(store *s, int type)
 {
     op *o = calloc(1, sizeof *o);
     o->type = type;
@@ -137,7 +137,7 @@ static void opUnrefLocked(op *o)
 }
 
 /* Raft thread: finish an op and wake its waiter. */
-static void storeOpComplete(op *o, int rc, char *err)
+void storeOpComplete(op *o, int rc, char *err)
 {
     store *s = o->s;
     pthread_mutex_lock(&s->mu);
@@ -156,7 +156,7 @@ static void storeOpComplete(op *o, int rc, char *err)
  * the op still referenced by the caller (release with storeOpRelease) or NULL
  * when the store is closing (op freed). On timeout, rc is STORE_ERROR with
  * a timeout message. */
-static int storeOpRun(store *s, op *o, uint64_t timeout_ms)
+int storeOpRun(store *s, op *o, uint64_t timeout_ms)
 {
     pthread_mutex_lock(&s->mu);
     if (s->closing) {
@@ -184,7 +184,7 @@ static int storeOpRun(store *s, op *o, uint64_t timeout_ms)
     return rc;
 }
 
-static void storeOpRelease(store *s, op *o)
+void storeOpRelease(store *s, op *o)
 {
     pthread_mutex_lock(&s->mu);
     opUnrefLocked(o);
@@ -192,7 +192,7 @@ static void storeOpRelease(store *s, op *o)
 }
 
 /* Take the error message out of a finished op (or a timeout message). */
-static char *storeOpTakeErr(op *o, const char *timeout_msg)
+char *storeOpTakeErr(op *o, const char *timeout_msg)
 {
     if (!o->done)
         return strdup(timeout_msg);
@@ -203,7 +203,7 @@ static char *storeOpTakeErr(op *o, const char *timeout_msg)
 
 /* ------------------------------------------------------------------ FSM */
 
-static meta *storeMetaFind(store *s, raft_id rid)
+meta *storeMetaFind(store *s, raft_id rid)
 {
     for (int i = 0; i < s->n_metas; i++)
         if (s->metas[i].rid == rid)
@@ -211,7 +211,7 @@ static meta *storeMetaFind(store *s, raft_id rid)
     return NULL;
 }
 
-static void storeMetaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api)
+void storeMetaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api)
 {
     meta *m = storeMetaFind(s, rid);
     if (m == NULL) {
@@ -226,7 +226,7 @@ static void storeMetaUpsert(store *s, const char *id, raft_id rid, const char *a
     s->meta_dirty = true;
 }
 
-static json_t *storeMetasToJson(store *s)
+json_t *storeMetasToJson(store *s)
 {
     json_t *a = json_array();
     for (int i = 0; i < s->n_metas; i++) {
@@ -237,7 +237,7 @@ static json_t *storeMetasToJson(store *s)
     return a;
 }
 
-static void storeMetasFromJson(store *s, json_t *a)
+void storeMetasFromJson(store *s, json_t *a)
 {
     free(s->metas);
     s->metas = NULL;
@@ -257,7 +257,7 @@ static void storeMetasFromJson(store *s, json_t *a)
 /* The leader's API address by its Raft address, from the node metadata:
  * known before the configuration is (a wiped node fetching the leader's
  * database has the metadata of the snapshot it holds, storeFetchDone()). */
-static void storeLeaderApiLocked(store *s)
+void storeLeaderApiLocked(store *s)
 {
     s->leader_api[0] = '\0';
     for (int i = 0; i < s->n_metas && s->leader_addr[0]; i++)
@@ -595,7 +595,7 @@ static void transferCb(struct raft_transfer *req)
  * message sent after the read: that is the confirmation. A read that is
  * not confirmed in time falls back to a barrier through the log. */
 
-static peerCount *storePeer(store *s, raft_id id)
+peerCount *storePeer(store *s, raft_id id)
 {
     if (s->peers_term != s->raft.current_term) { /* counts are per term */
         for (unsigned i = 0; i < s->n_peers; i++)
@@ -703,7 +703,7 @@ int store_copy(store *s, unsigned flags, db_progress_fn progress, void *arg, uin
 
 /* The transport's rq_image_fn (a sender thread, never the Raft thread): a
  * consistent copy of the database with its Raft index. */
-static int storeImageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
+int storeImageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
 {
     return store_copy(arg, DB_BACKUP_KEEP_INDEX, progress, parg, size, err);
 }
@@ -803,7 +803,7 @@ static void holdMessage(store *s, struct raft_message *m, raft_index need)
 
 static void fetchLaunch(store *s);
 
-static void storeFetchStart(store *s, struct raft_message *m, raft_index need)
+void storeFetchStart(store *s, struct raft_message *m, raft_index need)
 {
     if (s->fetching) {
         /* The leader sent it again (a retry, or a newer snapshot after a
@@ -846,7 +846,7 @@ static void fetchLaunch(store *s)
 }
 
 /* Raft thread, on wake: a finished transfer. */
-static void storeFetchDone(store *s)
+void storeFetchDone(store *s)
 {
     pthread_mutex_lock(&s->mu);
     bool done = s->fetching && s->fetch_done;
@@ -969,7 +969,7 @@ static int wrappedStart(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick
 }
 
 /* Raft thread: register a linearizable read (leader only). */
-static void storeReadStart(store *s, op *o)
+void storeReadStart(store *s, op *o)
 {
     struct raft *r = &s->raft;
     o->index = r->commit_index;
@@ -989,7 +989,7 @@ static void storeReadStart(store *s, op *o)
 }
 
 /* Raft thread, after every loop iteration: confirm and finish reads. */
-static void storeReadsProgress(store *s)
+void storeReadsProgress(store *s)
 {
     struct raft *r = &s->raft;
     int64_t now = rq_now_ms();
@@ -1042,7 +1042,7 @@ static void freeBarrier(struct raft_barrier *b, int status)
 
 /* A user snapshot (/snapshot): libraft snapshots only past a threshold of
  * applied entries, so lower it to 1 until the next apply has taken one. */
-static void storeSnapStart(store *s, op *o)
+void storeSnapStart(store *s, op *o)
 {
     struct raft *r = &s->raft;
     if (r->last_applied <= r->log.snapshot.last_index) {
@@ -1065,7 +1065,7 @@ static void storeSnapStart(store *s, op *o)
     }
 }
 
-static void storeSnapProgress(store *s)
+void storeSnapProgress(store *s)
 {
     op *o = s->snap_wait;
     if (o == NULL)
@@ -1154,7 +1154,7 @@ static void startOp(store *s, op *o)
  * next heartbeat: linearizable reads registered just before are confirmed
  * by the answers (a round trip, not up to a heartbeat interval). libraft
  * has no call for it; its tick with a zero heartbeat interval does it. */
-static void storeHeartbeatNow(store *s)
+void storeHeartbeatNow(store *s)
 {
     struct raft *r = &s->raft;
     if (r->state != RAFT_LEADER || s->raft_tick == NULL)
@@ -1191,7 +1191,7 @@ static void drainQueue(store *s)
     }
 }
 
-static void storeOnWake(uv_async_t *h)
+void storeOnWake(uv_async_t *h)
 {
     store *s = h->data;
     if (s->raft_started) {
@@ -1304,7 +1304,7 @@ static int64_t quorumContactMs(store *s)
     return times[n / 2];
 }
 
-static void storeOnCheck(uv_check_t *h)
+void storeOnCheck(uv_check_t *h)
 {
     store *s = h->data;
     struct raft *r = &s->raft;
@@ -1413,7 +1413,7 @@ static void reapCb(struct raft_change *req, int status)
 /* Leader: remove voters unreachable for -raft-reap-node-timeout and
  * non-voters unreachable for -raft-reap-read-only-node-timeout (rqlite's
  * reaping). The clock starts when we become leader. */
-static void storeReapCheck(store *s)
+void storeReapCheck(store *s)
 {
     uint64_t tv = s->cfg->raft_reap_node_timeout_ms, tr = s->cfg->raft_reap_read_only_node_timeout_ms;
     if ((!tv && !tr) || s->raft.state != RAFT_LEADER || !s->leader_ready || s->reap_pending)
@@ -1507,159 +1507,6 @@ static bool fileExists(const char *dir, const char *name)
     return stat(p, &st) == 0;
 }
 
-
-/* The newest snapshot libraft keeps in dir (files snapshot-TERM-INDEX-TS
- * and .meta): its Raft index, the database index it stands for (*need),
- * and whether it has the old inline format (*v1). */
-static raft_index storeLatestSnapshot(const char *dir, raft_index *need, bool *v1)
-{
-    raft_index best = 0;
-    char name[512] = "";
-    *v1 = false;
-    *need = 0;
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        unsigned long long term, index, ts;
-        size_t n = strlen(e->d_name);
-        if (n > 5 && strcmp(e->d_name + n - 5, ".meta") == 0 &&
-            sscanf(e->d_name, "snapshot-%llu-%llu-%llu", &term, &index, &ts) == 3 && index >= best) {
-            best = index;
-            snprintf(name, sizeof name, "%.*s", (int)(n - 5), e->d_name);
-        }
-    }
-    closedir(d);
-    if (best == 0)
-        return 0;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    FILE *f = fopen(path, "rb");
-    unsigned char head[4096];
-    size_t n = f ? fread(head, 1, sizeof head, f) : 0;
-    if (f)
-        fclose(f);
-    /* Snapshots were LZ4-compressed (libraft's default) only by versions
-     * that wrote the old inline format. */
-    static const unsigned char lz4[4] = {0x04, 0x22, 0x4d, 0x18};
-    rq_snapshot snap;
-    if (n >= 8 && (memcmp(head, RQ_SNAP_MAGIC_V1, 8) == 0 || memcmp(head, lz4, 4) == 0)) {
-        *v1 = true;
-    } else if (rq_snap_decode(head, n, &snap) == 0) {
-        *need = snap.db_index;
-        json_decref(snap.metas);
-    } else {
-        *need = best; /* unreadable: assume the worst */
-    }
-    return best;
-}
-
-/* A data directory belongs to one node: its ID and Raft address are
- * recorded at first start and must match afterwards (a different identity
- * would corrupt the cluster's configuration silently). */
-static int storeCheckIdentity(store *s, bool is_new, char **err)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/rqnode.json", s->raft_dir);
-    json_t *j = is_new ? NULL : json_load_file(path, 0, NULL);
-    if (j) {
-        const char *id = json_string_value(json_object_get(j, "id"));
-        const char *addr = json_string_value(json_object_get(j, "addr"));
-        int rc = 0;
-        if (id && strcmp(id, s->cfg->node_id) != 0) {
-            *err = rq_sprintf("data directory %s belongs to node ID %s, not %s: start it with "
-                              "-node-id %s, or use another directory",
-                              s->cfg->data_dir, id, s->cfg->node_id, id);
-            rc = -1;
-        } else if (addr && strcmp(addr, s->cfg->raft_adv_addr) != 0) {
-            *err = rq_sprintf("data directory %s belongs to the node at Raft address %s, not %s: "
-                              "start it with -raft-addr (or -raft-adv-addr) %s, or use another directory",
-                              s->cfg->data_dir, addr, s->cfg->raft_adv_addr, addr);
-            rc = -1;
-        }
-        json_decref(j);
-        return rc;
-    }
-    j = json_pack("{s:s,s:s}", "id", s->cfg->node_id, "addr", s->cfg->raft_adv_addr);
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int rc = json_dump_file(j, tmp, JSON_COMPACT);
-    json_decref(j);
-    if (rc != 0 || rename(tmp, path) != 0) {
-        *err = rq_sprintf("cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* rqlite's recovery of a cluster that lost quorum: the operator writes
- * <data>/raft/peers.json, [{"id":..,"address":..,"non_voter":false},...],
- * on each surviving node and restarts it; the listed nodes become the
- * configuration (a new configuration entry at the end of the log) and the
- * file is renamed peers.info. */
-static int storeRecoverFromPeers(store *s, char **err)
-{
-    char path[4200], info[4200];
-    snprintf(path, sizeof path, "%s/peers.json", s->raft_dir);
-    snprintf(info, sizeof info, "%s/peers.info", s->raft_dir);
-    if (access(path, F_OK) != 0)
-        return 0;
-    rq_log("store", "attempting node recovery using %s", path);
-    json_error_t jerr;
-    json_t *j = json_load_file(path, 0, &jerr);
-    if (!json_is_array(j) || json_array_size(j) == 0) {
-        *err = rq_sprintf("failed to read peers file %s: %s", path,
-                          j ? "expected a non-empty JSON array" : jerr.text);
-        json_decref(j);
-        return -1;
-    }
-    struct raft_configuration conf;
-    raft_configuration_init(&conf);
-    size_t i;
-    json_t *p;
-    bool self = false;
-    json_array_foreach(j, i, p) {
-        const char *id = json_string_value(json_object_get(p, "id"));
-        const char *addr = json_string_value(json_object_get(p, "address"));
-        bool non_voter = json_is_true(json_object_get(p, "non_voter"));
-        if (id == NULL || addr == NULL || !*id || !*addr) {
-            *err = rq_sprintf("failed to read peers file %s: entry %zu needs \"id\" and \"address\"",
-                              path, i);
-            raft_configuration_close(&conf);
-            json_decref(j);
-            return -1;
-        }
-        raft_id rid = storeRaftId(id);
-        self = self || rid == s->id;
-        if (raft_configuration_add(&conf, rid, addr, non_voter ? RAFT_STANDBY : RAFT_VOTER) != 0) {
-            *err = rq_sprintf("failed to read peers file %s: duplicate or invalid node %s", path, id);
-            raft_configuration_close(&conf);
-            json_decref(j);
-            return -1;
-        }
-        meta *m = storeMetaFind(s, rid);
-        storeMetaUpsert(s, id, rid, addr, m ? m->api : "");
-    }
-    json_decref(j);
-    if (!self) {
-        raft_configuration_close(&conf);
-        *err = rq_sprintf("peers file %s does not list this node (%s)", path, s->cfg->node_id);
-        return -1;
-    }
-    int rv = raft_recover(&s->raft, &conf);
-    raft_configuration_close(&conf);
-    if (rv != 0) {
-        *err = rq_sprintf("failed to recover node: %s", raft_strerror(rv));
-        return -1;
-    }
-    if (rename(path, info) != 0) {
-        *err = rq_sprintf("failed to move %s after recovery: %s", path, strerror(errno));
-        return -1;
-    }
-    rq_log("store", "node recovered successfully using %s", path);
-    return 0;
-}
 
 int store_open(const config *cfg, store **out, char **err)
 {
