@@ -238,6 +238,9 @@ int storeImageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_
  * hand m to libraft (storeFetchDone, on wake). */
 void storeFetchStart(store *s, struct raft_message *m, raft_index need);
 void storeFetchDone(store *s);
+/* store_close, after the Raft thread stopped: wait for a transfer still
+ * running (it gives up when it sees s->closing), drop what it left. */
+void storeFetchClose(store *s);
 
 /* --------------------------------------------------------- membership.c */
 
