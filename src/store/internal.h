@@ -229,6 +229,12 @@ void storeReadsProgress(store *s);
 /* Raft thread, leader: send a round of AppendEntries now. */
 void storeHeartbeatNow(store *s);
 
+/* ------------------------------------------------------------- raftio.c */
+
+/* Put the store's send, receive and start in s->io, keeping libraft's
+ * (s->io_send, s->io_start; the receive callback when started). */
+void storeRaftioWrap(store *s);
+
 /* -------------------------------------------------------------- fetch.c */
 
 /* The transport's rq_image_fn: a consistent copy of the database. */
