@@ -207,6 +207,9 @@ void storeOnWake(uv_async_t *h);
 
 /* ---------------------------------------------------------------- fsm.c */
 
+/* Fill s->fsm (before raft_init). */
+void storeFsmInit(store *s);
+
 /* -raft-snap (entries between snapshots) and the entries kept after one
  * (before fsmSnapshot trims them by size). */
 unsigned storeSnapThreshold(const config *cfg);
