@@ -202,6 +202,16 @@ void storeOpRelease(store *s, op *o);
 /* The error message of a finished op, taken out of it (malloc'd), or
  * timeout_msg when it did not finish. */
 char *storeOpTakeErr(op *o, const char *timeout_msg);
+/* Caller thread: a new OP_APPLY op with the next sequence number of this
+ * process (o->seq), for an entry that is yet to be encoded with it. */
+op *storeOpNewApply(store *s);
+/* Caller thread: an op never run, because its entry could not be
+ * allocated: dropped; STORE_ERROR with *err "out of memory". */
+int storeOpNoMemory(store *s, op *o, char **err);
+/* Raft thread: complete every op of *list (emptied) with STORE_ERROR and
+ * why; the ops still queued by callers likewise. */
+void storeOpFailAll(op **list, const char *why);
+void storeOpFailQueued(store *s, const char *why);
 /* Raft thread (s->wake): a finished snapshot transfer, then queued ops. */
 void storeOnWake(uv_async_t *h);
 

@@ -94,101 +94,6 @@ raft_id storeRaftId(const char *node_id)
 
 
 
-/* ------------------------------------------------------------------ ops */
-
-op *storeOpNew(store *s, int type)
-{
-    op *o = calloc(1, sizeof *o);
-    o->type = type;
-    o->refs = 2;
-    o->s = s;
-    buf_init(&o->out);
-    pthread_cond_init(&o->cond, NULL);
-    return o;
-}
-
-static void opFree(op *o)
-{
-    pthread_cond_destroy(&o->cond);
-    buf_free(&o->out);
-    free(o->err);
-    if (o->entry)
-        raft_free(o->entry);
-    free(o);
-}
-
-/* Drop one reference; caller holds s->mu. */
-static void opUnrefLocked(op *o)
-{
-    if (--o->refs == 0)
-        opFree(o);
-}
-
-/* Raft thread: finish an op and wake its waiter. */
-void storeOpComplete(op *o, int rc, char *err)
-{
-    store *s = o->s;
-    pthread_mutex_lock(&s->mu);
-    o->done = true;
-    o->rc = rc;
-    if (err && !o->err)
-        o->err = err;
-    else
-        free(err);
-    pthread_cond_broadcast(&o->cond);
-    opUnrefLocked(o);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Caller thread: queue an op, wait for it up to timeout_ms. Returns with
- * the op still referenced by the caller (release with storeOpRelease) or NULL
- * when the store is closing (op freed). On timeout, rc is STORE_ERROR with
- * a timeout message. */
-int storeOpRun(store *s, op *o, uint64_t timeout_ms)
-{
-    pthread_mutex_lock(&s->mu);
-    if (s->closing) {
-        pthread_mutex_unlock(&s->mu);
-        o->refs = 1;
-        o->rc = STORE_ERROR;
-        o->err = strdup("store not open");
-        o->done = true;
-        return o->rc;
-    }
-    o->next = s->queue;
-    s->queue = o;
-    pthread_mutex_unlock(&s->mu);
-    uv_async_send(&s->wake);
-
-    struct timespec deadline;
-    rq_deadline(&deadline, timeout_ms);
-    pthread_mutex_lock(&s->mu);
-    while (!o->done) {
-        if (pthread_cond_timedwait(&o->cond, &s->mu, &deadline) == ETIMEDOUT)
-            break;
-    }
-    int rc = o->done ? o->rc : STORE_ERROR;
-    pthread_mutex_unlock(&s->mu);
-    return rc;
-}
-
-void storeOpRelease(store *s, op *o)
-{
-    pthread_mutex_lock(&s->mu);
-    opUnrefLocked(o);
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* Take the error message out of a finished op (or a timeout message). */
-char *storeOpTakeErr(op *o, const char *timeout_msg)
-{
-    if (!o->done)
-        return strdup(timeout_msg);
-    char *e = o->err;
-    o->err = NULL;
-    return e ? e : strdup("unknown error");
-}
-
 /* ------------------------------------------------------------------ FSM */
 
 meta *storeMetaFind(store *s, raft_id rid)
@@ -251,169 +156,6 @@ void storeLeaderApiLocked(store *s)
     for (int i = 0; i < s->n_metas && s->leader_addr[0]; i++)
         if (strcmp(s->metas[i].addr, s->leader_addr) == 0)
             snprintf(s->leader_api, sizeof s->leader_api, "%s", s->metas[i].api);
-}
-
-static op *pendingTake(store *s, uint64_t seq)
-{
-    for (op **pp = &s->pending; *pp; pp = &(*pp)->next) {
-        if ((*pp)->seq == seq) {
-            op *o = *pp;
-            *pp = o->next;
-            o->next = NULL;
-            return o;
-        }
-    }
-    return NULL;
-}
-
-/* ------------------------------------------------------ Raft thread ops */
-
-/* Finish an op from a libraft callback status. A lost leadership is
- * lost_rc with lost_msg; other failures are "<what>: <libraft error>". */
-static void opFromStatus(op *o, int status, int lost_rc, const char *lost_msg, const char *what)
-{
-    if (status == 0)
-        storeOpComplete(o, STORE_OK, NULL);
-    else if (status == RAFT_LEADERSHIPLOST || status == RAFT_NOTLEADER)
-        storeOpComplete(o, lost_rc, strdup(lost_msg));
-    else
-        storeOpComplete(o, STORE_ERROR, rq_sprintf("%s%s", what, raft_strerror(status)));
-}
-
-static void applyCb(struct raft_apply *req, int status, void *result)
-{
-    op *o = req->data;
-    (void)result;
-    pendingTake(o->s, o->seq);
-    /* The entry may still commit under the next leader: not retryable. */
-    opFromStatus(o, status, STORE_ERROR, "leadership lost while committing log", "apply failed: ");
-}
-
-static void barrierCb(struct raft_barrier *req, int status)
-{
-    opFromStatus(req->data, status, STORE_NOT_LEADER, "leadership lost", "barrier failed: ");
-}
-
-static void changeCb(struct raft_change *req, int status)
-{
-    op *o = req->data;
-    o->raft_rc = status;
-    opFromStatus(o, status, STORE_NOT_LEADER, "not leader", "");
-}
-
-static void transferCb(struct raft_transfer *req)
-{
-    op *o = req->data;
-    store *s = o->s;
-    /* The transfer callback carries no status: success means someone else
-     * leads now. */
-    if (s->raft.state != RAFT_LEADER)
-        storeOpComplete(o, STORE_OK, NULL);
-    else
-        storeOpComplete(o, STORE_ERROR, strdup("leadership transfer failed"));
-}
-
-static void startOp(store *s, op *o)
-{
-    int rv = 0;
-    if (o->type == OP_SNAPSHOT) {
-        storeSnapStart(s, o);
-        return;
-    }
-    if (s->raft.state != RAFT_LEADER) {
-        storeOpComplete(o, STORE_NOT_LEADER, strdup("not leader"));
-        return;
-    }
-    switch (o->type) {
-    case OP_APPLY: {
-        struct raft_buffer b = {o->entry, o->entry_len};
-        o->apply.data = o;
-        rv = raft_apply(&s->raft, &o->apply, &b, 1, applyCb);
-        if (rv == 0) {
-            o->entry = NULL; /* raft owns it now */
-            o->index = raft_last_index(&s->raft);
-            o->next = s->pending;
-            s->pending = o;
-        }
-        break;
-    }
-    case OP_BARRIER:
-        o->barrier.data = o;
-        rv = raft_barrier(&s->raft, &o->barrier, barrierCb);
-        break;
-    case OP_ADD:
-        o->change.data = o;
-        rv = raft_add(&s->raft, &o->change, o->rid, o->addr, changeCb);
-        break;
-    case OP_ASSIGN:
-        o->change.data = o;
-        rv = raft_assign(&s->raft, &o->change, o->rid, o->role, changeCb);
-        break;
-    case OP_REMOVE:
-        o->change.data = o;
-        rv = raft_remove(&s->raft, &o->change, o->rid, changeCb);
-        break;
-    case OP_READINDEX:
-        if (!s->leader_ready) {
-            /* Nothing committed in this term yet: the commit index may be
-             * stale, so go through the log once (rqlite's upgrade). */
-            o->barrier.data = o;
-            rv = raft_barrier(&s->raft, &o->barrier, barrierCb);
-        } else {
-            storeReadStart(s, o);
-            s->reads_started = true;
-        }
-        break;
-    case OP_TRANSFER:
-        o->transfer.data = o;
-        rv = raft_transfer(&s->raft, &o->transfer, o->rid, transferCb);
-        break;
-    default:
-        rv = RAFT_INVALID;
-    }
-    if (rv != 0) {
-        o->raft_rc = rv;
-        if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
-            storeOpComplete(o, STORE_NOT_LEADER, strdup("not leader"));
-        else
-            storeOpComplete(o, STORE_ERROR, rq_sprintf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft)
-                                                                         : raft_strerror(rv)));
-    }
-}
-
-static void drainQueue(store *s)
-{
-    pthread_mutex_lock(&s->mu);
-    op *q = s->queue;
-    s->queue = NULL;
-    pthread_mutex_unlock(&s->mu);
-    /* Reverse to start ops in arrival order. */
-    op *rev = NULL;
-    while (q) {
-        op *n = q->next;
-        q->next = rev;
-        rev = q;
-        q = n;
-    }
-    while (rev) {
-        op *n = rev->next;
-        rev->next = NULL;
-        startOp(s, rev);
-        rev = n;
-    }
-    if (s->reads_started) {
-        s->reads_started = false;
-        storeHeartbeatNow(s);
-    }
-}
-
-void storeOnWake(uv_async_t *h)
-{
-    store *s = h->data;
-    if (s->raft_started) {
-        storeFetchDone(s);
-        drainQueue(s);
-    }
 }
 
 static void freeApplyReq(struct raft_apply *req, int status, void *result)
@@ -688,20 +430,8 @@ static void raftClosed(struct raft *r)
         storeOpComplete(s->snap_wait, STORE_ERROR, strdup("store closed"));
         s->snap_wait = NULL;
     }
-    while (s->reads) {
-        op *o = s->reads;
-        s->reads = o->next;
-        o->next = NULL;
-        free(o->marks);
-        o->marks = NULL;
-        storeOpComplete(o, STORE_ERROR, strdup("store closed"));
-    }
-    while (s->pending) {
-        op *o = s->pending;
-        s->pending = o->next;
-        o->next = NULL;
-        storeOpComplete(o, STORE_ERROR, strdup("store closed"));
-    }
+    storeOpFailAll(&s->reads, "store closed");
+    storeOpFailAll(&s->pending, "store closed");
     uv_walk(&s->loop, closeHandle, NULL);
 }
 
@@ -940,16 +670,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
 static void onCloseRequest(uv_async_t *h)
 {
     store *s = h->data;
-    pthread_mutex_lock(&s->mu);
-    op *q = s->queue;
-    s->queue = NULL;
-    pthread_mutex_unlock(&s->mu);
-    while (q) {
-        op *n = q->next;
-        q->next = NULL;
-        storeOpComplete(q, STORE_ERROR, strdup("store closed"));
-        q = n;
-    }
+    storeOpFailQueued(s, "store closed");
     raft_close(&s->raft, raftClosed);
 }
 
@@ -1106,10 +827,7 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
                           (unsigned long long)s->cfg->raft_max_entry_size);
         return STORE_TOO_LARGE;
     }
-    op *o = storeOpNew(s, OP_APPLY);
-    pthread_mutex_lock(&s->mu);
-    o->seq = ++s->next_seq;
-    pthread_mutex_unlock(&s->mu);
+    op *o = storeOpNewApply(s);
     /* The proposer fixes the entry's clock and random seed: every replica
      * evaluates 'now' and random() from them (see db_set_entropy). */
     struct timespec now;
@@ -1125,12 +843,8 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
                     .steps = stepBudget(s, db_timeout_us),
                     .stmts = *stmts};
     o->entry = raft_malloc(size);
-    if (o->entry == NULL) {
-        storeOpRelease(s, o);
-        storeOpRelease(s, o);
-        *err = strdup("out of memory");
-        return STORE_ERROR;
-    }
+    if (o->entry == NULL)
+        return storeOpNoMemory(s, o, err);
     cmd_entry_encode(&ce, o->entry);
     o->entry_len = size;
     o->want_results = out != NULL;
@@ -1172,18 +886,11 @@ int store_load(store *s, const void *image, size_t len, char **err)
      * that the client hears of a bad image, and nothing is proposed. */
     if (db_image_check(image, len, err) != 0)
         return STORE_INVALID;
-    op *o = storeOpNew(s, OP_APPLY);
-    pthread_mutex_lock(&s->mu);
-    o->seq = ++s->next_seq;
-    pthread_mutex_unlock(&s->mu);
+    op *o = storeOpNewApply(s);
     rq_load_entry le = {.origin = s->id, .seq = o->seq, .image = image, .image_len = len};
     o->entry = rq_load_encode(&le, &o->entry_len);
-    if (o->entry == NULL) {
-        storeOpRelease(s, o);
-        storeOpRelease(s, o);
-        *err = strdup("out of memory");
-        return STORE_ERROR;
-    }
+    if (o->entry == NULL)
+        return storeOpNoMemory(s, o, err);
     o->want_results = true;
     int rc = storeOpRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms * 6 : 60000);
     if (rc == STORE_OK && o->out.len) {
@@ -1341,18 +1048,11 @@ static int changeOp(store *s, int type, raft_id rid, const char *addr, int role,
 
 static int applyMeta(store *s, const char *id, const char *addr, const char *api, char **err)
 {
-    op *o = storeOpNew(s, OP_APPLY);
+    op *o = storeOpNewApply(s);
     rq_meta_entry me = {.id = id, .rid = storeRaftId(id), .addr = addr, .api = api};
-    pthread_mutex_lock(&s->mu);
-    o->seq = ++s->next_seq;
-    pthread_mutex_unlock(&s->mu);
     o->entry = rq_meta_encode(&me, &o->entry_len);
-    if (o->entry == NULL) {
-        storeOpRelease(s, o);
-        storeOpRelease(s, o);
-        *err = strdup("out of memory");
-        return STORE_ERROR;
-    }
+    if (o->entry == NULL)
+        return storeOpNoMemory(s, o, err);
     int rc = storeOpRun(s, o, 10000);
     if (rc == STORE_ERROR)
         *err = storeOpTakeErr(o, "timeout recording node metadata");
