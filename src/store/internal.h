@@ -273,6 +273,10 @@ json_t *storeMetasToJson(store *s);
 void storeMetasFromJson(store *s, json_t *a);
 /* Under s->mu: s->leader_api from the metadata of s->leader_addr. */
 void storeLeaderApiLocked(store *s);
+/* Raft thread, leader, once its term's barrier is applied: put in the log
+ * the metadata of a -bootstrap-expect cluster, and ours if the log lacks
+ * or differs from it. */
+void storeMetaOnLeader(store *s);
 /* Raft thread, on each tick: the leader removes unreachable nodes. */
 void storeReapCheck(store *s);
 
