@@ -20,6 +20,7 @@
 #include "store/transport.h"
 #include "util/buf.h"
 
+/* What an op asks of the Raft thread (startOp, ops.c). */
 enum {
     OP_APPLY = 1,
     OP_BARRIER,
@@ -45,6 +46,7 @@ typedef struct readMark {
     uint64_t sent;
 } readMark;
 
+/* A request to the Raft thread (ops.c). */
 typedef struct op {
     int type;
     int refs;              /* waiter + Raft thread, under s->mu */
@@ -80,6 +82,7 @@ typedef struct op {
     struct store *s;
 } op;
 
+/* A node's metadata (membership.c): what libraft's configuration lacks. */
 typedef struct meta {
     char id[256];
     raft_id rid;
@@ -88,6 +91,7 @@ typedef struct meta {
 } meta;
 
 struct store {
+    /* Set by store_open, then read-only. */
     const config *cfg;
     char *raft_dir;
     char *db_path;
@@ -108,13 +112,13 @@ struct store {
     bool was_new;
     char *contacted_by;    /* Raft address of the leader that reached a wiped node */
 
+    /* Any thread, under mu. */
     pthread_mutex_t mu;
     op *queue;             /* ops waiting for the Raft thread, LIFO is fine */
-    bool closing;
-    bool closed;
+    bool closing;          /* store_close has begun */
     uint64_t next_seq;
 
-    /* Published by the Raft thread under mu. */
+    /* Published by the Raft thread under mu (publish.c). */
     int state;
     raft_term term;
     raft_index commit_index, applied_index, last_index, snapshot_index;
@@ -132,43 +136,50 @@ struct store {
     unsigned hb_ms;          /* heartbeat interval given to libraft */
     pthread_cond_t changed;  /* broadcast on every publish that changes leader */
 
-    /* Raft thread only. */
-    op *pending;           /* applied ops waiting for their entry */
+    /* Raft thread only, by the file that keeps them. */
+    /* ops.c */
+    op *pending;           /* applied ops waiting for their entry (fsm.c finds them) */
+    bool reads_started;    /* drainQueue registered linearizable reads */
+    /* fsm.c */
+    uint64_t log_bytes;     /* entry bytes applied since the last snapshot */
+    bool size_snap;         /* a snapshot triggered by log_bytes is due */
+    op *snap_wait;          /* a user snapshot waiting to be taken */
+    struct raft_buffer snap_buf; /* held between snapshot and finalize */
+    uint64_t num_snapshots, num_restores, num_restores_skipped, num_fetches;
+    raft_index start_snap_index;  /* latest snapshot on disk at start */
+    /* membership.c */
     meta *metas;
     int n_metas;
-    bool meta_dirty;
+    bool meta_dirty;        /* changed since publish.c last rebuilt the nodes */
+    bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
+    bool reap_pending;      /* a reaping removal in flight */
+    raft_term reap_term;    /* term whose leadership started the reaping clocks */
+    /* publish.c */
     raft_index published_conf_index;
     int prev_state;
     raft_id prev_leader;
     bool leader_barrier_pending;
     bool leader_ready;      /* barrier of our term applied */
-    bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
-    bool reap_pending;      /* a reaping removal in flight */
-    uint64_t log_bytes;     /* entry bytes applied since the last snapshot */
-    bool size_snap;         /* a snapshot triggered by log_bytes is due */
-    raft_term reap_term;    /* term whose leadership started the reaping clocks */
+    raft_index ready_target;
+    /* readindex.c */
     peerCount *peers;       /* read-index counters, reset on each leadership */
     unsigned n_peers;
     raft_term peers_term;   /* the term the counters belong to */
     op *reads;              /* linearizable reads waiting for confirmation */
-    op *snap_wait;          /* a user snapshot waiting to be taken */
+    /* raftio.c */
     int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
                    raft_io_send_cb);
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
     raft_io_recv_cb raft_recv;
-    raft_io_tick_cb raft_tick;  /* libraft's, for heartbeatNow() */
-    bool reads_started;     /* drainQueue registered linearizable reads */
+    raft_io_tick_cb raft_tick;  /* libraft's, for storeHeartbeatNow() */
     raft_index leader_commit_seen; /* highest leader_commit in this term's AppendEntries */
     raft_term leader_commit_term;
     bool answering_ae;      /* follower: inside libraft's AppendEntries handling */
     raft_index ae_limit;    /* ... whose entries end at this index */
-    raft_index ready_target;
-    struct raft_buffer snap_buf; /* held between snapshot and finalize */
-    uint64_t num_snapshots, num_restores, num_restores_skipped, num_fetches;
-    raft_index start_snap_index;  /* latest snapshot on disk at start */
 
-    /* Snapshot image transfer (follower). The InstallSnapshot message waits
-     * in fetch_msg while a thread downloads the sender's file. */
+    /* fetch.c: snapshot image transfer (follower). The InstallSnapshot
+     * message waits in fetch_msg while a thread downloads the sender's
+     * file. */
     bool fetching;            /* Raft thread */
     struct raft_message fetch_msg;
     raft_index fetch_need;    /* database index the snapshot stands for */

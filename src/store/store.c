@@ -1,61 +1,36 @@
 /*
- * store: SQLite replicated by canonical/raft.
+ * store: SQLite replicated by canonical/raft (0.15, with its libuv I/O
+ * backend), run on a thread of its own. This file opens and closes it;
+ * the rest of store/ is divided by concern, as canonical/raft divides its
+ * own code:
+ *
+ *   client.c      writes proposed as log entries, reads at each level
+ *   ops.c         how a caller thread gets work done by the Raft thread
+ *   fsm.c         apply, snapshot, restore; the /snapshot request
+ *   readindex.c   linearizable reads without a log write
+ *   raftio.c      the wrapped raft_io: read-index counts, held snapshot
+ *                 installs, the libraft 0.15 workarounds
+ *   fetch.c       a follower's copy of the leader's database
+ *   membership.c  node metadata, join, remove, stepdown, reaping
+ *   publish.c     the state other threads read, and /status
+ *   recover.c     data-directory checks at open, peers.json recovery
+ *   codec.c       the bytes of log entries and snapshots
+ *   transport.c   the Raft port (libraft's TCP, metadata probes, images)
  *
  * Threads. The Raft instance, its libuv loop, the FSM and the database's
- * write connection belong to one thread (the "Raft thread"). Other threads
- * talk to it through ops: an op is queued under s->mu, the loop is woken
- * with uv_async_send(), the Raft thread starts the Raft call, and the op
- * completes (condition variable) from the Raft callback. A waiter that gives
- * up (timeout) leaves the op to be freed by the Raft thread.
+ * write connection belong to one thread, the "Raft thread" (raftThread).
+ * Callers (HTTP workers) reach it through ops (ops.c) and read the copy of
+ * its state it publishes after every loop iteration (publish.c); both
+ * under s->mu. The snapshot transfer (fetch.c) and the transport's image
+ * senders have threads of their own.
  *
- * After every loop iteration the Raft thread publishes a copy of the state
- * other threads need (role, leader, indexes, members) under s->mu.
- *
- * Exactly-once application. The SQLite file persists and records, in the
- * same transaction as an entry's changes, the index of the last entry it
- * holds (db.h). The FSM skips SQL entries at or below that index, so after
- * a restart libraft's replay of the log tail costs nothing, whatever the
- * size of the database, and no entry is applied twice.
- *
- * Snapshots carry no data, only a marker: "RQSNAP02", u32 length, a JSON
- * map {"i": Raft index, "d": index of the last SQL entry then (what a file
- * must hold to stand for the snapshot), "m": node metadata}. Taking one
- * makes the file durable up to that index (db_sync) before libraft
- * compacts the log. A follower that
- * needs a snapshot is behind the file of any up-to-date node: when an
- * InstallSnapshot arrives and its own file is older, it streams a
- * consistent copy of the sender's file over the sender's Raft port
- * (cluster_fetch_image; storeImageCopy() makes the copy on the sending side;
- * written to disk as it arrives, progress in the log), swaps it in, and
- * only then hands the message to libraft. Memory stays bounded whatever
- * the database size.
- * (Format "RQSNAP01", with the whole image inline, is still restored.)
- *
- * Log entries:
- *   "RQEXEC01" origin seq flags ms seed len (u64 LE) + statements JSON
- *                                                     execute (applyExec)
- *   "RQLOAD01" origin seq len + SQLite image           load (applyLoad)
- *   {"t":"m","id":..,"rid":..,"addr":..,"api":..}     node metadata
- *   {"t":"x",...,"q":[statements]}                    execute, older format
- * ORIGIN/SEQ let the proposing node find the waiting request when the entry
- * is applied, so that only that node encodes results (and it applies the
- * statements it already parsed). MS/SEED are the proposer's clock and a
- * random seed: every replica evaluates 'now' and
- * random() from them, so non-deterministic SQL replicates identically.
- *
- * Snapshots: "RQSNAP01", u32 length of a JSON metadata map, the map, then
- * the SQLite database image.
+ * Opening, in order: the data directory (new or not, ours or not), the
+ * database (it must hold what the latest snapshot stands for), whether to
+ * bootstrap, the loop and libraft, the first configuration or peers.json
+ * recovery, and the Raft thread. Errors leave the process to exit: the
+ * half-open store is not freed.
  */
-#include "store/store.h"
-
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <pthread.h>
-#include <raft.h>
-#include <raft/uv.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,30 +38,21 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include <uv.h>
 
-#include "cluster/cluster.h"
-#include "store/codec.h"
-#include "store/transport.h"
+#include "store/internal.h"
 #include "util/log.h"
 #include "util/os.h"
 
-
-#include "store/internal.h"
-
-
-
-
-static void onCloseRequest(uv_async_t *h);
-
+/* The loop's timer: reaping runs on it, and it keeps storeOnCheck running
+ * while the cluster is idle. */
 static void onTick(uv_timer_t *t)
 {
-    /* Also keeps storeOnCheck running while idle. */
     store *s = t->data;
     if (s && s->raft_started)
         storeReapCheck(s);
 }
 
+/* uv_walk callback: the loop ends once every handle is closed. */
 static void closeHandle(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -94,10 +60,10 @@ static void closeHandle(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
+/* libraft has stopped: fail whatever still waits, then let the loop end. */
 static void raftClosed(struct raft *r)
 {
     store *s = r->data;
-    /* Fail whatever still waits. */
     if (s->snap_wait) {
         storeOpComplete(s->snap_wait, STORE_ERROR, strdup("store closed"));
         s->snap_wait = NULL;
@@ -107,15 +73,21 @@ static void raftClosed(struct raft *r)
     uv_walk(&s->loop, closeHandle, NULL);
 }
 
+/* Raft thread: orderly close, requested through its own async handle so
+ * that it works whatever is queued. */
+static void onCloseRequest(uv_async_t *h)
+{
+    store *s = h->data;
+    storeOpFailQueued(s, "store closed");
+    raft_close(&s->raft, raftClosed);
+}
+
 static void *raftThread(void *arg)
 {
     store *s = arg;
     uv_run(&s->loop, UV_RUN_DEFAULT);
     return NULL;
 }
-
-/* ----------------------------------------------------------- lifecycle */
-
 
 static bool fileExists(const char *dir, const char *name)
 {
@@ -125,15 +97,8 @@ static bool fileExists(const char *dir, const char *name)
     return stat(p, &st) == 0;
 }
 
-
-int store_open(const config *cfg, store **out, char **err)
+static store *newStore(const config *cfg)
 {
-    return store_open_with(cfg, NULL, 0, out, err);
-}
-
-int store_open_with(const config *cfg, const store_node *boot, int n_boot, store **out, char **err)
-{
-    bool snap_v1 = false;
     store *s = calloc(1, sizeof *s);
     s->cfg = cfg;
     s->id = storeRaftId(cfg->node_id);
@@ -146,6 +111,15 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     if (getrandom(&base, sizeof base, 0) != (ssize_t)sizeof base)
         base = (uint32_t)time(NULL);
     s->next_seq = (uint64_t)base << 24;
+    return s;
+}
+
+/* The data directory: created if needed, told new (no Raft state: a new or
+ * wiped node) or not, checked to be this node's; files that no log stands
+ * for are removed. */
+static int openDataDir(store *s, bool *is_new, char **err)
+{
+    const config *cfg = s->cfg;
     if (asprintf(&s->raft_dir, "%s/raft", cfg->data_dir) < 0 ||
         asprintf(&s->db_path, "%s/db.sqlite", cfg->data_dir) < 0) {
         *err = strdup("out of memory");
@@ -155,21 +129,21 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
         *err = rq_sprintf("cannot create %s: %s", s->raft_dir, strerror(errno));
         return -1;
     }
-    bool is_new = !fileExists(s->raft_dir, "metadata1") && !fileExists(s->raft_dir, "metadata2");
-    s->was_new = is_new;
-    if (is_new)
+    *is_new = !fileExists(s->raft_dir, "metadata1") && !fileExists(s->raft_dir, "metadata2");
+    s->was_new = *is_new;
+    if (*is_new)
         rq_log("store", "no preexisting node state detected in %s, node may be bootstrapping",
                cfg->data_dir);
     else
         rq_log("store", "preexisting node state detected in %s", cfg->data_dir);
 
-    if (storeCheckIdentity(s, is_new, err) != 0)
+    if (storeCheckIdentity(s, *is_new, err) != 0)
         return -1;
     char p[4200];
     snprintf(p, sizeof p, "%s.install", s->db_path);
     unlink(p); /* a transfer cut short */
     s->fetch_path = strdup(p);
-    if (is_new) {
+    if (*is_new) {
         /* No Raft state: whatever file is here belongs to no log. */
         const char *suffixes[] = {"", "-wal", "-shm", "-journal", "-rqentry"};
         for (int i = 0; i < 5; i++) {
@@ -177,6 +151,14 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
             unlink(p);
         }
     }
+    return 0;
+}
+
+/* The database, which must hold what the latest snapshot stands for: the
+ * log before it is gone, so an older file could never catch up. */
+static int openDatabase(store *s, bool is_new, char **err)
+{
+    const config *cfg = s->cfg;
     /* A value or SQL text no longer than a request's entry may be; a
      * statement's result bounded too (hostile input: src/db/policy.c). */
     db_options dopts = {.fk = cfg->fk,
@@ -188,6 +170,7 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     if (db_recovered(s->db))
         rq_log("store", "an entry cut short by a crash was rolled back; the log applies it again");
     raft_index need = 0;
+    bool snap_v1 = false;
     s->start_snap_index = storeLatestSnapshot(s->raft_dir, &need, &snap_v1);
     db_resolve_index(s->db, need);
     rq_log("store", "opening store with node ID %s, database at %s (%lld bytes, holds index %llu)",
@@ -200,44 +183,56 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
                           (unsigned long long)s->start_snap_index, (unsigned long long)need, cfg->data_dir);
         return -1;
     }
+    return 0;
+}
 
-    char meta_json[1024];
-    {
-        json_t *m = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr,
-                              "api_addr", "http://", cfg->http_adv_addr);
-        char *t = json_dumps(m, JSON_COMPACT);
-        snprintf(meta_json, sizeof meta_json, "%s", t);
-        free(t);
-        json_decref(m);
+/* The one-line JSON the Raft port answers metadata probes with, so that
+ * "-join host:raftport" finds our API. */
+static void probeMeta(const config *cfg, char *out, size_t size)
+{
+    json_t *m = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
+                          "http://", cfg->http_adv_addr);
+    char *t = json_dumps(m, JSON_COMPACT);
+    snprintf(out, size, "%s", t);
+    free(t);
+    json_decref(m);
+}
+
+/* Whether this node bootstraps a cluster: 1, 0, or -1 with *err. Only a
+ * new node does, and only if it is not to join one. */
+static int wantBootstrap(store *s, bool is_new, int n_boot, const char *meta_json, char **err)
+{
+    const config *cfg = s->cfg;
+    if (is_new && n_boot > 0)
+        return 1; /* -bootstrap-expect: the nodes main.c gathered */
+    if (!is_new || cfg->n_join != 0 || cfg->bootstrap_expect != 0)
+        return 0;
+    if (cfg->raft_non_voter) {
+        *err = strdup("cannot create a new non-voting node without joining it to an existing cluster");
+        return -1;
     }
-
-    bool bootstrap = false;
-    if (is_new && n_boot > 0) {
-        bootstrap = true; /* -bootstrap-expect: the nodes main.c gathered */
-    } else if (is_new && cfg->n_join == 0 && cfg->bootstrap_expect == 0) {
-        if (cfg->raft_non_voter) {
-            *err = strdup("cannot create a new non-voting node without joining it to an existing cluster");
-            return -1;
-        }
-        /* A wiped member restarted without -join must not lead a cluster of
-         * its own (and, at an equal term, trip libraft's one-leader-per-term
-         * invariant). Give a leader that still lists us the time to reach us
-         * first; only if none does is this a brand-new cluster. */
-        unsigned window = (unsigned)(cfg->raft_election_timeout_ms * 3 / 2);
-        if (window < 1000)
-            window = 1000;
-        rq_log("store", "waiting up to %u ms for an existing cluster to contact this node", window);
-        int contacted = rq_transport_probe(cfg->raft_addr, meta_json, window, &s->contacted_by, err);
-        if (contacted < 0)
-            return -1;
-        if (contacted) {
-            rq_log("store", "an existing cluster lists this node: not bootstrapping, "
-                            "waiting for its leader to replicate the state");
-        } else {
-            bootstrap = true;
-        }
+    /* A wiped member restarted without -join must not lead a cluster of
+     * its own (and, at an equal term, trip libraft's one-leader-per-term
+     * invariant). Give a leader that still lists us the time to reach us
+     * first; only if none does is this a brand-new cluster. */
+    unsigned window = (unsigned)(cfg->raft_election_timeout_ms * 3 / 2);
+    if (window < 1000)
+        window = 1000;
+    rq_log("store", "waiting up to %u ms for an existing cluster to contact this node", window);
+    int contacted = rq_transport_probe(cfg->raft_addr, meta_json, window, &s->contacted_by, err);
+    if (contacted < 0)
+        return -1;
+    if (contacted) {
+        rq_log("store", "an existing cluster lists this node: not bootstrapping, "
+                        "waiting for its leader to replicate the state");
+        return 0;
     }
+    return 1;
+}
 
+/* The handles of the Raft thread's loop besides libraft's. */
+static void initLoop(store *s)
+{
     uv_loop_init(&s->loop);
     uv_async_init(&s->loop, &s->wake, storeOnWake);
     s->wake.data = s;
@@ -249,7 +244,34 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     uv_timer_start(&s->tick, onTick, 50, 50);
     uv_async_init(&s->loop, &s->close_async, onCloseRequest);
     s->close_async.data = s;
+}
 
+/* libraft's election and heartbeat timeouts from the configuration. */
+static void setTimeouts(store *s)
+{
+    const config *cfg = s->cfg;
+    unsigned et = (unsigned)cfg->raft_election_timeout_ms;
+    /* libraft's heartbeat interval. Short, because a linearizable read waits
+     * for the next heartbeat round to confirm leadership (a few hundred
+     * tiny messages a second on an idle cluster). */
+    unsigned hb = (unsigned)(cfg->raft_heartbeat_timeout_ms / 10);
+    if (hb > 20)
+        hb = 20;
+    if (et < 50)
+        et = 50;
+    if (hb < 10)
+        hb = 10;
+    if (hb > et / 2)
+        hb = et / 2;
+    raft_set_election_timeout(&s->raft, et);
+    raft_set_heartbeat_timeout(&s->raft, hb);
+    s->hb_ms = hb;
+}
+
+/* libraft on our transport, FSM and wrapped I/O, with its settings. */
+static int initRaft(store *s, const char *meta_json, char **err)
+{
+    const config *cfg = s->cfg;
     int rv = rq_transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json, storeImageCopy, s);
     if (rv != 0) {
         *err = rq_sprintf("transport: %s", raft_strerror(rv));
@@ -269,58 +291,50 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
         return -1;
     }
     s->raft.data = s;
-    unsigned et = (unsigned)cfg->raft_election_timeout_ms;
-    /* libraft's heartbeat interval. Short, because a linearizable read waits
-     * for the next heartbeat round to confirm leadership (a few hundred
-     * tiny messages a second on an idle cluster). */
-    unsigned hb = (unsigned)(cfg->raft_heartbeat_timeout_ms / 10);
-    if (hb > 20)
-        hb = 20;
-    if (et < 50)
-        et = 50;
-    if (hb < 10)
-        hb = 10;
-    if (hb > et / 2)
-        hb = et / 2;
-    raft_set_election_timeout(&s->raft, et);
-    raft_set_heartbeat_timeout(&s->raft, hb);
-    s->hb_ms = hb;
+    setTimeouts(s);
     raft_set_pre_vote(&s->raft, true);
     /* A follower downloads the database before answering an InstallSnapshot;
      * a leader that times out and sends it again meanwhile is ignored
      * (storeFetchStart), so libraft's default timeout is fine and retries a
      * failed transfer soon. */
     raft_set_install_snapshot_timeout(&s->raft, 30000);
-    /* Count AppendEntries traffic for read-index reads (see above). */
     storeRaftioWrap(s);
     raft_set_snapshot_threshold(&s->raft, storeSnapThreshold(cfg));
     raft_set_snapshot_trailing(&s->raft, storeSnapTrailing(cfg));
     /* (fsmSnapshot lowers the trailing count when the entries are large.) */
+    return 0;
+}
 
-    if (bootstrap) {
-        struct raft_configuration conf;
-        raft_configuration_init(&conf);
-        if (n_boot == 0)
-            raft_configuration_add(&conf, s->id, cfg->raft_adv_addr, RAFT_VOTER);
-        for (int i = 0; i < n_boot; i++) {
-            /* Every node bootstraps this same configuration, and knows
-             * the same API addresses from the start. */
-            raft_id rid = storeRaftId(boot[i].id);
-            raft_configuration_add(&conf, rid, boot[i].addr, RAFT_VOTER);
-            storeMetaUpsert(s, boot[i].id, rid, boot[i].addr, boot[i].api_addr);
-            s->boot_metas_pending = true;
-        }
-        rv = raft_bootstrap(&s->raft, &conf);
-        raft_configuration_close(&conf);
-        if (rv != 0) {
-            *err = rq_sprintf("bootstrap: %s", raft_errmsg(&s->raft));
-            return -1;
-        }
-        rq_log("store", "executing new cluster bootstrap with %d voter(s)", n_boot ? n_boot : 1);
+/* The first configuration: this node alone, or the n_boot voters of
+ * -bootstrap-expect. */
+static int bootstrap(store *s, const store_node *boot, int n_boot, char **err)
+{
+    struct raft_configuration conf;
+    raft_configuration_init(&conf);
+    if (n_boot == 0)
+        raft_configuration_add(&conf, s->id, s->cfg->raft_adv_addr, RAFT_VOTER);
+    for (int i = 0; i < n_boot; i++) {
+        /* Every node bootstraps this same configuration, and knows
+         * the same API addresses from the start. */
+        raft_id rid = storeRaftId(boot[i].id);
+        raft_configuration_add(&conf, rid, boot[i].addr, RAFT_VOTER);
+        storeMetaUpsert(s, boot[i].id, rid, boot[i].addr, boot[i].api_addr);
+        s->boot_metas_pending = true;
     }
-    if (!is_new && storeRecoverFromPeers(s, err) != 0)
+    int rv = raft_bootstrap(&s->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv != 0) {
+        *err = rq_sprintf("bootstrap: %s", raft_errmsg(&s->raft));
         return -1;
-    rv = raft_start(&s->raft);
+    }
+    rq_log("store", "executing new cluster bootstrap with %d voter(s)", n_boot ? n_boot : 1);
+    return 0;
+}
+
+/* libraft loads its state and starts; then the Raft thread runs the loop. */
+static int startRaft(store *s, char **err)
+{
+    int rv = raft_start(&s->raft);
     if (rv != 0) {
         *err = rq_sprintf("raft start: %s", raft_errmsg(&s->raft));
         return -1;
@@ -333,36 +347,61 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
         *err = strdup("cannot start raft thread");
         return -1;
     }
+    return 0;
+}
+
+int store_open(const config *cfg, store **out, char **err)
+{
+    return store_open_with(cfg, NULL, 0, out, err);
+}
+
+int store_open_with(const config *cfg, const store_node *boot, int n_boot, store **out, char **err)
+{
+    store *s = newStore(cfg);
+    bool is_new = false;
+    if (openDataDir(s, &is_new, err) != 0 || openDatabase(s, is_new, err) != 0)
+        return -1;
+    char meta_json[1024];
+    probeMeta(cfg, meta_json, sizeof meta_json);
+    int boot_now = wantBootstrap(s, is_new, n_boot, meta_json, err);
+    if (boot_now < 0)
+        return -1;
+    initLoop(s);
+    if (initRaft(s, meta_json, err) != 0)
+        return -1;
+    if (boot_now && bootstrap(s, boot, n_boot, err) != 0)
+        return -1;
+    if (!is_new && storeRecoverFromPeers(s, err) != 0)
+        return -1;
+    if (startRaft(s, err) != 0)
+        return -1;
     *out = s;
     return 0;
 }
 
-/* Raft thread: orderly close, requested through its own async handle so
- * that it works whatever is queued. */
-static void onCloseRequest(uv_async_t *h)
+/* -raft-shutdown-stepdown: a leader hands leadership over before it goes,
+ * so that the cluster does not wait an election timeout for a new one. */
+static void stepDownBeforeClose(store *s)
 {
-    store *s = h->data;
-    storeOpFailQueued(s, "store closed");
-    raft_close(&s->raft, raftClosed);
+    int voters = 0;
+    pthread_mutex_lock(&s->mu);
+    for (int i = 0; i < s->n_nodes; i++)
+        voters += s->nodes[i].voter;
+    pthread_mutex_unlock(&s->mu);
+    if (voters > 1) {
+        rq_log("store", "stepping down as leader before shutdown");
+        op *o = storeOpNew(s, OP_TRANSFER);
+        storeOpRun(s, o, 3000);
+        storeOpRelease(s, o);
+    }
 }
 
 void store_close(store *s)
 {
     if (s == NULL)
         return;
-    if (s->cfg->raft_shutdown_stepdown && store_is_leader(s)) {
-        int voters = 0;
-        pthread_mutex_lock(&s->mu);
-        for (int i = 0; i < s->n_nodes; i++)
-            voters += s->nodes[i].voter;
-        pthread_mutex_unlock(&s->mu);
-        if (voters > 1) {
-            rq_log("store", "stepping down as leader before shutdown");
-            op *o = storeOpNew(s, OP_TRANSFER);
-            storeOpRun(s, o, 3000);
-            storeOpRelease(s, o);
-        }
-    }
+    if (s->cfg->raft_shutdown_stepdown && store_is_leader(s))
+        stepDownBeforeClose(s);
     pthread_mutex_lock(&s->mu);
     s->closing = true;
     pthread_mutex_unlock(&s->mu);
@@ -392,5 +431,3 @@ db *store_db(store *s) { return s->db; }
 bool store_was_new(store *s) { return s->was_new; }
 const char *store_contacted_by(store *s) { return s->contacted_by; }
 const char *store_node_id(store *s) { return s->cfg->node_id; }
-
-
