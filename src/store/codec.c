@@ -33,6 +33,25 @@ static int entryHeader(const unsigned char *p, size_t len, const char *magic, si
     return *n > len - hdr ? -1 : 0;
 }
 
+/* A raft_malloc'd binary entry of *len bytes: magic, the rest of a header
+ * of hdr bytes for the caller to fill, the payload, then pad bytes up to a
+ * multiple of 8. */
+static unsigned char *entryAlloc(const char *magic, size_t hdr, const void *payload, size_t n, int pad,
+                                 size_t *len)
+{
+    size_t padded = (hdr + n + 7) & ~(size_t)7;
+    unsigned char *p = raft_malloc(padded);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, magic, 8);
+    memset(p + 8, 0, hdr - 8);
+    if (n)
+        memcpy(p + hdr, payload, n);
+    memset(p + hdr + n, pad, padded - hdr - n);
+    *len = padded;
+    return p;
+}
+
 /* JSON text as a raft_malloc'd entry, padded with JSON whitespace. */
 static void *jsonEntry(json_t *j, size_t *len)
 {
@@ -54,20 +73,15 @@ static void *jsonEntry(json_t *j, size_t *len)
 
 void *rq_exec_encode(const rq_exec_entry *e, size_t *len)
 {
-    size_t padded = (RQ_EXEC_HDR + e->json_len + 7) & ~(size_t)7;
-    unsigned char *p = raft_malloc(padded);
+    unsigned char *p = entryAlloc(RQ_EXEC_MAGIC, RQ_EXEC_HDR, e->json, e->json_len, ' ', len);
     if (p == NULL)
         return NULL;
-    memcpy(p, RQ_EXEC_MAGIC, 8);
     rq_put64(p + 8, e->origin);
     rq_put64(p + 16, e->seq);
     rq_put64(p + 24, e->flags);
     rq_put64(p + 32, e->ms);
     rq_put64(p + 40, e->seed);
     rq_put64(p + 48, e->json_len);
-    memcpy(p + RQ_EXEC_HDR, e->json, e->json_len);
-    memset(p + RQ_EXEC_HDR + e->json_len, ' ', padded - RQ_EXEC_HDR - e->json_len);
-    *len = padded;
     return p;
 }
 
@@ -113,18 +127,12 @@ size_t rq_load_size(size_t image_len)
 
 void *rq_load_encode(const rq_load_entry *e, size_t *len)
 {
-    size_t padded = rq_load_size(e->image_len);
-    unsigned char *p = raft_malloc(padded);
+    unsigned char *p = entryAlloc(RQ_LOAD_MAGIC, RQ_LOAD_HDR, e->image, e->image_len, 0, len);
     if (p == NULL)
         return NULL;
-    memcpy(p, RQ_LOAD_MAGIC, 8);
     rq_put64(p + 8, e->origin);
     rq_put64(p + 16, e->seq);
     rq_put64(p + 24, e->image_len);
-    if (e->image_len)
-        memcpy(p + RQ_LOAD_HDR, e->image, e->image_len);
-    memset(p + RQ_LOAD_HDR + e->image_len, 0, padded - RQ_LOAD_HDR - e->image_len);
-    *len = padded;
     return p;
 }
 

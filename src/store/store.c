@@ -89,6 +89,7 @@ static void *raftThread(void *arg)
     return NULL;
 }
 
+/* libraft's metadata files tell a node with Raft state from a new one. */
 static bool fileExists(const char *dir, const char *name)
 {
     char p[4096];
@@ -97,6 +98,7 @@ static bool fileExists(const char *dir, const char *name)
     return stat(p, &st) == 0;
 }
 
+/* The store before anything is opened: identity, locks, sequence base. */
 static store *newStore(const config *cfg)
 {
     store *s = calloc(1, sizeof *s);
