@@ -65,10 +65,8 @@ void storeOpComplete(op *o, int rc, char *err)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Caller thread: queue an op, wait for it up to timeout_ms. Returns with
- * the op still referenced by the caller (release with storeOpRelease) or NULL
- * when the store is closing (op freed). On timeout, rc is STORE_ERROR with
- * a timeout message. */
+/* A closing store takes no more ops: the Raft thread may be gone, so the
+ * op is finished here, with only the caller's reference left. */
 int storeOpRun(store *s, op *o, uint64_t timeout_ms)
 {
     pthread_mutex_lock(&s->mu);
@@ -104,7 +102,6 @@ void storeOpRelease(store *s, op *o)
     pthread_mutex_unlock(&s->mu);
 }
 
-/* Take the error message out of a finished op (or a timeout message). */
 char *storeOpTakeErr(op *o, const char *timeout_msg)
 {
     if (!o->done)
