@@ -1,7 +1,8 @@
-/* codec.c: see codec.h. */
+/* codec.c: the log entry and snapshot formats, see codec.h. */
 #include "store/codec.h"
 
 #include <raft.h>
+#include <stdlib.h>
 #include <string.h>
 
 uint64_t rq_get64(const unsigned char *p)
@@ -18,35 +19,79 @@ void rq_put64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)v;
 }
 
-void *rq_exec_encode(const rq_exec_entry *e, size_t *len)
+/* The binary entries share a shape: magic, fixed header, a u64 payload
+ * length at len_at, the payload. 1 when the magic is another's, -1 when
+ * the header or the length does not fit in len, else 0 and *n. */
+static int entryHeader(const unsigned char *p, size_t len, const char *magic, size_t hdr, size_t len_at,
+                       uint64_t *n)
 {
-    size_t padded = (RQ_EXEC_HDR + e->json_len + 7) & ~(size_t)7;
+    if (len < 8 || memcmp(p, magic, 8) != 0)
+        return 1;
+    if (len < hdr)
+        return -1;
+    *n = rq_get64(p + len_at);
+    return *n > len - hdr ? -1 : 0;
+}
+
+/* A raft_malloc'd binary entry of *len bytes: magic, the rest of a header
+ * of hdr bytes for the caller to fill, the payload, then pad bytes up to a
+ * multiple of 8. */
+static unsigned char *entryAlloc(const char *magic, size_t hdr, const void *payload, size_t n, int pad,
+                                 size_t *len)
+{
+    size_t padded = (hdr + n + 7) & ~(size_t)7;
     unsigned char *p = raft_malloc(padded);
     if (p == NULL)
         return NULL;
-    memcpy(p, RQ_EXEC_MAGIC, 8);
+    memcpy(p, magic, 8);
+    memset(p + 8, 0, hdr - 8);
+    if (n)
+        memcpy(p + hdr, payload, n);
+    memset(p + hdr + n, pad, padded - hdr - n);
+    *len = padded;
+    return p;
+}
+
+/* JSON text as a raft_malloc'd entry, padded with JSON whitespace. */
+static void *jsonEntry(json_t *j, size_t *len)
+{
+    char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (text == NULL)
+        return NULL;
+    size_t n = strlen(text);
+    size_t padded = (n + 7) & ~(size_t)7;
+    char *p = raft_malloc(padded);
+    if (p != NULL) {
+        memcpy(p, text, n);
+        memset(p + n, ' ', padded - n);
+        *len = padded;
+    }
+    free(text);
+    return p;
+}
+
+void *rq_exec_encode(const rq_exec_entry *e, size_t *len)
+{
+    unsigned char *p = entryAlloc(RQ_EXEC_MAGIC, RQ_EXEC_HDR, e->json, e->json_len, ' ', len);
+    if (p == NULL)
+        return NULL;
     rq_put64(p + 8, e->origin);
     rq_put64(p + 16, e->seq);
     rq_put64(p + 24, e->flags);
     rq_put64(p + 32, e->ms);
     rq_put64(p + 40, e->seed);
     rq_put64(p + 48, e->json_len);
-    memcpy(p + RQ_EXEC_HDR, e->json, e->json_len);
-    memset(p + RQ_EXEC_HDR + e->json_len, ' ', padded - RQ_EXEC_HDR - e->json_len);
-    *len = padded;
     return p;
 }
 
 int rq_exec_decode(const void *base, size_t len, rq_exec_entry *e)
 {
     const unsigned char *p = base;
-    if (len < 8 || memcmp(p, RQ_EXEC_MAGIC, 8) != 0)
-        return 1;
-    if (len < RQ_EXEC_HDR)
-        return -1;
-    uint64_t n = rq_get64(p + 48);
-    if (n > len - RQ_EXEC_HDR)
-        return -1;
+    uint64_t n;
+    int rc = entryHeader(p, len, RQ_EXEC_MAGIC, RQ_EXEC_HDR, 48, &n);
+    if (rc != 0)
+        return rc;
     e->origin = rq_get64(p + 8);
     e->seq = rq_get64(p + 16);
     e->flags = rq_get64(p + 24);
@@ -57,16 +102,47 @@ int rq_exec_decode(const void *base, size_t len, rq_exec_entry *e)
     return 0;
 }
 
+char *rq_jexec_decode(const json_t *e, rq_exec_entry *x)
+{
+    const char *t = json_string_value(json_object_get(e, "t"));
+    if (t == NULL || strcmp(t, "x") != 0)
+        return NULL;
+    x->origin = (uint64_t)json_integer_value(json_object_get(e, "o"));
+    x->seq = (uint64_t)json_integer_value(json_object_get(e, "s"));
+    x->flags = (uint64_t)json_integer_value(json_object_get(e, "f"));
+    x->ms = (uint64_t)json_integer_value(json_object_get(e, "ts"));
+    x->seed = (uint64_t)json_integer_value(json_object_get(e, "r"));
+    char *q = json_dumps(json_object_get(e, "q"), JSON_COMPACT | JSON_ENCODE_ANY);
+    if (q == NULL)
+        q = strdup(""); /* no statements: read as no node can, alike everywhere */
+    x->json = q;
+    x->json_len = q ? strlen(q) : 0;
+    return q;
+}
+
+size_t rq_load_size(size_t image_len)
+{
+    return (RQ_LOAD_HDR + image_len + 7) & ~(size_t)7;
+}
+
+void *rq_load_encode(const rq_load_entry *e, size_t *len)
+{
+    unsigned char *p = entryAlloc(RQ_LOAD_MAGIC, RQ_LOAD_HDR, e->image, e->image_len, 0, len);
+    if (p == NULL)
+        return NULL;
+    rq_put64(p + 8, e->origin);
+    rq_put64(p + 16, e->seq);
+    rq_put64(p + 24, e->image_len);
+    return p;
+}
+
 int rq_load_decode(const void *base, size_t len, rq_load_entry *e)
 {
     const unsigned char *p = base;
-    if (len < 8 || memcmp(p, RQ_LOAD_MAGIC, 8) != 0)
-        return 1;
-    if (len < RQ_LOAD_HDR)
-        return -1;
-    uint64_t n = rq_get64(p + 24);
-    if (n > len - RQ_LOAD_HDR)
-        return -1;
+    uint64_t n;
+    int rc = entryHeader(p, len, RQ_LOAD_MAGIC, RQ_LOAD_HDR, 24, &n);
+    if (rc != 0)
+        return rc;
     e->origin = rq_get64(p + 8);
     e->seq = rq_get64(p + 16);
     e->image = p + RQ_LOAD_HDR;
@@ -74,11 +150,56 @@ int rq_load_decode(const void *base, size_t len, rq_load_entry *e)
     return 0;
 }
 
+void *rq_meta_encode(const rq_meta_entry *m, size_t *len)
+{
+    return jsonEntry(json_pack("{s:s,s:s,s:I,s:s,s:s}", "t", "m", "id", m->id, "rid", (json_int_t)m->rid,
+                               "addr", m->addr, "api", m->api ? m->api : ""),
+                     len);
+}
+
+int rq_meta_decode(const json_t *e, rq_meta_entry *m)
+{
+    const char *t = json_string_value(json_object_get(e, "t"));
+    if (t == NULL || strcmp(t, "m") != 0)
+        return 1;
+    m->id = json_string_value(json_object_get(e, "id"));
+    m->rid = (uint64_t)json_integer_value(json_object_get(e, "rid"));
+    m->addr = json_string_value(json_object_get(e, "addr"));
+    m->api = json_string_value(json_object_get(e, "api"));
+    return 0;
+}
+
+void *rq_snap_encode(const rq_snapshot *s, size_t *len)
+{
+    json_t *j = json_object();
+    json_object_set_new(j, "i", json_integer((json_int_t)s->raft_index));
+    json_object_set_new(j, "d", json_integer((json_int_t)s->db_index));
+    if (s->metas)
+        json_object_set(j, "m", s->metas);
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text == NULL)
+        return NULL;
+    size_t mlen = strlen(text);
+    unsigned char *p = mlen <= UINT32_MAX ? raft_malloc(RQ_SNAP_HDR + mlen) : NULL;
+    if (p != NULL) {
+        memcpy(p, RQ_SNAP_MAGIC, 8);
+        p[8] = (unsigned char)(mlen >> 24);
+        p[9] = (unsigned char)(mlen >> 16);
+        p[10] = (unsigned char)(mlen >> 8);
+        p[11] = (unsigned char)mlen;
+        memcpy(p + RQ_SNAP_HDR, text, mlen);
+        *len = RQ_SNAP_HDR + mlen;
+    }
+    free(text);
+    return p;
+}
+
 int rq_snap_decode(const void *base, size_t len, rq_snapshot *s)
 {
     const unsigned char *p = base;
     memset(s, 0, sizeof *s);
-    if (p == NULL || len < 12)
+    if (p == NULL || len < RQ_SNAP_HDR)
         return -1;
     if (memcmp(p, RQ_SNAP_MAGIC, 8) == 0)
         s->version = 2;
@@ -87,13 +208,13 @@ int rq_snap_decode(const void *base, size_t len, rq_snapshot *s)
     else
         return -1;
     size_t mlen = (size_t)p[8] << 24 | (size_t)p[9] << 16 | (size_t)p[10] << 8 | p[11];
-    if (mlen > len - 12)
+    if (mlen > len - RQ_SNAP_HDR)
         return -1;
-    json_t *j = json_loadb((const char *)p + 12, mlen, 0, NULL);
+    json_t *j = json_loadb((const char *)p + RQ_SNAP_HDR, mlen, 0, NULL);
     if (s->version == 1) {
         s->metas = j;
-        s->image = p + 12 + mlen;
-        s->image_len = len - 12 - mlen;
+        s->image = p + RQ_SNAP_HDR + mlen;
+        s->image_len = len - RQ_SNAP_HDR - mlen;
         return 0;
     }
     if (!json_is_object(j)) {

@@ -73,6 +73,7 @@ typedef struct incoming {
     int stage;                      /* 0: first word, 1: preamble rest, 2: address */
 } incoming;
 
+/* libraft writes its handshake little-endian, whatever the host. */
 static uint64_t le64(uint64_t v)
 {
     const unsigned char *p = (const unsigned char *)&v;
@@ -121,6 +122,7 @@ int rq_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err)
 
 static void maybeFinishClose(rqTransport *t);
 
+/* An incoming connection leaves the list tClose() closes. */
 static void incomingUnlink(incoming *in)
 {
     rqTransport *t = in->t;
@@ -134,6 +136,8 @@ static void incomingUnlink(incoming *in)
     t->n_incoming--;
 }
 
+/* Close callback of an incoming connection we keep no longer; the
+ * transport may finish closing once the last is gone. */
 static void incomingFree(uv_handle_t *h)
 {
     incoming *in = h->data;
@@ -145,6 +149,7 @@ static void incomingFree(uv_handle_t *h)
     maybeFinishClose(t);
 }
 
+/* Drop an incoming connection (once: it may already be closing). */
 static void incomingAbort(incoming *in)
 {
     if (uv_is_closing((uv_handle_t *)in->tcp))
@@ -152,6 +157,9 @@ static void incomingAbort(incoming *in)
     uv_close((uv_handle_t *)in->tcp, incomingFree);
 }
 
+/* Read exactly what the current stage of the handshake still lacks,
+ * so that nothing of what follows it is consumed here: libraft reads
+ * the rest of the stream once it has the connection. */
 static void allocExact(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     incoming *in = h->data;
@@ -180,6 +188,7 @@ typedef struct replyWrite {
     char *owned;                    /* the bytes, if not static */
 } replyWrite;
 
+/* The answer is out: the connection has served its purpose. */
 static void replyWritten(uv_write_t *req, int status)
 {
     replyWrite *w = (replyWrite *)req;
@@ -218,6 +227,23 @@ typedef struct imageSender {
     int64_t last_progress_ms;
 } imageSender;
 
+/* Under t->img_mu: a sender is done. It leaves the list tClose() shuts
+ * sockets down from, and the count rq_transport_free() waits on; its socket
+ * is closed under the lock so that tClose() never shuts down a descriptor
+ * number reused meanwhile. */
+static void senderRemoveLocked(rqTransport *t, imageSender *is)
+{
+    if (is->prev)
+        is->prev->next = is->next;
+    else
+        t->senders = is->next;
+    if (is->next)
+        is->next->prev = is->prev;
+    close(is->fd);
+    t->n_senders--;
+    pthread_cond_broadcast(&t->img_done);
+}
+
 static void putLe64(unsigned char *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -231,6 +257,8 @@ static void imageHeader(unsigned char h[CLUSTER_IMAGE_HEADER], const char *tag, 
     putLe64(h + 16, b);
 }
 
+/* Sender threads write with blocking sends; a vanished follower fails
+ * them (SO_SNDTIMEO, TCP_USER_TIMEOUT) rather than raising SIGPIPE. */
 static int sendAll(int fd, const void *data, size_t n)
 {
     const char *p = data;
@@ -261,6 +289,8 @@ static void imageProgress(void *parg, long long done, long long total)
     (void)sendAll(is->fd, h, sizeof h);
 }
 
+/* A sender thread: copying and sending a database takes as long as it is
+ * large, so it runs off the loop, on a blocking duplicate of the socket. */
 static void *imageThread(void *arg)
 {
     imageSender *is = arg;
@@ -315,20 +345,13 @@ static void *imageThread(void *arg)
     }
     free(err);
     pthread_mutex_lock(&t->img_mu);
-    if (is->prev)
-        is->prev->next = is->next;
-    else
-        t->senders = is->next;
-    if (is->next)
-        is->next->prev = is->prev;
-    close(fd); /* under img_mu: tClose() must not shut down a reused number */
-    t->n_senders--;
-    pthread_cond_broadcast(&t->img_done);
+    senderRemoveLocked(t, is);
     pthread_mutex_unlock(&t->img_mu);
     free(is);
     return NULL;
 }
 
+/* An image request refused: the error header and text, then close. */
 static void imageRefuse(incoming *in, const char *why)
 {
     size_t n = strlen(why);
@@ -397,15 +420,7 @@ static void imageStart(incoming *in)
     pthread_attr_destroy(&attr);
     if (rc != 0) {
         pthread_mutex_lock(&t->img_mu);
-        if (is->prev)
-            is->prev->next = is->next;
-        else
-            t->senders = is->next;
-        if (is->next)
-            is->next->prev = is->prev;
-        t->n_senders--;
-        close(is->fd);
-        pthread_cond_broadcast(&t->img_done);
+        senderRemoveLocked(t, is);
         pthread_mutex_unlock(&t->img_mu);
         free(is);
         imageRefuse(in, "cannot start a thread for the transfer");
@@ -415,6 +430,9 @@ static void imageStart(incoming *in)
     incomingAbort(in);
 }
 
+/* What the first bytes of an incoming connection are: a metadata probe,
+ * an image request, or libraft's handshake (protocol, id, address), which
+ * hands the connection to libraft once complete. */
 static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
 {
     incoming *in = s->data;
@@ -506,6 +524,8 @@ static void tuneSocket(uv_tcp_t *tcp)
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof timeout_ms);
 }
 
+/* Every incoming connection starts in our hands, so that probes and image
+ * requests can be told from libraft's. */
 static void onConnection(uv_stream_t *server, int status)
 {
     rqTransport *t = server->data;
@@ -529,6 +549,7 @@ static void onConnection(uv_stream_t *server, int status)
     tuneSocket(in->tcp);
 }
 
+/* Bind the Raft port: for libraft (tListen) or for a probe. */
 static int startListening(rqTransport *t, char **err)
 {
     struct sockaddr_storage ss;
@@ -551,6 +572,7 @@ static int startListening(rqTransport *t, char **err)
 
 /* raft_uv_transport methods */
 
+/* Outgoing connections are the inner raft_uv_tcp transport's. */
 static int tInit(struct raft_uv_transport *outer, raft_id id, const char *address)
 {
     rqTransport *t = outer->impl;
@@ -559,6 +581,7 @@ static int tInit(struct raft_uv_transport *outer, raft_id id, const char *addres
     return rv;
 }
 
+/* libraft listens: we accept, and pass it its connections (onRead). */
 static int tListen(struct raft_uv_transport *outer, raft_uv_accept_cb cb)
 {
     rqTransport *t = outer->impl;
@@ -608,6 +631,7 @@ typedef struct connecting {
     raft_uv_connect_cb cb;
 } connecting;
 
+/* The inner transport connected: tune the socket before libraft has it. */
 static void connected(struct raft_uv_connect *req, struct uv_stream_s *stream, int status)
 {
     connecting *c = req->data;
@@ -619,6 +643,7 @@ static void connected(struct raft_uv_connect *req, struct uv_stream_s *stream, i
     cb(outer, stream, status);
 }
 
+/* Dial through the inner transport, at a numeric address. */
 static int tConnect(struct raft_uv_transport *outer, struct raft_uv_connect *req,
                     raft_id id, const char *address, raft_uv_connect_cb cb)
 {
@@ -637,6 +662,7 @@ static int tConnect(struct raft_uv_transport *outer, struct raft_uv_connect *req
     return rv;
 }
 
+/* The inner transport is closed: ours is, too. */
 static void innerClosed(struct raft_uv_transport *inner)
 {
     rqTransport *t = inner->data;
@@ -646,6 +672,8 @@ static void innerClosed(struct raft_uv_transport *inner)
         cb(t->outer);
 }
 
+/* The transport is closed once the listener and every incoming connection
+ * are; the inner transport closes last. */
 static void maybeFinishClose(rqTransport *t)
 {
     if (!t->closing || t->listening || t->n_incoming > 0 || t->close_cb == NULL)
@@ -660,6 +688,7 @@ static void maybeFinishClose(rqTransport *t)
     t->inner.close(&t->inner, innerClosed);
 }
 
+/* Close callback of the listener. */
 static void listenerClosed(uv_handle_t *h)
 {
     rqTransport *t = h->data;
@@ -667,6 +696,8 @@ static void listenerClosed(uv_handle_t *h)
     maybeFinishClose(t);
 }
 
+/* libraft closes the transport: end image transfers, incoming
+ * connections and the listener; maybeFinishClose() completes it. */
 static void tClose(struct raft_uv_transport *outer, raft_uv_transport_close_cb cb)
 {
     rqTransport *t = outer->impl;
@@ -739,11 +770,13 @@ void rq_transport_free(struct raft_uv_transport *outer)
 
 /* Probe mode */
 
+/* Probe mode: the window is over, nobody reached us. */
 static void probeTimeout(uv_timer_t *timer)
 {
     uv_stop(timer->loop);
 }
 
+/* Probe mode: a leader reached us; no need to wait longer. */
 static void probeContactCheck(uv_check_t *check)
 {
     rqTransport *t = check->data;

@@ -1,0 +1,259 @@
+/*
+ * client.c: what the HTTP layer asks of the store: writes proposed as log
+ * entries (store_execute, store_load, the writing half of store_request)
+ * and reads at each consistency level (store_query): none and weak read
+ * the local database (none within ?freshness), linearizable confirms the
+ * leadership first (readindex.c), strong goes through the log.
+ *
+ * All of it runs on caller threads; the Raft thread's part goes through
+ * ops (ops.c). Requests are checked here, before anything is proposed, so
+ * that a refusal costs no log entry.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "store/codec.h"
+#include "store/internal.h"
+#include "util/os.h"
+
+/* freshness_strict: how long contact must have been steady (no gap over
+ * three heartbeat intervals) before what the leader says counts as news. */
+#define CONTACT_SETTLE_MS 200
+
+int store_check(store *s, const cmd_view *stmts, bool *readonly)
+{
+    return db_check(s->db, stmts, readonly) == DB_CHECK_DISALLOWED_PRAGMA ? STORE_DISALLOWED : STORE_OK;
+}
+
+/* -raft-apply-timeout (ms) for a write or a barrier to be applied. */
+static uint64_t applyTimeout(store *s)
+{
+    return s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms : 10000;
+}
+
+/* The VM step budget of an entry: -db-max-write-steps, lowered to about
+ * db_timeout_us worth of work. 0: none. */
+static uint64_t stepBudget(store *s, uint64_t db_timeout_us)
+{
+    uint64_t steps = s->cfg->db_max_write_steps;
+    if (db_timeout_us > 0) {
+        uint64_t t = db_timeout_us * STORE_STEPS_PER_MS / 1000;
+        if (t == 0)
+            t = 1;
+        if (steps == 0 || t < steps)
+            steps = t;
+    }
+    return steps;
+}
+
+/* Propose a command entry (leader only) and wait for it to be applied. */
+static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t db_timeout_us, buf *out,
+                      uint64_t *raft_index, char **err)
+{
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    /* Refused here, not by every node after it is committed. */
+    if (!cmd_valid(stmts)) {
+        *err = strdup("invalid request");
+        return STORE_INVALID;
+    }
+    size_t size = cmd_entry_size(stmts->len);
+    if (s->cfg->raft_max_entry_size && size > s->cfg->raft_max_entry_size) {
+        *err = rq_sprintf("request too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)", size,
+                          (unsigned long long)s->cfg->raft_max_entry_size);
+        return STORE_TOO_LARGE;
+    }
+    op *o = storeOpNewApply(s);
+    /* The proposer fixes the entry's clock and random seed: every replica
+     * evaluates 'now' and random() from them (see db_set_entropy). */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+        seed = (uint64_t)now.tv_nsec * 0x9E3779B97F4A7C15ULL ^ o->seq;
+    cmd_entry ce = {.origin = s->id,
+                    .seq = o->seq,
+                    .flags = flags,
+                    .unix_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000,
+                    .seed = seed & 0x7fffffffffffffffULL,
+                    .steps = stepBudget(s, db_timeout_us),
+                    .stmts = *stmts};
+    o->entry = raft_malloc(size);
+    if (o->entry == NULL)
+        return storeOpNoMemory(s, o, err);
+    cmd_entry_encode(&ce, o->entry);
+    o->entry_len = size;
+    o->want_results = out != NULL;
+    if (out) { /* the FSM appends straight into the caller's buffer */
+        o->out = *out;
+        buf_init(out);
+    }
+    int rc = storeOpRun(s, o, applyTimeout(s));
+    if (rc == STORE_OK) {
+        if (out) {
+            *out = o->out;
+            buf_init(&o->out);
+        }
+        if (raft_index)
+            *raft_index = o->index;
+    } else if (rc == STORE_ERROR) {
+        *err = storeOpTakeErr(o, "timeout waiting for the write to be applied");
+    }
+    storeOpRelease(s, o);
+    return rc;
+}
+
+int store_image_check(const void *image, size_t len, char **err)
+{
+    return db_image_check(image, len, err);
+}
+
+/* A load is one entry holding the whole image (codec.h), so that every
+ * node swaps its database at the same index. */
+int store_load(store *s, const void *image, size_t len, char **err)
+{
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    size_t padded = rq_load_size(len);
+    if (s->cfg->raft_max_entry_size && padded > s->cfg->raft_max_entry_size) {
+        *err = rq_sprintf("database image too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)",
+                          padded, (unsigned long long)s->cfg->raft_max_entry_size);
+        return STORE_TOO_LARGE;
+    }
+    /* Every node checks again when it applies the entry, alike; this is so
+     * that the client hears of a bad image, and nothing is proposed. */
+    if (db_image_check(image, len, err) != 0)
+        return STORE_INVALID;
+    op *o = storeOpNewApply(s);
+    rq_load_entry le = {.origin = s->id, .seq = o->seq, .image = image, .image_len = len};
+    o->entry = rq_load_encode(&le, &o->entry_len);
+    if (o->entry == NULL)
+        return storeOpNoMemory(s, o, err);
+    o->want_results = true;
+    int rc = storeOpRun(s, o, s->cfg->raft_apply_timeout_ms ? s->cfg->raft_apply_timeout_ms * 6 : 60000);
+    if (rc == STORE_OK && o->out.len) {
+        rc = STORE_ERROR;
+        *err = strdup("load failed: invalid database image");
+    } else if (rc == STORE_ERROR) {
+        *err = storeOpTakeErr(o, "timeout waiting for the load to be applied");
+    }
+    storeOpRelease(s, o);
+    return rc;
+}
+
+int store_execute(store *s, const cmd_view *stmts, unsigned db_flags, uint64_t db_timeout_us, buf *out,
+                  uint64_t *raft_index, char **err)
+{
+    if (!store_is_leader(s))
+        return STORE_NOT_LEADER;
+    bool readonly;
+    if (store_check(s, stmts, &readonly) == STORE_DISALLOWED)
+        return STORE_DISALLOWED;
+    return applyEntry(s, stmts, db_flags, db_timeout_us, out, raft_index, err);
+}
+
+/* Wait until the leader has confirmed its leadership and applied
+ * everything committed before now, through the log. */
+static int barrier(store *s, char **err)
+{
+    op *o = storeOpNew(s, OP_BARRIER);
+    int rc = storeOpRun(s, o, applyTimeout(s));
+    if (rc == STORE_ERROR)
+        *err = storeOpTakeErr(o, "timeout waiting for the read barrier");
+    storeOpRelease(s, o);
+    return rc;
+}
+
+/* Is a contact age_ms old (a whole number of milliseconds, so up to a
+ * millisecond older than that) too old for freshness_us? A freshness under
+ * a millisecond is honoured, not rounded away. */
+static bool tooOld(int64_t age_ms, uint64_t freshness_us)
+{
+    return age_ms < 0 || (uint64_t)(age_ms + 1) * 1000 > freshness_us;
+}
+
+/* level=none with ?freshness: whether the local data is older than the
+ * read allows (then it is refused as a "stale read"). */
+static bool stale(store *s, const store_read *r)
+{
+    if (r->freshness_us == 0)
+        return false;
+    if (store_is_leader(s)) {
+        /* A leader's data is as fresh as its last contact with a
+         * majority (an isolated leader has not stepped down yet). */
+        pthread_mutex_lock(&s->mu);
+        int64_t q = s->quorum_contact_ms;
+        pthread_mutex_unlock(&s->mu);
+        return q == 0 || tooOld(rq_now_ms() - q, r->freshness_us);
+    }
+    /* A follower refuses to answer from data older than asked. */
+    pthread_mutex_lock(&s->mu);
+    bool known = s->leader_id != 0 && s->last_contact_ms > 0;
+    int64_t now = rq_now_ms();
+    int64_t age = now - s->last_contact_ms;
+    /* Strict: caught up with what the leader last said it had
+     * committed, and that said after a settling time, so that a
+     * backlog delivered after a partition is not taken for news. */
+    bool behind = s->leader_commit > s->applied_index || now - s->contact_since_ms < CONTACT_SETTLE_MS ||
+                  age > 3 * (int64_t)s->hb_ms;
+    pthread_mutex_unlock(&s->mu);
+    return !known || tooOld(age, r->freshness_us) || (r->freshness_strict && behind);
+}
+
+/* level=linearizable: the leader confirms it still leads (readindex.c),
+ * or, when that is not confirmed in time, goes through the log. */
+static int readIndex(store *s, char **err)
+{
+    op *o = storeOpNew(s, OP_READINDEX);
+    o->deadline_ms = rq_now_ms() + 1000;
+    int rc = storeOpRun(s, o, 5000);
+    if (rc == STORE_ERROR && o->done) {
+        /* Not confirmed in time: confirm through the log instead. */
+        storeOpRelease(s, o);
+        return barrier(s, err);
+    }
+    if (rc == STORE_ERROR)
+        *err = storeOpTakeErr(o, "timeout waiting for the read index");
+    storeOpRelease(s, o);
+    return rc;
+}
+
+/* The policy looks at the statements as they run (db_query). */
+int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
+{
+    store_level level = r->level;
+    if (level == LEVEL_AUTO)
+        level = s->cfg->raft_non_voter ? LEVEL_NONE : LEVEL_WEAK;
+    if (level == LEVEL_NONE && stale(s, r)) {
+        *err = strdup("stale read");
+        return STORE_ERROR;
+    }
+    if (level != LEVEL_NONE) {
+        if (!store_is_leader(s))
+            return STORE_NOT_LEADER;
+        int rc = STORE_OK;
+        if (level == LEVEL_LINEARIZABLE)
+            rc = readIndex(s, err);
+        else if (level == LEVEL_STRONG) /* through the log: a barrier entry, then read locally */
+            rc = barrier(s, err);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    return db_query(s->db, stmts, db_flags, r->db_timeout_us, out) == DB_CHECK_OK ? STORE_OK : STORE_DISALLOWED;
+}
+
+int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
+{
+    bool readonly;
+    if (store_check(s, stmts, &readonly) == STORE_DISALLOWED)
+        return STORE_DISALLOWED;
+    if (r->level != LEVEL_STRONG && readonly) {
+        store_read q = *r;
+        if (q.level == LEVEL_AUTO)
+            q.level = LEVEL_WEAK;
+        return store_query(s, stmts, db_flags, &q, out, err);
+    }
+    return applyEntry(s, stmts, db_flags | DB_READ_ROWS, r->db_timeout_us, out, NULL, err);
+}

@@ -1,0 +1,312 @@
+/*
+ * store/internal.h: what the files of store/ share, and nothing outside
+ * store/ may use. One struct store per node; its fields are grouped by the
+ * thread that may touch them (the Raft thread alone, or any thread under
+ * s->mu), and each group says so. Functions shared between the files are
+ * named storeXxx (public ones keep store_xxx, in store.h); each is
+ * declared here under the file that defines it, with its contract.
+ */
+#ifndef RQ_STORE_INTERNAL_H
+#define RQ_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "store/store.h"
+#include "store/transport.h"
+#include "util/buf.h"
+
+/* What an op asks of the Raft thread (startOp, ops.c). */
+enum {
+    OP_APPLY = 1,
+    OP_BARRIER,
+    OP_ADD,
+    OP_ASSIGN,
+    OP_REMOVE,
+    OP_TRANSFER,
+    OP_SNAPSHOT,
+    OP_READINDEX,
+};
+
+/* Read-index bookkeeping for one voter: AppendEntries/InstallSnapshot sent
+ * to it and results received from it in the current term (Raft thread). */
+typedef struct peerCount {
+    raft_id id;
+    uint64_t sent, recvd;
+    int64_t heard_ms;       /* last message from it (reaping), kept across terms */
+} peerCount;
+
+/* A voter's count of sends when a linearizable read was registered. */
+typedef struct readMark {
+    raft_id id;
+    uint64_t sent;
+} readMark;
+
+/* A request to the Raft thread (ops.c). */
+typedef struct op {
+    int type;
+    int refs;              /* waiter + Raft thread, under s->mu */
+    bool done;
+    int rc;                /* STORE_* */
+    int raft_rc;           /* libraft code, for retries (RAFT_CANTCHANGE) */
+    char *err;
+    pthread_cond_t cond;
+    /* inputs */
+    char *entry;           /* OP_APPLY: raft_malloc'd, handed to raft */
+    size_t entry_len;
+    uint64_t seq;
+    raft_id rid;
+    char addr[256];
+    int role;
+    uint64_t trailing;     /* OP_SNAPSHOT: entries to keep, 0 = configured */
+    /* outputs */
+    buf out;               /* results of an applied execute */
+    raft_index index;
+    bool want_results;
+    /* raft requests */
+    struct raft_apply apply;
+    struct raft_barrier barrier;
+    struct raft_change change;
+    struct raft_transfer transfer;
+    /* OP_READINDEX */
+    raft_term term;
+    readMark *marks;
+    unsigned n_marks;
+    bool confirmed;
+    int64_t deadline_ms;
+    struct op *next;       /* queue / pending list */
+    struct store *s;
+} op;
+
+/* A node's metadata (membership.c): what libraft's configuration lacks. */
+typedef struct meta {
+    char id[256];
+    raft_id rid;
+    char addr[256];
+    char api[300];
+} meta;
+
+struct store {
+    /* Set by store_open, then read-only. */
+    const config *cfg;
+    char *raft_dir;
+    char *db_path;
+    db *db;
+    raft_id id;
+
+    pthread_t thread;
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_async_t close_async;
+    uv_check_t publish;
+    uv_timer_t tick;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport transport;
+    struct raft_fsm fsm;
+    bool raft_started;
+    bool was_new;
+    char *contacted_by;    /* Raft address of the leader that reached a wiped node */
+
+    /* Any thread, under mu. */
+    pthread_mutex_t mu;
+    op *queue;             /* ops waiting for the Raft thread, LIFO is fine */
+    bool closing;          /* store_close has begun */
+    uint64_t next_seq;
+
+    /* Published by the Raft thread under mu (publish.c). */
+    int state;
+    raft_term term;
+    raft_index commit_index, applied_index, last_index, snapshot_index;
+    raft_index first_index;  /* of the log libraft holds, 0 if empty */
+    raft_index leader_commit;   /* the leader's commit index as last told (followers) */
+    int64_t quorum_contact_ms;  /* leader: when a majority was last heard from */
+    raft_id leader_id;
+    char leader_addr[256];
+    char leader_api[300];    /* the leader's API address from node metadata, "" if unknown */
+    store_node *nodes;
+    int n_nodes;
+    bool ready;
+    int64_t last_contact_ms; /* follower: monotonic ms of the leader's last message */
+    int64_t contact_since_ms; /* follower: start of the current unbroken contact */
+    unsigned hb_ms;          /* heartbeat interval given to libraft */
+    pthread_cond_t changed;  /* broadcast on every publish that changes leader */
+
+    /* Raft thread only, by the file that keeps them. */
+    /* ops.c */
+    op *pending;           /* applied ops waiting for their entry (fsm.c finds them) */
+    bool reads_started;    /* drainQueue registered linearizable reads */
+    /* fsm.c */
+    uint64_t log_bytes;     /* entry bytes applied since the last snapshot */
+    bool size_snap;         /* a snapshot triggered by log_bytes is due */
+    op *snap_wait;          /* a user snapshot waiting to be taken */
+    struct raft_buffer snap_buf; /* held between snapshot and finalize */
+    uint64_t num_snapshots, num_restores, num_restores_skipped, num_fetches;
+    raft_index start_snap_index;  /* latest snapshot on disk at start */
+    /* membership.c */
+    meta *metas;
+    int n_metas;
+    bool meta_dirty;        /* changed since publish.c last rebuilt the nodes */
+    bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
+    bool reap_pending;      /* a reaping removal in flight */
+    raft_term reap_term;    /* term whose leadership started the reaping clocks */
+    /* publish.c */
+    raft_index published_conf_index;
+    int prev_state;
+    raft_id prev_leader;
+    bool leader_barrier_pending;
+    bool leader_ready;      /* barrier of our term applied */
+    raft_index ready_target;
+    /* readindex.c */
+    peerCount *peers;       /* read-index counters, reset on each leadership */
+    unsigned n_peers;
+    raft_term peers_term;   /* the term the counters belong to */
+    op *reads;              /* linearizable reads waiting for confirmation */
+    /* raftio.c */
+    int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
+                   raft_io_send_cb);
+    int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    raft_io_recv_cb raft_recv;
+    raft_io_tick_cb raft_tick;  /* libraft's, for storeHeartbeatNow() */
+    raft_index leader_commit_seen; /* highest leader_commit in this term's AppendEntries */
+    raft_term leader_commit_term;
+    bool answering_ae;      /* follower: inside libraft's AppendEntries handling */
+    raft_index ae_limit;    /* ... whose entries end at this index */
+
+    /* fetch.c: snapshot image transfer (follower). The InstallSnapshot
+     * message waits in fetch_msg while a thread downloads the sender's
+     * file. */
+    bool fetching;            /* Raft thread */
+    struct raft_message fetch_msg;
+    raft_index fetch_need;    /* database index the snapshot stands for */
+    char *fetch_from;         /* sender's Raft address (fetch_msg points here) */
+    char *fetch_path;         /* where the image lands */
+    pthread_t fetch_thread;
+    bool fetch_joinable;
+    bool fetch_done;          /* under mu: the thread finished */
+    int fetch_rc;             /* under mu */
+    char *fetch_err;          /* under mu */
+    int64_t fetch_started_ms;
+    long long fetch_bytes;
+};
+
+/* ---------------------------------------------------------------- ops.c
+ * Ops carry a request from a caller thread to the Raft thread and its
+ * outcome back. An op starts with two references, the caller's and the
+ * Raft thread's; whoever drops the last frees it (under s->mu). */
+
+/* A new op of type (OP_*), referenced twice. */
+op *storeOpNew(store *s, int type);
+/* Raft thread: finish o with rc (STORE_*) and err (taken; kept only if o
+ * has no message yet), wake its waiter, drop the Raft thread's reference. */
+void storeOpComplete(op *o, int rc, char *err);
+/* Caller thread: queue o for the Raft thread and wait up to timeout_ms.
+ * Returns o's rc, or STORE_ERROR when it timed out (o->done false) or the
+ * store is closing. The caller still holds its reference (storeOpRelease). */
+int storeOpRun(store *s, op *o, uint64_t timeout_ms);
+/* Drop the caller's reference. */
+void storeOpRelease(store *s, op *o);
+/* The error message of a finished op, taken out of it (malloc'd), or
+ * timeout_msg when it did not finish. */
+char *storeOpTakeErr(op *o, const char *timeout_msg);
+/* Caller thread: a new OP_APPLY op with the next sequence number of this
+ * process (o->seq), for an entry that is yet to be encoded with it. */
+op *storeOpNewApply(store *s);
+/* Caller thread: an op never run, because its entry could not be
+ * allocated: dropped; STORE_ERROR with *err "out of memory". */
+int storeOpNoMemory(store *s, op *o, char **err);
+/* Raft thread: complete every op of *list (emptied) with STORE_ERROR and
+ * why; the ops still queued by callers likewise. */
+void storeOpFailAll(op **list, const char *why);
+void storeOpFailQueued(store *s, const char *why);
+/* Raft thread (s->wake): a finished snapshot transfer, then queued ops. */
+void storeOnWake(uv_async_t *h);
+
+/* ---------------------------------------------------------------- fsm.c */
+
+/* Fill s->fsm (before raft_init). */
+void storeFsmInit(store *s);
+
+/* -raft-snap (entries between snapshots) and the entries kept after one
+ * (before fsmSnapshot trims them by size). */
+unsigned storeSnapThreshold(const config *cfg);
+unsigned storeSnapTrailing(const config *cfg);
+/* Raft thread: a user snapshot (OP_SNAPSHOT) begins; storeSnapProgress,
+ * after every loop iteration, completes it once taken or timed out. */
+void storeSnapStart(store *s, op *o);
+void storeSnapProgress(store *s);
+
+/* ---------------------------------------------------------- readindex.c */
+
+/* Raft thread: the read-index counters of voter id (created at zero;
+ * reset when the term changes). */
+peerCount *storePeer(store *s, raft_id id);
+/* Raft thread, leader: register a linearizable read; storeReadsProgress,
+ * after every loop iteration, completes the reads confirmed and applied,
+ * failed (leadership lost) or timed out. */
+void storeReadStart(store *s, op *o);
+void storeReadsProgress(store *s);
+/* Raft thread, leader: send a round of AppendEntries now. */
+void storeHeartbeatNow(store *s);
+
+/* ------------------------------------------------------------- raftio.c */
+
+/* Put the store's send, receive and start in s->io, keeping libraft's
+ * (s->io_send, s->io_start; the receive callback when started). */
+void storeRaftioWrap(store *s);
+
+/* -------------------------------------------------------------- fetch.c */
+
+/* The transport's rq_image_fn: a consistent copy of the database. */
+int storeImageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err);
+/* Raft thread: InstallSnapshot message m (taken) stands for database index
+ * need, which our file does not hold: download the sender's file, then
+ * hand m to libraft (storeFetchDone, on wake). */
+void storeFetchStart(store *s, struct raft_message *m, raft_index need);
+void storeFetchDone(store *s);
+/* store_close, after the Raft thread stopped: wait for a transfer still
+ * running (it gives up when it sees s->closing), drop what it left. */
+void storeFetchClose(store *s);
+
+/* --------------------------------------------------------- membership.c */
+
+/* The Raft ID of a node ID (a hash: the same on every node). */
+raft_id storeRaftId(const char *node_id);
+/* Raft thread: the node metadata table (IDs, addresses), as applied from
+ * the log and restored from snapshots. */
+meta *storeMetaFind(store *s, raft_id rid);
+void storeMetaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api);
+json_t *storeMetasToJson(store *s);
+void storeMetasFromJson(store *s, json_t *a);
+/* Under s->mu: s->leader_api from the metadata of s->leader_addr. */
+void storeLeaderApiLocked(store *s);
+/* Raft thread, leader, once its term's barrier is applied: put in the log
+ * the metadata of a -bootstrap-expect cluster, and ours if the log lacks
+ * or differs from it. */
+void storeMetaOnLeader(store *s);
+/* Raft thread, on each tick: the leader removes unreachable nodes. */
+void storeReapCheck(store *s);
+
+/* ------------------------------------------------------------ publish.c */
+
+/* Raft thread (s->publish, after every loop iteration): copy the state
+ * other threads read under s->mu, and react to role changes. */
+void storeOnCheck(uv_check_t *h);
+
+/* ------------------------------------------------------------ recover.c */
+
+/* The newest snapshot libraft keeps in dir: its Raft index (0: none), the
+ * database index it stands for (*need) and whether it is of the old
+ * inline format (*v1). */
+raft_index storeLatestSnapshot(const char *dir, raft_index *need, bool *v1);
+/* The data directory's recorded node ID and Raft address match ours
+ * (recorded now when is_new). 0, or -1 with *err. */
+int storeCheckIdentity(store *s, bool is_new, char **err);
+/* peers.json recovery, when the file exists. 0, or -1 with *err. */
+int storeRecoverFromPeers(store *s, char **err);
+
+#endif

@@ -1,0 +1,129 @@
+/*
+ * readindex.c: level=linearizable without a log write (Raft dissertation
+ * 6.4). Note the commit index, then wait until a majority of voters has
+ * answered an AppendEntries (or InstallSnapshot) sent *after* the read
+ * arrived, which proves we were still the leader then, and until that
+ * index is applied.
+ *
+ * libraft does not expose this, so the raft_io's send and receive are
+ * wrapped (raftio.c) to count, per voter, the messages submitted and the
+ * results received in the current term. Results come back in the order the
+ * follower processed the messages, and lost messages only remove results,
+ * so the (K+1)-th result counted after K sends were submitted answers a
+ * message sent after the read: that is the confirmation. A read that is
+ * not confirmed in time falls back to a barrier through the log
+ * (store_query).
+ *
+ * Everything here runs on the Raft thread. The per-voter counters also
+ * keep when each node was last heard from, for reaping (membership.c) and
+ * the leader's freshness (publish.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/internal.h"
+#include "util/os.h"
+
+peerCount *storePeer(store *s, raft_id id)
+{
+    if (s->peers_term != s->raft.current_term) { /* counts are per term */
+        for (unsigned i = 0; i < s->n_peers; i++)
+            s->peers[i].sent = s->peers[i].recvd = 0;
+        s->peers_term = s->raft.current_term;
+    }
+    for (unsigned i = 0; i < s->n_peers; i++)
+        if (s->peers[i].id == id)
+            return &s->peers[i];
+    s->peers = realloc(s->peers, (s->n_peers + 1) * sizeof *s->peers);
+    peerCount *p = &s->peers[s->n_peers++];
+    p->id = id;
+    p->sent = p->recvd = 0;
+    p->heard_ms = 0;
+    return p;
+}
+
+void storeReadStart(store *s, op *o)
+{
+    struct raft *r = &s->raft;
+    o->index = r->commit_index;
+    o->term = r->current_term;
+    o->marks = calloc(r->configuration.n ? r->configuration.n : 1, sizeof *o->marks);
+    o->n_marks = 0;
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        struct raft_server *srv = &r->configuration.servers[i];
+        if (srv->role != RAFT_VOTER || srv->id == s->id)
+            continue;
+        o->marks[o->n_marks].id = srv->id;
+        o->marks[o->n_marks].sent = storePeer(s, srv->id)->sent;
+        o->n_marks++;
+    }
+    o->next = s->reads;
+    s->reads = o;
+}
+
+/* Whether a majority of voters, us included, has answered a message sent
+ * after read o was registered: we were still the leader when it came. */
+static bool quorumAnswered(store *s, op *o)
+{
+    struct raft *r = &s->raft;
+    unsigned voters = 0, acks = 0;
+    for (unsigned i = 0; i < r->configuration.n; i++) {
+        struct raft_server *srv = &r->configuration.servers[i];
+        if (srv->role != RAFT_VOTER)
+            continue;
+        voters++;
+        if (srv->id == s->id) {
+            acks++;
+            continue;
+        }
+        for (unsigned k = 0; k < o->n_marks; k++)
+            if (o->marks[k].id == srv->id && storePeer(s, srv->id)->recvd > o->marks[k].sent)
+                acks++;
+    }
+    return acks > voters / 2;
+}
+
+void storeReadsProgress(store *s)
+{
+    struct raft *r = &s->raft;
+    int64_t now = rq_now_ms();
+    for (op **pp = &s->reads; *pp;) {
+        op *o = *pp;
+        int rc = -1;
+        if (r->state != RAFT_LEADER || r->current_term != o->term) {
+            rc = STORE_NOT_LEADER;
+        } else {
+            if (!o->confirmed)
+                o->confirmed = quorumAnswered(s, o);
+            if (o->confirmed && r->last_applied >= o->index)
+                rc = STORE_OK;
+            else if (now >= o->deadline_ms)
+                rc = STORE_ERROR;
+        }
+        if (rc < 0) {
+            pp = &o->next;
+            continue;
+        }
+        *pp = o->next;
+        o->next = NULL;
+        free(o->marks);
+        o->marks = NULL;
+        storeOpComplete(o, rc, rc == STORE_ERROR ? strdup("read index not confirmed in time")
+                          : rc == STORE_NOT_LEADER ? strdup("leadership lost") : NULL);
+    }
+}
+
+/* Send a round of AppendEntries to every follower now, instead of at the
+ * next heartbeat: linearizable reads registered just before are confirmed
+ * by the answers (a round trip, not up to a heartbeat interval). libraft
+ * has no call for it; its tick with a zero heartbeat interval does it. */
+void storeHeartbeatNow(store *s)
+{
+    struct raft *r = &s->raft;
+    if (r->state != RAFT_LEADER || s->raft_tick == NULL)
+        return;
+    unsigned hb = r->heartbeat_timeout;
+    r->heartbeat_timeout = 0;
+    s->raft_tick(&s->io);
+    r->heartbeat_timeout = hb;
+}
