@@ -59,10 +59,8 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
         *err = strdup("invalid request");
         return STORE_INVALID;
     }
-    size_t size = cmd_entry_size(stmts->len);
-    if (s->cfg->raft_max_entry_size && size > s->cfg->raft_max_entry_size) {
-        *err = rq_sprintf("request too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)", size,
-                          (unsigned long long)s->cfg->raft_max_entry_size);
+    if (stmts->len > CMD_MAX_PAYLOAD) {
+        *err = rq_sprintf("request too large: %zu bytes of statements", stmts->len);
         return STORE_TOO_LARGE;
     }
     op *o = storeOpNewApply(s);
@@ -80,10 +78,26 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
                     .seed = seed & 0x7fffffffffffffffULL,
                     .steps = stepBudget(s, db_timeout_us),
                     .stmts = *stmts};
-    o->entry = raft_malloc(size);
-    if (o->entry == NULL)
+    /* The entry as it goes in the log: compressed when that pays (LZ4). */
+    size_t size = 0;
+    void *packed = cmd_entry_pack(&ce, &size);
+    if (packed == NULL)
         return storeOpNoMemory(s, o, err);
-    cmd_entry_encode(&ce, o->entry);
+    if (s->cfg->raft_max_entry_size && size > s->cfg->raft_max_entry_size) {
+        free(packed);
+        *err = rq_sprintf("request too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)", size,
+                          (unsigned long long)s->cfg->raft_max_entry_size);
+        storeOpRelease(s, o);
+        storeOpRelease(s, o);
+        return STORE_TOO_LARGE;
+    }
+    o->entry = raft_malloc(size);
+    if (o->entry == NULL) {
+        free(packed);
+        return storeOpNoMemory(s, o, err);
+    }
+    memcpy(o->entry, packed, size);
+    free(packed);
     o->entry_len = size;
     o->want_results = out != NULL;
     if (out) { /* the FSM appends straight into the caller's buffer */

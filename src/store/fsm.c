@@ -135,10 +135,14 @@ static bool applyBinary(store *s, const struct raft_buffer *b, raft_index index,
     cmd_entry ce;
     rq_exec_entry ex;
     rq_load_entry ld;
-    if ((rc = cmd_entry_decode(b->base, b->len, &ce)) <= 0) {
+    if (held && b->len >= 8 && memcmp(b->base, CMD_ENTRY_MAGIC, 8) == 0) {
+        return true; /* the file has it: not even decompressed */
+    } else if ((rc = cmd_entry_decode(b->base, b->len, &ce)) <= 0) {
         kind = "command";
-        if (rc == 0 && !held)
+        if (rc == 0) {
             applyCommand(s, &ce, index);
+            cmd_entry_free(&ce);
+        }
     } else if ((rc = rq_exec_decode(b->base, b->len, &ex)) <= 0) {
         kind = "execute";
         if (rc == 0 && !held)
