@@ -694,7 +694,7 @@ static enum MHD_Result handleBackup(http_server *h, struct MHD_Connection *c, re
     char *err = NULL;
     const char *ctype = "application/octet-stream";
     if (sql) {
-        if (db_dump(store_db(st), paramValue(c, "tables"), &body, &err) != 0)
+        if (store_dump(st, paramValue(c, "tables"), &body, &err) != 0)
             goto fail;
         ctype = "application/sql";
     } else {

@@ -2685,3 +2685,8 @@ json_t *store_status(store *s)
     pthread_mutex_unlock(&s->mu);
     return st;
 }
+
+int store_dump(store *s, const char *tables, buf *out, char **err)
+{
+    return db_dump(s->db, tables, out, err);
+}
