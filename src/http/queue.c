@@ -15,11 +15,11 @@ typedef struct item {
     struct item *next;
 } item;
 
-struct wqueue {
+struct queue {
     int capacity, batch_size;
     uint64_t timeout_ms;
     bool tx;
-    wqueue_flush_fn flush;
+    queue_flush_fn flush;
     void *ctx;
     pthread_mutex_t mu;
     pthread_cond_t changed;   /* items added, applied or stopping */
@@ -35,7 +35,7 @@ struct wqueue {
 /* Apply stmts, retrying every second until applied, as rqlite does (a stop
  * gives up after one try). Returns 0 once applied, > 0 when refused for
  * good, < 0 when given up at a stop. */
-static int flushRetrying(wqueue *q, const cmd_view *stmts)
+static int flushRetrying(queue *q, const cmd_view *stmts)
 {
     int tries = 0, rc;
     if (stmts->n == 0)
@@ -58,7 +58,7 @@ static int flushRetrying(wqueue *q, const cmd_view *stmts)
 
 static void *run(void *arg)
 {
-    wqueue *q = arg;
+    queue *q = arg;
     pthread_mutex_lock(&q->mu);
     for (;;) {
         while (q->n == 0 && !q->stopping)
@@ -120,10 +120,10 @@ static void *run(void *arg)
     return NULL;
 }
 
-wqueue *wqueue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx,
-                     wqueue_flush_fn flush, void *ctx)
+queue *queue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx,
+                     queue_flush_fn flush, void *ctx)
 {
-    wqueue *q = calloc(1, sizeof *q);
+    queue *q = calloc(1, sizeof *q);
     q->capacity = capacity > 0 ? capacity : 1024;
     q->batch_size = batch_size > 0 ? batch_size : 128;
     q->timeout_ms = timeout_ms ? timeout_ms : 50;
@@ -141,7 +141,7 @@ wqueue *wqueue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx,
     return q;
 }
 
-void wqueue_stop(wqueue *q)
+void queue_stop(queue *q)
 {
     if (q == NULL)
         return;
@@ -155,7 +155,7 @@ void wqueue_stop(wqueue *q)
     free(q);
 }
 
-int64_t wqueue_add(wqueue *q, cmd_batch *stmts)
+int64_t queue_add(queue *q, cmd_batch *stmts)
 {
     item *it = calloc(1, sizeof *it);
     it->stmts = *stmts;
@@ -176,7 +176,7 @@ int64_t wqueue_add(wqueue *q, cmd_batch *stmts)
     return seq;
 }
 
-bool wqueue_wait(wqueue *q, int64_t seq, uint64_t timeout_ms)
+bool queue_wait(queue *q, int64_t seq, uint64_t timeout_ms)
 {
     struct timespec dl;
     rq_deadline(&dl, timeout_ms);
@@ -189,7 +189,7 @@ bool wqueue_wait(wqueue *q, int64_t seq, uint64_t timeout_ms)
     return ok;
 }
 
-int64_t wqueue_sequence(wqueue *q)
+int64_t queue_sequence(queue *q)
 {
     pthread_mutex_lock(&q->mu);
     int64_t s = q->next_seq;

@@ -50,7 +50,7 @@ struct http_server {
     struct MHD_Daemon *mhd;
     store *st;              /* set once, read atomically */
     time_t start_time;
-    wqueue *queue;          /* ?queue writes */
+    queue *queue;          /* ?queue writes */
     pthread_mutex_t notify_mu;
     store_node *notified;   /* -bootstrap-expect: nodes that POSTed /notify */
     int n_notified;
@@ -224,7 +224,7 @@ static enum MHD_Result sendJson(http_server *h, struct MHD_Connection *c, unsign
 {
     if (pretty) {
         buf p = BUF_INIT;
-        json_pretty(body->data ? body->data : "", body->len, &p);
+        pretty_json(body->data ? body->data : "", body->len, &p);
         buf_free(body);
         *body = p;
     }
@@ -477,13 +477,13 @@ static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, re
         cmd_batch_free(&b);
         return sendResultsError(h, c, "disallowed pragma", pretty);
     }
-    int64_t seq = wqueue_add(h->queue, &b);
+    int64_t seq = queue_add(h->queue, &b);
     if (wait) {
         uint64_t timeout = 30000;
         const char *t = paramValue(c, "timeout");
         if (t && config_parse_duration(t, &timeout) != 0)
             return sendText(h, c, 400, "timeout is not a valid duration");
-        if (!wqueue_wait(h->queue, seq, timeout))
+        if (!queue_wait(h->queue, seq, timeout))
             return sendText(h, c, 408, "queue wait timeout");
     }
     buf out = BUF_INIT;
@@ -831,7 +831,7 @@ static json_t *statusDoc(http_server *h)
                                                "false", "queue", "_default", "batch_size",
                                                cfg->write_queue_batch_size, "max_size",
                                                cfg->write_queue_capacity, "sequence_number",
-                                               (json_int_t)wqueue_sequence(h->queue), "timeout", qtimeout));
+                                               (json_int_t)queue_sequence(h->queue), "timeout", qtimeout));
     json_object_set_new(doc, "node", json_pack("{s:s,s:s,s:s}", "current_time", nowbuf,
                                                "start_time", startbuf, "uptime", uptime));
     json_object_set_new(doc, "os", json_pack("{s:s,s:i,s:i,s:i}", "hostname", host, "page_size",
@@ -1390,7 +1390,7 @@ static enum MHD_Result handleVars(http_server *h, struct MHD_Connection *c)
                                                 json_integer_value(json_object_get(ss, "num_restores"))));
     json_decref(ss);
     json_object_set_new(doc, "http", json_pack("{s:I}", "queued_sequence_number",
-                                               (json_int_t)wqueue_sequence(h->queue)));
+                                               (json_int_t)queue_sequence(h->queue)));
     const char *key = paramValue(c, "key");
     buf b = BUF_INIT;
     buf_puts(&b, "{\n");
@@ -2037,7 +2037,7 @@ int http_server_start(const config *cfg, http_server **out, char **err)
         return -1;
     }
     /* Everything a request may touch exists before the first one arrives. */
-    h->queue = wqueue_start(cfg->write_queue_capacity, cfg->write_queue_batch_size,
+    h->queue = queue_start(cfg->write_queue_capacity, cfg->write_queue_batch_size,
                             cfg->write_queue_timeout_ms, cfg->write_queue_tx, flushQueued, h);
     /* libmicrohttpd's own limit only backs ours up (the acceptor counts a
      * connection a moment before libmicrohttpd does, and stops counting it
@@ -2066,7 +2066,7 @@ int http_server_start(const config *cfg, http_server **out, char **err)
         *err = rq_sprintf("cannot start the HTTP server on %s", cfg->http_addr);
         if (h->mhd)
             MHD_stop_daemon(h->mhd);
-        wqueue_stop(h->queue);
+        queue_stop(h->queue);
         close(h->listen_fd);
         close(h->wake[0]);
         close(h->wake[1]);
@@ -2102,7 +2102,7 @@ void http_server_stop(http_server *h)
     if (h->watching)
         pthread_join(h->watchdog, NULL);
     MHD_stop_daemon(h->mhd); /* NOTIFY_CLOSED frees what is left of conns */
-    wqueue_stop(h->queue); /* flushes what is queued while the store is open */
+    queue_stop(h->queue); /* flushes what is queued while the store is open */
     rq_log("http", "service on %s stopped", h->cfg->http_addr);
     close(h->wake[0]);
     close(h->wake[1]);
