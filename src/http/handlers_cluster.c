@@ -154,7 +154,7 @@ static int probeNodes(http_server *h, bool nonvoters, probe **out)
     return k;
 }
 
-enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c)
+enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c, request *rq)
 {
     if (http_server_store(h) == NULL)
         return respond_text(h, c, 503, "store nodes: store not open");
@@ -178,12 +178,12 @@ enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c)
     return respond_json(h, c, 200, &b, params_has(c, "pretty"));
 }
 
-enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, const char *method, request *rq)
+enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = http_server_store(h);
     if (st == NULL)
         return respond_text(h, c, 503, "store not open");
-    if (strcmp(method, "GET") == 0) {
+    if (strcmp(rq->method, "GET") == 0) {
         probe *ps = NULL;
         int n = probeNodes(h, true, &ps);
         for (int i = 0; i < n; i++) {
@@ -211,7 +211,7 @@ enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, const ch
     json_decref(body);
     if (rc == STORE_NOT_LEADER) {
         free(err);
-        return respond_forward(h, c, "POST", "/leader", rq);
+        return respond_forward(h, c, rq);
     }
     if (rc != STORE_OK)
         return respond_error(h, c, 500, "stepdown", err, "?");
@@ -440,7 +440,7 @@ enum MHD_Result handle_remove(http_server *h, struct MHD_Connection *c, request 
     json_decref(body);
     if (rc == STORE_NOT_LEADER) {
         free(err);
-        return respond_forward(h, c, "DELETE", "/remove", rq);
+        return respond_forward(h, c, rq);
     }
     if (rc != STORE_OK)
         return respond_error(h, c, 500, "", err, "remove failed");
@@ -480,7 +480,7 @@ static void *snapThread(void *arg)
     return NULL;
 }
 
-enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c)
+enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = http_server_store(h);
     if (st == NULL)

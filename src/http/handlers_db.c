@@ -5,9 +5,10 @@
  * optionally gzipped as it is sent, or a SQL dump), /db/load and /boot (a
  * SQLite image or SQL text).
  *
- * A request for the leader that reaches a follower is forwarded
- * (respond_forward) once the store says STORE_NOT_LEADER, so that the
- * store, not this layer, decides what needs the leader.
+ * A request that reaches a follower is forwarded to the leader
+ * (respond_forward) once the store answers STORE_NOT_LEADER, so that the
+ * store, not this layer, decides what needs the leader; a backup, which
+ * the store serves anywhere, is forwarded unless ?noleader.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,8 +169,11 @@ static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, re
     return respond_json(h, c, 200, &out, pretty);
 }
 
-enum MHD_Result handle_data(http_server *h, struct MHD_Connection *c, data_kind kind, const char *method,
-                            const char *path, request *rq)
+typedef enum { KIND_EXECUTE, KIND_QUERY, KIND_REQUEST } data_kind;
+
+/* The three data endpoints differ only in the store call and in what
+ * they accept: ?queue on execute, a GET's ?q= on query. */
+static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data_kind kind, request *rq)
 {
     store *st = http_server_store(h);
     bool pretty = params_has(c, "pretty");
@@ -181,7 +185,7 @@ enum MHD_Result handle_data(http_server *h, struct MHD_Connection *c, data_kind 
     cmd_batch b;
     char *err = NULL;
     enum MHD_Result ret;
-    if (kind == KIND_QUERY && strcmp(method, "GET") == 0) {
+    if (kind == KIND_QUERY && strcmp(rq->method, "GET") == 0) {
         /* The whole decoded value, NUL bytes (%00) included, so that SQL
          * with a NUL is refused here as on every other path. */
         const char *qv = NULL;
@@ -229,7 +233,7 @@ enum MHD_Result handle_data(http_server *h, struct MHD_Connection *c, data_kind 
     if (rc == STORE_NOT_LEADER) {
         buf_free(&results);
         free(err);
-        return respond_forward(h, c, method, path, rq);
+        return respond_forward(h, c, rq);
     }
     if (rc != STORE_OK) {
         buf_free(&results);
@@ -237,6 +241,21 @@ enum MHD_Result handle_data(http_server *h, struct MHD_Connection *c, data_kind 
     }
     finishResults(&results, rq, flags, params_has(c, "raft_index") ? raft_index : 0);
     return respond_json(h, c, 200, &results, pretty);
+}
+
+enum MHD_Result handle_execute(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    return handleData(h, c, KIND_EXECUTE, rq);
+}
+
+enum MHD_Result handle_query(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    return handleData(h, c, KIND_QUERY, rq);
+}
+
+enum MHD_Result handle_request(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    return handleData(h, c, KIND_REQUEST, rq);
 }
 
 /* ---- backup, load, boot -------------------------------------------------------------- */
@@ -367,7 +386,7 @@ enum MHD_Result handle_backup(http_server *h, struct MHD_Connection *c, request 
     if (st == NULL)
         return respond_text(h, c, 503, "store not open");
     if (!params_has(c, "noleader") && !store_is_leader(st))
-        return respond_forward(h, c, "GET", "/db/backup", rq);
+        return respond_forward(h, c, rq);
     const char *fmt = params_value(c, "fmt");
     bool sql = fmt && strcmp(fmt, "sql") == 0;
     if (sql && params_has(c, "vacuum"))
@@ -419,8 +438,8 @@ fail:
 
 /* POST /db/load: a SQLite image (replicated as one load entry) or SQL text
  * (run as one request, a failing statement rolling back an open
- * transaction). POST /boot: an image, single-node only. */
-enum MHD_Result handle_load(http_server *h, struct MHD_Connection *c, request *rq, bool boot)
+ * transaction). POST /boot: an image, single-node only, never forwarded. */
+static enum MHD_Result loadOrBoot(http_server *h, struct MHD_Connection *c, request *rq, bool boot)
 {
     store *st = http_server_store(h);
     if (st == NULL)
@@ -465,7 +484,7 @@ enum MHD_Result handle_load(http_server *h, struct MHD_Connection *c, request *r
         free(err);
         if (boot)
             return respond_text(h, c, 503, "not leader");
-        return respond_forward(h, c, "POST", "/db/load", rq);
+        return respond_forward(h, c, rq);
     }
     if (rc != STORE_OK) {
         buf_free(&results);
@@ -482,4 +501,14 @@ enum MHD_Result handle_load(http_server *h, struct MHD_Connection *c, request *r
     }
     finishResults(&results, rq, 0, 0);
     return respond_json(h, c, 200, &results, params_has(c, "pretty"));
+}
+
+enum MHD_Result handle_load(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    return loadOrBoot(h, c, rq, false);
+}
+
+enum MHD_Result handle_boot(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    return loadOrBoot(h, c, rq, true);
 }

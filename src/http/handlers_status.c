@@ -61,7 +61,7 @@ static json_t *statusDoc(http_server *h)
     return doc;
 }
 
-enum MHD_Result handle_status(http_server *h, struct MHD_Connection *c)
+enum MHD_Result handle_status(http_server *h, struct MHD_Connection *c, request *rq)
 {
     json_t *doc = statusDoc(h);
     const char *key = params_value(c, "key");
@@ -117,7 +117,7 @@ static bool dbAnswers(store *st)
     return ok;
 }
 
-enum MHD_Result handle_readyz(http_server *h, struct MHD_Connection *c)
+enum MHD_Result handle_readyz(http_server *h, struct MHD_Connection *c, request *rq)
 {
     buf b = BUF_INIT;
     buf_puts(&b, "[+]node ok");
@@ -178,7 +178,7 @@ static json_t *cmdline(void)
 
 /* GET /debug/vars: expvar-style counters, in Go's expvar layout
  * ("{\n" + sorted "key": value lines joined by ",\n" + "\n}\n"). */
-enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c)
+enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq)
 {
     json_t *doc = json_object();
     json_object_set_new(doc, "cmdline", cmdline());

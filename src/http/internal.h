@@ -6,7 +6,8 @@
  *   server.c            libmicrohttpd, the connections we accept and cap,
  *                       request intake (framing checks, body-size limit,
  *                       the watchdog), then router_dispatch();
- *   router.c            which handler answers a path and method;
+ *   router.c            the route table: path, methods, permission and
+ *                       handler of every endpoint;
  *   handlers_db.c       /db/execute, /db/query, /db/request (and ?queue),
  *                       /db/backup, /db/load, /boot;
  *   handlers_cluster.c  /join, /notify, /remove, /leader, /nodes, /snapshot;
@@ -69,11 +70,15 @@ struct http_server {
     unsigned long log_dropped;
 };
 
+typedef struct http_route http_route;
+
 /* One request, from its headers to its answer (libmicrohttpd's con_cls):
  * the whole body, gathered before the handler runs. */
 typedef struct request {
     buf body;
-    double t0;              /* when its headers arrived (?timings) */
+    double t0;               /* when its headers arrived (?timings) */
+    const char *method;      /* set by the router: as the client sent it */
+    const http_route *route; /* set by the router: the route it matched */
 } request;
 
 /* ---- server.c */
@@ -82,11 +87,69 @@ typedef struct request {
  * rqlite's "store not open" meanwhile). */
 store *http_server_store(http_server *h);
 
-/* ---- router.c */
+/* ---- router.c: the route table */
 
-/* Answer the request (url without its query string). */
+/* rqlite's permissions (the "perms" of an -auth file), as bits; names by
+ * router_perm_name(). rqlite's "join-read-replica" is another name for
+ * join-read-only. */
+enum {
+    HTTP_PERM_ALL = 1u << 0, /* every other one: no route asks for it alone */
+    HTTP_PERM_EXECUTE = 1u << 1,
+    HTTP_PERM_QUERY = 1u << 2,
+    HTTP_PERM_LOAD = 1u << 3,
+    HTTP_PERM_BACKUP = 1u << 4,
+    HTTP_PERM_STATUS = 1u << 5,
+    HTTP_PERM_READY = 1u << 6,
+    HTTP_PERM_JOIN = 1u << 7,
+    HTTP_PERM_JOIN_READ_ONLY = 1u << 8,
+    HTTP_PERM_REMOVE = 1u << 9,
+    HTTP_PERM_SNAPSHOT = 1u << 10,
+    HTTP_PERM_LEADER_OPS = 1u << 11,
+    HTTP_PERM_UI = 1u << 12, /* rqlite's /console, which we do not serve */
+};
+#define HTTP_PERM_COUNT 13
+
+/* Methods a route answers, as bits. */
+enum {
+    ROUTE_GET = 1u << 0,
+    ROUTE_POST = 1u << 1,
+    ROUTE_DELETE = 1u << 2,
+    ROUTE_OTHER = 1u << 3, /* any other method: PUT, HEAD, PATCH... */
+    ROUTE_ANY = ROUTE_GET | ROUTE_POST | ROUTE_DELETE | ROUTE_OTHER,
+};
+
+/* How a route's path matches a request's: exactly, or also as the first
+ * segments of a longer one (rqlite's prefix routes: /db/query/x is
+ * /db/query, /db/queryx is nothing). */
+typedef enum { ROUTE_EXACT, ROUTE_PREFIX } route_match;
+
+/* A handler answers the request (rq->method and rq->route are set); it
+ * returns what libmicrohttpd's queueing of the answer returned. */
+typedef enum MHD_Result (*http_handler)(http_server *h, struct MHD_Connection *c, request *rq);
+
+struct http_route {
+    const char *path;
+    route_match match;
+    unsigned methods;     /* ROUTE_* bits; another method gets 405 */
+    unsigned perms;       /* HTTP_PERM_* bits, every one of them needed (/join:
+                           * a non-voter may have join-read-only instead, which
+                           * only its handler can tell from the body) */
+    http_handler handler;
+};
+
+/* Answer the request (url without its query string): OPTIONS is 200 on
+ * any path, an unknown path 404, a method the route does not take 405. */
 enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
                                 request *rq);
+/* The route for url, NULL if none. */
+const http_route *router_find(const char *url);
+/* Does r take method? */
+bool router_allows(const http_route *r, const char *method);
+/* The whole table (*n routes), for auth and for the tests. */
+const http_route *router_routes(size_t *n);
+/* rqlite's name of one HTTP_PERM_* bit ("leader-ops"), NULL if perm is
+ * not exactly one of them. */
+const char *router_perm_name(unsigned perm);
 
 /* ---- params.c: the query string. Parameters are presence flags: ?pretty,
  * ?pretty=false and ?pretty=0 all mean on (rqlite's rule). */
@@ -135,27 +198,26 @@ enum MHD_Result respond_jansson(http_server *h, struct MHD_Connection *c, unsign
 enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, const char *msg, bool pretty);
 /* 301 to location (?redirect, and /join on a follower). */
 enum MHD_Result respond_redirect(struct MHD_Connection *c, const char *location);
-/* Replay the request on the leader at path (same method, query string,
- * body, Content-Type and Authorization) and answer with the leader's
- * answer; 301 there with ?redirect; 503 when no leader is known or it
- * cannot be reached. */
-enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, const char *method, const char *path,
-                                request *rq);
+/* Replay the request on the leader at its route's path (same method, query
+ * string, body, Content-Type and Authorization) and answer with the
+ * leader's answer; 301 there with ?redirect; 503 when no leader is known
+ * or it cannot be reached. */
+enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq);
 
-/* ---- handlers_*.c */
+/* ---- handlers_*.c: one http_handler per route, named after its path. */
 
-typedef enum { KIND_EXECUTE, KIND_QUERY, KIND_REQUEST } data_kind;
-
-enum MHD_Result handle_data(http_server *h, struct MHD_Connection *c, data_kind kind, const char *method,
-                            const char *path, request *rq);
+enum MHD_Result handle_execute(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_query(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_request(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_backup(http_server *h, struct MHD_Connection *c, request *rq);
-enum MHD_Result handle_load(http_server *h, struct MHD_Connection *c, request *rq, bool boot);
-enum MHD_Result handle_status(http_server *h, struct MHD_Connection *c);
-enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c);
-enum MHD_Result handle_readyz(http_server *h, struct MHD_Connection *c);
-enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, const char *method, request *rq);
-enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c);
-enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c);
+enum MHD_Result handle_load(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_boot(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_status(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_readyz(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_notify(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_remove(http_server *h, struct MHD_Connection *c, request *rq);

@@ -116,8 +116,7 @@ enum MHD_Result respond_redirect(struct MHD_Connection *c, const char *location)
     return ret;
 }
 
-enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, const char *method, const char *path,
-                                request *rq)
+enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = http_server_store(h);
     store_node leader;
@@ -126,7 +125,7 @@ enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, const 
     buf q = BUF_INIT;
     params_raw_query(c, &q);
     buf url = BUF_INIT;
-    buf_printf(&url, "%s%s%s%s", leader.api_addr, path, q.len ? "?" : "", q.len ? q.data : "");
+    buf_printf(&url, "%s%s%s%s", leader.api_addr, rq->route->path, q.len ? "?" : "", q.len ? q.data : "");
     buf_free(&q);
     if (params_has(c, "redirect")) {
         enum MHD_Result ret = respond_redirect(c, url.data);
@@ -140,7 +139,7 @@ enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, const 
     char *err = NULL;
     /* Longer than the leader may take to apply, so a slow write is not cut. */
     uint64_t timeout = h->cfg->raft_apply_timeout_ms + 5000;
-    int rc = cluster_forward(method, url.data, rq->body.data, rq->body.len, ctype, auth, timeout, &resp, &err);
+    int rc = cluster_forward(rq->method, url.data, rq->body.data, rq->body.len, ctype, auth, timeout, &resp, &err);
     buf_free(&url);
     if (rc != 0)
         return respond_error(h, c, 503, "forwarding to leader failed", err, "?");
