@@ -178,6 +178,21 @@ enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c, request *
     return respond_json(h, c, 200, &b, params_has(c, "pretty"));
 }
 
+/* The answer to a membership change only the leader makes (stepdown,
+ * remove), err taken: a follower forwards the request, a failure is 500
+ * "prefix: err" (fallback without err), success 200 with no body. */
+static enum MHD_Result answerLeaderOp(http_server *h, struct MHD_Connection *c, request *rq, int rc, char *err,
+                                      const char *prefix, const char *fallback)
+{
+    if (rc == STORE_NOT_LEADER) {
+        free(err);
+        return respond_forward(h, c, rq);
+    }
+    if (rc != STORE_OK)
+        return respond_error(h, c, 500, prefix, err, fallback);
+    return respond_empty(h, c, 200);
+}
+
 enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = http_server_store(h);
@@ -209,13 +224,7 @@ enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request 
     char *err = NULL;
     int rc = store_stepdown(st, id, &err);
     json_decref(body);
-    if (rc == STORE_NOT_LEADER) {
-        free(err);
-        return respond_forward(h, c, rq);
-    }
-    if (rc != STORE_OK)
-        return respond_error(h, c, 500, "stepdown", err, "?");
-    return respond_empty(h, c, 200);
+    return answerLeaderOp(h, c, rq, rc, err, "stepdown", "?");
 }
 
 /* ---- /join, /notify, /remove ----------------------------------------------------- */
@@ -438,13 +447,7 @@ enum MHD_Result handle_remove(http_server *h, struct MHD_Connection *c, request 
     char *err = NULL;
     int rc = store_remove(st, id, &err);
     json_decref(body);
-    if (rc == STORE_NOT_LEADER) {
-        free(err);
-        return respond_forward(h, c, rq);
-    }
-    if (rc != STORE_OK)
-        return respond_error(h, c, 500, "", err, "remove failed");
-    return respond_empty(h, c, 200);
+    return answerLeaderOp(h, c, rq, rc, err, "", "remove failed");
 }
 
 /* ---- /snapshot ------------------------------------------------------------------- */
