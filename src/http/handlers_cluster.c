@@ -58,6 +58,7 @@ static void *probeNode(void *arg)
     return NULL;
 }
 
+/* rqlite lists nodes sorted by id. */
 static int cmpProbe(const void *a, const void *b)
 {
     return strcmp(((const probe *)a)->node.id, ((const probe *)b)->node.id);

@@ -72,6 +72,8 @@ static enum MHD_Result sendStoreError(http_server *h, struct MHD_Connection *c, 
  * are never copied into a second buffer. */
 #define RESULTS_HEAD "{\"results\":["
 
+/* The envelope's tail: ?timings' "time" and ?raft_index's "raft_index"
+ * after the results, in rqlite's order. */
 static void finishResults(buf *out, request *rq, unsigned flags, uint64_t raft_index)
 {
     buf_putc(out, ']');

@@ -55,6 +55,7 @@ static int64_t nextDeadline(http_server *h)
     return rq_now_ms() + (int64_t)h->cfg->http_request_timeout_ms;
 }
 
+/* NULL for a connection the watchdog does not watch (see onConnection). */
 static http_conn *connOf(struct MHD_Connection *c)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -83,6 +84,9 @@ static int lowWater(int cap)
     return cap - (cap + 9) / 10;
 }
 
+/* libmicrohttpd's connection notifications: a started connection goes on
+ * the watchdog's list; a closed one comes off it and stops counting
+ * against the cap (the acceptor counted it when it admitted it). */
 static void onConnection(void *cls, struct MHD_Connection *c, void **socket_context,
                          enum MHD_ConnectionNotificationCode code)
 {
@@ -280,6 +284,9 @@ typedef struct framing {
     uint64_t length;
 } framing;
 
+/* Counts every Content-Length and Transfer-Encoding header: libmicrohttpd
+ * reads only the first, and it is a repeated or mixed one that makes a
+ * length ambiguous. */
 static enum MHD_Result scanFraming(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     framing *f = cls;
@@ -335,6 +342,10 @@ static bool refuseFraming(http_server *h, struct MHD_Connection *c, enum MHD_Res
     return true;
 }
 
+/* libmicrohttpd's access handler: called once the headers are in, then
+ * for each piece of body, then once more with none, when the request is
+ * complete and is routed. Limits are applied at each step so that nothing
+ * beyond them is ever read or kept. */
 static enum MHD_Result onRequest(void *cls, struct MHD_Connection *c, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
