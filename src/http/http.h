@@ -1,9 +1,12 @@
 /*
- * http: rqlite's HTTP API on libmicrohttpd (thread pool).
+ * http: rqlite's HTTP API on libmicrohttpd, one thread per connection.
  *
  * Routing, query-parameter parsing, request bodies, JSON responses in
  * rqlite's byte format, status codes, and transparent forwarding of
  * leader-only requests from followers to the leader (cluster_forward).
+ * Connections, request sizes and the time to send a request are bounded
+ * (-http-max-conns, -http-max-body-size, -http-request-timeout). The
+ * module's files are listed in internal.h.
  */
 #ifndef RQ_HTTP_HTTP_H
 #define RQ_HTTP_HTTP_H
@@ -18,6 +21,8 @@ typedef struct http_server http_server;
  * answer 503 meanwhile, /status answers early. Returns 0 or -1 with *err. */
 int http_server_start(const config *cfg, http_server **out, char **err);
 void http_server_set_store(http_server *h, store *s);
+/* Stop accepting, close every connection, flush the ?queue writes (the
+ * store must still be open) and free h. NULL is allowed. */
 void http_server_stop(http_server *h);
 /* The nodes that announced themselves on POST /notify (-bootstrap-expect),
  * as a malloc'd array (caller frees); returns the count. */

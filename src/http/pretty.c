@@ -9,7 +9,7 @@ static void newline(buf *out, int depth)
         buf_puts(out, "    ");
 }
 
-void json_pretty(const char *in, size_t n, buf *out)
+void pretty_json(const char *in, size_t n, buf *out)
 {
     int depth = 0;
     for (size_t i = 0; i < n; i++) {

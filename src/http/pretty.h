@@ -10,6 +10,6 @@
 
 #include "util/buf.h"
 
-void json_pretty(const char *in, size_t n, buf *out);
+void pretty_json(const char *in, size_t n, buf *out);
 
 #endif

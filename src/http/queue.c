@@ -1,4 +1,10 @@
-/* queue.c: see queue.h. One background thread per queue. */
+/*
+ * queue.c: see queue.h for the contract. A singly linked list of requests
+ * under one mutex; one condition variable says "something changed" (a
+ * request added, a batch taken or flushed, a stop), which producers
+ * blocked on a full queue, the queue's thread and queue_wait() callers all
+ * wait on, each re-checking its own condition.
+ */
 #include "http/queue.h"
 
 #include <errno.h>
@@ -15,11 +21,11 @@ typedef struct item {
     struct item *next;
 } item;
 
-struct wqueue {
+struct queue {
     int capacity, batch_size;
     uint64_t timeout_ms;
     bool tx;
-    wqueue_flush_fn flush;
+    queue_flush_fn flush;
     void *ctx;
     pthread_mutex_t mu;
     pthread_cond_t changed;   /* items added, applied or stopping */
@@ -35,7 +41,7 @@ struct wqueue {
 /* Apply stmts, retrying every second until applied, as rqlite does (a stop
  * gives up after one try). Returns 0 once applied, > 0 when refused for
  * good, < 0 when given up at a stop. */
-static int flushRetrying(wqueue *q, const cmd_view *stmts)
+static int flushRetrying(queue *q, const cmd_view *stmts)
 {
     int tries = 0, rc;
     if (stmts->n == 0)
@@ -56,74 +62,90 @@ static int flushRetrying(wqueue *q, const cmd_view *stmts)
     return rc;
 }
 
-static void *run(void *arg)
+/* Take the next batch off the queue: up to batch_size requests, a partial
+ * batch being given timeout_ms to fill so that a burst becomes one Raft
+ * entry rather than one each. Called and returns with q->mu held; NULL
+ * once stopping with nothing left. */
+static item *takeBatch(queue *q)
 {
-    wqueue *q = arg;
-    pthread_mutex_lock(&q->mu);
-    for (;;) {
-        while (q->n == 0 && !q->stopping)
-            pthread_cond_wait(&q->changed, &q->mu);
-        if (q->n == 0 && q->stopping)
+    while (q->n == 0 && !q->stopping)
+        pthread_cond_wait(&q->changed, &q->mu);
+    if (q->n == 0)
+        return NULL;
+    struct timespec dl;
+    rq_deadline(&dl, q->timeout_ms);
+    while (q->n < q->batch_size && !q->stopping)
+        if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
             break;
-        /* Give a partial batch up to timeout_ms to fill. */
-        struct timespec dl;
-        rq_deadline(&dl, q->timeout_ms);
-        while (q->n < q->batch_size && !q->stopping)
-            if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
-                break;
-        item *batch = q->head;
-        int k = 0;
-        item *last = NULL;
-        for (item *it = q->head; it && k < q->batch_size; it = it->next, k++)
-            last = it;
-        q->head = last->next;
-        if (q->head == NULL)
-            q->tail = NULL;
-        last->next = NULL;
-        q->n -= k;
-        pthread_cond_broadcast(&q->changed); /* room for blocked producers */
-        pthread_mutex_unlock(&q->mu);
+    item *batch = q->head, *last = NULL;
+    int k = 0;
+    for (item *it = q->head; it && k < q->batch_size; it = it->next, k++)
+        last = it;
+    q->head = last->next;
+    if (q->head == NULL)
+        q->tail = NULL;
+    last->next = NULL;
+    q->n -= k;
+    pthread_cond_broadcast(&q->changed); /* room for blocked producers */
+    return batch;
+}
 
-        cmd_batch merged;
-        cmd_batch_init(&merged);
-        int64_t max_seq = 0;
+/* Flush a batch as one merged request; one the flush refuses for good is
+ * tried request by request, so that one (too large for an entry, say)
+ * cannot sink the rest. Frees the batch; returns its last sequence number. */
+static int64_t flushBatch(queue *q, item *batch)
+{
+    cmd_batch merged;
+    cmd_batch_init(&merged);
+    int64_t max_seq = 0;
+    for (item *it = batch; it; it = it->next) {
+        cmd_view v = cmd_batch_view(&it->stmts);
+        cmd_batch_concat(&merged, &v);
+        max_seq = it->seq;
+    }
+    cmd_view mv = cmd_batch_view(&merged);
+    int rc = flushRetrying(q, &mv);
+    if (rc > 0 && batch->next) {
         for (item *it = batch; it; it = it->next) {
             cmd_view v = cmd_batch_view(&it->stmts);
-            cmd_batch_concat(&merged, &v);
-            max_seq = it->seq;
+            if (flushRetrying(q, &v) > 0)
+                rq_log("http", "queued write %lld refused, dropped", (long long)it->seq);
         }
-        cmd_view mv = cmd_batch_view(&merged);
-        int rc = flushRetrying(q, &mv);
-        if (rc > 0 && batch->next) {
-            /* The merged batch was refused (too large for one entry, say):
-             * each request on its own, so that one cannot sink the rest. */
-            for (item *it = batch; it; it = it->next) {
-                cmd_view v = cmd_batch_view(&it->stmts);
-                if (flushRetrying(q, &v) > 0)
-                    rq_log("http", "queued write %lld refused, dropped", (long long)it->seq);
-            }
-        } else if (rc > 0) {
-            rq_log("http", "queued write %lld refused, dropped", (long long)max_seq);
-        }
-        cmd_batch_free(&merged);
-        while (batch) {
-            item *n = batch->next;
-            cmd_batch_free(&batch->stmts);
-            free(batch);
-            batch = n;
-        }
+    } else if (rc > 0) {
+        rq_log("http", "queued write %lld refused, dropped", (long long)max_seq);
+    }
+    cmd_batch_free(&merged);
+    while (batch) {
+        item *n = batch->next;
+        cmd_batch_free(&batch->stmts);
+        free(batch);
+        batch = n;
+    }
+    return max_seq;
+}
+
+/* The queue's thread: the flush runs without q->mu, so that producers keep
+ * queueing (up to capacity) while a batch waits for Raft. */
+static void *run(void *arg)
+{
+    queue *q = arg;
+    pthread_mutex_lock(&q->mu);
+    item *batch;
+    while ((batch = takeBatch(q)) != NULL) {
+        pthread_mutex_unlock(&q->mu);
+        int64_t seq = flushBatch(q, batch);
         pthread_mutex_lock(&q->mu);
-        q->applied_seq = max_seq;
+        q->applied_seq = seq;
         pthread_cond_broadcast(&q->changed);
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
 }
 
-wqueue *wqueue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx,
-                     wqueue_flush_fn flush, void *ctx)
+queue *queue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx, queue_flush_fn flush,
+                   void *ctx)
 {
-    wqueue *q = calloc(1, sizeof *q);
+    queue *q = calloc(1, sizeof *q);
     q->capacity = capacity > 0 ? capacity : 1024;
     q->batch_size = batch_size > 0 ? batch_size : 128;
     q->timeout_ms = timeout_ms ? timeout_ms : 50;
@@ -141,7 +163,7 @@ wqueue *wqueue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx,
     return q;
 }
 
-void wqueue_stop(wqueue *q)
+void queue_stop(queue *q)
 {
     if (q == NULL)
         return;
@@ -155,7 +177,7 @@ void wqueue_stop(wqueue *q)
     free(q);
 }
 
-int64_t wqueue_add(wqueue *q, cmd_batch *stmts)
+int64_t queue_add(queue *q, cmd_batch *stmts)
 {
     item *it = calloc(1, sizeof *it);
     it->stmts = *stmts;
@@ -176,7 +198,7 @@ int64_t wqueue_add(wqueue *q, cmd_batch *stmts)
     return seq;
 }
 
-bool wqueue_wait(wqueue *q, int64_t seq, uint64_t timeout_ms)
+bool queue_wait(queue *q, int64_t seq, uint64_t timeout_ms)
 {
     struct timespec dl;
     rq_deadline(&dl, timeout_ms);
@@ -189,7 +211,7 @@ bool wqueue_wait(wqueue *q, int64_t seq, uint64_t timeout_ms)
     return ok;
 }
 
-int64_t wqueue_sequence(wqueue *q)
+int64_t queue_sequence(queue *q)
 {
     pthread_mutex_lock(&q->mu);
     int64_t s = q->next_seq;

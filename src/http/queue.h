@@ -1,8 +1,16 @@
 /*
- * queue: rqlite's queued writes (/db/execute?queue). Requests are
- * acknowledged at once with a sequence number, then merged, up to a batch
- * size or after a timeout, into one execute request, retried until it is
- * applied.
+ * queue: rqlite's queued writes (/db/execute?queue).
+ *
+ * A request is acknowledged at once with a sequence number; a background
+ * thread (one per queue) merges what is queued, up to batch_size requests
+ * or whatever has arrived timeout_ms after the first, into one batch and
+ * hands it to the flush callback, which it retries every second until the
+ * batch is applied. A batch refused for good (flush > 0) that merged
+ * several requests is retried request by request, so that one bad request
+ * cannot sink the others; a refused request is logged and dropped.
+ *
+ * Sequence numbers start at the queue's start time in nanoseconds (as in
+ * rqlite) and grow by one per request. Every function is thread-safe.
  */
 #ifndef RQ_HTTP_QUEUE_H
 #define RQ_HTTP_QUEUE_H
@@ -12,24 +20,29 @@
 
 #include "command/command.h"
 
-typedef struct wqueue wqueue;
+typedef struct queue queue;
 
-/* Apply one merged batch; returns 0 once applied, < 0 to retry, > 0 when
- * it is refused for good (then each request is tried on its own). */
-typedef int (*wqueue_flush_fn)(void *ctx, const cmd_view *stmts, bool tx);
+/* Apply one merged batch (called on the queue's thread, never two at
+ * once); returns 0 once applied, < 0 to retry, > 0 when it is refused for
+ * good. tx is the queue's own flag, as given to queue_start(). */
+typedef int (*queue_flush_fn)(void *ctx, const cmd_view *stmts, bool tx);
 
-wqueue *wqueue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx,
-                     wqueue_flush_fn flush, void *ctx);
-/* Flush what is queued and stop the background thread. */
-void wqueue_stop(wqueue *q);
+/* capacity: requests queued before queue_add() blocks (0: 1024);
+ * batch_size (0: 128); timeout_ms (0: 50). */
+queue *queue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx, queue_flush_fn flush,
+                   void *ctx);
+/* Flush what is queued (once stopping, a batch whose flush fails is
+ * dropped, not retried), stop the thread and free q. NULL is allowed. */
+void queue_stop(queue *q);
 
 /* Queue statements (taken: *stmts is left empty; no statements is a flush
  * marker). Blocks while the queue is full. Returns the request's sequence
  * number. */
-int64_t wqueue_add(wqueue *q, cmd_batch *stmts);
-/* Wait until the batch holding seq is applied; false on timeout. */
-bool wqueue_wait(wqueue *q, int64_t seq, uint64_t timeout_ms);
+int64_t queue_add(queue *q, cmd_batch *stmts);
+/* Wait until the batch holding seq has been flushed (applied, or refused
+ * and dropped); false on timeout. */
+bool queue_wait(queue *q, int64_t seq, uint64_t timeout_ms);
 /* Highest sequence number handed out so far (for /status). */
-int64_t wqueue_sequence(wqueue *q);
+int64_t queue_sequence(queue *q);
 
 #endif

@@ -271,3 +271,8 @@ int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const stor
     }
     return applyEntry(s, stmts, db_flags | DB_READ_ROWS, r->db_timeout_us, out, NULL, err);
 }
+
+int store_dump(store *s, const char *tables, buf *out, char **err)
+{
+    return db_dump(s->db, tables, out, err);
+}

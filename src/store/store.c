@@ -429,7 +429,6 @@ void store_close(store *s)
     free(s);
 }
 
-db *store_db(store *s) { return s->db; }
 bool store_was_new(store *s) { return s->was_new; }
 const char *store_contacted_by(store *s) { return s->contacted_by; }
 const char *store_node_id(store *s) { return s->cfg->node_id; }

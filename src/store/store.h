@@ -135,8 +135,10 @@ int store_snapshot(store *s, uint64_t trailing, bool *nothing_new, char **err);
  * file already unlinked: returns its descriptor (caller closes) and *size,
  * or -1 with *err. Any thread; memory does not grow with the database. */
 int store_copy(store *s, unsigned flags, db_progress_fn progress, void *arg, uint64_t *size, char **err);
-/* The local database (for /db/backup and readyz's SELECT 1). */
-db *store_db(store *s);
+/* The local database as rqlite's SQL text dump (/db/backup?fmt=sql),
+ * appended to out; tables: NULL for all, else comma-separated names. Any
+ * thread; reads the local copy whether leader or not. 0, or -1 with *err. */
+int store_dump(store *s, const char *tables, buf *out, char **err);
 /* True when the data directory held no Raft state at store_open() (a new
  * or wiped node): only such a node acts on -join. */
 bool store_was_new(store *s);

@@ -58,7 +58,7 @@ void store_close(store *s)
 bool store_ready(store *s) { return s->leader_known; }
 bool store_is_leader(store *s) { return s->leader; }
 bool store_wait_leader(store *s, uint64_t timeout_ms) { return s->leader_known; }
-db *store_db(store *s) { return s->d; }
+int store_dump(store *s, const char *tables, buf *out, char **err) { return db_dump(s->d, tables, out, err); }
 bool store_was_new(store *s) { return true; }
 const char *store_node_id(store *s) { return s->cfg->node_id; }
 

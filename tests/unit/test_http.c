@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "http/http.h"
+#include "http/internal.h"
 
 void fake_store_set_leader(store *s, bool leader, bool known, const char *api);
 int fake_store_joins(store *s);
@@ -343,6 +344,109 @@ static void test_follower(void **state)
     buf_free(&r.body);
 }
 
+/* The route table as rqlite has it: every endpoint's path, match, methods
+ * and permissions (the names auth will check, issue 15). */
+static const struct {
+    const char *path;
+    route_match match;
+    unsigned methods, perms;
+} want_routes[] = {
+    {"/db/execute", ROUTE_PREFIX, ROUTE_POST, HTTP_PERM_EXECUTE},
+    {"/db/query", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, HTTP_PERM_QUERY},
+    {"/db/request", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, HTTP_PERM_EXECUTE | HTTP_PERM_QUERY},
+    {"/db/backup", ROUTE_PREFIX, ROUTE_GET, HTTP_PERM_BACKUP},
+    {"/db/load", ROUTE_PREFIX, ROUTE_POST, HTTP_PERM_LOAD},
+    {"/boot", ROUTE_EXACT, ROUTE_POST, HTTP_PERM_LOAD},
+    {"/status", ROUTE_PREFIX, ROUTE_GET, HTTP_PERM_STATUS},
+    {"/nodes", ROUTE_PREFIX, ROUTE_GET, HTTP_PERM_STATUS},
+    {"/readyz", ROUTE_PREFIX, ROUTE_GET, HTTP_PERM_READY},
+    {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, HTTP_PERM_LEADER_OPS},
+    {"/snapshot", ROUTE_EXACT, ROUTE_POST, HTTP_PERM_SNAPSHOT},
+    {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, HTTP_PERM_STATUS},
+    {"/join", ROUTE_EXACT, ROUTE_POST, HTTP_PERM_JOIN},
+    {"/notify", ROUTE_EXACT, ROUTE_POST, HTTP_PERM_JOIN},
+    {"/remove", ROUTE_PREFIX, ROUTE_DELETE, HTTP_PERM_REMOVE},
+};
+#define N_WANT (sizeof want_routes / sizeof *want_routes)
+
+static const struct {
+    const char *name;
+    unsigned bit;
+} methods[] = {
+    {"GET", ROUTE_GET}, {"POST", ROUTE_POST}, {"DELETE", ROUTE_DELETE},
+    {"PUT", ROUTE_OTHER}, {"PATCH", ROUTE_OTHER}, {"HEAD", ROUTE_OTHER},
+};
+
+static void test_route_table(void **state)
+{
+    size_t n = 0;
+    const http_route *routes = router_routes(&n);
+    assert_int_equal(n, N_WANT);
+    for (size_t i = 0; i < n; i++) {
+        const http_route *r = &routes[i];
+        assert_string_equal(r->path, want_routes[i].path);
+        if (r->match != want_routes[i].match || r->methods != want_routes[i].methods ||
+            r->perms != want_routes[i].perms || r->handler == NULL)
+            fail_msg("%s: match %d methods %#x perms %#x", r->path, r->match, r->methods, r->perms);
+        /* Its own path, and below it when a prefix; never a longer name. */
+        char url[128];
+        assert_ptr_equal(router_find(r->path), r);
+        snprintf(url, sizeof url, "%s/x", r->path);
+        assert_ptr_equal(router_find(url), r->match == ROUTE_PREFIX ? r : NULL);
+        snprintf(url, sizeof url, "%sx", r->path);
+        assert_null(router_find(url));
+        for (size_t m = 0; m < sizeof methods / sizeof *methods; m++)
+            assert_int_equal(router_allows(r, methods[m].name), (r->methods & methods[m].bit) != 0);
+    }
+    const char *unknown[] = {"", "/", "/db", "/db/", "/db/sql", "/console", "/debug/pprof", "/_rq/image", "/STATUS"};
+    for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++)
+        assert_null(router_find(unknown[i]));
+    /* rqlite's permission names, one a bit. */
+    const char *names[HTTP_PERM_COUNT] = {"all",    "execute",        "query",  "load",     "backup",
+                                          "status", "ready",          "join",   "join-read-only",
+                                          "remove", "snapshot",       "leader-ops", "ui"};
+    for (int i = 0; i < HTTP_PERM_COUNT; i++)
+        assert_string_equal(router_perm_name(1u << i), names[i]);
+    assert_int_equal(HTTP_PERM_UI, 1u << (HTTP_PERM_COUNT - 1));
+    assert_null(router_perm_name(0));
+    assert_null(router_perm_name(HTTP_PERM_EXECUTE | HTTP_PERM_QUERY));
+    assert_null(router_perm_name(1u << HTTP_PERM_COUNT));
+}
+
+/* Over the wire, before any handler runs: a wrong method is 405 and an
+ * unknown path 404, both with an empty body; OPTIONS is 200 anywhere. */
+static void test_route_status_codes(void **state)
+{
+    fixture *f = *state;
+    char path[128];
+    for (size_t i = 0; i < N_WANT; i++) {
+        for (int below = 0; below < 2; below++) {
+            snprintf(path, sizeof path, "%s%s", want_routes[i].path, below ? "/x" : "");
+            bool found = !below || want_routes[i].match == ROUTE_PREFIX;
+            for (size_t m = 0; m < sizeof methods / sizeof *methods; m++) {
+                if (strcmp(methods[m].name, "HEAD") == 0) /* no body to compare */
+                    continue;
+                if (!found)
+                    EXPECT(f, methods[m].name, path, NULL, 404, "");
+                else if ((want_routes[i].methods & methods[m].bit) == 0)
+                    EXPECT(f, methods[m].name, path, NULL, 405, "");
+            }
+            EXPECT(f, "OPTIONS", path, NULL, 200, "");
+        }
+        snprintf(path, sizeof path, "%sx", want_routes[i].path);
+        EXPECT(f, "GET", path, NULL, 404, "");
+        EXPECT(f, "POST", path, NULL, 404, "");
+    }
+    EXPECT(f, "GET", "/", NULL, 404, "");
+    EXPECT(f, "DELETE", "/db/", NULL, 404, "");
+    EXPECT(f, "OPTIONS", "/nope", NULL, 200, "");
+    /* /debug/vars takes any method, as rqlite's. */
+    resp r = call(f, "PUT", "/debug/vars?key=http", NULL, NULL);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body.data, "\"http\": {\"queued_sequence_number\":"));
+    buf_free(&r.body);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -352,6 +456,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors_and_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_join_notify_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_follower, setup, teardown),
+        cmocka_unit_test(test_route_table),
+        cmocka_unit_test_setup_teardown(test_route_status_codes, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -1,0 +1,229 @@
+/*
+ * internal.h: what the files of http/ share with each other, and nothing
+ * outside http/ sees (the public API is http.h).
+ *
+ * A request's way through the files:
+ *   server.c            libmicrohttpd, the connections we accept and cap,
+ *                       request intake (framing checks, body-size limit,
+ *                       the watchdog), then router_dispatch();
+ *   router.c            the route table: path, methods, permission and
+ *                       handler of every endpoint;
+ *   handlers_db.c       /db/execute, /db/query, /db/request (and ?queue),
+ *                       /db/backup, /db/load, /boot;
+ *   handlers_cluster.c  /join, /notify, /remove, /leader, /nodes, /snapshot;
+ *   handlers_status.c   /status, /readyz, /debug/vars;
+ *   params.c            what the query string says;
+ *   respond.c           answers in rqlite's byte format, and forwarding a
+ *                       request to the leader;
+ *   queue.c, pretty.c   queued writes (queue.h), ?pretty (pretty.h).
+ *
+ * Names: a function shared between these files starts with its file's
+ * name (params_*, respond_*, router_*, http_server_* in server.c); the
+ * endpoints' handlers are handle_<endpoint>, in handlers_<group>.c.
+ *
+ * Threads: libmicrohttpd runs one thread per connection, and a handler runs
+ * on its connection's thread; handlers may block (the store waits for Raft).
+ */
+#ifndef RQ_HTTP_INTERNAL_H
+#define RQ_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "http/http.h"
+#include "http/queue.h"
+#include "util/buf.h"
+
+typedef struct http_conn http_conn;
+
+struct http_server {
+    const config *cfg;
+    struct MHD_Daemon *mhd;
+    store *st;              /* set once, read atomically: http_server_store() */
+    time_t start_time;
+    queue *queue;           /* ?queue writes */
+    pthread_mutex_t notify_mu;
+    store_node *notified;   /* -bootstrap-expect: nodes that POSTed /notify */
+    int n_notified;
+
+    /* The rest is server.c's. */
+    int listen_fd;
+    int wake[2];            /* a byte here stops the accept thread */
+    pthread_t acceptor, watchdog;
+    bool watching;          /* the watchdog runs (-http-request-timeout > 0) */
+    /* conns_mu guards the fields below. */
+    pthread_mutex_t conns_mu;
+    pthread_cond_t conns_cv; /* wakes the watchdog to stop */
+    bool stopping;
+    http_conn *conns;       /* started and not yet closed, for the watchdog */
+    int n_conns;            /* admitted by the acceptor and not yet closed */
+    bool at_cap;            /* refusing since the last "back under" log line */
+    unsigned long refused;  /* 503s since at_cap was set */
+    unsigned long cut;      /* timed-out connections not yet logged */
+    int64_t cut_logged_ms;
+    pthread_mutex_t log_mu; /* libmicrohttpd's messages, rate-limited */
+    int64_t log_window_ms;
+    int log_lines;
+    unsigned long log_dropped;
+};
+
+typedef struct http_route http_route;
+
+/* One request, from its headers to its answer (libmicrohttpd's con_cls):
+ * the whole body, gathered before the handler runs. */
+typedef struct request {
+    buf body;
+    double t0;               /* when its headers arrived (?timings) */
+    const char *method;      /* set by the router: as the client sent it */
+    const http_route *route; /* set by the router: the route it matched */
+} request;
+
+/* ---- server.c */
+
+/* The store, or NULL until main has opened it (handlers answer 503 or
+ * rqlite's "store not open" meanwhile). */
+store *http_server_store(http_server *h);
+
+/* ---- router.c: the route table */
+
+/* rqlite's permissions (the "perms" of an -auth file), as bits; names by
+ * router_perm_name(). rqlite's "join-read-replica" is another name for
+ * join-read-only. */
+enum {
+    HTTP_PERM_ALL = 1u << 0, /* every other one: no route asks for it alone */
+    HTTP_PERM_EXECUTE = 1u << 1,
+    HTTP_PERM_QUERY = 1u << 2,
+    HTTP_PERM_LOAD = 1u << 3,
+    HTTP_PERM_BACKUP = 1u << 4,
+    HTTP_PERM_STATUS = 1u << 5,
+    HTTP_PERM_READY = 1u << 6,
+    HTTP_PERM_JOIN = 1u << 7,
+    HTTP_PERM_JOIN_READ_ONLY = 1u << 8,
+    HTTP_PERM_REMOVE = 1u << 9,
+    HTTP_PERM_SNAPSHOT = 1u << 10,
+    HTTP_PERM_LEADER_OPS = 1u << 11,
+    HTTP_PERM_UI = 1u << 12, /* rqlite's /console, which we do not serve */
+};
+#define HTTP_PERM_COUNT 13
+
+/* Methods a route answers, as bits. */
+enum {
+    ROUTE_GET = 1u << 0,
+    ROUTE_POST = 1u << 1,
+    ROUTE_DELETE = 1u << 2,
+    ROUTE_OTHER = 1u << 3, /* any other method: PUT, HEAD, PATCH... */
+    ROUTE_ANY = ROUTE_GET | ROUTE_POST | ROUTE_DELETE | ROUTE_OTHER,
+};
+
+/* How a route's path matches a request's: exactly, or also as the first
+ * segments of a longer one (rqlite's prefix routes: /db/query/x is
+ * /db/query, /db/queryx is nothing). */
+typedef enum { ROUTE_EXACT, ROUTE_PREFIX } route_match;
+
+/* A handler answers the request (rq->method and rq->route are set); it
+ * returns what libmicrohttpd's queueing of the answer returned. */
+typedef enum MHD_Result (*http_handler)(http_server *h, struct MHD_Connection *c, request *rq);
+
+struct http_route {
+    const char *path;
+    route_match match;
+    unsigned methods;     /* ROUTE_* bits; another method gets 405 */
+    unsigned perms;       /* HTTP_PERM_* bits, every one of them needed (/join:
+                           * a non-voter may have join-read-only instead, which
+                           * only its handler can tell from the body) */
+    http_handler handler;
+};
+
+/* Answer the request (url without its query string): OPTIONS is 200 on
+ * any path, an unknown path 404, a method the route does not take 405. */
+enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
+                                request *rq);
+/* The route for url, NULL if none. */
+const http_route *router_find(const char *url);
+/* Does r take method? */
+bool router_allows(const http_route *r, const char *method);
+/* The whole table (*n routes), for auth and for the tests. */
+const http_route *router_routes(size_t *n);
+/* rqlite's name of one HTTP_PERM_* bit ("leader-ops"), NULL if perm is
+ * not exactly one of them. */
+const char *router_perm_name(unsigned perm);
+
+/* ---- params.c: the query string. Parameters are presence flags: ?pretty,
+ * ?pretty=false and ?pretty=0 all mean on (rqlite's rule). */
+
+bool params_has(struct MHD_Connection *c, const char *key);
+/* The first value of key ("" for a bare ?key), NULL when absent. */
+const char *params_value(struct MHD_Connection *c, const char *key);
+/* The query string, re-encoded, appended to out ("" when none). */
+void params_raw_query(struct MHD_Connection *c, buf *out);
+/* ?transaction, ?timings, ?associative, ?blob_array, ?qualify_columns as
+ * DB_* flags. */
+unsigned params_db_flags(struct MHD_Connection *c);
+/* A read's ?level, ?freshness, ?freshness_strict and ?db_timeout into *rd;
+ * NULL, or the message of a 400. */
+const char *params_read(struct MHD_Connection *c, store_read *rd);
+/* ?timeout as milliseconds into *ms (def when absent); false when it is
+ * not a duration. */
+bool params_timeout(struct MHD_Connection *c, uint64_t def, uint64_t *ms);
+
+/* ---- respond.c: every answer carries X-RQLITE-VERSION, the CORS headers
+ * and, when set, X-RQLITE-SERVED-BY. Each returns what MHD_queue_response
+ * did. */
+
+/* X-RQLITE-SERVED-BY for the rest of the request on this thread (NULL:
+ * none). */
+void respond_served_by(const char *who);
+/* Queue r (consumed) with status and ctype (NULL: no Content-Type). */
+enum MHD_Result respond_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
+                             struct MHD_Response *r);
+/* body (taken; NULL: empty) as the answer. */
+enum MHD_Result respond_buf(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
+                            buf *body);
+enum MHD_Result respond_empty(http_server *h, struct MHD_Connection *c, unsigned status);
+/* Go's http.Error: msg + "\n" as text/plain. */
+enum MHD_Result respond_text(http_server *h, struct MHD_Connection *c, unsigned status, const char *msg);
+/* respond_text of "prefix: err" ("err" when prefix is ""), err taken;
+ * fallback when err is NULL. */
+enum MHD_Result respond_error(http_server *h, struct MHD_Connection *c, unsigned status, const char *prefix,
+                              char *err, const char *fallback);
+/* body (taken), compact JSON, re-indented when pretty. */
+enum MHD_Result respond_json(http_server *h, struct MHD_Connection *c, unsigned status, buf *body, bool pretty);
+/* doc (taken) with sorted keys; pretty: jansson's 4-space indent. */
+enum MHD_Result respond_jansson(http_server *h, struct MHD_Connection *c, unsigned status, json_t *doc,
+                                bool pretty);
+/* {"results":[],"error":msg}, status 200: rqlite's whole-request error. */
+enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, const char *msg, bool pretty);
+/* 301 to location (?redirect, and /join on a follower). */
+enum MHD_Result respond_redirect(struct MHD_Connection *c, const char *location);
+/* Replay the request on the leader at its route's path (same method, query
+ * string, body, Content-Type and Authorization) and answer with the
+ * leader's answer; 301 there with ?redirect; 503 when no leader is known
+ * or it cannot be reached. */
+enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq);
+
+/* ---- handlers_*.c: one http_handler per route, named after its path. */
+
+enum MHD_Result handle_execute(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_query(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_request(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_backup(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_load(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_boot(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_status(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_readyz(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_notify(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_remove(http_server *h, struct MHD_Connection *c, request *rq);
+
+/* The queue's flush (queue_flush_fn, ctx the server): a merged batch of
+ * ?queue writes applied here if leader, else forwarded to the leader. */
+int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx);
+
+#endif

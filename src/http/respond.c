@@ -1,0 +1,150 @@
+/*
+ * respond.c: answers in rqlite's byte format, and forwarding a request to
+ * the leader (see internal.h for each function's contract).
+ *
+ * Every answer but a redirect goes out through respond_with(), which adds
+ * the headers rqlite puts on every response; the bodies are built whole in
+ * a buf and handed to libmicrohttpd, which frees them once sent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/cluster.h"
+#include "http/internal.h"
+#include "http/pretty.h"
+
+/* X-RQLITE-SERVED-BY for the request this thread is answering (a thread
+ * serves one connection at a time): this node's API address for local data
+ * requests, the leader's Raft address for forwarded ones. */
+static __thread char served_by[300];
+
+void respond_served_by(const char *who)
+{
+    snprintf(served_by, sizeof served_by, "%s", who ? who : "");
+}
+
+enum MHD_Result respond_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
+                             struct MHD_Response *r)
+{
+    if (ctype)
+        MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+    if (served_by[0])
+        MHD_add_response_header(r, "X-RQLITE-SERVED-BY", served_by);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "OPTIONS, GET, POST");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
+    if (h->cfg->http_allow_origin && *h->cfg->http_allow_origin)
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", h->cfg->http_allow_origin);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+enum MHD_Result respond_buf(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
+                            buf *body)
+{
+    size_t len = 0;
+    char *data = body ? buf_detach(body, &len) : NULL;
+    struct MHD_Response *r =
+        data ? MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE)
+             : MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    return respond_with(h, c, status, ctype, r);
+}
+
+enum MHD_Result respond_empty(http_server *h, struct MHD_Connection *c, unsigned status)
+{
+    return respond_buf(h, c, status, NULL, NULL);
+}
+
+enum MHD_Result respond_text(http_server *h, struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    buf b = BUF_INIT;
+    buf_puts(&b, msg);
+    buf_putc(&b, '\n');
+    return respond_buf(h, c, status, "text/plain; charset=utf-8", &b);
+}
+
+enum MHD_Result respond_error(http_server *h, struct MHD_Connection *c, unsigned status, const char *prefix,
+                              char *err, const char *fallback)
+{
+    buf b = BUF_INIT;
+    buf_printf(&b, "%s%s%s\n", prefix, prefix[0] ? ": " : "", err ? err : fallback);
+    free(err);
+    return respond_buf(h, c, status, "text/plain; charset=utf-8", &b);
+}
+
+enum MHD_Result respond_json(http_server *h, struct MHD_Connection *c, unsigned status, buf *body, bool pretty)
+{
+    if (pretty) {
+        buf p = BUF_INIT;
+        pretty_json(body->data ? body->data : "", body->len, &p);
+        buf_free(body);
+        *body = p;
+    }
+    return respond_buf(h, c, status, "application/json; charset=utf-8", body);
+}
+
+enum MHD_Result respond_jansson(http_server *h, struct MHD_Connection *c, unsigned status, json_t *doc,
+                                bool pretty)
+{
+    char *text = json_dumps(doc, JSON_SORT_KEYS | (pretty ? JSON_INDENT(4) : JSON_COMPACT));
+    json_decref(doc);
+    buf b = BUF_INIT;
+    buf_puts(&b, text ? text : "{}");
+    free(text);
+    return respond_buf(h, c, status, "application/json; charset=utf-8", &b);
+}
+
+enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, const char *msg, bool pretty)
+{
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"results\":[],\"error\":");
+    json_cstr(&b, msg);
+    buf_putc(&b, '}');
+    return respond_json(h, c, 200, &b, pretty);
+}
+
+/* Location and X-RQLITE-VERSION only: not through respond_with(). */
+enum MHD_Result respond_redirect(struct MHD_Connection *c, const char *location)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Location", location);
+    MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+    enum MHD_Result ret = MHD_queue_response(c, 301, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    store *st = http_server_store(h);
+    store_node leader;
+    if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
+        return respond_text(h, c, 503, "leader not found");
+    buf q = BUF_INIT;
+    params_raw_query(c, &q);
+    buf url = BUF_INIT;
+    buf_printf(&url, "%s%s%s%s", leader.api_addr, rq->route->path, q.len ? "?" : "", q.len ? q.data : "");
+    buf_free(&q);
+    if (params_has(c, "redirect")) {
+        enum MHD_Result ret = respond_redirect(c, url.data);
+        buf_free(&url);
+        return ret;
+    }
+    const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    respond_served_by(leader.addr);
+    cluster_response resp;
+    char *err = NULL;
+    /* Longer than the leader may take to apply, so a slow write is not cut. */
+    uint64_t timeout = h->cfg->raft_apply_timeout_ms + 5000;
+    int rc = cluster_forward(rq->method, url.data, rq->body.data, rq->body.len, ctype, auth, timeout, &resp, &err);
+    buf_free(&url);
+    if (rc != 0)
+        return respond_error(h, c, 503, "forwarding to leader failed", err, "?");
+    enum MHD_Result ret =
+        respond_buf(h, c, (unsigned)resp.status, resp.content_type[0] ? resp.content_type : NULL, &resp.body);
+    cluster_response_free(&resp);
+    return ret;
+}
