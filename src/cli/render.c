@@ -81,7 +81,7 @@ char *render_cell(const json_t *v, int null_as_nil)
         buf_printf(&b, "%lld", (long long)json_integer_value(v));
         break;
     case JSON_REAL:
-        json_double(&b, json_real_value(v));
+        buf_json_double(&b, json_real_value(v));
         break;
     case JSON_TRUE:
         buf_puts(&b, "true");

@@ -56,12 +56,12 @@ static pthread_mutex_t protMu = PTHREAD_MUTEX_INITIALIZER;
 static char *protected[MAX_PROTECTED]; /* real paths of data directories */
 static __thread int ownOpen;
 
-void det_own_open(int on)
+void determinism_own_open(int on)
 {
     ownOpen += on ? 1 : -1;
 }
 
-void det_protect_dir(const char *dir)
+void determinism_protect_dir(const char *dir)
 {
     char *real = realpath(dir, NULL);
     if (real == NULL)
@@ -78,7 +78,7 @@ void det_protect_dir(const char *dir)
     free(real);
 }
 
-void det_unprotect_dir(const char *dir)
+void determinism_unprotect_dir(const char *dir)
 {
     char *real = realpath(dir, NULL);
     if (real == NULL)
@@ -179,7 +179,7 @@ static void registerVfs(void)
     sqlite3_vfs_register(&detVfs, 0);
 }
 
-const char *det_vfs_name(void)
+const char *determinism_vfs_name(void)
 {
     pthread_once(&once, registerVfs);
     return DET_VFS;
@@ -224,7 +224,7 @@ static void fnRandomBlob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     sqlite3_result_blob64(ctx, p, (sqlite3_uint64)n, sqlite3_free);
 }
 
-int det_install(sqlite3 *c, uint64_t *state)
+int determinism_install(sqlite3 *c, uint64_t *state)
 {
     /* Innocuous, like SQLite's own: triggers and views may use them with
      * trusted_schema off. */
@@ -235,7 +235,7 @@ int det_install(sqlite3 *c, uint64_t *state)
     return rc;
 }
 
-void det_freeze(int64_t unix_ms)
+void determinism_freeze(int64_t unix_ms)
 {
     frozen_jms = unix_ms ? UNIX_EPOCH_JMS + unix_ms : 0;
 }

@@ -115,36 +115,36 @@ static void putValue(buf *b, sqlite3_stmt *st, int i, const char *type, unsigned
             else
                 putTime(b, (time_t)v, 0);
         } else {
-            json_int(b, v);
+            buf_json_int(b, v);
         }
         break;
     }
     case SQLITE_FLOAT:
-        json_double(b, sqlite3_column_double(st, i));
+        buf_json_double(b, sqlite3_column_double(st, i));
         break;
     case SQLITE_TEXT: {
         const char *t = (const char *)sqlite3_column_text(st, i);
         if (timeType(type))
             putTimeText(b, t);
         else
-            json_str(b, t, (size_t)sqlite3_column_bytes(st, i));
+            buf_json_str(b, t, (size_t)sqlite3_column_bytes(st, i));
         break;
     }
     case SQLITE_BLOB: {
         const void *p = sqlite3_column_blob(st, i);
         size_t n = (size_t)sqlite3_column_bytes(st, i);
         if (textLike(type)) {
-            json_str(b, p ? p : "", n);
+            buf_json_str(b, p ? p : "", n);
         } else if (flags & DB_BLOB_ARRAY) {
             buf_putc(b, '[');
             for (size_t k = 0; k < n; k++) {
                 if (k)
                     buf_putc(b, ',');
-                json_int(b, ((const unsigned char *)p)[k]);
+                buf_json_int(b, ((const unsigned char *)p)[k]);
             }
             buf_putc(b, ']');
         } else {
-            json_base64(b, p, n);
+            buf_json_base64(b, p, n);
         }
         break;
     }
@@ -168,7 +168,7 @@ static void putTime_(buf *b, unsigned flags, double t0)
 {
     if (flags & DB_TIMINGS) {
         buf_puts(b, ",\"time\":");
-        json_double(b, rq_now_sec() - t0);
+        buf_json_double(b, rq_now_sec() - t0);
     }
 }
 
@@ -259,9 +259,9 @@ static int putRowsAssoc(buf *out, sqlite3_stmt *st, colset *cs, int rc, unsigned
         for (int i = 0; i < cs->n; i++) {
             if (i)
                 buf_putc(out, ',');
-            json_cstr(out, cs->order[i]->name);
+            buf_json_cstr(out, cs->order[i]->name);
             buf_putc(out, ':');
-            json_cstr(out, cs->order[i]->type);
+            buf_json_cstr(out, cs->order[i]->type);
         }
         buf_puts(out, "},");
     }
@@ -272,7 +272,7 @@ static int putRowsAssoc(buf *out, sqlite3_stmt *st, colset *cs, int rc, unsigned
             int ci = (int)(cs->order[i] - cs->cols);
             if (i)
                 buf_putc(out, ',');
-            json_cstr(out, cs->order[i]->name);
+            buf_json_cstr(out, cs->order[i]->name);
             buf_putc(out, ':');
             putValue(out, st, ci, cs->cols[ci].type, flags);
         }
@@ -291,13 +291,13 @@ static int putRowsArray(buf *out, sqlite3_stmt *st, colset *cs, int rc, unsigned
     for (int i = 0; i < cs->n; i++) {
         if (i)
             buf_putc(out, ',');
-        json_cstr(out, cs->cols[i].name);
+        buf_json_cstr(out, cs->cols[i].name);
     }
     buf_puts(out, "],\"types\":[");
     for (int i = 0; i < cs->n; i++) {
         if (i)
             buf_putc(out, ',');
-        json_cstr(out, cs->cols[i].type);
+        buf_json_cstr(out, cs->cols[i].type);
     }
     buf_putc(out, ']');
     if (rc != SQLITE_ROW)
@@ -345,7 +345,7 @@ int dbEncodeRows(sqlite3_stmt *st, unsigned flags, size_t max, buf *out, double 
 void dbPutError(buf *out, const char *msg, unsigned flags, double t0)
 {
     buf_puts(out, "{\"error\":");
-    json_cstr(out, msg);
+    buf_json_cstr(out, msg);
     putTime_(out, flags, t0);
     buf_putc(out, '}');
 }
@@ -356,12 +356,12 @@ void dbPutExecResult(buf *out, sqlite3_int64 id, int changes, unsigned flags, do
     bool any = false;
     if (id) {
         buf_puts(out, "\"last_insert_id\":");
-        json_int(out, id);
+        buf_json_int(out, id);
         any = true;
     }
     if (changes) {
         buf_puts(out, any ? ",\"rows_affected\":" : "\"rows_affected\":");
-        json_int(out, changes);
+        buf_json_int(out, changes);
         any = true;
     }
     if (flags & DB_ASSOC) {
@@ -370,7 +370,7 @@ void dbPutExecResult(buf *out, sqlite3_int64 id, int changes, unsigned flags, do
     }
     if (flags & DB_TIMINGS) {
         buf_puts(out, any ? ",\"time\":" : "\"time\":");
-        json_double(out, rq_now_sec() - t0);
+        buf_json_double(out, rq_now_sec() - t0);
     }
     buf_putc(out, '}');
 }

@@ -633,7 +633,7 @@ int db_execute(db *d, const cmd_view *v, unsigned flags, buf *out)
     uint64_t index = d->entry_index;
     d->entry_index = 0;
     runCtx x = {.c = c, .d = d, .ro = false, .flags = flags, .out = out, .max_result = d->opts.max_result};
-    det_freeze(d->entry_ms);
+    determinism_freeze(d->entry_ms);
     interruptMsg = "execute timeout";
     /* last_insert_rowid() starts from 0 in every entry, as on a replica
      * that just restarted; the id rqlite reports for statements that
@@ -659,7 +659,7 @@ int db_execute(db *d, const cmd_view *v, unsigned flags, buf *out)
     }
     d->entry_steps = 0;
     interruptMsg = NULL;
-    det_freeze(0);
+    determinism_freeze(0);
     return fault;
 }
 

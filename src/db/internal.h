@@ -97,18 +97,18 @@ const char *dbErrmsg(sqlite3 *c);
 
 /* The name of the VFS with a freezable clock and a guarded xOpen
  * (registered on first use). Every connection of ours uses it. */
-const char *det_vfs_name(void);
+const char *determinism_vfs_name(void);
 /* Replace random() and randomblob() on c with a generator over *state. */
-int det_install(sqlite3 *c, uint64_t *state);
+int determinism_install(sqlite3 *c, uint64_t *state);
 /* Freeze SQLite's clock on this thread at unix_ms (0: real clock). */
-void det_freeze(int64_t unix_ms);
+void determinism_freeze(int64_t unix_ms);
 /* Files inside dir (a node's data directory) may be opened only as the
- * connections' own database (between det_own_open(1) and det_own_open(0)
+ * connections' own database (between determinism_own_open(1) and determinism_own_open(0)
  * on this thread), never by ATTACH or VACUUM INTO. Special files (/dev,
  * /proc, /sys) are never opened by client SQL either. */
-void det_protect_dir(const char *dir);
-void det_unprotect_dir(const char *dir);
-void det_own_open(int on);
+void determinism_protect_dir(const char *dir);
+void determinism_unprotect_dir(const char *dir);
+void determinism_own_open(int on);
 
 /* ---- policy.c ---- */
 

@@ -53,9 +53,9 @@ int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err)
 {
     int flags = SQLITE_OPEN_NOMUTEX | (ro ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
     sqlite3 *c = NULL;
-    det_own_open(1);
-    int rc = sqlite3_open_v2(d->path, &c, flags, det_vfs_name());
-    det_own_open(0);
+    determinism_own_open(1);
+    int rc = sqlite3_open_v2(d->path, &c, flags, determinism_vfs_name());
+    determinism_own_open(0);
     if (rc != SQLITE_OK) {
         if (err)
             *err = dbErrdup("open database: ", c ? sqlite3_errmsg(c) : "out of memory");
@@ -66,7 +66,7 @@ int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err)
     sqlite3_extended_result_codes(c, 0);
     if (!ro && dbExecSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err) != 0)
         goto fail;
-    if (!ro && det_install(c, &d->rng) != SQLITE_OK) {
+    if (!ro && determinism_install(c, &d->rng) != SQLITE_OK) {
         if (err)
             *err = dbErrdup("install functions: ", sqlite3_errmsg(c));
         goto fail;
@@ -163,7 +163,7 @@ int db_open(const char *path, const db_options *opts, db **out, char **err)
     char *copy = strdup(path);
     d->dir = strdup(dirname(copy));
     free(copy);
-    det_protect_dir(d->dir);
+    determinism_protect_dir(d->dir);
     if (asprintf(&d->marker, "%s-rqentry", path) < 0)
         d->marker = NULL;
     if (opts)
@@ -204,7 +204,7 @@ void db_close(db *d)
         sqlite3_close(d->w);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
-    det_unprotect_dir(d->dir);
+    determinism_unprotect_dir(d->dir);
     free(d->dir);
     free(d->path);
     free(d->marker);
@@ -536,9 +536,9 @@ int db_backup_file(db *d, const char *dest, unsigned flags, db_progress_fn progr
     int rc = 0;
     if (flags & DB_BACKUP_VACUUM) {
         char *sql = sqlite3_mprintf("VACUUM INTO %Q", dest);
-        det_own_open(1); /* our own copy, beside the database */
+        determinism_own_open(1); /* our own copy, beside the database */
         rc = dbExecSimple(c, sql, err);
-        det_own_open(0);
+        determinism_own_open(0);
         sqlite3_free(sql);
         if (index_low)
             *index_low = readIndexLow(c);

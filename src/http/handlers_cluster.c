@@ -97,25 +97,25 @@ static void goDuration(buf *b, double seconds)
 static void putNode(buf *b, const probe *p)
 {
     buf_puts(b, "{\"id\":");
-    json_cstr(b, p->node.id);
+    buf_json_cstr(b, p->node.id);
     if (p->node.api_addr[0]) {
         buf_puts(b, ",\"api_addr\":");
-        json_cstr(b, p->node.api_addr);
+        buf_json_cstr(b, p->node.api_addr);
     }
     buf_puts(b, ",\"addr\":");
-    json_cstr(b, p->node.addr);
+    buf_json_cstr(b, p->node.addr);
     buf_puts(b, ",\"version\":");
-    json_cstr(b, p->reachable ? RQ_VERSION : "");
+    buf_json_cstr(b, p->reachable ? RQ_VERSION : "");
     buf_printf(b, ",\"voter\":%s,\"reachable\":%s,\"leader\":%s", p->node.voter ? "true" : "false",
                p->reachable ? "true" : "false", p->is_leader ? "true" : "false");
     buf_puts(b, ",\"time\":");
-    json_double(b, p->time);
+    buf_json_double(b, p->time);
     buf_puts(b, ",\"time_s\":\"");
     goDuration(b, p->time);
     buf_putc(b, '"');
     if (p->error[0]) {
         buf_puts(b, ",\"error\":");
-        json_cstr(b, p->error);
+        buf_json_cstr(b, p->error);
     }
     buf_putc(b, '}');
 }
@@ -169,7 +169,7 @@ enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c, request *
         if (i)
             buf_putc(&b, ',');
         if (!v2) {
-            json_cstr(&b, ps[i].node.id);
+            buf_json_cstr(&b, ps[i].node.id);
             buf_putc(&b, ':');
         }
         putNode(&b, &ps[i]);

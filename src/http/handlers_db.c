@@ -79,11 +79,11 @@ static void finishResults(buf *out, request *rq, unsigned flags, uint64_t raft_i
     buf_putc(out, ']');
     if (flags & DB_TIMINGS) {
         buf_puts(out, ",\"time\":");
-        json_double(out, rq_now_sec() - rq->t0);
+        buf_json_double(out, rq_now_sec() - rq->t0);
     }
     if (raft_index) {
         buf_puts(out, ",\"raft_index\":");
-        json_int(out, (int64_t)raft_index);
+        buf_json_int(out, (int64_t)raft_index);
     }
     buf_putc(out, '}');
 }

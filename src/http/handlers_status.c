@@ -106,7 +106,7 @@ static bool dbAnswers(store *st)
     buf r = BUF_INIT;
     if (cmd_from_sql("SELECT 1", 8, &q, &qerr) == 0) {
         cmd_view v = cmd_batch_view(&q);
-        store_read none = {.level = LEVEL_NONE};
+        store_read none = {.level = STORE_LEVEL_NONE};
         if (store_query(st, &v, 0, &none, &r, &qerr) != STORE_OK)
             buf_puts(&r, "\"error\"");
         cmd_batch_free(&q);

@@ -98,12 +98,12 @@ unsigned params_db_flags(struct MHD_Connection *c)
 static store_level levelParam(struct MHD_Connection *c)
 {
     const char *l = params_value(c, "level");
-    if (l == NULL) return LEVEL_WEAK;
-    if (strcasecmp(l, "none") == 0) return LEVEL_NONE;
-    if (strcasecmp(l, "strong") == 0) return LEVEL_STRONG;
-    if (strcasecmp(l, "linearizable") == 0) return LEVEL_LINEARIZABLE;
-    if (strcasecmp(l, "auto") == 0) return LEVEL_AUTO;
-    return LEVEL_WEAK;
+    if (l == NULL) return STORE_LEVEL_WEAK;
+    if (strcasecmp(l, "none") == 0) return STORE_LEVEL_NONE;
+    if (strcasecmp(l, "strong") == 0) return STORE_LEVEL_STRONG;
+    if (strcasecmp(l, "linearizable") == 0) return STORE_LEVEL_LINEARIZABLE;
+    if (strcasecmp(l, "auto") == 0) return STORE_LEVEL_AUTO;
+    return STORE_LEVEL_WEAK;
 }
 
 /* Microseconds, rounded up (1ns asks for a fresh read, not for none). */

@@ -100,7 +100,7 @@ enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, 
 {
     buf b = BUF_INIT;
     buf_puts(&b, "{\"results\":[],\"error\":");
-    json_cstr(&b, msg);
+    buf_json_cstr(&b, msg);
     buf_putc(&b, '}');
     return respond_json(h, c, 200, &b, pretty);
 }

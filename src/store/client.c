@@ -130,7 +130,7 @@ int store_load(store *s, const void *image, size_t len, char **err)
 {
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
-    size_t padded = rq_load_size(len);
+    size_t padded = codec_load_size(len);
     if (s->cfg->raft_max_entry_size && padded > s->cfg->raft_max_entry_size) {
         *err = rq_sprintf("database image too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)",
                           padded, (unsigned long long)s->cfg->raft_max_entry_size);
@@ -141,8 +141,8 @@ int store_load(store *s, const void *image, size_t len, char **err)
     if (db_image_check(image, len, err) != 0)
         return STORE_INVALID;
     op *o = storeOpNewApply(s);
-    rq_load_entry le = {.origin = s->id, .seq = o->seq, .image = image, .image_len = len};
-    o->entry = rq_load_encode(&le, &o->entry_len);
+    codec_load_entry le = {.origin = s->id, .seq = o->seq, .image = image, .image_len = len};
+    o->entry = codec_load_encode(&le, &o->entry_len);
     if (o->entry == NULL)
         return storeOpNoMemory(s, o, err);
     o->want_results = true;
@@ -238,19 +238,19 @@ static int readIndex(store *s, char **err)
 int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err)
 {
     store_level level = r->level;
-    if (level == LEVEL_AUTO)
-        level = s->cfg->raft_non_voter ? LEVEL_NONE : LEVEL_WEAK;
-    if (level == LEVEL_NONE && stale(s, r)) {
+    if (level == STORE_LEVEL_AUTO)
+        level = s->cfg->raft_non_voter ? STORE_LEVEL_NONE : STORE_LEVEL_WEAK;
+    if (level == STORE_LEVEL_NONE && stale(s, r)) {
         *err = strdup("stale read");
         return STORE_ERROR;
     }
-    if (level != LEVEL_NONE) {
+    if (level != STORE_LEVEL_NONE) {
         if (!store_is_leader(s))
             return STORE_NOT_LEADER;
         int rc = STORE_OK;
-        if (level == LEVEL_LINEARIZABLE)
+        if (level == STORE_LEVEL_LINEARIZABLE)
             rc = readIndex(s, err);
-        else if (level == LEVEL_STRONG) /* through the log: a barrier entry, then read locally */
+        else if (level == STORE_LEVEL_STRONG) /* through the log: a barrier entry, then read locally */
             rc = barrier(s, err);
         if (rc != STORE_OK)
             return rc;
@@ -263,10 +263,10 @@ int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const stor
     bool readonly;
     if (store_check(s, stmts, &readonly) == STORE_DISALLOWED)
         return STORE_DISALLOWED;
-    if (r->level != LEVEL_STRONG && readonly) {
+    if (r->level != STORE_LEVEL_STRONG && readonly) {
         store_read q = *r;
-        if (q.level == LEVEL_AUTO)
-            q.level = LEVEL_WEAK;
+        if (q.level == STORE_LEVEL_AUTO)
+            q.level = STORE_LEVEL_WEAK;
         return store_query(s, stmts, db_flags, &q, out, err);
     }
     return applyEntry(s, stmts, db_flags | DB_READ_ROWS, r->db_timeout_us, out, NULL, err);

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t rq_get64(const unsigned char *p)
+uint64_t codec_get64(const unsigned char *p)
 {
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
@@ -13,7 +13,7 @@ uint64_t rq_get64(const unsigned char *p)
     return v;
 }
 
-void rq_put64(unsigned char *p, uint64_t v)
+void codec_put64(unsigned char *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++, v >>= 8)
         p[i] = (unsigned char)v;
@@ -29,7 +29,7 @@ static int entryHeader(const unsigned char *p, size_t len, const char *magic, si
         return 1;
     if (len < hdr)
         return -1;
-    *n = rq_get64(p + len_at);
+    *n = codec_get64(p + len_at);
     return *n > len - hdr ? -1 : 0;
 }
 
@@ -71,38 +71,38 @@ static void *jsonEntry(json_t *j, size_t *len)
     return p;
 }
 
-void *rq_exec_encode(const rq_exec_entry *e, size_t *len)
+void *codec_exec_encode(const codec_exec_entry *e, size_t *len)
 {
-    unsigned char *p = entryAlloc(RQ_EXEC_MAGIC, RQ_EXEC_HDR, e->json, e->json_len, ' ', len);
+    unsigned char *p = entryAlloc(CODEC_EXEC_MAGIC, CODEC_EXEC_HDR, e->json, e->json_len, ' ', len);
     if (p == NULL)
         return NULL;
-    rq_put64(p + 8, e->origin);
-    rq_put64(p + 16, e->seq);
-    rq_put64(p + 24, e->flags);
-    rq_put64(p + 32, e->ms);
-    rq_put64(p + 40, e->seed);
-    rq_put64(p + 48, e->json_len);
+    codec_put64(p + 8, e->origin);
+    codec_put64(p + 16, e->seq);
+    codec_put64(p + 24, e->flags);
+    codec_put64(p + 32, e->ms);
+    codec_put64(p + 40, e->seed);
+    codec_put64(p + 48, e->json_len);
     return p;
 }
 
-int rq_exec_decode(const void *base, size_t len, rq_exec_entry *e)
+int codec_exec_decode(const void *base, size_t len, codec_exec_entry *e)
 {
     const unsigned char *p = base;
     uint64_t n;
-    int rc = entryHeader(p, len, RQ_EXEC_MAGIC, RQ_EXEC_HDR, 48, &n);
+    int rc = entryHeader(p, len, CODEC_EXEC_MAGIC, CODEC_EXEC_HDR, 48, &n);
     if (rc != 0)
         return rc;
-    e->origin = rq_get64(p + 8);
-    e->seq = rq_get64(p + 16);
-    e->flags = rq_get64(p + 24);
-    e->ms = rq_get64(p + 32);
-    e->seed = rq_get64(p + 40);
-    e->json = (const char *)p + RQ_EXEC_HDR;
+    e->origin = codec_get64(p + 8);
+    e->seq = codec_get64(p + 16);
+    e->flags = codec_get64(p + 24);
+    e->ms = codec_get64(p + 32);
+    e->seed = codec_get64(p + 40);
+    e->json = (const char *)p + CODEC_EXEC_HDR;
     e->json_len = (size_t)n;
     return 0;
 }
 
-char *rq_jexec_decode(const json_t *e, rq_exec_entry *x)
+char *codec_jexec_decode(const json_t *e, codec_exec_entry *x)
 {
     const char *t = json_string_value(json_object_get(e, "t"));
     if (t == NULL || strcmp(t, "x") != 0)
@@ -120,44 +120,44 @@ char *rq_jexec_decode(const json_t *e, rq_exec_entry *x)
     return q;
 }
 
-size_t rq_load_size(size_t image_len)
+size_t codec_load_size(size_t image_len)
 {
-    return (RQ_LOAD_HDR + image_len + 7) & ~(size_t)7;
+    return (CODEC_LOAD_HDR + image_len + 7) & ~(size_t)7;
 }
 
-void *rq_load_encode(const rq_load_entry *e, size_t *len)
+void *codec_load_encode(const codec_load_entry *e, size_t *len)
 {
-    unsigned char *p = entryAlloc(RQ_LOAD_MAGIC, RQ_LOAD_HDR, e->image, e->image_len, 0, len);
+    unsigned char *p = entryAlloc(CODEC_LOAD_MAGIC, CODEC_LOAD_HDR, e->image, e->image_len, 0, len);
     if (p == NULL)
         return NULL;
-    rq_put64(p + 8, e->origin);
-    rq_put64(p + 16, e->seq);
-    rq_put64(p + 24, e->image_len);
+    codec_put64(p + 8, e->origin);
+    codec_put64(p + 16, e->seq);
+    codec_put64(p + 24, e->image_len);
     return p;
 }
 
-int rq_load_decode(const void *base, size_t len, rq_load_entry *e)
+int codec_load_decode(const void *base, size_t len, codec_load_entry *e)
 {
     const unsigned char *p = base;
     uint64_t n;
-    int rc = entryHeader(p, len, RQ_LOAD_MAGIC, RQ_LOAD_HDR, 24, &n);
+    int rc = entryHeader(p, len, CODEC_LOAD_MAGIC, CODEC_LOAD_HDR, 24, &n);
     if (rc != 0)
         return rc;
-    e->origin = rq_get64(p + 8);
-    e->seq = rq_get64(p + 16);
-    e->image = p + RQ_LOAD_HDR;
+    e->origin = codec_get64(p + 8);
+    e->seq = codec_get64(p + 16);
+    e->image = p + CODEC_LOAD_HDR;
     e->image_len = (size_t)n;
     return 0;
 }
 
-void *rq_meta_encode(const rq_meta_entry *m, size_t *len)
+void *codec_meta_encode(const codec_meta_entry *m, size_t *len)
 {
     return jsonEntry(json_pack("{s:s,s:s,s:I,s:s,s:s}", "t", "m", "id", m->id, "rid", (json_int_t)m->rid,
                                "addr", m->addr, "api", m->api ? m->api : ""),
                      len);
 }
 
-int rq_meta_decode(const json_t *e, rq_meta_entry *m)
+int codec_meta_decode(const json_t *e, codec_meta_entry *m)
 {
     const char *t = json_string_value(json_object_get(e, "t"));
     if (t == NULL || strcmp(t, "m") != 0)
@@ -169,7 +169,7 @@ int rq_meta_decode(const json_t *e, rq_meta_entry *m)
     return 0;
 }
 
-void *rq_snap_encode(const rq_snapshot *s, size_t *len)
+void *codec_snap_encode(const codec_snapshot *s, size_t *len)
 {
     json_t *j = json_object();
     json_object_set_new(j, "i", json_integer((json_int_t)s->raft_index));
@@ -181,40 +181,40 @@ void *rq_snap_encode(const rq_snapshot *s, size_t *len)
     if (text == NULL)
         return NULL;
     size_t mlen = strlen(text);
-    unsigned char *p = mlen <= UINT32_MAX ? raft_malloc(RQ_SNAP_HDR + mlen) : NULL;
+    unsigned char *p = mlen <= UINT32_MAX ? raft_malloc(CODEC_SNAP_HDR + mlen) : NULL;
     if (p != NULL) {
-        memcpy(p, RQ_SNAP_MAGIC, 8);
+        memcpy(p, CODEC_SNAP_MAGIC, 8);
         p[8] = (unsigned char)(mlen >> 24);
         p[9] = (unsigned char)(mlen >> 16);
         p[10] = (unsigned char)(mlen >> 8);
         p[11] = (unsigned char)mlen;
-        memcpy(p + RQ_SNAP_HDR, text, mlen);
-        *len = RQ_SNAP_HDR + mlen;
+        memcpy(p + CODEC_SNAP_HDR, text, mlen);
+        *len = CODEC_SNAP_HDR + mlen;
     }
     free(text);
     return p;
 }
 
-int rq_snap_decode(const void *base, size_t len, rq_snapshot *s)
+int codec_snap_decode(const void *base, size_t len, codec_snapshot *s)
 {
     const unsigned char *p = base;
     memset(s, 0, sizeof *s);
-    if (p == NULL || len < RQ_SNAP_HDR)
+    if (p == NULL || len < CODEC_SNAP_HDR)
         return -1;
-    if (memcmp(p, RQ_SNAP_MAGIC, 8) == 0)
+    if (memcmp(p, CODEC_SNAP_MAGIC, 8) == 0)
         s->version = 2;
-    else if (memcmp(p, RQ_SNAP_MAGIC_V1, 8) == 0)
+    else if (memcmp(p, CODEC_SNAP_MAGIC_V1, 8) == 0)
         s->version = 1;
     else
         return -1;
     size_t mlen = (size_t)p[8] << 24 | (size_t)p[9] << 16 | (size_t)p[10] << 8 | p[11];
-    if (mlen > len - RQ_SNAP_HDR)
+    if (mlen > len - CODEC_SNAP_HDR)
         return -1;
-    json_t *j = json_loadb((const char *)p + RQ_SNAP_HDR, mlen, 0, NULL);
+    json_t *j = json_loadb((const char *)p + CODEC_SNAP_HDR, mlen, 0, NULL);
     if (s->version == 1) {
         s->metas = j;
-        s->image = p + RQ_SNAP_HDR + mlen;
-        s->image_len = len - RQ_SNAP_HDR - mlen;
+        s->image = p + CODEC_SNAP_HDR + mlen;
+        s->image_len = len - CODEC_SNAP_HDR - mlen;
         return 0;
     }
     if (!json_is_object(j)) {

@@ -42,76 +42,76 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RQ_EXEC_MAGIC "RQEXEC01"
-#define RQ_EXEC_HDR 56
-#define RQ_LOAD_MAGIC "RQLOAD01"
-#define RQ_LOAD_HDR 32
-#define RQ_SNAP_MAGIC "RQSNAP02"
-#define RQ_SNAP_MAGIC_V1 "RQSNAP01"
-#define RQ_SNAP_HDR 12
+#define CODEC_EXEC_MAGIC "RQEXEC01"
+#define CODEC_EXEC_HDR 56
+#define CODEC_LOAD_MAGIC "RQLOAD01"
+#define CODEC_LOAD_HDR 32
+#define CODEC_SNAP_MAGIC "RQSNAP02"
+#define CODEC_SNAP_MAGIC_V1 "RQSNAP01"
+#define CODEC_SNAP_HDR 12
 
-uint64_t rq_get64(const unsigned char *p);
-void rq_put64(unsigned char *p, uint64_t v);
+uint64_t codec_get64(const unsigned char *p);
+void codec_put64(unsigned char *p, uint64_t v);
 
-typedef struct rq_exec_entry {
+typedef struct codec_exec_entry {
     uint64_t origin, seq, flags, ms, seed;
     const char *json;  /* points into the entry */
     size_t json_len;
-} rq_exec_entry;
+} codec_exec_entry;
 
 /* A raft_malloc'd old execute entry (kept for tests: nothing writes them
  * any more); *len is its padded length. */
-void *rq_exec_encode(const rq_exec_entry *e, size_t *len);
+void *codec_exec_encode(const codec_exec_entry *e, size_t *len);
 /* 0 and *e filled; 1 when p is not an execute entry; -1 when malformed. */
-int rq_exec_decode(const void *p, size_t len, rq_exec_entry *e);
+int codec_exec_decode(const void *p, size_t len, codec_exec_entry *e);
 
 /* The older JSON execute entry e ({"t":"x",...}): NULL when e is not one;
  * else *x filled and the statements' JSON text returned (malloc'd, caller
  * frees; "" when the entry has none), which x->json points to. */
-char *rq_jexec_decode(const json_t *e, rq_exec_entry *x);
+char *codec_jexec_decode(const json_t *e, codec_exec_entry *x);
 
-typedef struct rq_load_entry {
+typedef struct codec_load_entry {
     uint64_t origin, seq;
     const unsigned char *image; /* points into the entry */
     size_t image_len;
-} rq_load_entry;
+} codec_load_entry;
 
 /* The padded length of a load entry holding an image of image_len bytes. */
-size_t rq_load_size(size_t image_len);
-/* A raft_malloc'd load entry of rq_load_size(e->image_len) bytes (*len),
+size_t codec_load_size(size_t image_len);
+/* A raft_malloc'd load entry of codec_load_size(e->image_len) bytes (*len),
  * or NULL when out of memory. */
-void *rq_load_encode(const rq_load_entry *e, size_t *len);
-/* Same returns as rq_exec_decode. */
-int rq_load_decode(const void *p, size_t len, rq_load_entry *e);
+void *codec_load_encode(const codec_load_entry *e, size_t *len);
+/* Same returns as codec_exec_decode. */
+int codec_load_decode(const void *p, size_t len, codec_load_entry *e);
 
-typedef struct rq_meta_entry {
+typedef struct codec_meta_entry {
     const char *id;     /* NULL when absent (decoded) */
     uint64_t rid;
     const char *addr;   /* NULL when absent (decoded) */
     const char *api;    /* NULL: "" (encoded), absent (decoded) */
-} rq_meta_entry;
+} codec_meta_entry;
 
 /* A raft_malloc'd metadata entry (*len, padded), or NULL when out of
  * memory. */
-void *rq_meta_encode(const rq_meta_entry *m, size_t *len);
+void *codec_meta_encode(const codec_meta_entry *m, size_t *len);
 /* The JSON entry e as a metadata entry: 0 and *m filled (strings borrowed
  * from e), or 1 when e is not one. */
-int rq_meta_decode(const json_t *e, rq_meta_entry *m);
+int codec_meta_decode(const json_t *e, codec_meta_entry *m);
 
-typedef struct rq_snapshot {
+typedef struct codec_snapshot {
     int version;                /* 2, or 1 for the old inline format */
     uint64_t raft_index;        /* v2 "i" */
     uint64_t db_index;          /* v2 "d": what a database file must hold */
     json_t *metas;              /* decode: new reference or NULL */
     const unsigned char *image; /* v1 only, points into the snapshot */
     size_t image_len;
-} rq_snapshot;
+} codec_snapshot;
 
 /* A raft_malloc'd "RQSNAP02" marker of s->raft_index, s->db_index and
  * s->metas (borrowed; NULL leaves "m" out), its length in *len; NULL when
  * out of memory. s->version and the image are not looked at. */
-void *rq_snap_encode(const rq_snapshot *s, size_t *len);
+void *codec_snap_encode(const codec_snapshot *s, size_t *len);
 /* 0 and *s filled (caller json_decref's s->metas), or -1 when malformed. */
-int rq_snap_decode(const void *p, size_t len, rq_snapshot *s);
+int codec_snap_decode(const void *p, size_t len, codec_snapshot *s);
 
 #endif

@@ -69,9 +69,9 @@ int store_copy(store *s, unsigned flags, db_progress_fn progress, void *arg, uin
     return fd;
 }
 
-/* The transport's rq_image_fn (a sender thread, never the Raft thread): a
+/* The transport's transport_image_fn (a sender thread, never the Raft thread): a
  * consistent copy of the database with its Raft index. */
-int storeImageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
+int storeImageCopy(void *arg, transport_progress_fn progress, void *parg, uint64_t *size, char **err)
 {
     return store_copy(arg, DB_BACKUP_KEEP_INDEX, progress, parg, size, err);
 }
@@ -225,9 +225,9 @@ static int installFetched(store *s, raft_index want)
     /* Forwarded requests need the leader's API address the moment the
      * file is in: take the snapshot's node metadata now rather than when
      * libraft restores it (fsmRestore). */
-    rq_snapshot snap;
+    codec_snapshot snap;
     const struct raft_buffer *sd = &s->fetch_msg.install_snapshot.data;
-    if (rq_snap_decode(sd->base, sd->len, &snap) == 0) {
+    if (codec_snap_decode(sd->base, sd->len, &snap) == 0) {
         if (json_is_array(snap.metas)) {
             storeMetasFromJson(s, snap.metas);
             pthread_mutex_lock(&s->mu);

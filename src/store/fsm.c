@@ -59,7 +59,7 @@ static op *pendingFind(store *s, uint64_t seq, raft_index index)
 /* A load entry swaps the whole database (codec.h). Binary, not JSON, so
  * that an image costs its own size in the log. An image every node refuses
  * alike (db_restore checks it) leaves the database as it was. */
-static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
+static void applyLoad(store *s, const codec_load_entry *e, raft_index index)
 {
     char *err = NULL;
     op *o = e->origin == s->id ? pendingFind(s, e->seq, index) : NULL;
@@ -67,7 +67,7 @@ static void applyLoad(store *s, const rq_load_entry *e, raft_index index)
         rq_log("store", "load at index %llu refused: %s", (unsigned long long)index, err ? err : "?");
         if (o && o->want_results) {
             buf_puts(&o->out, "{\"error\":");
-            json_cstr(&o->out, err ? err : "load failed");
+            buf_json_cstr(&o->out, err ? err : "load failed");
             buf_putc(&o->out, '}');
         }
         free(err);
@@ -109,7 +109,7 @@ static void applyCommand(store *s, const cmd_entry *e, raft_index index)
 /* Statements in the JSON of entries written before commands existed: read
  * as a request body is, the same way on every node (what it cannot read,
  * such as SQL with a NUL byte, is skipped everywhere). */
-static void applyLegacy(store *s, const rq_exec_entry *ex, raft_index index)
+static void applyLegacy(store *s, const codec_exec_entry *ex, raft_index index)
 {
     op *o = ex->origin == s->id ? pendingFind(s, ex->seq, index) : NULL;
     cmd_batch b;
@@ -133,8 +133,8 @@ static bool applyBinary(store *s, const struct raft_buffer *b, raft_index index,
     const char *kind;
     int rc;
     cmd_entry ce;
-    rq_exec_entry ex;
-    rq_load_entry ld;
+    codec_exec_entry ex;
+    codec_load_entry ld;
     if (held && b->len >= 8 && memcmp(b->base, CMD_ENTRY_MAGIC, 8) == 0) {
         return true; /* the file has it: not even decompressed */
     } else if ((rc = cmd_entry_decode(b->base, b->len, &ce)) <= 0) {
@@ -143,11 +143,11 @@ static bool applyBinary(store *s, const struct raft_buffer *b, raft_index index,
             applyCommand(s, &ce, index);
             cmd_entry_free(&ce);
         }
-    } else if ((rc = rq_exec_decode(b->base, b->len, &ex)) <= 0) {
+    } else if ((rc = codec_exec_decode(b->base, b->len, &ex)) <= 0) {
         kind = "execute";
         if (rc == 0 && !held)
             applyLegacy(s, &ex, index);
-    } else if ((rc = rq_load_decode(b->base, b->len, &ld)) <= 0) {
+    } else if ((rc = codec_load_decode(b->base, b->len, &ld)) <= 0) {
         kind = "load";
         if (rc == 0 && !held)
             applyLoad(s, &ld, index);
@@ -170,12 +170,12 @@ static void applyJson(store *s, const struct raft_buffer *b, raft_index index, b
         rq_log("store", "skipping undecodable log entry: %s", jerr.text);
         return;
     }
-    rq_exec_entry ex;
-    rq_meta_entry me;
-    char *q = held ? NULL : rq_jexec_decode(e, &ex);
+    codec_exec_entry ex;
+    codec_meta_entry me;
+    char *q = held ? NULL : codec_jexec_decode(e, &ex);
     if (q != NULL)
         applyLegacy(s, &ex, index);
-    else if (rq_meta_decode(e, &me) == 0)
+    else if (codec_meta_decode(e, &me) == 0)
         storeMetaUpsert(s, me.id, me.rid, me.addr, me.api);
     free(q);
     json_decref(e);
@@ -243,8 +243,8 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
         rq_log("store", "snapshot failed: cannot sync the database file");
         return RAFT_IOERR;
     }
-    rq_snapshot snap = {.raft_index = s->raft.last_applied, .db_index = db_index(s->db), .metas = storeMetasToJson(s)};
-    s->snap_buf.base = rq_snap_encode(&snap, &s->snap_buf.len);
+    codec_snapshot snap = {.raft_index = s->raft.last_applied, .db_index = db_index(s->db), .metas = storeMetasToJson(s)};
+    s->snap_buf.base = codec_snap_encode(&snap, &s->snap_buf.len);
     json_decref(snap.metas);
     if (s->snap_buf.base == NULL)
         return RAFT_NOMEM;
@@ -273,8 +273,8 @@ static int fsmSnapshotFinalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
 static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
 {
     store *s = fsm->data;
-    rq_snapshot snap;
-    if (rq_snap_decode(b->base, b->len, &snap) != 0) {
+    codec_snapshot snap;
+    if (codec_snap_decode(b->base, b->len, &snap) != 0) {
         rq_log("store", "refusing to restore snapshot: unknown format");
         return RAFT_MALFORMED;
     }

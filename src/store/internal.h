@@ -261,8 +261,8 @@ void storeRaftioWrap(store *s);
 
 /* -------------------------------------------------------------- fetch.c */
 
-/* The transport's rq_image_fn: a consistent copy of the database. */
-int storeImageCopy(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err);
+/* The transport's transport_image_fn: a consistent copy of the database. */
+int storeImageCopy(void *arg, transport_progress_fn progress, void *parg, uint64_t *size, char **err);
 /* Raft thread: InstallSnapshot message m (taken) stands for database index
  * need, which our file does not hold: download the sender's file, then
  * hand m to libraft (storeFetchDone, on wake). */

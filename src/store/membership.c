@@ -107,9 +107,9 @@ static void freeApplyReq(struct raft_apply *req, int status, void *result)
 /* Raft thread, leader: append a metadata entry, nobody waiting for it. */
 static void appendMeta(store *s, const char *id, raft_id rid, const char *addr, const char *api)
 {
-    rq_meta_entry me = {.id = id, .rid = rid, .addr = addr, .api = api};
+    codec_meta_entry me = {.id = id, .rid = rid, .addr = addr, .api = api};
     struct raft_buffer b;
-    b.base = rq_meta_encode(&me, &b.len);
+    b.base = codec_meta_encode(&me, &b.len);
     if (b.base == NULL)
         return;
     struct raft_apply *areq = calloc(1, sizeof *areq);
@@ -225,8 +225,8 @@ static int changeOp(store *s, int type, raft_id rid, const char *addr, int role,
 static int applyMeta(store *s, const char *id, const char *addr, const char *api, char **err)
 {
     op *o = storeOpNewApply(s);
-    rq_meta_entry me = {.id = id, .rid = storeRaftId(id), .addr = addr, .api = api};
-    o->entry = rq_meta_encode(&me, &o->entry_len);
+    codec_meta_entry me = {.id = id, .rid = storeRaftId(id), .addr = addr, .api = api};
+    o->entry = codec_meta_encode(&me, &o->entry_len);
     if (o->entry == NULL)
         return storeOpNoMemory(s, o, err);
     int rc = storeOpRun(s, o, 10000);

@@ -90,9 +90,9 @@ static int wrappedSend(struct raft_io *io, struct raft_io_send *req, const struc
  * sender's file (fetch.c): true when it was taken for that. */
 static bool holdInstall(store *s, struct raft_message *m)
 {
-    rq_snapshot snap;
+    codec_snapshot snap;
     const struct raft_buffer *d = &m->install_snapshot.data;
-    if (rq_snap_decode(d->base, d->len, &snap) != 0)
+    if (codec_snap_decode(d->base, d->len, &snap) != 0)
         return false;
     json_decref(snap.metas);
     if (snap.version != 2 || m->install_snapshot.term < s->raft.current_term)

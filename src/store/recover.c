@@ -58,10 +58,10 @@ raft_index storeLatestSnapshot(const char *dir, raft_index *need, bool *v1)
     /* Snapshots were LZ4-compressed (libraft's default) only by versions
      * that wrote the old inline format. */
     static const unsigned char lz4[4] = {0x04, 0x22, 0x4d, 0x18};
-    rq_snapshot snap;
-    if (n >= 8 && (memcmp(head, RQ_SNAP_MAGIC_V1, 8) == 0 || memcmp(head, lz4, 4) == 0)) {
+    codec_snapshot snap;
+    if (n >= 8 && (memcmp(head, CODEC_SNAP_MAGIC_V1, 8) == 0 || memcmp(head, lz4, 4) == 0)) {
         *v1 = true;
-    } else if (rq_snap_decode(head, n, &snap) == 0) {
+    } else if (codec_snap_decode(head, n, &snap) == 0) {
         *need = snap.db_index;
         json_decref(snap.metas);
     } else {

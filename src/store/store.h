@@ -40,7 +40,7 @@ enum {
 
 /* Read consistency levels (?level=). */
 typedef enum {
-    LEVEL_WEAK = 0, LEVEL_NONE, LEVEL_STRONG, LEVEL_LINEARIZABLE, LEVEL_AUTO
+    STORE_LEVEL_WEAK = 0, STORE_LEVEL_NONE, STORE_LEVEL_STRONG, STORE_LEVEL_LINEARIZABLE, STORE_LEVEL_AUTO
 } store_level;
 
 /* How a read is to be served: its level, ?freshness (microseconds, 0:

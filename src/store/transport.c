@@ -8,7 +8,7 @@
  * Image requests (CLUSTER_IMAGE_MAGIC, framing in cluster/cluster.h) leave
  * the loop at once: the connection's socket is handed to a thread of its
  * own, which has the store make a consistent copy of the database (the
- * rq_image_fn given at init) and sends it with sendfile(), from the file to
+ * transport_image_fn given at init) and sends it with sendfile(), from the file to
  * the socket, so that memory does not depend on the database size and the
  * Raft thread never waits for a disk or a slow follower. At most
  * MAX_IMAGE_SENDERS run at once (each copy takes the database's size on
@@ -54,7 +54,7 @@ typedef struct rqTransport {
     bool closing;
     bool inner_inited;              /* libraft called init (not in probe mode) */
     raft_uv_transport_close_cb close_cb;
-    rq_image_fn image;              /* NULL: image requests get an error */
+    transport_image_fn image;              /* NULL: image requests get an error */
     void *image_arg;
     pthread_mutex_t img_mu;
     pthread_cond_t img_done;
@@ -82,7 +82,7 @@ static uint64_t le64(uint64_t v)
            (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
 }
 
-int rq_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err)
+int transport_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err)
 {
     const char *colon = strrchr(addr, ':');
     if (colon == NULL || colon[1] == 0) {
@@ -228,7 +228,7 @@ typedef struct imageSender {
 } imageSender;
 
 /* Under t->img_mu: a sender is done. It leaves the list tClose() shuts
- * sockets down from, and the count rq_transport_free() waits on; its socket
+ * sockets down from, and the count transport_free() waits on; its socket
  * is closed under the lock so that tClose() never shuts down a descriptor
  * number reused meanwhile. */
 static void senderRemoveLocked(rqTransport *t, imageSender *is)
@@ -553,7 +553,7 @@ static void onConnection(uv_stream_t *server, int status)
 static int startListening(rqTransport *t, char **err)
 {
     struct sockaddr_storage ss;
-    if (rq_resolve_bind(t->bind_addr, &ss, err) != 0)
+    if (transport_resolve_bind(t->bind_addr, &ss, err) != 0)
         return -1;
     uv_tcp_init(t->loop, &t->listener);
     t->listener.data = t;
@@ -704,7 +704,7 @@ static void tClose(struct raft_uv_transport *outer, raft_uv_transport_close_cb c
     t->closing = true;
     t->close_cb = cb;
     /* Image transfers in progress end at their next write;
-     * rq_transport_free() waits for their threads. */
+     * transport_free() waits for their threads. */
     pthread_mutex_lock(&t->img_mu);
     for (imageSender *is = t->senders; is != NULL; is = is->next)
         shutdown(is->fd, SHUT_RDWR);
@@ -718,9 +718,9 @@ static void tClose(struct raft_uv_transport *outer, raft_uv_transport_close_cb c
         maybeFinishClose(t);
 }
 
-int rq_transport_init(struct raft_uv_transport *outer, uv_loop_t *loop,
+int transport_init(struct raft_uv_transport *outer, uv_loop_t *loop,
                       const char *bind_addr, const char *meta_json,
-                      rq_image_fn image, void *image_arg)
+                      transport_image_fn image, void *image_arg)
 {
     rqTransport *t = calloc(1, sizeof *t);
     if (t == NULL)
@@ -748,7 +748,7 @@ int rq_transport_init(struct raft_uv_transport *outer, uv_loop_t *loop,
     return 0;
 }
 
-void rq_transport_free(struct raft_uv_transport *outer)
+void transport_free(struct raft_uv_transport *outer)
 {
     rqTransport *t = outer->impl;
     if (t == NULL)
@@ -786,13 +786,13 @@ static void probeContactCheck(uv_check_t *check)
 
 static void probeClosed(struct raft_uv_transport *outer) { (void)outer; }
 
-int rq_transport_probe(const char *bind_addr, const char *meta_json,
+int transport_probe(const char *bind_addr, const char *meta_json,
                        unsigned timeout_ms, char **contacted_by, char **err)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct raft_uv_transport outer;
-    if (rq_transport_init(&outer, &loop, bind_addr, meta_json, NULL, NULL) != 0) {
+    if (transport_init(&outer, &loop, bind_addr, meta_json, NULL, NULL) != 0) {
         uv_loop_close(&loop);
         *err = strdup("cannot create transport");
         return -1;
@@ -816,7 +816,7 @@ int rq_transport_probe(const char *bind_addr, const char *meta_json,
     }
     tClose(&outer, probeClosed);
     uv_run(&loop, UV_RUN_DEFAULT);
-    rq_transport_free(&outer);
+    transport_free(&outer);
     uv_loop_close(&loop);
     return result;
 }

@@ -22,22 +22,22 @@
  * (malloc'd). Called on a thread of the transport's own, never the loop's,
  * possibly on several at once; progress(parg, done, total) may be called
  * while copying (its type is db_progress_fn's, so that it can be passed on). */
-typedef void (*rq_image_progress_fn)(void *parg, long long done_bytes, long long total_bytes);
-typedef int (*rq_image_fn)(void *arg, rq_image_progress_fn progress, void *parg,
+typedef void (*transport_progress_fn)(void *parg, long long done_bytes, long long total_bytes);
+typedef int (*transport_image_fn)(void *arg, transport_progress_fn progress, void *parg,
                            uint64_t *size, char **err);
 
 /* Initialise t on loop. bind_addr is "host:port" ("localhost" binds
  * 127.0.0.1). meta_json is the one-line JSON answered to probes (copied).
  * image(image_arg, ...) serves image requests; NULL answers them with an
- * error. Release with rq_transport_free() after the transport's close
+ * error. Release with transport_free() after the transport's close
  * callback: it waits for image transfers in progress (closing cut their
  * connections), so image_arg must stay valid until it returns. As in any
  * libuv program, the process must ignore SIGPIPE (a follower hanging up
  * during a transfer is an error, not a signal). */
-int rq_transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
+int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
                       const char *bind_addr, const char *meta_json,
-                      rq_image_fn image, void *image_arg);
-void rq_transport_free(struct raft_uv_transport *t);
+                      transport_image_fn image, void *image_arg);
+void transport_free(struct raft_uv_transport *t);
 
 /* Before a brand-new node bootstraps itself: listen on bind_addr for up to
  * timeout_ms, answering metadata probes, and report whether a Raft leader
@@ -45,10 +45,10 @@ void rq_transport_free(struct raft_uv_transport *t);
  * wipe). Runs its own loop, answering image requests with an error;
  * returns 1 if contacted (*contacted_by = the caller's Raft address,
  * malloc'd), 0 if not, -1 if the port cannot be bound (*err set). */
-int rq_transport_probe(const char *bind_addr, const char *meta_json,
+int transport_probe(const char *bind_addr, const char *meta_json,
                        unsigned timeout_ms, char **contacted_by, char **err);
 
 /* Resolve "host:port" for binding, IPv4 first. Returns 0 on success. */
-int rq_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err);
+int transport_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err);
 
 #endif

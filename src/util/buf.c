@@ -111,7 +111,7 @@ static size_t utf8_seq(const unsigned char *s, size_t n, unsigned *cp) {
     return len;
 }
 
-void json_str(buf *b, const char *str, size_t n) {
+void buf_json_str(buf *b, const char *str, size_t n) {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
     buf_reserve(b, n + 2);
@@ -156,12 +156,12 @@ void json_str(buf *b, const char *str, size_t n) {
     buf_putc(b, '"');
 }
 
-void json_cstr(buf *b, const char *s) {
+void buf_json_cstr(buf *b, const char *s) {
     if (!s) buf_puts(b, "null");
-    else json_str(b, s, strlen(s));
+    else buf_json_str(b, s, strlen(s));
 }
 
-void json_int(buf *b, int64_t v) {
+void buf_json_int(buf *b, int64_t v) {
     char tmp[24];
     int n = snprintf(tmp, sizeof tmp, "%lld", (long long)v);
     buf_append(b, tmp, (size_t)n);
@@ -188,7 +188,7 @@ static int shortest_digits(double v, char *digits, int *ndigits) {
     return exp10 + 1;
 }
 
-void json_double(buf *b, double v) {
+void buf_json_double(buf *b, double v) {
     if (isnan(v) || isinf(v)) { /* Go's encoder refuses these; null is safest */
         buf_puts(b, "null");
         return;
@@ -232,7 +232,7 @@ void json_double(buf *b, double v) {
     }
 }
 
-void json_base64(buf *b, const void *data, size_t n) {
+void buf_json_base64(buf *b, const void *data, size_t n) {
     static const char tbl[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const unsigned char *s = data;

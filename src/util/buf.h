@@ -37,11 +37,11 @@ char *buf_detach(buf *b, size_t *len);
  *   \u003e \u0026; U+2028/2029 escaped; invalid UTF-8 bytes become \ufffd.
  * - floats: shortest round-trip form, exponent only outside [1e-6, 1e21)
  *   ("2", "0.0001", "1e-7": Go drops the exponent's leading zero). */
-void json_str(buf *b, const char *s, size_t n);
-void json_cstr(buf *b, const char *s);
-void json_int(buf *b, int64_t v);
-void json_double(buf *b, double v);
+void buf_json_str(buf *b, const char *s, size_t n);
+void buf_json_cstr(buf *b, const char *s);
+void buf_json_int(buf *b, int64_t v);
+void buf_json_double(buf *b, double v);
 /* Standard base64 (padded), quoted, for BLOB values. */
-void json_base64(buf *b, const void *p, size_t n);
+void buf_json_base64(buf *b, const void *p, size_t n);
 
 #endif

@@ -106,7 +106,7 @@ int store_execute(store *s, const cmd_view *stmts, unsigned flags, uint64_t db_t
 
 int store_query(store *s, const cmd_view *stmts, unsigned flags, const store_read *r, buf *out, char **err)
 {
-    if (!s->leader && r->level != LEVEL_NONE)
+    if (!s->leader && r->level != STORE_LEVEL_NONE)
         return STORE_NOT_LEADER;
     return db_query(s->d, stmts, flags, r->db_timeout_us, out) == DB_CHECK_OK ? STORE_OK : STORE_DISALLOWED;
 }

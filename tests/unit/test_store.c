@@ -131,9 +131,9 @@ static void test_single_node_crud(void **state)
           "{\"last_insert_id\":1,\"rows_affected\":1}");
     const char *rows = "{\"columns\":[\"id\",\"name\"],\"types\":[\"integer\",\"text\"],"
                        "\"values\":[[1,\"fiona\"]]}";
-    query1(s, LEVEL_WEAK, "[\"SELECT * FROM foo\"]", rows);
-    query1(s, LEVEL_NONE, "[\"SELECT * FROM foo\"]", rows);
-    query1(s, LEVEL_STRONG, "[\"SELECT * FROM foo\"]", rows);
+    query1(s, STORE_LEVEL_WEAK, "[\"SELECT * FROM foo\"]", rows);
+    query1(s, STORE_LEVEL_NONE, "[\"SELECT * FROM foo\"]", rows);
+    query1(s, STORE_LEVEL_STRONG, "[\"SELECT * FROM foo\"]", rows);
     store_node *nodes = NULL;
     int n = store_nodes(s, &nodes);
     assert_int_equal(n, 1);
@@ -156,14 +156,14 @@ static void test_restart_exactly_once(void **state)
     }
     const char *expect = "{\"columns\":[\"COUNT(*)\",\"SUM(n)\"],\"types\":[\"integer\",\"integer\"],"
                          "\"values\":[[23,253]]}";
-    query1(s, LEVEL_NONE, "[\"SELECT COUNT(*), SUM(n) FROM t\"]", expect);
+    query1(s, STORE_LEVEL_NONE, "[\"SELECT COUNT(*), SUM(n) FROM t\"]", expect);
     store_close(s);
 
     for (int round = 0; round < 2; round++) {
         fixtureConfig(f);
         s = openReady(f);
         assert_false(store_was_new(s));
-        query1(s, LEVEL_WEAK, "[\"SELECT COUNT(*), SUM(n) FROM t\"]", expect);
+        query1(s, STORE_LEVEL_WEAK, "[\"SELECT COUNT(*), SUM(n) FROM t\"]", expect);
         store_close(s);
     }
 }
@@ -189,10 +189,10 @@ static void proposeLegacy(store *s, const char *json, const char *expect)
     pthread_mutex_lock(&s->mu);
     uint64_t seq = s->next_seq + 1; /* the number storeOpNewApply takes */
     pthread_mutex_unlock(&s->mu);
-    rq_exec_entry e = {.origin = s->id, .seq = seq, .ms = 1700000000000ULL, .seed = 7, .json = json,
+    codec_exec_entry e = {.origin = s->id, .seq = seq, .ms = 1700000000000ULL, .seed = 7, .json = json,
                        .json_len = strlen(json)};
     size_t len = 0;
-    void *p = rq_exec_encode(&e, &len);
+    void *p = codec_exec_encode(&e, &len);
     propose(s, p, len, expect);
     raft_free(p);
 }
@@ -208,11 +208,11 @@ static void test_legacy_entries(void **state)
                   "{\"last_insert_id\":2,\"rows_affected\":1}");
     const char *expect = "{\"columns\":[\"count(*)\",\"sum(length(CAST(v AS BLOB)))\"],"
                          "\"types\":[\"integer\",\"integer\"],\"values\":[[2,4]]}";
-    query1(s, LEVEL_NONE, "[\"SELECT count(*), sum(length(CAST(v AS BLOB))) FROM old\"]", expect);
+    query1(s, STORE_LEVEL_NONE, "[\"SELECT count(*), sum(length(CAST(v AS BLOB))) FROM old\"]", expect);
     store_close(s);
     fixtureConfig(f);
     s = openReady(f);
-    query1(s, LEVEL_WEAK, "[\"SELECT count(*), sum(length(CAST(v AS BLOB))) FROM old\"]", expect);
+    query1(s, STORE_LEVEL_WEAK, "[\"SELECT count(*), sum(length(CAST(v AS BLOB))) FROM old\"]", expect);
     store_close(s);
 }
 

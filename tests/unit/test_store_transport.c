@@ -1,7 +1,7 @@
 /*
  * The two ends of a snapshot image transfer over the Raft port, on
  * loopback: store/transport.c serving image requests (CLUSTER_IMAGE_MAGIC)
- * from a fake rq_image_fn, and cluster_fetch_image() receiving, against
+ * from a fake transport_image_fn, and cluster_fetch_image() receiving, against
  * the real sender and against scripted fake senders (truncation, errors,
  * garbage, abandonment). Every wait is bounded.
  */
@@ -70,7 +70,7 @@ typedef struct imageCtx {
     bool open_gate;
 } imageCtx;
 
-static int fakeImage(void *arg, rq_image_progress_fn progress, void *parg, uint64_t *size, char **err)
+static int fakeImage(void *arg, transport_progress_fn progress, void *parg, uint64_t *size, char **err)
 {
     imageCtx *c = arg;
     pthread_mutex_lock(&c->mu);
@@ -139,7 +139,7 @@ static server *serverStart(imageCtx *ctx)
     uv_loop_init(&sv->loop);
     uv_async_init(&sv->loop, &sv->stop, onStop);
     sv->stop.data = sv;
-    assert_int_equal(rq_transport_init(&sv->t, &sv->loop, sv->addr, "{\"id\":\"1\",\"api_addr\":\"http://127.0.0.1:9\"}",
+    assert_int_equal(transport_init(&sv->t, &sv->loop, sv->addr, "{\"id\":\"1\",\"api_addr\":\"http://127.0.0.1:9\"}",
                                        ctx ? fakeImage : NULL, ctx), 0);
     assert_int_equal(sv->t.listen(&sv->t, acceptNothing), 0);
     assert_int_equal(pthread_create(&sv->thread, NULL, serverThread, sv), 0);
@@ -150,7 +150,7 @@ static void serverStop(server *sv)
 {
     uv_async_send(&sv->stop);
     pthread_join(sv->thread, NULL);
-    rq_transport_free(&sv->t); /* waits for image threads */
+    transport_free(&sv->t); /* waits for image threads */
     assert_int_equal(uv_loop_close(&sv->loop), 0);
     free(sv);
 }
@@ -313,7 +313,7 @@ static void test_image_senders_bounded(void **st)
     serverStop(sv);
 }
 
-/* Closing the transport cuts a transfer in progress, and rq_transport_free
+/* Closing the transport cuts a transfer in progress, and transport_free
  * waits for its thread. */
 static void test_image_close_cuts_transfer(void **st)
 {
@@ -331,7 +331,7 @@ static void test_image_close_cuts_transfer(void **st)
     ctx.open_gate = true;
     pthread_cond_broadcast(&ctx.cond);
     pthread_mutex_unlock(&ctx.mu);
-    rq_transport_free(&sv->t);
+    transport_free(&sv->t);
     assert_int_equal(uv_loop_close(&sv->loop), 0);
     free(sv);
     pthread_join(job.th, NULL);

@@ -12,7 +12,7 @@
 
 static void check_str(const char *in, size_t n, const char *want) {
     buf b = BUF_INIT;
-    json_str(&b, in, n);
+    buf_json_str(&b, in, n);
     assert_string_equal(b.data, want);
     buf_free(&b);
 }
@@ -56,14 +56,14 @@ static void test_json_str(void **st) {
     check_str("\xe2\x82", 2, "\"\\ufffd\\ufffd\"");      /* truncated */
     check_str("a\0b", 3, "\"a\\u0000b\"");
     buf b = BUF_INIT;
-    json_cstr(&b, NULL);
+    buf_json_cstr(&b, NULL);
     assert_string_equal(b.data, "null");
     buf_free(&b);
 }
 
 static void check_double(double v, const char *want) {
     buf b = BUF_INIT;
-    json_double(&b, v);
+    buf_json_double(&b, v);
     assert_string_equal(b.data, want);
     buf_free(&b);
 }
@@ -84,9 +84,9 @@ static void test_json_numbers(void **st) {
     check_double(1.7976931348623157e308, "1.7976931348623157e+308");
     check_double(NAN, "null");
     buf b = BUF_INIT;
-    json_int(&b, INT64_MIN);
+    buf_json_int(&b, INT64_MIN);
     buf_putc(&b, ' ');
-    json_int(&b, 42);
+    buf_json_int(&b, 42);
     assert_string_equal(b.data, "-9223372036854775808 42");
     buf_free(&b);
 }
@@ -99,7 +99,7 @@ static void test_json_base64(void **st) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         buf b = BUF_INIT;
-        json_base64(&b, cases[i][0], strlen(cases[i][0]));
+        buf_json_base64(&b, cases[i][0], strlen(cases[i][0]));
         assert_string_equal(b.data, cases[i][1]);
         buf_free(&b);
     }
