@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include "util/addr.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -311,14 +313,7 @@ static char *absPath(const char *p)
 /* host:port with a numeric port. */
 static bool validHostPort(const char *a)
 {
-    const char *colon = strrchr(a, ':');
-    if (colon == NULL || colon[1] == '\0')
-        return false;
-    for (const char *p = colon + 1; *p; p++)
-        if (!isdigit((unsigned char)*p))
-            return false;
-    long port = strtol(colon + 1, NULL, 10);
-    return port >= 0 && port <= 65535;
+    return addr_port(a) >= 0;
 }
 
 static bool unspecifiedHost(const char *a)

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "http/http.h"
 #include "store/store.h"
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -302,11 +303,9 @@ static void logReady(const config *cfg, store *st)
     if (store_wait_leader(st, 1500))
         rq_log("rqlited", "store has reached consensus");
     rq_log("rqlited", "node HTTP API available at http://%s", cfg->http_adv_addr);
-    const char *hp = cfg->http_adv_addr;
-    const char *colon = strrchr(hp, ':');
-    if (colon)
-        rq_log("rqlited", "connect using the command-line tool via 'rqlite -H %.*s -p %s'", (int)(colon - hp), hp,
-               colon + 1);
+    char host[256], port[16];
+    if (addr_split(cfg->http_adv_addr, host, sizeof host, port, sizeof port) == 0)
+        rq_log("rqlited", "connect using the command-line tool via 'rqlite -H %s -p %s'", host, port);
 }
 
 int main(int argc, char **argv)

@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -146,25 +147,6 @@ void cluster_response_free(cluster_response *resp)
     buf_free(&resp->body);
 }
 
-/* Split "host:port" (IPv6 in brackets). Returns 0 on success. */
-static int splitHostPort(const char *addr, char *host, size_t hn, char *port, size_t pn)
-{
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || colon == addr || colon[1] == 0)
-        return -1;
-    size_t n = (size_t)(colon - addr);
-    const char *h = addr;
-    if (h[0] == '[' && n >= 2 && h[n - 1] == ']') {
-        h++;
-        n -= 2;
-    }
-    if (n >= hn || strlen(colon + 1) >= pn)
-        return -1;
-    memcpy(host, h, n);
-    host[n] = 0;
-    strcpy(port, colon + 1);
-    return 0;
-}
 
 /* A blocking TCP connection to a node's Raft port ("host:port",
  * "localhost" meaning 127.0.0.1 as in rqlite), with send and receive
@@ -173,7 +155,7 @@ static int splitHostPort(const char *addr, char *host, size_t hn, char *port, si
 static int dialRaftPort(const char *raft_addr, uint64_t timeout_ms, char **err)
 {
     char host[256], port[32];
-    if (splitHostPort(raft_addr, host, sizeof host, port, sizeof port) != 0) {
+    if (addr_split(raft_addr, host, sizeof host, port, sizeof port) != 0) {
         if (err)
             *err = rq_sprintf("invalid address %s", raft_addr);
         return -1;

@@ -17,6 +17,7 @@
 
 #include "cluster/cluster.h"
 #include "http/internal.h"
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -264,17 +265,7 @@ static bool validHost(const char *h, size_t n)
 static bool validHostPort(const char *a)
 {
     const char *colon = strrchr(a, ':');
-    if (colon == NULL || !validHost(a, (size_t)(colon - a)))
-        return false;
-    const char *p = colon + 1;
-    size_t n = strlen(p);
-    if (n == 0 || n > 5)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)p[i]))
-            return false;
-    long port = strtol(p, NULL, 10);
-    return port >= 1 && port <= 65535;
+    return colon && validHost(a, (size_t)(colon - a)) && addr_port(a) >= 1;
 }
 
 /* A string field of at most PEER_FIELD_MAX bytes without control

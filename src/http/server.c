@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -441,39 +442,6 @@ static void mhdLog(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
-static int resolve(const char *addr, struct sockaddr_storage *ss, socklen_t *len, char **err)
-{
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL) {
-        if (asprintf(err, "invalid HTTP address %s", addr) < 0)
-            *err = NULL;
-        return -1;
-    }
-    char host[256];
-    size_t n = (size_t)(colon - addr);
-    if (n >= sizeof host)
-        n = sizeof host - 1;
-    memcpy(host, addr, n);
-    host[n] = '\0';
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    hints.ai_family = AF_INET; /* like Go: "localhost" binds 127.0.0.1 */
-    int rc = getaddrinfo(n ? host : NULL, colon + 1, &hints, &res);
-    if (rc != 0) {
-        hints.ai_family = AF_UNSPEC;
-        rc = getaddrinfo(n ? host : NULL, colon + 1, &hints, &res);
-    }
-    if (rc != 0) {
-        if (asprintf(err, "cannot resolve %s: %s", addr, gai_strerror(rc)) < 0)
-            *err = NULL;
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
 
 /* The listening socket: SO_REUSEADDR (a restart binds while old connections
  * linger in TIME_WAIT) but not SO_REUSEPORT, so a second node on the same
@@ -482,7 +450,7 @@ static int listenOn(const char *addr, char **err)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
-    if (resolve(addr, &ss, &sslen, err) != 0)
+    if (addr_resolve(addr, true, &ss, &sslen, err) != 0)
         return -1;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int on = 1;

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cluster/cluster.h"
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -84,40 +85,7 @@ static uint64_t le64(uint64_t v)
 
 int transport_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err)
 {
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || colon[1] == 0) {
-        if (err && asprintf(err, "invalid address %s", addr) < 0)
-            *err = NULL;
-        return -1;
-    }
-    char host[256];
-    size_t n = (size_t)(colon - addr);
-    const char *h = addr;
-    if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-        h++;
-        n -= 2;
-    }
-    if (n >= sizeof host)
-        n = sizeof host - 1;
-    memcpy(host, h, n);
-    host[n] = 0;
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE;
-    hints.ai_family = AF_INET; /* Go binds "localhost" to 127.0.0.1 */
-    int rc = getaddrinfo(n ? host : NULL, colon + 1, &hints, &res);
-    if (rc != 0) {
-        hints.ai_family = AF_UNSPEC;
-        rc = getaddrinfo(n ? host : NULL, colon + 1, &hints, &res);
-    }
-    if (rc != 0) {
-        if (err && asprintf(err, "cannot resolve %s: %s", addr, gai_strerror(rc)) < 0)
-            *err = NULL;
-        return -1;
-    }
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    freeaddrinfo(res);
-    return 0;
+    return addr_resolve(addr, true, ss, NULL, err);
 }
 
 static void maybeFinishClose(rqTransport *t);
@@ -600,28 +568,7 @@ static int tListen(struct raft_uv_transport *outer, raft_uv_accept_cb cb)
  * named ("localhost:4004"), so resolve here (IPv4, like the listener). */
 static void numericAddress(const char *address, char *out, size_t n)
 {
-    snprintf(out, n, "%s", address);
-    const char *colon = strrchr(address, ':');
-    if (colon == NULL)
-        return;
-    char host[256];
-    size_t hl = (size_t)(colon - address);
-    if (hl == 0 || hl >= sizeof host)
-        return;
-    memcpy(host, address, hl);
-    host[hl] = '\0';
-    struct in_addr probe;
-    if (inet_pton(AF_INET, host, &probe) == 1)
-        return;
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
-        return;
-    char ip[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip, sizeof ip);
-    freeaddrinfo(res);
-    snprintf(out, n, "%s%s", ip, colon);
+    addr_numeric_ipv4(address, out, n);
 }
 
 /* An outgoing connection: made by the inner transport, tuned here. */

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "util/addr.h"
 #include "util/buf.h"
 
 static void check_str(const char *in, size_t n, const char *want) {
@@ -105,12 +109,48 @@ static void test_json_base64(void **st) {
     }
 }
 
+static void test_addr(void **state)
+{
+    char h[256], p[16];
+    assert_int_equal(addr_split("localhost:4001", h, sizeof h, p, sizeof p), 0);
+    assert_string_equal(h, "localhost");
+    assert_string_equal(p, "4001");
+    assert_int_equal(addr_split("[::1]:4002", h, sizeof h, p, sizeof p), 0);
+    assert_string_equal(h, "::1");
+    assert_int_equal(addr_split(":4001", h, sizeof h, p, sizeof p), 0);
+    assert_string_equal(h, "");
+    assert_int_equal(addr_split("localhost", h, sizeof h, p, sizeof p), -1);
+    assert_int_equal(addr_split("localhost:", h, sizeof h, p, sizeof p), -1);
+    assert_int_equal(addr_split("h:4001", h, 1, p, sizeof p), -1);
+    assert_int_equal(addr_port("a:0"), 0);
+    assert_int_equal(addr_port("a:65535"), 65535);
+    assert_int_equal(addr_port("a:65536"), -1);
+    assert_int_equal(addr_port("a:4x"), -1);
+    assert_int_equal(addr_port("a:-1"), -1);
+    assert_int_equal(addr_port("a:123456"), -1);
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    char *err = NULL;
+    assert_int_equal(addr_resolve("localhost:4001", true, &ss, &len, &err), 0);
+    assert_int_equal(ss.ss_family, AF_INET); /* Go's choice for localhost */
+    assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 4001);
+    assert_int_equal(addr_resolve("nohostport", true, &ss, &len, &err), -1);
+    assert_string_equal(err, "invalid address nohostport");
+    free(err);
+    char out[64];
+    addr_numeric_ipv4("localhost:4002", out, sizeof out);
+    assert_string_equal(out, "127.0.0.1:4002");
+    addr_numeric_ipv4("10.1.2.3:4002", out, sizeof out);
+    assert_string_equal(out, "10.1.2.3:4002");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_basics),
         cmocka_unit_test(test_json_str),
         cmocka_unit_test(test_json_numbers),
         cmocka_unit_test(test_json_base64),
+        cmocka_unit_test(test_addr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
