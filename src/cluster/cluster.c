@@ -401,6 +401,91 @@ static int readFull(imageFetch *f, int fd, void *dst, size_t n, char **err)
     return 0;
 }
 
+/* The sender's headers until the image's own: progress while it copies,
+ * then the size (0) or an error (-1, *err). */
+static int awaitImage(imageFetch *f, int sock, uint64_t *size, char **err)
+{
+    unsigned char h[CLUSTER_IMAGE_HEADER];
+    for (;;) {
+        if (readFull(f, sock, h, sizeof h, err) != 0)
+            return -1;
+        if (memcmp(h, CLUSTER_IMAGE_COPYING, 8) == 0) {
+            f->done = (long long)getLe64(h + 8);
+            f->total = (long long)getLe64(h + 16);
+            continue;
+        }
+        if (memcmp(h, CLUSTER_IMAGE_ERROR, 8) == 0) {
+            uint64_t n = getLe64(h + 8);
+            char text[CLUSTER_IMAGE_MAX_ERROR + 1];
+            if (n > CLUSTER_IMAGE_MAX_ERROR) {
+                *err = rq_sprintf("%s failed to copy its database", f->addr);
+                return -1;
+            }
+            if (readFull(f, sock, text, (size_t)n, err) != 0)
+                return -1;
+            text[n] = '\0';
+            *err = rq_sprintf("%s failed to copy its database: %s", f->addr, text);
+            return -1;
+        }
+        if (memcmp(h, CLUSTER_IMAGE_OK, 8) != 0) {
+            *err = rq_sprintf("%s sent no database image (not an rqlite node of this build?)", f->addr);
+            return -1;
+        }
+        *size = getLe64(h + 8);
+        return 0;
+    }
+}
+
+/* Write all n bytes of p to fd. */
+static int writeAll(int fd, const char *p, size_t n)
+{
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(fd, p + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
+/* The image's size bytes from sock into file through one buffer, so that
+ * memory does not grow with the database; tick() reports and gives up. */
+static int receiveImage(imageFetch *f, int sock, int file, const char *path, uint64_t size, char **err)
+{
+    char *chunk = malloc(CHUNK);
+    if (chunk == NULL) {
+        *err = strdup("out of memory");
+        return -1;
+    }
+    int rc = 0;
+    while (rc == 0 && (uint64_t)f->done < size) {
+        size_t want = size - (uint64_t)f->done < CHUNK ? (size_t)(size - (uint64_t)f->done) : CHUNK;
+        ssize_t r = recv(sock, chunk, want, 0);
+        if (r == 0) {
+            *err = rq_sprintf("transfer from %s truncated: %lld of %llu bytes", f->addr, f->done,
+                              (unsigned long long)size);
+            rc = -1;
+        } else if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+            *err = rq_sprintf("reading from %s: %s (after %lld of %llu bytes)", f->addr, strerror(errno), f->done,
+                              (unsigned long long)size);
+            rc = -1;
+        } else if (r > 0 && writeAll(file, chunk, (size_t)r) != 0) {
+            *err = rq_sprintf("writing %s: %s", path, strerror(errno));
+            rc = -1;
+        } else {
+            if (r > 0) {
+                f->done += r;
+                f->last_byte_ms = rq_now_ms();
+            }
+            rc = tick(f, err);
+        }
+    }
+    free(chunk);
+    return rc;
+}
+
 int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_progress_fn progress,
                         void *arg, long long *bytes, char **err)
 {
@@ -413,97 +498,27 @@ int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_p
     /* Short receive timeouts: tick() runs at least once a second. */
     struct timeval tv = {1, 0};
     setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    int file = -1;
-    int rc = -1;
-    char *chunk = NULL; /* the only buffer: memory does not grow with the size */
+    int file = -1, rc = -1;
+    uint64_t size = 0;
     if (send(sock, CLUSTER_IMAGE_MAGIC, 8, MSG_NOSIGNAL) != 8) {
         *err = rq_sprintf("writing to %s: %s", raft_addr, strerror(errno));
-        goto out;
-    }
-    unsigned char h[CLUSTER_IMAGE_HEADER];
-    uint64_t size;
-    for (;;) {
-        if (readFull(&f, sock, h, sizeof h, err) != 0)
-            goto out;
-        if (memcmp(h, CLUSTER_IMAGE_COPYING, 8) == 0) {
-            f.done = (long long)getLe64(h + 8);
-            f.total = (long long)getLe64(h + 16);
-            continue;
-        }
-        if (memcmp(h, CLUSTER_IMAGE_ERROR, 8) == 0) {
-            uint64_t n = getLe64(h + 8);
-            char text[CLUSTER_IMAGE_MAX_ERROR + 1];
-            if (n > CLUSTER_IMAGE_MAX_ERROR) {
-                *err = rq_sprintf("%s failed to copy its database", raft_addr);
-                goto out;
-            }
-            if (readFull(&f, sock, text, (size_t)n, err) != 0)
-                goto out;
-            text[n] = '\0';
-            *err = rq_sprintf("%s failed to copy its database: %s", raft_addr, text);
-            goto out;
-        }
-        if (memcmp(h, CLUSTER_IMAGE_OK, 8) != 0) {
-            *err = rq_sprintf("%s sent no database image (not an rqlite node of this build?)", raft_addr);
-            goto out;
-        }
-        size = getLe64(h + 8);
-        break;
-    }
-    file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (file < 0) {
-        *err = rq_sprintf("cannot create %s: %s", path, strerror(errno));
-        goto out;
-    }
-    f.copying = false;
-    f.done = 0;
-    f.total = (long long)size;
-    chunk = malloc(CHUNK);
-    if (chunk == NULL) {
-        *err = strdup("out of memory");
-        goto out;
-    }
-    while ((uint64_t)f.done < size) {
-        size_t want = CHUNK;
-        if (size - (uint64_t)f.done < want)
-            want = (size_t)(size - (uint64_t)f.done);
-        ssize_t r = recv(sock, chunk, want, 0);
-        if (r == 0) {
-            *err = rq_sprintf("transfer from %s truncated: %lld of %llu bytes", raft_addr, f.done,
-                              (unsigned long long)size);
-            goto out;
-        }
-        if (r < 0) {
-            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-                *err = rq_sprintf("reading from %s: %s (after %lld of %llu bytes)", raft_addr,
-                                  strerror(errno), f.done, (unsigned long long)size);
-                goto out;
-            }
+    } else if (awaitImage(&f, sock, &size, err) == 0) {
+        file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (file < 0) {
+            *err = rq_sprintf("cannot create %s: %s", path, strerror(errno));
         } else {
-            for (ssize_t off = 0; off < r;) {
-                ssize_t w = write(file, chunk + off, (size_t)(r - off));
-                if (w < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    *err = rq_sprintf("writing %s: %s", path, strerror(errno));
-                    goto out;
-                }
-                off += w;
-            }
-            f.done += r;
-            f.last_byte_ms = rq_now_ms();
+            f.copying = false;
+            f.done = 0;
+            f.total = (long long)size;
+            if (receiveImage(&f, sock, file, path, size, err) != 0)
+                ;
+            else if (fsync(file) != 0)
+                *err = rq_sprintf("fsync %s: %s", path, strerror(errno));
+            else
+                rc = 0;
         }
-        if (tick(&f, err) != 0)
-            goto out;
     }
-    if (fsync(file) != 0) {
-        *err = rq_sprintf("fsync %s: %s", path, strerror(errno));
-        goto out;
-    }
-    *bytes = f.done;
-    rc = 0;
-out:
-    free(chunk);
+    *bytes = rc == 0 ? f.done : 0;
     close(sock);
     if (file >= 0) {
         close(file);
