@@ -274,6 +274,7 @@ static void usage(FILE *out)
     }
 }
 
+/* Flags are matched whole: -raft-snap is not -raft-snap-int. */
 static const flag_def *findFlag(const char *name, size_t n)
 {
     for (size_t i = 0; i < N_FLAGS; i++)

@@ -49,6 +49,7 @@ static size_t writeToBuf(char *ptr, size_t size, size_t nmemb, void *userdata)
     return size * nmemb;
 }
 
+/* Keeps the Content-Type of a forwarded answer, to answer with the same. */
 static size_t headerCb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     cluster_response *r = userdata;
@@ -264,6 +265,7 @@ static int postJoin(const config *cfg, const char *base_url, bool reset, char **
     return ret;
 }
 
+/* A node must not join through itself: its own HTTP or Raft address. */
 static bool isOwnAddress(const config *cfg, const char *target)
 {
     const char *t = target;
@@ -342,6 +344,7 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
 #define IMAGE_STALL_MS 30000
 #define CHUNK (64 * 1024)
 
+/* The image transfer's headers are little-endian, like libraft's. */
 static uint64_t getLe64(const unsigned char *p)
 {
     uint64_t v = 0;

@@ -47,6 +47,7 @@ static void put64(unsigned char *p, uint64_t v)
         p[i] = (unsigned char)v;
 }
 
+/* Lengths and integers in the entry are little-endian, whatever the host. */
 static uint64_t get64(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -190,6 +191,7 @@ void cmd_add_real(cmd_batch *b, const char *name, double v)
     buf_append(&b->payload, tmp, 8);
 }
 
+/* TEXT and BLOB share their layout: tag, name, length, bytes. */
 static void addBytes(cmd_batch *b, int type, const char *name, const void *p, size_t n)
 {
     paramHead(b, type, name);

@@ -32,6 +32,7 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 /* The frozen clock, per thread: only the Raft thread uses the VFS. */
 static __thread sqlite3_int64 frozen_jms;
 
+/* SQLite's 'now': the entry's frozen clock on the Raft thread, else real time. */
 static int detCurrentTimeInt64(sqlite3_vfs *v, sqlite3_int64 *out)
 {
     if (frozen_jms) {
@@ -41,6 +42,7 @@ static int detCurrentTimeInt64(sqlite3_vfs *v, sqlite3_int64 *out)
     return baseVfs->xCurrentTimeInt64(baseVfs, out);
 }
 
+/* The older, floating-point clock method, for SQLite code that still calls it. */
 static int detCurrentTime(sqlite3_vfs *v, double *out)
 {
     sqlite3_int64 t;

@@ -164,6 +164,7 @@ static int cmpCol(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
+/* ?timings: the statement's time in seconds, as rqlite writes it. */
 static void putTime_(buf *b, unsigned flags, double t0)
 {
     if (flags & DB_TIMINGS) {

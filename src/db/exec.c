@@ -170,6 +170,7 @@ typedef struct runCtx {
     size_t max_result; /* bytes of one statement's rows, 0: any */
 } runCtx;
 
+/* Empty statements ("", ";") produce no result, as in rqlite. */
 static bool blankSql(const char *s)
 {
     for (; *s; s++)
@@ -178,6 +179,7 @@ static bool blankSql(const char *s)
     return true;
 }
 
+/* Results are written in place: a statement's partial output is cut back. */
 static void truncateTo(buf *out, size_t n)
 {
     if (out) {

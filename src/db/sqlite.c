@@ -134,6 +134,7 @@ static int writeIndex(sqlite3 *c, uint64_t index)
     return dbExecSimple(c, sql, NULL);
 }
 
+/* A database replaced or recovered must not meet an old WAL or shm. */
 static void unlinkSidecars(const char *path)
 {
     char p[4200];
@@ -143,6 +144,7 @@ static void unlinkSidecars(const char *path)
     unlink(p);
 }
 
+/* Process-wide SQLite settings, once, before SQLite initialises itself. */
 static void sqliteGlobalConfig(void)
 {
     /* Memory statistics put a global mutex around every SQLite allocation;

@@ -206,6 +206,7 @@ static void changeCb(struct raft_change *req, int status)
     opFromStatus(o, status, STORE_NOT_LEADER, "not leader", "");
 }
 
+/* A stepdown's op ends when libraft gives up or hands over leadership. */
 static void transferCb(struct raft_transfer *req)
 {
     op *o = req->data;

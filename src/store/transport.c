@@ -731,6 +731,7 @@ static void probeContactCheck(uv_check_t *check)
         uv_stop(check->loop);
 }
 
+/* Probe mode has no libraft above the transport: nothing to tell. */
 static void probeClosed(struct raft_uv_transport *outer) { (void)outer; }
 
 int transport_probe(const char *bind_addr, const char *meta_json,
