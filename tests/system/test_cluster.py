@@ -549,10 +549,29 @@ def test_user_snapshot(three):
     follower.stop()
     follower.start()
     poll(lambda: follower.count("us") == 30, what="rows after restart from the user snapshot")
-    # from the shell
+    # from the shell: a snapshot that takes in entries written since the last one
+    for i in range(5):
+        leader.execute([["INSERT INTO us VALUES (?)", 200 + i]])
+    before = leader.status()["store"]
+    last = before["raft"]["last_log_index"]
+    assert before["raft"]["last_snapshot_index"] < last
     out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot\n",
                          capture_output=True, text=True, timeout=30).stdout
-    assert "ERR!" not in out
+    assert "ERR!" not in out, out
+    after = leader.status()["store"]
+    assert after["num_snapshots"] == before["num_snapshots"] + 1, (before["num_snapshots"], after["num_snapshots"])
+    assert after["raft"]["last_snapshot_index"] >= last, (after["raft"], last)
+    # .snapshot N passes trailing_logs: the log keeps N entries after it
+    for i in range(5):
+        leader.execute([["INSERT INTO us VALUES (?)", 300 + i]])
+    out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot 2\n",
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "ERR!" not in out, out
+    raft = leader.status()["store"]["raft"]
+    assert raft["first_log_index"] == raft["last_snapshot_index"] - 1, raft
+    out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot x\n",
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "ERR! server responded with 400 Bad Request" in out, out
 
 
 def test_forwarded_write_applied_at_most_once(cluster):
