@@ -115,13 +115,19 @@ def test_no_leader_is_503(cluster):
     n2 = cluster.node(2).start(join=n1.url).wait_ready()
     wait_members(n1, 2)
     n1.kill()
-    # n2 alone cannot elect itself; writes and weak reads answer 503
+    # n2 alone cannot elect itself; writes and reads that need the leader answer 503
     def no_leader():
         r = requests.post(n2.url + "/db/execute", json=["CREATE TABLE z (id INT)"], timeout=15)
         return r.status_code == 503 and "leader not found" in r.text
     poll(no_leader, what="503 without a leader")
-    r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": "none"})
-    assert r.status_code == 200
+    for level in ("weak", "strong", "linearizable", "auto"):
+        r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": level}, timeout=15)
+        assert r.status_code == 503 and "leader not found" in r.text, (level, r.status_code, r.text)
+    r = requests.post(n2.url + "/db/request", json=["SELECT 1"], timeout=15)
+    assert r.status_code == 503 and "leader not found" in r.text, (r.status_code, r.text)
+    # a read at level none is the node's own: still answered
+    r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": "none"}, timeout=15)
+    assert r.status_code == 200 and r.json()["results"][0]["values"] == [[1]], r.text
     assert harness.Node.ready(n2) is False
 
 
