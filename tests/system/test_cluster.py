@@ -210,7 +210,8 @@ def test_older_transferred_database_is_not_installed(cluster, tmp_path):
 
 def test_nondeterministic_sql_replicates_identically(three):
     """RANDOM(), RANDOMBLOB(), 'now' and CURRENT_TIMESTAMP: every replica stores the
-    same values, and a restarted node rebuilds the same ones from the log."""
+    same values, and a restarted node still has them (it reopens its own
+    file, which records the Raft index it holds: no entry is applied again)."""
     cluster, nodes = three
     leader = leader_of(nodes)
     follower = [n for n in nodes if n is not leader][0]
@@ -276,7 +277,8 @@ def test_backup_and_load_replicated(three, tmp_path):
     assert r.status_code == 200 and "error" not in r.json()["results"][0]
     for n in nodes:
         poll(lambda: n.count("bk") == 2 and n.count("other") == 100, what="loaded dump on %s" % n.id)
-    # a restarted node rebuilds the same state from snapshot + log
+    # a restarted node comes back with the same state: its own file, which
+    # records the Raft index it holds (no entry is applied again)
     follower.stop()
     follower.start()
     poll(lambda: follower.count("bk") == 2 and follower.count("other") == 100, what="state after restart")
