@@ -72,6 +72,28 @@ RSS_GROWTH_MB = 48       # resident memory it may gain after its first checkpoin
 SNAP_ENTRIES = 256       # -raft-snap: frequent snapshots, so wiped nodes restore from one
 HOSTILE_STEPS = "20000000"  # -db-max-write-steps with the hostile client: a runaway write ends in about a second
 CRASH_MARKS = ("fatal signal", "stopping now")  # a crash (backtrace), a node stopping itself
+# Each kind of client operation the run claims, and the least it must have
+# done: a rate per second the clients ran, well under what a run does on a
+# loaded machine (see the totals it prints), with a floor. A client that
+# silently did nothing, or almost, fails the run.
+ACTIVITY = {
+    "insert": 2.0,
+    "register write": 1.0,
+    "register read": 1.0,
+    "bank transfer": 0.3,
+    "bank transfer (transaction)": 0.3,
+    "bank transfer that moved money": 0.3,
+    "bank invariant read": 0.5,
+    "weak read": 2.0,
+    "clock write": 1.0,
+    "freshness read": 0.5,
+    "queued write accepted": 2.0,
+    "queued write applied": 1.0,
+}
+PROCESS_FAULTS = ["kill", "pause", "wipe", "wipe_nojoin", "kill_leader"]
+NET_FAULTS = ["isolate", "isolate_leader", "oneway", "split"]
+HOSTILE_ACTIVITY = 0.3   # answered hostile requests per second, of --hostile-rate (2) at most
+ACTIVITY_FLOOR = 10
 
 
 class Violation(Exception):
@@ -190,6 +212,8 @@ class Chaos:
         self.samples = {}      # (node id, pid) -> [(t, fds, rss MB)] at checkpoints
         self.hostile_sent = 0
         self.hostile_status = {}   # HTTP status (or "no answer") -> count
+        self.done = {}         # operation kind -> how many succeeded (see ACTIVITY)
+        self.clients_s = 0.0   # seconds the clients ran
         self.t0 = time.monotonic()
 
     # ---- cluster ------------------------------------------------------
@@ -203,7 +227,11 @@ class Chaos:
                 self.net = net
             except OSError as e:
                 net.teardown()
-                self.log("network faults skipped: cannot create namespaces (%s)" % e)
+                # Asked for (the default) but impossible: a run without them
+                # would pass having tested less than it says.
+                self.violation("network faults were asked for but cannot be made: cannot create network "
+                               "namespaces (%s); run as root, or with --no-net to do without them" % e)
+                raise Violation()
         for i in range(1, self.args.nodes + 1):
             n = NsNode(path, i, self.net) if self.net else harness.Node(path, i)
             n.extra += ["-raft-snap", str(SNAP_ENTRIES)]
@@ -238,6 +266,10 @@ class Chaos:
 
     def log(self, msg):
         print("[chaos %6.1fs] %s" % (time.monotonic() - self.t0, msg), flush=True)
+
+    def tally(self, kind):
+        with self.lock:
+            self.done[kind] = self.done.get(kind, 0) + 1
 
     def violation(self, msg):
         with self.lock:
@@ -311,6 +343,7 @@ class Chaos:
                     with self.lock:
                         self.acked.add((c, n))
                         self.ins_index[(c, n)] = r.json().get("raft_index")
+                    self.tally("insert")
             except (requests.RequestException, ValueError):
                 pass
 
@@ -329,6 +362,7 @@ class Chaos:
                     res = self.first_result(r)
                     if res is not None and "error" not in res:
                         op["ret"], op["ok"] = time.monotonic(), True
+                        self.tally("register write")
                     elif r.status_code in (400,):
                         op = None  # refused outright: never happened
                 except (requests.ConnectionError,) as e:
@@ -356,6 +390,7 @@ class Chaos:
                           "level": level, "node": node.id}
                     with self.lock:
                         self.reg_ops[k].append(op)
+                    self.tally("register read")
                 except (requests.RequestException, ValueError, KeyError, IndexError):
                     pass
 
@@ -369,13 +404,20 @@ class Chaos:
                     stmt = [["UPDATE bank SET bal = bal + CASE acct WHEN ? THEN ? ELSE -? END "
                              "WHERE acct IN (?, ?) AND (SELECT bal FROM bank WHERE acct = ?) >= ?",
                              b, amt, amt, a, b, a, amt]]
-                    self.post(node, "/db/execute", stmt)
+                    r = self.post(node, "/db/execute", stmt)
+                    kind = "bank transfer"
                 else:
                     # two statements in one transaction: the credit happens
                     # only if the debit did (changes() of the statement before)
-                    self.post(node, "/db/execute?transaction", [
+                    r = self.post(node, "/db/execute?transaction", [
                         ["UPDATE bank SET bal = bal - ? WHERE acct = ? AND bal >= ?", amt, a, amt],
                         ["UPDATE bank SET bal = bal + ? WHERE acct = ? AND changes() = 1", amt, b]])
+                    kind = "bank transfer (transaction)"
+                res = self.first_result(r)
+                if res is not None and "error" not in res:
+                    self.tally(kind)
+                    if res.get("rows_affected"):
+                        self.tally("bank transfer that moved money")
             except (requests.RequestException, ValueError):
                 pass
             # invariant read on some node, at level none: every applied state must satisfy it
@@ -390,6 +432,7 @@ class Chaos:
                     if vals:
                         total, low, count = vals[0]
                         self.bank_reads += 1
+                        self.tally("bank invariant read")
                         if total != ACCOUNTS * START_BALANCE or low < 0 or count != ACCOUNTS:
                             self.violation("bank invariant broken on node %s: sum=%s min=%s count=%s"
                                            % (node.id, total, low, count))
@@ -415,6 +458,7 @@ class Chaos:
                         self.violation("weak read went backwards on node %s: %d after %d"
                                        % (who[0].id, count, prev))
                     self.weak_seen[key] = max(prev, count)
+                self.tally("weak read")
             except (requests.RequestException, ValueError, KeyError, IndexError):
                 pass
             time.sleep(0.01)
@@ -440,6 +484,7 @@ class Chaos:
                     if r.status_code == 200 and not r.json().get("error"):
                         with self.lock:
                             self.queued.append(((node.id, node.proc.pid), c, n))
+                        self.tally("queued write accepted")
                 except (requests.RequestException, ValueError):
                     node = None
             finally:
@@ -459,6 +504,7 @@ class Chaos:
                 if res is not None and "error" not in res:
                     with self.lock:
                         self.clock_acks.append((time.monotonic(), v))
+                    self.tally("clock write")
             except (requests.RequestException, ValueError):
                 pass
             time.sleep(0.02)
@@ -473,6 +519,8 @@ class Chaos:
                 r = requests.get(node.url + "/db/query", params={
                     "q": "SELECT v FROM clock WHERE k = 0", "level": "none",
                     "freshness": "%dms" % int(FRESHNESS_S * 1000), "freshness_strict": "true"}, timeout=5)
+                if r.status_code == 200 and r.json().get("error") == "stale read":
+                    self.tally("freshness read refused as stale")
                 res = self.first_result(r)
                 if res is None or "error" in res:
                     continue
@@ -480,6 +528,7 @@ class Chaos:
             except (requests.RequestException, ValueError, KeyError, IndexError):
                 continue
             self.fresh_reads += 1
+            self.tally("freshness read")
             limit = call - FRESHNESS_S - FRESHNESS_SLACK_S
             with self.lock:
                 older = [v for t, v in self.clock_acks if t <= limit]
@@ -515,6 +564,8 @@ class Chaos:
                 self.hostile_sent += 1
                 key = a.status if a.status is not None else "no answer"
                 self.hostile_status[key] = self.hostile_status.get(key, 0) + 1
+            if a.status is not None:
+                self.tally("hostile request answered")
             next_t += period  # pacing, not synchronisation
             if next_t > time.monotonic():
                 self.stop.wait(next_t - time.monotonic())
@@ -569,11 +620,11 @@ class Chaos:
     def inject(self):
         rng = self.rng
         up = [n for n in self.nodes if n.id not in self.down and n.id not in self.paused]
-        kinds = ["kill", "pause", "wipe", "wipe_nojoin", "kill_leader"]
+        kinds = list(PROCESS_FAULTS)
         if self.net:
-            kinds += ["isolate", "isolate_leader", "oneway", "split"]
+            kinds += NET_FAULTS
         if self.args.kinds:
-            kinds = [k for k in kinds if k in self.args.kinds.split(",")] or kinds
+            kinds = [k for k in kinds if k in self.args.kinds.split(",")]
         kind = rng.choice(kinds)
         if len(self.down) + len(self.paused) + len(self.isolated) >= self.max_down() or \
                 (kind in ("split",) and (self.down or self.paused or self.isolated)):
@@ -843,7 +894,41 @@ class Chaos:
                          " ".join("%.0f" % x[2] for x in smp), grew))
 
     # ---- run and check ------------------------------------------------
+    def check_kinds(self):
+        """--kinds may only name faults this run can inject."""
+        if not self.args.kinds:
+            return
+        for k in self.args.kinds.split(","):
+            if k in NET_FAULTS and self.args.no_net:
+                self.violation("--kinds %s needs network faults, which --no-net turns off" % k)
+            elif k not in PROCESS_FAULTS + NET_FAULTS:
+                self.violation("--kinds: no fault named %r (known: %s)" % (k, ", ".join(PROCESS_FAULTS + NET_FAULTS)))
+        if self.violations:
+            raise Violation()
+
+    def check_activity(self, applied_queued):
+        """Every kind of operation the run claims happened, at least so often."""
+        done = dict(self.done, **{"queued write applied": applied_queued})
+        secs = self.clients_s
+        want = dict(ACTIVITY)
+        if self.args.hostile:
+            want["hostile request answered"] = min(HOSTILE_ACTIVITY, self.args.hostile_rate / 2)
+        for kind, rate in sorted(want.items()):
+            need = max(ACTIVITY_FLOOR, int(rate * secs))
+            if done.get(kind, 0) < need:
+                self.violation("too little activity: %d %s over the %.0f s the clients ran (at least %d "
+                               "expected); a client failed or did (almost) nothing" % (
+                                   done.get(kind, 0), kind, secs, need))
+        self.log("operations over %.0f s: %s" % (secs, ", ".join(
+            "%s %d" % (k, v) for k, v in sorted(done.items()))))
+        real = [d for _, d in self.faults if d != "heal"]
+        net_kinds = ("isolate", "drop everything", "partition")
+        net_asked = not self.args.kinds or any(k in NET_FAULTS for k in self.args.kinds.split(","))
+        if self.net and net_asked and len(real) >= 12 and not any(d.startswith(net_kinds) for d in real):
+            self.violation("network faults were asked for, but none of the %d faults was one" % len(real))
+
     def run(self):
+        self.check_kinds()
         self.start()
         self.log("cluster of %d nodes up, seed %d" % (self.args.nodes, self.args.seed))
         threads = [threading.Thread(target=self.inserter, args=(c,), name="ins%d" % c) for c in range(3)]
@@ -857,6 +942,7 @@ class Chaos:
                     threading.Thread(target=self.monitor, name="monitor")]
         if self.args.hostile:
             threads.append(threading.Thread(target=self.hostile_client, name="hostile"))
+        clients_t0 = time.monotonic()
         for t in threads:
             t.start()
         deadline = time.monotonic() + self.args.duration
@@ -876,8 +962,12 @@ class Chaos:
             self.heal()
             time.sleep(1.0)  # let clients write against the healed cluster (not a synchronisation)
             self.stop.set()
+            self.clients_s = time.monotonic() - clients_t0
             for t in threads:
                 t.join(30)
+            for t in threads:
+                if t.is_alive():
+                    self.violation("client thread %s still running 30 s after the stop" % t.name)
         self.log("%d faults injected; checking" % len([f for f in self.faults if f[1] != "heal"]))
         self.check()
 
@@ -944,6 +1034,7 @@ class Chaos:
                     self.violation("queued writes accepted by node %s in the order %r then %r were applied "
                                    "the other way round" % (who[0][0], a[1:], b[1:]))
                     break
+        self.check_activity(len(want["qw"]))
         bal = [b for _, b in want["bank"]]
         if sum(bal) != ACCOUNTS * START_BALANCE or min(bal) < 0:
             self.violation("bank final state wrong: %r" % want["bank"])

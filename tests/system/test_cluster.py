@@ -115,13 +115,19 @@ def test_no_leader_is_503(cluster):
     n2 = cluster.node(2).start(join=n1.url).wait_ready()
     wait_members(n1, 2)
     n1.kill()
-    # n2 alone cannot elect itself; writes and weak reads answer 503
+    # n2 alone cannot elect itself; writes and reads that need the leader answer 503
     def no_leader():
         r = requests.post(n2.url + "/db/execute", json=["CREATE TABLE z (id INT)"], timeout=15)
         return r.status_code == 503 and "leader not found" in r.text
     poll(no_leader, what="503 without a leader")
-    r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": "none"})
-    assert r.status_code == 200
+    for level in ("weak", "strong", "linearizable", "auto"):
+        r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": level}, timeout=15)
+        assert r.status_code == 503 and "leader not found" in r.text, (level, r.status_code, r.text)
+    r = requests.post(n2.url + "/db/request", json=["SELECT 1"], timeout=15)
+    assert r.status_code == 503 and "leader not found" in r.text, (r.status_code, r.text)
+    # a read at level none is the node's own: still answered
+    r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": "none"}, timeout=15)
+    assert r.status_code == 200 and r.json()["results"][0]["values"] == [[1]], r.text
     assert harness.Node.ready(n2) is False
 
 
@@ -204,7 +210,8 @@ def test_older_transferred_database_is_not_installed(cluster, tmp_path):
 
 def test_nondeterministic_sql_replicates_identically(three):
     """RANDOM(), RANDOMBLOB(), 'now' and CURRENT_TIMESTAMP: every replica stores the
-    same values, and a restarted node rebuilds the same ones from the log."""
+    same values, and a restarted node still has them (it reopens its own
+    file, which records the Raft index it holds: no entry is applied again)."""
     cluster, nodes = three
     leader = leader_of(nodes)
     follower = [n for n in nodes if n is not leader][0]
@@ -270,7 +277,8 @@ def test_backup_and_load_replicated(three, tmp_path):
     assert r.status_code == 200 and "error" not in r.json()["results"][0]
     for n in nodes:
         poll(lambda: n.count("bk") == 2 and n.count("other") == 100, what="loaded dump on %s" % n.id)
-    # a restarted node rebuilds the same state from snapshot + log
+    # a restarted node comes back with the same state: its own file, which
+    # records the Raft index it holds (no entry is applied again)
     follower.stop()
     follower.start()
     poll(lambda: follower.count("bk") == 2 and follower.count("other") == 100, what="state after restart")
@@ -338,6 +346,57 @@ def test_freshness_on_followers(cluster):
     assert r.status_code == 400 and r.text == "freshness_strict requires freshness\n"
 
 
+def slow_followers(cluster, extra=()):
+    """Node 1 with the harness's fast timers (it bootstraps the cluster, and
+    would wait 1.5 election timeouts for an existing one first), nodes 2 and
+    3 with a 20 s election timeout: they keep a stopped leader as theirs, and
+    as leaders keep leading without a majority, for 20 s at least."""
+    n1 = cluster.node(1, list(extra)).start().wait_ready()
+    others = [cluster.node(i, ["-raft-election-timeout", "20s"] + list(extra)).start(join=n1.url)
+              for i in (2, 3)]
+    for n in others:
+        n.wait_ready()
+    wait_members(n1, 3)
+    return [n1] + others
+
+
+def test_follower_refuses_reads_older_than_freshness(cluster):
+    """A follower answers a level=none read with freshness=F only while its
+    last contact with the leader is younger than F. The leader is stopped
+    (SIGSTOP) with an election timeout (20 s) far longer than F (1 s): the
+    follower still knows that leader, and it is the age alone that makes it
+    refuse ("stale read") about F after the stop."""
+    import signal
+    n1, n2, n3 = slow_followers(cluster)
+    leader = leader_of([n1, n2, n3])
+    assert leader is n1
+    follower = n2
+    leader.execute(["CREATE TABLE age (x)", "INSERT INTO age VALUES (1)"])
+    poll(lambda: follower.count("age") == 1, what="replicated row")
+    q = {"q": "SELECT x FROM age", "level": "none"}
+
+    def read(freshness):
+        return requests.get(follower.url + "/db/query", params=dict(q, freshness=freshness), timeout=10).json()
+    assert read("1s")["results"][0]["values"] == [[1]]
+    leader.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        poll(lambda: read("1s") == {"results": [], "error": "stale read"}, timeout=10,
+             what="stale read on a follower whose leader is stopped")
+        waited = time.monotonic() - t0
+        print("freshness=1s read refused %.2fs after the leader stopped" % waited)
+        st = follower.status()["store"]
+        # Refused while the follower still had its leader: because of the age.
+        assert st["raft"]["state"] == "Follower" and st["leader"]["node_id"] == leader.id, st["leader"]
+        assert waited > 0.5, waited   # not before the data was about F old
+        # a freshness longer than the age is still answered, and so is a read without one
+        assert read("1h")["results"][0]["values"] == [[1]]
+        assert requests.get(follower.url + "/db/query", params=q, timeout=10).json()["results"][0]["values"] == [[1]]
+    finally:
+        leader.signal(signal.SIGCONT)
+    poll(lambda: read("1s")["results"][0]["values"] == [[1]], what="fresh reads again once the leader is back")
+
+
 def test_non_voter_read_replica(three):
     cluster, nodes = three
     leader = leader_of(nodes)
@@ -349,13 +408,30 @@ def test_non_voter_read_replica(three):
     everyone = {n["id"]: n for n in n4.nodes()}
     assert everyone["4"]["voter"] is False and everyone["4"]["reachable"] is True
     assert n4.status()["store"]["raft"]["voter"] is False
-    # level=auto reads locally on a non-voter
-    r = requests.get(n4.url + "/db/query", params={"q": "SELECT x FROM nv", "level": "auto"}).json()
-    assert r["results"][0]["values"] == [[1]]
+    # level=auto reads locally on a non-voter (served by it, not the leader)...
+    auto = {"q": "SELECT x FROM nv", "level": "auto"}
+    r = requests.get(n4.url + "/db/query", params=auto, timeout=10)
+    assert r.json()["results"][0]["values"] == [[1]]
+    assert r.headers["X-RQLITE-SERVED-BY"] == n4.http_addr
+    # ...and is a weak read, served by the leader, on a voter
+    follower = next(n for n in nodes if n is not leader)
+    r = requests.get(follower.url + "/db/query", params=auto, timeout=10)
+    assert r.json()["results"][0]["values"] == [[1]]
+    assert r.headers["X-RQLITE-SERVED-BY"] == leader.raft_addr
     # writes through it are forwarded
     r = requests.post(n4.url + "/db/execute", json=["INSERT INTO nv VALUES (2)"]).json()
     assert r["results"][0]["rows_affected"] == 1
     assert leader.count("nv", level="strong") == 2
+    poll(lambda: n4.count("nv") == 2, what="the write on the read replica")
+    # with the leader stopped, the read replica still answers level=auto at once
+    import signal
+    leader.signal(signal.SIGSTOP)
+    try:
+        r = requests.get(n4.url + "/db/query", params=dict(auto, q="SELECT COUNT(*) FROM nv"), timeout=5)
+        assert r.json()["results"][0]["values"] == [[2]]
+        assert r.headers["X-RQLITE-SERVED-BY"] == n4.http_addr
+    finally:
+        leader.signal(signal.SIGCONT)
 
 
 def test_linearizable_reads_cost_no_log_write(three):
@@ -382,6 +458,43 @@ def test_linearizable_reads_cost_no_log_write(three):
     # strong reads do go through the log
     s.get(leader.url + "/db/query", params={"q": "SELECT 1", "level": "strong"}).raise_for_status()
     assert leader.status()["store"]["raft"]["last_log_index"] == before + 1
+
+
+def test_isolated_leader_refuses_linearizable_reads(cluster):
+    """A leader cut off from the others (both followers SIGSTOPped) goes on
+    believing it leads until an election timeout passes (20 s here). A
+    linearizable read must confirm that leadership with a majority first, so
+    on that leader it fails instead of answering from local data that a new
+    leader elsewhere could have made stale; level=none still answers."""
+    import signal
+    n1, n2, n3 = slow_followers(cluster, ["-raft-apply-timeout", "2s"])
+    r = requests.post(n1.url + "/leader", json={"id": n2.id}, timeout=30)
+    assert r.status_code == 200, r.text
+    poll(n2.is_leader, what="leadership moved to node 2 (20 s election timeout)")
+    leader, followers = n2, [n1, n3]
+    leader.execute(["CREATE TABLE iso (x)", "INSERT INTO iso VALUES (1)"])
+    lin = {"q": "SELECT x FROM iso", "level": "linearizable"}
+    r = requests.get(leader.url + "/db/query", params=lin, timeout=30)
+    assert r.status_code == 200 and r.json()["results"][0]["values"] == [[1]], r.text
+    for f in followers:
+        f.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = requests.get(leader.url + "/db/query", params=lin, timeout=30)
+        took = time.monotonic() - t0
+        print("linearizable read on the isolated leader: %d %s after %.1fs" % (r.status_code, r.text.strip(), took))
+        assert "values" not in r.text, (r.status_code, r.text)
+        assert r.status_code == 503 or r.json().get("error"), (r.status_code, r.text)
+        # refused while it still took itself for the leader (not after stepping down)
+        assert leader.is_leader(), "the isolated leader stepped down after %.1fs" % took
+        r = requests.get(leader.url + "/db/query", params=dict(lin, level="none"), timeout=10)
+        assert r.status_code == 200 and r.json()["results"][0]["values"] == [[1]], r.text
+    finally:
+        for f in followers:
+            f.signal(signal.SIGCONT)
+    # with a majority back, linearizable reads are answered again
+    poll(lambda: requests.get(leader.url + "/db/query", params=lin, timeout=30).json()["results"][0]
+         .get("values") == [[1]], what="a linearizable read once the followers are back")
 
 
 def test_leader_stepdown_remove_and_readyz_sync(three):
@@ -444,10 +557,29 @@ def test_user_snapshot(three):
     follower.stop()
     follower.start()
     poll(lambda: follower.count("us") == 30, what="rows after restart from the user snapshot")
-    # from the shell
+    # from the shell: a snapshot that takes in entries written since the last one
+    for i in range(5):
+        leader.execute([["INSERT INTO us VALUES (?)", 200 + i]])
+    before = leader.status()["store"]
+    last = before["raft"]["last_log_index"]
+    assert before["raft"]["last_snapshot_index"] < last
     out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot\n",
                          capture_output=True, text=True, timeout=30).stdout
-    assert "ERR!" not in out
+    assert "ERR!" not in out, out
+    after = leader.status()["store"]
+    assert after["num_snapshots"] == before["num_snapshots"] + 1, (before["num_snapshots"], after["num_snapshots"])
+    assert after["raft"]["last_snapshot_index"] >= last, (after["raft"], last)
+    # .snapshot N passes trailing_logs: the log keeps N entries after it
+    for i in range(5):
+        leader.execute([["INSERT INTO us VALUES (?)", 300 + i]])
+    out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot 2\n",
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "ERR!" not in out, out
+    raft = leader.status()["store"]["raft"]
+    assert raft["first_log_index"] == raft["last_snapshot_index"] - 1, raft
+    out = subprocess.run([harness.RQLITE, "-p", str(leader.http_port)], input=".snapshot x\n",
+                         capture_output=True, text=True, timeout=30).stdout
+    assert "ERR! server responded with 400 Bad Request" in out, out
 
 
 def test_forwarded_write_applied_at_most_once(cluster):
