@@ -34,12 +34,6 @@ typedef struct http_resp {
     char version[64];
 } http_resp;
 
-static size_t onBody(char *p, size_t size, size_t n, void *ud)
-{
-    buf_append(ud, p, size * n);
-    return size * n;
-}
-
 static size_t onHeader(char *p, size_t size, size_t n, void *ud)
 {
     http_resp *r = ud;
@@ -79,7 +73,7 @@ static int request(shell *sh, const char *method, const char *path, const char *
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url.data);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, onBody);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, onHeader);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);

@@ -42,13 +42,6 @@ static void curlGlobalInit(void)
     pthread_key_create(&curl_key, curlKeyFree);
 }
 
-
-static size_t writeToBuf(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    buf_append((buf *)userdata, ptr, size * nmemb);
-    return size * nmemb;
-}
-
 /* Keeps the Content-Type of a forwarded answer, to answer with the same. */
 static size_t headerCb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -105,7 +98,7 @@ int cluster_forward(const char *method, const char *url, const char *body,
     curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 30000));
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, writeToBuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, headerCb);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
@@ -243,7 +236,7 @@ static int postJoin(const config *cfg, const char *base_url, bool reset, char **
     curl_easy_setopt(c, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, writeToBuf);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
     CURLcode rc = curl_easy_perform(c);
     long status = 0;

@@ -29,7 +29,7 @@
 
 /* First 8 bytes a node sends on the Raft port to ask for a consistent copy
  * of the node's SQLite file, Raft index included (a follower catching up
- * from a snapshot, store.c). Node-to-node traffic only: the HTTP API does
+ * from a snapshot, store/fetch.c). Node-to-node traffic only: the HTTP API does
  * not serve it. The node answers with 24-byte headers, each an 8-byte tag
  * and two 64-bit little-endian numbers a, b:
  *   "RQIMGCP\n" done total  still copying (about once a second meanwhile, so

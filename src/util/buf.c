@@ -45,6 +45,11 @@ void buf_append(buf *b, const void *p, size_t n) {
     b->data[b->len] = '\0';
 }
 
+size_t buf_write_cb(char *p, size_t size, size_t n, void *ud) {
+    buf_append(ud, p, size * n);
+    return size * n;
+}
+
 void buf_puts(buf *b, const char *s) { buf_append(b, s, strlen(s)); }
 
 void buf_putc(buf *b, char c) {

@@ -27,6 +27,9 @@ void buf_reset(buf *b);                       /* len = 0, keeps memory */
 void buf_reserve(buf *b, size_t extra);
 void buf_append(buf *b, const void *p, size_t n);
 void buf_puts(buf *b, const char *s);
+/* A write callback in the shape of libcurl's CURLOPT_WRITEFUNCTION (and
+ * fwrite's): appends size*n bytes to the buf ud, returns size*n. */
+size_t buf_write_cb(char *p, size_t size, size_t n, void *ud);
 void buf_putc(buf *b, char c);
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Hand the memory to the caller (free() it); b is left empty. */

@@ -1080,7 +1080,7 @@ class Chaos:
             report = harness.sanitizer_report(logs)
             if report:
                 self.violation("node %s logged a sanitizer report:\n%s" % (n.id, report))
-            # transfers a node refused because its own file was newer (store.c):
+            # transfers a node refused because its own file was newer (store/fetch.c):
             # each one would have lost entries before that guard
             refused += logs.count("is older than ours")
         self.log("transferred databases refused as older than the receiving node's file: %d" % refused)
