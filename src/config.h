@@ -66,9 +66,14 @@ typedef struct config {
     char *http_cert, *http_key, *http_ca_cert;
     bool http_verify_client;
     char *http_verify_common_name;
+    /* Node-to-node TLS: all traffic on the Raft port when node_cert is set. */
     char *node_cert, *node_key, *node_ca_cert;
     bool node_verify_client, node_no_verify;
     char *node_verify_common_name, *node_verify_server_name;
+    /* Built by main from the node_* flags once parsed (NULL: the Raft port
+     * is plaintext), for the store's transport and the cluster client;
+     * main owns it (tls_ctx_free, not config_free). */
+    struct tls_ctx *node_tls;
 } config;
 
 /* Parse argv into cfg (argv[0] is the program name). Returns 0 when the node
@@ -79,12 +84,15 @@ typedef struct config {
  * accepted and reported on stderr at start-up, never silently ignored.
  *
  * Security never fails open: a security flag this build does not implement
- * (-auth, -join-as, the -http-* and -node-* TLS flags) that asks for
- * security (a non-empty value, or true) makes it return 1 with exit code 1,
- * before anything binds a port or touches the data directory:
+ * (-auth, -join-as, the -http-* TLS flags) that asks for security (a
+ * non-empty value, or true) makes it return 1 with exit code 1, before
+ * anything binds a port or touches the data directory:
  *   fatal: cannot read -auth file PATH: REASON        (a file flag, checked first)
  *   fatal: -auth is not supported by this build yet: refusing to start without ...
- * An empty value or false (-auth "", -http-verify-client=false) is accepted. */
+ * An empty value or false (-auth "", -http-verify-client=false) is accepted.
+ * The -node-* files must be readable too; and since node TLS is on only
+ * with -node-cert and -node-key, any other -node-* TLS flag without them
+ * is refused (the node would run in plaintext while asked for more). */
 int config_parse(config *cfg, int argc, char **argv, int *exit_code);
 void config_free(config *cfg);
 

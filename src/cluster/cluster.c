@@ -8,6 +8,9 @@
  *
  * A follower catching up from a snapshot fetches the leader's database file
  * over the Raft port too (cluster_fetch_image, CLUSTER_IMAGE_MAGIC).
+ *
+ * With node TLS (cfg->node_tls), everything said on a Raft port is said
+ * inside a TLS session (raftDial), the server's certificate verified.
  */
 #include "cluster/cluster.h"
 
@@ -27,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tls/tls.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
@@ -185,18 +189,127 @@ static int dialRaftPort(const char *raft_addr, uint64_t timeout_ms, char **err)
     return fd;
 }
 
-char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms)
+/* A connection to a node's Raft port: the socket, and the TLS session
+ * over it when this node has -node-cert (then every node has). */
+typedef struct raftConn {
+    int fd;
+    tls_conn *tls;
+    int code;           /* the last failure's TLS_ERR_* (TLS only) */
+    char err[512];
+} raftConn;
+
+#define RECV_TIMEOUT (-2)
+
+/* Dial raft_addr and, with tls, make the handshake (the server's
+ * certificate verified for the host dialled, as tls_client says), all
+ * within timeout_ms. Returns 0, -1 (*err: no connection) or a TLS_ERR_*
+ * (*err). */
+static int raftDial(tls_ctx *tls, const char *raft_addr, uint64_t timeout_ms, raftConn *c, char **err)
 {
-    int fd = dialRaftPort(raft_addr, timeout_ms, NULL);
-    if (fd < 0)
+    memset(c, 0, sizeof *c);
+    int64_t t0 = rq_now_ms();
+    c->fd = dialRaftPort(raft_addr, timeout_ms, err);
+    if (c->fd < 0)
+        return -1;
+    if (tls == NULL)
+        return 0;
+    char host[256], port[32];
+    if (addr_split(raft_addr, host, sizeof host, port, sizeof port) != 0)
+        snprintf(host, sizeof host, "%s", raft_addr);
+    int64_t left = (int64_t)timeout_ms - (rq_now_ms() - t0);
+    char *why = NULL;
+    int rc = tls_client(tls, c->fd, host, left > 0 ? (int)left : 1, -1, &c->tls, &why);
+    if (rc != TLS_OK) {
+        *err = rq_sprintf("TLS with %s failed: %s", raft_addr, why ? why : "?");
+        free(why);
+        close(c->fd);
+        c->fd = -1;
+        return rc;
+    }
+    return 0;
+}
+
+/* > 0 bytes, 0 at the peer's end, RECV_TIMEOUT when nothing came within
+ * timeout_ms (plaintext: the socket's SO_RCVTIMEO applies), or -1 with
+ * c->err set. */
+static ssize_t raftRecv(raftConn *c, void *buf, size_t n, int timeout_ms)
+{
+    if (c->tls) {
+        ssize_t r = tls_recv(c->tls, buf, n, timeout_ms);
+        if (r >= 0)
+            return r;
+        if (r == TLS_ERR_TIMEOUT)
+            return RECV_TIMEOUT;
+        c->code = (int)r;
+        snprintf(c->err, sizeof c->err, "%s", tls_conn_error(c->tls));
+        return -1;
+    }
+    for (;;) {
+        ssize_t r = recv(c->fd, buf, n, 0);
+        if (r >= 0)
+            return r;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return RECV_TIMEOUT;
+        snprintf(c->err, sizeof c->err, "%s", strerror(errno));
+        return -1;
+    }
+}
+
+/* All n bytes; 0, or -1 with c->err set. */
+static int raftSend(raftConn *c, const void *buf, size_t n)
+{
+    if (c->tls) {
+        if (tls_send_all(c->tls, buf, n, 5000) == TLS_OK)
+            return 0;
+        snprintf(c->err, sizeof c->err, "%s", tls_conn_error(c->tls));
+        return -1;
+    }
+    if (send(c->fd, buf, n, MSG_NOSIGNAL) == (ssize_t)n)
+        return 0;
+    snprintf(c->err, sizeof c->err, "%s", strerror(errno));
+    return -1;
+}
+
+static void raftClose(raftConn *c)
+{
+    if (c->tls) {
+        tls_bye(c->tls);
+        tls_conn_free(c->tls);
+        c->tls = NULL;
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+char *cluster_api_url(tls_ctx *tls, const char *raft_addr, uint64_t timeout_ms, bool *refused, char **err)
+{
+    raftConn c;
+    char *why = NULL;
+    if (refused)
+        *refused = false;
+    int rc = raftDial(tls, raft_addr, timeout_ms, &c, &why);
+    if (rc != 0) {
+        if (refused)
+            *refused = rc == TLS_ERR_VERIFY;
+        if (err)
+            *err = why;
+        else
+            free(why);
         return NULL;
+    }
     char *api = NULL;
-    if (write(fd, CLUSTER_META_MAGIC, 8) != 8)
-        goto out;
     char reply[2048];
     size_t got = 0;
-    while (got < sizeof reply - 1) {
-        ssize_t n = read(fd, reply + got, sizeof reply - 1 - got);
+    int64_t deadline = rq_now_ms() + (int64_t)timeout_ms;
+    if (raftSend(&c, CLUSTER_META_MAGIC, 8) != 0)
+        goto out;
+    while (got < sizeof reply - 1 && rq_now_ms() < deadline) {
+        ssize_t n = raftRecv(&c, reply + got, sizeof reply - 1 - got, (int)(deadline - rq_now_ms()));
+        if (n == RECV_TIMEOUT)
+            continue;
         if (n <= 0)
             break;
         got += (size_t)n;
@@ -210,7 +323,17 @@ char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms)
         api = strdup(a);
     json_decref(j);
 out:
-    close(fd);
+    if (api == NULL && got == 0 && c.err[0]) {
+        /* TLS 1.3: a server refusing our certificate says so after our
+         * side of the handshake is over, on the first read. */
+        if (refused)
+            *refused = c.code == TLS_ERR_VERIFY;
+        if (err)
+            *err = rq_sprintf("%s: %s", raft_addr, c.err);
+    } else if (api == NULL && err) {
+        *err = rq_sprintf("%s gave no API address", raft_addr);
+    }
+    raftClose(&c);
     return api;
 }
 
@@ -273,8 +396,9 @@ static bool isOwnAddress(const config *cfg, const char *target)
            (strlen(cfg->raft_adv_addr) == n && strncmp(t, cfg->raft_adv_addr, n) == 0);
 }
 
-/* Turn a -join value into an API base URL to POST /join to. */
-static char *joinBaseUrl(const char *target)
+/* Turn a -join value into an API base URL to POST /join to, or NULL with
+ * *err when the target is a Raft port whose TLS refused us (or we it). */
+static char *joinBaseUrl(const config *cfg, const char *target, char **err)
 {
     if (strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0) {
         char *u = strdup(target);
@@ -284,10 +408,24 @@ static char *joinBaseUrl(const char *target)
         return u;
     }
     /* A bare host:port is a Raft address (v8+) when the node answers our meta
-     * probe there, else an HTTP API address (v6 accepted those too). */
-    char *api = cluster_api_url(target, 1000);
-    if (api)
+     * probe there, else an HTTP API address (v6 accepted those too). A
+     * certificate refused either way is final: that is a Raft port, and
+     * this node cannot be part of its cluster (rqlite's join fails too). */
+    bool refused = false;
+    char *why = NULL;
+    char *api = cluster_api_url(cfg->node_tls, target, 1000, &refused, &why);
+    if (api) {
+        free(why);
         return api;
+    }
+    if (refused) {
+        *err = why;
+        return NULL;
+    }
+    if (cfg->node_tls && why)
+        rq_log("cluster", "%s does not answer as a TLS Raft port (%s): trying it as an HTTP API address", target,
+               why);
+    free(why);
     return rq_sprintf("http://%s", target);
 }
 
@@ -305,11 +443,14 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
                 rq_log("cluster", "ignoring join address %s equal to this node's address", target);
                 continue;
             }
-            char *base = joinBaseUrl(target);
-            rq_log("cluster", "attempting to join %s (via %s) as node %s", target, base, cfg->node_id);
             char *why = NULL;
-            int rc = postJoin(cfg, base, reset, &why);
-            free(base);
+            char *base = joinBaseUrl(cfg, target, &why);
+            int rc = -1;
+            if (base) {
+                rq_log("cluster", "attempting to join %s (via %s) as node %s", target, base, cfg->node_id);
+                rc = postJoin(cfg, base, reset, &why);
+                free(base);
+            }
             if (rc == 0) {
                 rq_log("cluster", "successfully joined cluster at %s", target);
                 free(last);
@@ -374,21 +515,21 @@ static int tick(imageFetch *f, char **err)
     return 0;
 }
 
-/* Read exactly n bytes from fd (whose receive timeout is 1 s), ticking
- * meanwhile. Returns 0, or -1 with *err set. */
-static int readFull(imageFetch *f, int fd, void *dst, size_t n, char **err)
+/* Read exactly n bytes from c (waiting at most a second at a time),
+ * ticking meanwhile. Returns 0, or -1 with *err set. */
+static int readFull(imageFetch *f, raftConn *c, void *dst, size_t n, char **err)
 {
     size_t got = 0;
     while (got < n) {
-        ssize_t r = recv(fd, (char *)dst + got, n - got, 0);
+        ssize_t r = raftRecv(c, (char *)dst + got, n - got, 1000);
         if (r > 0) {
             got += (size_t)r;
             f->last_byte_ms = rq_now_ms();
         } else if (r == 0) {
             *err = rq_sprintf("%s closed the connection", f->addr);
             return -1;
-        } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-            *err = rq_sprintf("reading from %s: %s", f->addr, strerror(errno));
+        } else if (r != RECV_TIMEOUT) {
+            *err = rq_sprintf("reading from %s: %s", f->addr, c->err);
             return -1;
         }
         if (tick(f, err) != 0)
@@ -399,7 +540,7 @@ static int readFull(imageFetch *f, int fd, void *dst, size_t n, char **err)
 
 /* The sender's headers until the image's own: progress while it copies,
  * then the size (0) or an error (-1, *err). */
-static int awaitImage(imageFetch *f, int sock, uint64_t *size, char **err)
+static int awaitImage(imageFetch *f, raftConn *sock, uint64_t *size, char **err)
 {
     unsigned char h[CLUSTER_IMAGE_HEADER];
     for (;;) {
@@ -448,7 +589,7 @@ static int writeAll(int fd, const char *p, size_t n)
 
 /* The image's size bytes from sock into file through one buffer, so that
  * memory does not grow with the database; tick() reports and gives up. */
-static int receiveImage(imageFetch *f, int sock, int file, const char *path, uint64_t size, char **err)
+static int receiveImage(imageFetch *f, raftConn *sock, int file, const char *path, uint64_t size, char **err)
 {
     char *chunk = malloc(CHUNK);
     if (chunk == NULL) {
@@ -458,13 +599,13 @@ static int receiveImage(imageFetch *f, int sock, int file, const char *path, uin
     int rc = 0;
     while (rc == 0 && (uint64_t)f->done < size) {
         size_t want = size - (uint64_t)f->done < CHUNK ? (size_t)(size - (uint64_t)f->done) : CHUNK;
-        ssize_t r = recv(sock, chunk, want, 0);
+        ssize_t r = raftRecv(sock, chunk, want, 1000);
         if (r == 0) {
             *err = rq_sprintf("transfer from %s truncated: %lld of %llu bytes", f->addr, f->done,
                               (unsigned long long)size);
             rc = -1;
-        } else if (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
-            *err = rq_sprintf("reading from %s: %s (after %lld of %llu bytes)", f->addr, strerror(errno), f->done,
+        } else if (r < 0 && r != RECV_TIMEOUT) {
+            *err = rq_sprintf("reading from %s: %s (after %lld of %llu bytes)", f->addr, sock->err, f->done,
                               (unsigned long long)size);
             rc = -1;
         } else if (r > 0 && writeAll(file, chunk, (size_t)r) != 0) {
@@ -482,22 +623,22 @@ static int receiveImage(imageFetch *f, int sock, int file, const char *path, uin
     return rc;
 }
 
-int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_progress_fn progress,
+int cluster_fetch_image(tls_ctx *tls, const char *raft_addr, const char *path, cluster_image_progress_fn progress,
                         void *arg, long long *bytes, char **err)
 {
     imageFetch f = {.addr = raft_addr, .progress = progress, .arg = arg, .copying = true,
                     .last_byte_ms = rq_now_ms(), .last_report_ms = rq_now_ms()};
     *bytes = 0;
-    int sock = dialRaftPort(raft_addr, 5000, err);
-    if (sock < 0)
+    raftConn conn, *sock = &conn;
+    if (raftDial(tls, raft_addr, 5000, sock, err) != 0)
         return -1;
     /* Short receive timeouts: tick() runs at least once a second. */
     struct timeval tv = {1, 0};
-    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(sock->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int file = -1, rc = -1;
     uint64_t size = 0;
-    if (send(sock, CLUSTER_IMAGE_MAGIC, 8, MSG_NOSIGNAL) != 8) {
-        *err = rq_sprintf("writing to %s: %s", raft_addr, strerror(errno));
+    if (raftSend(sock, CLUSTER_IMAGE_MAGIC, 8) != 0) {
+        *err = rq_sprintf("writing to %s: %s", raft_addr, sock->err);
     } else if (awaitImage(&f, sock, &size, err) == 0) {
         file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (file < 0) {
@@ -515,7 +656,7 @@ int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_p
         }
     }
     *bytes = rc == 0 ? f.done : 0;
-    close(sock);
+    raftClose(sock);
     if (file >= 0) {
         close(file);
         if (rc != 0)
@@ -526,7 +667,9 @@ int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_p
 
 int cluster_notify(const config *cfg, const char *target, char **err)
 {
-    char *base = joinBaseUrl(target);
+    char *base = joinBaseUrl(cfg, target, err);
+    if (base == NULL)
+        return -1;
     char *url = rq_sprintf("%s/notify", base);
     json_t *j = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
                           "http://", cfg->http_adv_addr);
@@ -551,10 +694,14 @@ bool cluster_target_has_leader(const config *cfg, const char *target)
 {
     if (isOwnAddress(cfg, target))
         return false;
-    char *base = joinBaseUrl(target);
+    char *err = NULL;
+    char *base = joinBaseUrl(cfg, target, &err);
+    if (base == NULL) {
+        free(err);
+        return false;
+    }
     char *url = rq_sprintf("%s/readyz", base);
     cluster_response resp;
-    char *err = NULL;
     bool ok = cluster_forward("GET", url, NULL, 0, NULL, NULL, 2000, &resp, &err) == 0 && resp.status == 200;
     if (err == NULL)
         cluster_response_free(&resp);

@@ -9,6 +9,9 @@
  *   resolved to the node's API URL by asking it over the Raft port.
  * - Forwarding: cluster_forward() replays an HTTP request on the leader and
  *   returns its answer verbatim.
+ * - The Raft port's other services, as a client: metadata probes
+ *   (cluster_api_url) and database images (cluster_fetch_image), inside
+ *   TLS when the node runs with -node-cert (cfg->node_tls).
  */
 #ifndef RQ_CLUSTER_CLUSTER_H
 #define RQ_CLUSTER_CLUSTER_H
@@ -18,6 +21,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "tls/tls.h"
 #include "util/buf.h"
 
 /* First 8 bytes a client sends on the Raft port to ask for a node's metadata
@@ -74,11 +78,15 @@ int cluster_notify(const config *cfg, const char *target, char **err);
 bool cluster_target_has_leader(const config *cfg, const char *target);
 
 /* Ask the node behind a Raft address for its API base URL (metadata probe
- * over the Raft port). Returns a malloc'd "http://host:port", or NULL. */
-char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms);
+ * over the Raft port; inside TLS with tls, NULL for plaintext). Returns a
+ * malloc'd "http://host:port", or NULL with *err set if err is not NULL;
+ * *refused (if not NULL) then says whether TLS verification failed, its
+ * certificate refused by us or ours by it, rather than the address not
+ * answering as a Raft port. */
+char *cluster_api_url(tls_ctx *tls, const char *raft_addr, uint64_t timeout_ms, bool *refused, char **err);
 
 /* Fetch a consistent copy of the SQLite file of the node whose Raft port is
- * raft_addr (CLUSTER_IMAGE_MAGIC) into a new file at path, fsynced. It is
+ * raft_addr (CLUSTER_IMAGE_MAGIC; inside TLS with tls) into a new file at path, fsynced. It is
  * streamed to disk: memory does not depend on the size. progress(arg,
  * copying, done, total) is called about once a second, with copying true
  * while the node is still making its copy; a nonzero return abandons the
@@ -86,7 +94,7 @@ char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms);
  * (*bytes = the size), or -1 with *err set (the file is removed). */
 typedef int (*cluster_image_progress_fn)(void *arg, bool copying, long long done_bytes,
                                          long long total_bytes);
-int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_progress_fn progress,
-                        void *arg, long long *bytes, char **err);
+int cluster_fetch_image(tls_ctx *tls, const char *raft_addr, const char *path,
+                        cluster_image_progress_fn progress, void *arg, long long *bytes, char **err);
 
 #endif

@@ -125,8 +125,8 @@ static void *fetchThread(void *arg)
     for (int attempt = 0; attempt < 3 && rc != 0; attempt++) {
         free(err);
         err = NULL;
-        rq_log("store", "fetching the database from %s (its Raft port)", from);
-        rc = cluster_fetch_image(from, s->fetch_path, fetchLog, s, &bytes, &err);
+        rq_log("store", "fetching the database from %s (its Raft port%s)", from, s->cfg->node_tls ? ", TLS" : "");
+        rc = cluster_fetch_image(s->cfg->node_tls, from, s->fetch_path, fetchLog, s, &bytes, &err);
         if (closing(s))
             break;
     }

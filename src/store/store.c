@@ -221,7 +221,7 @@ static int wantBootstrap(store *s, bool is_new, int n_boot, const char *meta_jso
     if (window < 1000)
         window = 1000;
     rq_log("store", "waiting up to %u ms for an existing cluster to contact this node", window);
-    int contacted = transport_probe(cfg->raft_addr, meta_json, window, &s->contacted_by, err);
+    int contacted = transport_probe(cfg->raft_addr, meta_json, cfg->node_tls, window, &s->contacted_by, err);
     if (contacted < 0)
         return -1;
     if (contacted) {
@@ -274,7 +274,7 @@ static void setTimeouts(store *s)
 static int initRaft(store *s, const char *meta_json, char **err)
 {
     const config *cfg = s->cfg;
-    int rv = transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json, storeImageCopy, s);
+    int rv = transport_init(&s->transport, &s->loop, cfg->raft_addr, meta_json, storeImageCopy, s, cfg->node_tls);
     if (rv != 0) {
         *err = rq_sprintf("transport: %s", raft_strerror(rv));
         return -1;

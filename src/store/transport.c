@@ -1,5 +1,8 @@
 /*
  * transport: libraft's TCP handshake plus metadata probes on one port.
+ * This file is the raft_uv_transport itself, the plaintext port, image
+ * transfers and probe mode; with -node-cert the same port speaks TLS,
+ * which transport_tls.c adds (the struct both share: transport_int.h).
  *
  * Incoming connections are read exactly as far as the handshake goes (the
  * alloc callback never offers more room than the bytes still expected), so
@@ -9,12 +12,13 @@
  * the loop at once: the connection's socket is handed to a thread of its
  * own, which has the store make a consistent copy of the database (the
  * transport_image_fn given at init) and sends it with sendfile(), from the file to
- * the socket, so that memory does not depend on the database size and the
- * Raft thread never waits for a disk or a slow follower. At most
- * MAX_IMAGE_SENDERS run at once (each copy takes the database's size on
- * disk until sent); more are answered with an error, and retried.
+ * the socket (over TLS: through the session, a chunk at a time), so that
+ * memory does not depend on the database size and the Raft thread never
+ * waits for a disk or a slow follower. At most TRANSPORT_MAX_IMAGE_SENDERS
+ * run at once (each copy takes the database's size on disk until sent);
+ * more are answered with an error, and retried.
  */
-#include "store/transport.h"
+#include "store/transport_int.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -34,34 +38,6 @@
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
-
-#define HANDSHAKE_PROTOCOL 1
-#define MAX_ADDRESS_LEN 4096
-#define MAX_IMAGE_SENDERS 4
-
-typedef struct rqTransport {
-    struct raft_uv_transport inner; /* raft_uv_tcp: outgoing connections */
-    struct raft_uv_transport *outer;
-    uv_loop_t *loop;
-    uv_tcp_t listener;
-    bool listening;
-    char *bind_addr;
-    char *meta;                     /* probe answer, with trailing '\n' */
-    raft_uv_accept_cb accept_cb;    /* NULL in probe mode */
-    int contacted;                  /* probe mode: raft handshakes seen */
-    char *contacted_by;             /* probe mode: the first caller's address */
-    int n_incoming;                 /* connections mid-handshake */
-    struct incoming *incomings;     /* list of them, to abort on close */
-    bool closing;
-    bool inner_inited;              /* libraft called init (not in probe mode) */
-    raft_uv_transport_close_cb close_cb;
-    transport_image_fn image;              /* NULL: image requests get an error */
-    void *image_arg;
-    pthread_mutex_t img_mu;
-    pthread_cond_t img_done;
-    struct imageSender *senders;    /* under img_mu: transfers in progress */
-    int n_senders;                  /* under img_mu */
-} rqTransport;
 
 typedef struct incoming {
     rqTransport *t;
@@ -88,7 +64,6 @@ int transport_resolve_bind(const char *addr, struct sockaddr_storage *ss, char *
     return addr_resolve(addr, true, ss, NULL, err);
 }
 
-static void maybeFinishClose(rqTransport *t);
 
 /* An incoming connection leaves the list tClose() closes. */
 static void incomingUnlink(incoming *in)
@@ -114,7 +89,7 @@ static void incomingFree(uv_handle_t *h)
     free(in->address);
     incomingUnlink(in);
     free(in);
-    maybeFinishClose(t);
+    transportMaybeFinishClose(t);
 }
 
 /* Drop an incoming connection (once: it may already be closing). */
@@ -187,29 +162,36 @@ static void replyAndClose(incoming *in, const char *data, size_t len, char *owne
 
 /* ---- image requests ---------------------------------------------------- */
 
+/* A plaintext transfer: its thread, and the socket tClose() shuts down. */
 typedef struct imageSender {
     rqTransport *t;
-    struct imageSender *next, *prev; /* under t->img_mu */
-    int fd;                          /* the connection, blocking */
-    char peer[INET6_ADDRSTRLEN + 8];
-    int64_t last_progress_ms;
+    struct imageSender *next, *prev; /* under t->mu */
+    imageOut out;                    /* out.fd: the connection, blocking */
 } imageSender;
 
-/* Under t->img_mu: a sender is done. It leaves the list tClose() shuts
- * sockets down from, and the count transport_free() waits on; its socket
- * is closed under the lock so that tClose() never shuts down a descriptor
- * number reused meanwhile. */
-static void senderRemoveLocked(rqTransport *t, imageSender *is)
+void transportThreadStarted(rqTransport *t)
 {
-    if (is->prev)
-        is->prev->next = is->next;
-    else
-        t->senders = is->next;
-    if (is->next)
-        is->next->prev = is->prev;
-    close(is->fd);
-    t->n_senders--;
-    pthread_cond_broadcast(&t->img_done);
+    pthread_mutex_lock(&t->mu);
+    t->n_threads++;
+    pthread_mutex_unlock(&t->mu);
+}
+
+void transportThreadEnded(rqTransport *t)
+{
+    pthread_mutex_lock(&t->mu);
+    t->n_threads--;
+    pthread_cond_broadcast(&t->thread_done);
+    pthread_mutex_unlock(&t->mu);
+}
+
+bool transportImageSlot(rqTransport *t)
+{
+    pthread_mutex_lock(&t->mu);
+    bool ok = t->n_images < TRANSPORT_MAX_IMAGE_SENDERS;
+    if (ok)
+        t->n_images++;
+    pthread_mutex_unlock(&t->mu);
+    return ok;
 }
 
 static void putLe64(unsigned char *p, uint64_t v)
@@ -225,16 +207,38 @@ static void imageHeader(unsigned char h[CLUSTER_IMAGE_HEADER], const char *tag, 
     putLe64(h + 16, b);
 }
 
-/* Sender threads write with blocking sends; a vanished follower fails
- * them (SO_SNDTIMEO, TCP_USER_TIMEOUT) rather than raising SIGPIPE. */
-static int sendAll(int fd, const void *data, size_t n)
+void transportImageRefusal(const char *why, char **out, size_t *len)
 {
+    size_t n = strlen(why);
+    if (n > CLUSTER_IMAGE_MAX_ERROR)
+        n = CLUSTER_IMAGE_MAX_ERROR;
+    *out = malloc(CLUSTER_IMAGE_HEADER + n);
+    *len = 0;
+    if (*out == NULL)
+        return;
+    imageHeader((unsigned char *)*out, CLUSTER_IMAGE_ERROR, n, 0);
+    memcpy(*out + CLUSTER_IMAGE_HEADER, why, n);
+    *len = CLUSTER_IMAGE_HEADER + n;
+}
+
+/* Sender threads write with blocking sends; a vanished follower fails
+ * them (SO_SNDTIMEO, TCP_USER_TIMEOUT) rather than raising SIGPIPE. Over
+ * TLS, the session's send gives up after as long, or at close. */
+static int outSend(imageOut *o, const void *data, size_t n)
+{
+    if (o->tls) {
+        if (tls_send_all(o->tls, data, n, 30000) == TLS_OK)
+            return 0;
+        snprintf(o->err, sizeof o->err, "%s", tls_conn_error(o->tls));
+        return -1;
+    }
     const char *p = data;
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = send(o->fd, p, n, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
+            snprintf(o->err, sizeof o->err, "%s", strerror(errno));
             return -1;
         }
         p += w;
@@ -243,118 +247,144 @@ static int sendAll(int fd, const void *data, size_t n)
     return 0;
 }
 
+/* size bytes of file from *off to o: sendfile() from the file to the
+ * socket when plaintext, else through the session a chunk at a time. */
+static int outFile(imageOut *o, int file, uint64_t size, off_t *off)
+{
+    char *chunk = o->tls ? malloc(256 * 1024) : NULL;
+    if (o->tls && chunk == NULL) {
+        snprintf(o->err, sizeof o->err, "out of memory");
+        return -1;
+    }
+    int rc = 0;
+    while (rc == 0 && (uint64_t)*off < size) {
+        uint64_t left = size - (uint64_t)*off;
+        size_t want = left > (1u << 20) ? (1u << 20) : (size_t)left;
+        ssize_t w;
+        if (o->tls) {
+            w = pread(file, chunk, want < 256 * 1024 ? want : 256 * 1024, *off);
+            if (w > 0 && outSend(o, chunk, (size_t)w) != 0)
+                rc = -1;
+            else if (w > 0)
+                *off += w;
+        } else {
+            w = sendfile(o->fd, file, off, want);
+        }
+        if (rc == 0 && w < 0 && errno == EINTR)
+            continue;
+        if (rc == 0 && w <= 0) {
+            snprintf(o->err, sizeof o->err, "%s", w == 0 ? "the copy is shorter than it was" : strerror(errno));
+            rc = -1;
+        }
+    }
+    free(chunk);
+    return rc;
+}
+
 /* Called by the copy: keep the requester informed, about once a second. A
  * failed write is noticed when the copy is sent. */
 static void imageProgress(void *parg, long long done, long long total)
 {
-    imageSender *is = parg;
+    imageOut *o = parg;
     int64_t now = rq_now_ms();
-    if (now - is->last_progress_ms < 1000)
+    if (now - o->last_progress_ms < 1000)
         return;
-    is->last_progress_ms = now;
+    o->last_progress_ms = now;
     unsigned char h[CLUSTER_IMAGE_HEADER];
     imageHeader(h, CLUSTER_IMAGE_COPYING, (uint64_t)done, (uint64_t)total);
-    (void)sendAll(is->fd, h, sizeof h);
+    (void)outSend(o, h, sizeof h);
 }
 
-/* A sender thread: copying and sending a database takes as long as it is
- * large, so it runs off the loop, on a blocking duplicate of the socket. */
+void transportImageServe(rqTransport *t, imageOut *o)
+{
+    int64_t t0 = rq_now_ms();
+    o->last_progress_ms = t0;
+    rq_log("store", "snapshot image requested by %s: copying the database", o->peer);
+    uint64_t size = 0;
+    char *err = NULL;
+    unsigned char h[CLUSTER_IMAGE_HEADER];
+    int file = t->image(t->image_arg, imageProgress, o, &size, &err);
+    if (file < 0) {
+        const char *text = err ? err : "cannot copy the database";
+        rq_log("store", "snapshot image for %s failed: %s", o->peer, text);
+        char *refusal;
+        size_t n;
+        transportImageRefusal(text, &refusal, &n);
+        if (refusal)
+            (void)outSend(o, refusal, n);
+        free(refusal);
+    } else {
+        imageHeader(h, CLUSTER_IMAGE_OK, size, size);
+        off_t off = 0;
+        int rc = outSend(o, h, sizeof h);
+        if (rc == 0)
+            rc = outFile(o, file, size, &off);
+        double secs = (double)(rq_now_ms() - t0) / 1000.0;
+        if (rc == 0)
+            rq_log("store", "snapshot image: sent %llu bytes to %s%s in %.2f s", (unsigned long long)size, o->peer,
+                   o->tls ? " over TLS" : "", secs);
+        else
+            rq_log("store", "snapshot image: sending to %s failed after %lld of %llu bytes: %s", o->peer,
+                   (long long)off, (unsigned long long)size, o->err);
+        close(file);
+    }
+    free(err);
+    pthread_mutex_lock(&t->mu);
+    t->n_images--;
+    pthread_mutex_unlock(&t->mu);
+}
+
+/* A plaintext sender thread: copying and sending a database takes as long
+ * as it is large, so it runs off the loop, on a blocking duplicate of the
+ * socket. Its socket is closed under the lock so that tClose() never
+ * shuts down a descriptor number reused meanwhile. */
 static void *imageThread(void *arg)
 {
     imageSender *is = arg;
     rqTransport *t = is->t;
-    int fd = is->fd;
+    int fd = is->out.fd;
     int flags = fcntl(fd, F_GETFL);
     if (flags >= 0)
         fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     /* A follower that stops reading is given up on (TCP_USER_TIMEOUT from
-     * tuneSocket() also catches one that vanished). */
+     * transportTuneFd() also catches one that vanished). */
     struct timeval tv = {30, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    int64_t t0 = rq_now_ms();
-    is->last_progress_ms = t0;
-    rq_log("store", "snapshot image requested by %s: copying the database", is->peer);
-    uint64_t size = 0;
-    char *err = NULL;
-    unsigned char h[CLUSTER_IMAGE_HEADER];
-    int file = t->image(t->image_arg, imageProgress, is, &size, &err);
-    if (file < 0) {
-        const char *text = err ? err : "cannot copy the database";
-        rq_log("store", "snapshot image for %s failed: %s", is->peer, text);
-        size_t n = strlen(text);
-        if (n > CLUSTER_IMAGE_MAX_ERROR)
-            n = CLUSTER_IMAGE_MAX_ERROR;
-        imageHeader(h, CLUSTER_IMAGE_ERROR, n, 0);
-        if (sendAll(fd, h, sizeof h) == 0)
-            (void)sendAll(fd, text, n);
-    } else {
-        imageHeader(h, CLUSTER_IMAGE_OK, size, size);
-        int rc = sendAll(fd, h, sizeof h);
-        off_t off = 0;
-        while (rc == 0 && (uint64_t)off < size) {
-            uint64_t left = size - (uint64_t)off;
-            ssize_t w = sendfile(fd, file, &off, left > (1u << 20) ? (1u << 20) : (size_t)left);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w <= 0) {
-                if (w == 0)
-                    errno = EIO; /* the copy is shorter than it was */
-                rc = -1;
-            }
-        }
-        double secs = (double)(rq_now_ms() - t0) / 1000.0;
-        if (rc == 0)
-            rq_log("store", "snapshot image: sent %llu bytes to %s in %.2f s", (unsigned long long)size,
-                   is->peer, secs);
-        else
-            rq_log("store", "snapshot image: sending to %s failed after %lld of %llu bytes: %s", is->peer,
-                   (long long)off, (unsigned long long)size, strerror(errno));
-        close(file);
-    }
-    free(err);
-    pthread_mutex_lock(&t->img_mu);
-    senderRemoveLocked(t, is);
-    pthread_mutex_unlock(&t->img_mu);
+    transportImageServe(t, &is->out);
+    pthread_mutex_lock(&t->mu);
+    if (is->prev)
+        is->prev->next = is->next;
+    else
+        t->senders = is->next;
+    if (is->next)
+        is->next->prev = is->prev;
+    close(fd);
+    pthread_mutex_unlock(&t->mu);
     free(is);
+    transportThreadEnded(t);
     return NULL;
 }
 
 /* An image request refused: the error header and text, then close. */
 static void imageRefuse(incoming *in, const char *why)
 {
-    size_t n = strlen(why);
-    char *out = malloc(CLUSTER_IMAGE_HEADER + n);
+    char *out;
+    size_t n;
+    transportImageRefusal(why, &out, &n);
     if (out == NULL) {
         incomingAbort(in);
         return;
     }
-    imageHeader((unsigned char *)out, CLUSTER_IMAGE_ERROR, n, 0);
-    memcpy(out + CLUSTER_IMAGE_HEADER, why, n);
-    replyAndClose(in, out, CLUSTER_IMAGE_HEADER + n, out);
+    replyAndClose(in, out, n, out);
 }
 
-/* Loop thread: hand an image request's socket to a sender thread. */
-static void imageStart(incoming *in)
+void transportPeerName(int fd, char *out, size_t n)
 {
-    rqTransport *t = in->t;
-    if (t->image == NULL) {
-        imageRefuse(in, "this node is starting: it has no database to send yet");
-        return;
-    }
-    uv_os_fd_t ufd;
-    imageSender *is = calloc(1, sizeof *is);
-    if (is == NULL || uv_fileno((uv_handle_t *)in->tcp, &ufd) != 0 ||
-        (is->fd = fcntl(ufd, F_DUPFD_CLOEXEC, 0)) < 0) {
-        free(is);
-        incomingAbort(in);
-        return;
-    }
-    is->t = t;
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     char host[INET6_ADDRSTRLEN] = "?";
     int port = 0;
-    if (getpeername(is->fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
         if (ss.ss_family == AF_INET) {
             inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
             port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -363,23 +393,41 @@ static void imageStart(incoming *in)
             port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
         }
     }
-    snprintf(is->peer, sizeof is->peer, "%s:%d", host, port);
-    pthread_mutex_lock(&t->img_mu);
-    bool busy = t->n_senders >= MAX_IMAGE_SENDERS;
-    if (!busy) {
-        is->next = t->senders;
-        if (t->senders)
-            t->senders->prev = is;
-        t->senders = is;
-        t->n_senders++;
+    snprintf(out, n, "%s:%d", host, port);
+}
+
+/* Loop thread: hand a plaintext image request's socket to a sender thread. */
+static void imageStart(incoming *in)
+{
+    rqTransport *t = in->t;
+    if (t->image == NULL) {
+        imageRefuse(in, "this node is starting: it has no database to send yet");
+        return;
     }
-    pthread_mutex_unlock(&t->img_mu);
-    if (busy) {
-        close(is->fd);
-        free(is);
+    if (!transportImageSlot(t)) {
         imageRefuse(in, "too many database transfers in progress: try again later");
         return;
     }
+    uv_os_fd_t ufd;
+    imageSender *is = calloc(1, sizeof *is);
+    if (is == NULL || uv_fileno((uv_handle_t *)in->tcp, &ufd) != 0 ||
+        (is->out.fd = fcntl(ufd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        free(is);
+        pthread_mutex_lock(&t->mu);
+        t->n_images--;
+        pthread_mutex_unlock(&t->mu);
+        incomingAbort(in);
+        return;
+    }
+    is->t = t;
+    transportPeerName(is->out.fd, is->out.peer, sizeof is->out.peer);
+    pthread_mutex_lock(&t->mu);
+    is->next = t->senders;
+    if (t->senders)
+        t->senders->prev = is;
+    t->senders = is;
+    t->n_threads++;
+    pthread_mutex_unlock(&t->mu);
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -387,10 +435,15 @@ static void imageStart(incoming *in)
     int rc = pthread_create(&th, &attr, imageThread, is);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
-        pthread_mutex_lock(&t->img_mu);
-        senderRemoveLocked(t, is);
-        pthread_mutex_unlock(&t->img_mu);
+        pthread_mutex_lock(&t->mu);
+        t->senders = is->next;
+        if (is->next)
+            is->next->prev = NULL;
+        close(is->out.fd);
+        t->n_images--;
+        pthread_mutex_unlock(&t->mu);
         free(is);
+        transportThreadEnded(t);
         imageRefuse(in, "cannot start a thread for the transfer");
         return;
     }
@@ -427,7 +480,16 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             imageStart(in);
             return;
         }
-        if (le64(in->preamble[0]) != HANDSHAKE_PROTOCOL) {
+        if (le64(in->preamble[0]) != TRANSPORT_HANDSHAKE_PROTOCOL) {
+            unsigned char *p = (unsigned char *)in->preamble;
+            if (p[0] == 0x16 && p[1] == 0x03) { /* a TLS handshake record */
+                uv_os_fd_t fd;
+                char peer[300] = "?";
+                if (uv_fileno((uv_handle_t *)in->tcp, &fd) == 0)
+                    transportPeerName(fd, peer, sizeof peer);
+                transportLogRefused(t, peer, "it speaks TLS, and this node's Raft port is plaintext "
+                                             "(no -node-cert/-node-key)");
+            }
             uv_read_stop(s);
             incomingAbort(in);
             return;
@@ -439,7 +501,7 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         if (in->nread < sizeof in->preamble)
             return;
         in->address_len = (size_t)le64(in->preamble[2]);
-        if (in->address_len == 0 || in->address_len > MAX_ADDRESS_LEN) {
+        if (in->address_len == 0 || in->address_len > TRANSPORT_MAX_ADDRESS_LEN) {
             uv_read_stop(s);
             incomingAbort(in);
             return;
@@ -478,18 +540,46 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
  * event, seen in the chaos runs). Keepalive notices an idle dead peer in
  * about 11 s, the user timeout one that leaves our data unacknowledged
  * for 15 s; libraft reconnects once the network heals. */
+void transportTuneFd(int fd)
+{
+    int one = 1, idle = 5, intvl = 2, cnt = 3;
+    unsigned timeout_ms = 15000;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof timeout_ms);
+}
+
+/* transportTuneFd on a libuv handle (which libuv is told about too). */
 static void tuneSocket(uv_tcp_t *tcp)
 {
     uv_tcp_nodelay(tcp, 1);
     uv_tcp_keepalive(tcp, 1, 5);
     uv_os_fd_t fd;
-    if (uv_fileno((uv_handle_t *)tcp, &fd) != 0)
-        return;
-    int intvl = 2, cnt = 3;
-    unsigned timeout_ms = 15000;
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof timeout_ms);
+    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0)
+        transportTuneFd(fd);
+}
+
+void transportLogRefused(rqTransport *t, const char *peer, const char *why)
+{
+    int64_t now = rq_now_ms();
+    pthread_mutex_lock(&t->mu);
+    bool emit = now - t->refused_log_ms >= 1000;
+    int unlogged = t->refused_unlogged;
+    if (emit) {
+        t->refused_log_ms = now;
+        t->refused_unlogged = 0;
+    } else {
+        t->refused_unlogged++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (emit && unlogged > 0)
+        rq_log("raft", "refused a connection from %s on the Raft port: %s (%d more refused since the last "
+               "such line)", peer, why, unlogged);
+    else if (emit)
+        rq_log("raft", "refused a connection from %s on the Raft port: %s", peer, why);
 }
 
 /* Every incoming connection starts in our hands, so that probes and image
@@ -499,6 +589,10 @@ static void onConnection(uv_stream_t *server, int status)
     rqTransport *t = server->data;
     if (status != 0 || t->closing)
         return;
+    if (t->tls) {
+        tlsTransportAccept(t, server);
+        return;
+    }
     incoming *in = calloc(1, sizeof *in);
     in->t = t;
     in->tcp = raft_malloc(sizeof *in->tcp);
@@ -540,10 +634,16 @@ static int startListening(rqTransport *t, char **err)
 
 /* raft_uv_transport methods */
 
-/* Outgoing connections are the inner raft_uv_tcp transport's. */
+/* Outgoing connections are the inner raft_uv_tcp transport's (over TLS,
+ * ours: their handshake carries id and address). */
 static int tInit(struct raft_uv_transport *outer, raft_id id, const char *address)
 {
     rqTransport *t = outer->impl;
+    t->self_id = id;
+    free(t->self_address);
+    t->self_address = strdup(address);
+    if (t->self_address == NULL)
+        return RAFT_NOMEM;
     int rv = t->inner.init(&t->inner, id, address);
     t->inner_inited = rv == 0;
     return rv;
@@ -595,6 +695,10 @@ static int tConnect(struct raft_uv_transport *outer, struct raft_uv_connect *req
                     raft_id id, const char *address, raft_uv_connect_cb cb)
 {
     rqTransport *t = outer->impl;
+    if (t->closing)
+        return RAFT_CANCELED;
+    if (t->tls)
+        return tlsTransportConnect(t, req, address, cb);
     char numeric[300];
     numericAddress(address, numeric, sizeof numeric);
     connecting *c = calloc(1, sizeof *c);
@@ -621,9 +725,11 @@ static void innerClosed(struct raft_uv_transport *inner)
 
 /* The transport is closed once the listener and every incoming connection
  * are; the inner transport closes last. */
-static void maybeFinishClose(rqTransport *t)
+void transportMaybeFinishClose(rqTransport *t)
 {
     if (!t->closing || t->listening || t->n_incoming > 0 || t->close_cb == NULL)
+        return;
+    if (t->tls && !tlsTransportClosed(t))
         return;
     if (!t->inner_inited) { /* nothing of the inner transport to close */
         raft_uv_transport_close_cb cb = t->close_cb;
@@ -640,7 +746,7 @@ static void listenerClosed(uv_handle_t *h)
 {
     rqTransport *t = h->data;
     t->listening = false;
-    maybeFinishClose(t);
+    transportMaybeFinishClose(t);
 }
 
 /* libraft closes the transport: end image transfers, incoming
@@ -652,22 +758,23 @@ static void tClose(struct raft_uv_transport *outer, raft_uv_transport_close_cb c
     t->close_cb = cb;
     /* Image transfers in progress end at their next write;
      * transport_free() waits for their threads. */
-    pthread_mutex_lock(&t->img_mu);
+    pthread_mutex_lock(&t->mu);
     for (imageSender *is = t->senders; is != NULL; is = is->next)
-        shutdown(is->fd, SHUT_RDWR);
-    pthread_mutex_unlock(&t->img_mu);
+        shutdown(is->out.fd, SHUT_RDWR);
+    pthread_mutex_unlock(&t->mu);
+    if (t->tls)
+        tlsTransportClose(t);
     for (incoming *in = t->incomings; in != NULL; in = in->next)
         if (!uv_is_closing((uv_handle_t *)in->tcp))
             uv_close((uv_handle_t *)in->tcp, incomingFree);
     if (t->listening)
         uv_close((uv_handle_t *)&t->listener, listenerClosed);
     else
-        maybeFinishClose(t);
+        transportMaybeFinishClose(t);
 }
 
-int transport_init(struct raft_uv_transport *outer, uv_loop_t *loop,
-                      const char *bind_addr, const char *meta_json,
-                      transport_image_fn image, void *image_arg)
+int transport_init(struct raft_uv_transport *outer, uv_loop_t *loop, const char *bind_addr,
+                   const char *meta_json, transport_image_fn image, void *image_arg, tls_ctx *tls)
 {
     rqTransport *t = calloc(1, sizeof *t);
     if (t == NULL)
@@ -681,11 +788,22 @@ int transport_init(struct raft_uv_transport *outer, uv_loop_t *loop,
     t->loop = loop;
     t->image = image;
     t->image_arg = image_arg;
-    pthread_mutex_init(&t->img_mu, NULL);
-    pthread_cond_init(&t->img_done, NULL);
+    t->cancel_fd = -1;
+    pthread_mutex_init(&t->mu, NULL);
+    pthread_cond_init(&t->thread_done, NULL);
     t->bind_addr = strdup(bind_addr);
     if (asprintf(&t->meta, "%s\n", meta_json) < 0)
         t->meta = NULL;
+    t->tls = tls;
+    if (tls && tlsTransportInit(t) != 0) {
+        raft_uv_tcp_close(&t->inner);
+        pthread_mutex_destroy(&t->mu);
+        pthread_cond_destroy(&t->thread_done);
+        free(t->bind_addr);
+        free(t->meta);
+        free(t);
+        return RAFT_IOERR;
+    }
     memset(outer, 0, sizeof *outer);
     outer->impl = t;
     outer->init = tInit;
@@ -700,17 +818,21 @@ void transport_free(struct raft_uv_transport *outer)
     rqTransport *t = outer->impl;
     if (t == NULL)
         return;
-    pthread_mutex_lock(&t->img_mu);
-    if (t->n_senders > 0)
-        rq_log("store", "waiting for %d snapshot image transfer(s) to end", t->n_senders);
-    while (t->n_senders > 0)
-        pthread_cond_wait(&t->img_done, &t->img_mu);
-    pthread_mutex_unlock(&t->img_mu);
-    pthread_mutex_destroy(&t->img_mu);
-    pthread_cond_destroy(&t->img_done);
+    pthread_mutex_lock(&t->mu);
+    if (t->n_images > 0)
+        rq_log("store", "waiting for %d snapshot image transfer(s) to end", t->n_images);
+    while (t->n_threads > 0)
+        pthread_cond_wait(&t->thread_done, &t->mu);
+    pthread_mutex_unlock(&t->mu);
+    if (t->tls)
+        tlsTransportFree(t);
+    pthread_mutex_destroy(&t->mu);
+    pthread_cond_destroy(&t->thread_done);
     raft_uv_tcp_close(&t->inner);
     free(t->bind_addr);
     free(t->meta);
+    free(t->self_address);
+    free(t->contacted_by);
     free(t);
     outer->impl = NULL;
 }
@@ -734,13 +856,13 @@ static void probeContactCheck(uv_check_t *check)
 /* Probe mode has no libraft above the transport: nothing to tell. */
 static void probeClosed(struct raft_uv_transport *outer) { (void)outer; }
 
-int transport_probe(const char *bind_addr, const char *meta_json,
-                       unsigned timeout_ms, char **contacted_by, char **err)
+int transport_probe(const char *bind_addr, const char *meta_json, tls_ctx *tls, unsigned timeout_ms,
+                    char **contacted_by, char **err)
 {
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct raft_uv_transport outer;
-    if (transport_init(&outer, &loop, bind_addr, meta_json, NULL, NULL) != 0) {
+    if (transport_init(&outer, &loop, bind_addr, meta_json, NULL, NULL, tls) != 0) {
         uv_loop_close(&loop);
         *err = strdup("cannot create transport");
         return -1;

@@ -6,6 +6,14 @@
  * (CLUSTER_IMAGE_MAGIC), streaming a copy of the database to a follower
  * catching up from a snapshot. Outgoing connections are made by an inner
  * raft_uv_tcp transport.
+ *
+ * With a tls_ctx (-node-cert/-node-key) everything on the port is TLS:
+ * each connection is served by a thread of the transport's own, which
+ * makes the handshake (verifying the peer as the context says), reads the
+ * first bytes inside the session and then answers the probe, sends the
+ * image, or relays libraft's stream (libraft reads and writes one end of
+ * a socketpair; see tls/tls.c for why). Connections the handshake refuses
+ * are logged, at most a line a second.
  */
 #ifndef RQ_STORE_TRANSPORT_H
 #define RQ_STORE_TRANSPORT_H
@@ -15,6 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
+
+#include "tls/tls.h"
 
 /* Image requests (CLUSTER_IMAGE_MAGIC): make a consistent copy of the
  * database and return a descriptor open on it, its size in *size (the
@@ -29,14 +39,14 @@ typedef int (*transport_image_fn)(void *arg, transport_progress_fn progress, voi
 /* Initialise t on loop. bind_addr is "host:port" ("localhost" binds
  * 127.0.0.1). meta_json is the one-line JSON answered to probes (copied).
  * image(image_arg, ...) serves image requests; NULL answers them with an
- * error. Release with transport_free() after the transport's close
+ * error. tls: NULL for a plaintext port, else the node's TLS context
+ * (which must outlive the transport). Release with transport_free() after the transport's close
  * callback: it waits for image transfers in progress (closing cut their
  * connections), so image_arg must stay valid until it returns. As in any
  * libuv program, the process must ignore SIGPIPE (a follower hanging up
  * during a transfer is an error, not a signal). */
-int transport_init(struct raft_uv_transport *t, uv_loop_t *loop,
-                      const char *bind_addr, const char *meta_json,
-                      transport_image_fn image, void *image_arg);
+int transport_init(struct raft_uv_transport *t, uv_loop_t *loop, const char *bind_addr,
+                   const char *meta_json, transport_image_fn image, void *image_arg, tls_ctx *tls);
 void transport_free(struct raft_uv_transport *t);
 
 /* Before a brand-new node bootstraps itself: listen on bind_addr for up to
@@ -45,8 +55,8 @@ void transport_free(struct raft_uv_transport *t);
  * wipe). Runs its own loop, answering image requests with an error;
  * returns 1 if contacted (*contacted_by = the caller's Raft address,
  * malloc'd), 0 if not, -1 if the port cannot be bound (*err set). */
-int transport_probe(const char *bind_addr, const char *meta_json,
-                       unsigned timeout_ms, char **contacted_by, char **err);
+int transport_probe(const char *bind_addr, const char *meta_json, tls_ctx *tls, unsigned timeout_ms,
+                    char **contacted_by, char **err);
 
 /* Resolve "host:port" for binding, IPv4 first. Returns 0 on success. */
 int transport_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err);

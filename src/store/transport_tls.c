@@ -1,0 +1,654 @@
+/*
+ * transport_tls.c: the Raft port over TLS (transport.h says what it
+ * serves; tls/tls.c why libraft's streams go through a relay).
+ *
+ * Incoming: the loop accepts and hands the socket to a thread of its own,
+ * which makes the TLS handshake (verifying the client's certificate with
+ * -node-verify-client), reads the first bytes inside the session and
+ * serves what they ask for, as the plaintext port does: a metadata probe
+ * (the answer, then close), an image (transportImageServe, through the
+ * session), or libraft's handshake. For the last, it makes a socketpair,
+ * passes one end to the loop (t->async), where it becomes a uv_pipe_t
+ * given to libraft's accept callback, and relays between the other end and
+ * the session until either side ends.
+ *
+ * Outgoing: libraft's connect starts a thread that dials, makes the
+ * handshake (verifying the server's certificate for the host dialled, or
+ * -node-verify-server-name), writes libraft's own handshake (our id and
+ * address, as raft_uv_tcp does) and passes a socketpair end to the loop
+ * the same way, for libraft's connect callback; then it relays.
+ *
+ * Every wait of these threads has a deadline and ends at once when the
+ * transport closes (t->cancel_fd). A refused connection is logged on the
+ * side that refused it (transportLogRefused) and on the dialling side
+ * (dialLogResult: at each new reason, else every 10 s), since libraft
+ * retries every 250 ms.
+ */
+#include "store/transport_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cluster/cluster.h"
+#include "util/addr.h"
+#include "util/log.h"
+#include "util/os.h"
+
+#define HANDSHAKE_MS 10000   /* an incoming connection's TLS handshake and first request */
+#define DIAL_MS 5000         /* an outgoing one: TCP, TLS and libraft's handshake */
+#define MAX_HANDSHAKING 64   /* incoming connections not past their first request; more are refused */
+#define DIAL_LOG_MS 10000    /* the same dialling failure is logged again after this */
+
+/* A thread's result, for the loop. */
+typedef enum { DONE_ACCEPTED, DONE_CONTACT, DONE_DIALED } doneKind;
+
+typedef struct tlsDone {
+    struct tlsDone *next;
+    doneKind kind;
+    int fd;                  /* ACCEPTED, DIALED: libraft's end of the socketpair, or -1 */
+    raft_id id;              /* ACCEPTED: the caller's */
+    char *address;           /* ACCEPTED, CONTACT: the caller's Raft address */
+    struct tlsDial *dial;    /* DIALED */
+    char *err;               /* DIALED: why it failed */
+} tlsDone;
+
+/* An outgoing connection libraft waits for (loop). */
+typedef struct tlsDial {
+    struct tlsDial *next, *prev;
+    struct raft_uv_connect *req;
+    raft_uv_connect_cb cb;
+    char address[300];       /* as libraft gave it */
+    bool answered;           /* canceled at close: the thread's result is dropped */
+} tlsDial;
+
+/* The last failure logged for an address dialled (loop). */
+typedef struct dialLog {
+    struct dialLog *next;
+    char address[300];
+    char last[600];
+    int64_t logged_ms;
+    int failures;            /* in a row */
+} dialLog;
+
+static void putLe64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t getLe64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static int msLeft(int64_t deadline)
+{
+    int64_t left = deadline - rq_now_ms();
+    return left < 0 ? 0 : (int)left;
+}
+
+/* A detached thread of ours (counted by the caller, see transportThreadStarted). */
+static int startThread(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int rc = pthread_create(&th, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+/* A result for the loop (thread side). After the close it stays queued,
+ * for tlsTransportFree. */
+static void post(rqTransport *t, tlsDone *d)
+{
+    pthread_mutex_lock(&t->mu);
+    d->next = NULL;
+    *t->done_tail = d;
+    t->done_tail = &d->next;
+    if (!t->async_closed)
+        uv_async_send(&t->async);
+    pthread_mutex_unlock(&t->mu);
+}
+
+static void doneFree(tlsDone *d)
+{
+    free(d->address);
+    free(d->err);
+    free(d);
+}
+
+/* Exactly n bytes from the session before the deadline. */
+static int recvExact(tls_conn *c, void *buf, size_t n, int64_t deadline)
+{
+    for (size_t got = 0; got < n;) {
+        ssize_t r = tls_recv(c, (char *)buf + got, n - got, msLeft(deadline));
+        if (r <= 0)
+            return r == 0 ? TLS_ERR_IO : (int)r;
+        got += (size_t)r;
+    }
+    return TLS_OK;
+}
+
+/* ---- incoming ------------------------------------------------------------ */
+
+typedef struct serveJob {
+    rqTransport *t;
+    int net;
+    char peer[300];
+    bool handshaking;        /* still counted in t->n_handshaking */
+} serveJob;
+
+static void handshakeOver(serveJob *j)
+{
+    if (!j->handshaking)
+        return;
+    j->handshaking = false;
+    pthread_mutex_lock(&j->t->mu);
+    j->t->n_handshaking--;
+    pthread_mutex_unlock(&j->t->mu);
+}
+
+/* An image request over the session: served here, on this thread. */
+static void serveImage(serveJob *j, tls_conn *c)
+{
+    rqTransport *t = j->t;
+    const char *refuse = NULL;
+    if (t->image == NULL)
+        refuse = "this node is starting: it has no database to send yet";
+    else if (!transportImageSlot(t))
+        refuse = "too many database transfers in progress: try again later";
+    if (refuse) {
+        char *out;
+        size_t n;
+        transportImageRefusal(refuse, &out, &n);
+        if (out)
+            (void)tls_send_all(c, out, n, 5000);
+        free(out);
+    } else {
+        imageOut o = {.fd = j->net, .tls = c};
+        snprintf(o.peer, sizeof o.peer, "%s", j->peer);
+        transportImageServe(t, &o);
+    }
+    tls_bye(c);
+}
+
+/* libraft's handshake (its protocol number was the first word): the
+ * caller's id and address, then the stream is libraft's. */
+static void serveRaft(serveJob *j, tls_conn *c, int64_t deadline)
+{
+    rqTransport *t = j->t;
+    unsigned char rest[16];
+    if (recvExact(c, rest, sizeof rest, deadline) != TLS_OK) {
+        transportLogRefused(t, j->peer, "its Raft handshake was cut short");
+        return;
+    }
+    raft_id id = getLe64(rest);
+    uint64_t len = getLe64(rest + 8);
+    if (len == 0 || len > TRANSPORT_MAX_ADDRESS_LEN) {
+        transportLogRefused(t, j->peer, "its Raft handshake is malformed");
+        return;
+    }
+    char *address = calloc(1, (size_t)len + 1);
+    if (address == NULL || recvExact(c, address, (size_t)len, deadline) != TLS_OK) {
+        transportLogRefused(t, j->peer, "its Raft handshake was cut short");
+        free(address);
+        return;
+    }
+    handshakeOver(j);
+    tlsDone *d = calloc(1, sizeof *d);
+    if (d == NULL) {
+        free(address);
+        return;
+    }
+    d->address = address;
+    d->id = id;
+    d->fd = -1;
+    if (t->accept_cb == NULL) { /* probe mode: a leader is trying to reach the node we are */
+        d->kind = DONE_CONTACT;
+        post(t, d);
+        return;
+    }
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        rq_log("raft", "cannot take the connection from %s: socketpair: %s", j->peer, strerror(errno));
+        doneFree(d);
+        return;
+    }
+    d->kind = DONE_ACCEPTED;
+    d->fd = sp[0];
+    post(t, d);
+    tls_relay(c, sp[1], t->cancel_fd);
+    close(sp[1]);
+}
+
+/* An incoming connection's thread: handshake, first request, service. */
+static void *serveThread(void *arg)
+{
+    serveJob *j = arg;
+    rqTransport *t = j->t;
+    int64_t deadline = rq_now_ms() + HANDSHAKE_MS;
+    tls_conn *c = NULL;
+    char *err = NULL;
+    int rc = tls_server(t->tls, j->net, HANDSHAKE_MS, t->cancel_fd, &c, &err);
+    if (rc != TLS_OK) {
+        if (rc != TLS_ERR_CANCELED)
+            transportLogRefused(t, j->peer, err ? err : "TLS handshake failed");
+        goto out;
+    }
+    unsigned char first[8];
+    rc = recvExact(c, first, sizeof first, deadline);
+    if (rc != TLS_OK) {
+        if (rc != TLS_ERR_CANCELED)
+            transportLogRefused(t, j->peer, rc == TLS_ERR_TIMEOUT ? "no request within 10 s of its TLS handshake"
+                                                                  : tls_conn_error(c));
+        goto out;
+    }
+    if (memcmp(first, CLUSTER_META_MAGIC, 8) == 0) {
+        handshakeOver(j);
+        if (tls_send_all(c, t->meta, strlen(t->meta), msLeft(deadline)) == TLS_OK)
+            tls_bye(c);
+    } else if (memcmp(first, CLUSTER_IMAGE_MAGIC, 8) == 0) {
+        handshakeOver(j);
+        serveImage(j, c);
+    } else if (getLe64(first) == TRANSPORT_HANDSHAKE_PROTOCOL) {
+        serveRaft(j, c, deadline);
+    } else {
+        transportLogRefused(t, j->peer, "an unknown request after its TLS handshake");
+    }
+out:
+    handshakeOver(j);
+    free(err);
+    tls_conn_free(c);
+    close(j->net);
+    free(j);
+    transportThreadEnded(t);
+    return NULL;
+}
+
+/* Close callback of an accepted handle whose socket a thread has (dup). */
+static void acceptedClosed(uv_handle_t *h)
+{
+    rqTransport *t = h->data;
+    free(h);
+    t->n_tcp_closing--;
+    transportMaybeFinishClose(t);
+}
+
+void tlsTransportAccept(rqTransport *t, uv_stream_t *server)
+{
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    if (tcp == NULL)
+        return;
+    uv_tcp_init(t->loop, tcp);
+    tcp->data = t;
+    int net = -1;
+    uv_os_fd_t fd;
+    if (uv_accept(server, (uv_stream_t *)tcp) == 0 && uv_fileno((uv_handle_t *)tcp, &fd) == 0)
+        net = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    t->n_tcp_closing++;
+    uv_close((uv_handle_t *)tcp, acceptedClosed);
+    if (net < 0)
+        return;
+    transportTuneFd(net);
+    serveJob *j = calloc(1, sizeof *j);
+    if (j == NULL) {
+        close(net);
+        return;
+    }
+    j->t = t;
+    j->net = net;
+    j->handshaking = true;
+    transportPeerName(net, j->peer, sizeof j->peer);
+    pthread_mutex_lock(&t->mu);
+    bool busy = t->n_handshaking >= MAX_HANDSHAKING;
+    if (!busy) {
+        t->n_handshaking++;
+        t->n_threads++;
+    }
+    pthread_mutex_unlock(&t->mu);
+    if (busy) {
+        transportLogRefused(t, j->peer, "too many TLS handshakes in progress");
+        close(net);
+        free(j);
+        return;
+    }
+    if (startThread(serveThread, j) != 0) {
+        rq_log("raft", "cannot start a thread for the connection from %s", j->peer);
+        handshakeOver(j);
+        close(net);
+        free(j);
+        transportThreadEnded(t);
+    }
+}
+
+/* ---- outgoing ------------------------------------------------------------ */
+
+typedef struct dialJob {
+    rqTransport *t;
+    tlsDial *dial;
+    char address[300];
+} dialJob;
+
+/* A TCP connection to address within the deadline (non-blocking connect,
+ * so that the close cancels it too). Returns the socket, or -1 with *err. */
+static int dialTcp(rqTransport *t, const char *address, int64_t deadline, char **err)
+{
+    char numeric[300];
+    addr_numeric_ipv4(address, numeric, sizeof numeric);
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    if (addr_resolve(numeric, false, &ss, &len, err) != 0)
+        return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        *err = rq_sprintf("socket: %s", strerror(errno));
+        return -1;
+    }
+    int e = 0;
+    if (connect(fd, (struct sockaddr *)&ss, len) != 0) {
+        e = errno;
+        while (e == EINPROGRESS || e == EINTR) {
+            struct pollfd p[2] = {{.fd = fd, .events = POLLOUT}, {.fd = t->cancel_fd, .events = POLLIN}};
+            int n = poll(p, 2, msLeft(deadline));
+            if (n == 0) {
+                e = ETIMEDOUT;
+            } else if (n > 0 && p[1].revents) {
+                e = ECANCELED;
+            } else if (n > 0) {
+                socklen_t el = sizeof e;
+                if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0)
+                    e = errno;
+            } else if (errno != EINTR) {
+                e = errno;
+            }
+        }
+    }
+    if (e != 0) {
+        *err = rq_sprintf("%s", strerror(e));
+        close(fd);
+        return -1;
+    }
+    transportTuneFd(fd);
+    return fd;
+}
+
+/* libraft's handshake, as raft_uv_tcp writes it: protocol, our id, the
+ * length of our address padded to 8 bytes, the address NUL-padded. */
+static int sendPreamble(rqTransport *t, tls_conn *c, int64_t deadline)
+{
+    size_t alen = strlen(t->self_address) + 1;
+    size_t padded = (alen + 7) & ~(size_t)7;
+    unsigned char *b = calloc(1, 24 + padded);
+    if (b == NULL)
+        return TLS_ERR_IO;
+    putLe64(b, TRANSPORT_HANDSHAKE_PROTOCOL);
+    putLe64(b + 8, t->self_id);
+    putLe64(b + 16, padded);
+    memcpy(b + 24, t->self_address, alen - 1);
+    int rc = tls_send_all(c, b, 24 + padded, msLeft(deadline));
+    free(b);
+    return rc;
+}
+
+static void *dialThread(void *arg)
+{
+    dialJob *j = arg;
+    rqTransport *t = j->t;
+    int64_t deadline = rq_now_ms() + DIAL_MS;
+    tls_conn *c = NULL;
+    int sp[2] = {-1, -1};
+    tlsDone *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        abort(); /* libraft waits for an answer: there is no other way to give one */
+    d->kind = DONE_DIALED;
+    d->dial = j->dial;
+    d->fd = -1;
+    int net = dialTcp(t, j->address, deadline, &d->err);
+    if (net >= 0) {
+        char host[300], port[32];
+        if (addr_split(j->address, host, sizeof host, port, sizeof port) != 0)
+            snprintf(host, sizeof host, "%s", j->address);
+        int rc = tls_client(t->tls, net, host, msLeft(deadline), t->cancel_fd, &c, &d->err);
+        if (rc == TLS_OK && sendPreamble(t, c, deadline) != TLS_OK)
+            d->err = rq_sprintf("sending the Raft handshake: %s", tls_conn_error(c));
+        else if (rc == TLS_OK && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
+            d->err = rq_sprintf("socketpair: %s", strerror(errno));
+        else if (rc == TLS_OK)
+            d->fd = sp[0];
+    }
+    post(t, d); /* d is the loop's now */
+    if (sp[1] >= 0) {
+        tls_relay(c, sp[1], t->cancel_fd);
+        close(sp[1]);
+    }
+    tls_conn_free(c);
+    if (net >= 0)
+        close(net);
+    free(j);
+    transportThreadEnded(t);
+    return NULL;
+}
+
+int tlsTransportConnect(rqTransport *t, struct raft_uv_connect *req, const char *address, raft_uv_connect_cb cb)
+{
+    tlsDial *dl = calloc(1, sizeof *dl);
+    dialJob *j = calloc(1, sizeof *j);
+    if (dl == NULL || j == NULL) {
+        free(dl);
+        free(j);
+        return RAFT_NOMEM;
+    }
+    dl->req = req;
+    dl->cb = cb;
+    snprintf(dl->address, sizeof dl->address, "%s", address);
+    j->t = t;
+    j->dial = dl;
+    snprintf(j->address, sizeof j->address, "%s", address);
+    transportThreadStarted(t);
+    if (startThread(dialThread, j) != 0) {
+        free(dl);
+        free(j);
+        transportThreadEnded(t);
+        return RAFT_IOERR;
+    }
+    dl->next = t->dials;
+    if (t->dials)
+        t->dials->prev = dl;
+    t->dials = dl;
+    return 0;
+}
+
+/* ---- the loop's side ------------------------------------------------------ */
+
+/* A libraft stream on our end of a socketpair (raft_malloc'd: libraft
+ * frees it), or NULL (fd closed). */
+static uv_stream_t *wrapFd(rqTransport *t, int fd)
+{
+    uv_pipe_t *p = raft_malloc(sizeof *p);
+    if (p == NULL) {
+        close(fd);
+        return NULL;
+    }
+    uv_pipe_init(t->loop, p, 0);
+    if (uv_pipe_open(p, fd) != 0) {
+        close(fd);
+        uv_close((uv_handle_t *)p, (uv_close_cb)raft_free);
+        return NULL;
+    }
+    return (uv_stream_t *)p;
+}
+
+/* A dialling failure in the log when its reason is new, else every
+ * DIAL_LOG_MS; a success after failures too. */
+static void dialLogResult(rqTransport *t, const char *address, const char *err)
+{
+    dialLog *l = t->dial_logs;
+    while (l && strcmp(l->address, address) != 0)
+        l = l->next;
+    if (l == NULL) {
+        if (err == NULL || (l = calloc(1, sizeof *l)) == NULL)
+            return;
+        snprintf(l->address, sizeof l->address, "%s", address);
+        l->next = t->dial_logs;
+        t->dial_logs = l;
+    }
+    if (err == NULL) {
+        if (l->failures > 0)
+            rq_log("raft", "connected to %s over TLS, after %d failed attempt%s", address, l->failures,
+                   l->failures == 1 ? "" : "s");
+        l->failures = 0;
+        l->last[0] = '\0';
+        return;
+    }
+    l->failures++;
+    int64_t now = rq_now_ms();
+    if (strcmp(l->last, err) != 0 || now - l->logged_ms >= DIAL_LOG_MS) {
+        rq_log("raft", "cannot connect to %s over TLS: %s (attempt %d)", address, err, l->failures);
+        snprintf(l->last, sizeof l->last, "%s", err);
+        l->logged_ms = now;
+    }
+}
+
+static void dialFinished(rqTransport *t, tlsDone *d)
+{
+    tlsDial *dl = d->dial;
+    if (dl->prev)
+        dl->prev->next = dl->next;
+    else
+        t->dials = dl->next;
+    if (dl->next)
+        dl->next->prev = dl->prev;
+    if (dl->answered) {
+        if (d->fd >= 0)
+            close(d->fd);
+        free(dl);
+        return;
+    }
+    uv_stream_t *s = NULL;
+    if (d->fd >= 0 && (s = wrapFd(t, d->fd)) == NULL && d->err == NULL)
+        d->err = strdup("cannot open the stream");
+    dialLogResult(t, dl->address, s ? NULL : d->err ? d->err : "failed");
+    raft_uv_connect_cb cb = dl->cb;
+    struct raft_uv_connect *req = dl->req;
+    free(dl);
+    cb(req, s, s ? 0 : RAFT_NOCONNECTION);
+}
+
+/* The threads' results, on the loop. */
+static void onResults(uv_async_t *a)
+{
+    rqTransport *t = a->data;
+    pthread_mutex_lock(&t->mu);
+    tlsDone *d = t->done;
+    t->done = NULL;
+    t->done_tail = &t->done;
+    pthread_mutex_unlock(&t->mu);
+    while (d) {
+        tlsDone *next = d->next;
+        uv_stream_t *s;
+        switch (d->kind) {
+        case DONE_CONTACT:
+            t->contacted++;
+            if (t->contacted_by == NULL) {
+                t->contacted_by = d->address;
+                d->address = NULL;
+            }
+            break;
+        case DONE_ACCEPTED:
+            if (t->closing || t->accept_cb == NULL)
+                close(d->fd);
+            else if ((s = wrapFd(t, d->fd)) != NULL)
+                t->accept_cb(t->outer, d->id, d->address, s);
+            break;
+        case DONE_DIALED:
+            dialFinished(t, d);
+            break;
+        }
+        doneFree(d);
+        d = next;
+    }
+}
+
+int tlsTransportInit(rqTransport *t)
+{
+    t->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (t->cancel_fd < 0)
+        return -1;
+    if (uv_async_init(t->loop, &t->async, onResults) != 0) {
+        close(t->cancel_fd);
+        t->cancel_fd = -1;
+        return -1;
+    }
+    t->async.data = t;
+    t->async_open = true;
+    t->done_tail = &t->done;
+    return 0;
+}
+
+static void asyncClosed(uv_handle_t *h)
+{
+    rqTransport *t = h->data;
+    t->async_open = false;
+    transportMaybeFinishClose(t);
+}
+
+/* Every thread's wait ends (they see the cancel descriptor); results
+ * still to come stay queued; libraft's pending connects are answered now,
+ * as raft_uv_tcp does at close. */
+void tlsTransportClose(rqTransport *t)
+{
+    uint64_t one = 1;
+    if (write(t->cancel_fd, &one, sizeof one) != (ssize_t)sizeof one)
+        rq_log("raft", "cannot signal the TLS threads to stop: %s", strerror(errno));
+    pthread_mutex_lock(&t->mu);
+    t->async_closed = true;
+    pthread_mutex_unlock(&t->mu);
+    uv_close((uv_handle_t *)&t->async, asyncClosed);
+    for (tlsDial *dl = t->dials; dl != NULL; dl = dl->next) {
+        if (dl->answered)
+            continue;
+        dl->answered = true;
+        dl->cb(dl->req, NULL, RAFT_CANCELED);
+    }
+}
+
+bool tlsTransportClosed(const rqTransport *t)
+{
+    return !t->async_open && t->n_tcp_closing == 0;
+}
+
+/* After every thread ended: what they queued after the close. */
+void tlsTransportFree(rqTransport *t)
+{
+    for (tlsDone *d = t->done, *next; d != NULL; d = next) {
+        next = d->next;
+        if (d->fd >= 0)
+            close(d->fd);
+        doneFree(d);
+    }
+    t->done = NULL;
+    for (tlsDial *dl = t->dials, *next; dl != NULL; dl = next) {
+        next = dl->next;
+        free(dl);
+    }
+    t->dials = NULL;
+    for (dialLog *l = t->dial_logs, *next; l != NULL; l = next) {
+        next = l->next;
+        free(l);
+    }
+    t->dial_logs = NULL;
+    if (t->cancel_fd >= 0)
+        close(t->cancel_fd);
+}
