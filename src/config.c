@@ -340,6 +340,19 @@ static int validate(config *cfg, int *exit_code)
         return fatal(cfg, exit_code, "%s", "both HTTP certificate and key must be set, or neither");
     if ((cfg->node_cert && *cfg->node_cert) != (cfg->node_key && *cfg->node_key))
         return fatal(cfg, exit_code, "%s", "both node certificate and key must be set, or neither");
+    if (cfg->node_verify_common_name && *cfg->node_verify_common_name && !cfg->node_verify_client)
+        return fatal(cfg, exit_code, "%s", "-node-verify-common-name requires -node-verify-client");
+    if (!(cfg->node_cert && *cfg->node_cert)) {
+        /* rqlite would dial with TLS but serve plaintext here: a node that
+         * cannot talk to its peers, while its operator believes it encrypts. */
+        const char *f = cfg->node_ca_cert && *cfg->node_ca_cert                       ? "-node-ca-cert"
+                        : cfg->node_verify_client                                     ? "-node-verify-client"
+                        : cfg->node_verify_server_name && *cfg->node_verify_server_name ? "-node-verify-server-name"
+                        : cfg->node_no_verify                                         ? "-node-no-verify"
+                                                                                      : NULL;
+        if (f)
+            return fatal(cfg, exit_code, "%s requires -node-cert and -node-key (node-to-node TLS is off without them)", f);
+    }
     if (strcmp(cfg->http_addr, cfg->raft_addr) == 0)
         return fatal(cfg, exit_code, "%s", "HTTP and Raft addresses must differ");
     if (strncmp(cfg->http_addr, "http", 4) == 0 || strncmp(cfg->http_adv_addr, "http", 4) == 0)
@@ -385,13 +398,14 @@ static int validate(config *cfg, int *exit_code)
     return 0;
 }
 
-/* Security flags this build parses but does not implement yet, and what a
- * node started with one would be running without. Starting anyway would
- * leave the node open to everyone while its operator believes it is not. */
+/* Security flags naming files (which must be readable), and those this
+ * build parses but does not implement yet, with what a node started with
+ * one would be running without. Starting anyway would leave the node open
+ * to everyone while its operator believes it is not. */
 static const struct {
     const char *name;
     bool file;           /* names a file: it must be readable (reported first) */
-    const char *missing; /* what the node would run without */
+    const char *missing; /* what the node would run without; NULL: implemented */
 } secure_flags[] = {
     {"auth", true, "the access control it asks for"},
     {"join-as", false, "the credentials it asks to join with"},
@@ -400,13 +414,10 @@ static const struct {
     {"http-ca-cert", true, "the HTTPS client verification it asks for"},
     {"http-verify-client", false, "the HTTPS client verification it asks for"},
     {"http-verify-common-name", false, "the HTTPS client verification it asks for"},
-    {"node-cert", true, "the node-to-node TLS it asks for"},
-    {"node-key", true, "the node-to-node TLS it asks for"},
-    {"node-ca-cert", true, "the node-to-node TLS it asks for"},
-    {"node-verify-client", false, "the node-to-node TLS it asks for"},
-    {"node-verify-common-name", false, "the node-to-node TLS it asks for"},
-    {"node-verify-server-name", false, "the node-to-node TLS it configures"},
-    {"node-no-verify", false, "the node-to-node TLS it configures"},
+    /* Implemented (missing NULL): only their files are checked here. */
+    {"node-cert", true, NULL},
+    {"node-key", true, NULL},
+    {"node-ca-cert", true, NULL},
 };
 
 /* The value of security flag f if it asks for security (a non-empty string,
@@ -452,7 +463,7 @@ static int checkSecurity(config *cfg, int *exit_code)
     }
     for (size_t i = 0; i < n; i++) {
         const flag_def *f = findFlag(secure_flags[i].name, strlen(secure_flags[i].name));
-        if (securityAsked(cfg, f)) {
+        if (secure_flags[i].missing && securityAsked(cfg, f)) {
             fprintf(stderr, "fatal: -%s is not supported by this build yet: refusing to start without %s\n",
                     f->name, secure_flags[i].missing);
             *exit_code = 1;

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "http/http.h"
 #include "store/store.h"
+#include "tls/tls.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
@@ -257,6 +258,25 @@ static void setupSignals(sigset_t *set)
     signal(SIGFPE, crashHandler);
 }
 
+/* -node-cert/-node-key: the node's TLS context, for everything on the
+ * Raft port. Files that do not load (or a key that is not the
+ * certificate's) stop the start, before anything is bound or created. */
+static void startNodeTls(config *cfg)
+{
+    if (cfg->node_cert == NULL || !*cfg->node_cert)
+        return;
+    tls_settings ts = {.cert_file = cfg->node_cert,
+                       .key_file = cfg->node_key,
+                       .ca_file = cfg->node_ca_cert,
+                       .verify_client = cfg->node_verify_client,
+                       .verify_cn = cfg->node_verify_common_name,
+                       .server_name = cfg->node_verify_server_name,
+                       .no_verify = cfg->node_no_verify};
+    char *err = NULL;
+    if (tls_ctx_new(&ts, &cfg->node_tls, &err) != 0)
+        fatal("node-to-node TLS", err);
+}
+
 /* rqlite's first lines: version and the exact command line. */
 static void logLaunch(int argc, char **argv)
 {
@@ -324,12 +344,18 @@ int main(int argc, char **argv)
     sigset_t set;
     setupSignals(&set);
     sqlite3_config(SQLITE_CONFIG_LOG, sqliteLog, NULL);
+    char *err = NULL;
+    startNodeTls(&cfg);
     logLaunch(argc, argv);
+    if (cfg.node_tls) {
+        char *what = tls_ctx_describe(cfg.node_tls);
+        rq_log("rqlited", "enabling node-to-node encryption with %s", what);
+        free(what);
+    }
     raiseFileLimit(&cfg);
     if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
 
-    char *err = NULL;
     http_server *http = NULL;
     if (http_server_start(&cfg, &http, &err) != 0)
         fatal("failed to start HTTP server", err);
@@ -354,6 +380,7 @@ int main(int argc, char **argv)
         leaveCluster(&cfg, st);
     http_server_stop(http);
     store_close(st);
+    tls_ctx_free(cfg.node_tls);
     rq_log("rqlited", "rqlite server stopped");
     config_free(&cfg);
     return 0;

@@ -30,7 +30,9 @@ def test_security_flags_refuse_to_start(tmp_path):
         (["-auth", str(auth)], "fatal: -auth is not supported by this build yet: refusing to start without "
                                "the access control it asks for"),
         (["-auth", missing], "fatal: cannot read -auth file %s: No such file or directory" % missing),
-        (["-node-cert", str(auth), "-node-key", str(auth)], "fatal: -node-cert is not supported by this build yet"),
+        # Node TLS is built: a certificate that does not load stops the start.
+        (["-node-cert", str(auth), "-node-key", str(auth)], "fatal: node-to-node TLS: cannot load certificate"),
+        (["-node-ca-cert", str(auth)], "fatal: -node-ca-cert requires -node-cert and -node-key"),
         (["-http-verify-client"], "fatal: -http-verify-client is not supported by this build yet"),
     ]
     for extra, message in cases:

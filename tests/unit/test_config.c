@@ -178,11 +178,9 @@ static void test_security_refused(void **st)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "[]\n", 3), 3);
     close(fd);
-    static const char *file_flags[] = {"-auth", "-http-cert", "-http-key", "-http-ca-cert",
-                                       "-node-cert", "-node-key", "-node-ca-cert"};
-    static const char *value_flags[] = {"-join-as", "-http-verify-common-name", "-node-verify-common-name",
-                                        "-node-verify-server-name"};
-    static const char *bool_flags[] = {"-http-verify-client", "-node-verify-client", "-node-no-verify"};
+    static const char *file_flags[] = {"-auth", "-http-cert", "-http-key", "-http-ca-cert"};
+    static const char *value_flags[] = {"-join-as", "-http-verify-common-name"};
+    static const char *bool_flags[] = {"-http-verify-client"};
     config c;
     int code;
     char err[2048], want[256];
@@ -295,6 +293,60 @@ static void test_security_unreadable_file(void **st)
     rmdir(dir);
 }
 
+/* Node-to-node TLS is on with -node-cert and -node-key together (their
+ * files readable: test_security_unreadable_file); without them any other
+ * -node-* TLS flag refuses the start instead of running in plaintext, and
+ * -node-verify-common-name needs -node-verify-client (rqlite's rule). */
+static void test_node_tls_flags(void **st)
+{
+    char file[] = "/tmp/test_config_node_XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "x\n", 2), 2);
+    close(fd);
+    config c;
+    int code;
+    char err[2048];
+    char *ok[] = {"-node-cert", file, "-node-key", file, "-node-ca-cert", file, "-node-verify-client",
+                  "-node-verify-common-name", "rq", "-node-verify-server-name", "db.example", "-node-no-verify",
+                  "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, ok, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_string_equal(c.node_cert, file);
+    assert_true(c.node_verify_client);
+    assert_true(c.node_no_verify);
+    assert_string_equal(c.node_verify_common_name, "rq");
+    assert_string_equal(c.node_verify_server_name, "db.example");
+    assert_null(c.node_tls);
+    config_free(&c);
+    char *nokey[] = {"-node-cert", file, "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, nokey, err, sizeof err), 1);
+    assert_int_equal(code, 1);
+    assert_string_equal(err, "fatal: both node certificate and key must be set, or neither\n");
+    char *cn[] = {"-node-cert", file, "-node-key", file, "-node-verify-common-name", "rq", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, cn, err, sizeof err), 1);
+    assert_string_equal(err, "fatal: -node-verify-common-name requires -node-verify-client\n");
+    struct {
+        char *args[4];
+        const char *flag;
+    } alone[] = {
+        {{"-node-ca-cert", file, "/tmp/d", NULL}, "-node-ca-cert"},
+        {{"-node-verify-client", "/tmp/d", NULL}, "-node-verify-client"},
+        {{"-node-verify-server-name", "x", "/tmp/d", NULL}, "-node-verify-server-name"},
+        {{"-node-no-verify", "/tmp/d", NULL}, "-node-no-verify"},
+    };
+    for (size_t i = 0; i < sizeof alone / sizeof *alone; i++) {
+        assert_int_equal(parseCapture(&c, &code, alone[i].args, err, sizeof err), 1);
+        assert_int_equal(code, 1);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "fatal: %s requires -node-cert and -node-key (node-to-node TLS is off without them)\n",
+                 alone[i].flag);
+        assert_string_equal(err, want);
+    }
+    unlink(file);
+}
+
 /* Non-security flags that are not implemented yet still only warn. */
 static void test_todo_warns(void **st)
 {
@@ -316,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_security_refused),
         cmocka_unit_test(test_security_unreadable_file),
+        cmocka_unit_test(test_node_tls_flags),
         cmocka_unit_test(test_todo_warns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
