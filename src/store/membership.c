@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster/cluster.h"
 #include "store/codec.h"
 #include "store/internal.h"
 #include "util/log.h"
@@ -236,6 +237,27 @@ static int applyMeta(store *s, const char *id, const char *addr, const char *api
     return rc;
 }
 
+/* With node TLS, a node joins only if this node can make a TLS session
+ * with its Raft port, each side verifying the other as configured: a join
+ * through the HTTP API does not cross the Raft port, and would otherwise
+ * add a member nobody can talk to (a rogue certificate, a wrong CA). A
+ * node that does not answer at all is added, as without TLS (it may be
+ * starting, or behind a partition). Runs on the caller's thread. */
+static int checkPeerTls(store *s, const char *id, const char *raft_addr, char **err)
+{
+    bool refused = false;
+    char *why = NULL;
+    free(cluster_api_url(s->cfg->node_tls, raft_addr, 2000, &refused, &why));
+    if (!refused) {
+        free(why);
+        return STORE_OK;
+    }
+    rq_log("store", "refusing to add node %s at %s: %s", id, raft_addr, why ? why : "TLS failed");
+    *err = rq_sprintf("refusing to add node %s: %s", id, why ? why : "TLS failed");
+    free(why);
+    return STORE_ERROR;
+}
+
 int store_join(store *s, const char *id, const char *raft_addr, const char *api_addr,
                bool voter, bool reset, char **err)
 {
@@ -260,6 +282,9 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
     }
     free(nodes);
     int rc;
+    bool noop = same && !reset && same_voter && api_same;
+    if (!noop && s->cfg->node_tls && (rc = checkPeerTls(s, id, raft_addr, err)) != STORE_OK)
+        return rc;
     if (same && reset) {
         /* The node lost its state: the leader's view of its log (match
          * index) is wrong now and Raft never lowers it, so replication to

@@ -113,7 +113,9 @@ int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const stor
  * a different address for a known id (or a known address under another id)
  * replaces the old entry. api_addr is recorded for forwarding and /nodes.
  * reset: the node lost its state (wiped); a member with the same id and
- * address is removed and re-added so that replication to it restarts. */
+ * address is removed and re-added so that replication to it restarts.
+ * With node TLS, a node whose Raft port refuses this node's certificate,
+ * or shows one this node cannot verify, is not added (STORE_ERROR). */
 int store_join(store *s, const char *id, const char *raft_addr,
                const char *api_addr, bool voter, bool reset, char **err);
 int store_remove(store *s, const char *id, char **err);

@@ -564,19 +564,36 @@ static void tuneSocket(uv_tcp_t *tcp)
 
 void transportLogRefused(rqTransport *t, const char *peer, const char *why)
 {
+    char key[sizeof t->refused[0].key];
+    const char *colon = strrchr(peer, ':');
+    int host_len = colon ? (int)(colon - peer) : (int)strlen(peer);
+    snprintf(key, sizeof key, "%.*s %s", host_len, peer, why);
     int64_t now = rq_now_ms();
+    int unlogged = 0;
+    bool emit = true;
     pthread_mutex_lock(&t->mu);
-    bool emit = now - t->refused_log_ms >= 1000;
-    int unlogged = t->refused_unlogged;
-    if (emit) {
-        t->refused_log_ms = now;
-        t->refused_unlogged = 0;
+    struct refusedLog *slot = &t->refused[0];
+    for (size_t i = 0; i < sizeof t->refused / sizeof t->refused[0]; i++) {
+        struct refusedLog *r = &t->refused[i];
+        if (strcmp(r->key, key) == 0) {
+            slot = r;
+            break;
+        }
+        if (r->logged_ms < slot->logged_ms)
+            slot = r; /* the oldest, unless the key is there */
+    }
+    if (strcmp(slot->key, key) == 0 && now - slot->logged_ms < 10000) {
+        slot->unlogged++;
+        emit = false;
     } else {
-        t->refused_unlogged++;
+        unlogged = strcmp(slot->key, key) == 0 ? slot->unlogged : 0;
+        snprintf(slot->key, sizeof slot->key, "%s", key);
+        slot->logged_ms = now;
+        slot->unlogged = 0;
     }
     pthread_mutex_unlock(&t->mu);
     if (emit && unlogged > 0)
-        rq_log("raft", "refused a connection from %s on the Raft port: %s (%d more refused since the last "
+        rq_log("raft", "refused a connection from %s on the Raft port: %s (and %d more like it since the last "
                "such line)", peer, why, unlogged);
     else if (emit)
         rq_log("raft", "refused a connection from %s on the Raft port: %s", peer, why);
@@ -839,9 +856,19 @@ void transport_free(struct raft_uv_transport *outer)
 
 /* Probe mode */
 
-/* Probe mode: the window is over, nobody reached us. */
+#define PROBE_TLS_GRACE_MS 5000
+
+/* Probe mode: the window is over, nobody reached us; unless a TLS
+ * connection is still mid-handshake (a thread each, on a busy machine
+ * that takes time), which may be the leader: bootstrapping beside a
+ * cluster that lists us is what the window is there to prevent. */
 static void probeTimeout(uv_timer_t *timer)
 {
+    rqTransport *t = timer->data;
+    if (t->tls && rq_now_ms() < t->probe_grace_until && tlsTransportBusy(t)) {
+        uv_timer_start(timer, probeTimeout, 50, 0);
+        return;
+    }
     uv_stop(timer->loop);
 }
 
@@ -875,6 +902,8 @@ int transport_probe(const char *bind_addr, const char *meta_json, tls_ctx *tls, 
         uv_timer_init(&loop, &timer);
         uv_check_init(&loop, &check);
         check.data = t;
+        timer.data = t;
+        t->probe_grace_until = rq_now_ms() + timeout_ms + PROBE_TLS_GRACE_MS;
         uv_timer_start(&timer, probeTimeout, timeout_ms, 0);
         uv_check_start(&check, probeContactCheck);
         uv_run(&loop, UV_RUN_DEFAULT);

@@ -48,8 +48,11 @@ typedef struct rqTransport {
     int n_threads;                  /* mu: threads of ours still running */
     struct imageSender *senders;    /* mu: plaintext transfers, shut down at close */
     int n_images;                   /* mu: transfers in progress, both kinds */
-    int64_t refused_log_ms;         /* mu: when a refused connection was last logged */
-    int refused_unlogged;           /* mu: refusals not logged since (at most a line a second) */
+    struct refusedLog {             /* mu: recent refusals, by peer host and reason */
+        char key[400];
+        int64_t logged_ms;
+        int unlogged;
+    } refused[16];
 
     /* TLS (transport_tls.c); tls NULL: the port is plaintext. */
     tls_ctx *tls;
@@ -63,6 +66,7 @@ typedef struct rqTransport {
     struct dialLog *dial_logs;      /* loop: failures logged per address */
     int n_handshaking;              /* mu: incoming TLS handshakes in progress */
     int n_tcp_closing;              /* loop: accepted handles whose socket moved to a thread */
+    int64_t probe_grace_until;      /* probe mode: the most the window waits for handshakes */
 } rqTransport;
 
 /* Where an image goes: a plaintext socket (blocking) or a TLS session. */
@@ -84,7 +88,8 @@ bool transportImageSlot(rqTransport *t);
 /* The refusal answered to an image request that cannot be served. */
 void transportImageRefusal(const char *why, char **out, size_t *len);
 
-/* A refused incoming connection, in the log (at most a line a second). */
+/* A refused incoming connection, in the log: each reason from each host
+ * at most every 10 s (libraft retries every 250 ms). */
 void transportLogRefused(rqTransport *t, const char *peer, const char *why);
 /* "ip:port" of a socket's peer. */
 void transportPeerName(int fd, char *out, size_t n);
@@ -105,6 +110,8 @@ int tlsTransportConnect(rqTransport *t, struct raft_uv_connect *req, const char 
                         raft_uv_connect_cb cb);
 void tlsTransportClose(rqTransport *t);
 bool tlsTransportClosed(const rqTransport *t);
+/* Whether a connection is mid-handshake or a result is not handed over yet. */
+bool tlsTransportBusy(rqTransport *t);
 void tlsTransportFree(rqTransport *t);
 
 #endif

@@ -206,7 +206,6 @@ static void serveRaft(serveJob *j, tls_conn *c, int64_t deadline)
         free(address);
         return;
     }
-    handshakeOver(j);
     tlsDone *d = calloc(1, sizeof *d);
     if (d == NULL) {
         free(address);
@@ -217,9 +216,11 @@ static void serveRaft(serveJob *j, tls_conn *c, int64_t deadline)
     d->fd = -1;
     if (t->accept_cb == NULL) { /* probe mode: a leader is trying to reach the node we are */
         d->kind = DONE_CONTACT;
-        post(t, d);
+        post(t, d); /* before handshakeOver: the probe is never idle in between */
+        handshakeOver(j);
         return;
     }
+    handshakeOver(j);
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
         rq_log("raft", "cannot take the connection from %s: socketpair: %s", j->peer, strerror(errno));
@@ -622,6 +623,14 @@ void tlsTransportClose(rqTransport *t)
         dl->answered = true;
         dl->cb(dl->req, NULL, RAFT_CANCELED);
     }
+}
+
+bool tlsTransportBusy(rqTransport *t)
+{
+    pthread_mutex_lock(&t->mu);
+    bool busy = t->n_handshaking > 0 || t->done != NULL;
+    pthread_mutex_unlock(&t->mu);
+    return busy;
 }
 
 bool tlsTransportClosed(const rqTransport *t)
