@@ -4,6 +4,7 @@
     tests/chaos/chaos.py [--nodes 3|5] [--seed N] [--duration SECONDS]
                          [--faults N] [--build DIR] [--keep] [--unsafe-reads]
                          [--no-hostile] [--hostile-rate R] [--hostile-inputs PREFIXES]
+                         [--node-tls]
 
 Starts N nodes (free ports on 127.0.0.1, a temporary directory), runs
 concurrent clients for --duration seconds (or until --faults faults were
@@ -38,6 +39,10 @@ stopped itself; file descriptors and memory stayed bounded; with the hostile
 client, the cluster still takes a write at the end and the table the hostile
 inputs write to is the same on every node. A violation prints the seed,
 the offending history and the node logs, and exits 1.
+
+--node-tls runs every node with mutual node-to-node TLS (-node-cert,
+-node-key, -node-ca-cert, -node-verify-client), with a CA and a certificate
+per node (for its address) made by the openssl command for the run.
 """
 import argparse
 import json
@@ -235,6 +240,8 @@ class Chaos:
         for i in range(1, self.args.nodes + 1):
             n = NsNode(path, i, self.net) if self.net else harness.Node(path, i)
             n.extra += ["-raft-snap", str(SNAP_ENTRIES)]
+            if self.args.node_tls:
+                n.extra += self.node_tls_flags(n)
             if self.args.hostile:
                 n.extra += ["-db-max-write-steps", HOSTILE_STEPS]
             n.cwd = self.tmp  # relative paths in hostile SQL land here
@@ -257,6 +264,32 @@ class Chaos:
             self.scratch = os.path.join(self.tmp, "scratch")
             os.mkdir(self.scratch)
             leader.execute(inputs.SETUP)
+
+    def node_tls_flags(self, node):
+        """A certificate of the run's CA for node's address (made on first use),
+        and the flags for mutual TLS with it."""
+        d = os.path.join(self.tmp, "certs")
+        newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+
+        import subprocess
+
+        def run(*args):
+            r = subprocess.run(args, cwd=d, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise OSError("%s: %s" % (" ".join(args), r.stderr.strip()))
+        if not os.path.isdir(d):
+            os.mkdir(d)
+            run("openssl", "req", "-x509", *newkey, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+                "-subj", "/CN=chaos-ca")
+        name = "node%s" % node.id
+        host = node.raft_addr.rsplit(":", 1)[0]
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write("subjectAltName=IP:%s,IP:127.0.0.1\n" % host)
+        run("openssl", "req", *newkey, "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name)
+        run("openssl", "x509", "-req", "-in", name + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext")
+        return ["-node-cert", os.path.join(d, name + ".crt"), "-node-key", os.path.join(d, name + ".key"),
+                "-node-ca-cert", os.path.join(d, "ca.crt"), "-node-verify-client"]
 
     def live(self):
         return [n for n in self.nodes if n.id not in self.down and n.id not in self.paused]
@@ -1108,8 +1141,9 @@ class Chaos:
                 print("\n===== log of node %s (last 60 lines) =====" % n.id)
                 print("\n".join(n.logs().splitlines()[-60:]))
             return 1
-        print("PASSED, seed %d: %d faults, no violation" % (
-            self.args.seed, len([f for f in self.faults if f[1] != "heal"])))
+        print("PASSED, seed %d: %d faults, no violation%s" % (
+            self.args.seed, len([f for f in self.faults if f[1] != "heal"]),
+            " (node-to-node TLS)" if self.args.node_tls else ""))
         return 0
 
     def close(self):
@@ -1145,6 +1179,8 @@ def main():
     ap.add_argument("--hostile-rate", type=float, default=2.0, help="hostile requests a second, at most")
     ap.add_argument("--hostile-inputs", default="",
                     help="only the hostile inputs whose names start so, comma-separated (nul/,pragma/ ...)")
+    ap.add_argument("--node-tls", action="store_true",
+                    help="mutual node-to-node TLS on every node (certificates made for the run with openssl)")
     ap.add_argument("--unsafe-reads", action="store_true",
                     help="read registers at level none (stale reads): shows the checker catching them")
     args = ap.parse_args()
