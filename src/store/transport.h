@@ -8,12 +8,13 @@
  * raft_uv_tcp transport.
  *
  * With a tls_ctx (-node-cert/-node-key) everything on the port is TLS:
- * each connection is served by a thread of the transport's own, which
- * makes the handshake (verifying the peer as the context says), reads the
- * first bytes inside the session and then answers the probe, sends the
- * image, or relays libraft's stream (libraft reads and writes one end of
- * a socketpair; see tls/tls.c for why). Connections the handshake refuses
- * are logged, at most a line a second.
+ * each connection's handshake is made by a thread of the transport's own
+ * (verifying the peer as the context says), which then reads the first
+ * bytes inside the session and answers the probe or sends the image, or
+ * hands a Raft connection to the loop: libraft reads and writes one end of
+ * a socketpair, and the loop relays between the other end and the session
+ * (see tls/tls.c for why). Refused connections are logged (each reason
+ * from each host at most every 10 s).
  */
 #ifndef RQ_STORE_TRANSPORT_H
 #define RQ_STORE_TRANSPORT_H

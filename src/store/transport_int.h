@@ -66,6 +66,7 @@ typedef struct rqTransport {
     struct dialLog *dial_logs;      /* loop: failures logged per address */
     int n_handshaking;              /* mu: incoming TLS handshakes in progress */
     int n_tcp_closing;              /* loop: accepted handles whose socket moved to a thread */
+    struct loopRelay *relays;       /* loop: established TLS connections, relayed by the loop */
     int64_t probe_grace_until;      /* probe mode: the most the window waits for handshakes */
 } rqTransport;
 

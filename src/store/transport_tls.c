@@ -1,22 +1,22 @@
 /*
  * transport_tls.c: the Raft port over TLS (transport.h says what it
- * serves; tls/tls.c why libraft's streams go through a relay).
+ * serves; tls/tls.c why libraft's streams are relayed by the loop).
  *
  * Incoming: the loop accepts and hands the socket to a thread of its own,
  * which makes the TLS handshake (verifying the client's certificate with
  * -node-verify-client), reads the first bytes inside the session and
  * serves what they ask for, as the plaintext port does: a metadata probe
  * (the answer, then close), an image (transportImageServe, through the
- * session), or libraft's handshake. For the last, it makes a socketpair,
- * passes one end to the loop (t->async), where it becomes a uv_pipe_t
- * given to libraft's accept callback, and relays between the other end and
- * the session until either side ends.
+ * session), or libraft's handshake. For the last, the thread hands the
+ * session and its socket to the loop (t->async) and ends; the loop makes
+ * a socketpair, gives libraft one end (a uv_pipe_t, to its accept
+ * callback) and relays between the other end and the session (loopRelay).
  *
  * Outgoing: libraft's connect starts a thread that dials, makes the
  * handshake (verifying the server's certificate for the host dialled, or
  * -node-verify-server-name), writes libraft's own handshake (our id and
- * address, as raft_uv_tcp does) and passes a socketpair end to the loop
- * the same way, for libraft's connect callback; then it relays.
+ * address, as raft_uv_tcp does) and hands the session to the loop the same
+ * way, where libraft's connect callback gets its end of the socketpair.
  *
  * Every wait of these threads has a deadline and ends at once when the
  * transport closes (t->cancel_fd). A refused connection is logged on the
@@ -52,7 +52,8 @@ typedef enum { DONE_ACCEPTED, DONE_CONTACT, DONE_DIALED } doneKind;
 typedef struct tlsDone {
     struct tlsDone *next;
     doneKind kind;
-    int fd;                  /* ACCEPTED, DIALED: libraft's end of the socketpair, or -1 */
+    tls_conn *tls;           /* ACCEPTED, DIALED: the session, for the loop to relay (NULL: failed) */
+    int net;                 /* ...on this socket (-1: none) */
     raft_id id;              /* ACCEPTED: the caller's */
     char *address;           /* ACCEPTED, CONTACT: the caller's Raft address */
     struct tlsDial *dial;    /* DIALED */
@@ -124,6 +125,9 @@ static void post(rqTransport *t, tlsDone *d)
 
 static void doneFree(tlsDone *d)
 {
+    tls_conn_free(d->tls);
+    if (d->net >= 0)
+        close(d->net);
     free(d->address);
     free(d->err);
     free(d);
@@ -145,7 +149,7 @@ static int recvExact(tls_conn *c, void *buf, size_t n, int64_t deadline)
 
 typedef struct serveJob {
     rqTransport *t;
-    int net;
+    int net;                 /* -1 once handed to the loop, with the session */
     char peer[300];
     bool handshaking;        /* still counted in t->n_handshaking */
 } serveJob;
@@ -186,8 +190,9 @@ static void serveImage(serveJob *j, tls_conn *c)
 
 /* libraft's handshake (its protocol number was the first word): the
  * caller's id and address, then the stream is libraft's. */
-static void serveRaft(serveJob *j, tls_conn *c, int64_t deadline)
+static void serveRaft(serveJob *j, tls_conn **cp, int64_t deadline)
 {
+    tls_conn *c = *cp;
     rqTransport *t = j->t;
     unsigned char rest[16];
     if (recvExact(c, rest, sizeof rest, deadline) != TLS_OK) {
@@ -213,7 +218,7 @@ static void serveRaft(serveJob *j, tls_conn *c, int64_t deadline)
     }
     d->address = address;
     d->id = id;
-    d->fd = -1;
+    d->net = -1;
     if (t->accept_cb == NULL) { /* probe mode: a leader is trying to reach the node we are */
         d->kind = DONE_CONTACT;
         post(t, d); /* before handshakeOver: the probe is never idle in between */
@@ -221,17 +226,12 @@ static void serveRaft(serveJob *j, tls_conn *c, int64_t deadline)
         return;
     }
     handshakeOver(j);
-    int sp[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-        rq_log("raft", "cannot take the connection from %s: socketpair: %s", j->peer, strerror(errno));
-        doneFree(d);
-        return;
-    }
-    d->kind = DONE_ACCEPTED;
-    d->fd = sp[0];
+    d->kind = DONE_ACCEPTED; /* the loop relays: the session and socket are its now */
+    d->tls = c;
+    d->net = j->net;
+    *cp = NULL;
+    j->net = -1;
     post(t, d);
-    tls_relay(c, sp[1], t->cancel_fd);
-    close(sp[1]);
 }
 
 /* An incoming connection's thread: handshake, first request, service. */
@@ -264,7 +264,7 @@ static void *serveThread(void *arg)
         handshakeOver(j);
         serveImage(j, c);
     } else if (getLe64(first) == TRANSPORT_HANDSHAKE_PROTOCOL) {
-        serveRaft(j, c, deadline);
+        serveRaft(j, &c, deadline);
     } else {
         transportLogRefused(t, j->peer, "an unknown request after its TLS handshake");
     }
@@ -272,7 +272,8 @@ out:
     handshakeOver(j);
     free(err);
     tls_conn_free(c);
-    close(j->net);
+    if (j->net >= 0)
+        close(j->net);
     free(j);
     transportThreadEnded(t);
     return NULL;
@@ -409,31 +410,28 @@ static void *dialThread(void *arg)
     rqTransport *t = j->t;
     int64_t deadline = rq_now_ms() + DIAL_MS;
     tls_conn *c = NULL;
-    int sp[2] = {-1, -1};
     tlsDone *d = calloc(1, sizeof *d);
     if (d == NULL)
         abort(); /* libraft waits for an answer: there is no other way to give one */
     d->kind = DONE_DIALED;
     d->dial = j->dial;
-    d->fd = -1;
+    d->net = -1;
     int net = dialTcp(t, j->address, deadline, &d->err);
     if (net >= 0) {
         char host[300], port[32];
         if (addr_split(j->address, host, sizeof host, port, sizeof port) != 0)
             snprintf(host, sizeof host, "%s", j->address);
         int rc = tls_client(t->tls, net, host, msLeft(deadline), t->cancel_fd, &c, &d->err);
-        if (rc == TLS_OK && sendPreamble(t, c, deadline) != TLS_OK)
+        if (rc == TLS_OK && sendPreamble(t, c, deadline) != TLS_OK) {
             d->err = rq_sprintf("sending the Raft handshake: %s", tls_conn_error(c));
-        else if (rc == TLS_OK && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0)
-            d->err = rq_sprintf("socketpair: %s", strerror(errno));
-        else if (rc == TLS_OK)
-            d->fd = sp[0];
+        } else if (rc == TLS_OK) { /* the loop relays: the session and socket are its now */
+            d->tls = c;
+            d->net = net;
+            c = NULL;
+            net = -1;
+        }
     }
     post(t, d); /* d is the loop's now */
-    if (sp[1] >= 0) {
-        tls_relay(c, sp[1], t->cancel_fd);
-        close(sp[1]);
-    }
     tls_conn_free(c);
     if (net >= 0)
         close(net);
@@ -471,25 +469,245 @@ int tlsTransportConnect(rqTransport *t, struct raft_uv_connect *req, const char 
     return 0;
 }
 
-/* ---- the loop's side ------------------------------------------------------ */
+/* ---- the relay, on the loop ------------------------------------------------ */
 
-/* A libraft stream on our end of a socketpair (raft_malloc'd: libraft
- * frees it), or NULL (fd closed). */
-static uv_stream_t *wrapFd(rqTransport *t, int fd)
+#define RELAY_READ 65536          /* from libraft, at most, per read */
+#define RELAY_RECORD 16384        /* a TLS record's plaintext, at most */
+#define RELAY_DOWN_LIMIT (1 << 20) /* bytes for libraft not written yet: beyond, stop reading the peer */
+
+/* An established connection relayed by the loop: libraft's bytes arrive
+ * on our end of the socketpair (app) and go into the session; the peer's,
+ * decrypted, are written to app. */
+typedef struct loopRelay {
+    rqTransport *t;
+    struct loopRelay *next, *prev;
+    tls_conn *tls;
+    int net;
+    uv_poll_t poll;               /* the TCP socket */
+    uv_pipe_t app;
+    int events;                   /* what poll waits for now */
+    size_t up_len, up_off;        /* up: from libraft, not all taken by GnuTLS yet */
+    bool app_reading;             /* reading libraft stops while up holds bytes */
+    size_t down_pending;          /* bytes queued to app whose write has not completed */
+    bool closing;
+    int open_handles;
+    char up[RELAY_READ];
+    char record[RELAY_RECORD];    /* the peer's record being handed to libraft */
+} loopRelay;
+
+typedef struct downWrite {
+    uv_write_t req;
+    loopRelay *r;
+    size_t len;
+    char buf[];
+} downWrite;
+
+static void relayClose(loopRelay *r);
+static void relayPumpDown(loopRelay *r);
+static void relayOnPoll(uv_poll_t *p, int status, int events);
+static void relayOnAppRead(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+
+/* Reads go to r->up, which is free whenever reading is on. */
+static void relayAlloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
-    uv_pipe_t *p = raft_malloc(sizeof *p);
-    if (p == NULL) {
-        close(fd);
-        return NULL;
-    }
-    uv_pipe_init(t->loop, p, 0);
-    if (uv_pipe_open(p, fd) != 0) {
-        close(fd);
-        uv_close((uv_handle_t *)p, (uv_close_cb)raft_free);
-        return NULL;
-    }
-    return (uv_stream_t *)p;
+    loopRelay *r = h->data;
+    (void)suggested;
+    b->base = r->up;
+    b->len = sizeof r->up;
 }
+
+/* Poll for what is wanted: readable unless libraft has too much unwritten,
+ * writable while GnuTLS holds back our data. */
+static void relayUpdatePoll(loopRelay *r)
+{
+    if (r->closing)
+        return;
+    int ev = (r->down_pending < RELAY_DOWN_LIMIT ? UV_READABLE : 0) | (r->up_off < r->up_len ? UV_WRITABLE : 0);
+    if (ev == r->events)
+        return;
+    r->events = ev;
+    if (ev)
+        uv_poll_start(&r->poll, ev, relayOnPoll);
+    else
+        uv_poll_stop(&r->poll);
+}
+
+/* libraft's bytes into the session, as far as the socket takes them. */
+static void relayFlushUp(loopRelay *r)
+{
+    while (r->up_off < r->up_len) {
+        ssize_t w = tls_send_nb(r->tls, r->up + r->up_off, r->up_len - r->up_off);
+        if (w == TLS_AGAIN)
+            break;
+        if (w < 0) {
+            relayClose(r);
+            return;
+        }
+        r->up_off += (size_t)w;
+    }
+    /* Back-pressure: read libraft again only once all of it went out. */
+    bool held = r->up_off < r->up_len;
+    if (!held && !r->app_reading && uv_read_start((uv_stream_t *)&r->app, relayAlloc, relayOnAppRead) == 0)
+        r->app_reading = true;
+    else if (held && r->app_reading && uv_read_stop((uv_stream_t *)&r->app) == 0)
+        r->app_reading = false;
+    relayUpdatePoll(r);
+}
+
+static void relayOnAppRead(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    loopRelay *r = s->data;
+    (void)b; /* r->up */
+    if (n < 0) { /* libraft closed its end: the connection is over */
+        tls_bye(r->tls);
+        relayClose(r);
+        return;
+    }
+    r->up_len = (size_t)n;
+    r->up_off = 0;
+    relayFlushUp(r);
+}
+
+static void relayDownWritten(uv_write_t *req, int status)
+{
+    downWrite *w = (downWrite *)req;
+    loopRelay *r = w->r;
+    r->down_pending -= w->len;
+    free(w);
+    if (status != 0) {
+        relayClose(r);
+        return;
+    }
+    if (!r->closing && r->down_pending < RELAY_DOWN_LIMIT)
+        relayPumpDown(r);
+}
+
+/* The peer's records to libraft, until the socket has no more (what
+ * GnuTLS buffered comes first), or libraft has enough unwritten. A record
+ * goes straight into the socketpair when it has room (uv_try_write, which
+ * never jumps a queued write); what does not fit is queued. */
+static void relayPumpDown(loopRelay *r)
+{
+    while (!r->closing && r->down_pending < RELAY_DOWN_LIMIT) {
+        ssize_t n = tls_recv_nb(r->tls, r->record, sizeof r->record);
+        if (n <= 0) {
+            if (n != TLS_AGAIN)
+                relayClose(r); /* the peer's end, or an error */
+            break;
+        }
+        uv_buf_t b = uv_buf_init(r->record, (unsigned)n);
+        int done = uv_try_write((uv_stream_t *)&r->app, &b, 1);
+        if (done == UV_EAGAIN)
+            done = 0;
+        if (done < 0) {
+            relayClose(r);
+            return;
+        }
+        if (done == n)
+            continue;
+        downWrite *w = malloc(sizeof *w + (size_t)n - (size_t)done);
+        if (w == NULL) {
+            relayClose(r);
+            return;
+        }
+        w->r = r;
+        w->len = (size_t)n - (size_t)done;
+        memcpy(w->buf, r->record + done, w->len);
+        r->down_pending += w->len;
+        b = uv_buf_init(w->buf, (unsigned)w->len);
+        if (uv_write(&w->req, (uv_stream_t *)&r->app, &b, 1, relayDownWritten) != 0) {
+            r->down_pending -= w->len;
+            free(w);
+            relayClose(r);
+            return;
+        }
+    }
+    relayUpdatePoll(r);
+}
+
+static void relayOnPoll(uv_poll_t *p, int status, int events)
+{
+    loopRelay *r = p->data;
+    if (status < 0) {
+        relayClose(r);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        relayFlushUp(r);
+    if (!r->closing && (events & UV_READABLE))
+        relayPumpDown(r);
+}
+
+static void relayHandleClosed(uv_handle_t *h)
+{
+    loopRelay *r = h->data;
+    if (--r->open_handles > 0)
+        return;
+    rqTransport *t = r->t;
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        t->relays = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    close(r->net);
+    tls_conn_free(r->tls);
+    free(r);
+    transportMaybeFinishClose(t);
+}
+
+static void relayClose(loopRelay *r)
+{
+    if (r->closing)
+        return;
+    r->closing = true;
+    uv_close((uv_handle_t *)&r->poll, relayHandleClosed);
+    uv_close((uv_handle_t *)&r->app, relayHandleClosed);
+}
+
+/* Relay session tls on socket net for libraft: returns libraft's end of
+ * a socketpair as a stream (raft_malloc'd, libraft frees it), or NULL
+ * (everything closed). */
+static uv_stream_t *relayStart(rqTransport *t, tls_conn *tls, int net)
+{
+    int sp[2];
+    loopRelay *r = calloc(1, sizeof *r);
+    uv_pipe_t *theirs = raft_malloc(sizeof *theirs);
+    if (r == NULL || theirs == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        free(r);
+        raft_free(theirs);
+        tls_conn_free(tls);
+        close(net);
+        return NULL;
+    }
+    r->t = t;
+    r->tls = tls;
+    r->net = net;
+    uv_pipe_init(t->loop, theirs, 0);
+    uv_pipe_init(t->loop, &r->app, 0);
+    uv_poll_init_socket(t->loop, &r->poll, net);
+    r->app.data = r->poll.data = r;
+    r->open_handles = 2;
+    r->next = t->relays;
+    if (t->relays)
+        t->relays->prev = r;
+    t->relays = r;
+    if (uv_pipe_open(theirs, sp[0]) != 0 || uv_pipe_open(&r->app, sp[1]) != 0) {
+        close(sp[0]);
+        close(sp[1]);
+        uv_close((uv_handle_t *)theirs, (uv_close_cb)raft_free);
+        relayClose(r);
+        return NULL;
+    }
+    if (uv_read_start((uv_stream_t *)&r->app, relayAlloc, relayOnAppRead) == 0)
+        r->app_reading = true;
+    /* The handshake's thread may have left records in the session's buffer,
+     * which no poll would announce. */
+    relayPumpDown(r);
+    return (uv_stream_t *)theirs;
+}
+
+/* ---- the loop's side ------------------------------------------------------ */
 
 /* A dialling failure in the log when its reason is new, else every
  * DIAL_LOG_MS; a success after failures too. */
@@ -532,13 +750,16 @@ static void dialFinished(rqTransport *t, tlsDone *d)
     if (dl->next)
         dl->next->prev = dl->prev;
     if (dl->answered) {
-        if (d->fd >= 0)
-            close(d->fd);
         free(dl);
-        return;
+        return; /* doneFree closes the session, if any */
     }
     uv_stream_t *s = NULL;
-    if (d->fd >= 0 && (s = wrapFd(t, d->fd)) == NULL && d->err == NULL)
+    if (d->tls) {
+        s = relayStart(t, d->tls, d->net);
+        d->tls = NULL;
+        d->net = -1;
+    }
+    if (s == NULL && d->err == NULL)
         d->err = strdup("cannot open the stream");
     dialLogResult(t, dl->address, s ? NULL : d->err ? d->err : "failed");
     raft_uv_connect_cb cb = dl->cb;
@@ -569,8 +790,11 @@ static void onResults(uv_async_t *a)
             break;
         case DONE_ACCEPTED:
             if (t->closing || t->accept_cb == NULL)
-                close(d->fd);
-            else if ((s = wrapFd(t, d->fd)) != NULL)
+                break; /* doneFree closes the session */
+            s = relayStart(t, d->tls, d->net);
+            d->tls = NULL;
+            d->net = -1;
+            if (s)
                 t->accept_cb(t->outer, d->id, d->address, s);
             break;
         case DONE_DIALED:
@@ -617,6 +841,8 @@ void tlsTransportClose(rqTransport *t)
     t->async_closed = true;
     pthread_mutex_unlock(&t->mu);
     uv_close((uv_handle_t *)&t->async, asyncClosed);
+    for (loopRelay *r = t->relays; r != NULL; r = r->next)
+        relayClose(r);
     for (tlsDial *dl = t->dials; dl != NULL; dl = dl->next) {
         if (dl->answered)
             continue;
@@ -635,7 +861,7 @@ bool tlsTransportBusy(rqTransport *t)
 
 bool tlsTransportClosed(const rqTransport *t)
 {
-    return !t->async_open && t->n_tcp_closing == 0;
+    return !t->async_open && t->n_tcp_closing == 0 && t->relays == NULL;
 }
 
 /* After every thread ended: what they queued after the close. */
@@ -643,9 +869,7 @@ void tlsTransportFree(rqTransport *t)
 {
     for (tlsDone *d = t->done, *next; d != NULL; d = next) {
         next = d->next;
-        if (d->fd >= 0)
-            close(d->fd);
-        doneFree(d);
+        doneFree(d); /* and the session handed to the loop, if any */
     }
     t->done = NULL;
     for (tlsDial *dl = t->dials, *next; dl != NULL; dl = next) {

@@ -1,39 +1,36 @@
 /*
- * tls.c: node-to-node TLS with GnuTLS, and the relay that puts libraft's
- * streams over it.
+ * tls.c: node-to-node TLS with GnuTLS: the node's credentials (reloaded
+ * when their files change), handshakes and verification, blocking reads
+ * and writes with deadlines for threads, non-blocking ones for a loop.
  *
- * Why a relay. libraft (0.15) reads and writes its connections itself, on
- * the uv_stream_t the transport hands it, with uv_read_start and
- * uv_write; it has no hook for a TLS layer. So the transport gives it one
- * end of a socketpair (wrapped in a uv_pipe_t, a uv_stream_t like any
- * other) and something must move the bytes between the other end and a
- * GnuTLS session on the TCP socket. Two places for that something:
+ * How libraft's streams go over TLS. libraft (0.15) reads and writes its
+ * connections itself, on the uv_stream_t the transport hands it, with
+ * uv_read_start and uv_write; it has no hook for a TLS layer. So the
+ * transport gives it one end of a socketpair (a uv_pipe_t, a uv_stream_t
+ * like any other), and something moves the bytes between the other end
+ * and a GnuTLS session on the TCP socket. Two places for that something
+ * were built and measured (BENCHMARKS.md, "node TLS: relay threads or the
+ * Raft thread's loop"):
  *
- *   (a) the Raft thread's own loop, GnuTLS driven from uv_poll handles on
- *       the TCP socket and the socketpair end (no thread switch, but the
- *       encryption of every message runs on the Raft thread, which is the
- *       node's bottleneck under load);
- *   (b) a thread per connection, blocking in poll() on both descriptors
- *       (the Raft thread only writes to and reads from a socketpair).
+ *   (a) a thread per connection, blocking in poll() on both descriptors;
+ *   (b) the Raft thread's own loop: the other end a uv_pipe_t there too,
+ *       the TCP socket a uv_poll_t, GnuTLS non-blocking (tls_recv_nb,
+ *       tls_send_nb).
  *
- * Measured on this 2-core machine with bench/tlsrelay.c (ping-pong of
- * 100-byte messages, then 256 MB one way, loopback; figures in
- * BENCHMARKS.md): the relay thread adds about 15-25 us to a round trip
- * over (a)'s cost and sustains some hundreds of MB/s, while a commit on
- * 3 nodes costs about 1 ms (an fdatasync on each of two nodes and two
- * network round trips). The socketpair hop is in both designs; what (b)
- * adds is thread wake-ups, small beside a commit, and what it buys is a
- * Raft thread that never encrypts, a relay that is plain blocking code
- * over poll() (with a deadline and a cancel descriptor in every wait),
- * and no change to the loop's code at all. So (b).
- *
- * One thread per connection serves both directions, with GnuTLS in
- * non-blocking mode: no session is ever used by two threads (GnuTLS
- * allows one sender and one receiver, but not around TLS 1.3 key updates).
- *
- * Image transfers and metadata probes need no relay: the thread that
- * serves them reads and writes the session directly (tls_recv,
- * tls_send_all).
+ * On this 2-core machine TLS added 40-120 us to the p50 of a 1-client
+ * INSERT on 3 nodes with (b) and 50-155 us with (a); 64-client INSERTs
+ * stayed within 5% of plaintext with (b), and fell 13-19% below it in
+ * one round of two with (a). Each message through (a) wakes two more
+ * threads per hop, on two cores shared with the Raft and HTTP threads
+ * (bench/tlsrelay: a 100-byte round trip takes 150-240 us through relay
+ * threads, 45 us with the session driven by the caller after a socketpair
+ * hop, 33 us without the hop, 25 us in plaintext). What (b) puts on the
+ * Raft thread instead is the encryption, about 0.7 GB/s here: microseconds
+ * for a typical entry, milliseconds only for entries of megabytes. So (b)
+ * (store/transport_tls.c). Handshakes run in threads, where they may wait
+ * (with deadlines) without holding up the loop, and so do the image
+ * transfers and probes, which need no relay: their thread reads and writes
+ * the session directly (tls_recv, tls_send_all).
  *
  * Reloading: each new session takes the credentials of the moment, after
  * a stat() of the certificate and key files; if either changed they are
@@ -65,7 +62,6 @@
 
 /* TLS 1.2 and 1.3 only (rqlite: MinVersion TLS 1.2). */
 #define PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-#define RELAY_BUF (64 * 1024)
 
 /* A loaded certificate, key and trust list, shared by the sessions that
  * started with it. */
@@ -90,7 +86,7 @@ struct tls_conn {
     gnutls_session_t s;
     int fd, cancel_fd;
     bool server;
-    bool nonblock;                /* the relay: I/O returns EAGAIN instead of waiting */
+    bool nonblock;                /* a loop's: I/O returns EAGAIN instead of waiting */
     int64_t deadline_ms;          /* blocking I/O gives up then (-1: never) */
     int why;                      /* TLS_ERR_TIMEOUT/CANCELED/IO seen by push or pull */
     bool eof;                     /* pull saw the TCP connection end */
@@ -629,18 +625,49 @@ int tls_send_all(tls_conn *t, const void *buf, size_t n, int timeout_ms)
     return TLS_OK;
 }
 
+ssize_t tls_recv_nb(tls_conn *t, void *buf, size_t n)
+{
+    t->nonblock = true;
+    t->why = 0;
+    for (;;) {
+        ssize_t r = gnutls_record_recv(t->s, buf, n);
+        if (r >= 0)
+            return r;
+        if (r == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (r == GNUTLS_E_AGAIN)
+            return TLS_AGAIN;
+        if (r == GNUTLS_E_PREMATURE_TERMINATION)
+            return 0; /* the peer's TCP end without close_notify: an end all the same */
+        return fail(t, (int)r, false);
+    }
+}
+
+ssize_t tls_send_nb(tls_conn *t, const void *buf, size_t n)
+{
+    t->nonblock = true;
+    t->why = 0;
+    for (;;) {
+        ssize_t w = gnutls_record_send(t->s, buf, n);
+        if (w >= 0)
+            return w;
+        if (w == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (w == GNUTLS_E_AGAIN)
+            return TLS_AGAIN;
+        return fail(t, (int)w, false);
+    }
+}
+
 void tls_bye(tls_conn *t)
 {
     if (t == NULL)
         return;
-    bool nb = t->nonblock;
-    t->nonblock = false;
     setDeadline(t, 1000);
     int rc;
     do {
         rc = gnutls_bye(t->s, GNUTLS_SHUT_WR);
-    } while ((rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) && t->why == 0);
-    t->nonblock = nb;
+    } while ((rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) && t->why == 0 && !t->nonblock);
 }
 
 const char *tls_conn_error(const tls_conn *t) { return t->err; }
@@ -653,116 +680,4 @@ void tls_conn_free(tls_conn *t)
     gnutls_deinit(t->s);
     credsRelease(t->ctx, t->creds);
     free(t);
-}
-
-/* ---- the relay ------------------------------------------------------------- */
-
-/* One direction's bytes in flight. */
-typedef struct pending {
-    char *buf;
-    size_t len, off;
-} pending;
-
-static bool drained(const pending *p) { return p->off == p->len; }
-
-int tls_relay(tls_conn *t, int app, int cancel_fd)
-{
-    pending up = {malloc(RELAY_BUF), 0, 0};   /* app -> peer */
-    pending down = {malloc(RELAY_BUF), 0, 0}; /* peer -> app */
-    bool app_eof = false, net_eof = false;
-    int rc = 0;
-    if (up.buf == NULL || down.buf == NULL) {
-        snprintf(t->err, sizeof t->err, "out of memory");
-        rc = TLS_ERR_IO;
-        goto out;
-    }
-    t->nonblock = true;
-    t->deadline_ms = -1;
-    t->why = 0;
-    for (;;) {
-        bool progress = false;
-        short net_ev = 0, app_ev = 0;
-        /* Peer to app: a record when the previous is delivered. */
-        if (drained(&down) && !net_eof) {
-            ssize_t r = gnutls_record_recv(t->s, down.buf, RELAY_BUF);
-            if (r > 0) {
-                down.len = (size_t)r;
-                down.off = 0;
-                progress = true;
-            } else if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION) {
-                net_eof = progress = true;
-            } else if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
-                net_ev |= POLLIN;
-            } else {
-                rc = fail(t, (int)r, false);
-                break;
-            }
-        }
-        if (!drained(&down)) {
-            ssize_t w = send(app, down.buf + down.off, down.len - down.off, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (w > 0) {
-                down.off += (size_t)w;
-                progress = true;
-            } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                app_ev |= POLLOUT;
-            } else {
-                break; /* the app's end is gone: so is the connection */
-            }
-        }
-        /* App to peer: GnuTLS wants an interrupted send repeated with the
-         * same data, which is what the buffer still holds. */
-        if (drained(&up) && !app_eof) {
-            ssize_t r = recv(app, up.buf, RELAY_BUF, MSG_DONTWAIT);
-            if (r > 0) {
-                up.len = (size_t)r;
-                up.off = 0;
-                progress = true;
-            } else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                app_ev |= POLLIN;
-            } else {
-                app_eof = progress = true;
-            }
-        }
-        if (!drained(&up)) {
-            ssize_t w = gnutls_record_send(t->s, up.buf + up.off, up.len - up.off);
-            if (w > 0) {
-                up.off += (size_t)w;
-                progress = true;
-            } else if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
-                net_ev |= POLLOUT;
-            } else {
-                rc = fail(t, (int)w, false);
-                break;
-            }
-        }
-        if (net_eof && drained(&down))
-            break;
-        if (app_eof && drained(&up)) {
-            tls_bye(t);
-            break;
-        }
-        if (progress)
-            continue;
-        /* Nothing moved: sleep until a side can. A descriptor nothing is
-         * wanted from is left out (poll would report its hangup forever). */
-        struct pollfd p[3] = {{.fd = net_ev ? t->fd : -1, .events = net_ev},
-                              {.fd = app_ev ? app : -1, .events = app_ev},
-                              {.fd = cancel_fd, .events = POLLIN}};
-        int n = poll(p, 3, -1);
-        if (n < 0 && errno != EINTR) {
-            snprintf(t->err, sizeof t->err, "poll: %s", strerror(errno));
-            rc = TLS_ERR_IO;
-            break;
-        }
-        if (n > 0 && cancel_fd >= 0 && p[2].revents) {
-            snprintf(t->err, sizeof t->err, "canceled");
-            rc = TLS_ERR_CANCELED;
-            break;
-        }
-    }
-out:
-    t->nonblock = false;
-    free(up.buf);
-    free(down.buf);
-    return rc;
 }

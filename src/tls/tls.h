@@ -1,9 +1,9 @@
 /*
  * tls: node-to-node TLS over GnuTLS (TLS 1.2 and 1.3 only), for the Raft
  * port: a context built once from the -node-* flags, sessions on
- * connected sockets, blocking reads and writes with deadlines, and the
- * relay that carries a session's plaintext to and from one end of a
- * socketpair (how libraft's uv streams run over TLS: see tls.c).
+ * connected sockets, blocking reads and writes with deadlines (for
+ * threads), non-blocking ones (for the Raft thread's loop, which relays
+ * libraft's streams: see tls.c for how and why).
  *
  * Every call that waits takes a deadline and a cancel descriptor: it
  * returns as soon as the descriptor becomes readable (an eventfd written
@@ -44,6 +44,7 @@ enum {
     TLS_ERR_IO = -3,       /* the connection failed or was closed */
     TLS_ERR_TIMEOUT = -4,  /* the deadline passed */
     TLS_ERR_CANCELED = -5, /* the cancel descriptor became readable */
+    TLS_AGAIN = -6,        /* non-blocking: nothing to do until the socket is ready */
 };
 
 /* Load the certificate, key and CA files (all PEM). Returns 0, or -1 with
@@ -76,7 +77,16 @@ int tls_server(tls_ctx *c, int fd, int timeout_ms, int cancel_fd, tls_conn **out
 ssize_t tls_recv(tls_conn *t, void *buf, size_t n, int timeout_ms);
 /* All n bytes, within timeout_ms (-1: no limit). TLS_OK or a TLS_ERR_*. */
 int tls_send_all(tls_conn *t, const void *buf, size_t n, int timeout_ms);
-/* Tell the peer we are done (a close_notify alert, not waited for). */
+/* Non-blocking, for an event loop that polls the socket itself. Reading:
+ * > 0 bytes, 0 at the peer's orderly end, TLS_AGAIN when the socket has
+ * no more (everything GnuTLS had buffered was returned first: poll for
+ * readable before calling again), or a TLS_ERR_*. Writing: > 0 bytes of
+ * buf taken, or TLS_AGAIN (poll for writable, then call again with the
+ * same buf and n, as GnuTLS requires), or a TLS_ERR_*. */
+ssize_t tls_recv_nb(tls_conn *t, void *buf, size_t n);
+ssize_t tls_send_nb(tls_conn *t, const void *buf, size_t n);
+/* Tell the peer we are done: a close_notify alert, for which a blocking
+ * session waits at most a second for room, a non-blocking one not at all. */
 void tls_bye(tls_conn *t);
 /* Text of the last error on t (valid until the next call on t). */
 const char *tls_conn_error(const tls_conn *t);
@@ -84,14 +94,5 @@ const char *tls_conn_error(const tls_conn *t);
 const char *tls_peer_cn(const tls_conn *t);
 /* Release the session (not the socket). NULL is fine. */
 void tls_conn_free(tls_conn *t);
-
-/* Carry plaintext between t and app_fd (a stream socket: the other end of
- * a socketpair held by whoever speaks through it) until either side ends
- * or fails, or cancel_fd becomes readable: what app_fd delivers is
- * encrypted to the peer, what the peer sends is decrypted to app_fd. An
- * end seen on one side is passed to the other (close_notify, or app_fd's
- * end shut down for writing). Neither descriptor is closed. Returns 0 when
- * a side ended in order, else a TLS_ERR_* (tls_conn_error says why). */
-int tls_relay(tls_conn *t, int app_fd, int cancel_fd);
 
 #endif
