@@ -17,15 +17,15 @@
  *       the TCP socket a uv_poll_t, GnuTLS non-blocking (tls_recv_nb,
  *       tls_send_nb).
  *
- * On this 2-core machine TLS added 40-120 us to the p50 of a 1-client
- * INSERT on 3 nodes with (b) and 50-155 us with (a); 64-client INSERTs
- * stayed within 5% of plaintext with (b), and fell 13-19% below it in
- * one round of two with (a). Each message through (a) wakes two more
- * threads per hop, on two cores shared with the Raft and HTTP threads
- * (bench/tlsrelay: a 100-byte round trip takes 150-240 us through relay
- * threads, 45 us with the session driven by the caller after a socketpair
- * hop, 33 us without the hop, 25 us in plaintext). What (b) puts on the
- * Raft thread instead is the encryption, about 0.7 GB/s here: microseconds
+ * On this 2-core machine, 64-client INSERTs on 3 nodes stayed within 5%
+ * of plaintext with (b) in every round, and fell 13-19% below it in one
+ * round of two with (a); a 1-client INSERT's p50 grew by 40-175 us either
+ * way (within the machine's noise of each other). Each message through
+ * (a) wakes two more threads per hop, on two cores shared with the Raft
+ * and HTTP threads (bench/tlsrelay: a 100-byte round trip of 150-240 us
+ * through relay threads, 45-105 us with the session driven by the caller
+ * after a socketpair hop, in its quieter runs). What (b) puts on the Raft
+ * thread instead is the encryption, about 0.7-1 GB/s here: microseconds
  * for a typical entry, milliseconds only for entries of megabytes. So (b)
  * (store/transport_tls.c). Handshakes run in threads, where they may wait
  * (with deadlines) without holding up the loop, and so do the image
