@@ -234,6 +234,27 @@ static void serveRaft(serveJob *j, tls_conn **cp, int64_t deadline)
     post(t, d);
 }
 
+/* Close a refused connection so that the peer reads why: closing a
+ * socket with unread bytes (a TLS 1.3 client's first request, sent before
+ * it learns of the refusal) makes the kernel answer with a reset, which
+ * loses the alert on the way. So: end our side, read what comes until the
+ * peer ends too, half a second at most (or the close). */
+static void lingerClose(rqTransport *t, int fd)
+{
+    shutdown(fd, SHUT_WR);
+    int64_t deadline = rq_now_ms() + 500;
+    char sink[4096];
+    for (;;) {
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = t->cancel_fd, .events = POLLIN}};
+        if (poll(p, 2, msLeft(deadline)) <= 0 || p[1].revents)
+            break;
+        ssize_t n = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            break;
+    }
+    close(fd);
+}
+
 /* An incoming connection's thread: handshake, first request, service. */
 static void *serveThread(void *arg)
 {
@@ -246,6 +267,9 @@ static void *serveThread(void *arg)
     if (rc != TLS_OK) {
         if (rc != TLS_ERR_CANCELED)
             transportLogRefused(t, j->peer, err ? err : "TLS handshake failed");
+        handshakeOver(j);
+        lingerClose(t, j->net);
+        j->net = -1;
         goto out;
     }
     unsigned char first[8];

@@ -251,7 +251,7 @@ static void test_image_copy_fails(void **st)
 }
 
 typedef struct fetchJob {
-    const char *addr;
+    char addr[64];           /* a copy: the server may be gone first */
     tls_ctx *tls;
     char path[128];
     int rc;
@@ -294,7 +294,7 @@ static void test_image_senders_bounded(void **st)
     fetchJob jobs[4];
     for (int i = 0; i < 4; i++) {
         memset(&jobs[i], 0, sizeof jobs[i]);
-        jobs[i].addr = sv->addr;
+        snprintf(jobs[i].addr, sizeof jobs[i].addr, "%s", sv->addr);
         snprintf(jobs[i].path, sizeof jobs[i].path, "%s/job-%d", tmpdir, i);
         assert_int_equal(pthread_create(&jobs[i].th, NULL, fetchJobRun, &jobs[i]), 0);
     }
@@ -327,7 +327,8 @@ static void test_image_close_cuts_transfer(void **st)
     imageCtxInit(&ctx, 300000);
     ctx.gated = true;
     server *sv = serverStart(&ctx);
-    fetchJob job = {.addr = sv->addr};
+    fetchJob job = {0};
+    snprintf(job.addr, sizeof job.addr, "%s", sv->addr);
     destPath(job.path, sizeof job.path, "cut");
     assert_int_equal(pthread_create(&job.th, NULL, fetchJobRun, &job), 0);
     waitCopying(&ctx, 1);
@@ -652,7 +653,7 @@ static void test_tls_image_close_and_bound(void **st)
     fetchJob jobs[4];
     for (int i = 0; i < 4; i++) {
         memset(&jobs[i], 0, sizeof jobs[i]);
-        jobs[i].addr = sv->addr;
+        snprintf(jobs[i].addr, sizeof jobs[i].addr, "%s", sv->addr);
         jobs[i].tls = cli;
         snprintf(jobs[i].path, sizeof jobs[i].path, "%s/tjob-%d", tmpdir, i);
         assert_int_equal(pthread_create(&jobs[i].th, NULL, fetchJobRun, &jobs[i]), 0);
