@@ -293,7 +293,8 @@ static char *joinBaseUrl(const char *target)
 
 int cluster_join(const config *cfg, char *const *targets, int n_targets, bool reset, char **err)
 {
-    char *last = NULL;
+    char *last = NULL;           /* why the last try failed... */
+    const char *last_target = NULL; /* ...and where: the error names it */
     if (targets == NULL) {
         targets = cfg->join;
         n_targets = cfg->n_join;
@@ -318,6 +319,7 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
             rq_log("cluster", "failed to join via %s: %s", target, why ? why : "?");
             free(last);
             last = why;
+            last_target = target;
         }
         if (attempt + 1 < cfg->join_attempts) {
             rq_log("cluster", "failed to join cluster, sleeping %llu ms before retry",
@@ -327,7 +329,10 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
             nanosleep(&ts, NULL);
         }
     }
-    *err = rq_sprintf("failed to join cluster: %s", last ? last : "no join address usable");
+    if (last_target)
+        *err = rq_sprintf("failed to join cluster via %s: %s", last_target, last ? last : "?");
+    else
+        *err = strdup("failed to join cluster: no join address usable");
     free(last);
     return -1;
 }
