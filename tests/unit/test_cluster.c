@@ -6,6 +6,10 @@
  * scripted. Nothing sleeps to synchronise: the calls under test are
  * synchronous, and a test stops a peer (joining its thread) before it reads
  * what the peer recorded. Every wait is bounded by the client's own timeouts.
+ *
+ * One file of ~1,100 lines, not one per concern: the fake peer (the first
+ * third) serves every group of tests, and splitting it into a shared file
+ * would give the unit-test build a second kind of source to link.
  */
 #include <setjmp.h>
 #include <stdarg.h>
