@@ -7,7 +7,8 @@
 
 #include "util/buf.h"
 
-/* Shortest round-trip digits of v > 0 and the decimal point position. */
+/* Shortest round-trip digits of v > 0 and the decimal point position:
+ * Go prints floats with the fewest digits that read back the same. */
 static int shortest(double v, char *digits, int *dp)
 {
     char tmp[40];
@@ -114,6 +115,7 @@ char *render_cell(const json_t *v, int null_as_nil)
     return s;
 }
 
+/* +------+----+ : each column as wide as its widest cell plus a space each side. */
 static void border(FILE *out, const size_t *w, size_t nc)
 {
     fputc('+', out);
@@ -124,6 +126,7 @@ static void border(FILE *out, const size_t *w, size_t nc)
     }
 }
 
+/* | a  | bb | : cells left-justified to the column width plus one. */
 static void row(FILE *out, char **cells, const size_t *w, size_t nc)
 {
     fputc('|', out);
@@ -132,6 +135,7 @@ static void row(FILE *out, char **cells, const size_t *w, size_t nc)
     }
 }
 
+/* Go's encoding/csv quotes only fields that need it; rqlite writes CSV with it. */
 static void csvField(FILE *out, const char *s)
 {
     if (strpbrk(s, ",\"\r\n") == NULL && s[0] != ' ') {
@@ -147,11 +151,10 @@ static void csvField(FILE *out, const char *s)
     fputc('"', out);
 }
 
-void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode)
+/* The cells as text, row 0 the header, so the text modes share one
+ * formatting of values (and column mode can measure before printing). */
+static char ***cellMatrix(const json_t *columns, const json_t *values, size_t nc, size_t nr, render_mode mode)
 {
-    size_t nc = json_array_size(columns);
-    size_t nr = json_array_size(values);
-    /* cells[r][c], row 0 = header */
     char ***cells = calloc(nr + 1, sizeof *cells);
     for (size_t r = 0; r <= nr; r++) {
         cells[r] = calloc(nc ? nc : 1, sizeof **cells);
@@ -165,61 +168,12 @@ void render_rows(FILE *out, const json_t *columns, const json_t *values, render_
                 cells[r][c] = strdup("NULL");
         }
     }
-    if (mode == MODE_COLUMN) {
-        size_t *w = calloc(nc ? nc : 1, sizeof *w);
-        for (size_t r = 0; r <= nr; r++)
-            for (size_t c = 0; c < nc; c++)
-                if (strlen(cells[r][c]) > w[c])
-                    w[c] = strlen(cells[r][c]);
-        border(out, w, nc);
-        fputc('\n', out);
-        row(out, cells[0], w, nc);
-        fputc('\n', out);
-        border(out, w, nc);
-        for (size_t r = 1; r <= nr; r++) {
-            fputc('\n', out);
-            row(out, cells[r], w, nc);
-            fputc('\n', out);
-            border(out, w, nc);
-        }
-        fputc('\n', out);
-        free(w);
-    } else if (mode == MODE_CSV) {
-        for (size_t r = 0; r <= nr; r++) {
-            for (size_t c = 0; c < nc; c++) {
-                if (c)
-                    fputc(',', out);
-                csvField(out, cells[r][c]);
-            }
-            fputc('\n', out);
-        }
-    } else if (mode == MODE_LINE) {
-        size_t wn = 0;
-        for (size_t c = 0; c < nc; c++)
-            if (strlen(cells[0][c]) > wn)
-                wn = strlen(cells[0][c]);
-        for (size_t r = 1; r <= nr; r++) {
-            if (r > 1)
-                fputc('\n', out);
-            for (size_t c = 0; c < nc; c++)
-                fprintf(out, "%*s = %s\n", (int)wn, cells[0][c], cells[r][c]);
-        }
-    } else { /* JSON: array of row objects, keys sorted, 2-space indent */
-        json_t *arr = json_array();
-        for (size_t r = 1; r <= nr; r++) {
-            json_t *o = json_object();
-            const json_t *vals = json_array_get(values, r - 1);
-            for (size_t c = 0; c < nc; c++) {
-                json_t *v = json_array_get(vals, c);
-                json_object_set(o, cells[0][c], v ? v : json_null());
-            }
-            json_array_append_new(arr, o);
-        }
-        char *t = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
-        fprintf(out, "%s\n", t ? t : "[]");
-        free(t);
-        json_decref(arr);
-    }
+    return cells;
+}
+
+/* cellMatrix's counterpart (it allocates one string per cell). */
+static void freeMatrix(char ***cells, size_t nc, size_t nr)
+{
     for (size_t r = 0; r <= nr; r++) {
         for (size_t c = 0; c < nc; c++)
             free(cells[r][c]);
@@ -228,16 +182,145 @@ void render_rows(FILE *out, const json_t *columns, const json_t *values, render_
     free(cells);
 }
 
+/* rqlite's bordered table. Widths are byte lengths: its table writer
+ * measures with len(), and byte-identical output is the goal. */
+static void renderColumn(FILE *out, char ***cells, size_t nc, size_t nr)
+{
+    size_t *w = calloc(nc ? nc : 1, sizeof *w);
+    for (size_t r = 0; r <= nr; r++)
+        for (size_t c = 0; c < nc; c++)
+            if (strlen(cells[r][c]) > w[c])
+                w[c] = strlen(cells[r][c]);
+    border(out, w, nc);
+    fputc('\n', out);
+    row(out, cells[0], w, nc);
+    fputc('\n', out);
+    border(out, w, nc);
+    for (size_t r = 1; r <= nr; r++) {
+        fputc('\n', out);
+        row(out, cells[r], w, nc);
+        fputc('\n', out);
+        border(out, w, nc);
+    }
+    fputc('\n', out);
+    free(w);
+}
+
+/* Header row first, NULL spelled out, as rqlite's CSV writer does. */
+static void renderCsv(FILE *out, char ***cells, size_t nc, size_t nr)
+{
+    for (size_t r = 0; r <= nr; r++) {
+        for (size_t c = 0; c < nc; c++) {
+            if (c)
+                fputc(',', out);
+            csvField(out, cells[r][c]);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* sqlite3's .mode line layout, which rqlite copies: names right-aligned
+ * to the widest, a blank line between rows. */
+static void renderLine(FILE *out, char ***cells, size_t nc, size_t nr)
+{
+    size_t wn = 0;
+    for (size_t c = 0; c < nc; c++)
+        if (strlen(cells[0][c]) > wn)
+            wn = strlen(cells[0][c]);
+    for (size_t r = 1; r <= nr; r++) {
+        if (r > 1)
+            fputc('\n', out);
+        for (size_t c = 0; c < nc; c++)
+            fprintf(out, "%*s = %s\n", (int)wn, cells[0][c], cells[r][c]);
+    }
+}
+
+/* JSON mode works on the values themselves, not their text: an array of
+ * row objects, keys sorted, 2-space indent. */
+static void renderJson(FILE *out, char ***cells, const json_t *values, size_t nc, size_t nr)
+{
+    json_t *arr = json_array();
+    for (size_t r = 1; r <= nr; r++) {
+        json_t *o = json_object();
+        const json_t *vals = json_array_get(values, r - 1);
+        for (size_t c = 0; c < nc; c++) {
+            json_t *v = json_array_get(vals, c);
+            json_object_set(o, cells[0][c], v ? v : json_null());
+        }
+        json_array_append_new(arr, o);
+    }
+    char *t = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
+    fprintf(out, "%s\n", t ? t : "[]");
+    free(t);
+    json_decref(arr);
+}
+
+void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode)
+{
+    size_t nc = json_array_size(columns);
+    size_t nr = json_array_size(values);
+    char ***cells = cellMatrix(columns, values, nc, nr, mode);
+    switch (mode) {
+    case MODE_COLUMN: renderColumn(out, cells, nc, nr); break;
+    case MODE_CSV: renderCsv(out, cells, nc, nr); break;
+    case MODE_LINE: renderLine(out, cells, nc, nr); break;
+    case MODE_JSON: renderJson(out, cells, values, nc, nr); break;
+    }
+    freeMatrix(cells, nc, nr);
+}
+
 void render_affected(FILE *out, long long n)
 {
     fprintf(out, "%lld %s affected\n", n, n > 1 ? "rows" : "row");
 }
 
+int render_response(FILE *out, const json_t *doc, const render_opts *o, double elapsed, char *err,
+                    size_t errlen)
+{
+    const char *top = json_string_value(json_object_get(doc, "error"));
+    if (top) {
+        snprintf(err, errlen, "%s", top);
+        return -1;
+    }
+    json_t *results = json_object_get(doc, "results");
+    size_t n = json_array_size(results);
+    if (n != 1) {
+        snprintf(err, errlen, "unexpected results length: %zu", n);
+        return -1;
+    }
+    json_t *res = json_array_get(results, 0);
+    const char *e = json_string_value(json_object_get(res, "error"));
+    if (e) {
+        fprintf(out, "Error: %s\n", e);
+        return 0;
+    }
+    json_t *cols = json_object_get(res, "columns");
+    if (cols) {
+        render_rows(out, cols, json_object_get(res, "values"), o->mode);
+        if (o->timer)
+            fprintf(out, "Run Time: %f seconds\n", elapsed);
+        return 0;
+    }
+    long long ra = json_integer_value(json_object_get(res, "rows_affected"));
+    if (o->timer) {
+        double t = json_number_value(json_object_get(res, "time"));
+        fprintf(out, "%lld %s affected (%f sec)\n", ra, ra > 1 ? "rows" : "row", t);
+    } else {
+        render_affected(out, ra);
+    }
+    if (o->changes)
+        fprintf(out, "last insert ID: %lld\n", (long long)json_integer_value(json_object_get(res, "last_insert_id")));
+    return 0;
+}
+
+/* Go prints map keys sorted. */
 static int cmpStr(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+/* A value as Go's %v prints what encoding/json decoded: every number is a
+ * float64 there, so .status shows 1e+06 where the JSON said 1000000. */
 static void scalar(buf *b, const json_t *v)
 {
     char tmp[64];
