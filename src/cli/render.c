@@ -115,6 +115,12 @@ char *render_cell(const json_t *v, int null_as_nil)
     return s;
 }
 
+/* Go prints map keys sorted. */
+static int cmpStr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 /* +------+----+ : each column as wide as its widest cell plus a space each side. */
 static void border(FILE *out, const size_t *w, size_t nc)
 {
@@ -235,8 +241,62 @@ static void renderLine(FILE *out, char ***cells, size_t nc, size_t nr)
     }
 }
 
+/* Go's json.MarshalIndent layout (two spaces, one member per line, empty
+ * containers as [] and {}), with the scalars written by util/buf's
+ * Go-compatible writer: jansson would print 0.1 as 0.10000000000000001
+ * and leave '<' unescaped where rqlite's shell writes \u003c. */
+static void jsonIndent(buf *b, const json_t *v, int depth)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), i = 0;
+        if (n == 0) {
+            buf_puts(b, "{}");
+            break;
+        }
+        const char **keys = calloc(n, sizeof *keys);
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) keys[i++] = k;
+        qsort(keys, n, sizeof *keys, cmpStr);
+        buf_puts(b, "{\n");
+        for (i = 0; i < n; i++) {
+            buf_printf(b, "%*s", 2 * (depth + 1), "");
+            buf_json_cstr(b, keys[i]);
+            buf_puts(b, ": ");
+            jsonIndent(b, json_object_get(v, keys[i]), depth + 1);
+            buf_puts(b, i + 1 < n ? ",\n" : "\n");
+        }
+        buf_printf(b, "%*s}", 2 * depth, "");
+        free(keys);
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        if (n == 0) {
+            buf_puts(b, "[]");
+            break;
+        }
+        buf_puts(b, "[\n");
+        for (size_t i = 0; i < n; i++) {
+            buf_printf(b, "%*s", 2 * (depth + 1), "");
+            jsonIndent(b, json_array_get(v, i), depth + 1);
+            buf_puts(b, i + 1 < n ? ",\n" : "\n");
+        }
+        buf_printf(b, "%*s]", 2 * depth, "");
+        break;
+    }
+    case JSON_STRING: buf_json_str(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER: buf_json_int(b, json_integer_value(v)); break;
+    case JSON_REAL: buf_json_double(b, json_real_value(v)); break;
+    case JSON_TRUE: buf_puts(b, "true"); break;
+    case JSON_FALSE: buf_puts(b, "false"); break;
+    default: buf_puts(b, "null");
+    }
+}
+
 /* JSON mode works on the values themselves, not their text: an array of
- * row objects, keys sorted, 2-space indent. */
+ * row objects (a repeated column name keeps its last value, as in a Go map). */
 static void renderJson(FILE *out, char ***cells, const json_t *values, size_t nc, size_t nr)
 {
     json_t *arr = json_array();
@@ -249,9 +309,11 @@ static void renderJson(FILE *out, char ***cells, const json_t *values, size_t nc
         }
         json_array_append_new(arr, o);
     }
-    char *t = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
-    fprintf(out, "%s\n", t ? t : "[]");
-    free(t);
+    buf b = BUF_INIT;
+    jsonIndent(&b, arr, 0);
+    buf_putc(&b, '\n');
+    fwrite(b.data, 1, b.len, out);
+    buf_free(&b);
     json_decref(arr);
 }
 
@@ -311,12 +373,6 @@ int render_response(FILE *out, const json_t *doc, const render_opts *o, double e
     if (o->changes)
         fprintf(out, "last insert ID: %lld\n", (long long)json_integer_value(json_object_get(res, "last_insert_id")));
     return 0;
-}
-
-/* Go prints map keys sorted. */
-static int cmpStr(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* A value as Go's %v prints what encoding/json decoded: every number is a

@@ -83,6 +83,22 @@ static void test_other_modes(void **st)
     check_rows("[\"a\"]", "[[\"line1\\nline2\"]]", MODE_CSV, "a\n\"line1\nline2\"\n");
 }
 
+/* JSON mode is Go's json.MarshalIndent of the rows: shortest floats, '<'
+ * '>' '&' escaped, UTF-8 kept, nested arrays one element a line. */
+static void test_json_mode(void **st)
+{
+    check_rows("[\"r\",\"s\"]", "[[0.1,\"a<b&c>\"]]", MODE_JSON,
+               "[\n  {\n    \"r\": 0.1,\n    \"s\": \"a\\u003cb\\u0026c\\u003e\"\n  }\n]\n");
+    check_rows("[\"r\"]", "[[1e30],[-2.5e-7],[3]]", MODE_JSON,
+               "[\n  {\n    \"r\": 1e+30\n  },\n  {\n    \"r\": -2.5e-7\n  },\n  {\n    \"r\": 3\n  }\n]\n");
+    check_rows("[\"b\",\"e\"]", "[[[1,2],[]]]", MODE_JSON,
+               "[\n  {\n    \"b\": [\n      1,\n      2\n    ],\n    \"e\": []\n  }\n]\n");
+    check_rows("[\"\u00e9\"]", "[[\"\u65e5\\n\\\"\\u2028\"]]", MODE_JSON,
+               "[\n  {\n    \"\u00e9\": \"\u65e5\\n\\\"\\u2028\"\n  }\n]\n");
+    /* a repeated column name keeps the last value, as a Go map does */
+    check_rows("[\"a\",\"a\"]", "[[1,2]]", MODE_JSON, "[\n  {\n    \"a\": 2\n  }\n]\n");
+}
+
 /* BLOBs come base64-encoded, or as byte arrays with blob_array. */
 static void test_blobs(void **st)
 {
@@ -697,6 +713,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_other_modes),
+        cmocka_unit_test(test_json_mode),
         cmocka_unit_test(test_blobs),
         cmocka_unit_test(test_empty_results),
         cmocka_unit_test(test_responses),
