@@ -2,6 +2,7 @@
 #include "cli/render.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,19 +133,57 @@ static void border(FILE *out, const size_t *w, size_t nc)
     }
 }
 
+/* Code points in s (valid UTF-8: the JSON parser accepts nothing else). */
+static size_t runes(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* Go's fmt pads to a width in code points while rqlite's table writer
+ * measures in bytes; both are copied, so a cell with multi-byte characters
+ * gets the same (wider) padding as in rqlite. */
+static void pad(FILE *out, size_t width, const char *s)
+{
+    for (size_t n = runes(s); n < width; n++)
+        fputc(' ', out);
+}
+
 /* | a  | bb | : cells left-justified to the column width plus one. */
 static void row(FILE *out, char **cells, const size_t *w, size_t nc)
 {
     fputc('|', out);
     for (size_t i = 0; i < nc; i++) {
-        fprintf(out, " %-*s|", (int)(w[i] + 1), cells[i]);
+        fputc(' ', out);
+        fputs(cells[i], out);
+        pad(out, w[i] + 1, cells[i]);
+        fputc('|', out);
     }
 }
 
-/* Go's encoding/csv quotes only fields that need it; rqlite writes CSV with it. */
+/* Go's unicode.IsSpace for the first character of a CSV field: Latin-1
+ * blanks and the White_Space characters above. */
+static bool startsWithSpace(const unsigned char *s)
+{
+    if (s[0] && strchr("\t\n\v\f\r ", s[0]))
+        return true;
+    unsigned cp = 0;
+    if ((s[0] & 0xE0) == 0xC0 && s[1])
+        cp = (s[0] & 0x1Fu) << 6 | (s[1] & 0x3Fu);
+    else if ((s[0] & 0xF0) == 0xE0 && s[1] && s[2])
+        cp = (s[0] & 0x0Fu) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu);
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+/* Go's encoding/csv quotes only fields that need it (separators, quotes,
+ * line breaks, a leading blank, and "\\." which ends input to psql). */
 static void csvField(FILE *out, const char *s)
 {
-    if (strpbrk(s, ",\"\r\n") == NULL && s[0] != ' ') {
+    if (*s == '\0' || (strpbrk(s, ",\"\r\n") == NULL && !startsWithSpace((const unsigned char *)s) &&
+                        strcmp(s, "\\.") != 0)) {
         fputs(s, out);
         return;
     }
@@ -192,6 +231,8 @@ static void freeMatrix(char ***cells, size_t nc, size_t nr)
  * measures with len(), and byte-identical output is the goal. */
 static void renderColumn(FILE *out, char ***cells, size_t nc, size_t nr)
 {
+    if (nc == 0) /* rqlite's table writer draws nothing without columns */
+        return;
     size_t *w = calloc(nc ? nc : 1, sizeof *w);
     for (size_t r = 0; r <= nr; r++)
         for (size_t c = 0; c < nc; c++)
@@ -236,8 +277,10 @@ static void renderLine(FILE *out, char ***cells, size_t nc, size_t nr)
     for (size_t r = 1; r <= nr; r++) {
         if (r > 1)
             fputc('\n', out);
-        for (size_t c = 0; c < nc; c++)
-            fprintf(out, "%*s = %s\n", (int)wn, cells[0][c], cells[r][c]);
+        for (size_t c = 0; c < nc; c++) {
+            pad(out, wn, cells[0][c]);
+            fprintf(out, "%s = %s\n", cells[0][c], cells[r][c]);
+        }
     }
 }
 
@@ -356,8 +399,9 @@ int render_response(FILE *out, const json_t *doc, const render_opts *o, double e
         fprintf(out, "Error: %s\n", e);
         return 0;
     }
+    /* rqlite's test for a query result: any of the three keys */
     json_t *cols = json_object_get(res, "columns");
-    if (cols) {
+    if (cols || json_object_get(res, "types") || json_object_get(res, "values")) {
         render_rows(out, cols, json_object_get(res, "values"), o->mode);
         if (o->timer)
             fprintf(out, "Run Time: %f seconds\n", elapsed);

@@ -99,6 +99,35 @@ static void test_json_mode(void **st)
     check_rows("[\"a\",\"a\"]", "[[1,2]]", MODE_JSON, "[\n  {\n    \"a\": 2\n  }\n]\n");
 }
 
+/* Widths are bytes (rqlite's table writer uses len()) but padding counts
+ * code points (Go's fmt), so multi-byte text gets rqlite's extra spaces. */
+static void test_unicode_widths(void **st)
+{
+    check_rows("[\"x\"]", "[[\"\u00e9\"],[\"ab\"]]", MODE_COLUMN,
+               "+----+\n| x  |\n+----+\n| \u00e9  |\n+----+\n| ab |\n+----+\n");
+    check_rows("[\"k\"]", "[[\"\u65e5\u672c\"]]", MODE_COLUMN,
+               "+--------+\n| k      |\n+--------+\n| \u65e5\u672c     |\n+--------+\n");
+    check_rows("[\"\u00e9\",\"abc\"]", "[[1,2]]", MODE_LINE, "  \u00e9 = 1\nabc = 2\n");
+    check_rows("[\"\u00e9\u00e9\",\"a\"]", "[[1,2]]", MODE_LINE, "  \u00e9\u00e9 = 1\n   a = 2\n");
+}
+
+/* Go's encoding/csv quoting: only when needed, and for a leading blank. */
+static void test_csv_quoting(void **st)
+{
+    check_rows("[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]",
+               "[[\" lead\",\"\\tx\",\"\u00a0x\",\"\\\\.\",\"\",\"a b\",\"\u3000x\"]]", MODE_CSV,
+               "a,b,c,d,e,f,g\n\" lead\",\"\tx\",\"\u00a0x\",\"\\.\",,a b,\"\u3000x\"\n");
+}
+
+/* No columns at all: rqlite's table writer prints nothing. */
+static void test_no_columns(void **st)
+{
+    check_rows("[]", "[[]]", MODE_COLUMN, "");
+    render_opts col = {MODE_COLUMN, false, false};
+    check_response("{\"results\":[{\"values\":[[1]]}]}", col, 0, "", "");
+    check_response("{\"results\":[{\"types\":[]}]}", col, 0, "", "");
+}
+
 /* BLOBs come base64-encoded, or as byte arrays with blob_array. */
 static void test_blobs(void **st)
 {
@@ -714,6 +743,9 @@ int main(void)
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_other_modes),
         cmocka_unit_test(test_json_mode),
+        cmocka_unit_test(test_unicode_widths),
+        cmocka_unit_test(test_csv_quoting),
+        cmocka_unit_test(test_no_columns),
         cmocka_unit_test(test_blobs),
         cmocka_unit_test(test_empty_results),
         cmocka_unit_test(test_responses),
