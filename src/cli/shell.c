@@ -5,6 +5,7 @@
 #include "cli/shell.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -25,8 +26,8 @@ struct shell {
     bool timer, changes, forcewrites, blobarray;
     char consistency[16];
     render_mode mode;
-    FILE *out;
-    char *out_path;
+    FILE *out;      /* query and execute results: stdout or the .output file */
+    char *out_path; /* NULL for stdout */
 };
 
 /* A handler gets what follows the command word; it returns 1 to end the shell. */
@@ -94,6 +95,16 @@ int shell_connect(shell *sh, char *version, size_t n)
     snprintf(version, n, "%s", r.version);
     buf_free(&r.body);
     return 0;
+}
+
+/* Go's error text for a failed file operation: strerror's, lower-cased
+ * ("open x: no such file or directory"). */
+static const char *goStrerror(int err)
+{
+    static char msg[128];
+    snprintf(msg, sizeof msg, "%s", strerror(err));
+    msg[0] = (char)tolower((unsigned char)msg[0]);
+    return msg;
 }
 
 /* ---- talking to the node --------------------------------------------- */
@@ -253,16 +264,16 @@ static void showKv(shell *sh, const char *path, const char *key)
     if (key && *key) {
         json_t *sub = json_object_get(doc, key);
         if (sub && json_is_object(sub)) {
-            fprintf(sh->out, "%s:\n", key);
-            render_kv(sh->out, sub, 2);
+            printf("%s:\n", key);
+            render_kv(stdout, sub, 2);
         } else if (sub) {
             json_t *w = json_object();
             json_object_set(w, key, sub);
-            render_kv(sh->out, w, 0);
+            render_kv(stdout, w, 0);
             json_decref(w);
         }
     } else {
-        render_kv(sh->out, doc, 0);
+        render_kv(stdout, doc, 0);
     }
     json_decref(doc);
 }
@@ -282,7 +293,7 @@ static void download(shell *sh, const char *path, const char *file, const char *
         if (f == NULL || fwrite(body.data ? body.data : "", 1, body.len, f) != body.len)
             shell_err(sh, "cannot write %s", file);
         else
-            fprintf(sh->out, "%s\n", done);
+            printf("%s\n", done);
         if (f)
             fclose(f);
     }
@@ -357,7 +368,7 @@ static int cmdLeader(shell *sh, const char *arg)
     bool found = false;
     json_object_foreach(doc, k, v) {
         if (json_is_true(json_object_get(v, "leader"))) {
-            render_kv(sh->out, v, 0);
+            render_kv(stdout, v, 0);
             found = true;
             break;
         }
@@ -373,7 +384,7 @@ static int cmdReady(shell *sh, const char *arg)
 {
     long status = callStatus(sh, "GET", "/readyz", NULL, NULL);
     if (status >= 0)
-        fprintf(sh->out, "%s\n", status == 200 ? "ready" : "not ready");
+        printf("%s\n", status == 200 ? "ready" : "not ready");
     return 0;
 }
 
@@ -381,7 +392,7 @@ static int cmdReady(shell *sh, const char *arg)
 static void toggle(shell *sh, bool *flag, const char *arg)
 {
     if (*arg == '\0')
-        fprintf(sh->out, "%s\n", *flag ? "on" : "off");
+        printf("%s\n", *flag ? "on" : "off");
     else if (strcasecmp(arg, "on") == 0)
         *flag = true;
     else if (strcasecmp(arg, "off") == 0)
@@ -419,7 +430,7 @@ static int cmdBlobarray(shell *sh, const char *arg)
 static int cmdConsistency(shell *sh, const char *arg)
 {
     if (*arg == '\0')
-        fprintf(sh->out, "%s\n", sh->consistency);
+        printf("%s\n", sh->consistency);
     else if (!strcmp(arg, "none") || !strcmp(arg, "weak") || !strcmp(arg, "linearizable") || !strcmp(arg, "strong"))
         snprintf(sh->consistency, sizeof sh->consistency, "%s", arg);
     else
@@ -434,7 +445,7 @@ static const char *const modeNames[] = {[MODE_COLUMN] = "column", [MODE_CSV] = "
 static int cmdMode(shell *sh, const char *arg)
 {
     if (*arg == '\0') {
-        fprintf(sh->out, "%s\n", modeNames[sh->mode]);
+        printf("%s\n", modeNames[sh->mode]);
         return 0;
     }
     for (size_t m = 0; m < sizeof modeNames / sizeof modeNames[0]; m++) {
@@ -450,12 +461,11 @@ static int cmdMode(shell *sh, const char *arg)
 /* rqlite's order and spelling, so scripts reading .show keep working. */
 static int cmdShow(shell *sh, const char *arg)
 {
-    fprintf(sh->out,
-            "  blobarray: %s\n  changes: %s\n  consistency: %s\n  forcewrites: %s\n"
-            "  mode: %s\n  output: %s\n  timer: %s\n",
-            sh->blobarray ? "on" : "off", sh->changes ? "on" : "off", sh->consistency,
-            sh->forcewrites ? "on" : "off", modeNames[sh->mode], sh->out_path ? sh->out_path : "stdout",
-            sh->timer ? "on" : "off");
+    printf("  blobarray: %s\n  changes: %s\n  consistency: %s\n  forcewrites: %s\n"
+           "  mode: %s\n  output: %s\n  timer: %s\n",
+           sh->blobarray ? "on" : "off", sh->changes ? "on" : "off", sh->consistency,
+           sh->forcewrites ? "on" : "off", modeNames[sh->mode], sh->out_path ? sh->out_path : "stdout",
+           sh->timer ? "on" : "off");
     return 0;
 }
 
@@ -476,24 +486,21 @@ static int cmdRemove(shell *sh, const char *arg)
     return 0;
 }
 
-/* The previous file is closed first, so its results are complete on disk
- * as soon as output moves elsewhere. */
+/* Only query and execute results follow .output, as in rqlite: settings,
+ * messages and errors stay on the screen. A file that cannot be opened
+ * leaves the output where it was. */
 static int cmdOutput(shell *sh, const char *arg)
 {
+    FILE *f = stdout;
+    if (*arg && strcmp(arg, "stdout") != 0 && (f = fopen(arg, "w")) == NULL) {
+        shell_err(sh, "open %s: %s", arg, goStrerror(errno));
+        return 0;
+    }
     if (sh->out != stdout)
         fclose(sh->out);
     free(sh->out_path);
-    sh->out_path = NULL;
-    sh->out = stdout;
-    if (*arg) {
-        FILE *f = fopen(arg, "w");
-        if (f == NULL) {
-            shell_err(sh, "cannot open %s", arg);
-        } else {
-            sh->out = f;
-            sh->out_path = strdup(arg);
-        }
-    }
+    sh->out = f;
+    sh->out_path = f == stdout ? NULL : strdup(arg);
     return 0;
 }
 
@@ -549,15 +556,15 @@ static int cmdRestore(shell *sh, const char *file)
     if (top) {
         shell_err(sh, "%s", top);
     } else if (res && json_object_get(res, "error")) {
-        fprintf(sh->out, "Error: %s\n", json_string_value(json_object_get(res, "error")));
+        printf("Error: %s\n", json_string_value(json_object_get(res, "error")));
     } else {
         if (res) {
-            fprintf(sh->out, "last inserted ID: %lld\n",
-                    (long long)json_integer_value(json_object_get(res, "last_insert_id")));
-            fprintf(sh->out, "rows affected: %lld\n",
-                    (long long)json_integer_value(json_object_get(res, "rows_affected")));
+            printf("last inserted ID: %lld\n",
+                   (long long)json_integer_value(json_object_get(res, "last_insert_id")));
+            printf("rows affected: %lld\n",
+                   (long long)json_integer_value(json_object_get(res, "rows_affected")));
         }
-        fprintf(sh->out, "Database restored successfully.\n");
+        printf("Database restored successfully.\n");
     }
     json_decref(doc);
     return 0;
@@ -585,7 +592,7 @@ static int cmdBoot(shell *sh, const char *file)
         shell_err(sh, "%s", err);
     } else {
         if (r.status == 200)
-            fprintf(sh->out, "Node booted successfully.\n");
+            printf("Node booted successfully.\n");
         else
             shell_err(sh, "boot failed, status code: %ld %s, %s", r.status, client_status_text(r.status),
                       r.body.data ? r.body.data : "");
@@ -691,7 +698,7 @@ static const shell_cmd commands[] = {
 static int cmdHelp(shell *sh, const char *arg)
 {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(sh->out, "%-46s%s\n", commands[i].usage, commands[i].help);
+        printf("%-46s%s\n", commands[i].usage, commands[i].help);
     return 0;
 }
 
@@ -754,6 +761,7 @@ int shell_run_line(shell *sh, const char *input)
         runSql(sh, l.text);
         break;
     }
+    fflush(stdout);
     fflush(sh->out);
     free(line);
     return ret;

@@ -723,14 +723,31 @@ static void test_read_and_output(void **st)
     check_run(sh, cmd, "");
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
     check_run(sh, "SELECT 1", "");
-    check_run(sh, ".output", "");
+    /* only results go to the file: settings and errors stay on screen */
+    char want[512];
+    snprintf(want, sizeof want, "  blobarray: off\n  changes: off\n  consistency: weak\n  forcewrites: off\n"
+                                "  mode: column\n  output: %s\n  timer: off\n", out);
+    check_run(sh, ".show", want);
+    check_run(sh, ".timer", "off\n");
+    fake_reply(200, "{\"results\":[{\"error\":\"no such table: x\"}]}");
+    check_run(sh, "SELECT * FROM x", "");
+    fake_reply(200, "{\"error\":\"not leader\"}");
+    check_run(sh, "SELECT 1", "ERR! not leader\n");
+    /* a file that cannot be made leaves the output where it was */
+    check_run(sh, ".output /nonexistent/dir/out.txt", "ERR! open /nonexistent/dir/out.txt: no such file or directory\n");
+    fake_reply(200, "{\"results\":[{\"rows_affected\":2}]}");
+    check_run(sh, "DELETE FROM t", "");
+    check_run(sh, ".output stdout", "");
+    check_run(sh, ".show", "  blobarray: off\n  changes: off\n  consistency: weak\n  forcewrites: off\n"
+                           "  mode: column\n  output: stdout\n  timer: off\n");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
     check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
     f = fopen(out, "r");
-    char got[256] = "";
+    char got[512] = "";
     size_t n = fread(got, 1, sizeof got - 1, f);
     got[n] = '\0';
     fclose(f);
-    assert_string_equal(got, "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
+    assert_string_equal(got, "+---+\n| a |\n+---+\n| 1 |\n+---+\nError: no such table: x\n2 rows affected\n");
     shell_free(sh);
     unlink(in);
     unlink(out);
