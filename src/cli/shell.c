@@ -356,11 +356,11 @@ static int cmdNodes(shell *sh, const char *arg)
     return 0;
 }
 
-/* The leader's entry of /nodes: the node list is the one place that says
- * which node leads together with its addresses. */
+/* The leader's entry of /nodes under its ID, as rqlite prints it: the node
+ * list is the one answer that says which node leads and where it is. */
 static int cmdLeader(shell *sh, const char *arg)
 {
-    json_t *doc = callJson(sh, "GET", "/nodes?nonvoters", NULL, 0, NULL);
+    json_t *doc = callJson(sh, "GET", "/nodes", NULL, 0, NULL);
     if (doc == NULL)
         return 0;
     const char *k;
@@ -368,7 +368,9 @@ static int cmdLeader(shell *sh, const char *arg)
     bool found = false;
     json_object_foreach(doc, k, v) {
         if (json_is_true(json_object_get(v, "leader"))) {
-            render_kv(stdout, v, 0);
+            json_t *one = json_pack("{sO}", k, v);
+            render_kv(stdout, one, 0);
+            json_decref(one);
             found = true;
             break;
         }

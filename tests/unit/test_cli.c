@@ -694,6 +694,16 @@ static void test_node_commands(void **st)
     fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"leader\":false}}");
     check_run(sh, ".nodes all", "1:\n  id: 1\n  leader: false\n2:\n  id: 2\n  leader: false\n");
     assert_log("GET /nodes?nonvoters\n");
+
+    /* .leader: the leader's entry under its ID */
+    fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"api_addr\":\"http://h:4003\","
+                    "\"addr\":\"h:4004\",\"leader\":true,\"time\":0.000038}}");
+    check_run(sh, ".leader", "2:\n  addr: h:4004\n  api_addr: http://h:4003\n  id: 2\n  leader: true\n  time: 3.8e-05\n");
+    assert_log("GET /nodes\n");
+    fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false}}");
+    check_run(sh, ".leader", "ERR! no leader found\n");
+    fake_reply(503, "store not open\n");
+    check_run(sh, ".leader", "ERR! server responded with 503 Service Unavailable: store not open\n\n");
     shell_free(sh);
 }
 
