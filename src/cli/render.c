@@ -379,8 +379,7 @@ void render_affected(FILE *out, long long n)
     fprintf(out, "%lld %s affected\n", n, n > 1 ? "rows" : "row");
 }
 
-int render_response(FILE *out, const json_t *doc, const render_opts *o, double elapsed, char *err,
-                    size_t errlen)
+int render_response(FILE *out, const json_t *doc, const render_opts *o, char *err, size_t errlen)
 {
     const char *top = json_string_value(json_object_get(doc, "error"));
     if (top) {
@@ -404,7 +403,7 @@ int render_response(FILE *out, const json_t *doc, const render_opts *o, double e
     if (cols || json_object_get(res, "types") || json_object_get(res, "values")) {
         render_rows(out, cols, json_object_get(res, "values"), o->mode);
         if (o->timer)
-            fprintf(out, "Run Time: %f seconds\n", elapsed);
+            fprintf(out, "Run Time: %f seconds\n", json_number_value(json_object_get(res, "time")));
         return 0;
     }
     long long ra = json_integer_value(json_object_get(res, "rows_affected"));

@@ -19,12 +19,11 @@ typedef struct render_opts {
 } render_opts;
 
 /* A data endpoint's answer ({"results":[...]}) as rqlite's shell prints it:
- * a table, "N row(s) affected", or "Error: ..." for a failed statement.
- * elapsed is the time "Run Time" shows. Returns 0, or -1 with the message
+ * a table, "N row(s) affected", or "Error: ..." for a failed statement;
+ * times are the result's own ("time", with ?timings). Returns 0, or -1 with the message
  * the shell prints as "ERR! ..." in err: an error for the whole request,
  * or not exactly one result. */
-int render_response(FILE *out, const json_t *doc, const render_opts *o, double elapsed, char *err,
-                    size_t errlen);
+int render_response(FILE *out, const json_t *doc, const render_opts *o, char *err, size_t errlen);
 
 /* A query result ({"columns":[..],"values":[[..]..]}) in the given mode. */
 void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode);

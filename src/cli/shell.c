@@ -159,11 +159,11 @@ static long callStatus(shell *sh, const char *method, const char *path, const ch
 }
 
 /* Results go to the .output file; what went wrong goes to the screen. */
-static void printResults(shell *sh, json_t *doc, double elapsed)
+static void printResults(shell *sh, json_t *doc)
 {
     render_opts ro = {sh->mode, sh->timer, sh->changes};
     char err[512];
-    if (render_response(sh->out, doc, &ro, elapsed, err, sizeof err) != 0)
+    if (render_response(sh->out, doc, &ro, err, sizeof err) != 0)
         shell_err(sh, "%s", err);
 }
 
@@ -230,26 +230,27 @@ static void runSql(shell *sh, const char *sql)
     free(body);
     buf_free(&path);
     if (doc) {
-        json_t *t = json_object_get(doc, "time");
-        printResults(sh, doc, t ? json_number_value(t) : 0);
+        printResults(sh, doc);
         json_decref(doc);
     }
 }
 
 /* .tables/.schema/.indexes: a GET query at the configured consistency,
- * the one place rqlite applies .blobarray. */
+ * the one place rqlite applies .blobarray; timed like any query. */
 static void runMetaQuery(shell *sh, const char *sql)
 {
     buf path = BUF_INIT;
     buf_printf(&path, "/db/query?level=%s", sh->consistency);
     if (sh->blobarray)
         buf_puts(&path, "&blob_array");
+    if (sh->timer)
+        buf_puts(&path, "&timings");
     buf_puts(&path, "&q=");
     urlEscape(&path, sql);
     json_t *doc = callJson(sh, "GET", path.data, NULL, 0, NULL);
     buf_free(&path);
     if (doc) {
-        printResults(sh, doc, 0);
+        printResults(sh, doc);
         json_decref(doc);
     }
 }

@@ -41,14 +41,14 @@ static void check_rows(const char *cols, const char *vals, render_mode mode, con
 }
 
 /* render_response's printed text, its return and its error message. */
-static int check_response(const char *doc, render_opts o, double elapsed, const char *want, const char *want_err)
+static int check_response(const char *doc, render_opts o, const char *want, const char *want_err)
 {
     json_t *d = json_loads(doc, 0, NULL);
     assert_non_null(d);
     char *out = NULL, err[256] = "";
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
-    int rc = render_response(f, d, &o, elapsed, err, sizeof err);
+    int rc = render_response(f, d, &o, err, sizeof err);
     fclose(f);
     assert_string_equal(out, want);
     assert_string_equal(err, want_err);
@@ -124,8 +124,8 @@ static void test_no_columns(void **st)
 {
     check_rows("[]", "[[]]", MODE_COLUMN, "");
     render_opts col = {MODE_COLUMN, false, false};
-    check_response("{\"results\":[{\"values\":[[1]]}]}", col, 0, "", "");
-    check_response("{\"results\":[{\"types\":[]}]}", col, 0, "", "");
+    check_response("{\"results\":[{\"values\":[[1]]}]}", col, "", "");
+    check_response("{\"results\":[{\"types\":[]}]}", col, "", "");
 }
 
 /* BLOBs come base64-encoded, or as byte arrays with blob_array. */
@@ -153,23 +153,25 @@ static void test_responses(void **st)
     render_opts col = {MODE_COLUMN, false, false};
     render_opts timer = {MODE_COLUMN, true, false};
     render_opts changes = {MODE_COLUMN, false, true};
-    assert_int_equal(check_response("{\"results\":[{\"error\":\"no such table: foo\"}]}", col, 0,
+    assert_int_equal(check_response("{\"results\":[{\"error\":\"no such table: foo\"}]}", col,
                                     "Error: no such table: foo\n", ""),
                      0);
-    assert_int_equal(check_response("{\"results\":[],\"error\":\"leader not found\"}", col, 0, "", "leader not found"),
+    assert_int_equal(check_response("{\"results\":[],\"error\":\"leader not found\"}", col, "", "leader not found"),
                      -1);
-    assert_int_equal(check_response("{\"results\":[{},{}]}", col, 0, "", "unexpected results length: 2"), -1);
-    assert_int_equal(check_response("{\"results\":[]}", col, 0, "", "unexpected results length: 0"), -1);
-    check_response("{\"results\":[{\"rows_affected\":2,\"last_insert_id\":7}]}", col, 0, "2 rows affected\n", "");
-    check_response("{\"results\":[{\"last_insert_id\":7}]}", col, 0, "0 row affected\n", "");
-    check_response("{\"results\":[{\"rows_affected\":1,\"last_insert_id\":7,\"time\":0.000117}]}", timer, 0,
+    assert_int_equal(check_response("{\"results\":[{},{}]}", col, "", "unexpected results length: 2"), -1);
+    assert_int_equal(check_response("{\"results\":[]}", col, "", "unexpected results length: 0"), -1);
+    check_response("{\"results\":[{\"rows_affected\":2,\"last_insert_id\":7}]}", col, "2 rows affected\n", "");
+    check_response("{\"results\":[{\"last_insert_id\":7}]}", col, "0 row affected\n", "");
+    check_response("{\"results\":[{\"rows_affected\":1,\"last_insert_id\":7,\"time\":0.000117}]}", timer,
                    "1 row affected (0.000117 sec)\n", "");
-    check_response("{\"results\":[{\"rows_affected\":1,\"last_insert_id\":7}]}", changes, 0,
+    check_response("{\"results\":[{\"rows_affected\":1,\"last_insert_id\":7}]}", changes,
                    "1 row affected\nlast insert ID: 7\n", "");
-    check_response("{\"results\":[{\"columns\":[\"x\"],\"types\":[\"integer\"],\"values\":[[1]]}]}", timer, 0.25,
-                   "+---+\n| x |\n+---+\n| 1 |\n+---+\nRun Time: 0.250000 seconds\n", "");
+    /* the result's own time, not the request's */
+    check_response("{\"results\":[{\"columns\":[\"x\"],\"types\":[\"integer\"],\"values\":[[1]],\"time\":0.25}],"
+                   "\"time\":0.5}",
+                   timer, "+---+\n| x |\n+---+\n| 1 |\n+---+\nRun Time: 0.250000 seconds\n", "");
     /* INSERT ... RETURNING: a table, not a count */
-    check_response("{\"results\":[{\"columns\":[\"id\"],\"values\":[[3]],\"rows_affected\":1}]}", col, 0,
+    check_response("{\"results\":[{\"columns\":[\"id\"],\"values\":[[3]],\"rows_affected\":1}]}", col,
                    "+----+\n| id |\n+----+\n| 3  |\n+----+\n", "");
 }
 
@@ -620,9 +622,13 @@ static void test_sql_requests(void **st)
     fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4,\"time\":0.5}],\"time\":0.75}");
     check_run(sh, "INSERT INTO t VALUES (1)", "1 row affected (0.500000 sec)\n");
     assert_log("POST /db/execute?timings\n");
-    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
-    free(run(sh, "SELECT 1", NULL));
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]],\"time\":0.125}],\"time\":0.75}");
+    check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\nRun Time: 0.125000 seconds\n");
     assert_log("POST /db/query?level=strong&timings\n");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"name\"],\"values\":[],\"time\":0.001}]}");
+    check_run(sh, ".tables", "+------+\n| name |\n+------+\nRun Time: 0.001000 seconds\n");
+    assert_log("GET /db/query?level=strong&timings&q=SELECT%20name%20FROM%20sqlite_master%20WHERE%20"
+               "type%3D%22table%22%20ORDER%20BY%20name%20ASC\n");
 
     check_run(sh, ".timer off", "");
     check_run(sh, ".forcewrites on", "");
