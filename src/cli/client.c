@@ -59,7 +59,7 @@ static size_t onHeader(char *p, size_t size, size_t n, void *ud)
 
 /* The options every request carries; curl_easy_reset clears them, so
  * they are set again each time rather than once. */
-static void setCommon(client *c, const char *url, client_resp *r)
+static void setCommon(client *c, const char *url, long timeout_ms, client_resp *r)
 {
     CURL *h = c->curl;
     curl_easy_setopt(h, CURLOPT_URL, url);
@@ -72,8 +72,8 @@ static void setCommon(client *c, const char *url, client_resp *r)
     curl_easy_setopt(h, CURLOPT_MAXREDIRS, 21L);
     curl_easy_setopt(h, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    if (c->o.timeout_ms > 0)
-        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->o.timeout_ms);
+    if (timeout_ms > 0)
+        curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (c->o.insecure) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -86,8 +86,9 @@ static void setCommon(client *c, const char *url, client_resp *r)
     }
 }
 
-int client_request(client *c, const char *method, const char *path, const char *body, size_t len,
-                   const char *ctype, client_resp *r, char *err, size_t errlen)
+/* client_request and client_upload differ only in the time limit. */
+static int perform(client *c, const char *method, const char *path, const char *body, size_t len,
+                   const char *ctype, long timeout_ms, client_resp *r, char *err, size_t errlen)
 {
     memset(r, 0, sizeof *r);
     buf_init(&r->body);
@@ -95,7 +96,7 @@ int client_request(client *c, const char *method, const char *path, const char *
     buf url = BUF_INIT;
     buf_printf(&url, "%s%s", c->base, path);
     curl_easy_reset(c->curl);
-    setCommon(c, url.data, r);
+    setCommon(c, url.data, timeout_ms, r);
     curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
     struct curl_slist *hdrs = NULL;
     if (body) {
@@ -116,6 +117,18 @@ int client_request(client *c, const char *method, const char *path, const char *
     }
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
     return 0;
+}
+
+int client_request(client *c, const char *method, const char *path, const char *body, size_t len,
+                   const char *ctype, client_resp *r, char *err, size_t errlen)
+{
+    return perform(c, method, path, body, len, ctype, c->o.timeout_ms, r, err, errlen);
+}
+
+int client_upload(client *c, const char *path, const char *body, size_t len, const char *ctype, client_resp *r,
+                  char *err, size_t errlen)
+{
+    return perform(c, "POST", path, body, len, ctype, 0, r, err, errlen);
 }
 
 const char *client_status_text(long code)

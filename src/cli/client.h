@@ -34,6 +34,12 @@ void client_free(client *c);
 int client_request(client *c, const char *method, const char *path, const char *body, size_t len,
                    const char *ctype, client_resp *r, char *err, size_t errlen);
 
+/* A POST like client_request's, without the -t limit: an upload (.restore,
+ * .boot) takes as long as the file and the node's load of it do, as in
+ * rqlite, which lifts its timeout for these two. */
+int client_upload(client *c, const char *path, const char *body, size_t len, const char *ctype, client_resp *r,
+                  char *err, size_t errlen);
+
 /* Go's http.StatusText for the codes rqlited sends ("" otherwise). */
 const char *client_status_text(long code);
 

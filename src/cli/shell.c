@@ -279,36 +279,46 @@ static void showKv(shell *sh, const char *path, const char *key)
     json_decref(doc);
 }
 
-/* GET path and write the body to file (.backup, .dump). */
+/* rqlite's words for an answer other than 200 to the file and cluster
+ * commands: no body, unlike a query's error. */
+static bool answerOk(shell *sh, long status)
+{
+    if (status == 200)
+        return true;
+    if (status == 401)
+        shell_err(sh, "unauthorized");
+    else if (status >= 0)
+        shell_err(sh, "server responded with: %ld %s", status, client_status_text(status));
+    return false;
+}
+
+/* GET path into file (.backup, .dump). The file is opened first, as rqlite
+ * does, so a path that cannot be written costs no download. */
 static void download(shell *sh, const char *path, const char *file, const char *done)
 {
-    buf body = BUF_INIT;
-    long status = callStatus(sh, "GET", path, NULL, &body);
-    if (status < 0)
+    FILE *f = fopen(file, "wb");
+    if (f == NULL) {
+        shell_err(sh, "open %s: %s", file, goStrerror(errno));
         return;
-    if (status != 200) {
-        shell_err(sh, "server responded with %ld %s: %s", status, client_status_text(status),
-                  body.data ? body.data : "");
-    } else {
-        FILE *f = fopen(file, "wb");
-        if (f == NULL || fwrite(body.data ? body.data : "", 1, body.len, f) != body.len)
-            shell_err(sh, "cannot write %s", file);
+    }
+    buf body = BUF_INIT;
+    if (answerOk(sh, callStatus(sh, "GET", path, NULL, &body))) {
+        if (fwrite(body.data ? body.data : "", 1, body.len, f) != body.len || fflush(f) != 0)
+            shell_err(sh, "write %s: %s", file, goStrerror(errno));
         else
             printf("%s\n", done);
-        if (f)
-            fclose(f);
     }
+    fclose(f);
     buf_free(&body);
 }
 
-/* Uploads (.restore, .boot) send the file whole, as rqlite's shell does. */
-static bool slurp(shell *sh, const char *file, buf *out)
+/* Uploads (.restore, .boot) send the file whole, as rqlite's shell does.
+ * Returns false if it cannot be opened. */
+static bool readFile(const char *file, buf *out)
 {
     FILE *f = fopen(file, "rb");
-    if (f == NULL) {
-        shell_err(sh, "cannot open %s", file);
+    if (f == NULL)
         return false;
-    }
     char tmp[65536];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
@@ -320,7 +330,7 @@ static bool slurp(shell *sh, const char *file, buf *out)
 /* The header every SQLite database file starts with. */
 static bool isSqlite(const buf *b)
 {
-    return b->len >= 16 && memcmp(b->data, "SQLite format 3", 16) == 0;
+    return b->len > 13 && memcmp(b->data, "SQLite format", 13) == 0;
 }
 
 /* ---- the commands ------------------------------------------------------ */
@@ -482,9 +492,7 @@ static int cmdRemove(shell *sh, const char *arg)
     json_t *b = json_pack("{s:s}", "id", arg);
     char *body = json_dumps(b, JSON_COMPACT);
     json_decref(b);
-    long status = callStatus(sh, "DELETE", "/remove", body, NULL);
-    if (status >= 0 && status != 200)
-        shell_err(sh, "server responded with: %ld %s", status, client_status_text(status));
+    answerOk(sh, callStatus(sh, "DELETE", "/remove", body, NULL));
     free(body);
     return 0;
 }
@@ -541,31 +549,40 @@ static int cmdRestore(shell *sh, const char *file)
 {
     buf b = BUF_INIT;
     if (*file == '\0') {
-        shell_err(sh, "please specify an output file for the backup");
+        shell_err(sh, "please specify an input file to restore from");
         return 0;
     }
-    if (!slurp(sh, file, &b))
+    if (!readFile(file, &b)) {
+        shell_err(sh, "open %s: %s", file, goStrerror(errno));
         return 0;
+    }
     bool image = isSqlite(&b);
     if (!image)
         buf_puts(&b, "\nPRAGMA foreign_keys=OFF;");
-    json_t *doc = callJson(sh, "POST", "/db/load", b.data ? b.data : "", b.len,
-                           image ? "application/octet-stream" : "text/plain");
+    client_resp r;
+    char err[256];
+    int rc = client_upload(sh->cl, "/db/load", b.data ? b.data : "", b.len,
+                           image ? "application/octet-stream" : "text/plain", &r, err, sizeof err);
     buf_free(&b);
+    if (rc != 0) {
+        shell_err(sh, "%s", err);
+        return 0;
+    }
+    json_t *doc = NULL;
+    if (answerOk(sh, r.status) && (doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL)) == NULL)
+        shell_err(sh, "invalid JSON response");
+    buf_free(&r.body);
     if (doc == NULL)
         return 0;
-    const char *top = json_string_value(json_object_get(doc, "error"));
-    json_t *res = json_array_get(json_object_get(doc, "results"), 0);
-    if (top) {
-        shell_err(sh, "%s", top);
-    } else if (res && json_object_get(res, "error")) {
+    json_t *results = json_object_get(doc, "results"), *res = json_array_get(results, 0);
+    if (!image && res == NULL) {
+        shell_err(sh, "unexpected results length: %zu", json_array_size(results));
+    } else if (!image && json_object_get(res, "error")) {
         printf("Error: %s\n", json_string_value(json_object_get(res, "error")));
     } else {
-        if (res) {
-            printf("last inserted ID: %lld\n",
-                   (long long)json_integer_value(json_object_get(res, "last_insert_id")));
-            printf("rows affected: %lld\n",
-                   (long long)json_integer_value(json_object_get(res, "rows_affected")));
+        if (!image) {
+            printf("last inserted ID: %lld\n", (long long)json_integer_value(json_object_get(res, "last_insert_id")));
+            printf("rows affected: %lld\n", (long long)json_integer_value(json_object_get(res, "rows_affected")));
         }
         printf("Database restored successfully.\n");
     }
@@ -573,32 +590,32 @@ static int cmdRestore(shell *sh, const char *file)
     return 0;
 }
 
-/* /boot takes only a SQLite image; anything else is refused before the upload. */
+/* /boot takes only a SQLite image; anything else (a missing file too) is
+ * refused before the upload, in rqlite's words. */
 static int cmdBoot(shell *sh, const char *file)
 {
     if (*file == '\0') {
-        shell_err(sh, "please specify an output file for the backup");
+        shell_err(sh, "please specify an input file to boot with");
         return 0;
     }
     buf b = BUF_INIT;
-    if (!slurp(sh, file, &b))
-        return 0;
-    if (!isSqlite(&b)) {
+    if (!readFile(file, &b) || !isSqlite(&b)) {
         shell_err(sh, "%s is not a valid SQLite file", file);
         buf_free(&b);
         return 0;
     }
     client_resp r;
     char err[256];
-    if (client_request(sh->cl, "POST", "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) !=
-        0) {
+    if (client_upload(sh->cl, "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) != 0) {
         shell_err(sh, "%s", err);
     } else {
         if (r.status == 200)
             printf("Node booted successfully.\n");
+        else if (r.status == 401)
+            shell_err(sh, "unauthorized");
         else
-            shell_err(sh, "boot failed, status code: %ld %s, %s", r.status, client_status_text(r.status),
-                      r.body.data ? r.body.data : "");
+            shell_err(sh, "boot failed, status code: %ld %s%s%s", r.status, client_status_text(r.status),
+                      r.body.len ? ", " : "", r.body.len ? r.body.data : "");
         buf_free(&r.body);
     }
     buf_free(&b);
@@ -629,12 +646,12 @@ static int cmdSnapshot(shell *sh, const char *arg)
 static int cmdRead(shell *sh, const char *path)
 {
     if (*path == '\0') {
-        shell_err(sh, "please specify a file to read");
+        shell_err(sh, "please specify an input file to read from");
         return 0;
     }
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        shell_err(sh, "cannot open %s", path);
+        shell_err(sh, "open %s: %s", path, goStrerror(errno));
         return 0;
     }
     char *line = NULL;

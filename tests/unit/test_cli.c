@@ -368,6 +368,7 @@ typedef struct fake_node {
     buf last_body;
     int status;       /* answer's status code */
     const char *reply;
+    int delay_ms;     /* before answering */
 } fake_node;
 
 static fake_node node;
@@ -408,12 +409,15 @@ static void fakeServe(int c)
         buf_reset(&node.last_body);
         buf_append(&node.last_body, req.data + at, len);
         buf_putc(&node.last_body, '\0');
+        int delay = node.delay_ms;
         buf out = BUF_INIT;
         buf_printf(&out,
                    "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nX-RQLITE-VERSION: vfake\r\n"
                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
                    node.status, strlen(node.reply), node.reply);
         pthread_mutex_unlock(&node.mu);
+        if (delay)
+            poll(NULL, 0, delay);
         ssize_t w = write(c, out.data, out.len);
         (void)w;
         buf_free(&out);
@@ -472,7 +476,15 @@ static void fake_reply(int status, const char *reply)
     pthread_mutex_lock(&node.mu);
     node.status = status;
     node.reply = reply;
+    node.delay_ms = 0;
     buf_reset(&node.log);
+    pthread_mutex_unlock(&node.mu);
+}
+
+static void fake_delay(int ms)
+{
+    pthread_mutex_lock(&node.mu);
+    node.delay_ms = ms;
     pthread_mutex_unlock(&node.mu);
 }
 
@@ -493,11 +505,11 @@ static void assert_log(const char *want)
 }
 
 /* A shell made while stdout is not a terminal, so ERR! has no colour. */
-static shell *new_shell(int port)
+static shell *new_shell_timeout(int port, long timeout_ms)
 {
     static char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
-    shell_opts o = {"http", "127.0.0.1", portstr, "/", NULL, NULL, false, 5000};
+    shell_opts o = {"http", "127.0.0.1", portstr, "/", NULL, NULL, false, timeout_ms};
     fflush(stdout);
     int saved = dup(1), null = open("/dev/null", O_WRONLY);
     dup2(null, 1);
@@ -506,6 +518,11 @@ static shell *new_shell(int port)
     close(saved);
     close(null);
     return sh;
+}
+
+static shell *new_shell(int port)
+{
+    return new_shell_timeout(port, 5000);
 }
 
 /* Run one line; returns what it printed on stdout (caller frees). */
@@ -770,6 +787,130 @@ static void test_read_and_output(void **st)
     rmdir(dir);
 }
 
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *s = calloc(1, 4096);
+    size_t n = fread(s, 1, 4095, f);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static void check_body(const char *want)
+{
+    pthread_mutex_lock(&node.mu);
+    assert_string_equal(node.last_body.data ? node.last_body.data : "", want);
+    pthread_mutex_unlock(&node.mu);
+}
+
+/* .backup, .dump, .restore and .boot: files, uploads and rqlite's messages. */
+static void test_file_commands(void **st)
+{
+    char dir[] = "/tmp/test_cli.XXXXXX", path[256], cmd[300];
+    assert_non_null(mkdtemp(dir));
+    shell *sh = new_shell(node.port);
+
+    snprintf(path, sizeof path, "%s/backup.db", dir);
+    snprintf(cmd, sizeof cmd, ".backup %s", path);
+    fake_reply(200, "SQLite format 3 and the rest");
+    check_run(sh, cmd, "backup file written successfully\n");
+    assert_log("GET /db/backup\n");
+    char *got = read_text(path);
+    assert_string_equal(got, "SQLite format 3 and the rest");
+    free(got);
+    fake_reply(401, "");
+    check_run(sh, cmd, "ERR! unauthorized\n");
+    fake_reply(503, "leader not found");
+    check_run(sh, cmd, "ERR! server responded with: 503 Service Unavailable\n");
+    fake_reply(200, "x");
+    check_run(sh, ".backup /nonexistent/dir/b.db", "ERR! open /nonexistent/dir/b.db: no such file or directory\n");
+    assert_log("");
+    check_run(sh, ".backup", "ERR! please specify an output file for the backup\n");
+
+    snprintf(cmd, sizeof cmd, ".dump %s/d.sql t1,t2", dir);
+    fake_reply(200, "BEGIN;");
+    check_run(sh, cmd, "SQL text file written successfully\n");
+    assert_log("GET /db/backup?fmt=sql&tables=t1%2Ct2\n");
+    check_run(sh, ".dump", "ERR! please specify an output file for the SQL text\n");
+
+    /* .restore: SQL text with the pragma appended, or an image as is */
+    snprintf(path, sizeof path, "%s/r.sql", dir);
+    write_file(path, "CREATE TABLE r (a);", 19);
+    snprintf(cmd, sizeof cmd, ".restore %s", path);
+    fake_reply(200, "{\"results\":[{\"last_insert_id\":3,\"rows_affected\":1}]}");
+    check_run(sh, cmd, "last inserted ID: 3\nrows affected: 1\nDatabase restored successfully.\n");
+    assert_log("POST /db/load\n");
+    check_body("CREATE TABLE r (a);\nPRAGMA foreign_keys=OFF;");
+    fake_reply(200, "{\"results\":[{\"error\":\"near x: syntax error\"}]}");
+    check_run(sh, cmd, "Error: near x: syntax error\n");
+    fake_reply(503, "no leader");
+    check_run(sh, cmd, "ERR! server responded with: 503 Service Unavailable\n");
+    snprintf(path, sizeof path, "%s/r.db", dir);
+    write_file(path, "SQLite format 3\0page", 20);
+    snprintf(cmd, sizeof cmd, ".restore %s", path);
+    fake_reply(200, "{\"results\":[]}");
+    check_run(sh, cmd, "Database restored successfully.\n");
+    check_body("SQLite format 3");
+    check_run(sh, ".restore", "ERR! please specify an input file to restore from\n");
+    snprintf(cmd, sizeof cmd, ".restore %s/missing.sql", dir);
+    char want[512];
+    snprintf(want, sizeof want, "ERR! open %s/missing.sql: no such file or directory\n", dir);
+    check_run(sh, cmd, want);
+
+    /* .boot: images only */
+    snprintf(cmd, sizeof cmd, ".boot %s", path);
+    fake_reply(200, "");
+    check_run(sh, cmd, "Node booted successfully.\n");
+    assert_log("POST /boot\n");
+    fake_reply(503, "not a clean node");
+    check_run(sh, cmd, "ERR! boot failed, status code: 503 Service Unavailable, not a clean node\n");
+    fake_reply(503, "");
+    check_run(sh, cmd, "ERR! boot failed, status code: 503 Service Unavailable\n");
+    snprintf(cmd, sizeof cmd, ".boot %s/r.sql", dir);
+    snprintf(want, sizeof want, "ERR! %s/r.sql is not a valid SQLite file\n", dir);
+    fake_reply(200, "");
+    check_run(sh, cmd, want);
+    snprintf(cmd, sizeof cmd, ".boot %s/missing.db", dir);
+    snprintf(want, sizeof want, "ERR! %s/missing.db is not a valid SQLite file\n", dir);
+    check_run(sh, cmd, want);
+    assert_log("");
+    check_run(sh, ".boot", "ERR! please specify an input file to boot with\n");
+
+    check_run(sh, ".read", "ERR! please specify an input file to read from\n");
+    snprintf(cmd, sizeof cmd, ".read %s/missing.sql", dir);
+    snprintf(want, sizeof want, "ERR! open %s/missing.sql: no such file or directory\n", dir);
+    check_run(sh, cmd, want);
+    shell_free(sh);
+
+    /* -t bounds every request but the uploads */
+    sh = new_shell_timeout(node.port, 200);
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
+    fake_delay(600);
+    check_run(sh, "SELECT 1", "ERR! Timeout was reached\n");
+    fake_reply(200, "{\"results\":[]}");
+    fake_delay(600);
+    snprintf(cmd, sizeof cmd, ".restore %s", path);
+    check_run(sh, cmd, "Database restored successfully.\n");
+    shell_free(sh);
+
+    const char *files[] = {"backup.db", "d.sql", "r.sql", "r.db"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -795,6 +936,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_node_commands),
         cmocka_unit_test(test_read_and_output),
+        cmocka_unit_test(test_file_commands),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     return failed + cmocka_run_group_tests_name("against a fake node", with_node, fake_start, fake_stop);
