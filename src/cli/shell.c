@@ -111,17 +111,18 @@ static const char *goStrerror(int err)
 
 /* The request behind most commands: an answer other than 200 becomes
  * rqlite's error line here, so callers only see the parsed JSON body (or
- * NULL, the error already printed). */
-static json_t *callJson(shell *sh, const char *method, const char *path, const char *body, size_t len,
-                        const char *ctype)
+ * NULL, the error already printed). rqlite's SQL path (sql) reports 401
+ * like any other status; its other commands say "unauthorized". */
+static json_t *callJson(shell *sh, const char *method, const char *path, const char *body, bool sql)
 {
     client_resp r;
     char err[256];
-    if (client_request(sh->cl, method, path, body, len, ctype, &r, err, sizeof err) != 0) {
+    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, "application/json", &r, err,
+                       sizeof err) != 0) {
         shell_err(sh, "%s", err);
         return NULL;
     }
-    if (r.status == 401) {
+    if (r.status == 401 && !sql) {
         shell_err(sh, "unauthorized");
         buf_free(&r.body);
         return NULL;
@@ -226,7 +227,7 @@ static void runSql(shell *sh, const char *sql)
         buf_printf(&path, "?level=%s", sh->consistency);
     if (sh->timer)
         buf_puts(&path, query ? "&timings" : "?timings");
-    json_t *doc = callJson(sh, "POST", path.data, body, strlen(body), "application/json");
+    json_t *doc = callJson(sh, "POST", path.data, body, true);
     free(body);
     buf_free(&path);
     if (doc) {
@@ -247,7 +248,7 @@ static void runMetaQuery(shell *sh, const char *sql)
         buf_puts(&path, "&timings");
     buf_puts(&path, "&q=");
     urlEscape(&path, sql);
-    json_t *doc = callJson(sh, "GET", path.data, NULL, 0, NULL);
+    json_t *doc = callJson(sh, "GET", path.data, NULL, true);
     buf_free(&path);
     if (doc) {
         printResults(sh, doc);
@@ -259,7 +260,7 @@ static void runMetaQuery(shell *sh, const char *sql)
  * only that top-level member, as rqlite does. */
 static void showKv(shell *sh, const char *path, const char *key)
 {
-    json_t *doc = callJson(sh, "GET", path, NULL, 0, NULL);
+    json_t *doc = callJson(sh, "GET", path, NULL, false);
     if (doc == NULL)
         return;
     if (key && *key) {
@@ -363,7 +364,7 @@ static int cmdStatus(shell *sh, const char *arg)
 
 static int cmdNodes(shell *sh, const char *arg)
 {
-    showKv(sh, strcasecmp(arg, "all") == 0 ? "/nodes?nonvoters" : "/nodes", NULL);
+    showKv(sh, *arg ? "/nodes?nonvoters" : "/nodes", NULL); /* rqlite: any argument means all */
     return 0;
 }
 
@@ -371,7 +372,7 @@ static int cmdNodes(shell *sh, const char *arg)
  * list is the one answer that says which node leads and where it is. */
 static int cmdLeader(shell *sh, const char *arg)
 {
-    json_t *doc = callJson(sh, "GET", "/nodes", NULL, 0, NULL);
+    json_t *doc = callJson(sh, "GET", "/nodes", NULL, false);
     if (doc == NULL)
         return 0;
     const char *k;

@@ -671,6 +671,14 @@ static void test_errors(void **st)
     check_run(sh, "SELECT 1", "ERR! something broke\n");
     fake_reply(503, "leader not found\n");
     check_run(sh, "INSERT INTO t VALUES (1)", "ERR! server responded with 503 Service Unavailable: leader not found\n\n");
+    /* a 401 on SQL is a status like others; on other commands "unauthorized" */
+    fake_reply(401, "bad credentials");
+    check_run(sh, "SELECT 1", "ERR! server responded with 401 Unauthorized: bad credentials\n");
+    check_run(sh, ".tables", "ERR! server responded with 401 Unauthorized: bad credentials\n");
+    check_run(sh, ".status", "ERR! unauthorized\n");
+    check_run(sh, ".nodes", "ERR! unauthorized\n");
+    check_run(sh, ".leader", "ERR! unauthorized\n");
+    check_run(sh, ".remove 2", "ERR! unauthorized\n");
     fake_reply(200, "not json");
     char *out = run(sh, "SELECT 1", NULL);
     assert_true(strncmp(out, "ERR! invalid JSON response: ", 28) == 0);
@@ -717,6 +725,10 @@ static void test_node_commands(void **st)
     fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"leader\":false}}");
     check_run(sh, ".nodes all", "1:\n  id: 1\n  leader: false\n2:\n  id: 2\n  leader: false\n");
     assert_log("GET /nodes?nonvoters\n");
+    fake_reply(200, "{}");
+    free(run(sh, ".nodes", NULL));
+    free(run(sh, ".nodes everything", NULL));
+    assert_log("GET /nodes\nGET /nodes?nonvoters\n");
 
     /* .leader: the leader's entry under its ID */
     fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"api_addr\":\"http://h:4003\","
