@@ -1,6 +1,7 @@
 /* options.c: see options.h. */
 #include "cli/options.h"
 
+#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,18 +53,53 @@ static const char *flagValue(int argc, char **argv, int *i, const char *s, const
     return argv[++*i];
 }
 
-/* -t's value in milliseconds; an unreadable one keeps the default. */
-static long parseTimeout(const char *v)
+/* -t's value: Go's duration syntax ("30s", "1m30s", "250ms", "1.5h"),
+ * since rqlite reads it with time.ParseDuration. Returns milliseconds
+ * (a positive value under 1 ms rounds up, so it still limits; zero or
+ * negative means no limit, as Go's http.Client takes them), or -1 with
+ * Go's message in err. */
+static long parseDuration(const char *v, char *err, size_t errlen)
 {
-    char *end;
-    double x = strtod(v, &end);
-    if (strcmp(end, "ms") == 0)
-        return (long)x;
-    if (strcmp(end, "s") == 0 || *end == '\0')
-        return (long)(x * 1000);
-    if (strcmp(end, "m") == 0)
-        return (long)(x * 60000);
-    return 30000;
+    static const struct {
+        const char *name;
+        double ms;
+    } units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\u00b5s", 1e-3}, {"\u03bcs", 1e-3},
+                 {"ms", 1},    {"s", 1e3},   {"m", 6e4},         {"h", 3.6e6}};
+    const char *s = v;
+    int sign = 1;
+    if (*s == '-' || *s == '+')
+        sign = *s++ == '-' ? -1 : 1;
+    if (strcmp(s, "0") == 0)
+        return 0;
+    double total = 0;
+    do {
+        const char *num = s;
+        while ((*s >= '0' && *s <= '9') || *s == '.')
+            s++;
+        if (s == num || strspn(num, ".") == (size_t)(s - num) || memchr(num, '.', (size_t)(s - num)) !=
+            memrchr(num, '.', (size_t)(s - num))) {
+            snprintf(err, errlen, "time: invalid duration \"%s\"", v);
+            return -1;
+        }
+        double x = strtod(num, NULL);
+        size_t ul = strcspn(s, "0123456789.");
+        if (ul == 0) {
+            snprintf(err, errlen, "time: missing unit in duration \"%s\"", v);
+            return -1;
+        }
+        size_t u = 0;
+        while (u < sizeof units / sizeof units[0] && (strlen(units[u].name) != ul || strncmp(s, units[u].name, ul)))
+            u++;
+        if (u == sizeof units / sizeof units[0]) {
+            snprintf(err, errlen, "time: unknown unit \"%.*s\" in duration \"%s\"", (int)ul, s, v);
+            return -1;
+        }
+        total += x * units[u].ms;
+        s += ul;
+    } while (*s);
+    if (sign < 0 || total <= 0)
+        return 0;
+    return (long)ceil(total);
 }
 
 /* The value-taking flags: where each one's value goes. */
@@ -77,7 +113,10 @@ static bool setValue(options *o, const char *flag, const char *v, char *err, siz
     case 'P': s->prefix = v; break;
     case 'c': s->ca_cert = v; break;
     case 'a': o->alternatives = v; break;
-    case 't': s->timeout_ms = parseTimeout(v); break;
+    case 't':
+        if ((s->timeout_ms = parseDuration(v, err, errlen)) < 0)
+            return false;
+        break;
     case 'u':
         if (strchr(v, ':') == NULL) {
             snprintf(err, errlen, "invalid Basic Auth credential format");

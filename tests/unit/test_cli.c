@@ -341,8 +341,26 @@ static void test_options(void **st)
     assert_false(o.shell.insecure);
     assert_string_equal(o.shell.prefix, "/x");
 
-    assert_int_equal(parse_args(&o, err, "-t", "1.5s", NULL), OPTIONS_RUN);
-    assert_int_equal(o.shell.timeout_ms, 1500);
+    /* -t is a Go duration */
+    static const struct {
+        const char *in;
+        long ms;
+    } durations[] = {{"1.5s", 1500}, {"1m30s", 90000}, {"2h", 7200000}, {"250ms", 250}, {"0", 0},
+                     {"500us", 1},   {"1500000ns", 2},  {"-1s", 0},     {".5s", 500},   {"1.s", 1000},
+                     {"+3s", 3000},  {"1h0m0.5s", 3600500}, {"10\u00b5s", 1}};
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        assert_int_equal(parse_args(&o, err, "-t", durations[i].in, NULL), OPTIONS_RUN);
+        assert_int_equal(o.shell.timeout_ms, durations[i].ms);
+    }
+    assert_int_equal(parse_args(&o, err, "-t", "5", NULL), OPTIONS_ERROR);
+    assert_string_equal(err, "time: missing unit in duration \"5\"");
+    assert_int_equal(parse_args(&o, err, "-t", "5x", NULL), OPTIONS_ERROR);
+    assert_string_equal(err, "time: unknown unit \"x\" in duration \"5x\"");
+    assert_int_equal(parse_args(&o, err, "--http-timeout=soon", NULL), OPTIONS_ERROR);
+    assert_string_equal(err, "time: invalid duration \"soon\"");
+    assert_int_equal(parse_args(&o, err, "-t", "", NULL), OPTIONS_ERROR);
+    assert_int_equal(parse_args(&o, err, "-t", "1..5s", NULL), OPTIONS_ERROR);
+    assert_int_equal(parse_args(&o, err, "-t", ".s", NULL), OPTIONS_ERROR);
     assert_int_equal(parse_args(&o, err, "-h", NULL), OPTIONS_HELP);
     assert_int_equal(parse_args(&o, err, "-p", "1", "--help", NULL), OPTIONS_HELP);
     assert_int_equal(parse_args(&o, err, "--version", NULL), OPTIONS_VERSION);
