@@ -141,8 +141,9 @@ static json_t *callJson(shell *sh, const char *method, const char *path, const c
     return doc;
 }
 
-/* A request whose answer has no body worth reading (.ready, .remove,
- * .snapshot): the status code, or -1 after printing a transport error. */
+/* A request whose answer is not JSON to print (.ready, .remove, .snapshot,
+ * downloads): the status code, the body in answer if one is given, or -1
+ * after printing a transport error. */
 static long callStatus(shell *sh, const char *method, const char *path, const char *body, buf *answer)
 {
     client_resp r;
