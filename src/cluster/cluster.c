@@ -30,6 +30,7 @@
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
+#include "util/le.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;     /* per-thread handle, see threadCurl() */
@@ -342,15 +343,6 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
 #define IMAGE_STALL_MS 30000
 #define CHUNK (64 * 1024)
 
-/* The image transfer's headers are little-endian, like libraft's. */
-static uint64_t getLe64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 typedef struct imageFetch {
     const char *addr;
     cluster_image_progress_fn progress;
@@ -411,12 +403,12 @@ static int awaitImage(imageFetch *f, int sock, uint64_t *size, char **err)
         if (readFull(f, sock, h, sizeof h, err) != 0)
             return -1;
         if (memcmp(h, CLUSTER_IMAGE_COPYING, 8) == 0) {
-            f->done = (long long)getLe64(h + 8);
-            f->total = (long long)getLe64(h + 16);
+            f->done = (long long)le64_get(h + 8);
+            f->total = (long long)le64_get(h + 16);
             continue;
         }
         if (memcmp(h, CLUSTER_IMAGE_ERROR, 8) == 0) {
-            uint64_t n = getLe64(h + 8);
+            uint64_t n = le64_get(h + 8);
             char text[CLUSTER_IMAGE_MAX_ERROR + 1];
             if (n > CLUSTER_IMAGE_MAX_ERROR) {
                 *err = rq_sprintf("%s failed to copy its database", f->addr);
@@ -432,7 +424,7 @@ static int awaitImage(imageFetch *f, int sock, uint64_t *size, char **err)
             *err = rq_sprintf("%s sent no database image (not an rqlite node of this build?)", f->addr);
             return -1;
         }
-        *size = getLe64(h + 8);
+        *size = le64_get(h + 8);
         return 0;
     }
 }

@@ -1,23 +1,10 @@
 /* codec.c: the log entry and snapshot formats, see codec.h. */
 #include "store/codec.h"
+#include "util/le.h"
 
 #include <raft.h>
 #include <stdlib.h>
 #include <string.h>
-
-uint64_t codec_get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-void codec_put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++, v >>= 8)
-        p[i] = (unsigned char)v;
-}
 
 /* The binary entries share one shape: an 8-byte magic, nf u64 fields, a
  * u64 payload length, the payload, then pad bytes up to a multiple of 8
@@ -33,8 +20,8 @@ static unsigned char *entryPack(const char *magic, const uint64_t *f, int nf, co
         return NULL;
     memcpy(p, magic, 8);
     for (int i = 0; i < nf; i++)
-        codec_put64(p + 8 + 8 * i, f[i]);
-    codec_put64(p + hdr - 8, n);
+        le64_put(p + 8 + 8 * i, f[i]);
+    le64_put(p + hdr - 8, n);
     if (n)
         memcpy(p + hdr, payload, n);
     memset(p + hdr + n, pad, padded - hdr - n);
@@ -53,11 +40,11 @@ static int entryUnpack(const unsigned char *p, size_t len, const char *magic, ui
         return 1;
     if (len < hdr)
         return -1;
-    uint64_t plen = codec_get64(p + hdr - 8);
+    uint64_t plen = le64_get(p + hdr - 8);
     if (plen > len - hdr)
         return -1;
     for (int i = 0; i < nf; i++)
-        f[i] = codec_get64(p + 8 + 8 * i);
+        f[i] = le64_get(p + 8 + 8 * i);
     *payload = p + hdr;
     *n = (size_t)plen;
     return 0;
