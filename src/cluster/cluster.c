@@ -218,9 +218,9 @@ out:
  * Returns 0 when joined. */
 static int postJoin(const config *cfg, const char *base_url, bool reset, char **why)
 {
-    json_t *req = json_pack("{s:s, s:s, s:b, s:s+, s:b}", "id", cfg->node_id, "addr",
+    json_t *req = json_pack("{s:s, s:s, s:b, s:s, s:b}", "id", cfg->node_id, "addr",
                             cfg->raft_adv_addr, "voter", !cfg->raft_non_voter,
-                            "api_addr", "http://", cfg->http_adv_addr, "reset", reset);
+                            "api_addr", cfg->http_api_url, "reset", reset);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     char *url = rq_sprintf("%s/join", base_url);
@@ -528,8 +528,8 @@ int cluster_notify(const config *cfg, const char *target, char **err)
 {
     char *base = joinBaseUrl(target);
     char *url = rq_sprintf("%s/notify", base);
-    json_t *j = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
-                          "http://", cfg->http_adv_addr);
+    json_t *j = json_pack("{s:s,s:s,s:s}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
+                          cfg->http_api_url);
     char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     cluster_response resp;
