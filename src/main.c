@@ -321,6 +321,7 @@ int main(int argc, char **argv)
     int exit_code = 0;
     if (config_parse(&cfg, argc, argv, &exit_code) != 0)
         return exit_code;
+    cluster_init(&cfg);
     sigset_t set;
     setupSignals(&set);
     sqlite3_config(SQLITE_CONFIG_LOG, sqliteLog, NULL);
