@@ -195,6 +195,32 @@ def test_https_cluster_joins_and_forwards(cluster, pki):
     assert follower.query("SELECT COUNT(*) FROM t", level="strong")["results"][0]["values"] == [[1]]
 
 
+def test_https_bootstrap_expect(cluster, pki):
+    """-bootstrap-expect over HTTPS, the -join list naming the nodes in each
+    form: a bare API address (taken as https://, what this node speaks), an
+    https:// URL, and a Raft address (whose node answers with its https://
+    API address)."""
+    ca = pki.path("ca.pem")
+    nodes = []
+    for i in (1, 2, 3):
+        cert, key = pki.cert("node%d" % i, "node%d" % i)
+        nodes.append(https_node(cluster, i, cert, key, ["-http-ca-cert", ca, "-bootstrap-expect", "3"],
+                                tls={"verify": ca}))
+    joins = ",".join([nodes[0].http_addr, nodes[1].url, nodes[2].raft_addr])
+    for n in nodes:
+        n.start(join=joins)
+    for n in nodes:
+        n.wait_ready()
+    leader = leader_of(nodes)
+    wait_members(leader, 3)
+    assert any("bootstrapped a cluster of 3 nodes" in n.logs() for n in nodes)
+    api = {x["id"]: x["api_addr"] for x in leader.nodes()}
+    assert api == {m.id: "https://" + m.http_addr for m in nodes}, api
+    leader.execute(["CREATE TABLE b (v)", "INSERT INTO b VALUES (1)"])
+    for n in nodes:
+        poll(lambda: n.count("b") == 1, what="row on node %s" % n.id)
+
+
 def test_mutual_tls(cluster, pki):
     ca = pki.path("ca.pem")
     cert, key = pki.cert("node1", "node1")
