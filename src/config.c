@@ -337,9 +337,15 @@ static int fatal(config *cfg, int *exit_code, const char *fmt, const char *arg)
 static int validate(config *cfg, int *exit_code)
 {
     if ((cfg->http_cert && *cfg->http_cert) != (cfg->http_key && *cfg->http_key))
-        return fatal(cfg, exit_code, "%s", "both HTTP certificate and key must be set, or neither");
+        return fatal(cfg, exit_code, "%s", "either both -http-cert and -http-key must be set, or neither");
     if ((cfg->node_cert && *cfg->node_cert) != (cfg->node_key && *cfg->node_key))
         return fatal(cfg, exit_code, "%s", "both node certificate and key must be set, or neither");
+    if (cfg->http_verify_common_name && *cfg->http_verify_common_name && !cfg->http_verify_client)
+        return fatal(cfg, exit_code, "%s", "-http-verify-common-name requires -http-verify-client");
+    /* rqlite would serve plain HTTP and ignore the flag: a node that is
+     * asked to verify its clients does not start without HTTPS instead. */
+    if (cfg->http_verify_client && !(cfg->http_cert && *cfg->http_cert))
+        return fatal(cfg, exit_code, "%s", "-http-verify-client requires -http-cert and -http-key");
     if (strcmp(cfg->http_addr, cfg->raft_addr) == 0)
         return fatal(cfg, exit_code, "%s", "HTTP and Raft addresses must differ");
     if (strncmp(cfg->http_addr, "http", 4) == 0 || strncmp(cfg->http_adv_addr, "http", 4) == 0)
@@ -385,21 +391,20 @@ static int validate(config *cfg, int *exit_code)
     return 0;
 }
 
-/* Security flags this build parses but does not implement yet, and what a
- * node started with one would be running without. Starting anyway would
- * leave the node open to everyone while its operator believes it is not. */
+/* Security flags, and for those this build parses but does not implement
+ * yet, what a node started with one would be running without (NULL: it is
+ * implemented). Starting anyway would leave the node open to everyone while
+ * its operator believes it is not. */
 static const struct {
     const char *name;
     bool file;           /* names a file: it must be readable (reported first) */
-    const char *missing; /* what the node would run without */
+    const char *missing; /* what the node would run without, NULL if implemented */
 } secure_flags[] = {
     {"auth", true, "the access control it asks for"},
     {"join-as", false, "the credentials it asks to join with"},
-    {"http-cert", true, "the HTTPS it asks for"},
-    {"http-key", true, "the HTTPS it asks for"},
-    {"http-ca-cert", true, "the HTTPS client verification it asks for"},
-    {"http-verify-client", false, "the HTTPS client verification it asks for"},
-    {"http-verify-common-name", false, "the HTTPS client verification it asks for"},
+    {"http-cert", true, NULL},
+    {"http-key", true, NULL},
+    {"http-ca-cert", true, NULL},
     {"node-cert", true, "the node-to-node TLS it asks for"},
     {"node-key", true, "the node-to-node TLS it asks for"},
     {"node-ca-cert", true, "the node-to-node TLS it asks for"},
@@ -452,7 +457,7 @@ static int checkSecurity(config *cfg, int *exit_code)
     }
     for (size_t i = 0; i < n; i++) {
         const flag_def *f = findFlag(secure_flags[i].name, strlen(secure_flags[i].name));
-        if (securityAsked(cfg, f)) {
+        if (secure_flags[i].missing && securityAsked(cfg, f)) {
             fprintf(stderr, "fatal: -%s is not supported by this build yet: refusing to start without %s\n",
                     f->name, secure_flags[i].missing);
             *exit_code = 1;
@@ -597,6 +602,13 @@ static void derivedDefaults(config *cfg)
         free(cfg->node_id);
         cfg->node_id = strdup(cfg->raft_adv_addr);
     }
+    if (asprintf(&cfg->http_api_url, "%s://%s", config_https(cfg) ? "https" : "http", cfg->http_adv_addr) < 0)
+        cfg->http_api_url = NULL;
+}
+
+bool config_https(const config *cfg)
+{
+    return cfg->http_cert && *cfg->http_cert && cfg->http_key && *cfg->http_key;
 }
 
 int config_parse(config *cfg, int argc, char **argv, int *exit_code)
@@ -639,4 +651,6 @@ void config_free(config *cfg)
     cfg->n_join = 0;
     free(cfg->data_dir);
     cfg->data_dir = NULL;
+    free(cfg->http_api_url);
+    cfg->http_api_url = NULL;
 }

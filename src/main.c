@@ -108,7 +108,7 @@ static int bootstrapExpect(const config *cfg, http_server *http, store_node **ou
             memset(&known[n], 0, sizeof known[n]);
             snprintf(known[n].id, sizeof known[n].id, "%s", cfg->node_id);
             snprintf(known[n].addr, sizeof known[n].addr, "%s", cfg->raft_adv_addr);
-            snprintf(known[n].api_addr, sizeof known[n].api_addr, "http://%s", cfg->http_adv_addr);
+            snprintf(known[n].api_addr, sizeof known[n].api_addr, "%s", cfg->http_api_url);
             known[n].voter = true;
             n++;
         }
@@ -302,7 +302,7 @@ static void logReady(const config *cfg, store *st)
 {
     if (store_wait_leader(st, 1500))
         rq_log("rqlited", "store has reached consensus");
-    rq_log("rqlited", "node HTTP API available at http://%s", cfg->http_adv_addr);
+    rq_log("rqlited", "node HTTP API available at %s", cfg->http_api_url);
     char host[256], port[16];
     if (addr_split(cfg->http_adv_addr, host, sizeof host, port, sizeof port) == 0)
         rq_log("rqlited", "connect using the command-line tool via 'rqlite -H %s -p %s'", host, port);
@@ -321,6 +321,7 @@ int main(int argc, char **argv)
     int exit_code = 0;
     if (config_parse(&cfg, argc, argv, &exit_code) != 0)
         return exit_code;
+    cluster_init(&cfg);
     sigset_t set;
     setupSignals(&set);
     sqlite3_config(SQLITE_CONFIG_LOG, sqliteLog, NULL);

@@ -8,6 +8,14 @@
  *
  * A follower catching up from a snapshot fetches the leader's database file
  * over the Raft port too (cluster_fetch_image, CLUSTER_IMAGE_MAGIC).
+ *
+ * HTTPS to other nodes (an https:// API address): TLS 1.2 or later, the
+ * node's certificate verified against -http-ca-cert, or the system's roots
+ * without it, host name included; this node's -http-cert and -http-key are
+ * presented when the other node asks for a client certificate
+ * (-http-verify-client). rqlite v6's HTTP join trusted -http-ca-cert the
+ * same way (and sent no certificate, which a cluster with mTLS on its API
+ * would refuse).
  */
 #include "cluster/cluster.h"
 
@@ -34,6 +42,12 @@
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;     /* per-thread handle, see threadCurl() */
+static const config *tls_cfg;      /* cluster_init(): HTTPS settings, read-only */
+
+void cluster_init(const config *cfg)
+{
+    tls_cfg = cfg;
+}
 
 static void curlKeyFree(void *c) { curl_easy_cleanup(c); }
 
@@ -61,6 +75,23 @@ static size_t headerCb(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* The TLS side of a request, used when its URL is https:// (see the top
+ * of the file). libcurl reads the files when it opens a connection, so a
+ * renewed certificate is presented from the next one on. */
+static void tlsOptions(CURL *c)
+{
+    const config *cfg = tls_cfg;
+    curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (cfg == NULL)
+        return;
+    if (cfg->http_ca_cert && *cfg->http_ca_cert)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->http_ca_cert);
+    if (config_https(cfg)) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, cfg->http_cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, cfg->http_key);
+    }
+}
+
 /* One curl handle per thread, so that keep-alive connections to the leader
  * are reused across forwarded requests served by the same HTTP worker; the
  * key's destructor frees it when the (per-connection) thread ends. */
@@ -74,7 +105,20 @@ static CURL *threadCurl(void)
     } else {
         curl_easy_reset(c);
     }
+    if (c)
+        tlsOptions(c);
     return c;
+}
+
+/* rqlite's answer to a 400 from an http:// node (v6 join): it may be an
+ * HTTPS port answering plain HTTP (Go's "Client sent an HTTP request to an
+ * HTTPS server", which our server sends too), so try https:// once.
+ * Returns the URL to try, malloc'd, or NULL. */
+static char *httpsInstead(const char *url, long status)
+{
+    if (status != 400 || strncmp(url, "http://", 7) != 0)
+        return NULL;
+    return rq_sprintf("https://%s", url + 7);
 }
 
 int cluster_forward(const char *method, const char *url, const char *body,
@@ -216,12 +260,12 @@ out:
 }
 
 /* POST our join request to base_url/join; curl follows 301s to the leader.
- * Returns 0 when joined. */
-static int postJoin(const config *cfg, const char *base_url, bool reset, char **why)
+ * Returns 0 when joined; else *status is the HTTP status (0: none). */
+static int postJoin(const config *cfg, const char *base_url, bool reset, long *status, char **why)
 {
-    json_t *req = json_pack("{s:s, s:s, s:b, s:s+, s:b}", "id", cfg->node_id, "addr",
+    json_t *req = json_pack("{s:s, s:s, s:b, s:s, s:b}", "id", cfg->node_id, "addr",
                             cfg->raft_adv_addr, "voter", !cfg->raft_non_voter,
-                            "api_addr", "http://", cfg->http_adv_addr, "reset", reset);
+                            "api_addr", cfg->http_api_url, "reset", reset);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     char *url = rq_sprintf("%s/join", base_url);
@@ -240,16 +284,16 @@ static int postJoin(const config *cfg, const char *base_url, bool reset, char **
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
     CURLcode rc = curl_easy_perform(c);
-    long status = 0;
     int ret = -1;
+    *status = 0;
     if (rc != CURLE_OK) {
         *why = rq_sprintf("%s", curl_easy_strerror(rc));
     } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        if (status == 200)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+        if (*status == 200)
             ret = 0;
         else
-            *why = rq_sprintf("node returned: %ld: (%.*s)", status,
+            *why = rq_sprintf("node returned: %ld: (%.*s)", *status,
                                   (int)(out.len > 200 ? 200 : out.len), out.data ? out.data : "");
     }
     curl_slist_free_all(hdrs);
@@ -275,7 +319,7 @@ static bool isOwnAddress(const config *cfg, const char *target)
 }
 
 /* Turn a -join value into an API base URL to POST /join to. */
-static char *joinBaseUrl(const char *target)
+static char *joinBaseUrl(const config *cfg, const char *target)
 {
     if (strncmp(target, "http://", 7) == 0 || strncmp(target, "https://", 8) == 0) {
         char *u = strdup(target);
@@ -285,11 +329,12 @@ static char *joinBaseUrl(const char *target)
         return u;
     }
     /* A bare host:port is a Raft address (v8+) when the node answers our meta
-     * probe there, else an HTTP API address (v6 accepted those too). */
+     * probe there, else an HTTP API address (v6 accepted those too), taken
+     * to speak what this node speaks. */
     char *api = cluster_api_url(target, 1000);
     if (api)
         return api;
-    return rq_sprintf("http://%s", target);
+    return rq_sprintf("%s://%s", config_https(cfg) ? "https" : "http", target);
 }
 
 int cluster_join(const config *cfg, char *const *targets, int n_targets, bool reset, char **err)
@@ -307,10 +352,19 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
                 rq_log("cluster", "ignoring join address %s equal to this node's address", target);
                 continue;
             }
-            char *base = joinBaseUrl(target);
+            char *base = joinBaseUrl(cfg, target);
             rq_log("cluster", "attempting to join %s (via %s) as node %s", target, base, cfg->node_id);
-            char *why = NULL;
-            int rc = postJoin(cfg, base, reset, &why);
+            char *why = NULL, *https;
+            long status;
+            int rc = postJoin(cfg, base, reset, &status, &why);
+            if (rc != 0 && (https = httpsInstead(base, status)) != NULL) {
+                rq_log("cluster", "join via HTTP failed, trying via HTTPS");
+                free(why);
+                why = NULL;
+                free(base);
+                base = https;
+                rc = postJoin(cfg, base, reset, &status, &why);
+            }
             free(base);
             if (rc == 0) {
                 rq_log("cluster", "successfully joined cluster at %s", target);
@@ -521,16 +575,33 @@ int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_p
     return rc;
 }
 
+/* cluster_forward, and once more over https:// when an http:// URL got
+ * 400 (httpsInstead). */
+static int forwardOrHttps(const char *method, const char *url, const char *body, uint64_t timeout_ms,
+                          cluster_response *resp, char **err)
+{
+    size_t len = body ? strlen(body) : 0;
+    const char *ctype = body ? "application/json" : NULL;
+    int rc = cluster_forward(method, url, body, len, ctype, NULL, timeout_ms, resp, err);
+    char *https = rc == 0 ? httpsInstead(url, resp->status) : NULL;
+    if (https) {
+        cluster_response_free(resp);
+        rc = cluster_forward(method, https, body, len, ctype, NULL, timeout_ms, resp, err);
+        free(https);
+    }
+    return rc;
+}
+
 int cluster_notify(const config *cfg, const char *target, char **err)
 {
-    char *base = joinBaseUrl(target);
+    char *base = joinBaseUrl(cfg, target);
     char *url = rq_sprintf("%s/notify", base);
-    json_t *j = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
-                          "http://", cfg->http_adv_addr);
+    json_t *j = json_pack("{s:s,s:s,s:s}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
+                          cfg->http_api_url);
     char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     cluster_response resp;
-    int rc = cluster_forward("POST", url, body, strlen(body), "application/json", NULL, 2000, &resp, err);
+    int rc = forwardOrHttps("POST", url, body, 2000, &resp, err);
     if (rc == 0) {
         if (resp.status != 200) {
             *err = rq_sprintf("%s answered %ld", url, resp.status);
@@ -548,11 +619,11 @@ bool cluster_target_has_leader(const config *cfg, const char *target)
 {
     if (isOwnAddress(cfg, target))
         return false;
-    char *base = joinBaseUrl(target);
+    char *base = joinBaseUrl(cfg, target);
     char *url = rq_sprintf("%s/readyz", base);
     cluster_response resp;
     char *err = NULL;
-    bool ok = cluster_forward("GET", url, NULL, 0, NULL, NULL, 2000, &resp, &err) == 0 && resp.status == 200;
+    bool ok = forwardOrHttps("GET", url, NULL, 2000, &resp, &err) == 0 && resp.status == 200;
     if (err == NULL)
         cluster_response_free(&resp);
     free(err);

@@ -6,7 +6,9 @@
  *   and -join-interval. Join targets are either an HTTP API URL
  *   ("http://host:4001", the seed's form; a bare "host:port" that answers HTTP
  *   is treated the same) or a Raft address ("host:4002", rqlite v8+), which is
- *   resolved to the node's API URL by asking it over the Raft port.
+ *   resolved to the node's API URL by asking it over the Raft port. An
+ *   http:// address that answers 400 is tried again over https:// (rqlite
+ *   v6), and a bare API address is taken to speak what this node speaks.
  * - Forwarding: cluster_forward() replays an HTTP request on the leader and
  *   returns its answer verbatim.
  */
@@ -46,6 +48,12 @@
 #define CLUSTER_IMAGE_HEADER 24
 #define CLUSTER_IMAGE_MAX_ERROR 4096
 
+/* Before any other call: the settings HTTPS to other nodes uses
+ * (-http-ca-cert to verify them, -http-cert and -http-key to present when
+ * asked for a client certificate). cfg must outlive every request. Without
+ * it, https:// URLs are verified against the system's roots. */
+void cluster_init(const config *cfg);
+
 /* Join through targets (-join values, or NULL for cfg->join). reset: this
  * node has no state (new or wiped), so the leader must re-add it even if it
  * is already a member. Returns 0 once joined, -1 after all attempts failed
@@ -74,7 +82,8 @@ int cluster_notify(const config *cfg, const char *target, char **err);
 bool cluster_target_has_leader(const config *cfg, const char *target);
 
 /* Ask the node behind a Raft address for its API base URL (metadata probe
- * over the Raft port). Returns a malloc'd "http://host:port", or NULL. */
+ * over the Raft port). Returns a malloc'd "http://host:port" (https:// for
+ * a node serving HTTPS), or NULL. */
 char *cluster_api_url(const char *raft_addr, uint64_t timeout_ms);
 
 /* Fetch a consistent copy of the SQLite file of the node whose Raft port is

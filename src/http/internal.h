@@ -15,7 +15,9 @@
  *   params.c            what the query string says;
  *   respond.c           answers in rqlite's byte format, and forwarding a
  *                       request to the leader;
- *   queue.c, pretty.c   queued writes (queue.h), ?pretty (pretty.h).
+ *   queue.c, pretty.c   queued writes (queue.h), ?pretty (pretty.h);
+ *   tls.c               HTTPS: certificates, their reload, client
+ *                       verification (-http-cert ... -http-verify-*).
  *
  * Names: a function shared between these files starts with its file's
  * name (params_*, respond_*, router_*, http_server_* in server.c); the
@@ -38,6 +40,7 @@
 #include "util/buf.h"
 
 typedef struct http_conn http_conn;
+typedef struct http_tls http_tls;
 
 struct http_server {
     const config *cfg;
@@ -48,6 +51,7 @@ struct http_server {
     pthread_mutex_t notify_mu;
     store_node *notified;   /* -bootstrap-expect: nodes that POSTed /notify */
     int n_notified;
+    http_tls *tls;          /* NULL: plain HTTP */
 
     /* The rest is server.c's. */
     int listen_fd;
@@ -203,6 +207,38 @@ enum MHD_Result respond_redirect(struct MHD_Connection *c, const char *location)
  * leader's answer; 301 there with ?redirect; 503 when no leader is known
  * or it cannot be reached. */
 enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq);
+
+/* ---- tls.c: HTTPS (see its top comment) */
+
+/* One HTTPS connection's transport, kept by server.c with the connection
+ * (http_conn) from NOTIFY_STARTED until libmicrohttpd has ended its
+ * session. */
+typedef struct http_tls_conn {
+    http_tls *tls;
+    int fd;
+    bool checked; /* its first bytes were a TLS record */
+} http_tls_conn;
+
+/* With -http-cert and -http-key: reads and checks the pair (and the CA of
+ * -http-ca-cert for -http-verify-client) into *out; 0, or -1 with *err
+ * saying which file is wrong and why. Without them: 0 and *out NULL. */
+int http_tls_open(const config *cfg, http_tls **out, char **err);
+/* libmicrohttpd's HTTPS options for t (priorities, certificate callback,
+ * trusted CA), ending in MHD_OPTION_END; only the end for t NULL. Valid
+ * while t is. */
+const struct MHD_OptionItem *http_tls_options(const http_tls *t);
+/* A new connection's gnutls session (libmicrohttpd's, before its
+ * handshake): its transport becomes tc (fd), and with -http-verify-client
+ * a client certificate is required and verified. tc must outlive the
+ * session. */
+void http_tls_attach(http_tls *t, http_tls_conn *tc, void *session, int fd);
+/* Writes data on c's TLS session, outside libmicrohttpd (an answer it
+ * cannot queue); 0 when all of it went. */
+int http_tls_send(struct MHD_Connection *c, const void *data, size_t len);
+/* /status's http.tls, rqlite's shape. */
+json_t *http_tls_status(const http_tls *t);
+/* NULL is allowed; after libmicrohttpd has stopped. */
+void http_tls_close(http_tls *t);
 
 /* ---- handlers_*.c: one http_handler per route, named after its path. */
 

@@ -1,4 +1,5 @@
-"""Security: flags this build cannot honour refuse the start; the database
+"""Security: flags this build cannot honour refuse the start (HTTPS has its
+own tests, test_https.py); the database
 image is node-to-node traffic, on the Raft port only; /join and /notify
 reject hostile input without touching the cluster configuration."""
 import os
@@ -31,7 +32,8 @@ def test_security_flags_refuse_to_start(tmp_path):
                                "the access control it asks for"),
         (["-auth", missing], "fatal: cannot read -auth file %s: No such file or directory" % missing),
         (["-node-cert", str(auth), "-node-key", str(auth)], "fatal: -node-cert is not supported by this build yet"),
-        (["-http-verify-client"], "fatal: -http-verify-client is not supported by this build yet"),
+        (["-node-verify-client"], "fatal: -node-verify-client is not supported by this build yet"),
+        (["-http-verify-client"], "fatal: -http-verify-client requires -http-cert and -http-key"),
     ]
     for extra, message in cases:
         proc, http, data = _run(tmp_path, extra)
@@ -51,7 +53,7 @@ def test_security_flags_refuse_to_start(tmp_path):
 
     # Control: the same command line without the security flag starts and
     # serves its HTTP port (so the checks above are not vacuous).
-    proc, http, data = _run(tmp_path, ["-http-verify-client=false", "-auth", ""])
+    proc, http, data = _run(tmp_path, ["-node-verify-client=false", "-http-verify-client=false", "-auth", ""])
     try:
         poll(lambda: proc.poll() is None and _listening(http), timeout=30, what="control node listening")
         assert os.path.isdir(data)

@@ -178,11 +178,9 @@ static void test_security_refused(void **st)
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "[]\n", 3), 3);
     close(fd);
-    static const char *file_flags[] = {"-auth", "-http-cert", "-http-key", "-http-ca-cert",
-                                       "-node-cert", "-node-key", "-node-ca-cert"};
-    static const char *value_flags[] = {"-join-as", "-http-verify-common-name", "-node-verify-common-name",
-                                        "-node-verify-server-name"};
-    static const char *bool_flags[] = {"-http-verify-client", "-node-verify-client", "-node-no-verify"};
+    static const char *file_flags[] = {"-auth", "-node-cert", "-node-key", "-node-ca-cert"};
+    static const char *value_flags[] = {"-join-as", "-node-verify-common-name", "-node-verify-server-name"};
+    static const char *bool_flags[] = {"-node-verify-client", "-node-no-verify"};
     config c;
     int code;
     char err[2048], want[256];
@@ -295,6 +293,70 @@ static void test_security_unreadable_file(void **st)
     rmdir(dir);
 }
 
+/* The HTTPS flags start a node (the files are only checked for being
+ * readable here; the HTTP server loads them), with rqlite's cross-checks,
+ * and make the advertised API address https://. */
+static void test_https_flags(void **st)
+{
+    char file[] = "/tmp/test_config_pem_XXXXXX";
+    int fd = mkstemp(file);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "x\n", 2), 2);
+    close(fd);
+    config c;
+    int code;
+    char err[2048];
+    char *plain[] = {"/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, plain, err, sizeof err), 0);
+    assert_false(config_https(&c));
+    assert_string_equal(c.http_api_url, "http://localhost:4001");
+    config_free(&c);
+
+    char *https[] = {"-http-cert", file, "-http-key", file, "-http-adv-addr", "db.example:443", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, https, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_true(config_https(&c));
+    assert_string_equal(c.http_api_url, "https://db.example:443");
+    config_free(&c);
+
+    char *mtls[] = {"-http-cert", file, "-http-key", file, "-http-ca-cert", file, "-http-verify-client",
+                    "-http-verify-common-name", "client", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, mtls, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_true(c.http_verify_client);
+    assert_string_equal(c.http_verify_common_name, "client");
+    config_free(&c);
+
+    /* A CA alone is for verifying other nodes' HTTPS: accepted. */
+    char *ca[] = {"-http-ca-cert", file, "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, ca, err, sizeof err), 0);
+    assert_false(config_https(&c));
+    config_free(&c);
+
+    /* "F" stands for the file. */
+    static const struct {
+        const char *args[8];
+        const char *err;
+    } bad[] = {
+        {{"-http-cert", "F", "/tmp/d"}, "fatal: either both -http-cert and -http-key must be set, or neither\n"},
+        {{"-http-key", "F", "/tmp/d"}, "fatal: either both -http-cert and -http-key must be set, or neither\n"},
+        {{"-http-cert", "F", "-http-key", "F", "-http-verify-common-name", "x", "/tmp/d"},
+         "fatal: -http-verify-common-name requires -http-verify-client\n"},
+        {{"-http-verify-client", "/tmp/d"}, "fatal: -http-verify-client requires -http-cert and -http-key\n"},
+        {{"-http-ca-cert", "F", "-http-verify-client", "/tmp/d"},
+         "fatal: -http-verify-client requires -http-cert and -http-key\n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *args[9] = {NULL};
+        for (int k = 0; k < 8 && bad[i].args[k] != NULL; k++)
+            args[k] = strcmp(bad[i].args[k], "F") == 0 ? file : (char *)bad[i].args[k];
+        assert_int_equal(parseCapture(&c, &code, args, err, sizeof err), 1);
+        assert_int_equal(code, 1);
+        assert_string_equal(err, bad[i].err);
+    }
+    unlink(file);
+}
+
 /* Non-security flags that are not implemented yet still only warn. */
 static void test_todo_warns(void **st)
 {
@@ -316,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_security_refused),
         cmocka_unit_test(test_security_unreadable_file),
+        cmocka_unit_test(test_https_flags),
         cmocka_unit_test(test_todo_warns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
