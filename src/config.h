@@ -59,10 +59,15 @@ typedef struct config {
     uint64_t write_queue_timeout_ms;       /* 50ms */
     bool write_queue_tx;
     char *http_allow_origin;
-    /* Security flags: parsed, not implemented yet. Any of them asking for
+    char *auth;              /* -auth: the credentials file */
+    char *join_as;           /* -join-as: the user (in that file) this node's own requests go as */
+    /* The credentials loaded from -auth (auth/auth.h), NULL without it. Not a
+     * flag: main.c loads it after config_parse, before anything starts, and
+     * owns it; the modules given cfg check requests with it (http) and take
+     * -join-as's password from it (cluster). */
+    struct auth *creds;
+    /* TLS flags: parsed, not implemented yet. Any of them asking for
      * security makes config_parse refuse to start (see below). */
-    char *auth;
-    char *join_as;
     char *http_cert, *http_key, *http_ca_cert;
     bool http_verify_client;
     char *http_verify_common_name;
@@ -79,12 +84,15 @@ typedef struct config {
  * accepted and reported on stderr at start-up, never silently ignored.
  *
  * Security never fails open: a security flag this build does not implement
- * (-auth, -join-as, the -http-* and -node-* TLS flags) that asks for
- * security (a non-empty value, or true) makes it return 1 with exit code 1,
- * before anything binds a port or touches the data directory:
+ * (the -http-* and -node-* TLS flags) that asks for security (a non-empty
+ * value, or true) makes it return 1 with exit code 1, before anything binds
+ * a port or touches the data directory, and so does a file flag (-auth
+ * included) naming a file that cannot be read:
  *   fatal: cannot read -auth file PATH: REASON        (a file flag, checked first)
- *   fatal: -auth is not supported by this build yet: refusing to start without ...
- * An empty value or false (-auth "", -http-verify-client=false) is accepted. */
+ *   fatal: -node-cert is not supported by this build yet: refusing to start without ...
+ * An empty value or false (-http-cert "", -http-verify-client=false) is
+ * accepted. -join-as needs -auth. What the -auth file says is checked by
+ * main.c (auth_open). */
 int config_parse(config *cfg, int argc, char **argv, int *exit_code);
 void config_free(config *cfg);
 
