@@ -178,14 +178,14 @@ static void *watchdogThread(void *arg)
  * the socket then; the answer is small and the socket's buffer empty, so
  * one non-blocking send does it. The write side is then shut so the client
  * sees the end of the answer before the close. */
-static void sendRaw(int fd, unsigned status, const char *reason, const char *msg)
+static void sendRaw(http_server *h, int fd, unsigned status, const char *reason, const char *msg)
 {
-    char out[512];
+    char out[640];
     int n = snprintf(out, sizeof out,
                      "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "X-RQLITE-VERSION: %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                     "X-RQLITE-VERSION: %s\r\n%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                      status, reason, RQ_VERSION, status == 503 ? "Retry-After: 1\r\n" : "",
-                     strlen(msg) + 1, msg);
+                     h->cfg->creds ? "WWW-Authenticate: Basic realm=\"rqlite\"\r\n" : "", strlen(msg) + 1, msg);
     if (send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         return;
     shutdown(fd, SHUT_WR);
@@ -194,9 +194,9 @@ static void sendRaw(int fd, unsigned status, const char *reason, const char *msg
 /* Over the cap: 503 and close, without libmicrohttpd. What the client has
  * already sent is read first (up to a bound), so that the close does not
  * turn into a reset that could overtake the answer. */
-static void refuse(int fd)
+static void refuse(http_server *h, int fd)
 {
-    sendRaw(fd, 503, "Service Unavailable", "too many connections");
+    sendRaw(h, fd, 503, "Service Unavailable", "too many connections");
     char sink[4096];
     for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
         ;
@@ -252,7 +252,7 @@ static void *acceptThread(void *arg)
         }
         pthread_mutex_unlock(&h->conns_mu);
         if (!admit) {
-            refuse(fd);
+            refuse(h, fd);
             continue;
         }
         if (MHD_add_connection(h->mhd, fd, (struct sockaddr *)&ss, len) != MHD_YES) {
@@ -372,7 +372,7 @@ static enum MHD_Result onRequest(void *cls, struct MHD_Connection *c, const char
             const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
             connBusy(c);
             if (ci)
-                sendRaw(ci->connect_fd, 413, "Content Too Large", "request body too large");
+                sendRaw(h, ci->connect_fd, 413, "Content Too Large", "request body too large");
             return MHD_NO;
         }
         buf_append(&rq->body, upload, *upload_size);
@@ -400,6 +400,8 @@ static void onCompleted(void *cls, struct MHD_Connection *c, void **con_cls,
     request *rq = *con_cls;
     if (rq) {
         buf_free(&rq->body);
+        free(rq->user);
+        auth_free_secret(rq->pass);
         free(rq);
         *con_cls = NULL;
     }
