@@ -360,6 +360,10 @@ static int validate(config *cfg, int *exit_code)
                      "advertised Raft address is not routable (0.0.0.0), specify it via -raft-addr or -raft-adv-addr");
     if (strcmp(cfg->http_adv_addr, cfg->raft_adv_addr) == 0)
         return fatal(cfg, exit_code, "%s", "advertised HTTP and Raft addresses must differ");
+    /* rqlite joins anonymously then; the password can only come from the
+     * credentials file, so asking for it without one is a mistake. */
+    if (cfg->join_as && *cfg->join_as && !(cfg->auth && *cfg->auth))
+        return fatal(cfg, exit_code, "%s", "-join-as requires -auth: the user's password is read from that file");
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
     if (cfg->bootstrap_expect > 1 && cfg->n_join == 0)
@@ -385,16 +389,16 @@ static int validate(config *cfg, int *exit_code)
     return 0;
 }
 
-/* Security flags this build parses but does not implement yet, and what a
- * node started with one would be running without. Starting anyway would
- * leave the node open to everyone while its operator believes it is not. */
+/* Security flags naming files, which must be readable, and those this
+ * build parses but does not implement yet, with what a node started with
+ * one would be running without. Starting anyway would leave the node open
+ * to everyone while its operator believes it is not. */
 static const struct {
     const char *name;
     bool file;           /* names a file: it must be readable (reported first) */
-    const char *missing; /* what the node would run without */
+    const char *missing; /* what the node would run without; NULL: implemented */
 } secure_flags[] = {
-    {"auth", true, "the access control it asks for"},
-    {"join-as", false, "the credentials it asks to join with"},
+    {"auth", true, NULL},
     {"http-cert", true, "the HTTPS it asks for"},
     {"http-key", true, "the HTTPS it asks for"},
     {"http-ca-cert", true, "the HTTPS client verification it asks for"},
@@ -452,7 +456,7 @@ static int checkSecurity(config *cfg, int *exit_code)
     }
     for (size_t i = 0; i < n; i++) {
         const flag_def *f = findFlag(secure_flags[i].name, strlen(secure_flags[i].name));
-        if (securityAsked(cfg, f)) {
+        if (secure_flags[i].missing && securityAsked(cfg, f)) {
             fprintf(stderr, "fatal: -%s is not supported by this build yet: refusing to start without %s\n",
                     f->name, secure_flags[i].missing);
             *exit_code = 1;
