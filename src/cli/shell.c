@@ -185,6 +185,14 @@ static const char *statusText(long code)
     }
 }
 
+/* A 401 is printed as rqlite's dot commands print it; true if it was one. */
+static bool refused(shell *sh, const http_resp *r)
+{
+    if (r->status == 401)
+        shell_err(sh, "unauthorized");
+    return r->status == 401;
+}
+
 /* GET/POST and check for 200; prints rqlite's error and returns NULL
  * otherwise. The parsed JSON body is returned (caller decrefs). */
 static json_t *callJson(shell *sh, const char *method, const char *path, const char *body,
@@ -438,7 +446,8 @@ static void download(shell *sh, const char *path, const char *file, const char *
         shell_err(sh, "%s", err);
         return;
     }
-    if (r.status != 200) {
+    if (refused(sh, &r)) {
+    } else if (r.status != 200) {
         shell_err(sh, "server responded with %ld %s: %s", r.status, statusText(r.status),
                   r.body.data ? r.body.data : "");
     } else {
@@ -523,7 +532,7 @@ static void bootCmd(shell *sh, const char *file)
     } else {
         if (r.status == 200)
             fprintf(sh->out, "Node booted successfully.\n");
-        else
+        else if (!refused(sh, &r))
             shell_err(sh, "boot failed, status code: %ld %s, %s", r.status, statusText(r.status),
                       r.body.data ? r.body.data : "");
         buf_free(&r.body);
@@ -644,7 +653,7 @@ int shell_run_line(shell *sh, const char *input)
             if (request(sh, "DELETE", "/remove", body, strlen(body), "application/json", &r, err, sizeof err) != 0)
                 shell_err(sh, "%s", err);
             else {
-                if (r.status != 200)
+                if (!refused(sh, &r) && r.status != 200)
                     shell_err(sh, "server responded with: %ld %s", r.status, statusText(r.status));
                 buf_free(&r.body);
             }
@@ -686,7 +695,7 @@ int shell_run_line(shell *sh, const char *input)
         if (request(sh, "POST", path.data, "", 0, "application/json", &r, err, sizeof err) != 0) {
             shell_err(sh, "%s", err);
         } else {
-            if (r.status != 200 && r.status != 204)
+            if (!refused(sh, &r) && r.status != 200 && r.status != 204)
                 shell_err(sh, "server responded with %ld %s: %s", r.status, statusText(r.status),
                           r.body.data ? r.body.data : "");
             buf_free(&r.body);
