@@ -59,7 +59,7 @@ static const flag_def flags[] = {
     {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", 0},
     {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", 0},
     {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", 0},
-    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", F_TODO},
+    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", 0},
     {"http-ca-cert", F_STR, O(http_ca_cert), "", "Path to X.509 CA certificate for HTTPS", 0},
     {"http-cert", F_STR, O(http_cert), "", "Path to HTTPS X.509 certificate", 0},
     {"http-key", F_STR, O(http_key), "", "Path to HTTPS X.509 private key", 0},
