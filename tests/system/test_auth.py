@@ -290,13 +290,14 @@ def test_join_needs_permission(cluster, tmp_path):
     n = cluster.node("v-wrongpw", ["-auth", str(path), "-join-as", "node", "-join-attempts", "1"])
     refused_join(n, "-join-as user node")
     assert sorted(members(n1)) == ["1"]
-    # join-read-only and join-read-replica admit non-voters.
-    ro = [auth_node(cluster, tmp_path, i, extra=["-raft-non-voter"]) for i in (5, 6)]
-    for n, user in zip(ro, ("has-join-read-only", "has-join-read-replica")):
+    # join-read-only and join-read-replica admit non-voters, and so does
+    # join (rqlite v10 would refuse join alone for a non-voter).
+    ro = [auth_node(cluster, tmp_path, i, extra=["-raft-non-voter"]) for i in (4, 5, 6)]
+    for n, user in zip(ro, ("has-join", "has-join-read-only", "has-join-read-replica")):
         n.extra[n.extra.index("-join-as") + 1] = user
         wait_ready(n.start(join=n1.url))
-    wait_members(n1, ["1", "5", "6"])
-    assert [m["voter"] for _, m in sorted(members(n1).items())] == [True, False, False]
+    wait_members(n1, ["1", "4", "5", "6"])
+    assert [m["voter"] for _, m in sorted(members(n1).items())] == [True, False, False, False]
     assert sorted(members(n1, nonvoters=False)) == ["1"]
     req(n1, "POST", "/db/execute", ADMIN, json=["CREATE TABLE j (v)", "INSERT INTO j VALUES (1)"])
     for n in ro:
@@ -305,11 +306,11 @@ def test_join_needs_permission(cluster, tmp_path):
     # (node: join and remove).
     n7 = auth_node(cluster, tmp_path, 7, extra=["-raft-cluster-remove-shutdown"])
     wait_ready(n7.start(join=ro[0].url))  # through a non-voter: 301 to the leader
-    wait_members(n1, ["1", "5", "6", "7"])
+    wait_members(n1, ["1", "4", "5", "6", "7"])
     assert members(n1)["7"]["voter"]
     n7.stop()
     assert "removed this node (7) from the cluster" in n7.logs(), n7.logs()[-2000:]
-    poll(lambda: sorted(members(n1)) == ["1", "5", "6"], what="node 7 removed")
+    poll(lambda: sorted(members(n1)) == ["1", "4", "5", "6"], what="node 7 removed")
 
 
 def test_bootstrap_expect_with_auth(cluster, tmp_path):
