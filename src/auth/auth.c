@@ -93,13 +93,16 @@ static void credsetFree(credset *cs)
     free(cs);
 }
 
-/* $2a$, $2b$ or $2y$, a two-digit cost, '$', then 53 characters of
- * bcrypt's base64: 60 in all. */
+/* A password starting like a bcrypt hash is one: never a plain password
+ * (rqlite's rule before 8.12), and refused at load if it is not well formed,
+ * rather than silently matching nothing. */
 static bool looksBcrypt(const char *s)
 {
     return strncmp(s, "$2a$", 4) == 0 || strncmp(s, "$2b$", 4) == 0 || strncmp(s, "$2y$", 4) == 0;
 }
 
+/* $2a$, $2b$ or $2y$, a two-digit cost, '$', then 53 characters of
+ * bcrypt's base64: 60 in all. */
 static bool wellFormedBcrypt(const char *s)
 {
     if (strlen(s) != 60 || s[4] < '0' || s[4] > '3' || s[5] < '0' || s[5] > '9' || s[6] != '$')
