@@ -59,7 +59,7 @@ static const flag_def flags[] = {
     {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", 0},
     {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", 0},
     {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", 0},
-    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", F_TODO},
+    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", 0},
     {"http-ca-cert", F_STR, O(http_ca_cert), "", "Path to X.509 CA certificate for HTTPS", 0},
     {"http-cert", F_STR, O(http_cert), "", "Path to HTTPS X.509 certificate", 0},
     {"http-key", F_STR, O(http_key), "", "Path to HTTPS X.509 private key", 0},
@@ -366,6 +366,10 @@ static int validate(config *cfg, int *exit_code)
                      "advertised Raft address is not routable (0.0.0.0), specify it via -raft-addr or -raft-adv-addr");
     if (strcmp(cfg->http_adv_addr, cfg->raft_adv_addr) == 0)
         return fatal(cfg, exit_code, "%s", "advertised HTTP and Raft addresses must differ");
+    /* rqlite joins anonymously then; the password can only come from the
+     * credentials file, so asking for it without one is a mistake. */
+    if (cfg->join_as && *cfg->join_as && !(cfg->auth && *cfg->auth))
+        return fatal(cfg, exit_code, "%s", "-join-as requires -auth: the user's password is read from that file");
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
     if (cfg->bootstrap_expect > 1 && cfg->n_join == 0)
@@ -391,17 +395,16 @@ static int validate(config *cfg, int *exit_code)
     return 0;
 }
 
-/* Security flags, and for those this build parses but does not implement
- * yet, what a node started with one would be running without (NULL: it is
- * implemented). Starting anyway would leave the node open to everyone while
- * its operator believes it is not. */
+/* Security flags naming files, which must be readable, and those this
+ * build parses but does not implement yet, with what a node started with
+ * one would be running without. Starting anyway would leave the node open
+ * to everyone while its operator believes it is not. */
 static const struct {
     const char *name;
     bool file;           /* names a file: it must be readable (reported first) */
-    const char *missing; /* what the node would run without, NULL if implemented */
+    const char *missing; /* what the node would run without; NULL: implemented */
 } secure_flags[] = {
-    {"auth", true, "the access control it asks for"},
-    {"join-as", false, "the credentials it asks to join with"},
+    {"auth", true, NULL},
     {"http-cert", true, NULL},
     {"http-key", true, NULL},
     {"http-ca-cert", true, NULL},

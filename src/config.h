@@ -68,10 +68,15 @@ typedef struct config {
     char *http_cert, *http_key, *http_ca_cert;
     bool http_verify_client;
     char *http_verify_common_name; /* required client CN; needs http_verify_client */
-    /* Security flags: parsed, not implemented yet. Any of them asking for
-     * security makes config_parse refuse to start (see below). */
-    char *auth;
-    char *join_as;
+    char *auth;              /* -auth: the credentials file */
+    char *join_as;           /* -join-as: the user (in that file) this node's own requests go as */
+    /* The credentials loaded from -auth (auth/auth.h), NULL without it. Not a
+     * flag: main.c loads it after config_parse, before anything starts, and
+     * owns it; the modules given cfg check requests with it (http) and take
+     * -join-as's password from it (cluster). */
+    struct auth *creds;
+    /* Node-to-node TLS flags: parsed, not implemented yet. Any of them
+     * asking for security makes config_parse refuse to start (see below). */
     char *node_cert, *node_key, *node_ca_cert;
     bool node_verify_client, node_no_verify;
     char *node_verify_common_name, *node_verify_server_name;
@@ -85,13 +90,15 @@ typedef struct config {
  * accepted and reported on stderr at start-up, never silently ignored.
  *
  * Security never fails open: a security flag this build does not implement
- * (-auth, -join-as, the -node-* TLS flags) that asks for security (a
- * non-empty value, or true) makes it return 1 with exit code 1, before
- * anything binds a port or touches the data directory:
+ * (the -node-* TLS flags) that asks for security (a non-empty value, or
+ * true) makes it return 1 with exit code 1, before anything binds a port or
+ * touches the data directory, and so does a file flag (-auth included)
+ * naming a file that cannot be read:
  *   fatal: cannot read -auth file PATH: REASON        (a file flag, checked first)
- *   fatal: -auth is not supported by this build yet: refusing to start without ...
- * An empty value or false (-auth "", -node-verify-client=false) is accepted.
- * Files named by the implemented ones (-http-cert, -http-key, -http-ca-cert)
+ *   fatal: -node-cert is not supported by this build yet: refusing to start without ...
+ * An empty value or false (-node-cert "", -node-verify-client=false) is
+ * accepted. -join-as needs -auth. What the -auth file says is checked by
+ * main.c (auth_open). Files named by -http-cert, -http-key, -http-ca-cert
  * must be readable too; -http-cert without -http-key (or the reverse),
  * -http-verify-common-name without -http-verify-client, and
  * -http-verify-client without HTTPS are refused as well. */

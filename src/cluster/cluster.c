@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
@@ -259,7 +260,31 @@ out:
     return api;
 }
 
-/* POST our join request to base_url/join; curl follows 301s to the leader.
+char *cluster_own_authorization(const config *cfg)
+{
+    if (cfg->creds == NULL || cfg->join_as == NULL || *cfg->join_as == '\0')
+        return NULL;
+    char *why = NULL;
+    char *h = auth_basic_header(cfg->creds, cfg->join_as, &why);
+    if (h == NULL)
+        rq_log("cluster", "-join-as: %s: this node's request goes without credentials", why);
+    free(why);
+    return h;
+}
+
+/* Why a join was refused with 401, in words that say what to change. */
+static char *joinRefused(const config *cfg, bool sent)
+{
+    if (!sent)
+        return strdup("not authorized (401): the cluster requires credentials; start this node with -auth and "
+                      "-join-as naming a user with the join permission");
+    return rq_sprintf("not authorized (401): the cluster refused the credentials of -join-as user %s, which "
+                      "needs the join permission (join-read-only is enough for a non-voter) and the same "
+                      "password in the leader's -auth file", cfg->join_as);
+}
+
+/* POST our join request to base_url/join; curl follows 301s to the leader,
+ * our credentials (if any) with it, though it is another host:port.
  * Returns 0 when joined; else *status is the HTTP status (0: none). */
 static int postJoin(const config *cfg, const char *base_url, bool reset, long *status, char **why)
 {
@@ -272,6 +297,13 @@ static int postJoin(const config *cfg, const char *base_url, bool reset, long *s
     CURL *c = threadCurl();
     buf out = BUF_INIT;
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    char *auth = cluster_own_authorization(cfg);
+    if (auth) {
+        char *line = rq_sprintf("Authorization: %s", auth);
+        hdrs = curl_slist_append(hdrs, line);
+        auth_free_secret(line);
+        curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 1L);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -292,10 +324,13 @@ static int postJoin(const config *cfg, const char *base_url, bool reset, long *s
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
         if (*status == 200)
             ret = 0;
+        else if (*status == 401)
+            *why = joinRefused(cfg, auth != NULL);
         else
             *why = rq_sprintf("node returned: %ld: (%.*s)", *status,
                                   (int)(out.len > 200 ? 200 : out.len), out.data ? out.data : "");
     }
+    auth_free_secret(auth);
     curl_slist_free_all(hdrs);
     buf_free(&out);
     free(url);
@@ -577,16 +612,16 @@ int cluster_fetch_image(const char *raft_addr, const char *path, cluster_image_p
 
 /* cluster_forward, and once more over https:// when an http:// URL got
  * 400 (httpsInstead). */
-static int forwardOrHttps(const char *method, const char *url, const char *body, uint64_t timeout_ms,
-                          cluster_response *resp, char **err)
+static int forwardOrHttps(const char *method, const char *url, const char *body, const char *auth,
+                          uint64_t timeout_ms, cluster_response *resp, char **err)
 {
     size_t len = body ? strlen(body) : 0;
     const char *ctype = body ? "application/json" : NULL;
-    int rc = cluster_forward(method, url, body, len, ctype, NULL, timeout_ms, resp, err);
+    int rc = cluster_forward(method, url, body, len, ctype, auth, timeout_ms, resp, err);
     char *https = rc == 0 ? httpsInstead(url, resp->status) : NULL;
     if (https) {
         cluster_response_free(resp);
-        rc = cluster_forward(method, https, body, len, ctype, NULL, timeout_ms, resp, err);
+        rc = cluster_forward(method, https, body, len, ctype, auth, timeout_ms, resp, err);
         free(https);
     }
     return rc;
@@ -601,14 +636,19 @@ int cluster_notify(const config *cfg, const char *target, char **err)
     char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     cluster_response resp;
-    int rc = forwardOrHttps("POST", url, body, 2000, &resp, err);
+    char *auth = cluster_own_authorization(cfg);
+    int rc = forwardOrHttps("POST", url, body, auth, 2000, &resp, err);
     if (rc == 0) {
-        if (resp.status != 200) {
+        if (resp.status == 401) {
+            *err = rq_sprintf("%s answered 401: not authorized (-join-as needs the join permission)", url);
+            rc = -1;
+        } else if (resp.status != 200) {
             *err = rq_sprintf("%s answered %ld", url, resp.status);
             rc = -1;
         }
         cluster_response_free(&resp);
     }
+    auth_free_secret(auth);
     free(body);
     free(url);
     free(base);
@@ -623,9 +663,11 @@ bool cluster_target_has_leader(const config *cfg, const char *target)
     char *url = rq_sprintf("%s/readyz", base);
     cluster_response resp;
     char *err = NULL;
-    bool ok = forwardOrHttps("GET", url, NULL, 2000, &resp, &err) == 0 && resp.status == 200;
+    char *auth = cluster_own_authorization(cfg);
+    bool ok = forwardOrHttps("GET", url, NULL, auth, 2000, &resp, &err) == 0 && resp.status == 200;
     if (err == NULL)
         cluster_response_free(&resp);
+    auth_free_secret(auth);
     free(err);
     free(url);
     free(base);

@@ -11,6 +11,9 @@
  *   v6), and a bare API address is taken to speak what this node speaks.
  * - Forwarding: cluster_forward() replays an HTTP request on the leader and
  *   returns its answer verbatim.
+ * - Credentials: with -auth and -join-as, this node's own requests (join,
+ *   notify, the leader check of -bootstrap-expect) go as the -join-as user;
+ *   forwarded requests carry their client's Authorization instead.
  */
 #ifndef RQ_CLUSTER_CLUSTER_H
 #define RQ_CLUSTER_CLUSTER_H
@@ -74,6 +77,13 @@ int cluster_forward(const char *method, const char *url, const char *body,
                     const char *authorization, uint64_t timeout_ms,
                     cluster_response *resp, char **err);
 void cluster_response_free(cluster_response *resp);
+
+/* The Authorization header value of this node's own requests to others
+ * (join, notify, remove on shutdown): "Basic ..." for the -join-as user and
+ * its password in the -auth file, read anew each time (a reload may change
+ * it); malloc'd, free with auth_free_secret(). NULL without -join-as, or
+ * when the user is no longer in the file (logged). */
+char *cluster_own_authorization(const config *cfg);
 
 /* -bootstrap-expect: tell target (a -join value) that this node exists
  * (POST /notify {"id","addr","api_addr"}). 0 when it answered 200. */

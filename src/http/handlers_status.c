@@ -41,8 +41,8 @@ static json_t *statusDoc(http_server *h)
     char qtimeout[32];
     snprintf(qtimeout, sizeof qtimeout, "%llums", (unsigned long long)cfg->write_queue_timeout_ms);
     json_object_set_new(doc, "http", json_pack("{s:s,s:s,s:o,s:{s:{s:i,s:i,s:I,s:s}}}", "auth",
-                                               "disabled", "bind_addr", cfg->http_addr, "tls",
-                                               http_tls_status(h->tls), "queue", "_default", "batch_size",
+                                               cfg->creds ? "enabled" : "disabled", "bind_addr", cfg->http_addr,
+                                               "tls", http_tls_status(h->tls), "queue", "_default", "batch_size",
                                                cfg->write_queue_batch_size, "max_size",
                                                cfg->write_queue_capacity, "sequence_number",
                                                (json_int_t)queue_sequence(h->queue), "timeout", qtimeout));

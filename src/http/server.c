@@ -196,12 +196,12 @@ static void *watchdogThread(void *arg)
 static void sendRaw(http_server *h, struct MHD_Connection *c, int fd, unsigned status, const char *reason,
                     const char *msg)
 {
-    char out[512];
+    char out[640];
     int n = snprintf(out, sizeof out,
                      "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "X-RQLITE-VERSION: %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                     "X-RQLITE-VERSION: %s\r\n%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                      status, reason, RQ_VERSION, status == 503 ? "Retry-After: 1\r\n" : "",
-                     strlen(msg) + 1, msg);
+                     h->cfg->creds ? "WWW-Authenticate: Basic realm=\"rqlite\"\r\n" : "", strlen(msg) + 1, msg);
     if (h->tls ? c == NULL || http_tls_send(c, out, (size_t)n) != 0
                : send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         return;
@@ -419,6 +419,8 @@ static void onCompleted(void *cls, struct MHD_Connection *c, void **con_cls,
     request *rq = *con_cls;
     if (rq) {
         buf_free(&rq->body);
+        free(rq->user);
+        auth_free_secret(rq->pass);
         free(rq);
         *con_cls = NULL;
     }

@@ -1,7 +1,8 @@
-"""Security: flags this build cannot honour refuse the start (HTTPS has its
-own tests, test_https.py); the database
-image is node-to-node traffic, on the Raft port only; /join and /notify
-reject hostile input without touching the cluster configuration."""
+"""Security: flags this build cannot honour (node-to-node TLS) refuse the
+start, and so does an -auth file that cannot be read (test_auth.py has the
+rest of -auth, test_https.py HTTPS); the database image is node-to-node
+traffic, on the Raft port only; /join and /notify reject hostile input
+without touching the cluster configuration."""
 import os
 import socket
 import subprocess
@@ -28,8 +29,6 @@ def test_security_flags_refuse_to_start(tmp_path):
     auth.write_text('[{"username": "fiona", "password": "secret1", "perms": ["all"]}]\n')
     missing = str(tmp_path / "no" / "such.json")
     cases = [
-        (["-auth", str(auth)], "fatal: -auth is not supported by this build yet: refusing to start without "
-                               "the access control it asks for"),
         (["-auth", missing], "fatal: cannot read -auth file %s: No such file or directory" % missing),
         (["-node-cert", str(auth), "-node-key", str(auth)], "fatal: -node-cert is not supported by this build yet"),
         (["-node-verify-client"], "fatal: -node-verify-client is not supported by this build yet"),
