@@ -80,6 +80,10 @@ static void setCommon(client *c, const char *url, long timeout_ms, client_resp *
     }
     if (c->o.ca_cert)
         curl_easy_setopt(h, CURLOPT_CAINFO, c->o.ca_cert);
+    if (c->o.client_cert)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, c->o.client_cert);
+    if (c->o.client_key)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, c->o.client_key);
     if (c->o.user) {
         curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
         curl_easy_setopt(h, CURLOPT_USERPWD, c->o.user);

@@ -18,6 +18,8 @@ void options_usage(FILE *out)
                  "  -P, --prefix[=/]\n      rqlited HTTP URL prefix\n\n"
                  "  -i, --insecure[=false]\n      do not verify rqlited HTTPS certificate\n\n"
                  "  -c, --ca-cert\n      path to trusted X.509 root CA certificate\n\n"
+                 "  -d, --client-cert\n      path to client X.509 certificate for mutual TLS\n\n"
+                 "  -k, --client-key\n      path to client X.509 key for mutual TLS\n\n"
                  "  -u, --user\n      set basic auth credentials in form username:password\n\n"
                  "  -v, --version\n      display CLI version\n\n"
                  "  -t, --http-timeout[=30s]\n      set timeout on HTTP requests\n");
@@ -112,6 +114,8 @@ static bool setValue(options *o, const char *flag, const char *v, char *err, siz
     case 's': s->scheme = v; break;
     case 'P': s->prefix = v; break;
     case 'c': s->ca_cert = v; break;
+    case 'd': s->client_cert = v; break;
+    case 'k': s->client_key = v; break;
     case 'a': o->alternatives = v; break;
     case 't':
         if ((s->timeout_ms = parseDuration(v, err, errlen)) < 0)
@@ -137,9 +141,10 @@ options_action options_parse(int argc, char **argv, options *o, char *err, size_
         {"h", "help", true},   {"v", "version", true},      {"H", "host", false},
         {"p", "port", false},  {"s", "scheme", false},      {"P", "prefix", false},
         {"u", "user", false},  {"c", "ca-cert", false},     {"i", "insecure", true},
-        {"t", "http-timeout", false}, {"a", "alternatives", false},
+        {"t", "http-timeout", false}, {"a", "alternatives", false}, {"d", "client-cert", false},
+        {"k", "client-key", false},
     };
-    *o = (options){{"http", "127.0.0.1", "4001", "/", NULL, NULL, false, 30000}, NULL};
+    *o = (options){{"http", "127.0.0.1", "4001", "/", NULL, NULL, NULL, NULL, false, 30000}, NULL};
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *v = NULL;
         size_t f;

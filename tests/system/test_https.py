@@ -14,7 +14,7 @@ import warnings
 import pytest
 import requests
 
-from harness import FAST, RQLITED, free_port, leader_of, poll, wait_members
+from harness import FAST, RQLITE, RQLITED, free_port, leader_of, poll, wait_members
 
 
 class PKI:
@@ -246,6 +246,37 @@ def test_mutual_tls(cluster, pki):
             get(refused)
     assert "refused a client certificate" in n.logs()
     assert get(good).status_code == 200
+
+
+def test_shell_over_mutual_tls_with_credentials(cluster, pki, tmp_path):
+    """The shell against a node with HTTPS, mutual TLS and -auth: -s https,
+    -c (CA), -d/-k (client certificate) and -u together write and read;
+    without the client certificate it connects to nothing, and with a
+    wrong password it is told it is unauthorized."""
+    ca = pki.path("ca.pem")
+    cert, key = pki.cert("node1", "node1")
+    client = pki.cert("client", "client", server=False, client=True)
+    auth = tmp_path / "auth.json"
+    auth.write_text('[{"username": "admin", "password": "pw", "perms": ["all"]}]')
+    n = https_node(cluster, 1, cert, key, ["-http-ca-cert", ca, "-http-verify-client", "-auth", str(auth)],
+                   tls={"verify": ca, "cert": client, "auth": ("admin", "pw")}).start().wait_ready()
+
+    def shell(lines, *flags):
+        p = subprocess.run([RQLITE, "-H", "127.0.0.1", "-p", str(n.http_port), "-s", "https", "-c", ca] +
+                           list(flags), input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=60)
+        return p.stdout + p.stderr
+
+    mtls = ["-d", client[0], "-k", client[1]]
+    out = shell(["CREATE TABLE t (v TEXT);", "INSERT INTO t VALUES ('over tls');", "SELECT * FROM t;"],
+                *(mtls + ["-u", "admin:pw"]))
+    assert "Connected to https://127.0.0.1:%d" % n.http_port in out, out
+    assert "1 row affected" in out and "| over tls |" in out, out
+    out = shell(["SELECT * FROM t;"], "-u", "admin:pw")
+    assert "Welcome" not in out and "ERR! " in out and "over tls" not in out, out
+    out = shell(["SELECT * FROM t;", ".backup %s" % (tmp_path / "b.sqlite")], *(mtls + ["-u", "admin:wrong"]))
+    assert "ERR! server responded with 401 Unauthorized" in out and "ERR! unauthorized" in out, out
+    assert "over tls" not in out and not (tmp_path / "b.sqlite").exists() or \
+        (tmp_path / "b.sqlite").stat().st_size == 0, out
 
 
 def test_mutual_tls_common_name(cluster, pki):

@@ -319,7 +319,8 @@ static void test_options(void **st)
     assert_null(o.alternatives);
 
     assert_int_equal(parse_args(&o, err, "-H", "db.example", "-p", "4101", "-s", "https", "-P", "/rq/", "-u",
-                                "bob:se:cret", "-c", "ca.pem", "-i", "-t", "250ms", "-a", "h2:4001", NULL),
+                                "bob:se:cret", "-c", "ca.pem", "-i", "-t", "250ms", "-a", "h2:4001", "-d", "me.pem", "-k",
+                                "me.key", NULL),
                      OPTIONS_RUN);
     assert_string_equal(o.shell.host, "db.example");
     assert_string_equal(o.shell.port, "4101");
@@ -327,16 +328,20 @@ static void test_options(void **st)
     assert_string_equal(o.shell.prefix, "/rq/");
     assert_string_equal(o.shell.user, "bob:se:cret");
     assert_string_equal(o.shell.ca_cert, "ca.pem");
+    assert_string_equal(o.shell.client_cert, "me.pem");
+    assert_string_equal(o.shell.client_key, "me.key");
     assert_true(o.shell.insecure);
     assert_int_equal(o.shell.timeout_ms, 250);
     assert_string_equal(o.alternatives, "h2:4001");
 
     /* long names, and values after '=' */
     assert_int_equal(parse_args(&o, err, "--host=h", "--port", "1", "--http-timeout=2m", "--insecure=false",
-                                "--prefix=/x", NULL),
+                                "--prefix=/x", "--client-cert=c.pem", "--client-key", "c.key", NULL),
                      OPTIONS_RUN);
     assert_string_equal(o.shell.host, "h");
     assert_string_equal(o.shell.port, "1");
+    assert_string_equal(o.shell.client_cert, "c.pem");
+    assert_string_equal(o.shell.client_key, "c.key");
     assert_int_equal(o.shell.timeout_ms, 120000);
     assert_false(o.shell.insecure);
     assert_string_equal(o.shell.prefix, "/x");
@@ -527,7 +532,7 @@ static shell *new_shell_timeout(int port, long timeout_ms)
 {
     static char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
-    shell_opts o = {"http", "127.0.0.1", portstr, "/", NULL, NULL, false, timeout_ms};
+    shell_opts o = {"http", "127.0.0.1", portstr, "/", NULL, NULL, NULL, NULL, false, timeout_ms};
     fflush(stdout);
     int saved = dup(1), null = open("/dev/null", O_WRONLY);
     dup2(null, 1);
