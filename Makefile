@@ -6,9 +6,8 @@ DATA      ?= $(HOME)/node.1
 JOBS      ?= $(shell nproc)
 PKGS       = build-essential cmake pkg-config libraft-dev libuv1-dev \
              libmicrohttpd-dev libjansson-dev libsqlite3-dev libedit-dev \
-             libcurl4-openssl-dev libcmocka-dev zlib1g-dev liblz4-dev \
-             libgnutls28-dev openssl \
-             python3 python3-pytest python3-requests tmux sqlite3 \
+             libcurl4-openssl-dev libcmocka-dev zlib1g-dev liblz4-dev libgnutls28-dev libcrypt-dev \
+             python3 python3-pytest python3-requests tmux sqlite3 openssl \
              clang libclang-rt-14-dev
 # `make asan test` (or `make asan chaos`): the same, built with ASan+UBSan.
 # (Before the rules: their targets name $(BUILD) when they are read.)
@@ -17,7 +16,7 @@ BUILD      := build-asan
 CMAKE_FLAGS := -DRQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 export RQ_SANITIZED := 1
 endif
-PC_LIBS    = raft libuv libmicrohttpd jansson sqlite3 libedit libcurl cmocka zlib liblz4 gnutls
+PC_LIBS    = raft libuv libmicrohttpd gnutls jansson sqlite3 libedit libcurl cmocka zlib liblz4 libcrypt
 
 .PHONY: all deps build run test unit system hostile asan clean bench chaos fuzz
 
@@ -27,7 +26,7 @@ all: build
 deps:
 	@if pkg-config --exists $(PC_LIBS) 2>/dev/null && command -v cmake >/dev/null \
 	    && command -v clang >/dev/null && dpkg -s libclang-rt-14-dev >/dev/null 2>&1 \
-	    && command -v tmux >/dev/null && /usr/bin/python3 -c 'import pytest, requests' 2>/dev/null \
+	    && command -v tmux >/dev/null && command -v openssl >/dev/null && /usr/bin/python3 -c 'import pytest, requests' 2>/dev/null \
 	    && command -v node >/dev/null && command -v npm >/dev/null; then \
 	  echo "deps: all present"; \
 	else \

@@ -1,8 +1,11 @@
 /*
  * rqbench: the load generator behind bench/run.
  *
- *   rqbench http [-c clients] [-n requests] [-d seconds] [-X method] [-b body] URL
- *       keep-alive HTTP load (one connection per client thread); prints
+ *   rqbench http [-c clients] [-n requests] [-d seconds] [-X method] [-b body]
+ *                [--cacert FILE] [--fresh] URL
+ *       keep-alive HTTP load (one connection per client thread; --fresh: a
+ *       new connection, and for https:// a new TLS handshake, per request;
+ *       --cacert: the CA to verify an https:// node with); prints
  *       "requests secs req_per_s p50_us p99_us p999_us errors"
  *   rqbench fsync DIR [-n writes]
  *       fdatasync latency of 4 KiB appends in DIR: "p50_us p99_us"
@@ -17,6 +20,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +53,8 @@ static double pct(double *v, size_t n, double p)
 typedef struct client {
     pthread_t t;
     const char *url, *method, *body;
+    const char *cacert; /* https: the CA to verify with, or NULL */
+    bool fresh;         /* a new connection per request */
     long max;           /* requests for this client */
     double deadline;
     double *lat;        /* seconds */
@@ -72,6 +78,13 @@ static void *run(void *arg)
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    if (c->cacert)
+        curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+    if (c->fresh) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+        curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+        curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L); /* a full handshake each time */
+    }
     if (strcmp(c->method, "POST") == 0) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body ? c->body : "");
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
@@ -95,17 +108,21 @@ static int httpMode(int argc, char **argv)
     int clients = 1;
     long total = 1000;
     double secs = 10;
-    const char *method = "GET", *body = NULL, *url = NULL;
+    const char *method = "GET", *body = NULL, *url = NULL, *cacert = NULL;
+    bool fresh = false;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "-c") && i + 1 < argc) clients = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) total = atol(argv[++i]);
         else if (!strcmp(argv[i], "-d") && i + 1 < argc) secs = atof(argv[++i]);
         else if (!strcmp(argv[i], "-X") && i + 1 < argc) method = argv[++i];
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) body = argv[++i];
+        else if (!strcmp(argv[i], "--cacert") && i + 1 < argc) cacert = argv[++i];
+        else if (!strcmp(argv[i], "--fresh")) fresh = true;
         else url = argv[i];
     }
     if (url == NULL || clients < 1 || total < 1) {
-        fprintf(stderr, "usage: rqbench http [-c N] [-n N] [-d S] [-X GET|POST] [-b BODY] URL\n");
+        fprintf(stderr, "usage: rqbench http [-c N] [-n N] [-d S] [-X GET|POST] [-b BODY] [--cacert FILE] "
+                        "[--fresh] URL\n");
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -115,6 +132,8 @@ static int httpMode(int argc, char **argv)
         cs[i].url = url;
         cs[i].method = method;
         cs[i].body = body;
+        cs[i].cacert = cacert;
+        cs[i].fresh = fresh;
         cs[i].max = total / clients + (i < total % clients);
         cs[i].deadline = start + secs;
         cs[i].lat = malloc(sizeof(double) * (size_t)(cs[i].max ? cs[i].max : 1));

@@ -59,7 +59,7 @@ static const flag_def flags[] = {
     {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", 0},
     {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", 0},
     {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", 0},
-    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", F_TODO},
+    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", 0},
     {"http-ca-cert", F_STR, O(http_ca_cert), "", "Path to X.509 CA certificate for HTTPS", 0},
     {"http-cert", F_STR, O(http_cert), "", "Path to HTTPS X.509 certificate", 0},
     {"http-key", F_STR, O(http_key), "", "Path to HTTPS X.509 private key", 0},
@@ -337,9 +337,9 @@ static int fatal(config *cfg, int *exit_code, const char *fmt, const char *arg)
 static int validate(config *cfg, int *exit_code)
 {
     if ((cfg->http_cert && *cfg->http_cert) != (cfg->http_key && *cfg->http_key))
-        return fatal(cfg, exit_code, "%s", "both HTTP certificate and key must be set, or neither");
+        return fatal(cfg, exit_code, "%s", "either both -http-cert and -http-key must be set, or neither");
     if ((cfg->node_cert && *cfg->node_cert) != (cfg->node_key && *cfg->node_key))
-        return fatal(cfg, exit_code, "%s", "both node certificate and key must be set, or neither");
+        return fatal(cfg, exit_code, "%s", "either both -node-cert and -node-key must be set, or neither");
     if (cfg->node_verify_common_name && *cfg->node_verify_common_name && !cfg->node_verify_client)
         return fatal(cfg, exit_code, "%s", "-node-verify-common-name requires -node-verify-client");
     if (!(cfg->node_cert && *cfg->node_cert)) {
@@ -353,6 +353,12 @@ static int validate(config *cfg, int *exit_code)
         if (f)
             return fatal(cfg, exit_code, "%s requires -node-cert and -node-key (node-to-node TLS is off without them)", f);
     }
+    if (cfg->http_verify_common_name && *cfg->http_verify_common_name && !cfg->http_verify_client)
+        return fatal(cfg, exit_code, "%s", "-http-verify-common-name requires -http-verify-client");
+    /* rqlite would serve plain HTTP and ignore the flag: a node that is
+     * asked to verify its clients does not start without HTTPS instead. */
+    if (cfg->http_verify_client && !(cfg->http_cert && *cfg->http_cert))
+        return fatal(cfg, exit_code, "%s", "-http-verify-client requires -http-cert and -http-key");
     if (strcmp(cfg->http_addr, cfg->raft_addr) == 0)
         return fatal(cfg, exit_code, "%s", "HTTP and Raft addresses must differ");
     if (strncmp(cfg->http_addr, "http", 4) == 0 || strncmp(cfg->http_adv_addr, "http", 4) == 0)
@@ -373,6 +379,10 @@ static int validate(config *cfg, int *exit_code)
                      "advertised Raft address is not routable (0.0.0.0), specify it via -raft-addr or -raft-adv-addr");
     if (strcmp(cfg->http_adv_addr, cfg->raft_adv_addr) == 0)
         return fatal(cfg, exit_code, "%s", "advertised HTTP and Raft addresses must differ");
+    /* rqlite joins anonymously then; the password can only come from the
+     * credentials file, so asking for it without one is a mistake. */
+    if (cfg->join_as && *cfg->join_as && !(cfg->auth && *cfg->auth))
+        return fatal(cfg, exit_code, "%s", "-join-as requires -auth: the user's password is read from that file");
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
     if (cfg->bootstrap_expect > 1 && cfg->n_join == 0)
@@ -398,23 +408,19 @@ static int validate(config *cfg, int *exit_code)
     return 0;
 }
 
-/* Security flags naming files (which must be readable), and those this
- * build parses but does not implement yet, with what a node started with
- * one would be running without. Starting anyway would leave the node open
- * to everyone while its operator believes it is not. */
+/* Security flags naming files, which must be readable, and those this
+ * build parses but does not implement yet (none at present), with what a
+ * node started with one would be running without. Starting anyway would
+ * leave the node open to everyone while its operator believes it is not. */
 static const struct {
     const char *name;
     bool file;           /* names a file: it must be readable (reported first) */
     const char *missing; /* what the node would run without; NULL: implemented */
 } secure_flags[] = {
-    {"auth", true, "the access control it asks for"},
-    {"join-as", false, "the credentials it asks to join with"},
-    {"http-cert", true, "the HTTPS it asks for"},
-    {"http-key", true, "the HTTPS it asks for"},
-    {"http-ca-cert", true, "the HTTPS client verification it asks for"},
-    {"http-verify-client", false, "the HTTPS client verification it asks for"},
-    {"http-verify-common-name", false, "the HTTPS client verification it asks for"},
-    /* Implemented (missing NULL): only their files are checked here. */
+    {"auth", true, NULL},
+    {"http-cert", true, NULL},
+    {"http-key", true, NULL},
+    {"http-ca-cert", true, NULL},
     {"node-cert", true, NULL},
     {"node-key", true, NULL},
     {"node-ca-cert", true, NULL},
@@ -608,6 +614,13 @@ static void derivedDefaults(config *cfg)
         free(cfg->node_id);
         cfg->node_id = strdup(cfg->raft_adv_addr);
     }
+    if (asprintf(&cfg->http_api_url, "%s://%s", config_https(cfg) ? "https" : "http", cfg->http_adv_addr) < 0)
+        cfg->http_api_url = NULL;
+}
+
+bool config_https(const config *cfg)
+{
+    return cfg->http_cert && *cfg->http_cert && cfg->http_key && *cfg->http_key;
 }
 
 int config_parse(config *cfg, int argc, char **argv, int *exit_code)
@@ -650,4 +663,6 @@ void config_free(config *cfg)
     cfg->n_join = 0;
     free(cfg->data_dir);
     cfg->data_dir = NULL;
+    free(cfg->http_api_url);
+    cfg->http_api_url = NULL;
 }

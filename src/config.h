@@ -22,6 +22,8 @@ typedef struct config {
     char *node_id;           /* -node-id; defaults to raft_adv_addr */
     char *http_addr;         /* -http-addr, "localhost:4001" */
     char *http_adv_addr;     /* -http-adv-addr, defaults to http_addr */
+    char *http_api_url;      /* what the node advertises: "http://" or, with
+                              * -http-cert and -http-key, "https://" + http_adv_addr */
     char *raft_addr;         /* -raft-addr, "localhost:4002" */
     char *raft_adv_addr;     /* -raft-adv-addr, defaults to raft_addr */
     char *join[CONFIG_MAX_JOIN]; /* -join, split on commas */
@@ -59,13 +61,20 @@ typedef struct config {
     uint64_t write_queue_timeout_ms;       /* 50ms */
     bool write_queue_tx;
     char *http_allow_origin;
-    /* Security flags: parsed, not implemented yet. Any of them asking for
-     * security makes config_parse refuse to start (see below). */
-    char *auth;
-    char *join_as;
+    /* HTTPS (http/tls.c): the server's certificate and key, re-read when
+     * they change; the CA that client certificates must chain to with
+     * -http-verify-client (system roots without it), and that verifies
+     * other nodes' HTTPS APIs (cluster/cluster.c). */
     char *http_cert, *http_key, *http_ca_cert;
     bool http_verify_client;
-    char *http_verify_common_name;
+    char *http_verify_common_name; /* required client CN; needs http_verify_client */
+    char *auth;              /* -auth: the credentials file */
+    char *join_as;           /* -join-as: the user (in that file) this node's own requests go as */
+    /* The credentials loaded from -auth (auth/auth.h), NULL without it. Not a
+     * flag: main.c loads it after config_parse, before anything starts, and
+     * owns it; the modules given cfg check requests with it (http) and take
+     * -join-as's password from it (cluster). */
+    struct auth *creds;
     /* Node-to-node TLS: all traffic on the Raft port when node_cert is set. */
     char *node_cert, *node_key, *node_ca_cert;
     bool node_verify_client, node_no_verify;
@@ -84,17 +93,26 @@ typedef struct config {
  * accepted and reported on stderr at start-up, never silently ignored.
  *
  * Security never fails open: a security flag this build does not implement
- * (-auth, -join-as, the -http-* TLS flags) that asks for security (a
- * non-empty value, or true) makes it return 1 with exit code 1, before
- * anything binds a port or touches the data directory:
+ * (none left) that asks for security (a non-empty value, or true) makes
+ * it return 1 with exit code 1, before anything binds a port or touches
+ * the data directory, and so does a file flag (-auth, -node-cert
+ * included) naming a file that cannot be read:
  *   fatal: cannot read -auth file PATH: REASON        (a file flag, checked first)
- *   fatal: -auth is not supported by this build yet: refusing to start without ...
- * An empty value or false (-auth "", -http-verify-client=false) is accepted.
- * The -node-* files must be readable too; and since node TLS is on only
- * with -node-cert and -node-key, any other -node-* TLS flag without them
- * is refused (the node would run in plaintext while asked for more). */
+ * An empty value or false (-node-cert "", -node-verify-client=false) is
+ * accepted. -join-as needs -auth. What the -auth file says is checked by
+ * main.c (auth_open). Files named by -http-cert, -http-key, -http-ca-cert
+ * must be readable too; -http-cert without -http-key (or the reverse),
+ * -http-verify-common-name without -http-verify-client, and
+ * -http-verify-client without HTTPS are refused as well. Node TLS is on
+ * only with -node-cert and -node-key (both or neither); any other -node-*
+ * TLS flag without them is refused (the node would run in plaintext while
+ * asked for more), and so is -node-verify-common-name without
+ * -node-verify-client. */
 int config_parse(config *cfg, int argc, char **argv, int *exit_code);
 void config_free(config *cfg);
+
+/* Does the node serve HTTPS (-http-cert and -http-key both set)? */
+bool config_https(const config *cfg);
 
 /* Parse a Go duration ("1h2m3.5s", "500ms", "0"); returns 0 and sets *ms
  * (rounded to the nearest millisecond) or *ns. */

@@ -1,8 +1,9 @@
 /*
- * rqlited: one rqlite node. Parses flags, starts the HTTP API (it answers
- * /status before the store is open), opens the store (which bootstraps or
- * rejoins per its data directory), joins a cluster if asked, then waits for
- * SIGINT/SIGTERM. A second signal during shutdown forces exit.
+ * rqlited: one rqlite node. Parses flags, loads the credentials (-auth),
+ * starts the HTTP API (it answers /status before the store is open), opens
+ * the store (which bootstraps or rejoins per its data directory), joins a
+ * cluster if asked, then waits for SIGINT/SIGTERM, reloading the
+ * credentials on SIGHUP. A second signal during shutdown forces exit.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -19,6 +20,7 @@
 
 #include <sqlite3.h>
 
+#include "auth/auth.h"
 #include "cluster/cluster.h"
 #include "config.h"
 #include "http/http.h"
@@ -109,7 +111,7 @@ static int bootstrapExpect(const config *cfg, http_server *http, store_node **ou
             memset(&known[n], 0, sizeof known[n]);
             snprintf(known[n].id, sizeof known[n].id, "%s", cfg->node_id);
             snprintf(known[n].addr, sizeof known[n].addr, "%s", cfg->raft_adv_addr);
-            snprintf(known[n].api_addr, sizeof known[n].api_addr, "http://%s", cfg->http_adv_addr);
+            snprintf(known[n].api_addr, sizeof known[n].api_addr, "%s", cfg->http_api_url);
             known[n].voter = true;
             n++;
         }
@@ -156,8 +158,10 @@ static void leaveCluster(const config *cfg, store *st)
             char *url = rq_sprintf("%s/remove", leader.api_addr);
             char *body = rq_sprintf("{\"id\":\"%s\"}", cfg->node_id);
             cluster_response resp;
-            int rc = cluster_forward("DELETE", url, body, strlen(body), "application/json", NULL, 10000,
+            char *auth = cluster_own_authorization(cfg);
+            int rc = cluster_forward("DELETE", url, body, strlen(body), "application/json", auth, 10000,
                                      &resp, &err);
+            auth_free_secret(auth);
             /* 503: the node we take for the leader has not taken office yet
              * (a handover is under way), so ask again until the deadline. */
             if (rc == 0 && resp.status == 503 && rq_now_ms() < deadline) {
@@ -238,14 +242,15 @@ static void sqliteLog(void *arg, int code, const char *msg)
     }
 }
 
-/* Signals: SIGINT/SIGTERM are taken synchronously by sigwait (every
- * thread created from here on inherits the block, set); a crash leaves a
- * backtrace. */
+/* Signals: SIGINT/SIGTERM (stop) and SIGHUP (reload the credentials) are
+ * taken synchronously by sigwait (every thread created from here on
+ * inherits the block, set); a crash leaves a backtrace. */
 static void setupSignals(sigset_t *set)
 {
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* backtrace() loads libgcc on first use, which is not safe inside a
@@ -317,12 +322,49 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
     }
 }
 
+/* -auth: the credentials, before anything binds a port or touches the
+ * data directory; a file that is wrong in any way stops the node (never a
+ * node open to all by mistake), and so does a -join-as user whose password
+ * the file cannot give. */
+static void loadCredentials(config *cfg)
+{
+    if (cfg->auth == NULL || *cfg->auth == '\0')
+        return;
+    char *err = NULL;
+    if (auth_open(cfg->auth, &cfg->creds, &err) != 0)
+        fatal("failed to load credentials (-auth)", err);
+    if (cfg->join_as && *cfg->join_as) {
+        char *h = auth_basic_header(cfg->creds, cfg->join_as, &err);
+        if (h == NULL)
+            fatal("-join-as", err);
+        auth_free_secret(h);
+    }
+}
+
+/* Wait for SIGINT or SIGTERM (returned); a SIGHUP meanwhile reloads the
+ * credentials file (a failed reload keeps the old credentials). */
+static int waitForStop(config *cfg, sigset_t *set)
+{
+    for (;;) {
+        int sig = 0;
+        sigwait(set, &sig);
+        if (sig != SIGHUP)
+            return sig;
+        if (cfg->creds) {
+            rq_log("rqlited", "received SIGHUP, reloading the credentials file %s", cfg->auth);
+            auth_reload(cfg->creds, NULL);
+        } else {
+            rq_log("rqlited", "received SIGHUP: nothing to reload (no -auth)");
+        }
+    }
+}
+
 /* rqlite's lines once the node serves: consensus, API address, how to connect. */
 static void logReady(const config *cfg, store *st)
 {
     if (store_wait_leader(st, 1500))
         rq_log("rqlited", "store has reached consensus");
-    rq_log("rqlited", "node HTTP API available at http://%s", cfg->http_adv_addr);
+    rq_log("rqlited", "node HTTP API available at %s", cfg->http_api_url);
     char host[256], port[16];
     if (addr_split(cfg->http_adv_addr, host, sizeof host, port, sizeof port) == 0)
         rq_log("rqlited", "connect using the command-line tool via 'rqlite -H %s -p %s'", host, port);
@@ -341,6 +383,7 @@ int main(int argc, char **argv)
     int exit_code = 0;
     if (config_parse(&cfg, argc, argv, &exit_code) != 0)
         return exit_code;
+    cluster_init(&cfg);
     sigset_t set;
     setupSignals(&set);
     sqlite3_config(SQLITE_CONFIG_LOG, sqliteLog, NULL);
@@ -352,6 +395,7 @@ int main(int argc, char **argv)
         rq_log("rqlited", "enabling node-to-node encryption with %s", what);
         free(what);
     }
+    loadCredentials(&cfg);
     raiseFileLimit(&cfg);
     if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
@@ -371,9 +415,9 @@ int main(int argc, char **argv)
     joinCluster(&cfg, st, n_boot);
     logReady(&cfg, st);
 
-    int sig = 0;
-    sigwait(&set, &sig);
+    int sig = waitForStop(&cfg, &set);
     rq_log("rqlited", "received signal %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    sigdelset(&set, SIGHUP); /* a reload is no reason to force the exit */
     pthread_t forcer;
     pthread_create(&forcer, NULL, forceExitThread, &set);
     if (cfg.raft_cluster_remove_shutdown)
@@ -382,6 +426,7 @@ int main(int argc, char **argv)
     store_close(st);
     tls_ctx_free(cfg.node_tls);
     rq_log("rqlited", "rqlite server stopped");
+    auth_close(cfg.creds);
     config_free(&cfg);
     return 0;
 }

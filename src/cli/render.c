@@ -2,12 +2,14 @@
 #include "cli/render.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/buf.h"
 
-/* Shortest round-trip digits of v > 0 and the decimal point position. */
+/* Shortest round-trip digits of v > 0 and the decimal point position:
+ * Go prints floats with the fewest digits that read back the same. */
 static int shortest(double v, char *digits, int *dp)
 {
     char tmp[40];
@@ -114,6 +116,13 @@ char *render_cell(const json_t *v, int null_as_nil)
     return s;
 }
 
+/* Go prints map keys sorted. */
+static int cmpStr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* +------+----+ : each column as wide as its widest cell plus a space each side. */
 static void border(FILE *out, const size_t *w, size_t nc)
 {
     fputc('+', out);
@@ -124,17 +133,57 @@ static void border(FILE *out, const size_t *w, size_t nc)
     }
 }
 
+/* Code points in s (valid UTF-8: the JSON parser accepts nothing else). */
+static size_t runes(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* Go's fmt pads to a width in code points while rqlite's table writer
+ * measures in bytes; both are copied, so a cell with multi-byte characters
+ * gets the same (wider) padding as in rqlite. */
+static void pad(FILE *out, size_t width, const char *s)
+{
+    for (size_t n = runes(s); n < width; n++)
+        fputc(' ', out);
+}
+
+/* | a  | bb | : cells left-justified to the column width plus one. */
 static void row(FILE *out, char **cells, const size_t *w, size_t nc)
 {
     fputc('|', out);
     for (size_t i = 0; i < nc; i++) {
-        fprintf(out, " %-*s|", (int)(w[i] + 1), cells[i]);
+        fputc(' ', out);
+        fputs(cells[i], out);
+        pad(out, w[i] + 1, cells[i]);
+        fputc('|', out);
     }
 }
 
+/* Go's unicode.IsSpace for the first character of a CSV field: Latin-1
+ * blanks and the White_Space characters above. */
+static bool startsWithSpace(const unsigned char *s)
+{
+    if (s[0] && strchr("\t\n\v\f\r ", s[0]))
+        return true;
+    unsigned cp = 0;
+    if ((s[0] & 0xE0) == 0xC0 && s[1])
+        cp = (s[0] & 0x1Fu) << 6 | (s[1] & 0x3Fu);
+    else if ((s[0] & 0xF0) == 0xE0 && s[1] && s[2])
+        cp = (s[0] & 0x0Fu) << 12 | (s[1] & 0x3Fu) << 6 | (s[2] & 0x3Fu);
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+/* Go's encoding/csv quotes only fields that need it (separators, quotes,
+ * line breaks, a leading blank, and "\\." which ends input to psql). */
 static void csvField(FILE *out, const char *s)
 {
-    if (strpbrk(s, ",\"\r\n") == NULL && s[0] != ' ') {
+    if (*s == '\0' || (strpbrk(s, ",\"\r\n") == NULL && !startsWithSpace((const unsigned char *)s) &&
+                        strcmp(s, "\\.") != 0)) {
         fputs(s, out);
         return;
     }
@@ -147,11 +196,10 @@ static void csvField(FILE *out, const char *s)
     fputc('"', out);
 }
 
-void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode)
+/* The cells as text, row 0 the header, so the text modes share one
+ * formatting of values (and column mode can measure before printing). */
+static char ***cellMatrix(const json_t *columns, const json_t *values, size_t nc, size_t nr, render_mode mode)
 {
-    size_t nc = json_array_size(columns);
-    size_t nr = json_array_size(values);
-    /* cells[r][c], row 0 = header */
     char ***cells = calloc(nr + 1, sizeof *cells);
     for (size_t r = 0; r <= nr; r++) {
         cells[r] = calloc(nc ? nc : 1, sizeof **cells);
@@ -165,61 +213,12 @@ void render_rows(FILE *out, const json_t *columns, const json_t *values, render_
                 cells[r][c] = strdup("NULL");
         }
     }
-    if (mode == MODE_COLUMN) {
-        size_t *w = calloc(nc ? nc : 1, sizeof *w);
-        for (size_t r = 0; r <= nr; r++)
-            for (size_t c = 0; c < nc; c++)
-                if (strlen(cells[r][c]) > w[c])
-                    w[c] = strlen(cells[r][c]);
-        border(out, w, nc);
-        fputc('\n', out);
-        row(out, cells[0], w, nc);
-        fputc('\n', out);
-        border(out, w, nc);
-        for (size_t r = 1; r <= nr; r++) {
-            fputc('\n', out);
-            row(out, cells[r], w, nc);
-            fputc('\n', out);
-            border(out, w, nc);
-        }
-        fputc('\n', out);
-        free(w);
-    } else if (mode == MODE_CSV) {
-        for (size_t r = 0; r <= nr; r++) {
-            for (size_t c = 0; c < nc; c++) {
-                if (c)
-                    fputc(',', out);
-                csvField(out, cells[r][c]);
-            }
-            fputc('\n', out);
-        }
-    } else if (mode == MODE_LINE) {
-        size_t wn = 0;
-        for (size_t c = 0; c < nc; c++)
-            if (strlen(cells[0][c]) > wn)
-                wn = strlen(cells[0][c]);
-        for (size_t r = 1; r <= nr; r++) {
-            if (r > 1)
-                fputc('\n', out);
-            for (size_t c = 0; c < nc; c++)
-                fprintf(out, "%*s = %s\n", (int)wn, cells[0][c], cells[r][c]);
-        }
-    } else { /* JSON: array of row objects, keys sorted, 2-space indent */
-        json_t *arr = json_array();
-        for (size_t r = 1; r <= nr; r++) {
-            json_t *o = json_object();
-            const json_t *vals = json_array_get(values, r - 1);
-            for (size_t c = 0; c < nc; c++) {
-                json_t *v = json_array_get(vals, c);
-                json_object_set(o, cells[0][c], v ? v : json_null());
-            }
-            json_array_append_new(arr, o);
-        }
-        char *t = json_dumps(arr, JSON_INDENT(2) | JSON_SORT_KEYS);
-        fprintf(out, "%s\n", t ? t : "[]");
-        free(t);
-        json_decref(arr);
-    }
+    return cells;
+}
+
+/* cellMatrix's counterpart (it allocates one string per cell). */
+static void freeMatrix(char ***cells, size_t nc, size_t nr)
+{
     for (size_t r = 0; r <= nr; r++) {
         for (size_t c = 0; c < nc; c++)
             free(cells[r][c]);
@@ -228,16 +227,199 @@ void render_rows(FILE *out, const json_t *columns, const json_t *values, render_
     free(cells);
 }
 
+/* rqlite's bordered table. Widths are byte lengths: its table writer
+ * measures with len(), and byte-identical output is the goal. */
+static void renderColumn(FILE *out, char ***cells, size_t nc, size_t nr)
+{
+    if (nc == 0) /* rqlite's table writer draws nothing without columns */
+        return;
+    size_t *w = calloc(nc ? nc : 1, sizeof *w);
+    for (size_t r = 0; r <= nr; r++)
+        for (size_t c = 0; c < nc; c++)
+            if (strlen(cells[r][c]) > w[c])
+                w[c] = strlen(cells[r][c]);
+    border(out, w, nc);
+    fputc('\n', out);
+    row(out, cells[0], w, nc);
+    fputc('\n', out);
+    border(out, w, nc);
+    for (size_t r = 1; r <= nr; r++) {
+        fputc('\n', out);
+        row(out, cells[r], w, nc);
+        fputc('\n', out);
+        border(out, w, nc);
+    }
+    fputc('\n', out);
+    free(w);
+}
+
+/* Header row first, NULL spelled out, as rqlite's CSV writer does. */
+static void renderCsv(FILE *out, char ***cells, size_t nc, size_t nr)
+{
+    for (size_t r = 0; r <= nr; r++) {
+        for (size_t c = 0; c < nc; c++) {
+            if (c)
+                fputc(',', out);
+            csvField(out, cells[r][c]);
+        }
+        fputc('\n', out);
+    }
+}
+
+/* sqlite3's .mode line layout, which rqlite copies: names right-aligned
+ * to the widest, a blank line between rows. */
+static void renderLine(FILE *out, char ***cells, size_t nc, size_t nr)
+{
+    size_t wn = 0;
+    for (size_t c = 0; c < nc; c++)
+        if (strlen(cells[0][c]) > wn)
+            wn = strlen(cells[0][c]);
+    for (size_t r = 1; r <= nr; r++) {
+        if (r > 1)
+            fputc('\n', out);
+        for (size_t c = 0; c < nc; c++) {
+            pad(out, wn, cells[0][c]);
+            fprintf(out, "%s = %s\n", cells[0][c], cells[r][c]);
+        }
+    }
+}
+
+/* Go's json.MarshalIndent layout (two spaces, one member per line, empty
+ * containers as [] and {}), with the scalars written by util/buf's
+ * Go-compatible writer: jansson would print 0.1 as 0.10000000000000001
+ * and leave '<' unescaped where rqlite's shell writes \u003c. */
+static void jsonIndent(buf *b, const json_t *v, int depth)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        size_t n = json_object_size(v), i = 0;
+        if (n == 0) {
+            buf_puts(b, "{}");
+            break;
+        }
+        const char **keys = calloc(n, sizeof *keys);
+        const char *k;
+        json_t *x;
+        json_object_foreach((json_t *)v, k, x) keys[i++] = k;
+        qsort(keys, n, sizeof *keys, cmpStr);
+        buf_puts(b, "{\n");
+        for (i = 0; i < n; i++) {
+            buf_printf(b, "%*s", 2 * (depth + 1), "");
+            buf_json_cstr(b, keys[i]);
+            buf_puts(b, ": ");
+            jsonIndent(b, json_object_get(v, keys[i]), depth + 1);
+            buf_puts(b, i + 1 < n ? ",\n" : "\n");
+        }
+        buf_printf(b, "%*s}", 2 * depth, "");
+        free(keys);
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t n = json_array_size(v);
+        if (n == 0) {
+            buf_puts(b, "[]");
+            break;
+        }
+        buf_puts(b, "[\n");
+        for (size_t i = 0; i < n; i++) {
+            buf_printf(b, "%*s", 2 * (depth + 1), "");
+            jsonIndent(b, json_array_get(v, i), depth + 1);
+            buf_puts(b, i + 1 < n ? ",\n" : "\n");
+        }
+        buf_printf(b, "%*s]", 2 * depth, "");
+        break;
+    }
+    case JSON_STRING: buf_json_str(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_INTEGER: buf_json_int(b, json_integer_value(v)); break;
+    case JSON_REAL: buf_json_double(b, json_real_value(v)); break;
+    case JSON_TRUE: buf_puts(b, "true"); break;
+    case JSON_FALSE: buf_puts(b, "false"); break;
+    default: buf_puts(b, "null");
+    }
+}
+
+/* JSON mode works on the values themselves, not their text: an array of
+ * row objects (a repeated column name keeps its last value, as in a Go map). */
+static void renderJson(FILE *out, char ***cells, const json_t *values, size_t nc, size_t nr)
+{
+    json_t *arr = json_array();
+    for (size_t r = 1; r <= nr; r++) {
+        json_t *o = json_object();
+        const json_t *vals = json_array_get(values, r - 1);
+        for (size_t c = 0; c < nc; c++) {
+            json_t *v = json_array_get(vals, c);
+            json_object_set(o, cells[0][c], v ? v : json_null());
+        }
+        json_array_append_new(arr, o);
+    }
+    buf b = BUF_INIT;
+    jsonIndent(&b, arr, 0);
+    buf_putc(&b, '\n');
+    fwrite(b.data, 1, b.len, out);
+    buf_free(&b);
+    json_decref(arr);
+}
+
+void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode)
+{
+    size_t nc = json_array_size(columns);
+    size_t nr = json_array_size(values);
+    char ***cells = cellMatrix(columns, values, nc, nr, mode);
+    switch (mode) {
+    case MODE_COLUMN: renderColumn(out, cells, nc, nr); break;
+    case MODE_CSV: renderCsv(out, cells, nc, nr); break;
+    case MODE_LINE: renderLine(out, cells, nc, nr); break;
+    case MODE_JSON: renderJson(out, cells, values, nc, nr); break;
+    }
+    freeMatrix(cells, nc, nr);
+}
+
 void render_affected(FILE *out, long long n)
 {
     fprintf(out, "%lld %s affected\n", n, n > 1 ? "rows" : "row");
 }
 
-static int cmpStr(const void *a, const void *b)
+int render_response(FILE *out, const json_t *doc, const render_opts *o, char *err, size_t errlen)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    const char *top = json_string_value(json_object_get(doc, "error"));
+    if (top) {
+        snprintf(err, errlen, "%s", top);
+        return -1;
+    }
+    json_t *results = json_object_get(doc, "results");
+    size_t n = json_array_size(results);
+    if (n != 1) {
+        snprintf(err, errlen, "unexpected results length: %zu", n);
+        return -1;
+    }
+    json_t *res = json_array_get(results, 0);
+    const char *e = json_string_value(json_object_get(res, "error"));
+    if (e) {
+        fprintf(out, "Error: %s\n", e);
+        return 0;
+    }
+    /* rqlite's test for a query result: any of the three keys */
+    json_t *cols = json_object_get(res, "columns");
+    if (cols || json_object_get(res, "types") || json_object_get(res, "values")) {
+        render_rows(out, cols, json_object_get(res, "values"), o->mode);
+        if (o->timer)
+            fprintf(out, "Run Time: %f seconds\n", json_number_value(json_object_get(res, "time")));
+        return 0;
+    }
+    long long ra = json_integer_value(json_object_get(res, "rows_affected"));
+    if (o->timer) {
+        double t = json_number_value(json_object_get(res, "time"));
+        fprintf(out, "%lld %s affected (%f sec)\n", ra, ra > 1 ? "rows" : "row", t);
+    } else {
+        render_affected(out, ra);
+    }
+    if (o->changes)
+        fprintf(out, "last insert ID: %lld\n", (long long)json_integer_value(json_object_get(res, "last_insert_id")));
+    return 0;
 }
 
+/* A value as Go's %v prints what encoding/json decoded: every number is a
+ * float64 there, so .status shows 1e+06 where the JSON said 1000000. */
 static void scalar(buf *b, const json_t *v)
 {
     char tmp[64];

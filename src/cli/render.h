@@ -6,9 +6,24 @@
 #define RQ_CLI_RENDER_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 typedef enum { MODE_COLUMN, MODE_CSV, MODE_JSON, MODE_LINE } render_mode;
+
+typedef struct render_opts {
+    render_mode mode;
+    bool timer;   /* "Run Time: ..." after a table, "(N sec)" after a write */
+    bool changes; /* "last insert ID: N" after a write */
+} render_opts;
+
+/* A data endpoint's answer ({"results":[...]}) as rqlite's shell prints it:
+ * a table, "N row(s) affected", or "Error: ..." for a failed statement;
+ * times are the result's own ("time", with ?timings). Returns 0, or -1 with the message
+ * the shell prints as "ERR! ..." in err: an error for the whole request,
+ * or not exactly one result. */
+int render_response(FILE *out, const json_t *doc, const render_opts *o, char *err, size_t errlen);
 
 /* A query result ({"columns":[..],"values":[[..]..]}) in the given mode. */
 void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode);

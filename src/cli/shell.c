@@ -1,10 +1,11 @@
 /*
- * shell.c: commands of the rqlite CLI over libcurl.
+ * shell.c: the rqlite shell's state, its dot commands as a table (name,
+ * .help line, handler) and what each command asks the node.
  */
 #include "cli/shell.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -12,120 +13,39 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cli/client.h"
+#include "cli/shell_int.h"
 #include "util/buf.h"
 
 struct shell {
     shell_opts o;
-    CURL *curl;
-    char base[512];        /* scheme://host:port + prefix without trailing '/' */
+    client *cl;
     char prompt[300];
     bool tty;
     /* settings */
     bool timer, changes, forcewrites, blobarray;
     char consistency[16];
     render_mode mode;
-    FILE *out;
-    char *out_path;
+    FILE *out;      /* query and execute results: stdout or the .output file */
+    char *out_path; /* NULL for stdout */
 };
 
-typedef struct http_resp {
-    long status;
-    buf body;
-    char version[64];
-} http_resp;
+/* A handler gets what follows the command word; it returns 1 to end the shell. */
+typedef int (*shell_cmd_fn)(shell *sh, const char *arg);
 
-static size_t onHeader(char *p, size_t size, size_t n, void *ud)
-{
-    http_resp *r = ud;
-    size_t len = size * n;
-    static const char name[] = "x-rqlite-version:";
-    if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-        const char *v = p + sizeof name - 1;
-        size_t vl = len - (sizeof name - 1);
-        while (vl && (*v == ' ')) { v++; vl--; }
-        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' ')) vl--;
-        snprintf(r->version, sizeof r->version, "%.*s", (int)vl, v);
-    }
-    return len;
-}
-
-void shell_err(shell *sh, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(sh->tty ? "\x1b[31mERR!\x1b[0m " : "ERR! ", stdout);
-    vfprintf(stdout, fmt, ap);
-    fputc('\n', stdout);
-    va_end(ap);
-}
-
-/* One HTTP request. Returns 0 when an HTTP answer came back, -1 on
- * transport failure (message in err). */
-static int request(shell *sh, const char *method, const char *path, const char *body,
-                   size_t body_len, const char *ctype, http_resp *r, char *err, size_t errlen)
-{
-    memset(r, 0, sizeof *r);
-    buf_init(&r->body);
-    snprintf(r->version, sizeof r->version, "unknown");
-    buf url = BUF_INIT;
-    buf_printf(&url, "%s%s", sh->base, path);
-    CURL *c = sh->curl;
-    curl_easy_reset(c);
-    curl_easy_setopt(c, CURLOPT_URL, url.data);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write_cb);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, onHeader);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 21L);
-    curl_easy_setopt(c, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (sh->o.timeout_ms > 0)
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, sh->o.timeout_ms);
-    if (sh->o.insecure) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    if (sh->o.ca_cert)
-        curl_easy_setopt(c, CURLOPT_CAINFO, sh->o.ca_cert);
-    if (sh->o.user) {
-        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(c, CURLOPT_USERPWD, sh->o.user);
-    }
-    struct curl_slist *hdrs = NULL;
-    if (body) {
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
-        char h[128];
-        snprintf(h, sizeof h, "Content-Type: %s", ctype ? ctype : "application/json");
-        hdrs = curl_slist_append(hdrs, h);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    }
-    CURLcode rc = curl_easy_perform(c);
-    curl_slist_free_all(hdrs);
-    buf_free(&url);
-    if (rc != CURLE_OK) {
-        snprintf(err, errlen, "%s", curl_easy_strerror(rc));
-        buf_free(&r->body);
-        return rc == CURLE_COULDNT_CONNECT ? -2 : -1;
-    }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-    return 0;
-}
+struct shell_cmd {
+    const char *name;  /* ".backup", matched case-insensitively */
+    const char *usage; /* ".backup FILE", as .help shows it */
+    const char *help;
+    shell_cmd_fn run;  /* NULL: rqlite has it, this build does not yet */
+};
 
 shell *shell_new(const shell_opts *opts)
 {
     shell *sh = calloc(1, sizeof *sh);
     sh->o = *opts;
-    sh->curl = curl_easy_init();
-    const char *prefix = opts->prefix && *opts->prefix ? opts->prefix : "/";
-    size_t pl = strlen(prefix);
-    while (pl > 0 && prefix[pl - 1] == '/')
-        pl--;
+    sh->cl = client_new(opts);
     bool v6 = strchr(opts->host, ':') != NULL;
-    snprintf(sh->base, sizeof sh->base, "%s://%s%s%s:%s%s%.*s", opts->scheme, v6 ? "[" : "",
-             opts->host, v6 ? "]" : "", opts->port, pl && prefix[0] != '/' ? "/" : "", (int)pl, prefix);
     snprintf(sh->prompt, sizeof sh->prompt, "%s%s%s:%s", v6 ? "[" : "", opts->host, v6 ? "]" : "",
              opts->port);
     sh->tty = isatty(1);
@@ -142,21 +62,30 @@ void shell_free(shell *sh)
     if (sh->out != stdout)
         fclose(sh->out);
     free(sh->out_path);
-    curl_easy_cleanup(sh->curl);
+    client_free(sh->cl);
     free(sh);
 }
 
 const char *shell_prompt(shell *sh) { return sh->prompt; }
 
+void shell_err(shell *sh, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(sh->tty ? "\x1b[31mERR!\x1b[0m " : "ERR! ", stdout);
+    vfprintf(stdout, fmt, ap);
+    fputc('\n', stdout);
+    va_end(ap);
+}
+
 int shell_connect(shell *sh, char *version, size_t n)
 {
-    http_resp r;
+    client_resp r;
     char err[256];
-    int rc = request(sh, "GET", "/status", NULL, 0, NULL, &r, err, sizeof err);
-    if (rc == -2) {
-        char url[600];
-        snprintf(url, sizeof url, "%s://%s:%s", sh->o.scheme, sh->o.host, sh->o.port);
-        shell_err(sh, "Unable to connect to rqlited at %s - is it running?", url);
+    int rc = client_request(sh->cl, "GET", "/status", NULL, 0, NULL, &r, err, sizeof err);
+    if (rc == CLIENT_REFUSED) {
+        shell_err(sh, "Unable to connect to rqlited at %s://%s:%s - is it running?", sh->o.scheme, sh->o.host,
+                  sh->o.port);
         return -1;
     }
     if (rc != 0) {
@@ -168,41 +97,38 @@ int shell_connect(shell *sh, char *version, size_t n)
     return 0;
 }
 
-static const char *statusText(long code)
+/* Go's error text for a failed file operation: strerror's, lower-cased
+ * ("open x: no such file or directory"). */
+static const char *goStrerror(int err)
 {
-    switch (code) {
-    case 200: return "OK";
-    case 301: return "Moved Permanently";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Request Entity Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "";
-    }
+    static char msg[128];
+    snprintf(msg, sizeof msg, "%s", strerror(err));
+    msg[0] = (char)tolower((unsigned char)msg[0]);
+    return msg;
 }
 
-/* GET/POST and check for 200; prints rqlite's error and returns NULL
- * otherwise. The parsed JSON body is returned (caller decrefs). */
-static json_t *callJson(shell *sh, const char *method, const char *path, const char *body,
-                        size_t len, const char *ctype)
+/* ---- talking to the node --------------------------------------------- */
+
+/* The request behind most commands: an answer other than 200 becomes
+ * rqlite's error line here, so callers only see the parsed JSON body (or
+ * NULL, the error already printed). rqlite's SQL path (sql) reports 401
+ * like any other status; its other commands say "unauthorized". */
+static json_t *callJson(shell *sh, const char *method, const char *path, const char *body, bool sql)
 {
-    http_resp r;
+    client_resp r;
     char err[256];
-    if (request(sh, method, path, body, len, ctype, &r, err, sizeof err) != 0) {
+    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, "application/json", &r, err,
+                       sizeof err) != 0) {
         shell_err(sh, "%s", err);
         return NULL;
     }
-    if (r.status == 401) {
+    if (r.status == 401 && !sql) {
         shell_err(sh, "unauthorized");
         buf_free(&r.body);
         return NULL;
     }
     if (r.status != 200) {
-        shell_err(sh, "server responded with %ld %s: %s", r.status, statusText(r.status),
+        shell_err(sh, "server responded with %ld %s: %s", r.status, client_status_text(r.status),
                   r.body.data ? r.body.data : "");
         buf_free(&r.body);
         return NULL;
@@ -215,45 +141,35 @@ static json_t *callJson(shell *sh, const char *method, const char *path, const c
     return doc;
 }
 
-/* Print a data endpoint's answer the way rqlite's CLI does. */
-static void printResults(shell *sh, json_t *doc, double elapsed)
+/* A request whose answer is not JSON to print (.ready, .remove, .snapshot,
+ * downloads): the status code, the body in answer if one is given, or -1
+ * after printing a transport error. */
+static long callStatus(shell *sh, const char *method, const char *path, const char *body, buf *answer)
 {
-    const char *top = json_string_value(json_object_get(doc, "error"));
-    if (top) {
-        shell_err(sh, "%s", top);
-        return;
+    client_resp r;
+    char err[256];
+    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, "application/json", &r, err,
+                       sizeof err) != 0) {
+        shell_err(sh, "%s", err);
+        return -1;
     }
-    json_t *results = json_object_get(doc, "results");
-    size_t n = json_array_size(results);
-    if (n != 1) {
-        shell_err(sh, "unexpected results length: %zu", n);
-        return;
-    }
-    json_t *res = json_array_get(results, 0);
-    const char *e = json_string_value(json_object_get(res, "error"));
-    if (e) {
-        fprintf(sh->out, "Error: %s\n", e);
-        return;
-    }
-    json_t *cols = json_object_get(res, "columns");
-    if (cols) {
-        render_rows(sh->out, cols, json_object_get(res, "values"), sh->mode);
-        if (sh->timer)
-            fprintf(sh->out, "Run Time: %f seconds\n", elapsed);
-        return;
-    }
-    long long ra = json_integer_value(json_object_get(res, "rows_affected"));
-    if (sh->timer) {
-        double t = json_number_value(json_object_get(res, "time"));
-        fprintf(sh->out, "%lld %s affected (%f sec)\n", ra, ra > 1 ? "rows" : "row", t);
-    } else {
-        render_affected(sh->out, ra);
-    }
-    if (sh->changes)
-        fprintf(sh->out, "last insert ID: %lld\n",
-                (long long)json_integer_value(json_object_get(res, "last_insert_id")));
+    if (answer)
+        *answer = r.body;
+    else
+        buf_free(&r.body);
+    return r.status;
 }
 
+/* Results go to the .output file; what went wrong goes to the screen. */
+static void printResults(shell *sh, json_t *doc)
+{
+    render_opts ro = {sh->mode, sh->timer, sh->changes};
+    char err[512];
+    if (render_response(sh->out, doc, &ro, err, sizeof err) != 0)
+        shell_err(sh, "%s", err);
+}
+
+/* Query strings carry file names and SQL; curl would not escape them. */
 static void urlEscape(buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -265,16 +181,16 @@ static void urlEscape(buf *b, const char *s)
     }
 }
 
-/* Which endpoint a line goes to: reads (SELECT, PRAGMA, EXPLAIN) to
- * /db/query at the shell's consistency level, plain writes to /db/execute,
- * anything else (WITH ...) to /db/request, which decides by itself. */
-static const char *endpointFor(shell *sh, const char *sql)
+/* Reads (SELECT, PRAGMA, EXPLAIN) go to /db/query, so that they take the
+ * shell's consistency level; plain writes to /db/execute; anything else
+ * (WITH ...) to /db/request, which decides by itself. */
+const char *shell_endpoint(const char *sql, bool forcewrites)
 {
     static const char *reads[] = {"SELECT", "PRAGMA", "EXPLAIN", "VALUES"};
-    static const char *writes[] = {"INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP",
-                                   "ALTER", "BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT",
-                                   "RELEASE", "VACUUM", "ANALYZE", "REINDEX", "ATTACH", "DETACH"};
-    if (sh->forcewrites)
+    static const char *writes[] = {"INSERT", "UPDATE",  "DELETE",   "REPLACE",   "CREATE",  "DROP",
+                                   "ALTER",  "BEGIN",   "COMMIT",   "END",       "ROLLBACK", "SAVEPOINT",
+                                   "RELEASE", "VACUUM", "ANALYZE",  "REINDEX",   "ATTACH",  "DETACH"};
+    if (forcewrites)
         return "/db/execute";
     while (isspace((unsigned char)*sql) || *sql == '(')
         sql++;
@@ -283,14 +199,15 @@ static const char *endpointFor(shell *sh, const char *sql)
         n++;
     for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
         if (strlen(reads[i]) == n && strncasecmp(sql, reads[i], n) == 0)
-            return strchr(sql, '=') && strncasecmp(sql, "PRAGMA", 6) == 0 ? "/db/request"
-                                                                         : "/db/query";
+            /* PRAGMA x = y writes */
+            return strchr(sql, '=') && strncasecmp(sql, "PRAGMA", 6) == 0 ? "/db/request" : "/db/query";
     for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
         if (strlen(writes[i]) == n && strncasecmp(sql, writes[i], n) == 0)
             return "/db/execute";
     return "/db/request";
 }
 
+/* One SQL line, sent as a one-statement JSON array as rqlite's shell does. */
 static void runSql(shell *sh, const char *sql)
 {
     json_t *stmts = json_array();
@@ -303,7 +220,7 @@ static void runSql(shell *sh, const char *sql)
     json_array_append_new(stmts, str);
     char *body = json_dumps(stmts, JSON_COMPACT);
     json_decref(stmts);
-    const char *ep = endpointFor(sh, sql);
+    const char *ep = shell_endpoint(sql, sh->forcewrites);
     buf path = BUF_INIT;
     buf_puts(&path, ep);
     bool query = strcmp(ep, "/db/query") == 0;
@@ -311,156 +228,99 @@ static void runSql(shell *sh, const char *sql)
         buf_printf(&path, "?level=%s", sh->consistency);
     if (sh->timer)
         buf_puts(&path, query ? "&timings" : "?timings");
-    json_t *doc = callJson(sh, "POST", path.data, body, strlen(body), "application/json");
+    json_t *doc = callJson(sh, "POST", path.data, body, true);
     free(body);
     buf_free(&path);
     if (doc) {
-        json_t *t = json_object_get(doc, "time");
-        printResults(sh, doc, t ? json_number_value(t) : 0);
+        printResults(sh, doc);
         json_decref(doc);
     }
 }
 
-/* .tables/.schema/.indexes: a GET query at the configured consistency. */
+/* .tables/.schema/.indexes: a GET query at the configured consistency,
+ * the one place rqlite applies .blobarray; timed like any query. */
 static void runMetaQuery(shell *sh, const char *sql)
 {
     buf path = BUF_INIT;
     buf_printf(&path, "/db/query?level=%s", sh->consistency);
     if (sh->blobarray)
         buf_puts(&path, "&blob_array");
+    if (sh->timer)
+        buf_puts(&path, "&timings");
     buf_puts(&path, "&q=");
     urlEscape(&path, sql);
-    json_t *doc = callJson(sh, "GET", path.data, NULL, 0, NULL);
+    json_t *doc = callJson(sh, "GET", path.data, NULL, true);
     buf_free(&path);
     if (doc) {
-        printResults(sh, doc, 0);
+        printResults(sh, doc);
         json_decref(doc);
     }
 }
 
+/* .status and .nodes print JSON as sorted "key: value" lines; with a KEY
+ * only that top-level member, as rqlite does. */
 static void showKv(shell *sh, const char *path, const char *key)
 {
-    json_t *doc = callJson(sh, "GET", path, NULL, 0, NULL);
+    json_t *doc = callJson(sh, "GET", path, NULL, false);
     if (doc == NULL)
         return;
     if (key && *key) {
         json_t *sub = json_object_get(doc, key);
         if (sub && json_is_object(sub)) {
-            fprintf(sh->out, "%s:\n", key);
-            render_kv(sh->out, sub, 2);
+            printf("%s:\n", key);
+            render_kv(stdout, sub, 2);
         } else if (sub) {
             json_t *w = json_object();
             json_object_set(w, key, sub);
-            render_kv(sh->out, w, 0);
+            render_kv(stdout, w, 0);
             json_decref(w);
         }
     } else {
-        render_kv(sh->out, doc, 0);
+        render_kv(stdout, doc, 0);
     }
     json_decref(doc);
 }
 
-static const char *helpText =
-    ".backup FILE                                  Write database backup to FILE\n"
-    ".blobarray [on|off]                           Show setting, or set BLOB data display as byte arrays\n"
-    ".boot FILE                                    Boot the node using a SQLite file read from FILE\n"
-    ".changes [on|off]                             Show setting, or set display of last insert ID after writes\n"
-    ".consistency [none|weak|linearizable|strong]  Show or set read consistency level\n"
-    ".dump FILE [TABLE,TABLE...]                   Dump the database in SQL text to FILE, optionally limited to TABLEs\n"
-    ".exit                                         Exit this program\n"
-    ".expvar                                       Show expvar (Go runtime) information for connected node\n"
-    ".extensions                                   Show loaded SQLite extensions\n"
-    ".forcewrites [on|off]                         Show setting, or set all statements to be executed via /db/execute\n"
-    ".help                                         Show this message\n"
-    ".indexes                                      Show names of all indexes\n"
-    ".leader                                       Show the current cluster leader\n"
-    ".mode [column|csv|json|line]                  Show or set output mode for query results\n"
-    ".nodes [all]                                  Show connection status of voting nodes. 'all' to show all nodes\n"
-    ".output FILE                                  Send output to FILE, or stdout if FILE is omitted\n"
-    ".quit                                         Exit this program\n"
-    ".read FILE                                    Read and execute SQL statements from FILE\n"
-    ".ready                                        Show ready status for connected node\n"
-    ".reap                                         Request a snapshot reap on connected node\n"
-    ".remove NODEID                                Remove node NODEID from the cluster\n"
-    ".restore FILE                                 Load using SQLite file or SQL dump contained in FILE\n"
-    ".schema                                       Show CREATE statements for all tables\n"
-    ".show                                         Show the current values for various settings\n"
-    ".snapshot [TRAILINGLOGS]                      Request a Raft snapshot and log truncation on connected node\n"
-    ".status                                       Show status and diagnostic information for connected node\n"
-    ".stepdown [NODEID]                            Instruct the leader to stepdown, optionally specifying new Leader node\n"
-    ".sysdump FILE                                 Dump system diagnostics to FILE\n"
-    ".tables                                       List names of tables\n"
-    ".timer [on|off]                               Show setting, or set query timings on or off\n";
-
-static void toggle(shell *sh, bool *flag, const char *arg)
+/* rqlite's words for an answer other than 200 to the file and cluster
+ * commands: no body, unlike a query's error. */
+static bool answerOk(shell *sh, long status)
 {
-    if (arg == NULL || *arg == '\0')
-        fprintf(sh->out, "%s\n", *flag ? "on" : "off");
-    else if (strcasecmp(arg, "on") == 0)
-        *flag = true;
-    else if (strcasecmp(arg, "off") == 0)
-        *flag = false;
-    else
-        shell_err(sh, "invalid option '%s'. Use 'on' or 'off' (default)", arg);
+    if (status == 200)
+        return true;
+    if (status == 401)
+        shell_err(sh, "unauthorized");
+    else if (status >= 0)
+        shell_err(sh, "server responded with: %ld %s", status, client_status_text(status));
+    return false;
 }
 
-static const char *modeName(render_mode m)
-{
-    return m == MODE_CSV ? "csv" : m == MODE_JSON ? "json" : m == MODE_LINE ? "line" : "column";
-}
-
-static void leaderCmd(shell *sh)
-{
-    json_t *doc = callJson(sh, "GET", "/nodes?nonvoters", NULL, 0, NULL);
-    if (doc == NULL)
-        return;
-    const char *k;
-    json_t *v;
-    bool found = false;
-    json_object_foreach(doc, k, v) {
-        if (json_is_true(json_object_get(v, "leader"))) {
-            render_kv(sh->out, v, 0);
-            found = true;
-            break;
-        }
-    }
-    if (!found)
-        shell_err(sh, "no leader found");
-    json_decref(doc);
-}
-
-/* GET path and write the body to file (.backup, .dump). */
+/* GET path into file (.backup, .dump). The file is opened first, as rqlite
+ * does, so a path that cannot be written costs no download. */
 static void download(shell *sh, const char *path, const char *file, const char *done)
 {
-    http_resp r;
-    char err[256];
-    if (request(sh, "GET", path, NULL, 0, NULL, &r, err, sizeof err) != 0) {
-        shell_err(sh, "%s", err);
+    FILE *f = fopen(file, "wb");
+    if (f == NULL) {
+        shell_err(sh, "open %s: %s", file, goStrerror(errno));
         return;
     }
-    if (r.status != 200) {
-        shell_err(sh, "server responded with %ld %s: %s", r.status, statusText(r.status),
-                  r.body.data ? r.body.data : "");
-    } else {
-        FILE *f = fopen(file, "wb");
-        if (f == NULL || fwrite(r.body.data ? r.body.data : "", 1, r.body.len, f) != r.body.len) {
-            shell_err(sh, "cannot write %s", file);
-        } else {
-            fprintf(sh->out, "%s\n", done);
-        }
-        if (f)
-            fclose(f);
+    buf body = BUF_INIT;
+    if (answerOk(sh, callStatus(sh, "GET", path, NULL, &body))) {
+        if (fwrite(body.data ? body.data : "", 1, body.len, f) != body.len || fflush(f) != 0)
+            shell_err(sh, "write %s: %s", file, goStrerror(errno));
+        else
+            printf("%s\n", done);
     }
-    buf_free(&r.body);
+    fclose(f);
+    buf_free(&body);
 }
 
-static bool slurp(shell *sh, const char *file, buf *out)
+/* Uploads (.restore, .boot) send the file whole, as rqlite's shell does.
+ * Returns false if it cannot be opened. */
+static bool readFile(const char *file, buf *out)
 {
     FILE *f = fopen(file, "rb");
-    if (f == NULL) {
-        shell_err(sh, "cannot open %s", file);
+    if (f == NULL)
         return false;
-    }
     char tmp[65536];
     size_t n;
     while ((n = fread(tmp, 1, sizeof tmp, f)) > 0)
@@ -469,74 +329,332 @@ static bool slurp(shell *sh, const char *file, buf *out)
     return true;
 }
 
+/* The header every SQLite database file starts with. */
 static bool isSqlite(const buf *b)
 {
-    return b->len >= 16 && memcmp(b->data, "SQLite format 3", 16) == 0;
+    return b->len > 13 && memcmp(b->data, "SQLite format", 13) == 0;
 }
 
-/* .restore FILE: a SQLite file via /db/load, or SQL text. */
-static void restoreCmd(shell *sh, const char *file)
+/* ---- the commands ------------------------------------------------------ */
+
+static int cmdExit(shell *sh, const char *arg) { return 1; }
+
+static int cmdTables(shell *sh, const char *arg)
+{
+    runMetaQuery(sh, "SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name ASC");
+    return 0;
+}
+
+static int cmdIndexes(shell *sh, const char *arg)
+{
+    runMetaQuery(sh, "SELECT sql FROM sqlite_master WHERE type=\"index\"");
+    return 0;
+}
+
+static int cmdSchema(shell *sh, const char *arg)
+{
+    runMetaQuery(sh, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid ASC");
+    return 0;
+}
+
+static int cmdStatus(shell *sh, const char *arg)
+{
+    showKv(sh, "/status", arg);
+    return 0;
+}
+
+static int cmdNodes(shell *sh, const char *arg)
+{
+    showKv(sh, *arg ? "/nodes?nonvoters" : "/nodes", NULL); /* rqlite: any argument means all */
+    return 0;
+}
+
+/* The leader's entry of /nodes under its ID, as rqlite prints it: the node
+ * list is the one answer that says which node leads and where it is. */
+static int cmdLeader(shell *sh, const char *arg)
+{
+    json_t *doc = callJson(sh, "GET", "/nodes", NULL, false);
+    if (doc == NULL)
+        return 0;
+    const char *k;
+    json_t *v;
+    bool found = false;
+    json_object_foreach(doc, k, v) {
+        if (json_is_true(json_object_get(v, "leader"))) {
+            json_t *one = json_pack("{sO}", k, v);
+            render_kv(stdout, one, 0);
+            json_decref(one);
+            found = true;
+            break;
+        }
+    }
+    if (!found)
+        shell_err(sh, "no leader found");
+    json_decref(doc);
+    return 0;
+}
+
+/* /readyz answers 503 with reasons when not ready; the shell says just that. */
+static int cmdReady(shell *sh, const char *arg)
+{
+    long status = callStatus(sh, "GET", "/readyz", NULL, NULL);
+    if (status >= 0)
+        printf("%s\n", status == 200 ? "ready" : "not ready");
+    return 0;
+}
+
+/* The on/off settings: no argument shows the value. */
+static void toggle(shell *sh, bool *flag, const char *arg)
+{
+    if (*arg == '\0')
+        printf("%s\n", *flag ? "on" : "off");
+    else if (strcasecmp(arg, "on") == 0)
+        *flag = true;
+    else if (strcasecmp(arg, "off") == 0)
+        *flag = false;
+    else
+        shell_err(sh, "invalid option '%s'. Use 'on' or 'off' (default)", arg);
+}
+
+static int cmdTimer(shell *sh, const char *arg)
+{
+    toggle(sh, &sh->timer, arg);
+    return 0;
+}
+
+static int cmdChanges(shell *sh, const char *arg)
+{
+    toggle(sh, &sh->changes, arg);
+    return 0;
+}
+
+static int cmdForcewrites(shell *sh, const char *arg)
+{
+    toggle(sh, &sh->forcewrites, arg);
+    return 0;
+}
+
+static int cmdBlobarray(shell *sh, const char *arg)
+{
+    toggle(sh, &sh->blobarray, arg);
+    return 0;
+}
+
+/* The level is only sent with reads, so a bad one is refused here rather
+ * than by the node on the next SELECT. */
+static int cmdConsistency(shell *sh, const char *arg)
+{
+    if (*arg == '\0')
+        printf("%s\n", sh->consistency);
+    else if (!strcmp(arg, "none") || !strcmp(arg, "weak") || !strcmp(arg, "linearizable") || !strcmp(arg, "strong"))
+        snprintf(sh->consistency, sizeof sh->consistency, "%s", arg);
+    else
+        shell_err(sh, "invalid consistency '%s'. Use 'none', 'weak', 'linearizable', or 'strong'", arg);
+    return 0;
+}
+
+static const char *const modeNames[] = {[MODE_COLUMN] = "column", [MODE_CSV] = "csv", [MODE_JSON] = "json",
+                                        [MODE_LINE] = "line"};
+
+/* The names index modeNames, so the table is the one list of modes. */
+static int cmdMode(shell *sh, const char *arg)
+{
+    if (*arg == '\0') {
+        printf("%s\n", modeNames[sh->mode]);
+        return 0;
+    }
+    for (size_t m = 0; m < sizeof modeNames / sizeof modeNames[0]; m++) {
+        if (strcmp(arg, modeNames[m]) == 0) {
+            sh->mode = (render_mode)m;
+            return 0;
+        }
+    }
+    shell_err(sh, "invalid mode '%s'. Use 'column', 'csv', 'json', or 'line'", arg);
+    return 0;
+}
+
+/* rqlite's order and spelling, so scripts reading .show keep working. */
+static int cmdShow(shell *sh, const char *arg)
+{
+    printf("  blobarray: %s\n  changes: %s\n  consistency: %s\n  forcewrites: %s\n"
+           "  mode: %s\n  output: %s\n  timer: %s\n",
+           sh->blobarray ? "on" : "off", sh->changes ? "on" : "off", sh->consistency,
+           sh->forcewrites ? "on" : "off", modeNames[sh->mode], sh->out_path ? sh->out_path : "stdout",
+           sh->timer ? "on" : "off");
+    return 0;
+}
+
+/* Silent on success as in rqlite: the change shows in .nodes. */
+static int cmdRemove(shell *sh, const char *arg)
+{
+    if (*arg == '\0') {
+        shell_err(sh, "please specify a node ID");
+        return 0;
+    }
+    json_t *b = json_pack("{s:s}", "id", arg);
+    char *body = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    answerOk(sh, callStatus(sh, "DELETE", "/remove", body, NULL));
+    free(body);
+    return 0;
+}
+
+/* Only query and execute results follow .output, as in rqlite: settings,
+ * messages and errors stay on the screen. A file that cannot be opened
+ * leaves the output where it was. */
+static int cmdOutput(shell *sh, const char *arg)
+{
+    FILE *f = stdout;
+    if (*arg && strcmp(arg, "stdout") != 0 && (f = fopen(arg, "w")) == NULL) {
+        shell_err(sh, "open %s: %s", arg, goStrerror(errno));
+        return 0;
+    }
+    if (sh->out != stdout)
+        fclose(sh->out);
+    free(sh->out_path);
+    sh->out = f;
+    sh->out_path = f == stdout ? NULL : strdup(arg);
+    return 0;
+}
+
+static int cmdBackup(shell *sh, const char *arg)
+{
+    if (*arg == '\0')
+        shell_err(sh, "please specify an output file for the backup");
+    else
+        download(sh, "/db/backup", arg, "backup file written successfully");
+    return 0;
+}
+
+/* .dump FILE [T1,T2]: the table list is passed to the node as is. */
+static int cmdDump(shell *sh, const char *arg)
+{
+    char file[1024] = "", tables[1024] = "";
+    if (sscanf(arg, "%1023s %1023s", file, tables) < 1) {
+        shell_err(sh, "please specify an output file for the SQL text");
+        return 0;
+    }
+    buf path = BUF_INIT;
+    buf_puts(&path, "/db/backup?fmt=sql");
+    if (tables[0]) {
+        buf_puts(&path, "&tables=");
+        urlEscape(&path, tables);
+    }
+    download(sh, path.data, file, "SQL text file written successfully");
+    buf_free(&path);
+    return 0;
+}
+
+/* .restore FILE: a SQLite file goes to /db/load as an image, anything else
+ * as SQL text, with the foreign-key pragma rqlite's shell appends. */
+static int cmdRestore(shell *sh, const char *file)
 {
     buf b = BUF_INIT;
-    if (!slurp(sh, file, &b))
-        return;
+    if (*file == '\0') {
+        shell_err(sh, "please specify an input file to restore from");
+        return 0;
+    }
+    if (!readFile(file, &b)) {
+        shell_err(sh, "open %s: %s", file, goStrerror(errno));
+        return 0;
+    }
     bool image = isSqlite(&b);
     if (!image)
         buf_puts(&b, "\nPRAGMA foreign_keys=OFF;");
-    json_t *doc = callJson(sh, "POST", "/db/load", b.data ? b.data : "", b.len,
-                           image ? "application/octet-stream" : "text/plain");
+    client_resp r;
+    char err[256];
+    int rc = client_upload(sh->cl, "/db/load", b.data ? b.data : "", b.len,
+                           image ? "application/octet-stream" : "text/plain", &r, err, sizeof err);
     buf_free(&b);
+    if (rc != 0) {
+        shell_err(sh, "%s", err);
+        return 0;
+    }
+    json_t *doc = NULL;
+    if (answerOk(sh, r.status) && (doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL)) == NULL)
+        shell_err(sh, "invalid JSON response");
+    buf_free(&r.body);
     if (doc == NULL)
-        return;
-    const char *top = json_string_value(json_object_get(doc, "error"));
-    json_t *res = json_array_get(json_object_get(doc, "results"), 0);
-    if (top) {
-        shell_err(sh, "%s", top);
-    } else if (res && json_object_get(res, "error")) {
-        fprintf(sh->out, "Error: %s\n", json_string_value(json_object_get(res, "error")));
+        return 0;
+    json_t *results = json_object_get(doc, "results"), *res = json_array_get(results, 0);
+    if (!image && res == NULL) {
+        shell_err(sh, "unexpected results length: %zu", json_array_size(results));
+    } else if (!image && json_object_get(res, "error")) {
+        printf("Error: %s\n", json_string_value(json_object_get(res, "error")));
     } else {
-        if (res) {
-            fprintf(sh->out, "last inserted ID: %lld\n",
-                    (long long)json_integer_value(json_object_get(res, "last_insert_id")));
-            fprintf(sh->out, "rows affected: %lld\n",
-                    (long long)json_integer_value(json_object_get(res, "rows_affected")));
+        if (!image) {
+            printf("last inserted ID: %lld\n", (long long)json_integer_value(json_object_get(res, "last_insert_id")));
+            printf("rows affected: %lld\n", (long long)json_integer_value(json_object_get(res, "rows_affected")));
         }
-        fprintf(sh->out, "Database restored successfully.\n");
+        printf("Database restored successfully.\n");
     }
     json_decref(doc);
+    return 0;
 }
 
-static void bootCmd(shell *sh, const char *file)
+/* /boot takes only a SQLite image; anything else (a missing file too) is
+ * refused before the upload, in rqlite's words. */
+static int cmdBoot(shell *sh, const char *file)
 {
+    if (*file == '\0') {
+        shell_err(sh, "please specify an input file to boot with");
+        return 0;
+    }
     buf b = BUF_INIT;
-    if (!slurp(sh, file, &b))
-        return;
-    if (!isSqlite(&b)) {
+    if (!readFile(file, &b) || !isSqlite(&b)) {
         shell_err(sh, "%s is not a valid SQLite file", file);
         buf_free(&b);
-        return;
+        return 0;
     }
-    http_resp r;
+    client_resp r;
     char err[256];
-    if (request(sh, "POST", "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) != 0) {
+    if (client_upload(sh->cl, "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) != 0) {
         shell_err(sh, "%s", err);
     } else {
         if (r.status == 200)
-            fprintf(sh->out, "Node booted successfully.\n");
+            printf("Node booted successfully.\n");
+        else if (r.status == 401)
+            shell_err(sh, "unauthorized");
         else
-            shell_err(sh, "boot failed, status code: %ld %s, %s", r.status, statusText(r.status),
-                      r.body.data ? r.body.data : "");
+            shell_err(sh, "boot failed, status code: %ld %s%s%s", r.status, client_status_text(r.status),
+                      r.body.len ? ", " : "", r.body.len ? r.body.data : "");
         buf_free(&r.body);
     }
     buf_free(&b);
+    return 0;
 }
 
-static void readFile(shell *sh, const char *path)
+/* 204 is the node saying nothing was new to snapshot: not an error. */
+static int cmdSnapshot(shell *sh, const char *arg)
 {
+    buf path = BUF_INIT;
+    buf_puts(&path, "/snapshot");
+    if (*arg) {
+        buf_puts(&path, "?trailing_logs=");
+        urlEscape(&path, arg);
+    }
+    buf body = BUF_INIT;
+    long status = callStatus(sh, "POST", path.data, "", &body);
+    if (status >= 0 && status != 200 && status != 204)
+        shell_err(sh, "server responded with %ld %s: %s", status, client_status_text(status),
+                  body.data ? body.data : "");
+    buf_free(&body);
+    buf_free(&path);
+    return 0;
+}
+
+/* .read FILE: each line a statement, as typed at the prompt; blank lines
+ * and "--" comments skipped as rqlite does. */
+static int cmdRead(shell *sh, const char *path)
+{
+    if (*path == '\0') {
+        shell_err(sh, "please specify an input file to read from");
+        return 0;
+    }
     FILE *f = fopen(path, "r");
     if (f == NULL) {
-        shell_err(sh, "cannot open %s", path);
-        return;
+        shell_err(sh, "open %s: %s", path, goStrerror(errno));
+        return 0;
     }
     char *line = NULL;
     size_t cap = 0;
@@ -553,179 +671,119 @@ static void readFile(shell *sh, const char *path)
     }
     free(line);
     fclose(f);
+    return 0;
 }
 
-int shell_run_line(shell *sh, const char *input)
+static int cmdHelp(shell *sh, const char *arg);
+
+/* rqlite's .help, in its order (sorted); commands with no handler are
+ * still listed, and say they are missing when used. */
+static const shell_cmd commands[] = {
+    {".backup", ".backup FILE", "Write database backup to FILE", cmdBackup},
+    {".blobarray", ".blobarray [on|off]", "Show setting, or set BLOB data display as byte arrays", cmdBlobarray},
+    {".boot", ".boot FILE", "Boot the node using a SQLite file read from FILE", cmdBoot},
+    {".changes", ".changes [on|off]", "Show setting, or set display of last insert ID after writes", cmdChanges},
+    {".consistency", ".consistency [none|weak|linearizable|strong]", "Show or set read consistency level",
+     cmdConsistency},
+    {".dump", ".dump FILE [TABLE,TABLE...]",
+     "Dump the database in SQL text to FILE, optionally limited to TABLEs", cmdDump},
+    {".exit", ".exit", "Exit this program", cmdExit},
+    {".expvar", ".expvar", "Show expvar (Go runtime) information for connected node", NULL},
+    {".extensions", ".extensions", "Show loaded SQLite extensions", NULL},
+    {".forcewrites", ".forcewrites [on|off]",
+     "Show setting, or set all statements to be executed via /db/execute", cmdForcewrites},
+    {".help", ".help", "Show this message", cmdHelp},
+    {".indexes", ".indexes", "Show names of all indexes", cmdIndexes},
+    {".leader", ".leader", "Show the current cluster leader", cmdLeader},
+    {".mode", ".mode [column|csv|json|line]", "Show or set output mode for query results", cmdMode},
+    {".nodes", ".nodes [all]", "Show connection status of voting nodes. 'all' to show all nodes", cmdNodes},
+    {".output", ".output FILE", "Send output to FILE, or stdout if FILE is omitted", cmdOutput},
+    {".quit", ".quit", "Exit this program", cmdExit},
+    {".read", ".read FILE", "Read and execute SQL statements from FILE", cmdRead},
+    {".ready", ".ready", "Show ready status for connected node", cmdReady},
+    {".reap", ".reap", "Request a snapshot reap on connected node", NULL},
+    {".remove", ".remove NODEID", "Remove node NODEID from the cluster", cmdRemove},
+    {".restore", ".restore FILE", "Load using SQLite file or SQL dump contained in FILE", cmdRestore},
+    {".schema", ".schema", "Show CREATE statements for all tables", cmdSchema},
+    {".show", ".show", "Show the current values for various settings", cmdShow},
+    {".snapshot", ".snapshot [TRAILINGLOGS]", "Request a Raft snapshot and log truncation on connected node",
+     cmdSnapshot},
+    {".status", ".status", "Show status and diagnostic information for connected node", cmdStatus},
+    {".stepdown", ".stepdown [NODEID]", "Instruct the leader to stepdown, optionally specifying new Leader node",
+     NULL},
+    {".sysdump", ".sysdump FILE", "Dump system diagnostics to FILE", NULL},
+    {".tables", ".tables", "List names of tables", cmdTables},
+    {".timer", ".timer [on|off]", "Show setting, or set query timings on or off", cmdTimer},
+};
+
+/* Printed from the table, so a command cannot be added without its line. */
+static int cmdHelp(shell *sh, const char *arg)
 {
-    char *line = strdup(input);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("%-46s%s\n", commands[i].usage, commands[i].help);
+    return 0;
+}
+
+/* ---- lines --------------------------------------------------------------- */
+
+/* Case-insensitive: rqlite upper-cases the word, so .TABLES works. */
+static const shell_cmd *findCommand(const char *word, size_t n)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strlen(commands[i].name) == n && strncasecmp(commands[i].name, word, n) == 0)
+            return &commands[i];
+    return NULL;
+}
+
+shell_line_kind shell_parse_line(char *line, shell_line *out)
+{
     char *s = line;
     while (isspace((unsigned char)*s))
         s++;
     size_t n = strlen(s);
     while (n && isspace((unsigned char)s[n - 1]))
         s[--n] = '\0';
-    int ret = 0;
+    *out = (shell_line){SHELL_LINE_SQL, s, strcspn(s, " \t"), "", NULL, NULL};
+    out->arg = s + out->wordlen + strspn(s + out->wordlen, " \t");
     if (*s == '\0')
-        goto done;
-    /* The first word, upper-cased, selects a command. */
-    char cmd[64];
-    size_t w = strcspn(s, " \t");
-    snprintf(cmd, sizeof cmd, "%.*s", (int)(w < sizeof cmd - 1 ? w : sizeof cmd - 1), s);
-    for (char *p = cmd; *p; p++)
-        *p = (char)toupper((unsigned char)*p);
-    char *arg = s + w;
-    while (*arg == ' ' || *arg == '\t')
-        arg++;
+        return out->kind = SHELL_LINE_EMPTY;
+    /* rqlite ends on exit and quit without the dot too */
+    if (out->wordlen == 4 && (strncasecmp(s, "exit", 4) == 0 || strncasecmp(s, "quit", 4) == 0))
+        out->cmd = findCommand(strncasecmp(s, "exit", 4) == 0 ? ".exit" : ".quit", 5);
+    else if (*s == '.')
+        out->cmd = findCommand(s, out->wordlen);
+    else
+        return out->kind;
+    if (out->cmd == NULL)
+        return out->kind = SHELL_LINE_UNKNOWN;
+    out->name = out->cmd->name;
+    return out->kind = out->cmd->run ? SHELL_LINE_COMMAND : SHELL_LINE_UNSUPPORTED;
+}
 
-    if (!strcmp(cmd, ".EXIT") || !strcmp(cmd, ".QUIT") || !strcmp(cmd, "EXIT") || !strcmp(cmd, "QUIT")) {
-        ret = 1;
-    } else if (!strcmp(cmd, ".HELP")) {
-        fputs(helpText, sh->out);
-    } else if (!strcmp(cmd, ".TABLES")) {
-        runMetaQuery(sh, "SELECT name FROM sqlite_master WHERE type=\"table\" ORDER BY name ASC");
-    } else if (!strcmp(cmd, ".INDEXES")) {
-        runMetaQuery(sh, "SELECT sql FROM sqlite_master WHERE type=\"index\"");
-    } else if (!strcmp(cmd, ".SCHEMA")) {
-        runMetaQuery(sh, "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY rowid ASC");
-    } else if (!strcmp(cmd, ".STATUS")) {
-        showKv(sh, "/status", arg);
-    } else if (!strcmp(cmd, ".NODES")) {
-        showKv(sh, strcasecmp(arg, "all") == 0 ? "/nodes?nonvoters" : "/nodes", NULL);
-    } else if (!strcmp(cmd, ".LEADER")) {
-        leaderCmd(sh);
-    } else if (!strcmp(cmd, ".READY")) {
-        http_resp r;
-        char err[256];
-        if (request(sh, "GET", "/readyz", NULL, 0, NULL, &r, err, sizeof err) != 0) {
-            shell_err(sh, "%s", err);
-        } else {
-            fprintf(sh->out, "%s\n", r.status == 200 ? "ready" : "not ready");
-            buf_free(&r.body);
-        }
-    } else if (!strcmp(cmd, ".TIMER")) {
-        toggle(sh, &sh->timer, arg);
-    } else if (!strcmp(cmd, ".CHANGES")) {
-        toggle(sh, &sh->changes, arg);
-    } else if (!strcmp(cmd, ".FORCEWRITES")) {
-        toggle(sh, &sh->forcewrites, arg);
-    } else if (!strcmp(cmd, ".BLOBARRAY")) {
-        toggle(sh, &sh->blobarray, arg);
-    } else if (!strcmp(cmd, ".CONSISTENCY")) {
-        if (*arg == '\0')
-            fprintf(sh->out, "%s\n", sh->consistency);
-        else if (!strcmp(arg, "none") || !strcmp(arg, "weak") || !strcmp(arg, "linearizable") ||
-                 !strcmp(arg, "strong"))
-            snprintf(sh->consistency, sizeof sh->consistency, "%s", arg);
-        else
-            shell_err(sh, "invalid consistency '%s'. Use 'none', 'weak', 'linearizable', or 'strong'", arg);
-    } else if (!strcmp(cmd, ".MODE")) {
-        if (*arg == '\0')
-            fprintf(sh->out, "%s\n", modeName(sh->mode));
-        else if (!strcmp(arg, "column")) sh->mode = MODE_COLUMN;
-        else if (!strcmp(arg, "csv")) sh->mode = MODE_CSV;
-        else if (!strcmp(arg, "json")) sh->mode = MODE_JSON;
-        else if (!strcmp(arg, "line")) sh->mode = MODE_LINE;
-        else shell_err(sh, "invalid mode '%s'. Use 'column', 'csv', 'json', or 'line'", arg);
-    } else if (!strcmp(cmd, ".SHOW")) {
-        fprintf(sh->out, "  blobarray: %s\n  changes: %s\n  consistency: %s\n  forcewrites: %s\n"
-                         "  mode: %s\n  output: %s\n  timer: %s\n",
-                sh->blobarray ? "on" : "off", sh->changes ? "on" : "off", sh->consistency,
-                sh->forcewrites ? "on" : "off", modeName(sh->mode), sh->out_path ? sh->out_path : "stdout",
-                sh->timer ? "on" : "off");
-    } else if (!strcmp(cmd, ".REMOVE")) {
-        if (*arg == '\0') {
-            shell_err(sh, "please specify a node ID");
-        } else {
-            json_t *b = json_pack("{s:s}", "id", arg);
-            char *body = json_dumps(b, JSON_COMPACT);
-            json_decref(b);
-            http_resp r;
-            char err[256];
-            if (request(sh, "DELETE", "/remove", body, strlen(body), "application/json", &r, err, sizeof err) != 0)
-                shell_err(sh, "%s", err);
-            else {
-                if (r.status != 200)
-                    shell_err(sh, "server responded with: %ld %s", r.status, statusText(r.status));
-                buf_free(&r.body);
-            }
-            free(body);
-        }
-    } else if (!strcmp(cmd, ".OUTPUT")) {
-        if (sh->out != stdout)
-            fclose(sh->out);
-        free(sh->out_path);
-        sh->out_path = NULL;
-        sh->out = stdout;
-        if (*arg) {
-            FILE *f = fopen(arg, "w");
-            if (f == NULL) {
-                shell_err(sh, "cannot open %s", arg);
-            } else {
-                sh->out = f;
-                sh->out_path = strdup(arg);
-            }
-        }
-    } else if (!strcmp(cmd, ".BACKUP") || !strcmp(cmd, ".RESTORE") || !strcmp(cmd, ".BOOT")) {
-        if (*arg == '\0')
-            shell_err(sh, "please specify an output file for the backup");
-        else if (cmd[1] == 'B' && cmd[2] == 'A')
-            download(sh, "/db/backup", arg, "backup file written successfully");
-        else if (cmd[1] == 'R')
-            restoreCmd(sh, arg);
-        else
-            bootCmd(sh, arg);
-    } else if (!strcmp(cmd, ".SNAPSHOT")) {
-        buf path = BUF_INIT;
-        buf_puts(&path, "/snapshot");
-        if (*arg) {
-            buf_puts(&path, "?trailing_logs=");
-            urlEscape(&path, arg);
-        }
-        http_resp r;
-        char err[256];
-        if (request(sh, "POST", path.data, "", 0, "application/json", &r, err, sizeof err) != 0) {
-            shell_err(sh, "%s", err);
-        } else {
-            if (r.status != 200 && r.status != 204)
-                shell_err(sh, "server responded with %ld %s: %s", r.status, statusText(r.status),
-                          r.body.data ? r.body.data : "");
-            buf_free(&r.body);
-        }
-        buf_free(&path);
-    } else if (!strcmp(cmd, ".DUMP")) {
-        char file[1024] = "", tables[1024] = "";
-        if (sscanf(arg, "%1023s %1023s", file, tables) < 1) {
-            shell_err(sh, "please specify an output file for the SQL text");
-        } else {
-            buf path = BUF_INIT;
-            buf_puts(&path, "/db/backup?fmt=sql");
-            if (tables[0]) {
-                buf_puts(&path, "&tables=");
-                urlEscape(&path, tables);
-            }
-            download(sh, path.data, file, "SQL text file written successfully");
-            buf_free(&path);
-        }
-    } else if (!strcmp(cmd, ".READ")) {
-        if (*arg == '\0')
-            shell_err(sh, "please specify a file to read");
-        else
-            readFile(sh, arg);
-    } else if (cmd[0] == '.') {
-        /* A command rqlite has but this build lacks is said so plainly. */
-        char pat[80];
-        snprintf(pat, sizeof pat, "%.*s ", (int)(w < 64 ? w : 64), s);
-        for (char *p = pat; *p; p++)
-            *p = (char)tolower((unsigned char)*p);
-        const char *hit = strstr(helpText, pat);
-        if (hit && (hit == helpText || hit[-1] == '\n'))
-            shell_err(sh, "%.*s is not supported yet by this build", (int)(w < 64 ? w : 64), s);
-        else
-            shell_err(sh, "unknown command: %.*s; enter \".help\" for usage hints", (int)(w < 64 ? w : 64), s);
-    } else {
-        runSql(sh, s);
+int shell_run_line(shell *sh, const char *input)
+{
+    char *line = strdup(input);
+    shell_line l;
+    int ret = 0;
+    shell_parse_line(line, &l);
+    int w = l.wordlen < 64 ? (int)l.wordlen : 64; /* an unknown word is echoed, but not a page of it */
+    switch (l.kind) {
+    case SHELL_LINE_EMPTY:
+        break;
+    case SHELL_LINE_COMMAND:
+        ret = l.cmd->run(sh, l.arg);
+        break;
+    case SHELL_LINE_UNSUPPORTED:
+        shell_err(sh, "%.*s is not supported yet by this build", w, l.text);
+        break;
+    case SHELL_LINE_UNKNOWN:
+        shell_err(sh, "unknown command: %.*s; enter \".help\" for usage hints", w, l.text);
+        break;
+    case SHELL_LINE_SQL:
+        runSql(sh, l.text);
+        break;
     }
-done:
+    fflush(stdout);
     fflush(sh->out);
     free(line);
     return ret;

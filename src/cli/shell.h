@@ -16,6 +16,8 @@ typedef struct shell_opts {
     const char *prefix;    /* "/" */
     const char *user;      /* "user:pass" or NULL */
     const char *ca_cert;
+    const char *client_cert; /* mutual TLS: PEM certificate and key, or NULL */
+    const char *client_key;
     bool insecure;
     long timeout_ms;       /* whole-request timeout */
 } shell_opts;

@@ -11,6 +11,13 @@
  *
  * With node TLS (cfg->node_tls), everything said on a Raft port is said
  * inside a TLS session (raftDial), the server's certificate verified.
+ * HTTPS to other nodes (an https:// API address): TLS 1.2 or later, the
+ * node's certificate verified against -http-ca-cert, or the system's roots
+ * without it, host name included; this node's -http-cert and -http-key are
+ * presented when the other node asks for a client certificate
+ * (-http-verify-client). rqlite v6's HTTP join trusted -http-ca-cert the
+ * same way (and sent no certificate, which a cluster with mTLS on its API
+ * would refuse).
  */
 #include "cluster/cluster.h"
 
@@ -31,12 +38,20 @@
 #include <unistd.h>
 
 #include "tls/tls.h"
+#include "auth/auth.h"
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
+#include "util/le.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static pthread_key_t curl_key;     /* per-thread handle, see threadCurl() */
+static const config *tls_cfg;      /* cluster_init(): HTTPS settings, read-only */
+
+void cluster_init(const config *cfg)
+{
+    tls_cfg = cfg;
+}
 
 static void curlKeyFree(void *c) { curl_easy_cleanup(c); }
 
@@ -64,6 +79,23 @@ static size_t headerCb(char *ptr, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* The TLS side of a request, used when its URL is https:// (see the top
+ * of the file). libcurl reads the files when it opens a connection, so a
+ * renewed certificate is presented from the next one on. */
+static void tlsOptions(CURL *c)
+{
+    const config *cfg = tls_cfg;
+    curl_easy_setopt(c, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    if (cfg == NULL)
+        return;
+    if (cfg->http_ca_cert && *cfg->http_ca_cert)
+        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->http_ca_cert);
+    if (config_https(cfg)) {
+        curl_easy_setopt(c, CURLOPT_SSLCERT, cfg->http_cert);
+        curl_easy_setopt(c, CURLOPT_SSLKEY, cfg->http_key);
+    }
+}
+
 /* One curl handle per thread, so that keep-alive connections to the leader
  * are reused across forwarded requests served by the same HTTP worker; the
  * key's destructor frees it when the (per-connection) thread ends. */
@@ -77,7 +109,20 @@ static CURL *threadCurl(void)
     } else {
         curl_easy_reset(c);
     }
+    if (c)
+        tlsOptions(c);
     return c;
+}
+
+/* rqlite's answer to a 400 from an http:// node (v6 join): it may be an
+ * HTTPS port answering plain HTTP (Go's "Client sent an HTTP request to an
+ * HTTPS server", which our server sends too), so try https:// once.
+ * Returns the URL to try, malloc'd, or NULL. */
+static char *httpsInstead(const char *url, long status)
+{
+    if (status != 400 || strncmp(url, "http://", 7) != 0)
+        return NULL;
+    return rq_sprintf("https://%s", url + 7);
 }
 
 int cluster_forward(const char *method, const char *url, const char *body,
@@ -337,19 +382,50 @@ out:
     return api;
 }
 
-/* POST our join request to base_url/join; curl follows 301s to the leader.
- * Returns 0 when joined. */
-static int postJoin(const config *cfg, const char *base_url, bool reset, char **why)
+char *cluster_own_authorization(const config *cfg)
 {
-    json_t *req = json_pack("{s:s, s:s, s:b, s:s+, s:b}", "id", cfg->node_id, "addr",
+    if (cfg->creds == NULL || cfg->join_as == NULL || *cfg->join_as == '\0')
+        return NULL;
+    char *why = NULL;
+    char *h = auth_basic_header(cfg->creds, cfg->join_as, &why);
+    if (h == NULL)
+        rq_log("cluster", "-join-as: %s: this node's request goes without credentials", why);
+    free(why);
+    return h;
+}
+
+/* Why a join was refused with 401, in words that say what to change. */
+static char *joinRefused(const config *cfg, bool sent)
+{
+    if (!sent)
+        return strdup("not authorized (401): the cluster requires credentials; start this node with -auth and "
+                      "-join-as naming a user with the join permission");
+    return rq_sprintf("not authorized (401): the cluster refused the credentials of -join-as user %s, which "
+                      "needs the join permission (join-read-only is enough for a non-voter) and the same "
+                      "password in the leader's -auth file", cfg->join_as);
+}
+
+/* POST our join request to base_url/join; curl follows 301s to the leader,
+ * our credentials (if any) with it, though it is another host:port.
+ * Returns 0 when joined; else *status is the HTTP status (0: none). */
+static int postJoin(const config *cfg, const char *base_url, bool reset, long *status, char **why)
+{
+    json_t *req = json_pack("{s:s, s:s, s:b, s:s, s:b}", "id", cfg->node_id, "addr",
                             cfg->raft_adv_addr, "voter", !cfg->raft_non_voter,
-                            "api_addr", "http://", cfg->http_adv_addr, "reset", reset);
+                            "api_addr", cfg->http_api_url, "reset", reset);
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
     char *url = rq_sprintf("%s/join", base_url);
     CURL *c = threadCurl();
     buf out = BUF_INIT;
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+    char *auth = cluster_own_authorization(cfg);
+    if (auth) {
+        char *line = rq_sprintf("Authorization: %s", auth);
+        hdrs = curl_slist_append(hdrs, line);
+        auth_free_secret(line);
+        curl_easy_setopt(c, CURLOPT_UNRESTRICTED_AUTH, 1L);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
@@ -362,18 +438,21 @@ static int postJoin(const config *cfg, const char *base_url, bool reset, char **
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
     CURLcode rc = curl_easy_perform(c);
-    long status = 0;
     int ret = -1;
+    *status = 0;
     if (rc != CURLE_OK) {
         *why = rq_sprintf("%s", curl_easy_strerror(rc));
     } else {
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        if (status == 200)
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+        if (*status == 200)
             ret = 0;
+        else if (*status == 401)
+            *why = joinRefused(cfg, auth != NULL);
         else
-            *why = rq_sprintf("node returned: %ld: (%.*s)", status,
+            *why = rq_sprintf("node returned: %ld: (%.*s)", *status,
                                   (int)(out.len > 200 ? 200 : out.len), out.data ? out.data : "");
     }
+    auth_free_secret(auth);
     curl_slist_free_all(hdrs);
     buf_free(&out);
     free(url);
@@ -408,9 +487,10 @@ static char *joinBaseUrl(const config *cfg, const char *target, char **err)
         return u;
     }
     /* A bare host:port is a Raft address (v8+) when the node answers our meta
-     * probe there, else an HTTP API address (v6 accepted those too). A
-     * certificate refused either way is final: that is a Raft port, and
-     * this node cannot be part of its cluster (rqlite's join fails too). */
+     * probe there, else an HTTP API address (v6 accepted those too), taken
+     * to speak what this node speaks. A certificate refused either way is
+     * final: that is a Raft port, and this node cannot be part of its
+     * cluster (rqlite's join fails too). */
     bool refused = false;
     char *why = NULL;
     char *api = cluster_api_url(cfg->node_tls, target, 1000, &refused, &why);
@@ -426,12 +506,13 @@ static char *joinBaseUrl(const config *cfg, const char *target, char **err)
         rq_log("cluster", "%s does not answer as a TLS Raft port (%s): trying it as an HTTP API address", target,
                why);
     free(why);
-    return rq_sprintf("http://%s", target);
+    return rq_sprintf("%s://%s", config_https(cfg) ? "https" : "http", target);
 }
 
 int cluster_join(const config *cfg, char *const *targets, int n_targets, bool reset, char **err)
 {
-    char *last = NULL;
+    char *last = NULL;           /* why the last try failed... */
+    const char *last_target = NULL; /* ...and where: the error names it */
     if (targets == NULL) {
         targets = cfg->join;
         n_targets = cfg->n_join;
@@ -443,12 +524,21 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
                 rq_log("cluster", "ignoring join address %s equal to this node's address", target);
                 continue;
             }
-            char *why = NULL;
+            char *why = NULL, *https;
             char *base = joinBaseUrl(cfg, target, &why);
+            long status;
             int rc = -1;
             if (base) {
                 rq_log("cluster", "attempting to join %s (via %s) as node %s", target, base, cfg->node_id);
-                rc = postJoin(cfg, base, reset, &why);
+                rc = postJoin(cfg, base, reset, &status, &why);
+                if (rc != 0 && (https = httpsInstead(base, status)) != NULL) {
+                    rq_log("cluster", "join via HTTP failed, trying via HTTPS");
+                    free(why);
+                    why = NULL;
+                    free(base);
+                    base = https;
+                    rc = postJoin(cfg, base, reset, &status, &why);
+                }
                 free(base);
             }
             if (rc == 0) {
@@ -459,6 +549,7 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
             rq_log("cluster", "failed to join via %s: %s", target, why ? why : "?");
             free(last);
             last = why;
+            last_target = target;
         }
         if (attempt + 1 < cfg->join_attempts) {
             rq_log("cluster", "failed to join cluster, sleeping %llu ms before retry",
@@ -468,7 +559,10 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
             nanosleep(&ts, NULL);
         }
     }
-    *err = rq_sprintf("failed to join cluster: %s", last ? last : "no join address usable");
+    if (last_target)
+        *err = rq_sprintf("failed to join cluster via %s: %s", last_target, last ? last : "?");
+    else
+        *err = strdup("failed to join cluster: no join address usable");
     free(last);
     return -1;
 }
@@ -477,15 +571,6 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
 
 #define IMAGE_STALL_MS 30000
 #define CHUNK (64 * 1024)
-
-/* The image transfer's headers are little-endian, like libraft's. */
-static uint64_t getLe64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 typedef struct imageFetch {
     const char *addr;
@@ -547,12 +632,12 @@ static int awaitImage(imageFetch *f, raftConn *sock, uint64_t *size, char **err)
         if (readFull(f, sock, h, sizeof h, err) != 0)
             return -1;
         if (memcmp(h, CLUSTER_IMAGE_COPYING, 8) == 0) {
-            f->done = (long long)getLe64(h + 8);
-            f->total = (long long)getLe64(h + 16);
+            f->done = (long long)le64_get(h + 8);
+            f->total = (long long)le64_get(h + 16);
             continue;
         }
         if (memcmp(h, CLUSTER_IMAGE_ERROR, 8) == 0) {
-            uint64_t n = getLe64(h + 8);
+            uint64_t n = le64_get(h + 8);
             char text[CLUSTER_IMAGE_MAX_ERROR + 1];
             if (n > CLUSTER_IMAGE_MAX_ERROR) {
                 *err = rq_sprintf("%s failed to copy its database", f->addr);
@@ -568,7 +653,7 @@ static int awaitImage(imageFetch *f, raftConn *sock, uint64_t *size, char **err)
             *err = rq_sprintf("%s sent no database image (not an rqlite node of this build?)", f->addr);
             return -1;
         }
-        *size = getLe64(h + 8);
+        *size = le64_get(h + 8);
         return 0;
     }
 }
@@ -665,25 +750,47 @@ int cluster_fetch_image(tls_ctx *tls, const char *raft_addr, const char *path, c
     return rc;
 }
 
+/* cluster_forward, and once more over https:// when an http:// URL got
+ * 400 (httpsInstead). */
+static int forwardOrHttps(const char *method, const char *url, const char *body, const char *auth,
+                          uint64_t timeout_ms, cluster_response *resp, char **err)
+{
+    size_t len = body ? strlen(body) : 0;
+    const char *ctype = body ? "application/json" : NULL;
+    int rc = cluster_forward(method, url, body, len, ctype, auth, timeout_ms, resp, err);
+    char *https = rc == 0 ? httpsInstead(url, resp->status) : NULL;
+    if (https) {
+        cluster_response_free(resp);
+        rc = cluster_forward(method, https, body, len, ctype, auth, timeout_ms, resp, err);
+        free(https);
+    }
+    return rc;
+}
+
 int cluster_notify(const config *cfg, const char *target, char **err)
 {
     char *base = joinBaseUrl(cfg, target, err);
     if (base == NULL)
         return -1;
     char *url = rq_sprintf("%s/notify", base);
-    json_t *j = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
-                          "http://", cfg->http_adv_addr);
+    json_t *j = json_pack("{s:s,s:s,s:s}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
+                          cfg->http_api_url);
     char *body = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     cluster_response resp;
-    int rc = cluster_forward("POST", url, body, strlen(body), "application/json", NULL, 2000, &resp, err);
+    char *auth = cluster_own_authorization(cfg);
+    int rc = forwardOrHttps("POST", url, body, auth, 2000, &resp, err);
     if (rc == 0) {
-        if (resp.status != 200) {
+        if (resp.status == 401) {
+            *err = rq_sprintf("%s answered 401: not authorized (-join-as needs the join permission)", url);
+            rc = -1;
+        } else if (resp.status != 200) {
             *err = rq_sprintf("%s answered %ld", url, resp.status);
             rc = -1;
         }
         cluster_response_free(&resp);
     }
+    auth_free_secret(auth);
     free(body);
     free(url);
     free(base);
@@ -702,9 +809,11 @@ bool cluster_target_has_leader(const config *cfg, const char *target)
     }
     char *url = rq_sprintf("%s/readyz", base);
     cluster_response resp;
-    bool ok = cluster_forward("GET", url, NULL, 0, NULL, NULL, 2000, &resp, &err) == 0 && resp.status == 200;
+    char *auth = cluster_own_authorization(cfg);
+    bool ok = forwardOrHttps("GET", url, NULL, auth, 2000, &resp, &err) == 0 && resp.status == 200;
     if (err == NULL)
         cluster_response_free(&resp);
+    auth_free_secret(auth);
     free(err);
     free(url);
     free(base);

@@ -6,12 +6,17 @@
  *   and -join-interval. Join targets are either an HTTP API URL
  *   ("http://host:4001", the seed's form; a bare "host:port" that answers HTTP
  *   is treated the same) or a Raft address ("host:4002", rqlite v8+), which is
- *   resolved to the node's API URL by asking it over the Raft port.
+ *   resolved to the node's API URL by asking it over the Raft port. An
+ *   http:// address that answers 400 is tried again over https:// (rqlite
+ *   v6), and a bare API address is taken to speak what this node speaks.
  * - Forwarding: cluster_forward() replays an HTTP request on the leader and
  *   returns its answer verbatim.
  * - The Raft port's other services, as a client: metadata probes
  *   (cluster_api_url) and database images (cluster_fetch_image), inside
  *   TLS when the node runs with -node-cert (cfg->node_tls).
+ * - Credentials: with -auth and -join-as, this node's own requests (join,
+ *   notify, the leader check of -bootstrap-expect) go as the -join-as user;
+ *   forwarded requests carry their client's Authorization instead.
  */
 #ifndef RQ_CLUSTER_CLUSTER_H
 #define RQ_CLUSTER_CLUSTER_H
@@ -50,6 +55,12 @@
 #define CLUSTER_IMAGE_HEADER 24
 #define CLUSTER_IMAGE_MAX_ERROR 4096
 
+/* Before any other call: the settings HTTPS to other nodes uses
+ * (-http-ca-cert to verify them, -http-cert and -http-key to present when
+ * asked for a client certificate). cfg must outlive every request. Without
+ * it, https:// URLs are verified against the system's roots. */
+void cluster_init(const config *cfg);
+
 /* Join through targets (-join values, or NULL for cfg->join). reset: this
  * node has no state (new or wiped), so the leader must re-add it even if it
  * is already a member. Returns 0 once joined, -1 after all attempts failed
@@ -71,6 +82,13 @@ int cluster_forward(const char *method, const char *url, const char *body,
                     cluster_response *resp, char **err);
 void cluster_response_free(cluster_response *resp);
 
+/* The Authorization header value of this node's own requests to others
+ * (join, notify, remove on shutdown): "Basic ..." for the -join-as user and
+ * its password in the -auth file, read anew each time (a reload may change
+ * it); malloc'd, free with auth_free_secret(). NULL without -join-as, or
+ * when the user is no longer in the file (logged). */
+char *cluster_own_authorization(const config *cfg);
+
 /* -bootstrap-expect: tell target (a -join value) that this node exists
  * (POST /notify {"id","addr","api_addr"}). 0 when it answered 200. */
 int cluster_notify(const config *cfg, const char *target, char **err);
@@ -79,10 +97,10 @@ bool cluster_target_has_leader(const config *cfg, const char *target);
 
 /* Ask the node behind a Raft address for its API base URL (metadata probe
  * over the Raft port; inside TLS with tls, NULL for plaintext). Returns a
- * malloc'd "http://host:port", or NULL with *err set if err is not NULL;
- * *refused (if not NULL) then says whether TLS verification failed, its
- * certificate refused by us or ours by it, rather than the address not
- * answering as a Raft port. */
+ * malloc'd "http://host:port" (https:// for a node serving HTTPS), or NULL
+ * with *err set if err is not NULL; *refused (if not NULL) then says
+ * whether TLS verification failed, its certificate refused by us or ours
+ * by it, rather than the address not answering as a Raft port. */
 char *cluster_api_url(tls_ctx *tls, const char *raft_addr, uint64_t timeout_ms, bool *refused, char **err);
 
 /* Fetch a consistent copy of the SQLite file of the node whose Raft port is

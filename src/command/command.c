@@ -1,5 +1,6 @@
 /* command.c: see command.h. */
 #include "command/command.h"
+#include "util/le.h"
 
 #include <ctype.h>
 #include <jansson.h>
@@ -39,32 +40,6 @@ static bool getVarint(const unsigned char **pp, const unsigned char *end, uint64
         }
     }
     return false;
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-/* Lengths and integers in the entry are little-endian, whatever the host. */
-static uint64_t get64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++, v >>= 8)
-        p[i] = (unsigned char)v;
 }
 
 /* Well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF),
@@ -159,7 +134,7 @@ int cmd_add_stmt(cmd_batch *b, const char *sql, size_t len, char **err)
 static void paramHead(cmd_batch *b, int type, const char *name)
 {
     unsigned char *cnt = (unsigned char *)b->payload.data + b->count_at;
-    put32(cnt, get32(cnt) + 1);
+    le32_put(cnt, le32_get(cnt) + 1);
     buf_putc(&b->payload, (char)(type | (name ? CMD_NAMED : 0)));
     if (name) {
         size_t n = strlen(name);
@@ -177,7 +152,7 @@ void cmd_add_int(cmd_batch *b, const char *name, int64_t v)
 {
     unsigned char tmp[8];
     paramHead(b, CMD_INT, name);
-    put64(tmp, (uint64_t)v);
+    le64_put(tmp, (uint64_t)v);
     buf_append(&b->payload, tmp, 8);
 }
 
@@ -187,7 +162,7 @@ void cmd_add_real(cmd_batch *b, const char *name, double v)
     uint64_t bits;
     memcpy(&bits, &v, 8);
     paramHead(b, CMD_REAL, name);
-    put64(tmp, bits);
+    le64_put(tmp, bits);
     buf_append(&b->payload, tmp, 8);
 }
 
@@ -422,7 +397,7 @@ static bool paramRead(const unsigned char **pp, const unsigned char *end, cmd_pa
     case CMD_REAL: {
         if (end - p < 8)
             return false;
-        uint64_t bits = get64(p);
+        uint64_t bits = le64_get(p);
         p += 8;
         out->i = (int64_t)bits;
         memcpy(&out->r, &bits, 8);
@@ -457,7 +432,7 @@ int cmd_next(cmd_iter *it, cmd_stmt *s)
     s->sql = (const char *)p;
     s->sql_len = (size_t)n;
     p += n + 1;
-    s->n_params = get32(p);
+    s->n_params = le32_get(p);
     p += 4;
     s->params = p;
     cmd_param tmp;
@@ -556,15 +531,15 @@ char *cmd_to_json(const cmd_view *v)
 static void putHeader(unsigned char *p, const cmd_entry *e, uint32_t encoding, size_t len)
 {
     memcpy(p, CMD_ENTRY_MAGIC, 8);
-    put64(p + 8, e->origin);
-    put64(p + 16, e->seq);
-    put64(p + 24, e->flags);
-    put64(p + 32, e->unix_ms);
-    put64(p + 40, e->seed);
-    put64(p + 48, e->steps);
-    put32(p + 56, e->stmts.n);
-    put32(p + 60, encoding);
-    put64(p + 64, len);
+    le64_put(p + 8, e->origin);
+    le64_put(p + 16, e->seq);
+    le64_put(p + 24, e->flags);
+    le64_put(p + 32, e->unix_ms);
+    le64_put(p + 40, e->seed);
+    le64_put(p + 48, e->steps);
+    le32_put(p + 56, e->stmts.n);
+    le32_put(p + 60, encoding);
+    le64_put(p + 64, len);
 }
 
 size_t cmd_entry_size(size_t payload_len)
@@ -597,7 +572,7 @@ static size_t compress(const cmd_view *v, unsigned char **out)
         free(c);
         return 0;
     }
-    put64(c, v->len);
+    le64_put(c, v->len);
     *out = c;
     return 8 + (size_t)n;
 }
@@ -628,22 +603,22 @@ int cmd_entry_decode(const void *base, size_t len, cmd_entry *e)
         return 1;
     if (len < CMD_ENTRY_HDR)
         return -1;
-    uint64_t n = get64(p + 64);
-    uint32_t encoding = get32(p + 60);
+    uint64_t n = le64_get(p + 64);
+    uint32_t encoding = le32_get(p + 60);
     if (n > len - CMD_ENTRY_HDR || encoding > CMD_LZ4)
         return -1;
-    e->origin = get64(p + 8);
-    e->seq = get64(p + 16);
-    e->flags = get64(p + 24);
-    e->unix_ms = get64(p + 32);
-    e->seed = get64(p + 40);
-    e->steps = get64(p + 48);
-    e->stmts.n = get32(p + 56);
+    e->origin = le64_get(p + 8);
+    e->seq = le64_get(p + 16);
+    e->flags = le64_get(p + 24);
+    e->unix_ms = le64_get(p + 32);
+    e->seed = le64_get(p + 40);
+    e->steps = le64_get(p + 48);
+    e->stmts.n = le32_get(p + 56);
     e->stmts.data = p + CMD_ENTRY_HDR;
     e->stmts.len = (size_t)n;
     e->owned = NULL;
     if (encoding == CMD_LZ4) {
-        uint64_t raw = n >= 8 ? get64(p + CMD_ENTRY_HDR) : 0;
+        uint64_t raw = n >= 8 ? le64_get(p + CMD_ENTRY_HDR) : 0;
         if (n < 8 || raw == 0 || raw > CMD_MAX_PAYLOAD || n - 8 > (uint64_t)INT32_MAX)
             return -1;
         unsigned char *out = malloc((size_t)raw);

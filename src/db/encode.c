@@ -203,6 +203,8 @@ typedef struct colset {
     colinfo **order; /* cols sorted by name, for ?associative */
 } colset;
 
+/* Read once per statement, not per row: names and types are the same for
+ * every row, and the sorted order is what ?associative needs. */
 static void colsetOpen(colset *cs, sqlite3_stmt *st, unsigned flags)
 {
     cs->n = sqlite3_column_count(st);

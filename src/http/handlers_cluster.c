@@ -8,6 +8,8 @@
  *
  * /join and /notify are open while auth is off (as in rqlite without
  * -auth), so their bodies are checked strictly before anything is done.
+ * With -auth, /join from a voter needs join, from a non-voter join or
+ * join-read-only (the router checks the latter, handle_join the former).
  */
 #include <ctype.h>
 #include <pthread.h>
@@ -46,7 +48,10 @@ static void *probeNode(void *arg)
         snprintf(url, sizeof url, "%s/status?key=build", p->node.api_addr);
         cluster_response resp;
         char *err = NULL;
-        if (cluster_forward("GET", url, NULL, 0, NULL, NULL, 5000, &resp, &err) == 0 && resp.status == 200) {
+        /* With -auth a node may refuse our anonymous probe: answering at
+         * all is what reachable means. */
+        if (cluster_forward("GET", url, NULL, 0, NULL, NULL, 5000, &resp, &err) == 0 &&
+            (resp.status == 200 || resp.status == 401)) {
             p->reachable = true;
         } else {
             snprintf(p->error, sizeof p->error, "%s", err ? err : "timeout waiting for node to respond");
@@ -365,6 +370,11 @@ enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *r
     const char *bad = parsePeerRequest(rq, true, &p);
     if (bad)
         return respond_text(h, c, 400, bad);
+    /* The router let join or join-read-only in; a voter needs join. */
+    if (p.voter && !router_permitted(h, rq, AUTH_PERM_JOIN)) {
+        json_decref(p.body);
+        return respond_empty(h, c, 401);
+    }
     store *st = http_server_store(h);
     if (st == NULL) {
         json_decref(p.body);
@@ -380,7 +390,7 @@ enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *r
             return respond_text(h, c, 503, "leader not found");
         char loc[400];
         snprintf(loc, sizeof loc, "%s/join", leader.api_addr);
-        return respond_redirect(c, loc);
+        return respond_redirect(h, c, loc);
     }
     if (rc != STORE_OK)
         return respond_error(h, c, 500, "", err, "join failed");
@@ -490,6 +500,11 @@ enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, reques
     if (pthread_create(&t, NULL, snapThread, &j) != 0)
         return respond_text(h, c, 500, "cannot start snapshot");
     double deadline = rq_now_sec() + 15;
+    /* With -auth the nudges go with the client's credentials, or if those
+     * may not query, with this node's own (-join-as). */
+    const char *client = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    char *own = NULL;
+    bool use_own = false;
     pthread_mutex_lock(&j.mu);
     while (!j.done && rq_now_sec() < deadline) {
         pthread_mutex_unlock(&j.mu);
@@ -499,8 +514,12 @@ enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, reques
             snprintf(url, sizeof url, "%s/db/query?q=SELECT%%201&level=strong", leader.api_addr);
             cluster_response resp;
             char *err = NULL;
-            if (cluster_forward("GET", url, NULL, 0, NULL, NULL, 5000, &resp, &err) == 0)
+            if (use_own && own == NULL)
+                own = cluster_own_authorization(h->cfg);
+            if (cluster_forward("GET", url, NULL, 0, NULL, use_own ? own : client, 5000, &resp, &err) == 0) {
+                use_own = use_own || resp.status == 401;
                 cluster_response_free(&resp);
+            }
             free(err);
         }
         pthread_mutex_lock(&j.mu);
@@ -510,6 +529,7 @@ enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, reques
             pthread_cond_timedwait(&j.cv, &j.mu, &ts);
     }
     pthread_mutex_unlock(&j.mu);
+    auth_free_secret(own);
     pthread_join(t, NULL); /* store_snapshot's own timeout bounds this */
     pthread_mutex_destroy(&j.mu);
     pthread_cond_destroy(&j.cv);

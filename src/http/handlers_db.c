@@ -90,7 +90,7 @@ static void finishResults(buf *out, request *rq, unsigned flags, uint64_t raft_i
 
 /* ---- execute, query, request ------------------------------------------------------- */
 
-int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx)
+int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx, const char *authorization)
 {
     http_server *h = ctx;
     store *st = http_server_store(h);
@@ -110,8 +110,8 @@ int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx)
     snprintf(url, sizeof url, "%s/db/execute%s", leader.api_addr, tx ? "?transaction" : "");
     char *body = cmd_to_json(stmts);
     cluster_response resp;
-    rc = cluster_forward("POST", url, body, strlen(body), "application/json", NULL, FORWARD_TIMEOUT_MS, &resp,
-                         &err);
+    rc = cluster_forward("POST", url, body, strlen(body), "application/json", authorization, FORWARD_TIMEOUT_MS,
+                         &resp, &err);
     free(body);
     if (rc != 0) {
         free(err);
@@ -120,7 +120,9 @@ int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx)
     long status = resp.status;
     bool whole_error = resp.body.data && strstr(resp.body.data, "{\"results\":[],\"error\"") != NULL;
     cluster_response_free(&resp);
-    if (status == 400 || status == 413)
+    /* 401: the leader refuses these credentials (its -auth file differs
+     * from ours); retrying would hold up the whole queue behind them. */
+    if (status == 400 || status == 413 || status == 401)
         return 1;
     return status == 200 && !whole_error ? 0 : -1;
 }
@@ -158,7 +160,10 @@ static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, re
         cmd_batch_free(&b);
         return respond_results_error(h, c, "disallowed pragma", pretty);
     }
-    int64_t seq = queue_add(h->queue, &b);
+    /* Kept with the request: a follower forwards it with them (the leader
+     * checks them again). */
+    const char *creds = h->cfg->creds ? MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization") : NULL;
+    int64_t seq = queue_add(h->queue, &b, creds);
     if (wait) {
         uint64_t timeout;
         if (!params_timeout(c, 30000, &timeout))

@@ -32,19 +32,17 @@ static json_t *statusDoc(http_server *h)
     strftime(startbuf, sizeof startbuf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&h->start_time));
     char uptime[64];
     snprintf(uptime, sizeof uptime, "%lds", (long)(now - h->start_time));
-    char api[300];
-    snprintf(api, sizeof api, "http://%s", cfg->http_adv_addr);
     json_t *doc = json_object();
     json_object_set_new(doc, "build", json_pack("{s:s,s:s,s:s,s:s,s:s}", "version", RQ_VERSION,
                                                 "commit", "unknown", "branch", "main", "build_time",
                                                 __DATE__ " " __TIME__, "compiler", "gcc"));
     json_object_set_new(doc, "cluster", json_pack("{s:s,s:s,s:b}", "addr", cfg->raft_adv_addr,
-                                                  "api_addr", api, "https", false));
+                                                  "api_addr", cfg->http_api_url, "https", config_https(cfg)));
     char qtimeout[32];
     snprintf(qtimeout, sizeof qtimeout, "%llums", (unsigned long long)cfg->write_queue_timeout_ms);
-    json_object_set_new(doc, "http", json_pack("{s:s,s:s,s:{s:s},s:{s:{s:i,s:i,s:I,s:s}}}", "auth",
-                                               "disabled", "bind_addr", cfg->http_addr, "tls", "enabled",
-                                               "false", "queue", "_default", "batch_size",
+    json_object_set_new(doc, "http", json_pack("{s:s,s:s,s:o,s:{s:{s:i,s:i,s:I,s:s}}}", "auth",
+                                               cfg->creds ? "enabled" : "disabled", "bind_addr", cfg->http_addr,
+                                               "tls", http_tls_status(h->tls), "queue", "_default", "batch_size",
                                                cfg->write_queue_batch_size, "max_size",
                                                cfg->write_queue_capacity, "sequence_number",
                                                (json_int_t)queue_sequence(h->queue), "timeout", qtimeout));

@@ -5,8 +5,9 @@
  * rqlite's byte format, status codes, and transparent forwarding of
  * leader-only requests from followers to the leader (cluster_forward).
  * Connections, request sizes and the time to send a request are bounded
- * (-http-max-conns, -http-max-body-size, -http-request-timeout). The
- * module's files are listed in internal.h.
+ * (-http-max-conns, -http-max-body-size, -http-request-timeout). HTTPS
+ * with -http-cert and -http-key (tls.c). The module's files are listed in
+ * internal.h.
  */
 #ifndef RQ_HTTP_HTTP_H
 #define RQ_HTTP_HTTP_H

@@ -15,7 +15,9 @@
  *   params.c            what the query string says;
  *   respond.c           answers in rqlite's byte format, and forwarding a
  *                       request to the leader;
- *   queue.c, pretty.c   queued writes (queue.h), ?pretty (pretty.h).
+ *   queue.c, pretty.c   queued writes (queue.h), ?pretty (pretty.h);
+ *   tls.c               HTTPS: certificates, their reload, client
+ *                       verification (-http-cert ... -http-verify-*).
  *
  * Names: a function shared between these files starts with its file's
  * name (params_*, respond_*, router_*, http_server_* in server.c); the
@@ -33,11 +35,13 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "auth/auth.h"
 #include "http/http.h"
 #include "http/queue.h"
 #include "util/buf.h"
 
 typedef struct http_conn http_conn;
+typedef struct http_tls http_tls;
 
 struct http_server {
     const config *cfg;
@@ -48,6 +52,7 @@ struct http_server {
     pthread_mutex_t notify_mu;
     store_node *notified;   /* -bootstrap-expect: nodes that POSTed /notify */
     int n_notified;
+    http_tls *tls;          /* NULL: plain HTTP */
 
     /* The rest is server.c's. */
     int listen_fd;
@@ -79,6 +84,9 @@ typedef struct request {
     double t0;               /* when its headers arrived (?timings) */
     const char *method;      /* set by the router: as the client sent it */
     const http_route *route; /* set by the router: the route it matched */
+    char *user, *pass;       /* set by the router with -auth: the Basic
+                              * credentials, NULL when none (anonymous);
+                              * freed with the request */
 } request;
 
 /* ---- server.c */
@@ -89,26 +97,8 @@ store *http_server_store(http_server *h);
 
 /* ---- router.c: the route table */
 
-/* rqlite's permissions (the "perms" of an -auth file), as bits; names by
- * router_perm_name(). rqlite's "join-read-replica" is another name for
- * join-read-only. */
-enum {
-    HTTP_PERM_ALL = 1u << 0, /* every other one: no route asks for it alone */
-    HTTP_PERM_EXECUTE = 1u << 1,
-    HTTP_PERM_QUERY = 1u << 2,
-    HTTP_PERM_LOAD = 1u << 3,
-    HTTP_PERM_BACKUP = 1u << 4,
-    HTTP_PERM_STATUS = 1u << 5,
-    HTTP_PERM_READY = 1u << 6,
-    HTTP_PERM_JOIN = 1u << 7,
-    HTTP_PERM_JOIN_READ_ONLY = 1u << 8,
-    HTTP_PERM_REMOVE = 1u << 9,
-    HTTP_PERM_SNAPSHOT = 1u << 10,
-    HTTP_PERM_LEADER_OPS = 1u << 11,
-    HTTP_PERM_UI = 1u << 12, /* rqlite's /console, which we do not serve */
-};
-#define HTTP_PERM_COUNT 13
-
+/* Permissions are auth/'s AUTH_PERM_* bits (rqlite's "perms" of an -auth
+ * file). */
 /* Methods a route answers, as bits. */
 enum {
     ROUTE_GET = 1u << 0,
@@ -131,25 +121,29 @@ struct http_route {
     const char *path;
     route_match match;
     unsigned methods;     /* ROUTE_* bits; another method gets 405 */
-    unsigned perms;       /* HTTP_PERM_* bits, every one of them needed (/join:
-                           * a non-voter may have join-read-only instead, which
-                           * only its handler can tell from the body) */
+    unsigned perms;       /* AUTH_PERM_* bits (never none): every one of them
+                           * needed, or with any_perm one of them (/join: the
+                           * handler then asks for join from a voter, which
+                           * only the body tells) */
+    bool any_perm;
     http_handler handler;
 };
 
 /* Answer the request (url without its query string): OPTIONS is 200 on
- * any path, an unknown path 404, a method the route does not take 405. */
+ * any path, an unknown path 404; with -auth, a request without the route's
+ * permissions 401 with an empty body; a method the route does not take
+ * 405 (rqlite's order). */
 enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
                                 request *rq);
+/* May the request's credentials do every one of perms? Always with auth
+ * off. */
+bool router_permitted(http_server *h, const request *rq, unsigned perms);
 /* The route for url, NULL if none. */
 const http_route *router_find(const char *url);
 /* Does r take method? */
 bool router_allows(const http_route *r, const char *method);
-/* The whole table (*n routes), for auth and for the tests. */
+/* The whole table (*n routes), for the tests. */
 const http_route *router_routes(size_t *n);
-/* rqlite's name of one HTTP_PERM_* bit ("leader-ops"), NULL if perm is
- * not exactly one of them. */
-const char *router_perm_name(unsigned perm);
 
 /* ---- params.c: the query string. Parameters are presence flags: ?pretty,
  * ?pretty=false and ?pretty=0 all mean on (rqlite's rule). */
@@ -197,12 +191,45 @@ enum MHD_Result respond_jansson(http_server *h, struct MHD_Connection *c, unsign
 /* {"results":[],"error":msg}, status 200: rqlite's whole-request error. */
 enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, const char *msg, bool pretty);
 /* 301 to location (?redirect, and /join on a follower). */
-enum MHD_Result respond_redirect(struct MHD_Connection *c, const char *location);
+enum MHD_Result respond_redirect(http_server *h, struct MHD_Connection *c, const char *location);
 /* Replay the request on the leader at its route's path (same method, query
- * string, body, Content-Type and Authorization) and answer with the
- * leader's answer; 301 there with ?redirect; 503 when no leader is known
- * or it cannot be reached. */
+ * string, body, Content-Type and Authorization, which the leader checks
+ * again) and answer with the leader's answer (a 401 in rqlite's words:
+ * "remote Execute not authorized"); 301 there with ?redirect; 503 when no
+ * leader is known or it cannot be reached. */
 enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq);
+
+/* ---- tls.c: HTTPS (see its top comment) */
+
+/* One HTTPS connection's transport, kept by server.c with the connection
+ * (http_conn) from NOTIFY_STARTED until libmicrohttpd has ended its
+ * session. */
+typedef struct http_tls_conn {
+    http_tls *tls;
+    int fd;
+    bool checked; /* its first bytes were a TLS record */
+} http_tls_conn;
+
+/* With -http-cert and -http-key: reads and checks the pair (and the CA of
+ * -http-ca-cert for -http-verify-client) into *out; 0, or -1 with *err
+ * saying which file is wrong and why. Without them: 0 and *out NULL. */
+int http_tls_open(const config *cfg, http_tls **out, char **err);
+/* libmicrohttpd's HTTPS options for t (priorities, certificate callback,
+ * trusted CA), ending in MHD_OPTION_END; only the end for t NULL. Valid
+ * while t is. */
+const struct MHD_OptionItem *http_tls_options(const http_tls *t);
+/* A new connection's gnutls session (libmicrohttpd's, before its
+ * handshake): its transport becomes tc (fd), and with -http-verify-client
+ * a client certificate is required and verified. tc must outlive the
+ * session. */
+void http_tls_attach(http_tls *t, http_tls_conn *tc, void *session, int fd);
+/* Writes data on c's TLS session, outside libmicrohttpd (an answer it
+ * cannot queue); 0 when all of it went. */
+int http_tls_send(struct MHD_Connection *c, const void *data, size_t len);
+/* /status's http.tls, rqlite's shape. */
+json_t *http_tls_status(const http_tls *t);
+/* NULL is allowed; after libmicrohttpd has stopped. */
+void http_tls_close(http_tls *t);
 
 /* ---- handlers_*.c: one http_handler per route, named after its path. */
 
@@ -223,7 +250,8 @@ enum MHD_Result handle_notify(http_server *h, struct MHD_Connection *c, request 
 enum MHD_Result handle_remove(http_server *h, struct MHD_Connection *c, request *rq);
 
 /* The queue's flush (queue_flush_fn, ctx the server): a merged batch of
- * ?queue writes applied here if leader, else forwarded to the leader. */
-int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx);
+ * ?queue writes applied here if leader, else forwarded to the leader with
+ * its requests' credentials. */
+int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx, const char *authorization);
 
 #endif

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "util/log.h"
@@ -18,8 +19,14 @@
 typedef struct item {
     int64_t seq;
     cmd_batch stmts;
+    char *auth;       /* the request's Authorization, NULL if none */
     struct item *next;
 } item;
+
+static bool sameAuth(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
 
 struct queue {
     int capacity, batch_size;
@@ -41,12 +48,12 @@ struct queue {
 /* Apply stmts, retrying every second until applied, as rqlite does (a stop
  * gives up after one try). Returns 0 once applied, > 0 when refused for
  * good, < 0 when given up at a stop. */
-static int flushRetrying(queue *q, const cmd_view *stmts)
+static int flushRetrying(queue *q, const cmd_view *stmts, const char *auth)
 {
     int tries = 0, rc;
     if (stmts->n == 0)
         return 0;
-    while ((rc = q->flush(q->ctx, stmts, q->tx)) < 0) {
+    while ((rc = q->flush(q->ctx, stmts, q->tx, auth)) < 0) {
         if (tries++ == 0)
             rq_log("http", "queued write batch failed, retrying every second");
         pthread_mutex_lock(&q->mu);
@@ -62,10 +69,10 @@ static int flushRetrying(queue *q, const cmd_view *stmts)
     return rc;
 }
 
-/* Take the next batch off the queue: up to batch_size requests, a partial
- * batch being given timeout_ms to fill so that a burst becomes one Raft
- * entry rather than one each. Called and returns with q->mu held; NULL
- * once stopping with nothing left. */
+/* Take the next batch off the queue: up to batch_size requests with the
+ * first one's credentials, a partial batch being given timeout_ms to fill
+ * so that a burst becomes one Raft entry rather than one each. Called and
+ * returns with q->mu held; NULL once stopping with nothing left. */
 static item *takeBatch(queue *q)
 {
     while (q->n == 0 && !q->stopping)
@@ -79,7 +86,7 @@ static item *takeBatch(queue *q)
             break;
     item *batch = q->head, *last = NULL;
     int k = 0;
-    for (item *it = q->head; it && k < q->batch_size; it = it->next, k++)
+    for (item *it = q->head; it && k < q->batch_size && sameAuth(it->auth, batch->auth); it = it->next, k++)
         last = it;
     q->head = last->next;
     if (q->head == NULL)
@@ -104,11 +111,11 @@ static int64_t flushBatch(queue *q, item *batch)
         max_seq = it->seq;
     }
     cmd_view mv = cmd_batch_view(&merged);
-    int rc = flushRetrying(q, &mv);
+    int rc = flushRetrying(q, &mv, batch->auth);
     if (rc > 0 && batch->next) {
         for (item *it = batch; it; it = it->next) {
             cmd_view v = cmd_batch_view(&it->stmts);
-            if (flushRetrying(q, &v) > 0)
+            if (flushRetrying(q, &v, it->auth) > 0)
                 rq_log("http", "queued write %lld refused, dropped", (long long)it->seq);
         }
     } else if (rc > 0) {
@@ -118,6 +125,9 @@ static int64_t flushBatch(queue *q, item *batch)
     while (batch) {
         item *n = batch->next;
         cmd_batch_free(&batch->stmts);
+        if (batch->auth) /* a password, encoded */
+            explicit_bzero(batch->auth, strlen(batch->auth));
+        free(batch->auth);
         free(batch);
         batch = n;
     }
@@ -177,10 +187,11 @@ void queue_stop(queue *q)
     free(q);
 }
 
-int64_t queue_add(queue *q, cmd_batch *stmts)
+int64_t queue_add(queue *q, cmd_batch *stmts, const char *authorization)
 {
     item *it = calloc(1, sizeof *it);
     it->stmts = *stmts;
+    it->auth = authorization ? strdup(authorization) : NULL;
     cmd_batch_init(stmts);
     pthread_mutex_lock(&q->mu);
     while (q->n >= q->capacity && !q->stopping)

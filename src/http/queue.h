@@ -9,6 +9,10 @@
  * several requests is retried request by request, so that one bad request
  * cannot sink the others; a refused request is logged and dropped.
  *
+ * Each request keeps the credentials it came with (its Authorization
+ * header, with -auth), and a batch merges only requests with the same, so
+ * that a follower forwards each batch with its own clients' credentials.
+ *
  * Sequence numbers start at the queue's start time in nanoseconds (as in
  * rqlite) and grow by one per request. Every function is thread-safe.
  */
@@ -24,8 +28,9 @@ typedef struct queue queue;
 
 /* Apply one merged batch (called on the queue's thread, never two at
  * once); returns 0 once applied, < 0 to retry, > 0 when it is refused for
- * good. tx is the queue's own flag, as given to queue_start(). */
-typedef int (*queue_flush_fn)(void *ctx, const cmd_view *stmts, bool tx);
+ * good. tx is the queue's own flag, as given to queue_start();
+ * authorization the batch's requests' credentials (NULL: none). */
+typedef int (*queue_flush_fn)(void *ctx, const cmd_view *stmts, bool tx, const char *authorization);
 
 /* capacity: requests queued before queue_add() blocks (0: 1024);
  * batch_size (0: 128); timeout_ms (0: 50). */
@@ -36,9 +41,9 @@ queue *queue_start(int capacity, int batch_size, uint64_t timeout_ms, bool tx, q
 void queue_stop(queue *q);
 
 /* Queue statements (taken: *stmts is left empty; no statements is a flush
- * marker). Blocks while the queue is full. Returns the request's sequence
- * number. */
-int64_t queue_add(queue *q, cmd_batch *stmts);
+ * marker) with the request's credentials (copied; NULL: none). Blocks
+ * while the queue is full. Returns the request's sequence number. */
+int64_t queue_add(queue *q, cmd_batch *stmts, const char *authorization);
 /* Wait until the batch holding seq has been flushed (applied, or refused
  * and dropped); false on timeout. */
 bool queue_wait(queue *q, int64_t seq, uint64_t timeout_ms);

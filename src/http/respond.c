@@ -24,18 +24,31 @@ void respond_served_by(const char *who)
     snprintf(served_by, sizeof served_by, "%s", who ? who : "");
 }
 
+/* What rqlite puts on every answer before it looks at the request: its
+ * version, CORS, and with -auth the Basic challenge (on successes too) and
+ * leave for browsers to send credentials across origins. */
+static void addCommonHeaders(http_server *h, struct MHD_Response *r)
+{
+    bool auth = h->cfg->creds != NULL;
+    MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+    if (h->cfg->http_allow_origin && *h->cfg->http_allow_origin)
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", h->cfg->http_allow_origin);
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "OPTIONS, GET, POST");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", auth ? "Content-Type, Authorization" : "Content-Type");
+    if (auth) {
+        MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"rqlite\"");
+    }
+}
+
 enum MHD_Result respond_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
                              struct MHD_Response *r)
 {
     if (ctype)
         MHD_add_response_header(r, "Content-Type", ctype);
-    MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+    addCommonHeaders(h, r);
     if (served_by[0])
         MHD_add_response_header(r, "X-RQLITE-SERVED-BY", served_by);
-    MHD_add_response_header(r, "Access-Control-Allow-Methods", "OPTIONS, GET, POST");
-    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type");
-    if (h->cfg->http_allow_origin && *h->cfg->http_allow_origin)
-        MHD_add_response_header(r, "Access-Control-Allow-Origin", h->cfg->http_allow_origin);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -105,15 +118,37 @@ enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, 
     return respond_json(h, c, 200, &b, pretty);
 }
 
-/* Location and X-RQLITE-VERSION only: not through respond_with(). */
-enum MHD_Result respond_redirect(struct MHD_Connection *c, const char *location)
+/* Not through respond_with(): no X-RQLITE-SERVED-BY, since this node
+ * serves nothing. */
+enum MHD_Result respond_redirect(http_server *h, struct MHD_Connection *c, const char *location)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Location", location);
-    MHD_add_response_header(r, "X-RQLITE-VERSION", RQ_VERSION);
+    addCommonHeaders(h, r);
     enum MHD_Result ret = MHD_queue_response(c, 301, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* rqlite's words when the leader refuses a forwarded request's
+ * credentials (its cluster service checks them again). */
+static const char *remoteRefusal(const http_route *r)
+{
+    if (r->handler == handle_execute)
+        return "remote Execute not authorized";
+    if (r->handler == handle_query)
+        return "remote query not authorized";
+    if (r->handler == handle_request)
+        return "remote Request not authorized";
+    if (r->handler == handle_backup)
+        return "remote backup not authorized";
+    if (r->handler == handle_load || r->handler == handle_boot)
+        return "remote load not authorized";
+    if (r->handler == handle_remove)
+        return "remote remove node not authorized";
+    if (r->handler == handle_leader)
+        return "remote stepdown not authorized";
+    return "remote request not authorized";
 }
 
 enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq)
@@ -128,7 +163,7 @@ enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, reques
     buf_printf(&url, "%s%s%s%s", leader.api_addr, rq->route->path, q.len ? "?" : "", q.len ? q.data : "");
     buf_free(&q);
     if (params_has(c, "redirect")) {
-        enum MHD_Result ret = respond_redirect(c, url.data);
+        enum MHD_Result ret = respond_redirect(h, c, url.data);
         buf_free(&url);
         return ret;
     }
@@ -143,6 +178,10 @@ enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, reques
     buf_free(&url);
     if (rc != 0)
         return respond_error(h, c, 503, "forwarding to leader failed", err, "?");
+    if (resp.status == 401) { /* the leader checked the credentials again */
+        cluster_response_free(&resp);
+        return respond_text(h, c, 401, remoteRefusal(rq->route));
+    }
     enum MHD_Result ret =
         respond_buf(h, c, (unsigned)resp.status, resp.content_type[0] ? resp.content_type : NULL, &resp.body);
     cluster_response_free(&resp);

@@ -14,6 +14,10 @@
  * ambiguous lengths); and a watchdog closes connections that take longer
  * than -http-request-timeout to deliver a request, however slowly they drip
  * it. BENCHMARKS.md has the figures behind keeping a thread per connection.
+ *
+ * With -http-cert and -http-key every connection is TLS: libmicrohttpd
+ * runs the GnuTLS sessions, tls.c gives each its certificate, its
+ * transport and the client verification.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +53,7 @@ struct http_conn {
     int fd;
     int64_t deadline; /* ms on rq_now_ms()'s clock, CONN_BUSY or CONN_CUT */
     http_conn *prev, *next;
+    http_tls_conn tls; /* HTTPS: the session's transport */
 };
 
 static int64_t nextDeadline(http_server *h)
@@ -94,12 +99,21 @@ static void onConnection(void *cls, struct MHD_Connection *c, void **socket_cont
     http_server *h = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *si =
+            h->tls ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION) : NULL;
         http_conn *k = calloc(1, sizeof *k);
-        if (k == NULL || ci == NULL) { /* not watched: only MHD's inactivity timeout applies */
+        if (k == NULL || ci == NULL || (h->tls && (si == NULL || si->tls_session == NULL))) {
+            /* Not watched: only MHD's inactivity timeout applies. An
+             * HTTPS connection without its transport (hence without client
+             * verification) is not served at all. */
+            if (h->tls && ci)
+                shutdown(ci->connect_fd, SHUT_RDWR);
             free(k);
             return;
         }
         k->fd = ci->connect_fd;
+        if (h->tls)
+            http_tls_attach(h->tls, &k->tls, si->tls_session, k->fd);
         k->deadline = nextDeadline(h);
         pthread_mutex_lock(&h->conns_mu);
         k->next = h->conns;
@@ -171,32 +185,37 @@ static void *watchdogThread(void *arg)
     return NULL;
 }
 
-/* Writes a whole answer straight to the socket, for the cases where
- * libmicrohttpd cannot queue one: a refused connection (never given to it)
- * and a body that outgrew the limit while being read (MHD_queue_response
- * refuses while a body is being received). Nothing else is being written on
- * the socket then; the answer is small and the socket's buffer empty, so
- * one non-blocking send does it. The write side is then shut so the client
- * sees the end of the answer before the close. */
-static void sendRaw(int fd, unsigned status, const char *reason, const char *msg)
+/* Writes a whole answer straight to the socket (through c's TLS session on
+ * HTTPS), for the cases where libmicrohttpd cannot queue one: a refused
+ * connection (never given to it, c NULL) and a body that outgrew the limit
+ * while being read (MHD_queue_response refuses while a body is being
+ * received). Nothing else is being written on the socket then; the answer
+ * is small and the socket's buffer empty, so one non-blocking send does
+ * it. The write side is then shut so the client sees the end of the answer
+ * before the close. */
+static void sendRaw(http_server *h, struct MHD_Connection *c, int fd, unsigned status, const char *reason,
+                    const char *msg)
 {
-    char out[512];
+    char out[640];
     int n = snprintf(out, sizeof out,
                      "HTTP/1.1 %u %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                     "X-RQLITE-VERSION: %s\r\n%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                     "X-RQLITE-VERSION: %s\r\n%s%sContent-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                      status, reason, RQ_VERSION, status == 503 ? "Retry-After: 1\r\n" : "",
-                     strlen(msg) + 1, msg);
-    if (send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                     h->cfg->creds ? "WWW-Authenticate: Basic realm=\"rqlite\"\r\n" : "", strlen(msg) + 1, msg);
+    if (h->tls ? c == NULL || http_tls_send(c, out, (size_t)n) != 0
+               : send(fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
         return;
     shutdown(fd, SHUT_WR);
 }
 
 /* Over the cap: 503 and close, without libmicrohttpd. What the client has
  * already sent is read first (up to a bound), so that the close does not
- * turn into a reset that could overtake the answer. */
-static void refuse(int fd)
+ * turn into a reset that could overtake the answer. On HTTPS there is no
+ * session to answer in (the handshake is libmicrohttpd's): the connection
+ * is closed unanswered. */
+static void refuse(http_server *h, int fd)
 {
-    sendRaw(fd, 503, "Service Unavailable", "too many connections");
+    sendRaw(h, NULL, fd, 503, "Service Unavailable", "too many connections");
     char sink[4096];
     for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; i++)
         ;
@@ -245,14 +264,14 @@ static void *acceptThread(void *arg)
             h->n_conns++;
         } else {
             if (!h->at_cap)
-                rq_log("http", "connection limit reached (%d, -http-max-conns): new connections get 503 "
-                       "until some close", cap);
+                rq_log("http", "connection limit reached (%d, -http-max-conns): new connections get %s "
+                       "until some close", cap, h->tls ? "closed unanswered (HTTPS)" : "503");
             h->at_cap = true;
             h->refused++;
         }
         pthread_mutex_unlock(&h->conns_mu);
         if (!admit) {
-            refuse(fd);
+            refuse(h, fd);
             continue;
         }
         if (MHD_add_connection(h->mhd, fd, (struct sockaddr *)&ss, len) != MHD_YES) {
@@ -372,7 +391,7 @@ static enum MHD_Result onRequest(void *cls, struct MHD_Connection *c, const char
             const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
             connBusy(c);
             if (ci)
-                sendRaw(ci->connect_fd, 413, "Content Too Large", "request body too large");
+                sendRaw(h, c, ci->connect_fd, 413, "Content Too Large", "request body too large");
             return MHD_NO;
         }
         buf_append(&rq->body, upload, *upload_size);
@@ -400,6 +419,8 @@ static void onCompleted(void *cls, struct MHD_Connection *c, void **con_cls,
     request *rq = *con_cls;
     if (rq) {
         buf_free(&rq->body);
+        free(rq->user);
+        auth_free_secret(rq->pass);
         free(rq);
         *con_cls = NULL;
     }
@@ -418,6 +439,10 @@ static void mhdLog(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
+    /* What libmicrohttpd says of every failed TLS handshake. */
+    if (h->tls && strcmp(msg, "Error: received handshake message out of context.") == 0)
+        snprintf(msg, sizeof msg, "TLS handshake failed (plain HTTP, TLS older than 1.2, a client certificate "
+                                  "missing or refused, or the client gave up)");
     int64_t now = rq_now_ms();
     unsigned long dropped = 0;
     pthread_mutex_lock(&h->log_mu);
@@ -475,12 +500,18 @@ int http_server_start(const config *cfg, http_server **out, char **err)
     h->cfg = cfg;
     h->start_time = time(NULL);
     h->wake[0] = h->wake[1] = -1;
+    /* The certificates first: a pair that cannot be used binds nothing. */
+    if (http_tls_open(cfg, &h->tls, err) != 0) {
+        free(h);
+        return -1;
+    }
     h->listen_fd = listenOn(cfg->http_addr, err);
     if (h->listen_fd < 0 || pipe2(h->wake, O_CLOEXEC) != 0) {
         if (h->listen_fd >= 0) {
             *err = rq_sprintf("cannot create a pipe: %s", strerror(errno));
             close(h->listen_fd);
         }
+        http_tls_close(h->tls);
         free(h);
         return -1;
     }
@@ -501,7 +532,8 @@ int http_server_start(const config *cfg, http_server **out, char **err)
     size_t stack = 1024 * 1024;
     unsigned idle = (unsigned)((cfg->http_request_timeout_ms + 999) / 1000);
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
+                     (h->tls ? MHD_USE_TLS : 0);
     h->mhd = MHD_start_daemon(flags, 0, NULL, NULL, onRequest, h,
                               MHD_OPTION_EXTERNAL_LOGGER, mhdLog, h, /* first, to catch all */
                               MHD_OPTION_NOTIFY_COMPLETED, onCompleted, h,
@@ -509,6 +541,7 @@ int http_server_start(const config *cfg, http_server **out, char **err)
                               MHD_OPTION_CONNECTION_TIMEOUT, idle,
                               MHD_OPTION_CONNECTION_LIMIT, limit,
                               MHD_OPTION_THREAD_STACK_SIZE, stack,
+                              MHD_OPTION_ARRAY, http_tls_options(h->tls),
                               MHD_OPTION_END);
     if (h->mhd == NULL || pthread_create(&h->acceptor, NULL, acceptThread, h) != 0) {
         *err = rq_sprintf("cannot start the HTTP server on %s", cfg->http_addr);
@@ -518,11 +551,20 @@ int http_server_start(const config *cfg, http_server **out, char **err)
         close(h->listen_fd);
         close(h->wake[0]);
         close(h->wake[1]);
+        http_tls_close(h->tls);
         free(h);
         return -1;
     }
     h->watching = cfg->http_request_timeout_ms > 0 &&
                   pthread_create(&h->watchdog, NULL, watchdogThread, h) == 0;
+    if (h->tls) /* rqlite's line */
+        rq_log("http", "secure HTTPS server enabled with cert %s, key %s%s%s%s%s%s%s", cfg->http_cert, cfg->http_key,
+               cfg->http_ca_cert && *cfg->http_ca_cert ? ", CA cert " : "",
+               cfg->http_ca_cert && *cfg->http_ca_cert ? cfg->http_ca_cert : "",
+               cfg->http_verify_client ? ", mutual TLS enabled" : ", mutual TLS disabled",
+               cfg->http_verify_common_name && *cfg->http_verify_common_name ? ", required client CN \"" : "",
+               cfg->http_verify_common_name && *cfg->http_verify_common_name ? cfg->http_verify_common_name : "",
+               cfg->http_verify_common_name && *cfg->http_verify_common_name ? "\"" : "");
     rq_log("http", "service listening on %s (at most %d connections, %llu-byte bodies, %llu ms to send a request)",
            cfg->http_addr, cfg->http_max_conns, (unsigned long long)cfg->http_max_body_size,
            (unsigned long long)cfg->http_request_timeout_ms);
@@ -555,6 +597,7 @@ void http_server_stop(http_server *h)
     if (h->watching)
         pthread_join(h->watchdog, NULL);
     MHD_stop_daemon(h->mhd); /* NOTIFY_CLOSED frees what is left of conns */
+    http_tls_close(h->tls);
     queue_stop(h->queue); /* flushes what is queued while the store is open */
     rq_log("http", "service on %s stopped", h->cfg->http_addr);
     close(h->wake[0]);

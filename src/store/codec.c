@@ -1,55 +1,53 @@
 /* codec.c: the log entry and snapshot formats, see codec.h. */
 #include "store/codec.h"
+#include "util/le.h"
 
 #include <raft.h>
 #include <stdlib.h>
 #include <string.h>
 
-uint64_t codec_get64(const unsigned char *p)
+/* The binary entries share one shape: an 8-byte magic, nf u64 fields, a
+ * u64 payload length, the payload, then pad bytes up to a multiple of 8
+ * (so the header is 16 + 8*nf bytes). Written and read here only, so that
+ * each entry kind is just its list of fields. */
+static unsigned char *entryPack(const char *magic, const uint64_t *f, int nf, const void *payload, size_t n,
+                                int pad, size_t *len)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
-void codec_put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++, v >>= 8)
-        p[i] = (unsigned char)v;
-}
-
-/* The binary entries share a shape: magic, fixed header, a u64 payload
- * length at len_at, the payload. 1 when the magic is another's, -1 when
- * the header or the length does not fit in len, else 0 and *n. */
-static int entryHeader(const unsigned char *p, size_t len, const char *magic, size_t hdr, size_t len_at,
-                       uint64_t *n)
-{
-    if (len < 8 || memcmp(p, magic, 8) != 0)
-        return 1;
-    if (len < hdr)
-        return -1;
-    *n = codec_get64(p + len_at);
-    return *n > len - hdr ? -1 : 0;
-}
-
-/* A raft_malloc'd binary entry of *len bytes: magic, the rest of a header
- * of hdr bytes for the caller to fill, the payload, then pad bytes up to a
- * multiple of 8. */
-static unsigned char *entryAlloc(const char *magic, size_t hdr, const void *payload, size_t n, int pad,
-                                 size_t *len)
-{
+    size_t hdr = 16 + 8 * (size_t)nf;
     size_t padded = (hdr + n + 7) & ~(size_t)7;
     unsigned char *p = raft_malloc(padded);
     if (p == NULL)
         return NULL;
     memcpy(p, magic, 8);
-    memset(p + 8, 0, hdr - 8);
+    for (int i = 0; i < nf; i++)
+        le64_put(p + 8 + 8 * i, f[i]);
+    le64_put(p + hdr - 8, n);
     if (n)
         memcpy(p + hdr, payload, n);
     memset(p + hdr + n, pad, padded - hdr - n);
     *len = padded;
     return p;
+}
+
+/* Reads an entryPack'd entry: 1 when the magic is another's, -1 when the
+ * header or the payload does not fit in len, else 0 with the fields, the
+ * payload and its length. */
+static int entryUnpack(const unsigned char *p, size_t len, const char *magic, uint64_t *f, int nf,
+                       const unsigned char **payload, size_t *n)
+{
+    size_t hdr = 16 + 8 * (size_t)nf;
+    if (len < 8 || memcmp(p, magic, 8) != 0)
+        return 1;
+    if (len < hdr)
+        return -1;
+    uint64_t plen = le64_get(p + hdr - 8);
+    if (plen > len - hdr)
+        return -1;
+    for (int i = 0; i < nf; i++)
+        f[i] = le64_get(p + 8 + 8 * i);
+    *payload = p + hdr;
+    *n = (size_t)plen;
+    return 0;
 }
 
 /* JSON text as a raft_malloc'd entry, padded with JSON whitespace. */
@@ -73,32 +71,23 @@ static void *jsonEntry(json_t *j, size_t *len)
 
 void *codec_exec_encode(const codec_exec_entry *e, size_t *len)
 {
-    unsigned char *p = entryAlloc(CODEC_EXEC_MAGIC, CODEC_EXEC_HDR, e->json, e->json_len, ' ', len);
-    if (p == NULL)
-        return NULL;
-    codec_put64(p + 8, e->origin);
-    codec_put64(p + 16, e->seq);
-    codec_put64(p + 24, e->flags);
-    codec_put64(p + 32, e->ms);
-    codec_put64(p + 40, e->seed);
-    codec_put64(p + 48, e->json_len);
-    return p;
+    const uint64_t f[5] = {e->origin, e->seq, e->flags, e->ms, e->seed};
+    return entryPack(CODEC_EXEC_MAGIC, f, 5, e->json, e->json_len, ' ', len);
 }
 
 int codec_exec_decode(const void *base, size_t len, codec_exec_entry *e)
 {
-    const unsigned char *p = base;
-    uint64_t n;
-    int rc = entryHeader(p, len, CODEC_EXEC_MAGIC, CODEC_EXEC_HDR, 48, &n);
+    uint64_t f[5];
+    const unsigned char *json;
+    int rc = entryUnpack(base, len, CODEC_EXEC_MAGIC, f, 5, &json, &e->json_len);
     if (rc != 0)
         return rc;
-    e->origin = codec_get64(p + 8);
-    e->seq = codec_get64(p + 16);
-    e->flags = codec_get64(p + 24);
-    e->ms = codec_get64(p + 32);
-    e->seed = codec_get64(p + 40);
-    e->json = (const char *)p + CODEC_EXEC_HDR;
-    e->json_len = (size_t)n;
+    e->origin = f[0];
+    e->seq = f[1];
+    e->flags = f[2];
+    e->ms = f[3];
+    e->seed = f[4];
+    e->json = (const char *)json;
     return 0;
 }
 
@@ -127,26 +116,18 @@ size_t codec_load_size(size_t image_len)
 
 void *codec_load_encode(const codec_load_entry *e, size_t *len)
 {
-    unsigned char *p = entryAlloc(CODEC_LOAD_MAGIC, CODEC_LOAD_HDR, e->image, e->image_len, 0, len);
-    if (p == NULL)
-        return NULL;
-    codec_put64(p + 8, e->origin);
-    codec_put64(p + 16, e->seq);
-    codec_put64(p + 24, e->image_len);
-    return p;
+    const uint64_t f[2] = {e->origin, e->seq};
+    return entryPack(CODEC_LOAD_MAGIC, f, 2, e->image, e->image_len, 0, len);
 }
 
 int codec_load_decode(const void *base, size_t len, codec_load_entry *e)
 {
-    const unsigned char *p = base;
-    uint64_t n;
-    int rc = entryHeader(p, len, CODEC_LOAD_MAGIC, CODEC_LOAD_HDR, 24, &n);
+    uint64_t f[2];
+    int rc = entryUnpack(base, len, CODEC_LOAD_MAGIC, f, 2, &e->image, &e->image_len);
     if (rc != 0)
         return rc;
-    e->origin = codec_get64(p + 8);
-    e->seq = codec_get64(p + 16);
-    e->image = p + CODEC_LOAD_HDR;
-    e->image_len = (size_t)n;
+    e->origin = f[0];
+    e->seq = f[1];
     return 0;
 }
 

@@ -50,8 +50,6 @@
 #define CODEC_SNAP_MAGIC_V1 "RQSNAP01"
 #define CODEC_SNAP_HDR 12
 
-uint64_t codec_get64(const unsigned char *p);
-void codec_put64(unsigned char *p, uint64_t v);
 
 typedef struct codec_exec_entry {
     uint64_t origin, seq, flags, ms, seed;

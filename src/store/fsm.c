@@ -207,6 +207,8 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
  * since libraft holds them in memory. */
 #define TRAIL_BYTES (8u << 20)
 
+/* Counted from the newest entry back, since those are the ones a lagging
+ * follower needs next. */
 static unsigned sizedTrailing(store *s)
 {
     struct raft_log *l = &s->raft.log;

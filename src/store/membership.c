@@ -131,7 +131,7 @@ void storeMetaOnLeader(store *s)
                 appendMeta(s, s->metas[i].id, s->metas[i].rid, s->metas[i].addr, s->metas[i].api);
     }
     char api[300];
-    snprintf(api, sizeof api, "http://%s", s->cfg->http_adv_addr);
+    snprintf(api, sizeof api, "%s", s->cfg->http_api_url);
     meta *m = storeMetaFind(s, s->id);
     if (m && strcmp(m->api, api) == 0 && strcmp(m->addr, s->cfg->raft_adv_addr) == 0 &&
         strcmp(m->id, s->cfg->node_id) == 0)

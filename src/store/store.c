@@ -192,8 +192,8 @@ static int openDatabase(store *s, bool is_new, char **err)
  * "-join host:raftport" finds our API. */
 static void probeMeta(const config *cfg, char *out, size_t size)
 {
-    json_t *m = json_pack("{s:s,s:s,s:s+}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
-                          "http://", cfg->http_adv_addr);
+    json_t *m = json_pack("{s:s,s:s,s:s}", "id", cfg->node_id, "addr", cfg->raft_adv_addr, "api_addr",
+                          cfg->http_api_url);
     char *t = json_dumps(m, JSON_COMPACT);
     snprintf(out, size, "%s", t);
     free(t);

@@ -38,6 +38,7 @@
 #include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
+#include "util/le.h"
 
 typedef struct incoming {
     rqTransport *t;
@@ -49,15 +50,6 @@ typedef struct incoming {
     size_t address_len;
     int stage;                      /* 0: first word, 1: preamble rest, 2: address */
 } incoming;
-
-/* libraft writes its handshake little-endian, whatever the host. */
-static uint64_t le64(uint64_t v)
-{
-    const unsigned char *p = (const unsigned char *)&v;
-    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-           (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
-           (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
-}
 
 int transport_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err)
 {
@@ -194,17 +186,11 @@ bool transportImageSlot(rqTransport *t)
     return ok;
 }
 
-static void putLe64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 static void imageHeader(unsigned char h[CLUSTER_IMAGE_HEADER], const char *tag, uint64_t a, uint64_t b)
 {
     memcpy(h, tag, 8);
-    putLe64(h + 8, a);
-    putLe64(h + 16, b);
+    le64_put(h + 8, a);
+    le64_put(h + 16, b);
 }
 
 void transportImageRefusal(const char *why, char **out, size_t *len)
@@ -480,7 +466,7 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             imageStart(in);
             return;
         }
-        if (le64(in->preamble[0]) != TRANSPORT_HANDSHAKE_PROTOCOL) {
+        if (le64_get((const unsigned char *)&in->preamble[0]) != TRANSPORT_HANDSHAKE_PROTOCOL) {
             unsigned char *p = (unsigned char *)in->preamble;
             if (p[0] == 0x16 && p[1] == 0x03) { /* a TLS handshake record */
                 uv_os_fd_t fd;
@@ -500,7 +486,7 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (in->stage == 1) {
         if (in->nread < sizeof in->preamble)
             return;
-        in->address_len = (size_t)le64(in->preamble[2]);
+        in->address_len = (size_t)le64_get((const unsigned char *)&in->preamble[2]);
         if (in->address_len == 0 || in->address_len > TRANSPORT_MAX_ADDRESS_LEN) {
             uv_read_stop(s);
             incomingAbort(in);
@@ -524,7 +510,7 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         incomingAbort(in);
         return;
     }
-    raft_id id = le64(in->preamble[1]);
+    raft_id id = le64_get((const unsigned char *)&in->preamble[1]);
     in->address[in->address_len] = 0;
     uv_tcp_t *tcp = in->tcp;
     char *address = in->address;

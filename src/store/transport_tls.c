@@ -38,6 +38,7 @@
 
 #include "cluster/cluster.h"
 #include "util/addr.h"
+#include "util/le.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -77,20 +78,6 @@ typedef struct dialLog {
     int64_t logged_ms;
     int failures;            /* in a row */
 } dialLog;
-
-static void putLe64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t getLe64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
 
 static int msLeft(int64_t deadline)
 {
@@ -199,8 +186,8 @@ static void serveRaft(serveJob *j, tls_conn **cp, int64_t deadline)
         transportLogRefused(t, j->peer, "its Raft handshake was cut short");
         return;
     }
-    raft_id id = getLe64(rest);
-    uint64_t len = getLe64(rest + 8);
+    raft_id id = le64_get(rest);
+    uint64_t len = le64_get(rest + 8);
     if (len == 0 || len > TRANSPORT_MAX_ADDRESS_LEN) {
         transportLogRefused(t, j->peer, "its Raft handshake is malformed");
         return;
@@ -287,7 +274,7 @@ static void *serveThread(void *arg)
     } else if (memcmp(first, CLUSTER_IMAGE_MAGIC, 8) == 0) {
         handshakeOver(j);
         serveImage(j, c);
-    } else if (getLe64(first) == TRANSPORT_HANDSHAKE_PROTOCOL) {
+    } else if (le64_get(first) == TRANSPORT_HANDSHAKE_PROTOCOL) {
         serveRaft(j, &c, deadline);
     } else {
         transportLogRefused(t, j->peer, "an unknown request after its TLS handshake");
@@ -419,9 +406,9 @@ static int sendPreamble(rqTransport *t, tls_conn *c, int64_t deadline)
     unsigned char *b = calloc(1, 24 + padded);
     if (b == NULL)
         return TLS_ERR_IO;
-    putLe64(b, TRANSPORT_HANDSHAKE_PROTOCOL);
-    putLe64(b + 8, t->self_id);
-    putLe64(b + 16, padded);
+    le64_put(b, TRANSPORT_HANDSHAKE_PROTOCOL);
+    le64_put(b + 8, t->self_id);
+    le64_put(b + 16, padded);
     memcpy(b + 24, t->self_address, alen - 1);
     int rc = tls_send_all(c, b, 24 + padded, msLeft(deadline));
     free(b);

@@ -931,7 +931,91 @@ def corpus():
     return out
 
 
-INPUTS = corpus()
+# ---- Authorization headers ---------------------------------------------------------
+
+# The credentials file of tests/hostile/test_hostile_auth.py: an admin, a
+# user whose password is a bcrypt hash (of "s3cret"), and "*" with a
+# permission no input needs.
+BCRYPT = "$2b$04$abcdefghijklmnopqrstuuLZYjhNQAOdpbzt4WxWlUHjv1wsyH5DG"
+AUTH_FILE = [{"username": "admin", "password": "adminpw", "perms": ["all"]},
+             {"username": "hashed", "password": BCRYPT, "perms": ["all"]},
+             {"username": "*", "perms": ["ui"]}]
+
+
+def _basic(raw):
+    import base64
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def empty_refusal(a):
+    if a.body:
+        return "expected an empty body, got %s" % a.brief()
+    return None
+
+
+def not_admitted(a):
+    """A request the server may refuse as malformed or close, but never serve."""
+    if a.status is not None and a.status not in (400, 401, 413, 431):
+        return "expected a refusal (401, or 400/413/431 for the request itself), got %s" % a.brief()
+    return None
+
+
+def authz_corpus(auth_on):
+    """Hostile and malformed Authorization headers, names "authz/...". With
+    -auth (AUTH_FILE) none of them may get in: 401 with an empty body, or
+    a refusal of the malformed request itself. Without -auth the header is
+    no one's business: the endpoint answers as it would without it."""
+    I = Input
+    out = []
+    good = b"admin:adminpw"
+    values = [
+        ("empty", ""), ("scheme only", "Basic"), ("scheme and space", "Basic "), ("padding only", "Basic ===="),
+        ("not base64", "Basic !!!!"), ("base64url", "Basic " + _basic(good)[6:].replace("=", "").replace("/", "_")),
+        ("unpadded", _basic(good).rstrip("=")), ("extra padding", _basic(good) + "="),
+        ("truncated", _basic(good)[:-2]), ("two schemes", _basic(good) + " " + _basic(good)),
+        ("no colon", _basic(b"adminadminpw")), ("empty user", _basic(b":adminpw")), ("empty both", _basic(b":")),
+        ("NUL after the password", _basic(good + b"\x00")), ("NUL in the user", _basic(b"adm\x00in:adminpw")),
+        ("NUL before the colon", _basic(b"admin\x00:adminpw")),
+        ("password prefix", _basic(b"admin:adminp")), ("password longer", _basic(b"admin:adminpwX")),
+        ("password invalid UTF-8", _basic(b"admin:adminpw\xff")), ("long password", _basic(b"admin:" + b"x" * 6000)),
+        ("at the length limit", "Basic " + "A" * 8186), ("past the length limit", "Basic " + "A" * 9000),
+        ("bcrypt hash as the password", _basic(b"hashed:" + BCRYPT.encode())),
+        ("bcrypt hash, one byte off", _basic(b"hashed:" + BCRYPT[:-1].encode())),
+        ("bcrypt password, 72 bytes and more", _basic(b"hashed:s3cret" + b"x" * 100)),
+        ("Bearer", "Bearer " + _basic(good)[6:]), ("Digest", 'Digest username="admin", response="x"'),
+        ("latin-1 bytes", "Basic \xe9\xe9\xe9\xe9"),
+    ]
+    for label, value in values:
+        for method, path, body in (("GET", "/status", b""), ("POST", "/db/execute", J(["SELECT 1"]))):
+            headers = dict(JSON, Authorization=value.encode("latin-1"))
+            if auth_on:
+                out.append(I("authz/%s (%s %s)" % (label, method, path), method, path, headers, body, status=401,
+                             check=empty_refusal))
+            else:
+                out.append(I("authz/%s (%s %s)" % (label, method, path), method, path, headers, body, status=200))
+    good_b64 = _basic(good).encode()
+    for label, head in [
+            ("NUL in the header value", b"Authorization: Basic YWRt\x00aW46YWRtaW5wdw==\n"),
+            ("CR in the header value", b"Authorization: Basic YWRt\raW46YWRtaW5wdw==\n"),
+            ("a bad one first, a good one second", b"Authorization: Basic !!!!\nAuthorization: " + good_b64 + b"\n"),
+            ("empty first, a good one second", b"Authorization:\nAuthorization: " + good_b64 + b"\n"),
+            ("a thousand of them", b"".join(b"Authorization: Basic %d\n" % i for i in range(1000))),
+            ("100 KB", b"Authorization: Basic " + b"A" * 100000 + b"\n"),
+            ("name with a space", b"Authorization : " + good_b64 + b"\n"),
+            ("a folded line", b"Authorization: Basic\n " + good_b64[6:] + b"\n")]:
+        data = raw_req(b"GET /status HTTP/1.1\nHost: x\n" + head + b"Connection: close\n\n")
+        if auth_on:
+            check = not_admitted
+            if label == "a folded line":
+                check = None  # obs-fold: a server may join the lines (RFC 9112 5.2)
+            out.append(I("authz/raw: " + label, "RAW", "", None, data, raw=True, timeout=10, check=check))
+        else:
+            out.append(I("authz/raw: " + label, "RAW", "", None, data, raw=True, timeout=10))
+    return out
+
+
+INPUTS = corpus() + authz_corpus(False)
+AUTH_INPUTS = authz_corpus(True)
 BY_NAME = {i.name: i for i in INPUTS}
 assert len(BY_NAME) == len(INPUTS), "duplicate input names"
 

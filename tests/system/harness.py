@@ -117,6 +117,8 @@ class Node:
         self.extra = list(extra or [])
         self.env = {}  # added to the environment of the next start()
         self.cwd = None  # the process's working directory (None: the test's)
+        self.scheme = "http"  # "https" for a node started with -http-cert/-http-key
+        self.tls = {}  # what requests needs for its HTTPS: verify=CA file, cert=(cert, key)
         self.proc = None
         self.log = None
 
@@ -130,7 +132,7 @@ class Node:
 
     @property
     def url(self):
-        return "http://" + self.http_addr
+        return self.scheme + "://" + self.http_addr
 
     def args(self, join=None):
         a = [RQLITED, "-node-id", self.id, "-http-addr", self.http_addr,
@@ -188,7 +190,7 @@ class Node:
 
     # ---- HTTP helpers -------------------------------------------------
     def execute(self, stmts, params="", timeout=10):
-        r = requests.post(self.url + "/db/execute" + params, json=stmts, timeout=timeout)
+        r = requests.post(self.url + "/db/execute" + params, json=stmts, timeout=timeout, **self.tls)
         r.raise_for_status()
         return r.json()
 
@@ -196,17 +198,17 @@ class Node:
         q = {"q": sql}
         if level:
             q["level"] = level
-        r = requests.get(self.url + "/db/query" + params, params=q, timeout=timeout)
+        r = requests.get(self.url + "/db/query" + params, params=q, timeout=timeout, **self.tls)
         r.raise_for_status()
         return r.json()
 
     def status(self):
-        r = requests.get(self.url + "/status", timeout=5)
+        r = requests.get(self.url + "/status", timeout=5, **self.tls)
         r.raise_for_status()
         return r.json()
 
     def nodes(self):
-        r = requests.get(self.url + "/nodes?ver=2&nonvoters", timeout=10)
+        r = requests.get(self.url + "/nodes?ver=2&nonvoters", timeout=10, **self.tls)
         r.raise_for_status()
         return r.json()["nodes"]
 
@@ -218,7 +220,7 @@ class Node:
 
     def ready(self):
         try:
-            return requests.get(self.url + "/readyz", timeout=2).status_code == 200
+            return requests.get(self.url + "/readyz", timeout=2, **self.tls).status_code == 200
         except requests.RequestException:
             return False
 

@@ -211,8 +211,8 @@ def test_rogue_nodes_cannot_join(cluster, certs):
     # Its own CA: it cannot verify node 1.
     r = cluster.node(4, tls(certs, "rogue", ca="rogueca", extra=once)).start(join=n1.raft_addr)
     assert exits(r) == 1
-    assert "fatal: clustering failure: failed to join cluster: TLS with %s failed: certificate verification " \
-           "failed" % n1.raft_addr in r.logs()
+    assert "fatal: clustering failure: failed to join cluster via {0}: TLS with {0} failed: certificate " \
+           "verification failed".format(n1.raft_addr) in r.logs()
     # Trusting the cluster's CA, with a rogue certificate: node 1 refuses it
     # on its Raft port, and will not add it when asked through the HTTP API.
     r = cluster.node(5, tls(certs, "rogue", extra=once)).start(join=n1.raft_addr)
@@ -333,3 +333,21 @@ def test_verify_server_name(cluster, certs):
     wait_members(n3, 2)
     n3.execute(["CREATE TABLE sn (id INT)", "INSERT INTO sn VALUES (1)"])
     poll(lambda: n4.count("sn") == 1, what="replicated with the server name")
+
+
+def test_with_https_api(cluster, certs):
+    """Node TLS beside HTTPS on the API (the same certificates): a node joins
+    through a Raft address (whose probe, inside TLS, answers an https:// API
+    address) and writes replicate."""
+    def node(i):
+        crt, key, ca = (str(certs / ("n%d.crt" % i)), str(certs / ("n%d.key" % i)), str(certs / "ca.crt"))
+        n = cluster.node(i, tls(certs, "n%d" % i) + ["-http-cert", crt, "-http-key", key, "-http-ca-cert", ca])
+        n.scheme = "https"
+        n.tls = {"verify": ca}
+        return n
+    n1 = node(1).start().wait_ready()
+    n2 = node(2).start(join=n1.raft_addr).wait_ready()
+    wait_members(n1, 2)
+    assert {x["id"]: x["api_addr"] for x in n1.nodes()} == {"1": n1.url, "2": n2.url}
+    n2.execute(["CREATE TABLE h (id INT)", "INSERT INTO h VALUES (1)"])  # forwarded over HTTPS
+    poll(lambda: n1.count("h") == 1 and n2.count("h") == 1, what="replicated")

@@ -1,6 +1,9 @@
-"""Security: flags this build cannot honour refuse the start; the database
-image is node-to-node traffic, on the Raft port only; /join and /notify
-reject hostile input without touching the cluster configuration."""
+"""Security: an -auth file that cannot be read, TLS files that do not load,
+and TLS flags that ask for what the others do not give refuse the start
+(test_auth.py has the rest of -auth, test_https.py HTTPS, test_node_tls.py
+node-to-node TLS); the database image is node-to-node
+traffic, on the Raft port only; /join and /notify reject hostile input
+without touching the cluster configuration."""
 import os
 import socket
 import subprocess
@@ -27,13 +30,11 @@ def test_security_flags_refuse_to_start(tmp_path):
     auth.write_text('[{"username": "fiona", "password": "secret1", "perms": ["all"]}]\n')
     missing = str(tmp_path / "no" / "such.json")
     cases = [
-        (["-auth", str(auth)], "fatal: -auth is not supported by this build yet: refusing to start without "
-                               "the access control it asks for"),
         (["-auth", missing], "fatal: cannot read -auth file %s: No such file or directory" % missing),
         # Node TLS is built: a certificate that does not load stops the start.
         (["-node-cert", str(auth), "-node-key", str(auth)], "fatal: node-to-node TLS: cannot load certificate"),
         (["-node-ca-cert", str(auth)], "fatal: -node-ca-cert requires -node-cert and -node-key"),
-        (["-http-verify-client"], "fatal: -http-verify-client is not supported by this build yet"),
+        (["-http-verify-client"], "fatal: -http-verify-client requires -http-cert and -http-key"),
     ]
     for extra, message in cases:
         proc, http, data = _run(tmp_path, extra)
@@ -53,7 +54,7 @@ def test_security_flags_refuse_to_start(tmp_path):
 
     # Control: the same command line without the security flag starts and
     # serves its HTTP port (so the checks above are not vacuous).
-    proc, http, data = _run(tmp_path, ["-http-verify-client=false", "-auth", ""])
+    proc, http, data = _run(tmp_path, ["-node-verify-client=false", "-http-verify-client=false", "-auth", ""])
     try:
         poll(lambda: proc.poll() is None and _listening(http), timeout=30, what="control node listening")
         assert os.path.isdir(data)

@@ -16,6 +16,7 @@ import requests
 
 import harness
 from harness import poll
+from terminal import Tmux
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 
@@ -27,45 +28,6 @@ def port_free(p):
             return True
         except OSError:
             return False
-
-
-class Tmux:
-    def __init__(self, tmp_path):
-        self.sock = str(tmp_path / "tmux.sock")
-        self.home = str(tmp_path / "home")
-        os.makedirs(self.home, exist_ok=True)
-        env_path = os.path.dirname(harness.RQLITED) + os.pathsep + os.environ.get("PATH", "")
-        self.env = dict(os.environ, HOME=self.home, PATH=env_path)
-        self.run("new-session", "-d", "-s", "seed", "-n", "init", "-x", "200", "-y", "50")
-        self.run("set-option", "-g", "history-limit", "20000")
-
-    def run(self, *args):
-        return subprocess.run(["tmux", "-S", self.sock] + list(args), env=self.env,
-                              capture_output=True, text=True, timeout=10, check=True).stdout
-
-    def window(self, name, command):
-        # A login-less shell in the window; the command is typed like a user would.
-        self.run("new-window", "-d", "-t", "seed", "-n", name)
-        self.run("send-keys", "-t", "seed:" + name, "export HOME=%s PATH=%s" %
-                 (self.home, self.env["PATH"]), "Enter")
-        self.type(name, command)
-
-    def type(self, name, text):
-        self.run("send-keys", "-t", "seed:" + name, "-l", text)
-        self.run("send-keys", "-t", "seed:" + name, "Enter")
-
-    def ctrl_c(self, name):
-        self.run("send-keys", "-t", "seed:" + name, "C-c")
-
-    def screen(self, name):
-        return self.run("capture-pane", "-p", "-J", "-t", "seed:" + name, "-S", "-5000")
-
-    def wait_for(self, name, text, timeout=30, after=0):
-        return poll(lambda: text in self.screen(name)[after:] and self.screen(name),
-                    timeout, what="%r in window %s" % (text, name))
-
-    def kill(self):
-        subprocess.run(["tmux", "-S", self.sock, "kill-server"], capture_output=True, timeout=10)
 
 
 @pytest.fixture

@@ -1,14 +1,29 @@
-/* Unit tests for the shell's rendering: rqlite's exact output bytes. */
+/* Unit tests for the shell: rqlite's exact output bytes (render), how a
+ * line is read (parse, endpoint), the command-line flags (options), and
+ * what the shell asks a node for each line (against a fake node). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "cli/options.h"
 #include "cli/render.h"
+#include "cli/shell.h"
+#include "cli/shell_int.h"
+#include "util/buf.h"
+
+/* ---- render ------------------------------------------------------------ */
 
 /* Render into a memory stream and compare. */
 static void check_rows(const char *cols, const char *vals, render_mode mode, const char *want)
@@ -25,6 +40,23 @@ static void check_rows(const char *cols, const char *vals, render_mode mode, con
     json_decref(v);
 }
 
+/* render_response's printed text, its return and its error message. */
+static int check_response(const char *doc, render_opts o, const char *want, const char *want_err)
+{
+    json_t *d = json_loads(doc, 0, NULL);
+    assert_non_null(d);
+    char *out = NULL, err[256] = "";
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    int rc = render_response(f, d, &o, err, sizeof err);
+    fclose(f);
+    assert_string_equal(out, want);
+    assert_string_equal(err, want_err);
+    free(out);
+    json_decref(d);
+    return rc;
+}
+
 static void test_table(void **st)
 {
     check_rows("[\"id\"]", "[[1]]", MODE_COLUMN, "+----+\n| id |\n+----+\n| 1  |\n+----+\n");
@@ -36,15 +68,111 @@ static void test_table(void **st)
     check_rows("[\"a\",\"bb\"]", "[[null,2.5],[true,[1,2]]]", MODE_COLUMN,
                "+-------+-------+\n| a     | bb    |\n+-------+-------+\n| <nil> | 2.5   |\n"
                "+-------+-------+\n| true  | [1 2] |\n+-------+-------+\n");
+    /* a row shorter than the header: the missing cells print NULL */
+    check_rows("[\"a\",\"b\"]", "[[1]]", MODE_COLUMN,
+               "+---+------+\n| a | b    |\n+---+------+\n| 1 | NULL |\n+---+------+\n");
 }
 
 static void test_other_modes(void **st)
 {
-    check_rows("[\"a\",\"b\"]", "[[1,\"x,y\"],[null,\"q\\\"\"]]", MODE_CSV,
-               "a,b\n1,\"x,y\"\nNULL,\"q\"\"\"\n");
-    check_rows("[\"id\",\"name\"]", "[[1,\"a\"],[2,\"b\"]]", MODE_LINE,
-               "  id = 1\nname = a\n\n  id = 2\nname = b\n");
+    check_rows("[\"a\",\"b\"]", "[[1,\"x,y\"],[null,\"q\\\"\"]]", MODE_CSV, "a,b\n1,\"x,y\"\nNULL,\"q\"\"\"\n");
+    check_rows("[\"id\",\"name\"]", "[[1,\"a\"],[2,\"b\"]]", MODE_LINE, "  id = 1\nname = a\n\n  id = 2\nname = b\n");
     check_rows("[\"b\",\"a\"]", "[[1,2]]", MODE_JSON, "[\n  {\n    \"a\": 2,\n    \"b\": 1\n  }\n]\n");
+    check_rows("[\"a\"]", "[[null]]", MODE_LINE, "a = NULL\n");
+    check_rows("[\"a\"]", "[[null]]", MODE_JSON, "[\n  {\n    \"a\": null\n  }\n]\n");
+    check_rows("[\"a\"]", "[[\"line1\\nline2\"]]", MODE_CSV, "a\n\"line1\nline2\"\n");
+}
+
+/* JSON mode is Go's json.MarshalIndent of the rows: shortest floats, '<'
+ * '>' '&' escaped, UTF-8 kept, nested arrays one element a line. */
+static void test_json_mode(void **st)
+{
+    check_rows("[\"r\",\"s\"]", "[[0.1,\"a<b&c>\"]]", MODE_JSON,
+               "[\n  {\n    \"r\": 0.1,\n    \"s\": \"a\\u003cb\\u0026c\\u003e\"\n  }\n]\n");
+    check_rows("[\"r\"]", "[[1e30],[-2.5e-7],[3]]", MODE_JSON,
+               "[\n  {\n    \"r\": 1e+30\n  },\n  {\n    \"r\": -2.5e-7\n  },\n  {\n    \"r\": 3\n  }\n]\n");
+    check_rows("[\"b\",\"e\"]", "[[[1,2],[]]]", MODE_JSON,
+               "[\n  {\n    \"b\": [\n      1,\n      2\n    ],\n    \"e\": []\n  }\n]\n");
+    check_rows("[\"\u00e9\"]", "[[\"\u65e5\\n\\\"\\u2028\"]]", MODE_JSON,
+               "[\n  {\n    \"\u00e9\": \"\u65e5\\n\\\"\\u2028\"\n  }\n]\n");
+    /* a repeated column name keeps the last value, as a Go map does */
+    check_rows("[\"a\",\"a\"]", "[[1,2]]", MODE_JSON, "[\n  {\n    \"a\": 2\n  }\n]\n");
+}
+
+/* Widths are bytes (rqlite's table writer uses len()) but padding counts
+ * code points (Go's fmt), so multi-byte text gets rqlite's extra spaces. */
+static void test_unicode_widths(void **st)
+{
+    check_rows("[\"x\"]", "[[\"\u00e9\"],[\"ab\"]]", MODE_COLUMN,
+               "+----+\n| x  |\n+----+\n| \u00e9  |\n+----+\n| ab |\n+----+\n");
+    check_rows("[\"k\"]", "[[\"\u65e5\u672c\"]]", MODE_COLUMN,
+               "+--------+\n| k      |\n+--------+\n| \u65e5\u672c     |\n+--------+\n");
+    check_rows("[\"\u00e9\",\"abc\"]", "[[1,2]]", MODE_LINE, "  \u00e9 = 1\nabc = 2\n");
+    check_rows("[\"\u00e9\u00e9\",\"a\"]", "[[1,2]]", MODE_LINE, "  \u00e9\u00e9 = 1\n   a = 2\n");
+}
+
+/* Go's encoding/csv quoting: only when needed, and for a leading blank. */
+static void test_csv_quoting(void **st)
+{
+    check_rows("[\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\"]",
+               "[[\" lead\",\"\\tx\",\"\u00a0x\",\"\\\\.\",\"\",\"a b\",\"\u3000x\"]]", MODE_CSV,
+               "a,b,c,d,e,f,g\n\" lead\",\"\tx\",\"\u00a0x\",\"\\.\",,a b,\"\u3000x\"\n");
+}
+
+/* No columns at all: rqlite's table writer prints nothing. */
+static void test_no_columns(void **st)
+{
+    check_rows("[]", "[[]]", MODE_COLUMN, "");
+    render_opts col = {MODE_COLUMN, false, false};
+    check_response("{\"results\":[{\"values\":[[1]]}]}", col, "", "");
+    check_response("{\"results\":[{\"types\":[]}]}", col, "", "");
+}
+
+/* BLOBs come base64-encoded, or as byte arrays with blob_array. */
+static void test_blobs(void **st)
+{
+    check_rows("[\"b\"]", "[[\"AQI=\"]]", MODE_COLUMN, "+------+\n| b    |\n+------+\n| AQI= |\n+------+\n");
+    check_rows("[\"b\"]", "[[[1,2,255]]]", MODE_COLUMN,
+               "+-----------+\n| b         |\n+-----------+\n| [1 2 255] |\n+-----------+\n");
+    check_rows("[\"b\"]", "[[[1,2,255]]]", MODE_CSV, "b\n[1 2 255]\n");
+    check_rows("[\"b\"]", "[[[]]]", MODE_LINE, "b = []\n");
+}
+
+/* No rows: the header alone in column and CSV mode, nothing in line
+ * mode, an empty array in JSON mode. */
+static void test_empty_results(void **st)
+{
+    check_rows("[\"a\",\"b\"]", "[]", MODE_COLUMN, "+---+---+\n| a | b |\n+---+---+\n");
+    check_rows("[\"a\",\"b\"]", NULL, MODE_CSV, "a,b\n");
+    check_rows("[\"a\",\"b\"]", NULL, MODE_LINE, "");
+    check_rows("[\"a\",\"b\"]", NULL, MODE_JSON, "[]\n");
+}
+
+static void test_responses(void **st)
+{
+    render_opts col = {MODE_COLUMN, false, false};
+    render_opts timer = {MODE_COLUMN, true, false};
+    render_opts changes = {MODE_COLUMN, false, true};
+    assert_int_equal(check_response("{\"results\":[{\"error\":\"no such table: foo\"}]}", col,
+                                    "Error: no such table: foo\n", ""),
+                     0);
+    assert_int_equal(check_response("{\"results\":[],\"error\":\"leader not found\"}", col, "", "leader not found"),
+                     -1);
+    assert_int_equal(check_response("{\"results\":[{},{}]}", col, "", "unexpected results length: 2"), -1);
+    assert_int_equal(check_response("{\"results\":[]}", col, "", "unexpected results length: 0"), -1);
+    check_response("{\"results\":[{\"rows_affected\":2,\"last_insert_id\":7}]}", col, "2 rows affected\n", "");
+    check_response("{\"results\":[{\"last_insert_id\":7}]}", col, "0 row affected\n", "");
+    check_response("{\"results\":[{\"rows_affected\":1,\"last_insert_id\":7,\"time\":0.000117}]}", timer,
+                   "1 row affected (0.000117 sec)\n", "");
+    check_response("{\"results\":[{\"rows_affected\":1,\"last_insert_id\":7}]}", changes,
+                   "1 row affected\nlast insert ID: 7\n", "");
+    /* the result's own time, not the request's */
+    check_response("{\"results\":[{\"columns\":[\"x\"],\"types\":[\"integer\"],\"values\":[[1]],\"time\":0.25}],"
+                   "\"time\":0.5}",
+                   timer, "+---+\n| x |\n+---+\n| 1 |\n+---+\nRun Time: 0.250000 seconds\n", "");
+    /* INSERT ... RETURNING: a table, not a count */
+    check_response("{\"results\":[{\"columns\":[\"id\"],\"values\":[[3]],\"rows_affected\":1}]}", col,
+                   "+----+\n| id |\n+----+\n| 3  |\n+----+\n", "");
 }
 
 static void test_affected_and_floats(void **st)
@@ -84,13 +212,767 @@ static void test_kv(void **st)
     json_decref(doc);
 }
 
+/* ---- parsing a line ---------------------------------------------------- */
+
+static shell_line parse(const char *text, char *scratch, size_t n)
+{
+    snprintf(scratch, n, "%s", text);
+    shell_line l;
+    shell_parse_line(scratch, &l);
+    return l;
+}
+
+static void check_line(const char *text, shell_line_kind kind, const char *name, const char *arg)
+{
+    char s[256];
+    shell_line l = parse(text, s, sizeof s);
+    assert_int_equal(l.kind, kind);
+    if (name)
+        assert_string_equal(l.name, name);
+    else
+        assert_null(l.name);
+    assert_string_equal(l.arg, arg);
+}
+
+static void test_parse_line(void **st)
+{
+    check_line("", SHELL_LINE_EMPTY, NULL, "");
+    check_line(" \t ", SHELL_LINE_EMPTY, NULL, "");
+    /* the first word picks the command, in any case; the rest is its argument */
+    check_line(".tables", SHELL_LINE_COMMAND, ".tables", "");
+    check_line("  .TaBlEs  ", SHELL_LINE_COMMAND, ".tables", "");
+    check_line(".mode   csv  ", SHELL_LINE_COMMAND, ".mode", "csv");
+    check_line(".mode\tjson", SHELL_LINE_COMMAND, ".mode", "json");
+    check_line(".dump out.sql t1,t2", SHELL_LINE_COMMAND, ".dump", "out.sql t1,t2");
+    check_line(".read my file.sql", SHELL_LINE_COMMAND, ".read", "my file.sql");
+    check_line(".remove 3", SHELL_LINE_COMMAND, ".remove", "3");
+    /* exit and quit, dotted or not, any case, with or without words after */
+    check_line("exit", SHELL_LINE_COMMAND, ".exit", "");
+    check_line("QUIT", SHELL_LINE_COMMAND, ".quit", "");
+    check_line(".Exit", SHELL_LINE_COMMAND, ".exit", "");
+    check_line("exit now", SHELL_LINE_COMMAND, ".exit", "now");
+    check_line("exits", SHELL_LINE_SQL, NULL, "");
+    /* rqlite's commands this build lacks, and words that are no command */
+    check_line(".reap", SHELL_LINE_UNSUPPORTED, ".reap", "");
+    check_line(".STEPDOWN 2", SHELL_LINE_UNSUPPORTED, ".stepdown", "2");
+    check_line(".nope x", SHELL_LINE_UNKNOWN, NULL, "x");
+    check_line(".tablesx", SHELL_LINE_UNKNOWN, NULL, "");
+    check_line(".", SHELL_LINE_UNKNOWN, NULL, "");
+    /* SQL is the whole line, trimmed */
+    char s[256];
+    shell_line l = parse("   SELECT * FROM t WHERE a = ' x '  \n", s, sizeof s);
+    assert_int_equal(l.kind, SHELL_LINE_SQL);
+    assert_string_equal(l.text, "SELECT * FROM t WHERE a = ' x '");
+    l = parse("  .nope x", s, sizeof s);
+    assert_int_equal(l.wordlen, 5);
+    assert_memory_equal(l.text, ".nope", 5);
+}
+
+static void test_endpoint(void **st)
+{
+    assert_string_equal(shell_endpoint("SELECT 1", false), "/db/query");
+    assert_string_equal(shell_endpoint("select * from t", false), "/db/query");
+    assert_string_equal(shell_endpoint("  (SELECT 1)", false), "/db/query");
+    assert_string_equal(shell_endpoint("EXPLAIN QUERY PLAN SELECT 1", false), "/db/query");
+    assert_string_equal(shell_endpoint("VALUES (1), (2)", false), "/db/query");
+    assert_string_equal(shell_endpoint("PRAGMA table_info(t)", false), "/db/query");
+    assert_string_equal(shell_endpoint("pragma foreign_keys = ON", false), "/db/request");
+    assert_string_equal(shell_endpoint("INSERT INTO t VALUES (1)", false), "/db/execute");
+    assert_string_equal(shell_endpoint("create table t (a)", false), "/db/execute");
+    assert_string_equal(shell_endpoint("DROP TABLE t", false), "/db/execute");
+    assert_string_equal(shell_endpoint("BEGIN", false), "/db/execute");
+    assert_string_equal(shell_endpoint("WITH x AS (SELECT 1) SELECT * FROM x", false), "/db/request");
+    assert_string_equal(shell_endpoint("SELECTED", false), "/db/request");
+    assert_string_equal(shell_endpoint("", false), "/db/request");
+    /* .forcewrites sends everything to /db/execute */
+    assert_string_equal(shell_endpoint("SELECT 1", true), "/db/execute");
+    assert_string_equal(shell_endpoint("WITH x AS (SELECT 1) SELECT 1", true), "/db/execute");
+}
+
+/* ---- flags ------------------------------------------------------------- */
+
+static options_action parse_args(options *o, char *err, ...)
+{
+    char *argv[32] = {"rqlite"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, err);
+    for (char *a; argc < 31 && (a = va_arg(ap, char *)) != NULL;)
+        argv[argc++] = a;
+    va_end(ap);
+    err[0] = '\0';
+    return options_parse(argc, argv, o, err, 256);
+}
+
+static void test_options(void **st)
+{
+    options o;
+    char err[256];
+    assert_int_equal(parse_args(&o, err, NULL), OPTIONS_RUN);
+    assert_string_equal(o.shell.scheme, "http");
+    assert_string_equal(o.shell.host, "127.0.0.1");
+    assert_string_equal(o.shell.port, "4001");
+    assert_string_equal(o.shell.prefix, "/");
+    assert_null(o.shell.user);
+    assert_false(o.shell.insecure);
+    assert_int_equal(o.shell.timeout_ms, 30000);
+    assert_null(o.alternatives);
+
+    assert_int_equal(parse_args(&o, err, "-H", "db.example", "-p", "4101", "-s", "https", "-P", "/rq/", "-u",
+                                "bob:se:cret", "-c", "ca.pem", "-i", "-t", "250ms", "-a", "h2:4001", "-d", "me.pem", "-k",
+                                "me.key", NULL),
+                     OPTIONS_RUN);
+    assert_string_equal(o.shell.host, "db.example");
+    assert_string_equal(o.shell.port, "4101");
+    assert_string_equal(o.shell.scheme, "https");
+    assert_string_equal(o.shell.prefix, "/rq/");
+    assert_string_equal(o.shell.user, "bob:se:cret");
+    assert_string_equal(o.shell.ca_cert, "ca.pem");
+    assert_string_equal(o.shell.client_cert, "me.pem");
+    assert_string_equal(o.shell.client_key, "me.key");
+    assert_true(o.shell.insecure);
+    assert_int_equal(o.shell.timeout_ms, 250);
+    assert_string_equal(o.alternatives, "h2:4001");
+
+    /* long names, and values after '=' */
+    assert_int_equal(parse_args(&o, err, "--host=h", "--port", "1", "--http-timeout=2m", "--insecure=false",
+                                "--prefix=/x", "--client-cert=c.pem", "--client-key", "c.key", NULL),
+                     OPTIONS_RUN);
+    assert_string_equal(o.shell.host, "h");
+    assert_string_equal(o.shell.port, "1");
+    assert_string_equal(o.shell.client_cert, "c.pem");
+    assert_string_equal(o.shell.client_key, "c.key");
+    assert_int_equal(o.shell.timeout_ms, 120000);
+    assert_false(o.shell.insecure);
+    assert_string_equal(o.shell.prefix, "/x");
+
+    /* -t is a Go duration */
+    static const struct {
+        const char *in;
+        long ms;
+    } durations[] = {{"1.5s", 1500}, {"1m30s", 90000}, {"2h", 7200000}, {"250ms", 250}, {"0", 0},
+                     {"500us", 1},   {"1500000ns", 2},  {"-1s", 0},     {".5s", 500},   {"1.s", 1000},
+                     {"+3s", 3000},  {"1h0m0.5s", 3600500}, {"10\u00b5s", 1}};
+    for (size_t i = 0; i < sizeof durations / sizeof durations[0]; i++) {
+        assert_int_equal(parse_args(&o, err, "-t", durations[i].in, NULL), OPTIONS_RUN);
+        assert_int_equal(o.shell.timeout_ms, durations[i].ms);
+    }
+    assert_int_equal(parse_args(&o, err, "-t", "5", NULL), OPTIONS_ERROR);
+    assert_string_equal(err, "time: missing unit in duration \"5\"");
+    assert_int_equal(parse_args(&o, err, "-t", "5x", NULL), OPTIONS_ERROR);
+    assert_string_equal(err, "time: unknown unit \"x\" in duration \"5x\"");
+    assert_int_equal(parse_args(&o, err, "--http-timeout=soon", NULL), OPTIONS_ERROR);
+    assert_string_equal(err, "time: invalid duration \"soon\"");
+    assert_int_equal(parse_args(&o, err, "-t", "", NULL), OPTIONS_ERROR);
+    assert_int_equal(parse_args(&o, err, "-t", "1..5s", NULL), OPTIONS_ERROR);
+    assert_int_equal(parse_args(&o, err, "-t", ".s", NULL), OPTIONS_ERROR);
+    assert_int_equal(parse_args(&o, err, "-h", NULL), OPTIONS_HELP);
+    assert_int_equal(parse_args(&o, err, "-p", "1", "--help", NULL), OPTIONS_HELP);
+    assert_int_equal(parse_args(&o, err, "--version", NULL), OPTIONS_VERSION);
+    assert_int_equal(parse_args(&o, err, "-x", NULL), OPTIONS_UNKNOWN);
+    assert_string_equal(err, "unknown option: -x");
+    assert_int_equal(parse_args(&o, err, "db.example", NULL), OPTIONS_UNKNOWN);
+    assert_int_equal(parse_args(&o, err, "-H", NULL), OPTIONS_ERROR);
+    assert_string_equal(err, "option -H requires a value");
+    assert_int_equal(parse_args(&o, err, "-u", "bob", NULL), OPTIONS_ERROR);
+    assert_string_equal(err, "invalid Basic Auth credential format");
+}
+
+/* ---- the shell against a fake node --------------------------------------- */
+
+/* A one-connection-at-a-time HTTP server on 127.0.0.1 that logs each
+ * request ("METHOD target" and body) and answers with the canned reply. */
+typedef struct fake_node {
+    int fd, port;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    bool stop;
+    buf log;          /* "METHOD target\n" per request */
+    buf last_body;
+    int status;       /* answer's status code */
+    const char *reply;
+    int delay_ms;     /* before answering */
+} fake_node;
+
+static fake_node node;
+
+/* Read one request; returns false when the peer sent nothing usable. */
+static bool fakeRead(int c, buf *req, size_t *body_at, size_t *body_len)
+{
+    char tmp[4096];
+    char *end = NULL;
+    while ((end = req->data ? strstr(req->data, "\r\n\r\n") : NULL) == NULL) {
+        ssize_t n = read(c, tmp, sizeof tmp);
+        if (n <= 0)
+            return false;
+        buf_append(req, tmp, (size_t)n);
+    }
+    *body_at = (size_t)(end - req->data) + 4;
+    const char *cl = strcasestr(req->data, "\r\nContent-Length:");
+    *body_len = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
+    while (req->len < *body_at + *body_len) {
+        ssize_t n = read(c, tmp, sizeof tmp);
+        if (n <= 0)
+            return false;
+        buf_append(req, tmp, (size_t)n);
+    }
+    return true;
+}
+
+static void fakeServe(int c)
+{
+    buf req = BUF_INIT;
+    size_t at, len;
+    if (fakeRead(c, &req, &at, &len)) {
+        pthread_mutex_lock(&node.mu);
+        buf_append(&node.log, req.data, strcspn(req.data, " "));
+        const char *target = req.data + strcspn(req.data, " ") + 1;
+        buf_append(&node.log, target - 1, strcspn(target, " ") + 1);
+        buf_putc(&node.log, '\n');
+        buf_reset(&node.last_body);
+        buf_append(&node.last_body, req.data + at, len);
+        buf_putc(&node.last_body, '\0');
+        int delay = node.delay_ms;
+        buf out = BUF_INIT;
+        buf_printf(&out,
+                   "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nX-RQLITE-VERSION: vfake\r\n"
+                   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                   node.status, strlen(node.reply), node.reply);
+        pthread_mutex_unlock(&node.mu);
+        if (delay)
+            poll(NULL, 0, delay);
+        ssize_t w = write(c, out.data, out.len);
+        (void)w;
+        buf_free(&out);
+    }
+    buf_free(&req);
+    close(c);
+}
+
+static void *fakeLoop(void *arg)
+{
+    for (;;) {
+        pthread_mutex_lock(&node.mu);
+        bool stop = node.stop;
+        pthread_mutex_unlock(&node.mu);
+        if (stop)
+            return NULL;
+        struct pollfd p = {node.fd, POLLIN, 0};
+        if (poll(&p, 1, 50) == 1) {
+            int c = accept(node.fd, NULL, NULL);
+            if (c >= 0)
+                fakeServe(c);
+        }
+    }
+}
+
+static int fake_start(void **st)
+{
+    memset(&node, 0, sizeof node);
+    pthread_mutex_init(&node.mu, NULL);
+    node.fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    if (bind(node.fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(node.fd, 8) != 0 ||
+        getsockname(node.fd, (struct sockaddr *)&a, &al) != 0)
+        return -1;
+    node.port = ntohs(a.sin_port);
+    node.status = 200;
+    node.reply = "{}";
+    return pthread_create(&node.thread, NULL, fakeLoop, NULL);
+}
+
+static int fake_stop(void **st)
+{
+    pthread_mutex_lock(&node.mu);
+    node.stop = true;
+    pthread_mutex_unlock(&node.mu);
+    pthread_join(node.thread, NULL);
+    close(node.fd);
+    buf_free(&node.log);
+    buf_free(&node.last_body);
+    return 0;
+}
+
+static void fake_reply(int status, const char *reply)
+{
+    pthread_mutex_lock(&node.mu);
+    node.status = status;
+    node.reply = reply;
+    node.delay_ms = 0;
+    buf_reset(&node.log);
+    pthread_mutex_unlock(&node.mu);
+}
+
+static void fake_delay(int ms)
+{
+    pthread_mutex_lock(&node.mu);
+    node.delay_ms = ms;
+    pthread_mutex_unlock(&node.mu);
+}
+
+/* The requests since the last fake_reply, "METHOD target" a line. */
+static char *fake_log(void)
+{
+    pthread_mutex_lock(&node.mu);
+    char *s = strdup(node.log.data ? node.log.data : "");
+    pthread_mutex_unlock(&node.mu);
+    return s;
+}
+
+static void assert_log(const char *want)
+{
+    char *got = fake_log();
+    assert_string_equal(got, want);
+    free(got);
+}
+
+/* A shell made while stdout is not a terminal, so ERR! has no colour. */
+static shell *new_shell_timeout(int port, long timeout_ms)
+{
+    static char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    shell_opts o = {"http", "127.0.0.1", portstr, "/", NULL, NULL, NULL, NULL, false, timeout_ms};
+    fflush(stdout);
+    int saved = dup(1), null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    shell *sh = shell_new(&o);
+    dup2(saved, 1);
+    close(saved);
+    close(null);
+    return sh;
+}
+
+static shell *new_shell(int port)
+{
+    return new_shell_timeout(port, 5000);
+}
+
+/* Run one line; returns what it printed on stdout (caller frees). */
+static char *run(shell *sh, const char *line, int *ret)
+{
+    fflush(stdout);
+    FILE *tmp = tmpfile();
+    int saved = dup(1);
+    dup2(fileno(tmp), 1);
+    int r = shell_run_line(sh, line);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    if (ret)
+        *ret = r;
+    long n = ftell(tmp);
+    char *s = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rewind(tmp);
+    if (n > 0 && fread(s, 1, (size_t)n, tmp) != (size_t)n)
+        s[0] = '\0';
+    fclose(tmp);
+    return s;
+}
+
+static void check_run(shell *sh, const char *line, const char *want)
+{
+    char *got = run(sh, line, NULL);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_settings(void **st)
+{
+    shell *sh = new_shell(node.port);
+    check_run(sh, ".show", "  blobarray: off\n  changes: off\n  consistency: weak\n  forcewrites: off\n"
+                           "  mode: column\n  output: stdout\n  timer: off\n");
+    check_run(sh, ".timer", "off\n");
+    check_run(sh, ".timer on", "");
+    check_run(sh, ".timer", "on\n");
+    check_run(sh, ".timer maybe", "ERR! invalid option 'maybe'. Use 'on' or 'off' (default)\n");
+    check_run(sh, ".mode", "column\n");
+    check_run(sh, ".mode csv", "");
+    check_run(sh, ".mode", "csv\n");
+    check_run(sh, ".mode table", "ERR! invalid mode 'table'. Use 'column', 'csv', 'json', or 'line'\n");
+    check_run(sh, ".consistency", "weak\n");
+    check_run(sh, ".consistency strong", "");
+    check_run(sh, ".consistency", "strong\n");
+    check_run(sh, ".consistency eventual",
+              "ERR! invalid consistency 'eventual'. Use 'none', 'weak', 'linearizable', or 'strong'\n");
+    check_run(sh, ".changes on", "");
+    check_run(sh, ".forcewrites on", "");
+    check_run(sh, ".blobarray on", "");
+    check_run(sh, ".show", "  blobarray: on\n  changes: on\n  consistency: strong\n  forcewrites: on\n"
+                           "  mode: csv\n  output: stdout\n  timer: on\n");
+    check_run(sh, ".reap", "ERR! .reap is not supported yet by this build\n");
+    check_run(sh, ".frobnicate now", "ERR! unknown command: .frobnicate; enter \".help\" for usage hints\n");
+    check_run(sh, "", "");
+    int ret = 0;
+    free(run(sh, "quit", &ret));
+    assert_int_equal(ret, 1);
+    free(run(sh, ".timer off", &ret));
+    assert_int_equal(ret, 0);
+    shell_free(sh);
+}
+
+static void test_help(void **st)
+{
+    shell *sh = new_shell(node.port);
+    char *h = run(sh, ".help", NULL);
+    /* rqlite's 30 lines, sorted, descriptions from column 47 */
+    assert_non_null(strstr(h, ".backup FILE                                  Write database backup to FILE\n"));
+    assert_non_null(strstr(h, ".consistency [none|weak|linearizable|strong]  Show or set read consistency level\n"));
+    assert_non_null(strstr(h, ".timer [on|off]                               Show setting, or set query timings on or off\n"));
+    int lines = 0;
+    const char *prev = "";
+    for (char *p = h; *p; p = strchr(p, '\n') + 1) {
+        assert_true(strcmp(prev, p) < 0);
+        prev = p;
+        lines++;
+    }
+    assert_int_equal(lines, 30);
+    assert_true(strncmp(h, ".backup", 7) == 0);
+    free(h);
+    shell_free(sh);
+}
+
+/* Which endpoint, with which parameters, each kind of line reaches. */
+static void test_sql_requests(void **st)
+{
+    shell *sh = new_shell(node.port);
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"types\":[\"integer\"],\"values\":[[1]]}]}");
+    check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
+    assert_log("POST /db/query?level=weak\n");
+    pthread_mutex_lock(&node.mu);
+    assert_string_equal(node.last_body.data, "[\"SELECT 1\"]");
+    pthread_mutex_unlock(&node.mu);
+
+    check_run(sh, ".consistency strong", "");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
+    free(run(sh, "select \"x\"", NULL));
+    assert_log("POST /db/query?level=strong\n");
+    pthread_mutex_lock(&node.mu);
+    assert_string_equal(node.last_body.data, "[\"select \\\"x\\\"\"]");
+    pthread_mutex_unlock(&node.mu);
+
+    fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4}]}");
+    check_run(sh, "INSERT INTO t VALUES (1)", "1 row affected\n");
+    assert_log("POST /db/execute\n");
+    fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4}]}");
+    free(run(sh, "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", NULL));
+    assert_log("POST /db/request\n");
+
+    check_run(sh, ".timer on", "");
+    fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4,\"time\":0.5}],\"time\":0.75}");
+    check_run(sh, "INSERT INTO t VALUES (1)", "1 row affected (0.500000 sec)\n");
+    assert_log("POST /db/execute?timings\n");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]],\"time\":0.125}],\"time\":0.75}");
+    check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\nRun Time: 0.125000 seconds\n");
+    assert_log("POST /db/query?level=strong&timings\n");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"name\"],\"values\":[],\"time\":0.001}]}");
+    check_run(sh, ".tables", "+------+\n| name |\n+------+\nRun Time: 0.001000 seconds\n");
+    assert_log("GET /db/query?level=strong&timings&q=SELECT%20name%20FROM%20sqlite_master%20WHERE%20"
+               "type%3D%22table%22%20ORDER%20BY%20name%20ASC\n");
+
+    check_run(sh, ".timer off", "");
+    check_run(sh, ".forcewrites on", "");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
+    free(run(sh, "SELECT 1", NULL));
+    assert_log("POST /db/execute\n");
+
+    /* .tables and friends: GET queries at the level, with blob_array */
+    check_run(sh, ".blobarray on", "");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"name\"],\"values\":[[\"t\"]]}]}");
+    check_run(sh, ".tables", "+------+\n| name |\n+------+\n| t    |\n+------+\n");
+    assert_log("GET /db/query?level=strong&blob_array&q=SELECT%20name%20FROM%20sqlite_master%20WHERE%20"
+               "type%3D%22table%22%20ORDER%20BY%20name%20ASC\n");
+    shell_free(sh);
+}
+
+static void test_errors(void **st)
+{
+    shell *sh = new_shell(node.port);
+    fake_reply(200, "{\"results\":[{\"error\":\"no such table: nope\"}]}");
+    check_run(sh, "SELECT * FROM nope", "Error: no such table: nope\n");
+    fake_reply(200, "{\"results\":[],\"error\":\"something broke\"}");
+    check_run(sh, "SELECT 1", "ERR! something broke\n");
+    fake_reply(503, "leader not found\n");
+    check_run(sh, "INSERT INTO t VALUES (1)", "ERR! server responded with 503 Service Unavailable: leader not found\n\n");
+    /* a 401 on SQL is a status like others; on other commands "unauthorized" */
+    fake_reply(401, "bad credentials");
+    check_run(sh, "SELECT 1", "ERR! server responded with 401 Unauthorized: bad credentials\n");
+    check_run(sh, ".tables", "ERR! server responded with 401 Unauthorized: bad credentials\n");
+    check_run(sh, ".status", "ERR! unauthorized\n");
+    check_run(sh, ".nodes", "ERR! unauthorized\n");
+    check_run(sh, ".leader", "ERR! unauthorized\n");
+    check_run(sh, ".remove 2", "ERR! unauthorized\n");
+    fake_reply(200, "not json");
+    char *out = run(sh, "SELECT 1", NULL);
+    assert_true(strncmp(out, "ERR! invalid JSON response: ", 28) == 0);
+    free(out);
+    shell_free(sh);
+    /* nothing listening */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    sh = new_shell(ntohs(a.sin_port));
+    close(fd);
+    out = run(sh, "SELECT 1", NULL);
+    assert_string_equal(out, "ERR! Couldn't connect to server\n");
+    free(out);
+    shell_free(sh);
+}
+
+static void test_node_commands(void **st)
+{
+    shell *sh = new_shell(node.port);
+    fake_reply(200, "[+]node ok");
+    check_run(sh, ".ready", "ready\n");
+    assert_log("GET /readyz\n");
+    fake_reply(503, "[+]node ok\n[-]leader not contactable");
+    check_run(sh, ".ready", "not ready\n");
+
+    fake_reply(200, "");
+    check_run(sh, ".remove 3", "");
+    assert_log("DELETE /remove\n");
+    pthread_mutex_lock(&node.mu);
+    assert_string_equal(node.last_body.data, "{\"id\":\"3\"}");
+    pthread_mutex_unlock(&node.mu);
+    fake_reply(404, "");
+    check_run(sh, ".remove 9", "ERR! server responded with: 404 Not Found\n");
+    fake_reply(200, "");
+    check_run(sh, ".remove", "ERR! please specify a node ID\n");
+    assert_log("");
+
+    fake_reply(200, "{\"store\":{\"node_id\":\"1\",\"raft\":{\"state\":\"Leader\"}},\"build\":{\"version\":\"v\"}}");
+    check_run(sh, ".status store", "store:\n  node_id: 1\n  raft:\n    state: Leader\n");
+    assert_log("GET /status\n");
+    fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"leader\":false}}");
+    check_run(sh, ".nodes all", "1:\n  id: 1\n  leader: false\n2:\n  id: 2\n  leader: false\n");
+    assert_log("GET /nodes?nonvoters\n");
+    fake_reply(200, "{}");
+    free(run(sh, ".nodes", NULL));
+    free(run(sh, ".nodes everything", NULL));
+    assert_log("GET /nodes\nGET /nodes?nonvoters\n");
+
+    /* .leader: the leader's entry under its ID */
+    fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"api_addr\":\"http://h:4003\","
+                    "\"addr\":\"h:4004\",\"leader\":true,\"time\":0.000038}}");
+    check_run(sh, ".leader", "2:\n  addr: h:4004\n  api_addr: http://h:4003\n  id: 2\n  leader: true\n  time: 3.8e-05\n");
+    assert_log("GET /nodes\n");
+    fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false}}");
+    check_run(sh, ".leader", "ERR! no leader found\n");
+    fake_reply(503, "store not open\n");
+    check_run(sh, ".leader", "ERR! server responded with 503 Service Unavailable: store not open\n\n");
+    shell_free(sh);
+}
+
+/* .read runs each line of a file as a statement; .output sends results
+ * to a file. */
+static void test_read_and_output(void **st)
+{
+    char dir[] = "/tmp/test_cli.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char in[256], out[256];
+    snprintf(in, sizeof in, "%s/in.sql", dir);
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    FILE *f = fopen(in, "w");
+    fputs("-- a comment\nINSERT INTO t VALUES (1)\n\n   \n  INSERT INTO t VALUES (2)  \r\n", f);
+    fclose(f);
+    shell *sh = new_shell(node.port);
+    fake_reply(200, "{\"results\":[{\"rows_affected\":1}]}");
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, ".read %s", in);
+    check_run(sh, cmd, "1 row affected\n1 row affected\n");
+    assert_log("POST /db/execute\nPOST /db/execute\n");
+    pthread_mutex_lock(&node.mu);
+    assert_string_equal(node.last_body.data, "[\"INSERT INTO t VALUES (2)\"]");
+    pthread_mutex_unlock(&node.mu);
+
+    snprintf(cmd, sizeof cmd, ".output %s", out);
+    check_run(sh, cmd, "");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
+    check_run(sh, "SELECT 1", "");
+    /* only results go to the file: settings and errors stay on screen */
+    char want[512];
+    snprintf(want, sizeof want, "  blobarray: off\n  changes: off\n  consistency: weak\n  forcewrites: off\n"
+                                "  mode: column\n  output: %s\n  timer: off\n", out);
+    check_run(sh, ".show", want);
+    check_run(sh, ".timer", "off\n");
+    fake_reply(200, "{\"results\":[{\"error\":\"no such table: x\"}]}");
+    check_run(sh, "SELECT * FROM x", "");
+    fake_reply(200, "{\"error\":\"not leader\"}");
+    check_run(sh, "SELECT 1", "ERR! not leader\n");
+    /* a file that cannot be made leaves the output where it was */
+    check_run(sh, ".output /nonexistent/dir/out.txt", "ERR! open /nonexistent/dir/out.txt: no such file or directory\n");
+    fake_reply(200, "{\"results\":[{\"rows_affected\":2}]}");
+    check_run(sh, "DELETE FROM t", "");
+    check_run(sh, ".output stdout", "");
+    check_run(sh, ".show", "  blobarray: off\n  changes: off\n  consistency: weak\n  forcewrites: off\n"
+                           "  mode: column\n  output: stdout\n  timer: off\n");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
+    check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
+    f = fopen(out, "r");
+    char got[512] = "";
+    size_t n = fread(got, 1, sizeof got - 1, f);
+    got[n] = '\0';
+    fclose(f);
+    assert_string_equal(got, "+---+\n| a |\n+---+\n| 1 |\n+---+\nError: no such table: x\n2 rows affected\n");
+    shell_free(sh);
+    unlink(in);
+    unlink(out);
+    rmdir(dir);
+}
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    char *s = calloc(1, 4096);
+    size_t n = fread(s, 1, 4095, f);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+static void check_body(const char *want)
+{
+    pthread_mutex_lock(&node.mu);
+    assert_string_equal(node.last_body.data ? node.last_body.data : "", want);
+    pthread_mutex_unlock(&node.mu);
+}
+
+/* .backup, .dump, .restore and .boot: files, uploads and rqlite's messages. */
+static void test_file_commands(void **st)
+{
+    char dir[] = "/tmp/test_cli.XXXXXX", path[256], cmd[300];
+    assert_non_null(mkdtemp(dir));
+    shell *sh = new_shell(node.port);
+
+    snprintf(path, sizeof path, "%s/backup.db", dir);
+    snprintf(cmd, sizeof cmd, ".backup %s", path);
+    fake_reply(200, "SQLite format 3 and the rest");
+    check_run(sh, cmd, "backup file written successfully\n");
+    assert_log("GET /db/backup\n");
+    char *got = read_text(path);
+    assert_string_equal(got, "SQLite format 3 and the rest");
+    free(got);
+    fake_reply(401, "");
+    check_run(sh, cmd, "ERR! unauthorized\n");
+    fake_reply(503, "leader not found");
+    check_run(sh, cmd, "ERR! server responded with: 503 Service Unavailable\n");
+    fake_reply(200, "x");
+    check_run(sh, ".backup /nonexistent/dir/b.db", "ERR! open /nonexistent/dir/b.db: no such file or directory\n");
+    assert_log("");
+    check_run(sh, ".backup", "ERR! please specify an output file for the backup\n");
+
+    snprintf(cmd, sizeof cmd, ".dump %s/d.sql t1,t2", dir);
+    fake_reply(200, "BEGIN;");
+    check_run(sh, cmd, "SQL text file written successfully\n");
+    assert_log("GET /db/backup?fmt=sql&tables=t1%2Ct2\n");
+    check_run(sh, ".dump", "ERR! please specify an output file for the SQL text\n");
+
+    /* .restore: SQL text with the pragma appended, or an image as is */
+    snprintf(path, sizeof path, "%s/r.sql", dir);
+    write_file(path, "CREATE TABLE r (a);", 19);
+    snprintf(cmd, sizeof cmd, ".restore %s", path);
+    fake_reply(200, "{\"results\":[{\"last_insert_id\":3,\"rows_affected\":1}]}");
+    check_run(sh, cmd, "last inserted ID: 3\nrows affected: 1\nDatabase restored successfully.\n");
+    assert_log("POST /db/load\n");
+    check_body("CREATE TABLE r (a);\nPRAGMA foreign_keys=OFF;");
+    fake_reply(200, "{\"results\":[{\"error\":\"near x: syntax error\"}]}");
+    check_run(sh, cmd, "Error: near x: syntax error\n");
+    fake_reply(503, "no leader");
+    check_run(sh, cmd, "ERR! server responded with: 503 Service Unavailable\n");
+    snprintf(path, sizeof path, "%s/r.db", dir);
+    write_file(path, "SQLite format 3\0page", 20);
+    snprintf(cmd, sizeof cmd, ".restore %s", path);
+    fake_reply(200, "{\"results\":[]}");
+    check_run(sh, cmd, "Database restored successfully.\n");
+    check_body("SQLite format 3");
+    check_run(sh, ".restore", "ERR! please specify an input file to restore from\n");
+    snprintf(cmd, sizeof cmd, ".restore %s/missing.sql", dir);
+    char want[512];
+    snprintf(want, sizeof want, "ERR! open %s/missing.sql: no such file or directory\n", dir);
+    check_run(sh, cmd, want);
+
+    /* .boot: images only */
+    snprintf(cmd, sizeof cmd, ".boot %s", path);
+    fake_reply(200, "");
+    check_run(sh, cmd, "Node booted successfully.\n");
+    assert_log("POST /boot\n");
+    fake_reply(503, "not a clean node");
+    check_run(sh, cmd, "ERR! boot failed, status code: 503 Service Unavailable, not a clean node\n");
+    fake_reply(503, "");
+    check_run(sh, cmd, "ERR! boot failed, status code: 503 Service Unavailable\n");
+    snprintf(cmd, sizeof cmd, ".boot %s/r.sql", dir);
+    snprintf(want, sizeof want, "ERR! %s/r.sql is not a valid SQLite file\n", dir);
+    fake_reply(200, "");
+    check_run(sh, cmd, want);
+    snprintf(cmd, sizeof cmd, ".boot %s/missing.db", dir);
+    snprintf(want, sizeof want, "ERR! %s/missing.db is not a valid SQLite file\n", dir);
+    check_run(sh, cmd, want);
+    assert_log("");
+    check_run(sh, ".boot", "ERR! please specify an input file to boot with\n");
+
+    check_run(sh, ".read", "ERR! please specify an input file to read from\n");
+    snprintf(cmd, sizeof cmd, ".read %s/missing.sql", dir);
+    snprintf(want, sizeof want, "ERR! open %s/missing.sql: no such file or directory\n", dir);
+    check_run(sh, cmd, want);
+    shell_free(sh);
+
+    /* -t bounds every request but the uploads */
+    sh = new_shell_timeout(node.port, 200);
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
+    fake_delay(600);
+    check_run(sh, "SELECT 1", "ERR! Timeout was reached\n");
+    fake_reply(200, "{\"results\":[]}");
+    fake_delay(600);
+    snprintf(cmd, sizeof cmd, ".restore %s", path);
+    check_run(sh, cmd, "Database restored successfully.\n");
+    shell_free(sh);
+
+    const char *files[] = {"backup.db", "d.sql", "r.sql", "r.db"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_other_modes),
+        cmocka_unit_test(test_json_mode),
+        cmocka_unit_test(test_unicode_widths),
+        cmocka_unit_test(test_csv_quoting),
+        cmocka_unit_test(test_no_columns),
+        cmocka_unit_test(test_blobs),
+        cmocka_unit_test(test_empty_results),
+        cmocka_unit_test(test_responses),
         cmocka_unit_test(test_affected_and_floats),
         cmocka_unit_test(test_kv),
+        cmocka_unit_test(test_parse_line),
+        cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_options),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest with_node[] = {
+        cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_sql_requests),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_node_commands),
+        cmocka_unit_test(test_read_and_output),
+        cmocka_unit_test(test_file_commands),
+    };
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("against a fake node", with_node, fake_start, fake_stop);
 }

@@ -38,6 +38,9 @@ typedef struct fixture {
     store *st;
 } fixture;
 
+/* The credentials file of setupAuth, written by authFile(). */
+static const char *auth_text;
+
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
@@ -51,9 +54,22 @@ static int setup(void **state)
         ;
     snprintf(raft, sizeof raft, "127.0.0.1:%d", rport);
     snprintf(f->base, sizeof f->base, "http://%s", http);
-    char *argv[] = {"rqlited", "-node-id", "1", "-http-addr", http, "-raft-addr", raft, f->dir};
+    char auth_path[128];
+    snprintf(auth_path, sizeof auth_path, "%s/auth.json", f->dir);
+    char *argv[] = {"rqlited", "-node-id", "1", "-http-addr", http, "-raft-addr", raft, "-auth", auth_path, f->dir};
     int code;
-    assert_int_equal(config_parse(&f->cfg, 8, argv, &code), 0);
+    if (auth_text) {
+        FILE *af = fopen(auth_path, "w");
+        assert_non_null(af);
+        fputs(auth_text, af);
+        fclose(af);
+        assert_int_equal(config_parse(&f->cfg, 10, argv, &code), 0);
+        char *aerr = NULL;
+        assert_int_equal(auth_open(auth_path, &f->cfg.creds, &aerr), 0);
+    } else {
+        argv[7] = f->dir;
+        assert_int_equal(config_parse(&f->cfg, 8, argv, &code), 0);
+    }
     char *err = NULL;
     assert_int_equal(http_server_start(&f->cfg, &f->h, &err), 0);
     *state = f;
@@ -66,6 +82,7 @@ static int teardown(void **state)
     http_server_stop(f->h);
     if (f->st)
         store_close(f->st);
+    auth_close(f->cfg.creds);
     config_free(&f->cfg);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
@@ -86,6 +103,7 @@ typedef struct resp {
     buf body;
     char ctype[128];
     char location[256];
+    char www_auth[64], allow_headers[64], allow_creds[16];
 } resp;
 
 static size_t onBody(char *p, size_t s, size_t n, void *ud)
@@ -94,16 +112,37 @@ static size_t onBody(char *p, size_t s, size_t n, void *ud)
     return s * n;
 }
 
+/* The value of header name in the header line p (len bytes), into out. */
+static void headerValue(const char *p, size_t len, const char *name, char *out, size_t n)
+{
+    size_t k = strlen(name);
+    if (len < k + 4 || strncasecmp(p, name, k) != 0 || p[k] != ':')
+        return;
+    snprintf(out, n, "%.*s", (int)(len - k - 4), p + k + 2);
+}
+
 static size_t onHeader(char *p, size_t s, size_t n, void *ud)
 {
     resp *r = ud;
     size_t len = s * n;
-    if (strncasecmp(p, "Location: ", 10) == 0)
-        snprintf(r->location, sizeof r->location, "%.*s", (int)(len - 12), p + 10);
+    headerValue(p, len, "Location", r->location, sizeof r->location);
+    headerValue(p, len, "WWW-Authenticate", r->www_auth, sizeof r->www_auth);
+    headerValue(p, len, "Access-Control-Allow-Headers", r->allow_headers, sizeof r->allow_headers);
+    headerValue(p, len, "Access-Control-Allow-Credentials", r->allow_creds, sizeof r->allow_creds);
     return len;
 }
 
+/* The request, with an Authorization header when authz is not NULL. */
+static resp callAuth(fixture *f, const char *method, const char *path, const char *body, const char *ctype,
+                     const char *authz);
+
 static resp call(fixture *f, const char *method, const char *path, const char *body, const char *ctype)
+{
+    return callAuth(f, method, path, body, ctype, NULL);
+}
+
+static resp callAuth(fixture *f, const char *method, const char *path, const char *body, const char *ctype,
+                     const char *authz)
 {
     resp r;
     memset(&r, 0, sizeof r);
@@ -123,8 +162,14 @@ static resp call(fixture *f, const char *method, const char *path, const char *b
         char hdr[128];
         snprintf(hdr, sizeof hdr, "Content-Type: %s", ctype ? ctype : "application/json");
         h = curl_slist_append(h, hdr);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     }
+    if (authz) {
+        buf a = BUF_INIT;
+        buf_printf(&a, "Authorization: %s", authz);
+        h = curl_slist_append(h, a.data);
+        buf_free(&a);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     assert_int_equal(curl_easy_perform(c), CURLE_OK);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
     char *ct = NULL;
@@ -345,27 +390,28 @@ static void test_follower(void **state)
 }
 
 /* The route table as rqlite has it: every endpoint's path, match, methods
- * and permissions (the names auth will check, issue 15). */
+ * and permissions (rqlite's, which auth checks). */
 static const struct {
     const char *path;
     route_match match;
     unsigned methods, perms;
+    bool any;
 } want_routes[] = {
-    {"/db/execute", ROUTE_PREFIX, ROUTE_POST, HTTP_PERM_EXECUTE},
-    {"/db/query", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, HTTP_PERM_QUERY},
-    {"/db/request", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, HTTP_PERM_EXECUTE | HTTP_PERM_QUERY},
-    {"/db/backup", ROUTE_PREFIX, ROUTE_GET, HTTP_PERM_BACKUP},
-    {"/db/load", ROUTE_PREFIX, ROUTE_POST, HTTP_PERM_LOAD},
-    {"/boot", ROUTE_EXACT, ROUTE_POST, HTTP_PERM_LOAD},
-    {"/status", ROUTE_PREFIX, ROUTE_GET, HTTP_PERM_STATUS},
-    {"/nodes", ROUTE_PREFIX, ROUTE_GET, HTTP_PERM_STATUS},
-    {"/readyz", ROUTE_PREFIX, ROUTE_GET, HTTP_PERM_READY},
-    {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, HTTP_PERM_LEADER_OPS},
-    {"/snapshot", ROUTE_EXACT, ROUTE_POST, HTTP_PERM_SNAPSHOT},
-    {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, HTTP_PERM_STATUS},
-    {"/join", ROUTE_EXACT, ROUTE_POST, HTTP_PERM_JOIN},
-    {"/notify", ROUTE_EXACT, ROUTE_POST, HTTP_PERM_JOIN},
-    {"/remove", ROUTE_PREFIX, ROUTE_DELETE, HTTP_PERM_REMOVE},
+    {"/db/execute", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_EXECUTE, false},
+    {"/db/query", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, AUTH_PERM_QUERY, false},
+    {"/db/request", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, AUTH_PERM_EXECUTE | AUTH_PERM_QUERY, false},
+    {"/db/backup", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_BACKUP, false},
+    {"/db/load", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_LOAD, false},
+    {"/boot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_LOAD, false},
+    {"/status", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_STATUS, false},
+    {"/nodes", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_STATUS, false},
+    {"/readyz", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_READY, false},
+    {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, AUTH_PERM_LEADER_OPS, false},
+    {"/snapshot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false},
+    {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, AUTH_PERM_STATUS, false},
+    {"/join", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN | AUTH_PERM_JOIN_READ_ONLY, true},
+    {"/notify", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN, false},
+    {"/remove", ROUTE_PREFIX, ROUTE_DELETE, AUTH_PERM_REMOVE, false},
 };
 #define N_WANT (sizeof want_routes / sizeof *want_routes)
 
@@ -386,8 +432,10 @@ static void test_route_table(void **state)
         const http_route *r = &routes[i];
         assert_string_equal(r->path, want_routes[i].path);
         if (r->match != want_routes[i].match || r->methods != want_routes[i].methods ||
-            r->perms != want_routes[i].perms || r->handler == NULL)
+            r->perms != want_routes[i].perms || r->any_perm != want_routes[i].any || r->handler == NULL)
             fail_msg("%s: match %d methods %#x perms %#x", r->path, r->match, r->methods, r->perms);
+        /* No endpoint without a permission, and never "all" alone. */
+        assert_true(r->perms != 0 && (r->perms & AUTH_PERM_ALL) == 0);
         /* Its own path, and below it when a prefix; never a longer name. */
         char url[128];
         assert_ptr_equal(router_find(r->path), r);
@@ -401,16 +449,6 @@ static void test_route_table(void **state)
     const char *unknown[] = {"", "/", "/db", "/db/", "/db/sql", "/console", "/debug/pprof", "/_rq/image", "/STATUS"};
     for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++)
         assert_null(router_find(unknown[i]));
-    /* rqlite's permission names, one a bit. */
-    const char *names[HTTP_PERM_COUNT] = {"all",    "execute",        "query",  "load",     "backup",
-                                          "status", "ready",          "join",   "join-read-only",
-                                          "remove", "snapshot",       "leader-ops", "ui"};
-    for (int i = 0; i < HTTP_PERM_COUNT; i++)
-        assert_string_equal(router_perm_name(1u << i), names[i]);
-    assert_int_equal(HTTP_PERM_UI, 1u << (HTTP_PERM_COUNT - 1));
-    assert_null(router_perm_name(0));
-    assert_null(router_perm_name(HTTP_PERM_EXECUTE | HTTP_PERM_QUERY));
-    assert_null(router_perm_name(1u << HTTP_PERM_COUNT));
 }
 
 /* Over the wire, before any handler runs: a wrong method is 405 and an
@@ -447,6 +485,205 @@ static void test_route_status_codes(void **state)
     buf_free(&r.body);
 }
 
+/* ---- with -auth ---------------------------------------------------------------- */
+
+/* The credentials file of the auth tests: "all" (all); for route i, "r<i>"
+ * with exactly its permissions (for /join, join-read-only alone) and "n<i>"
+ * with every other one but all; "*" with ui, which no route needs. */
+static void buildAuthText(buf *out)
+{
+    buf_puts(out, "[{\"username\": \"all\", \"password\": \"all-pw\", \"perms\": [\"all\"]},\n"
+                  " {\"username\": \"*\", \"perms\": [\"ui\"]}");
+    for (size_t i = 0; i < N_WANT; i++) {
+        unsigned mine = want_routes[i].any ? AUTH_PERM_JOIN_READ_ONLY : want_routes[i].perms;
+        for (int other = 0; other < 2; other++) {
+            buf_printf(out, ",\n {\"username\": \"%c%zu\", \"password\": \"pw%zu\", \"perms\": [", other ? 'n' : 'r',
+                       i, i);
+            const char *sep = "";
+            for (int b = 1; b < AUTH_PERM_COUNT; b++) {
+                unsigned bit = 1u << b;
+                if (other ? (want_routes[i].perms & bit) == 0 : (mine & bit) != 0) {
+                    buf_printf(out, "%s\"%s\"", sep, auth_perm_name(bit));
+                    sep = ", ";
+                }
+            }
+            buf_puts(out, "]}");
+        }
+    }
+    buf_puts(out, "]\n");
+}
+
+/* "Basic " + base64 of user:pass (short ASCII only). */
+static void basic(char *out, size_t n, const char *user, const char *pass)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char raw[128];
+    size_t len = (size_t)snprintf(raw, sizeof raw, "%s:%s", user, pass);
+    size_t o = (size_t)snprintf(out, n, "Basic ");
+    for (size_t i = 0; i < len; i += 3) {
+        unsigned v = (unsigned char)raw[i] << 16 | (i + 1 < len ? (unsigned char)raw[i + 1] << 8 : 0) |
+                     (i + 2 < len ? (unsigned char)raw[i + 2] : 0);
+        out[o++] = tbl[v >> 18 & 63];
+        out[o++] = tbl[v >> 12 & 63];
+        out[o++] = i + 1 < len ? tbl[v >> 6 & 63] : '=';
+        out[o++] = i + 2 < len ? tbl[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+static const char *firstMethod(unsigned methods)
+{
+    return methods & ROUTE_GET ? "GET" : methods & ROUTE_POST ? "POST" : "DELETE";
+}
+
+/* A refusal: 401, empty body, the challenge. */
+static void expectRefused(fixture *f, const char *method, const char *path, const char *body, const char *authz)
+{
+    resp r = callAuth(f, method, path, body, NULL, authz);
+    if (r.status != 401 || r.body.len != 0 || strcmp(r.www_auth, "Basic realm=\"rqlite\"") != 0)
+        fail_msg("%s %s as %s: %ld [%s] www-authenticate [%s]", method, path, authz ? authz : "anonymous", r.status,
+                 r.body.data, r.www_auth);
+    buf_free(&r.body);
+}
+
+/* Let through the router (the handler's answer, whatever it is before the
+ * store opens), with the challenge all the same. */
+static void expectAdmitted(fixture *f, const char *method, const char *path, const char *body, const char *authz)
+{
+    resp r = callAuth(f, method, path, body, NULL, authz);
+    if (r.status == 401 || strcmp(r.www_auth, "Basic realm=\"rqlite\"") != 0)
+        fail_msg("%s %s as %s: %ld [%s] www-authenticate [%s]", method, path, authz, r.status, r.body.data,
+                 r.www_auth);
+    buf_free(&r.body);
+}
+
+/* Every route against its permissions: anonymous, a wrong password, a
+ * user with every other permission, the user with its own, "all". */
+static void test_auth_routes(void **state)
+{
+    fixture *f = *state;
+    char authz[256], path[128];
+    for (size_t i = 0; i < N_WANT; i++) {
+        const char *m = firstMethod(want_routes[i].methods);
+        const char *p = want_routes[i].path;
+        char user[16], pass[16];
+        snprintf(pass, sizeof pass, "pw%zu", i);
+        expectRefused(f, m, p, NULL, NULL);
+        snprintf(user, sizeof user, "n%zu", i);
+        basic(authz, sizeof authz, user, pass);
+        expectRefused(f, m, p, NULL, authz);
+        snprintf(user, sizeof user, "r%zu", i);
+        basic(authz, sizeof authz, user, "wrong");
+        expectRefused(f, m, p, NULL, authz);
+        basic(authz, sizeof authz, user, pass);
+        expectAdmitted(f, m, p, NULL, authz);
+        if (want_routes[i].match == ROUTE_PREFIX) { /* below it too */
+            snprintf(path, sizeof path, "%s/x", p);
+            expectRefused(f, m, path, NULL, NULL);
+            expectAdmitted(f, m, path, NULL, authz);
+        }
+        basic(authz, sizeof authz, "all", "all-pw");
+        expectAdmitted(f, m, p, NULL, authz);
+        /* rqlite checks before the method: a wrong one is 401 without the
+         * permission, 405 with it. */
+        expectRefused(f, "PATCH", p, NULL, NULL);
+        resp r = callAuth(f, "PATCH", p, NULL, NULL, authz);
+        assert_int_equal(r.status, want_routes[i].methods & ROUTE_OTHER ? 200 : 405);
+        assert_string_equal(r.www_auth, "Basic realm=\"rqlite\"");
+        buf_free(&r.body);
+    }
+}
+
+/* The challenge and rqlite's CORS headers on every answer, refused or not;
+ * OPTIONS and 404 need no credentials. */
+static void test_auth_headers(void **state)
+{
+    fixture *f = *state;
+    char authz[256];
+    basic(authz, sizeof authz, "all", "all-pw");
+    const struct {
+        const char *method, *path, *authz;
+        long status;
+    } cases[] = {
+        {"OPTIONS", "/db/execute", NULL, 200}, {"OPTIONS", "/nope", NULL, 200}, {"GET", "/nope", NULL, 404},
+        {"GET", "/status", NULL, 401},         {"GET", "/status", authz, 200},  {"GET", "/readyz", authz, 503},
+        {"POST", "/db/execute", authz, 200},   {"GET", "/", NULL, 404},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        resp r = callAuth(f, cases[i].method, cases[i].path, NULL, NULL, cases[i].authz);
+        if (r.status != cases[i].status)
+            fail_msg("%s %s: %ld", cases[i].method, cases[i].path, r.status);
+        assert_string_equal(r.www_auth, "Basic realm=\"rqlite\"");
+        assert_string_equal(r.allow_headers, "Content-Type, Authorization");
+        assert_string_equal(r.allow_creds, "true");
+        buf_free(&r.body);
+    }
+    /* /status says so. */
+    resp r = callAuth(f, "GET", "/status?key=http", NULL, NULL, authz);
+    assert_non_null(strstr(r.body.data, "\"auth\":\"enabled\""));
+    buf_free(&r.body);
+}
+
+/* Credentials that are not well-formed are no credentials: refused. */
+static void test_auth_bad_credentials(void **state)
+{
+    fixture *f = *state;
+    char big[12000];
+    memcpy(big, "Basic ", 6);
+    memset(big + 6, 'A', sizeof big - 7);
+    big[sizeof big - 1] = '\0';
+    const char *bad[] = {
+        "Basic YWxsOmFsbC1wdw",    /* all:all-pw without its padding */
+        "Basic YWxsOmFsbC1wdw==x", "Basic !!!!", "Basic YWxs", /* "all": no colon */
+        "Bearer YWxsOmFsbC1wdw==", "Basic", "Basic ", "basic", "Digest username=\"all\"",
+        "Basic YWxsOmFsbC1wdw== extra", big,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        expectRefused(f, "GET", "/status", NULL, bad[i]);
+    /* The right ones, in any case of "Basic". */
+    expectAdmitted(f, "GET", "/status", NULL, "Basic YWxsOmFsbC1wdw==");
+    expectAdmitted(f, "GET", "/status", NULL, "bAsIc YWxsOmFsbC1wdw==");
+}
+
+/* /join: join-read-only admits a non-voter, not a voter. */
+static void test_auth_join(void **state)
+{
+    fixture *f = *state;
+    char authz[256];
+    size_t j = 0;
+    while (strcmp(want_routes[j].path, "/join") != 0)
+        j++;
+    char user[16], pass[16];
+    snprintf(user, sizeof user, "r%zu", j);
+    snprintf(pass, sizeof pass, "pw%zu", j);
+    basic(authz, sizeof authz, user, pass);
+    const char *voter = "{\"id\":\"9\",\"addr\":\"127.0.0.1:9\",\"voter\":true}";
+    const char *implied = "{\"id\":\"9\",\"addr\":\"127.0.0.1:9\"}";
+    const char *nonvoter = "{\"id\":\"9\",\"addr\":\"127.0.0.1:9\",\"voter\":false}";
+    expectRefused(f, "POST", "/join", voter, authz);
+    expectRefused(f, "POST", "/join", implied, authz);
+    resp r = callAuth(f, "POST", "/join", nonvoter, NULL, authz);
+    assert_int_equal(r.status, 503); /* past the checks: no store yet */
+    assert_string_equal(r.body.data, "store not open\n");
+    buf_free(&r.body);
+    basic(authz, sizeof authz, "all", "all-pw");
+    r = callAuth(f, "POST", "/join", voter, NULL, authz);
+    assert_int_equal(r.status, 503);
+    buf_free(&r.body);
+    expectRefused(f, "POST", "/join", nonvoter, NULL);
+}
+
+static int setupAuth(void **state)
+{
+    static buf text = BUF_INIT;
+    if (text.len == 0)
+        buildAuthText(&text);
+    auth_text = text.data;
+    int rc = setup(state);
+    auth_text = NULL;
+    return rc;
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -458,6 +695,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_follower, setup, teardown),
         cmocka_unit_test(test_route_table),
         cmocka_unit_test_setup_teardown(test_route_status_codes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_routes, setupAuth, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_headers, setupAuth, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_bad_credentials, setupAuth, teardown),
+        cmocka_unit_test_setup_teardown(test_auth_join, setupAuth, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();

@@ -30,16 +30,19 @@ typedef struct recorder {
     char seen[MAX_CALLS][256]; /* each call's statements, joined by ';' */
 } recorder;
 
-static int recordFlush(void *ctx, const cmd_view *stmts, bool tx)
+static int recordFlush(void *ctx, const cmd_view *stmts, bool tx, const char *authorization)
 {
     recorder *r = ctx;
     char line[256] = "";
+    if (authorization) /* "creds|A;B" */
+        snprintf(line, sizeof line, "%s|", authorization);
+    size_t head = strlen(line);
     bool refused = false;
     cmd_iter it;
     cmd_stmt st;
     cmd_iter_init(&it, stmts);
     while (cmd_next(&it, &st) == 1) {
-        if (line[0])
+        if (strlen(line) > head)
             strcat(line, ";");
         strncat(line, st.sql, sizeof line - strlen(line) - 2);
         if (r->refuse && strcmp(st.sql, r->refuse) == 0)
@@ -100,8 +103,8 @@ static int calls(recorder *r)
 }
 
 /* Queue one request of the given statements (";"-separated, or "" for a
- * request with none). */
-static int64_t add(queue *q, const char *sqls)
+ * request with none), with credentials authz (NULL: none). */
+static int64_t addAs(queue *q, const char *sqls, const char *authz)
 {
     cmd_batch b;
     cmd_batch_init(&b);
@@ -112,10 +115,15 @@ static int64_t add(queue *q, const char *sqls)
         char *err = NULL;
         assert_int_equal(cmd_add_stmt(&b, s, strlen(s), &err), 0);
     }
-    int64_t seq = queue_add(q, &b);
+    int64_t seq = queue_add(q, &b, authz);
     assert_int_equal(b.n, 0); /* taken */
     cmd_batch_free(&b);
     return seq;
+}
+
+static int64_t add(queue *q, const char *sqls)
+{
+    return addAs(q, sqls, NULL);
 }
 
 static void test_sequence_numbers(void **state)
@@ -157,6 +165,28 @@ static void test_batch_by_size(void **state)
     queue_stop(q); /* ... or a stop */
     assert_int_equal(r->calls, 2);
     assert_string_equal(r->seen[1], "E");
+    freeRecorder(r);
+}
+
+/* A batch merges requests with the same credentials only, and is
+ * flushed with them (a follower forwards it so to the leader). */
+static void test_batch_by_credentials(void **state)
+{
+    recorder *r = newRecorder();
+    queue *q = queue_start(16, 100, 300, false, recordFlush, r);
+    addAs(q, "A", "Basic YTpi");
+    addAs(q, "B", "Basic YTpi");
+    addAs(q, "C", NULL);
+    addAs(q, "D", "Basic Yzpk");
+    int64_t s = addAs(q, "E", "Basic Yzpk");
+    addAs(q, "F", "Basic YTpi");
+    assert_true(queue_wait(q, s, 10000));
+    queue_stop(q);
+    assert_int_equal(r->calls, 4);
+    assert_string_equal(r->seen[0], "Basic YTpi|A;B");
+    assert_string_equal(r->seen[1], "C");
+    assert_string_equal(r->seen[2], "Basic Yzpk|D;E");
+    assert_string_equal(r->seen[3], "Basic YTpi|F");
     freeRecorder(r);
 }
 
@@ -309,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sequence_numbers),
         cmocka_unit_test(test_batch_by_size),
+        cmocka_unit_test(test_batch_by_credentials),
         cmocka_unit_test(test_batch_by_timeout),
         cmocka_unit_test(test_wait),
         cmocka_unit_test(test_full_queue_blocks),

@@ -16,6 +16,7 @@
 #include <raft.h>
 
 #include "store/codec.h"
+#include "util/le.h"
 
 /* A heap copy of the first n bytes of p, so that ASan sees any read past
  * n (the decoders are given exactly n). */
@@ -192,9 +193,9 @@ static void test_load_truncated_and_corrupted(void **state)
         free(c);
     }
     unsigned char *c = prefix(p, len);
-    codec_put64(c + 24, UINT64_MAX); /* a length past the end */
+    le64_put(c + 24, UINT64_MAX); /* a length past the end */
     assert_int_equal(codec_load_decode(c, len, &out), -1);
-    codec_put64(c + 24, len - CODEC_LOAD_HDR + 1);
+    le64_put(c + 24, len - CODEC_LOAD_HDR + 1);
     assert_int_equal(codec_load_decode(c, len, &out), -1);
     memcpy(c, CODEC_EXEC_MAGIC, 8); /* another entry */
     assert_int_equal(codec_load_decode(c, len, &out), 1);
@@ -249,7 +250,7 @@ static void test_exec_legacy(void **state)
         assert_int_equal(codec_exec_decode(c, n, &out), n < 8 ? 1 : -1);
         free(c);
     }
-    codec_put64(p + 48, UINT64_MAX);
+    le64_put(p + 48, UINT64_MAX);
     assert_int_equal(codec_exec_decode(p, len, &out), -1);
     raft_free(p);
 }

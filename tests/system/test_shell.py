@@ -1,0 +1,402 @@
+"""The rqlite shell's dot commands and flags, against real nodes.
+
+Dot commands are typed into real terminals (tmux); each test opens its own
+window on a node shared by the module (or on its own cluster), and reads
+what one command printed: the text between the echoed line and the next
+prompt. Flags are checked against a small local HTTP server standing in
+for a node, which records the paths and credentials it was sent (auth,
+URL prefixes and HTTPS are not in rqlited yet).
+"""
+import base64
+import json
+import os
+import re
+import shutil
+import ssl
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+import harness
+from harness import poll
+from terminal import Tmux
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+
+
+# ---- fixtures ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    """One node for the module's single-node tests (each uses its own tables)."""
+    n = harness.Node(tmp_path_factory.mktemp("node"), 1).start().wait_ready()
+    yield n
+    n.kill()
+
+
+@pytest.fixture(scope="module")
+def term(tmp_path_factory):
+    t = Tmux(tmp_path_factory.mktemp("term"), session="shell")
+    yield t
+    t.kill()
+
+
+class Shell:
+    """An interactive rqlite in a tmux window."""
+
+    def __init__(self, term, name, port, flags=""):
+        self.term, self.name = term, name
+        self.prompt = "127.0.0.1:%d> " % port
+        term.window(name, "rqlite -H 127.0.0.1 -p %d %s" % (port, flags))
+        term.wait_for(name, self.prompt, timeout=15)
+
+    def screen(self):
+        return self.term.screen(self.name)
+
+    def run(self, line, timeout=15):
+        """Type line; return what it printed before the next prompt."""
+        mark = len(self.screen().rstrip())
+
+        def printed():
+            tail = self.screen()[mark:]
+            at = tail.find(line)
+            if at < 0:
+                return None
+            rest = tail[at + len(line):]
+            end = rest.find(self.prompt)
+            return None if end < 0 else rest[:end]
+        self.term.type(self.name, line)
+        out = poll(printed, timeout, what="%r to finish in window %s" % (line, self.name))
+        return out[1:] if out.startswith("\n") else out
+
+    def exit(self):
+        self.term.type(self.name, ".exit")
+        self.term.wait_for(self.name, "bye~", timeout=10)
+
+
+def table(rows):
+    """rqlite's bordered table for rows (header first), as the shell prints it."""
+    w = [max(len(str(r[c])) for r in rows) for c in range(len(rows[0]))]
+    border = "+" + "+".join("-" * (x + 2) for x in w) + "+"
+    lines = [border]
+    for r in rows:
+        lines.append("|" + "|".join(" " + str(v).ljust(x + 1) for v, x in zip(r, w)) + "|")
+        lines.append(border)
+    return "\n".join(lines) + "\n"
+
+
+def last_log_index(n):
+    return n.status()["store"]["raft"]["last_log_index"]
+
+
+# ---- dot commands on one node -------------------------------------------------
+
+def test_mode(node, term):
+    node.execute(["CREATE TABLE m (id INTEGER PRIMARY KEY, name TEXT, note TEXT)",
+                  "INSERT INTO m VALUES (1, 'a,b', NULL), (2, 'x\"y', 'z')"])
+    sh = Shell(term, "mode", node.http_port)
+    q = "SELECT * FROM m ORDER BY id"
+    assert sh.run(".mode") == "column\n"
+    assert sh.run(q) == table([("id", "name", "note"), (1, "a,b", "<nil>"), (2, 'x"y', "z")])
+    assert sh.run(".mode csv") == ""
+    assert sh.run(".mode") == "csv\n"
+    assert sh.run(q) == 'id,name,note\n1,"a,b",NULL\n2,"x""y",z\n'
+    assert sh.run(".mode json") == ""
+    assert sh.run(q) == ('[\n  {\n    "id": 1,\n    "name": "a,b",\n    "note": null\n  },\n'
+                         '  {\n    "id": 2,\n    "name": "x\\"y",\n    "note": "z"\n  }\n]\n')
+    assert sh.run(".mode line") == ""
+    assert sh.run(q) == "  id = 1\nname = a,b\nnote = NULL\n\n  id = 2\nname = x\"y\nnote = z\n"
+    assert sh.run(".mode table") == "ERR! invalid mode 'table'. Use 'column', 'csv', 'json', or 'line'\n"
+    assert sh.run(".mode") == "line\n"
+    # Writes are counted the same in every mode; the mode is for query results.
+    assert sh.run("UPDATE m SET note = 'n'") == "2 rows affected\n"
+    assert sh.run(".mode column") == ""
+    assert sh.run("SELECT COUNT(*) AS n FROM m") == table([("n",), (2,)])
+    sh.exit()
+
+
+def test_timer(node, term):
+    node.execute(["CREATE TABLE tm (id INTEGER PRIMARY KEY)"])
+    sh = Shell(term, "timer", node.http_port)
+    assert sh.run(".timer") == "off\n"
+    assert sh.run("INSERT INTO tm VALUES (1)") == "1 row affected\n"
+    assert sh.run("SELECT id FROM tm") == table([("id",), (1,)])
+    assert sh.run(".timer on") == ""
+    assert sh.run(".timer") == "on\n"
+    assert re.fullmatch(r"1 row affected \(\d+\.\d{6} sec\)\n", sh.run("INSERT INTO tm VALUES (2)"))
+    out = sh.run("SELECT id FROM tm ORDER BY id")
+    assert out.startswith(table([("id",), (1,), (2,)]))
+    assert re.fullmatch(r"Run Time: \d+\.\d{6} seconds\n", out[len(table([("id",), (1,), (2,)])):])
+    assert re.fullmatch(r"\+-+\+\n\| name +\|\n(.|\n)*Run Time: \d+\.\d{6} seconds\n", sh.run(".tables"))
+    assert sh.run(".timer maybe") == "ERR! invalid option 'maybe'. Use 'on' or 'off' (default)\n"
+    assert sh.run(".timer off") == ""
+    assert sh.run("SELECT COUNT(*) AS n FROM tm") == table([("n",), (2,)])
+    sh.exit()
+
+
+def test_consistency(node, term):
+    """The level is what the node sees: a strong read goes through the Raft
+    log (one entry each), weak, linearizable and none reads do not."""
+    node.execute(["CREATE TABLE c (id INTEGER PRIMARY KEY)", "INSERT INTO c VALUES (7)"])
+    sh = Shell(term, "consistency", node.http_port)
+    q = "SELECT id FROM c"
+    assert sh.run(".consistency") == "weak\n"
+    before = last_log_index(node)
+    assert sh.run(q) == table([("id",), (7,)])
+    assert last_log_index(node) == before
+    assert sh.run(".consistency strong") == ""
+    assert sh.run(".consistency") == "strong\n"
+    assert sh.run(q) == table([("id",), (7,)])
+    assert sh.run(q) == table([("id",), (7,)])
+    assert last_log_index(node) == before + 2
+    assert sh.run(".tables").startswith("+")   # the meta queries take the level too
+    assert last_log_index(node) == before + 3
+    for level in ("linearizable", "none"):
+        assert sh.run(".consistency " + level) == ""
+        assert sh.run(q) == table([("id",), (7,)])
+        assert last_log_index(node) == before + 3
+    assert sh.run(".consistency eventual") == \
+        "ERR! invalid consistency 'eventual'. Use 'none', 'weak', 'linearizable', or 'strong'\n"
+    assert sh.run(".show").splitlines()[2] == "  consistency: none"
+    sh.exit()
+
+
+def test_output(node, term, tmp_path):
+    node.execute(["CREATE TABLE o (id INTEGER PRIMARY KEY, v TEXT)", "INSERT INTO o VALUES (1, 'one')"])
+    sh = Shell(term, "output", node.http_port)
+    out = str(tmp_path / "results.txt")
+    assert sh.run(".output " + out) == ""
+    # Results go to the file and not the screen...
+    assert sh.run("SELECT * FROM o") == ""
+    assert sh.run("INSERT INTO o VALUES (2, 'two')") == ""
+    assert sh.run("SELECT * FROM nothere") == ""
+    # ...while settings and errors stay on the screen.
+    assert "  output: %s\n" % out in sh.run(".show")
+    assert sh.run(".output /nonexistent/dir/x.txt") == \
+        "ERR! open /nonexistent/dir/x.txt: no such file or directory\n"
+    assert sh.run("SELECT v FROM o WHERE id = 2") == ""
+    assert sh.run(".output") == ""
+    assert sh.run("SELECT COUNT(*) AS n FROM o") == table([("n",), (2,)])
+    want = (table([("id", "v"), (1, "one")]) + "1 row affected\nError: no such table: nothere\n" +
+            table([("v",), ("two",)]))
+    with open(out) as f:
+        assert f.read() == want
+    sh.exit()
+
+
+def test_read(node, term, tmp_path):
+    script = tmp_path / "script.sql"
+    script.write_text("-- a comment line\n"
+                      "CREATE TABLE r (id INTEGER PRIMARY KEY, name TEXT)\n"
+                      "\n"
+                      "   INSERT INTO r(name) VALUES ('fiona')   \n"
+                      "INSERT INTO r(name) VALUES ('sinead'), ('declan')\n"
+                      "INSERT INTO nope VALUES (1)\n"
+                      "SELECT name FROM r ORDER BY id\n")
+    sh = Shell(term, "read", node.http_port)
+    out = sh.run(".read %s" % script)
+    # (a DDL statement reports SQLite's count of the connection's last write)
+    first, rest = out.split("\n", 1)
+    assert re.fullmatch(r"[01] row affected", first), out
+    assert rest == ("1 row affected\n2 rows affected\nError: no such table: nope\n" +
+                    table([("name",), ("fiona",), ("sinead",), ("declan",)]))
+    # The statements ran on the node, each once.
+    res = node.query("SELECT id, name FROM r ORDER BY id", level="strong")["results"][0]
+    assert res["values"] == [[1, "fiona"], [2, "sinead"], [3, "declan"]]
+    assert sh.run(".read %s" % (tmp_path / "missing.sql")) == \
+        "ERR! open %s: no such file or directory\n" % (tmp_path / "missing.sql")
+    assert sh.run(".read") == "ERR! please specify an input file to read from\n"
+    sh.exit()
+
+
+# ---- .leader, .ready, .remove on a cluster -----------------------------------------
+
+def test_leader_ready_remove(cluster, term):
+    nodes = cluster.start_three()
+    leader = harness.leader_of(nodes)
+    follower, other = [n for n in nodes if n is not leader]
+    # The shell talks to a follower: .leader must name the leader, not the node it is on.
+    sh = Shell(term, "cluster", follower.http_port)
+    out = sh.run(".leader")
+    assert out.startswith("%s:\n  addr: %s\n  api_addr: %s\n  id: %s\n  leader: true\n  reachable: true\n" %
+                          (leader.id, leader.raft_addr, leader.url, leader.id)), out
+    assert sh.run(".ready") == "ready\n"
+
+    assert sh.run(".remove %s" % other.id) == ""
+    poll(lambda: sorted(x["id"] for x in leader.nodes()) == sorted([leader.id, follower.id]),
+         what="node %s gone from /nodes" % other.id)
+    assert sorted(l.rstrip(":") for l in sh.run(".nodes").splitlines() if not l.startswith(" ")) == \
+        sorted([leader.id, follower.id])
+    assert sh.run(".remove") == "ERR! please specify a node ID\n"
+    other.kill()
+
+    # Without its leader the follower (one of two voters now) cannot be ready.
+    leader.kill()
+    deadline = time.monotonic() + 20
+    while sh.run(".ready") != "not ready\n":
+        assert time.monotonic() < deadline, "follower still ready without a leader"
+    assert sh.run(".leader").startswith("ERR! ")
+    sh.exit()
+
+
+# ---- flags, against a stand-in node ---------------------------------------------
+
+class FakeNode:
+    """A local HTTP(S) server answering as a node would, behind an optional
+    URL prefix and basic-auth credentials; records (method, path, auth) of
+    every request. Queries can be held back until release() to test -t."""
+
+    def __init__(self, prefix="/", creds=None, cert=None, slow=False):
+        self.requests = []
+        self.released = threading.Event()
+        if not slow:
+            self.released.set()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def answer(self, code, body, ctype="application/json"):
+                data = body.encode()
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("X-RQLITE-VERSION", "v-fake")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def handle_any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                auth = self.headers.get("Authorization")
+                fake.requests.append((self.command, self.path, auth))
+                if creds and auth != "Basic " + base64.b64encode(creds.encode()).decode():
+                    return self.answer(401, "unauthorized\n", "text/plain")
+                if not self.path.startswith(prefix):
+                    return self.answer(404, "", "text/plain")
+                path = "/" + self.path[len(prefix):]
+                if path.startswith("/status"):
+                    return self.answer(200, json.dumps({"store": {"node_id": "fake"}}))
+                if path.startswith("/db/"):
+                    fake.released.wait(10)
+                    return self.answer(200, json.dumps({"results": [
+                        {"columns": ["who"], "types": ["text"], "values": [["fake"]]}]}))
+                return self.answer(404, "", "text/plain")
+
+            do_GET = do_POST = do_DELETE = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        if cert:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*cert)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def release(self):
+        self.released.set()
+
+    def close(self):
+        self.release()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def fake():
+    made = []
+
+    def make(**kw):
+        f = FakeNode(**kw)
+        made.append(f)
+        return f
+    yield make
+    for f in made:
+        f.close()
+
+
+def shell_piped(port, flags, script, timeout=20):
+    """rqlite with flags and script on stdin; returns (exit code, stdout, stderr)."""
+    p = subprocess.run([harness.RQLITE, "-H", "127.0.0.1", "-p", str(port)] + flags, input=script,
+                       capture_output=True, text=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr
+
+
+FAKE_TABLE = table([("who",), ("fake",)])
+
+
+def test_flag_prefix_and_user(fake, term):
+    f = fake(prefix="/rq/", creds="alice:s3cr:et")
+    # -P and -u typed at a terminal, as a user would
+    sh = Shell(term, "flags", f.port, "-P /rq/ -u alice:s3cr:et")
+    assert "Connected to http://127.0.0.1:%d running version v-fake" % f.port in sh.screen()
+    assert sh.run("SELECT who") == FAKE_TABLE
+    assert sh.run(".tables") == FAKE_TABLE
+    assert sh.run(".status") == "store:\n  node_id: fake\n"
+    sh.exit()
+    want_auth = "Basic " + base64.b64encode(b"alice:s3cr:et").decode()
+    assert [m for m, _, _ in f.requests] == ["GET", "POST", "GET", "GET"]
+    assert [p.split("?")[0] for _, p, _ in f.requests] == ["/rq/status", "/rq/db/query", "/rq/db/query",
+                                                           "/rq/status"]
+    assert all(a == want_auth for _, _, a in f.requests)
+
+    # Without the prefix the node's paths are not found; without -u, refused.
+    rc, out, _ = shell_piped(f.port, ["-u", "alice:s3cr:et"], "SELECT who\n.status\n")
+    assert rc == 0 and "ERR! server responded with 404 Not Found: \n" in out
+    rc, out, _ = shell_piped(f.port, ["-P", "/rq"], "SELECT who\n.status\n")
+    assert "ERR! server responded with 401 Unauthorized: unauthorized\n" in out
+    assert "ERR! unauthorized\n" in out
+    rc, out, err = shell_piped(f.port, ["-u", "alice"], "")
+    assert rc == 1 and err == "ERR! invalid Basic Auth credential format\n" and out == ""
+
+
+def test_flag_timeout(fake):
+    f = fake(slow=True)
+    t0 = time.monotonic()
+    rc, out, _ = shell_piped(f.port, ["-t", "300ms"], "SELECT who\n")
+    took = time.monotonic() - t0
+    f.release()
+    assert "ERR! Timeout was reached\n" in out, out
+    assert took < 5, took   # the fake holds queries for 10 s
+    # Once the node answers in time, the same shell command works.
+    rc, out, _ = shell_piped(f.port, ["--http-timeout=2s"], "SELECT who\n")
+    assert FAKE_TABLE in out
+    rc, out, err = shell_piped(f.port, ["-t", "5x"], "")
+    assert rc == 1 and err == 'ERR! time: unknown unit "x" in duration "5x"\n'
+    rc, out, err = shell_piped(f.port, ["-t", "5"], "")
+    assert rc == 1 and err == 'ERR! time: missing unit in duration "5"\n'
+
+
+@pytest.fixture
+def cert(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    c, k = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", k, "-out", c, "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
+    return c, k
+
+
+def test_flag_scheme(fake, cert, node):
+    f = fake(cert=cert)
+    banner = "Connected to https://127.0.0.1:%d running version v-fake" % f.port
+    # -s https with the CA given (-c), or without verification (-i)
+    for flags in (["-s", "https", "-c", cert[0]], ["--scheme=https", "-i"]):
+        rc, out, _ = shell_piped(f.port, flags, "SELECT who\n")
+        assert rc == 0 and banner in out and FAKE_TABLE in out, (flags, out)
+    # an unverifiable certificate, or plain HTTP spoken to HTTPS, connects to nothing
+    for flags in (["-s", "https"], ["-s", "http"], []):
+        rc, out, _ = shell_piped(f.port, flags, "SELECT who\n")
+        assert rc == 0 and out.startswith("ERR! ") and "Welcome" not in out, (flags, out)
+    assert len([r for r in f.requests if r[1] == "/db/query?level=weak"]) == 2
+    # and HTTPS spoken to a plain node
+    rc, out, _ = shell_piped(node.http_port, ["-s", "https"], "")
+    assert rc == 0 and out.startswith("ERR! ") and "Welcome" not in out, out
