@@ -5,8 +5,9 @@
  *
  * Threads. The loop's thread owns the libuv handles and the fields marked
  * "loop". Threads of the transport's own (image senders; with TLS, one per
- * connection) share the fields marked "mu" with it. transport_free waits
- * until n_threads is back to zero.
+ * connection until its handshake is done, or its probe or image served)
+ * share the fields marked "mu" with it. transport_free waits until
+ * n_threads is back to zero.
  */
 #ifndef RQ_STORE_TRANSPORT_INT_H
 #define RQ_STORE_TRANSPORT_INT_H
