@@ -4,7 +4,7 @@
     tests/chaos/chaos.py [--nodes 3|5] [--seed N] [--duration SECONDS]
                          [--faults N] [--build DIR] [--keep] [--unsafe-reads]
                          [--no-hostile] [--hostile-rate R] [--hostile-inputs PREFIXES]
-                         [--node-tls]
+                         [--node-tls] [--secure]
 
 Starts N nodes (free ports on 127.0.0.1, a temporary directory), runs
 concurrent clients for --duration seconds (or until --faults faults were
@@ -43,6 +43,10 @@ the offending history and the node logs, and exits 1.
 --node-tls runs every node with mutual node-to-node TLS (-node-cert,
 -node-key, -node-ca-cert, -node-verify-client), with a CA and a certificate
 per node (for its address) made by the openssl command for the run.
+--secure adds, on top of that, HTTPS with mutual TLS on the API (the same
+certificates: -http-cert, -http-key, -http-ca-cert, -http-verify-client)
+and -auth with one user that every client and -join-as use; the hostile
+client is off then (its inputs speak plain HTTP without credentials).
 """
 import argparse
 import json
@@ -240,8 +244,10 @@ class Chaos:
         for i in range(1, self.args.nodes + 1):
             n = NsNode(path, i, self.net) if self.net else harness.Node(path, i)
             n.extra += ["-raft-snap", str(SNAP_ENTRIES)]
-            if self.args.node_tls:
+            if self.args.node_tls or self.args.secure:
                 n.extra += self.node_tls_flags(n)
+            if self.args.secure:
+                self.secure(n)
             if self.args.hostile:
                 n.extra += ["-db-max-write-steps", HOSTILE_STEPS]
             n.cwd = self.tmp  # relative paths in hostile SQL land here
@@ -290,6 +296,21 @@ class Chaos:
             "-out", name + ".crt", "-days", "2", "-extfile", name + ".ext")
         return ["-node-cert", os.path.join(d, name + ".crt"), "-node-key", os.path.join(d, name + ".key"),
                 "-node-ca-cert", os.path.join(d, "ca.crt"), "-node-verify-client"]
+
+    def secure(self, node):
+        """HTTPS with mutual TLS and -auth on node, with the certificate
+        node_tls_flags made for it; its clients (harness and ours) send the
+        CA, a client certificate and the run's credentials."""
+        d = os.path.join(self.tmp, "certs")
+        name = os.path.join(d, "node%s" % node.id)
+        auth = os.path.join(d, "auth.json")
+        with open(auth, "w") as f:
+            json.dump([{"username": "chaos", "password": "chaos-pw", "perms": ["all"]}], f)
+        node.extra += ["-http-cert", name + ".crt", "-http-key", name + ".key", "-http-ca-cert",
+                       os.path.join(d, "ca.crt"), "-http-verify-client", "-auth", auth, "-join-as", "chaos"]
+        node.scheme = "https"
+        node.tls = {"verify": os.path.join(d, "ca.crt"), "cert": (name + ".crt", name + ".key"),
+                    "auth": ("chaos", "chaos-pw")}
 
     def live(self):
         return [n for n in self.nodes if n.id not in self.down and n.id not in self.paused]
@@ -351,7 +372,7 @@ class Chaos:
             self.gate.notify_all()
 
     def post(self, node, path, body, timeout=5):
-        return requests.post(node.url + path, json=body, timeout=timeout)
+        return requests.post(node.url + path, json=body, timeout=timeout, **node.tls)
 
     @staticmethod
     def first_result(r):
@@ -411,7 +432,7 @@ class Chaos:
                 call = time.monotonic()
                 try:
                     r = requests.get(node.url + "/db/query", params={
-                        "q": "SELECT v FROM reg WHERE k = %d" % k, "level": level}, timeout=5)
+                        "q": "SELECT v FROM reg WHERE k = %d" % k, "level": level}, timeout=5, **node.tls)
                     if r.status_code != 200:
                         continue
                     res = r.json()["results"][0]
@@ -459,7 +480,7 @@ class Chaos:
                 continue
             try:
                 r = requests.get(node.url + "/db/query", params={
-                    "q": "SELECT SUM(bal), MIN(bal), COUNT(*) FROM bank", "level": "none"}, timeout=5)
+                    "q": "SELECT SUM(bal), MIN(bal), COUNT(*) FROM bank", "level": "none"}, timeout=5, **node.tls)
                 if r.status_code == 200:
                     vals = r.json()["results"][0].get("values")
                     if vals:
@@ -476,7 +497,7 @@ class Chaos:
         for node in self.live_nodes():
             try:
                 r = requests.get(node.url + "/db/query", params={
-                    "q": "SELECT COUNT(*) FROM ins", "level": "weak"}, timeout=5)
+                    "q": "SELECT COUNT(*) FROM ins", "level": "weak"}, timeout=5, **node.tls)
                 if r.status_code != 200:
                     continue
                 count = r.json()["results"][0]["values"][0][0]
@@ -551,7 +572,7 @@ class Chaos:
             try:
                 r = requests.get(node.url + "/db/query", params={
                     "q": "SELECT v FROM clock WHERE k = 0", "level": "none",
-                    "freshness": "%dms" % int(FRESHNESS_S * 1000), "freshness_strict": "true"}, timeout=5)
+                    "freshness": "%dms" % int(FRESHNESS_S * 1000), "freshness_strict": "true"}, timeout=5, **node.tls)
                 if r.status_code == 200 and r.json().get("error") == "stale read":
                     self.tally("freshness read refused as stale")
                 res = self.first_result(r)
@@ -610,7 +631,7 @@ class Chaos:
         while not self.stop.is_set():
             for n in self.live():
                 try:
-                    raft = requests.get(n.url + "/status", timeout=1).json()["store"]["raft"]
+                    raft = requests.get(n.url + "/status", timeout=1, **n.tls).json()["store"]["raft"]
                 except (requests.RequestException, ValueError, KeyError):
                     continue
                 if raft.get("state") == "Leader":
@@ -754,7 +775,7 @@ class Chaos:
 
     # ---- checkpoints --------------------------------------------------
     def status(self, node):
-        return requests.get(node.url + "/status", timeout=2).json()["store"]
+        return requests.get(node.url + "/status", timeout=2, **node.tls).json()["store"]
 
     def agree(self, timeout, what):
         """Poll until every node reports the same applied index before and
@@ -1030,7 +1051,7 @@ class Chaos:
             tables += (("t", "id"),)  # what the hostile inputs wrote
         for table, order in tables:
             r = requests.get(node.url + "/db/query", params={
-                "q": "SELECT * FROM %s ORDER BY %s" % (table, order), "level": "none"}, timeout=10)
+                "q": "SELECT * FROM %s ORDER BY %s" % (table, order), "level": "none"}, timeout=10, **node.tls)
             res = r.json()["results"][0]
             # an error stands in for the rows, so that it shows in a mismatch
             out[table] = ("error: " + res["error"]) if "error" in res else (res.get("values") or [])
@@ -1143,6 +1164,7 @@ class Chaos:
             return 1
         print("PASSED, seed %d: %d faults, no violation%s" % (
             self.args.seed, len([f for f in self.faults if f[1] != "heal"]),
+            " (node TLS, HTTPS with mutual TLS, -auth)" if self.args.secure else
             " (node-to-node TLS)" if self.args.node_tls else ""))
         return 0
 
@@ -1179,11 +1201,15 @@ def main():
     ap.add_argument("--hostile-rate", type=float, default=2.0, help="hostile requests a second, at most")
     ap.add_argument("--hostile-inputs", default="",
                     help="only the hostile inputs whose names start so, comma-separated (nul/,pragma/ ...)")
+    ap.add_argument("--secure", action="store_true",
+                    help="node TLS, HTTPS with mutual TLS and -auth on every node (the hostile client off)")
     ap.add_argument("--node-tls", action="store_true",
                     help="mutual node-to-node TLS on every node (certificates made for the run with openssl)")
     ap.add_argument("--unsafe-reads", action="store_true",
                     help="read registers at level none (stale reads): shows the checker catching them")
     args = ap.parse_args()
+    if args.secure:
+        args.hostile = False  # its inputs are plain HTTP without credentials
     if args.build:
         harness.RQLITED = os.path.abspath(os.path.join(args.build, "rqlited"))
     # A timeout's SIGTERM still tears down the nodes and namespaces.
