@@ -307,8 +307,27 @@ static int waitFd(tls_conn *t, short ev)
     }
 }
 
-/* GnuTLS's push. A wait that gives up answers EAGAIN, which leaves the
- * session usable; the callers see t->why and stop. */
+/* After a send or recv that failed with errno: true to try again
+ * (interrupted, or the socket became ready within the wait); false with
+ * GnuTLS's errno set (EAGAIN for a wait that gave up, which leaves the
+ * session usable; the callers see t->why and stop). */
+static bool ioRetry(tls_conn *t, short events)
+{
+    if (errno == EINTR)
+        return true;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        t->sys_errno = errno;
+        gnutls_transport_set_errno(t->s, errno);
+        return false;
+    }
+    if (t->nonblock || !waitFd(t, events)) {
+        gnutls_transport_set_errno(t->s, EAGAIN);
+        return false;
+    }
+    return true;
+}
+
+/* GnuTLS's push: never blocks the socket itself, so a wait is bounded. */
 static ssize_t connPush(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
 {
     tls_conn *t = p;
@@ -317,20 +336,12 @@ static ssize_t connPush(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcn
         ssize_t n = sendmsg(t->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n >= 0)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            t->sys_errno = errno;
-            gnutls_transport_set_errno(t->s, errno);
+        if (!ioRetry(t, POLLOUT))
             return -1;
-        }
-        if (t->nonblock || !waitFd(t, POLLOUT)) {
-            gnutls_transport_set_errno(t->s, EAGAIN);
-            return -1;
-        }
     }
 }
 
+/* GnuTLS's pull, likewise; a zero read marks the peer's end. */
 static ssize_t connPull(gnutls_transport_ptr_t p, void *buf, size_t n)
 {
     tls_conn *t = p;
@@ -341,17 +352,8 @@ static ssize_t connPull(gnutls_transport_ptr_t p, void *buf, size_t n)
                 t->eof = true;
             return r;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            t->sys_errno = errno;
-            gnutls_transport_set_errno(t->s, errno);
+        if (!ioRetry(t, POLLIN))
             return -1;
-        }
-        if (t->nonblock || !waitFd(t, POLLIN)) {
-            gnutls_transport_set_errno(t->s, EAGAIN);
-            return -1;
-        }
     }
 }
 
