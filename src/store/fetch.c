@@ -222,18 +222,15 @@ static int installFetched(store *s, raft_index want)
         unlink(s->fetch_path);
         return 0;
     }
-    /* Forwarded requests need the leader's API address the moment the
-     * file is in: take the snapshot's node metadata now rather than when
-     * libraft restores it (fsmRestore). */
+    /* Forwarded requests need the leader's node ID and API address the
+     * moment the file is in: take the snapshot's node metadata now rather
+     * than when libraft restores it (fsmRestore); publish.c shows them at
+     * the end of this loop iteration. */
     codec_snapshot snap;
     const struct raft_buffer *sd = &s->fetch_msg.install_snapshot.data;
     if (codec_snap_decode(sd->base, sd->len, &snap) == 0) {
-        if (json_is_array(snap.metas)) {
+        if (json_is_array(snap.metas))
             storeMetasFromJson(s, snap.metas);
-            pthread_mutex_lock(&s->mu);
-            storeLeaderApiLocked(s);
-            pthread_mutex_unlock(&s->mu);
-        }
         json_decref(snap.metas);
     }
     char *err = NULL;

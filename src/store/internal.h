@@ -125,9 +125,11 @@ struct store {
     raft_index first_index;  /* of the log libraft holds, 0 if empty */
     raft_index leader_commit;   /* the leader's commit index as last told (followers) */
     int64_t quorum_contact_ms;  /* leader: when a majority was last heard from */
-    raft_id leader_id;
+    raft_id leader_id;       /* as libraft knows it: from its first message */
     char leader_addr[256];
-    char leader_api[300];    /* the leader's API address from node metadata, "" if unknown */
+    char leader_node[256];   /* its node ID from node metadata, "" while unknown:
+                              * callers see no leader until it is known */
+    char leader_api[300];    /* its API address from node metadata */
     store_node *nodes;
     int n_nodes;
     bool ready;
@@ -282,8 +284,11 @@ meta *storeMetaFind(store *s, raft_id rid);
 void storeMetaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api);
 json_t *storeMetasToJson(store *s);
 void storeMetasFromJson(store *s, json_t *a);
-/* Under s->mu: s->leader_api from the metadata of s->leader_addr. */
-void storeLeaderApiLocked(store *s);
+/* Raft thread: the node ID and API address of the leader whose Raft ID
+ * is lid, from the node metadata (known before the configuration is: a
+ * wiped node fetching the leader's database has the metadata of the
+ * snapshot it holds, storeFetchDone()); "" when not known yet. */
+void storeLeaderIdentity(store *s, raft_id lid, char *id, size_t id_size, char *api, size_t api_size);
 /* Raft thread, leader, once its term's barrier is applied: put in the log
  * the metadata of a -bootstrap-expect cluster, and ours if the log lacks
  * or differs from it. */

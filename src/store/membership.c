@@ -85,15 +85,21 @@ void storeMetasFromJson(store *s, json_t *a)
     s->meta_dirty = true;
 }
 
-/* The leader's API address by its Raft address, from the node metadata:
- * known before the configuration is (a wiped node fetching the leader's
- * database has the metadata of the snapshot it holds, storeFetchDone()). */
-void storeLeaderApiLocked(store *s)
+void storeLeaderIdentity(store *s, raft_id lid, char *id, size_t id_size, char *api, size_t api_size)
 {
-    s->leader_api[0] = '\0';
-    for (int i = 0; i < s->n_metas && s->leader_addr[0]; i++)
-        if (strcmp(s->metas[i].addr, s->leader_addr) == 0)
-            snprintf(s->leader_api, sizeof s->leader_api, "%s", s->metas[i].api);
+    id[0] = api[0] = '\0';
+    if (lid == 0)
+        return;
+    if (lid == s->id) {
+        snprintf(id, id_size, "%s", s->cfg->node_id);
+        snprintf(api, api_size, "%s", s->cfg->http_api_url);
+        return;
+    }
+    meta *m = storeMetaFind(s, lid);
+    if (m && m->id[0]) {
+        snprintf(id, id_size, "%s", m->id);
+        snprintf(api, api_size, "%s", m->api);
+    }
 }
 
 /* Nobody waits for a metadata entry the leader appends on its own. */

@@ -56,9 +56,15 @@ static void rebuildNodesLocked(store *s)
             continue;
         store_node *n = &s->nodes[s->n_nodes++];
         meta *m = storeMetaFind(s, srv->id);
-        snprintf(n->id, sizeof n->id, "%s", m && m->id[0] ? m->id : srv->address);
+        /* Ourselves by our own flags: our metadata entry may not be
+         * applied yet when the configuration listing us is. */
+        if (srv->id == s->id)
+            snprintf(n->id, sizeof n->id, "%s", s->cfg->node_id);
+        else
+            snprintf(n->id, sizeof n->id, "%s", m && m->id[0] ? m->id : srv->address);
         snprintf(n->addr, sizeof n->addr, "%s", srv->address);
-        snprintf(n->api_addr, sizeof n->api_addr, "%s", m ? m->api : "");
+        snprintf(n->api_addr, sizeof n->api_addr, "%s",
+                 srv->id == s->id ? s->cfg->http_api_url : m ? m->api : "");
         n->voter = srv->role == RAFT_VOTER;
     }
 }
@@ -173,9 +179,12 @@ void storeOnCheck(uv_check_t *h)
     roleChange(s, lid, laddr);
 
     int64_t quorum_ms = r->state == RAFT_LEADER ? quorumContactMs(s) : 0;
+    char lnode[sizeof s->leader_node], lapi[sizeof s->leader_api];
+    storeLeaderIdentity(s, lid, lnode, sizeof lnode, lapi, sizeof lapi);
     pthread_mutex_lock(&s->mu);
     s->quorum_contact_ms = quorum_ms;
-    bool leader_changed = s->leader_id != lid;
+    bool leader_changed = s->leader_id != lid || strcmp(s->leader_node, lnode) != 0 ||
+                          strcmp(s->leader_api, lapi) != 0;
     s->state = r->state;
     s->term = r->current_term;
     s->commit_index = r->commit_index;
@@ -188,15 +197,14 @@ void storeOnCheck(uv_check_t *h)
         contactLocked(s);
     s->leader_id = lid;
     snprintf(s->leader_addr, sizeof s->leader_addr, "%s", laddr ? laddr : "");
+    snprintf(s->leader_node, sizeof s->leader_node, "%s", lnode);
+    snprintf(s->leader_api, sizeof s->leader_api, "%s", lapi);
     raft_index conf_index = r->configuration_uncommitted_index ? r->configuration_uncommitted_index
                                                                : r->configuration_index;
     if (s->meta_dirty || conf_index != s->published_conf_index || s->nodes == NULL) {
         rebuildNodesLocked(s);
-        storeLeaderApiLocked(s);
         s->published_conf_index = conf_index;
         s->meta_dirty = false;
-    } else if (leader_changed) {
-        storeLeaderApiLocked(s);
     }
     readyLocked(s, lid);
     if (leader_changed || s->ready)
@@ -222,21 +230,21 @@ bool store_is_leader(store *s)
     return r;
 }
 
-/* Under s->mu: the leader as the members list has it, else what is known
- * of it (its address, before the configuration lists it). */
+/* Under s->mu: the leader, once we know who it is. libraft names the
+ * leader (its Raft ID and address) from its first message, but a Raft ID
+ * is a hash of the node ID: the node ID and API address come from the
+ * node metadata, which a joining node has only once it has applied the
+ * leader's first entries. Until then there is no leader to report (rqlite
+ * reports both or neither), nor one to forward to. */
 static bool leaderLocked(store *s, store_node *leader)
 {
-    if (s->leader_id == 0)
+    if (s->leader_id == 0 || s->leader_node[0] == '\0')
         return false;
     memset(leader, 0, sizeof *leader);
+    snprintf(leader->id, sizeof leader->id, "%s", s->leader_node);
     snprintf(leader->addr, sizeof leader->addr, "%s", s->leader_addr);
     snprintf(leader->api_addr, sizeof leader->api_addr, "%s", s->leader_api);
-    for (int i = 0; i < s->n_nodes; i++) {
-        if (strcmp(s->nodes[i].addr, s->leader_addr) == 0) {
-            *leader = s->nodes[i];
-            return true;
-        }
-    }
+    leader->voter = true;
     return true;
 }
 
@@ -253,11 +261,12 @@ bool store_wait_leader(store *s, uint64_t timeout_ms)
     struct timespec deadline;
     rq_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&s->mu);
-    while (s->leader_id == 0 && !s->closing) {
+    store_node leader;
+    while (!leaderLocked(s, &leader) && !s->closing) {
         if (pthread_cond_timedwait(&s->changed, &s->mu, &deadline) == ETIMEDOUT)
             break;
     }
-    bool r = s->leader_id != 0;
+    bool r = leaderLocked(s, &leader);
     pthread_mutex_unlock(&s->mu);
     return r;
 }
