@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "util/addr.h"
+#include "util/duration.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -122,37 +123,10 @@ static const char *blurb =
 
 int config_parse_duration_ns(const char *s, uint64_t *ns)
 {
-    if (s == NULL || *s == '\0')
+    int64_t v;
+    if (rq_duration_parse(s, &v, NULL, 0) != 0 || v < 0)
         return -1;
-    if (strcmp(s, "0") == 0) {
-        *ns = 0;
-        return 0;
-    }
-    double total = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        if (!isdigit((unsigned char)*p) && *p != '.')
-            return -1;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno)
-            return -1;
-        p = end;
-        double unit;
-        if (strncmp(p, "ns", 2) == 0) { unit = 1; p += 2; }
-        else if (strncmp(p, "us", 2) == 0) { unit = 1e3; p += 2; }
-        else if (strncmp(p, "\xc2\xb5s", 3) == 0) { unit = 1e3; p += 3; }
-        else if (strncmp(p, "ms", 2) == 0) { unit = 1e6; p += 2; }
-        else if (*p == 's') { unit = 1e9; p++; }
-        else if (*p == 'm') { unit = 60e9; p++; }
-        else if (*p == 'h') { unit = 3600e9; p++; }
-        else return -1; /* Go requires a unit except for "0" */
-        total += v * unit;
-    }
-    if (total > 9.2e18)
-        return -1;
-    *ns = (uint64_t)(total + 0.5);
+    *ns = (uint64_t)v;
     return 0;
 }
 

@@ -108,8 +108,9 @@ void config_free(config *cfg);
 /* Does the node serve HTTPS (-http-cert and -http-key both set)? */
 bool config_https(const config *cfg);
 
-/* Parse a Go duration ("1h2m3.5s", "500ms", "0"); returns 0 and sets *ms
- * (rounded to the nearest millisecond) or *ns. */
+/* Parse a Go duration ("1h2m3.5s", "500ms", "500us", "0"; util/duration.h)
+ * that is not negative; returns 0 and sets *ms (rounded to the nearest
+ * millisecond) or *ns, else -1. */
 int config_parse_duration(const char *s, uint64_t *ms);
 int config_parse_duration_ns(const char *s, uint64_t *ns);
 

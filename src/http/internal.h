@@ -162,6 +162,9 @@ const char *params_read(struct MHD_Connection *c, store_read *rd);
 /* ?timeout as milliseconds into *ms (def when absent); false when it is
  * not a duration. */
 bool params_timeout(struct MHD_Connection *c, uint64_t def, uint64_t *ms);
+/* Any duration parameter likewise (rounded up to whole milliseconds; a
+ * negative one is 0). */
+bool params_duration_ms(struct MHD_Connection *c, const char *key, uint64_t def, uint64_t *ms);
 
 /* ---- respond.c: every answer carries X-RQLITE-VERSION, the CORS headers
  * and, when set, X-RQLITE-SERVED-BY. Each returns what MHD_queue_response
