@@ -217,7 +217,7 @@ enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request 
             }
         }
         free(ps);
-        return respond_text(h, c, 503, "leader not found");
+        return respond_no_leader(h, c);
     }
     const char *id = NULL;
     json_t *body = NULL;
@@ -387,7 +387,7 @@ enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *r
         free(err);
         store_node leader;
         if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
-            return respond_text(h, c, 503, "leader not found");
+            return respond_no_leader(h, c);
         char loc[400];
         snprintf(loc, sizeof loc, "%s/join", leader.api_addr);
         return respond_redirect(h, c, loc);
@@ -452,7 +452,20 @@ enum MHD_Result handle_remove(http_server *h, struct MHD_Connection *c, request 
     return answerLeaderOp(h, c, rq, rc, err, "", "remove failed");
 }
 
-/* ---- /snapshot ------------------------------------------------------------------- */
+/* ---- /snapshot, /reap ------------------------------------------------------------ */
+
+/* POST /reap: rqlite folds its incremental snapshots into one and
+ * checkpoints their WAL files. Ours are markers in libraft's store, which
+ * deletes superseded ones itself each time it takes a snapshot, and hold
+ * no WAL files: there is never anything to reap, and the answer says so. */
+enum MHD_Result handle_reap(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    if (http_server_store(h) == NULL)
+        return respond_text(h, c, 503, "store not open");
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"snapshots_reaped\":0,\"wals_checkpointed\":0}\n");
+    return respond_buf(h, c, 200, "application/json; charset=utf-8", &b);
+}
 
 /* POST /snapshot: a local snapshot and log truncation. A follower takes it
  * when it next applies an entry, so it nudges the leader with strong reads

@@ -152,6 +152,8 @@ int store_load(store *s, const void *image, size_t len, char **err)
         *err = strdup("load failed: invalid database image");
     } else if (rc == STORE_ERROR) {
         *err = storeOpTakeErr(o, "timeout waiting for the load to be applied");
+    } else if (rc == STORE_OK) {
+        storeStat(s, SSTAT_LOADS);
     }
     storeOpRelease(s, o);
     return rc;
@@ -274,5 +276,6 @@ int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const stor
 
 int store_dump(store *s, const char *tables, buf *out, char **err)
 {
+    storeStat(s, SSTAT_BACKUPS);
     return db_dump(s->db, tables, out, err);
 }

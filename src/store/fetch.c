@@ -64,6 +64,8 @@ int store_copy(store *s, unsigned flags, db_progress_fn progress, void *arg, uin
         return -1;
     }
     *size = (uint64_t)sb.st_size;
+    if (!(flags & DB_BACKUP_KEEP_INDEX)) /* a backup, not a follower's transfer */
+        storeStat(s, SSTAT_BACKUPS);
     rq_log("store", "%lld-byte copy of the database made in %lld ms", (long long)sb.st_size,
            (long long)(rq_now_ms() - t0));
     return fd;
@@ -241,7 +243,7 @@ static int installFetched(store *s, raft_index want)
         return -1;
     }
     db_resolve_index(s->db, want);
-    s->num_fetches++;
+    storeStat(s, SSTAT_SNAPSHOT_TRANSFERS);
     rq_log("store", "snapshot transfer done: %lld bytes in %.2f s (%.1f MB/s), database at index %llu",
            s->fetch_bytes, secs, secs > 0 ? (double)s->fetch_bytes / 1e6 / secs : 0.0,
            (unsigned long long)db_index(s->db));

@@ -82,6 +82,29 @@ typedef struct op {
     struct store *s;
 } op;
 
+/* rqlite's "store" expvar counters (publish.c names them, store_vars()).
+ * Any thread adds to them, atomically (storeStat). */
+enum {
+    SSTAT_SNAPSHOTS,              /* libraft snapshots taken */
+    SSTAT_USER_SNAPSHOTS,         /* of them, asked for (/snapshot) */
+    SSTAT_RESTORES,               /* snapshots installed: sent by a leader, or
+                                   * of the old format restored at start */
+    SSTAT_RESTORES_START,         /* at start, a database rebuilt from a snapshot */
+    SSTAT_RESTORES_START_SKIPPED, /* at start, the file already held the snapshot */
+    SSTAT_SNAPSHOT_TRANSFERS,     /* databases fetched from a leader (fetch.c) */
+    SSTAT_JOINS,                  /* joins that changed the configuration */
+    SSTAT_IGNORED_JOINS,          /* joins of a node already a member as asked */
+    SSTAT_REMOVED_BEFORE_JOINS,   /* members removed to let a join re-add them */
+    SSTAT_LOADS,                  /* /db/load and /boot images applied */
+    SSTAT_BACKUPS,                /* backups and dumps made */
+    SSTAT_RECOVERIES,             /* peers.json recoveries */
+    SSTAT_AUTO_OPTIMIZES,         /* PRAGMA optimize runs (-auto-optimize-int) */
+    SSTAT_AUTO_OPTIMIZES_FAILED,
+    SSTAT_NODES_REAPED_OK,        /* reaping (-raft-reap-*-timeout) */
+    SSTAT_NODES_REAPED_FAILED,
+    SSTAT_N
+};
+
 /* A node's metadata (membership.c): what libraft's configuration lacks. */
 typedef struct meta {
     char id[256];
@@ -112,6 +135,9 @@ struct store {
     bool was_new;
     char *contacted_by;    /* Raft address of the leader that reached a wiped node */
 
+    /* Any thread, atomically (storeStat). */
+    uint64_t stats[SSTAT_N];
+
     /* Any thread, under mu. */
     pthread_mutex_t mu;
     op *queue;             /* ops waiting for the Raft thread, LIFO is fine */
@@ -122,6 +148,7 @@ struct store {
     int state;
     raft_term term;
     raft_index commit_index, applied_index, last_index, snapshot_index;
+    raft_term last_term, snapshot_term;
     raft_index first_index;  /* of the log libraft holds, 0 if empty */
     raft_index leader_commit;   /* the leader's commit index as last told (followers) */
     int64_t quorum_contact_ms;  /* leader: when a majority was last heard from */
@@ -147,7 +174,6 @@ struct store {
     bool size_snap;         /* a snapshot triggered by log_bytes is due */
     op *snap_wait;          /* a user snapshot waiting to be taken */
     struct raft_buffer snap_buf; /* held between snapshot and finalize */
-    uint64_t num_snapshots, num_restores, num_restores_skipped, num_fetches;
     raft_index start_snap_index;  /* latest snapshot on disk at start */
     /* membership.c */
     meta *metas;
@@ -298,9 +324,18 @@ void storeReapCheck(store *s);
 
 /* ------------------------------------------------------------ publish.c */
 
+/* Count one of the SSTAT_* events; any thread. */
+static inline void storeStat(store *s, int which)
+{
+    __atomic_fetch_add(&s->stats[which], 1, __ATOMIC_RELAXED);
+}
+
 /* Raft thread (s->publish, after every loop iteration): copy the state
  * other threads read under s->mu, and react to role changes. */
 void storeOnCheck(uv_check_t *h);
+/* Publish the members of libraft's configuration (the Raft thread, or
+ * store_open before it starts). */
+void storePublishMembers(store *s);
 
 /* ------------------------------------------------------------ recover.c */
 

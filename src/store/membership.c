@@ -129,11 +129,13 @@ void storeMetaOnLeader(store *s)
 {
     if (s->boot_metas_pending) {
         /* -bootstrap-expect: every node started knowing the others' API
-         * addresses; put them in the log so that restarts keep them. */
+         * addresses; put them in the log, ours included, so that restarts
+         * keep them and nodes joining later learn them (a node that does
+         * not know the leader's node ID reports no leader). */
         s->boot_metas_pending = false;
         for (int i = 0; i < s->n_metas; i++)
-            if (s->metas[i].rid != s->id)
-                appendMeta(s, s->metas[i].id, s->metas[i].rid, s->metas[i].addr, s->metas[i].api);
+            appendMeta(s, s->metas[i].id, s->metas[i].rid, s->metas[i].addr, s->metas[i].api);
+        return;
     }
     char api[300];
     snprintf(api, sizeof api, "%s", s->cfg->http_api_url);
@@ -149,6 +151,7 @@ static void reapCb(struct raft_change *req, int status)
 {
     store *s = req->data;
     s->reap_pending = false;
+    storeStat(s, status == 0 ? SSTAT_NODES_REAPED_OK : SSTAT_NODES_REAPED_FAILED);
     if (status != 0)
         rq_log("store", "reaping failed: %s", raft_strerror(status));
     free(req);
@@ -274,9 +277,11 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
                raft_addr);
         if ((rc = changeOp(s, OP_REMOVE, rid, NULL, 0, err)) != STORE_OK)
             return rc;
+        storeStat(s, SSTAT_REMOVED_BEFORE_JOINS);
         same = false;
     } else if (same && same_voter && api_same) {
         rq_log("store", "node %s at %s is already a member, ignoring join request", id, raft_addr);
+        storeStat(s, SSTAT_IGNORED_JOINS);
         return STORE_OK;
     }
     for (int i = 0; i < n_conflicts; i++) {
@@ -284,6 +289,7 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
                (unsigned long long)conflicts[i], id, raft_addr);
         if ((rc = changeOp(s, OP_REMOVE, conflicts[i], NULL, 0, err)) != STORE_OK)
             return rc;
+        storeStat(s, SSTAT_REMOVED_BEFORE_JOINS);
     }
     if ((rc = applyMeta(s, id, raft_addr, api_addr, err)) != STORE_OK)
         return rc;
@@ -297,6 +303,7 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
             return rc;
     }
     rq_log("store", "node %s at %s joined successfully", id, raft_addr);
+    storeStat(s, SSTAT_JOINS);
     return STORE_OK;
 }
 

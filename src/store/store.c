@@ -345,6 +345,9 @@ static int startRaft(store *s, char **err)
     rq_log("store", "raft started: last log index %llu, snapshot index %llu",
            (unsigned long long)raft_last_index(&s->raft),
            (unsigned long long)s->raft.log.snapshot.last_index);
+    /* The members libraft loaded, for callers as soon as this returns
+     * (main.c looks before it joins); no other thread runs yet. */
+    storePublishMembers(s);
     if (pthread_create(&s->thread, NULL, raftThread, s) != 0) {
         *err = strdup("cannot start raft thread");
         return -1;

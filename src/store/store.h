@@ -83,6 +83,10 @@ bool store_is_leader(store *s);
 bool store_leader(store *s, store_node *leader);
 /* Wait up to timeout_ms for a leader to be known; true if one is. */
 bool store_wait_leader(store *s, uint64_t timeout_ms);
+/* Wait up to timeout_ms until this node has applied everything the leader
+ * had committed when called (its commit index as its last AppendEntries
+ * said; the leader's own on the leader): rqlite's /readyz?sync. */
+bool store_wait_synced(store *s, uint64_t timeout_ms);
 
 /* The policy's verdict on a command before anything is proposed (any node):
  * STORE_DISALLOWED, or STORE_OK with *readonly set when it only reads. */
@@ -124,6 +128,9 @@ int store_stepdown(store *s, const char *id, char **err);
 int store_nodes(store *s, store_node **nodes);
 /* The "store" section of /status (caller owns). */
 json_t *store_status(store *s);
+/* rqlite's "store" map of /debug/vars: its counters (num_snapshots,
+ * num_restores, num_ignored_joins...) by their rqlite names (caller owns). */
+json_t *store_vars(store *s);
 /* Local snapshot + log truncation (/snapshot). On a follower the snapshot
  * is taken when the next entry is applied (the caller can cause one with a
  * strong read on the leader). trailing > 0: keep that many entries of the

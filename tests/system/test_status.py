@@ -1,5 +1,6 @@
 """What a node says about itself and its cluster: /status, /debug/vars,
 the smaller endpoints, and the flags that tune them."""
+import re
 import time
 
 import requests
@@ -47,3 +48,186 @@ def test_leader_id_known_as_soon_as_its_address(cluster):
         assert any(x["id"] == str(i) for x in st["nodes"]), st["nodes"]
         assert st["raft"]["voter"] is True
     wait_members(n1, 6)
+
+
+def expvar(node, key=None):
+    r = requests.get(node.url + "/debug/vars" + ("?key=" + key if key else ""), timeout=10)
+    assert r.status_code == 200 and r.text.startswith("{\n") and r.text.endswith("\n}\n"), r.text[:200]
+    return r.json()
+
+
+def test_expvar_counters_of_joins_snapshots_and_restores(cluster):
+    """/debug/vars counts, under rqlite's names, what its end-to-end tests
+    read: join requests served (cluster.num_join_req), joins of a member
+    already in the configuration (store.num_ignored_joins), snapshots asked
+    for (http.user_snapshots) and taken (store.num_snapshots), reaps, a new
+    node restored from the leader's snapshot (store.num_restores) and a
+    restart that finds its database already holding the snapshot
+    (store.num_restores_start_skipped)."""
+    n1 = cluster.node(1).start().wait_ready()
+    doc = expvar(n1)
+    assert set(doc) >= {"cmdline", "memstats", "http", "cluster", "store"}
+    assert doc["cluster"]["num_join_req"] == 0
+    assert doc["store"]["num_snapshots"] == 0 and doc["store"]["num_restores"] == 0
+    assert list(expvar(n1, "cluster")) == ["cluster"]
+
+    n2 = cluster.node(2).start(join=n1.raft_addr).wait_ready()
+    wait_members(n1, 2)
+    assert expvar(n1)["cluster"]["num_join_req"] == 1
+    assert expvar(n1)["store"]["num_joins"] == 1
+    # the same node, same ID and address, joins again: accepted, no change
+    n2.stop()
+    n2.start(join=n1.raft_addr).wait_ready()
+    poll(lambda: expvar(n1)["store"]["num_ignored_joins"] == 1, what="ignored join counted")
+    v = expvar(n1)
+    assert v["cluster"]["num_join_req"] == 2 and v["store"]["num_joins"] == 1
+    assert "is already a member, ignoring join request" in n1.logs()
+
+    # snapshots: asked for, taken; the log compacted to one entry after it
+    n1.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"] +
+               [["INSERT INTO t(v) VALUES(?)", "r%d" % i] for i in range(20)])
+    for i in range(5):
+        n1.execute([["INSERT INTO t(v) VALUES(?)", "s%d" % i]])
+    r = requests.post(n1.url + "/snapshot?trailing_logs=1", timeout=20)
+    assert r.status_code == 200, r.text
+    v = expvar(n1)
+    assert v["http"]["user_snapshots"] == 1
+    assert v["store"]["num_user_snapshots"] == 1 and v["store"]["num_snapshots"] >= 1
+    r = requests.post(n1.url + "/reap", timeout=10)
+    assert r.status_code == 200 and r.text == '{"snapshots_reaped":0,"wals_checkpointed":0}\n'
+    assert r.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert expvar(n1)["http"]["user_reaps"] == 1
+
+    # a node joining now starts from the leader's snapshot: one restore
+    n3 = cluster.node(3).start(join=n1.raft_addr).wait_ready()
+    poll(lambda: n3.count("t") == 25, what="rows on the new node")
+    st = expvar(n3)["store"]
+    assert st["num_restores"] == 1 and st["num_snapshot_transfers"] == 1, st
+    assert st["num_restores_start"] == 0 and st["num_restores_start_skipped"] == 0, st
+
+    # a restart finds its database holding its own snapshot: no restore
+    n1.stop()
+    n1.start().wait_ready()
+    st = expvar(n1)["store"]
+    assert st["num_restores_start_skipped"] == 1 and st["num_restores_start"] == 0, st
+    assert st["num_restores"] == 0, st
+
+    # http counters, per endpoint and per statement
+    base = expvar(n1)["http"]
+    leader = leader_of([n1, n2, n3])
+    leader.execute(["INSERT INTO t(v) VALUES('a')", "INSERT INTO t(v) VALUES('b')"])
+    leader.query("SELECT 1")
+    requests.post(leader.url + "/db/request", json=["SELECT 1", "SELECT 2", "SELECT 3"])
+    h = expvar(leader)["http"]
+    if leader is n1:
+        assert h["executions"] == base["executions"] + 1 and h["execute_stmts_rx"] == base["execute_stmts_rx"] + 2
+        assert h["queries"] == base["queries"] + 1 and h["request_stmts_rx"] == base["request_stmts_rx"] + 3
+    assert h["num_status"] >= 1 and h["auth_ok"] == 0 and h["auth_fail"] == 0
+
+
+def test_leader_not_found_counted(cluster):
+    """A follower without a leader answers 503 leader not found, counted
+    as rqlite counts it (http.leader_not_found)."""
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    n1.kill()
+    poll(lambda: requests.get(n2.url + "/status?key=store.leader").json()["addr"] == "", timeout=30,
+         what="leader lost")
+    r = requests.post(n2.url + "/db/execute", json=["SELECT 1"], timeout=10)
+    assert r.status_code == 503 and r.text == "leader not found\n"
+    assert expvar(n2)["http"]["leader_not_found"] >= 1
+
+
+def test_single_node_cluster_refuses_to_join_another(cluster):
+    """A node that is the only member of its own cluster, restarted with
+    -join to another cluster, exits with rqlite's message instead of
+    joining it."""
+    n1 = cluster.node(1).start().wait_ready()
+    other = cluster.node(9).start().wait_ready()
+    n1.stop()
+    n1.start(join=other.raft_addr)
+    assert n1.wait_exit(20) == 1
+    assert "node is the only node in a single-node cluster, joining other clusters not supported" in n1.logs()
+    assert len(other.nodes()) == 1
+
+
+def test_status_sections(cluster):
+    """/status has the sections and fields rqlite's tools read, with this
+    node's real values: the snapshot store's snapshots, the SQLite
+    connections' pragmas, durations in Go's form, the cluster, http and
+    node sections."""
+    n = cluster.node(1, ["-http-allow-origin", "https://example.com", "-raft-snap-int", "1.5s",
+                         "-raft-commit-timeout", "300ms", "-cluster-connect-timeout", "1m2s", "-fk"])
+    n.start().wait_ready()
+    assert "warning" not in n.logs()  # -http-allow-origin is implemented: no warning
+    n.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
+    assert requests.post(n.url + "/snapshot", timeout=20).status_code == 200
+    st = n.status()
+    store = st["store"]
+    snaps = store["snapshot_store"]
+    assert snaps["dir"].startswith(n.dir) and len(snaps["snapshots"]) >= 1
+    for sid in snaps["snapshots"]:
+        term, index, ms = (int(x) for x in sid.split("-"))
+        assert term >= 1 and index >= 1 and ms >= 0
+    assert int(snaps["snapshots"][-1].split("-")[1]) == store["raft"]["last_snapshot_index"]
+    pragmas = store["sqlite3"]["pragmas"]
+    for conn in ("ro", "rw"):
+        p = pragmas[conn]
+        assert set(p) == {"busy_timeout", "foreign_keys", "journal_mode", "synchronous", "wal_autocheckpoint"}
+        assert p["busy_timeout"] == "5000" and p["journal_mode"] == "wal" and p["foreign_keys"] == "1", p
+    # the write connection's durability: synchronous=NORMAL (see README)
+    assert pragmas["rw"]["synchronous"] == "1"
+    assert store["sqlite3"]["path"] == n.dir + "/db.sqlite"
+    assert store["sqlite3"]["wal_size"] >= 0 and store["sqlite3"]["compile_options"]
+    assert store["snapshot_interval"] == "1.5s" and store["commit_timeout"] == "300ms"
+    assert store["apply_timeout"] == "10s" and store["election_timeout"] == "500ms"
+    assert store["trailing_logs"] == 10240 and store["snapshot_threshold"] == 8192
+    assert store["dir_size"] > 0 and store["open"] is True
+    assert store["raft"]["last_contact"] == 0  # the leader
+    assert store["raft"]["last_log_term"] == store["raft"]["term"]
+    assert st["cluster"] == {"addr": n.raft_addr, "api_addr": n.url, "https": False}
+    assert st["http"]["allow_origin"] == "https://example.com"
+    assert st["http"]["cluster"] == {"timeout": "1m2s", "local_node_addr": n.raft_addr}
+    assert st["http"]["bind_addr"] == n.http_addr and st["http"]["auth"] == "disabled"
+    assert st["http"]["queue"]["_default"]["timeout"] == "50ms"
+    node = st["node"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", node["start_time"]), node
+    assert node["current_time"] >= node["start_time"]
+    assert re.fullmatch(r"[0-9hms.]+", node["uptime"]), node
+    assert st["os"]["executable"].endswith("/rqlited")
+    assert requests.get(n.url + "/status?key=store.sqlite3.pragmas.ro").json() == pragmas["ro"]
+    # a follower: last_contact is how long ago the leader was heard from
+    f = cluster.node(2).start(join=n.url).wait_ready()
+    raft = f.status()["store"]["raft"]
+    assert re.fullmatch(r"[0-9.]+(ns|µs|ms|s)", raft["last_contact"]), raft["last_contact"]
+
+
+def test_small_endpoints(cluster):
+    """/db/sql, /licenses, /debug/pprof answer (rqlite's shapes); their
+    permissions are checked in test_auth.py."""
+    n = cluster.node(1).start().wait_ready()
+    r = requests.get(n.url + "/db/sql", params={"q": "SELECT random()"})
+    assert r.status_code == 200
+    assert r.json() == {"results": [{"original": "SELECT random()", "rewritten": "SELECT random()"}]}
+    r = requests.post(n.url + "/db/sql?timings", json=["INSERT INTO nowhere VALUES (datetime('now'))",
+                                                       "SELEC 1", ["SELECT ?", 1]])
+    res = r.json()
+    assert res["results"][0] == {"original": "INSERT INTO nowhere VALUES (datetime('now'))",
+                                 "rewritten": "INSERT INTO nowhere VALUES (datetime('now'))"}
+    assert res["results"][1] == {"original": "SELEC 1", "error": 'near "SELEC": syntax error'}
+    assert res["results"][2]["rewritten"] == "SELECT ?" and "time" in res
+    r = requests.get(n.url + "/db/sql")
+    assert r.status_code == 400 and r.text == "query not specified\n"
+    assert requests.post(n.url + "/db/sql", data="nope").status_code == 400
+    assert expvar(n)["http"]["sql_analyze"] == 4
+    r = requests.get(n.url + "/licenses")
+    assert r.status_code == 200 and "SQLite" in r.text and r.headers["Content-Type"].startswith("text/plain")
+    assert requests.post(n.url + "/licenses").status_code == 405
+    for path in ("/debug/pprof", "/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile"):
+        r = requests.get(n.url + path)
+        assert r.status_code == 200 and "/debug/pprof/cmdline" in r.text, path
+    r = requests.get(n.url + "/debug/pprof/cmdline")
+    assert r.status_code == 200 and r.text.split("\0")[0].endswith("rqlited") and n.dir in r.text.split("\0")
+    assert requests.get(n.url + "/debug/pprofx").status_code == 404
+    assert requests.post(n.url + "/reap").status_code == 200
+    assert requests.get(n.url + "/reap").status_code == 405
