@@ -115,6 +115,14 @@ static int bootstrapExpect(const config *cfg, http_server *http, store_node **ou
             n++;
         }
         if (n >= cfg->bootstrap_expect) {
+            /* Those that told us they exist may not have heard from us
+             * (they were not listening yet when we first tried): once more,
+             * so that they all bootstrap the same nodes. */
+            for (int i = 0; i < cfg->n_join; i++) {
+                char *err = NULL;
+                cluster_notify(cfg, cfg->join[i], &err);
+                free(err);
+            }
             rq_log("rqlited", "bootstrap-expect: %d nodes known, bootstrapping", n);
             *out = known;
             return n;

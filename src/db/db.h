@@ -159,6 +159,17 @@ int db_dump(db *d, const char *tables, buf *out, char **err);
  * 0, or -1 with SQLite's message in *err. */
 int db_sql_check(const char *sql, size_t len, char **err);
 
+/* -auto-optimize-int: the statements that bring the query planner's
+ * statistics up to date, decided on a read-only connection (any thread):
+ * "PRAGMA analysis_limit=400" then "ANALYZE <table>" for each table that
+ * has indexes and rows, and no statistics or statistics off by 25 times or
+ * more from its row count (what SQLite's own PRAGMA optimize looks for).
+ * Appended to out; returns the number of tables (0: nothing to do), or -1
+ * when the database cannot be read. Run through the log, the statements
+ * give every replica the same statistics, where PRAGMA optimize would
+ * consult each connection's own history. */
+int db_optimize_plan(db *d, cmd_batch *out);
+
 /* For /status. */
 const char *db_path(db *d);
 long long db_file_size(db *d);

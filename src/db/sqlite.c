@@ -282,6 +282,63 @@ int db_file_index(const char *path, uint64_t near, uint64_t *out)
 }
 
 
+/* The first integer of a sqlite_stat1 "stat" (the table's rows), or -1. */
+static long long statRows(sqlite3 *c, const char *table)
+{
+    sqlite3_stmt *st = NULL;
+    long long rows = -1;
+    if (sqlite3_prepare_v2(c, "SELECT stat FROM sqlite_stat1 WHERE tbl = ?1 LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            rows = strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10);
+    }
+    sqlite3_finalize(st);
+    return rows;
+}
+
+int db_optimize_plan(db *d, cmd_batch *out)
+{
+    sqlite3 *c = dbRoGet(d);
+    if (c == NULL)
+        return -1;
+    dbExecSimple(c, "BEGIN", NULL);
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+    char *err = NULL;
+    if (sqlite3_prepare_v2(c, "SELECT name FROM sqlite_master AS m WHERE type = 'table' AND name NOT LIKE "
+                              "'sqlite\\_%' ESCAPE '\\' AND EXISTS (SELECT 1 FROM sqlite_master AS i WHERE "
+                              "i.type = 'index' AND i.tbl_name = m.name) ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK) {
+        dbExecSimple(c, "ROLLBACK", NULL);
+        dbRoPut(d, c, false);
+        return -1;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        char *q = sqlite3_mprintf("SELECT count(*) FROM \"%w\"", name);
+        sqlite3_int64 rows = 0;
+        pragmaRead(c, q, &rows);
+        sqlite3_free(q);
+        long long was = statRows(c, name);
+        bool stale = was < 0 || rows > was * 25 || rows * 25 < was;
+        if (rows == 0 || !stale)
+            continue;
+        if (n == 0 && cmd_add_stmt(out, "PRAGMA analysis_limit=400", 25, &err) != 0)
+            break;
+        char *a = sqlite3_mprintf("ANALYZE \"%w\"", name);
+        int rc = cmd_add_stmt(out, a, strlen(a), &err);
+        sqlite3_free(a);
+        if (rc != 0)
+            break;
+        n++;
+    }
+    sqlite3_finalize(st);
+    free(err);
+    dbExecSimple(c, "ROLLBACK", NULL);
+    dbRoPut(d, c, false);
+    return n;
+}
+
 int db_sql_check(const char *sql, size_t len, char **err)
 {
     sqlite3 *m = NULL;

@@ -131,6 +131,7 @@ struct store {
     struct raft_io io;
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
+    struct raft_tracer tracer;  /* -raft-log-level DEBUG/TRACE: libraft's traces */
     bool raft_started;
     bool was_new;
     char *contacted_by;    /* Raft address of the leader that reached a wiped node */
@@ -189,6 +190,11 @@ struct store {
     bool leader_barrier_pending;
     bool leader_ready;      /* barrier of our term applied */
     raft_index ready_target;
+    /* client.c: -auto-optimize-int */
+    int64_t optimize_due_ms;  /* leader: when the next pass is due (0: not leading) */
+    pthread_t optimize_thread;
+    bool optimize_started;    /* optimize_thread was created and is not joined */
+    bool optimize_busy;       /* atomically: a pass is under way */
     /* readindex.c */
     peerCount *peers;       /* read-index counters, reset on each leadership */
     unsigned n_peers;
@@ -267,6 +273,15 @@ unsigned storeSnapTrailing(const config *cfg);
  * after every loop iteration, completes it once taken or timed out. */
 void storeSnapStart(store *s, op *o);
 void storeSnapProgress(store *s);
+
+/* ------------------------------------------------------------- client.c */
+
+/* Raft thread, on each tick: every -auto-optimize-int of leadership, start
+ * a pass that proposes the statements db_optimize_plan() finds (on a thread
+ * of its own: it waits for its entry like any write). */
+void storeOptimizeCheck(store *s);
+/* store_close, after the Raft thread stopped: wait for a pass under way. */
+void storeOptimizeClose(store *s);
 
 /* ---------------------------------------------------------- readindex.c */
 

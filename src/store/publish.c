@@ -108,7 +108,7 @@ static void roleChange(store *s, raft_id lid, const char *laddr)
         if (r->state == RAFT_LEADER)
             rq_log("store", "this node (ID=%s, addr=%s) is now Leader", s->cfg->node_id,
                    s->cfg->raft_adv_addr);
-        else
+        else if (s->cfg->raft_log <= CONFIG_LOG_INFO)
             rq_log("raft", "entering %s state: term=%llu", stateName(r->state),
                    (unsigned long long)r->current_term);
         if (r->state != RAFT_LEADER)
@@ -495,6 +495,8 @@ json_t *store_status(store *s)
         (json_int_t)(s->commit_index > s->applied_index ? s->commit_index - s->applied_index : 0),
         "voter", voter, "num_peers", s->n_nodes > 0 ? s->n_nodes - 1 : 0);
     json_object_set_new(raft, "last_log_term", json_integer((json_int_t)s->last_term));
+    /* libraft's heartbeat: how often an idle leader sends AppendEntries. */
+    json_object_set_new(raft, "heartbeat_interval", goDuration(s->hb_ms));
     json_object_set_new(raft, "last_snapshot_term", json_integer((json_int_t)s->snapshot_term));
     json_object_set_new(raft, "leader_commit_index", json_integer((json_int_t)s->leader_commit));
     json_object_set_new(raft, "first_log_index", json_integer((json_int_t)s->first_index));
@@ -525,6 +527,7 @@ json_t *store_status(store *s)
     json_object_set_new(st, "snapshot_threshold", json_integer((json_int_t)storeSnapThreshold(cfg)));
     json_object_set_new(st, "snapshot_interval", goDuration(cfg->raft_snap_int_ms));
     json_object_set_new(st, "trailing_logs", json_integer((json_int_t)storeSnapTrailing(cfg)));
+    json_object_set_new(st, "auto_optimize_interval", goDuration(cfg->auto_optimize_int_ms));
     json_object_set_new(st, "reap_timeout", goDuration(cfg->raft_reap_node_timeout_ms));
     json_object_set_new(st, "reap_read_only_timeout", goDuration(cfg->raft_reap_read_only_node_timeout_ms));
     json_object_set_new(st, "db_unguarded_entries", json_integer((json_int_t)db_unguarded(s->db)));

@@ -48,8 +48,10 @@
 static void onTick(uv_timer_t *t)
 {
     store *s = t->data;
-    if (s && s->raft_started)
+    if (s && s->raft_started) {
         storeReapCheck(s);
+        storeOptimizeCheck(s);
+    }
 }
 
 /* uv_walk callback: the loop ends once every handle is closed. */
@@ -263,11 +265,36 @@ static void setTimeouts(store *s)
         et = 50;
     if (hb < 10)
         hb = 10;
+    /* -raft-commit-timeout: the longest an idle leader waits before it
+     * sends AppendEntries, which tell followers the commit index (hashicorp
+     * raft's CommitTimeout). libraft's heartbeat is that message: a
+     * shorter commit timeout shortens it. */
+    if (cfg->raft_commit_timeout_ms > 0 && cfg->raft_commit_timeout_ms < hb)
+        hb = (unsigned)cfg->raft_commit_timeout_ms;
     if (hb > et / 2)
         hb = et / 2;
     raft_set_election_timeout(&s->raft, et);
     raft_set_heartbeat_timeout(&s->raft, hb);
     s->hb_ms = hb;
+}
+
+/* libraft's debug traces, as [raft] log lines (-raft-log-level DEBUG). */
+static void traceEmit(struct raft_tracer *t, const char *file, int line, const char *message)
+{
+    (void)t;
+    rq_log("raft", "%s:%d %s", file, line, message);
+}
+
+/* -raft-log-level: libraft has no levels of its own, only debug traces,
+ * which DEBUG and TRACE turn on; INFO adds our [raft] lines (role
+ * changes), WARN (the default) and above leave both out. */
+static void setTracing(store *s)
+{
+    s->tracer.impl = s;
+    s->tracer.enabled = s->cfg->raft_log <= CONFIG_LOG_DEBUG;
+    s->tracer.emit = traceEmit;
+    s->raft.tracer = &s->tracer;
+    raft_uv_set_tracer(&s->io, &s->tracer);
 }
 
 /* libraft on our transport, FSM and wrapped I/O, with its settings. */
@@ -293,6 +320,7 @@ static int initRaft(store *s, const char *meta_json, char **err)
         return -1;
     }
     s->raft.data = s;
+    setTracing(s);
     setTimeouts(s);
     raft_set_pre_vote(&s->raft, true);
     /* A follower downloads the database before answering an InstallSnapshot;
@@ -413,6 +441,7 @@ void store_close(store *s)
     uv_async_send(&s->close_async);
     pthread_join(s->thread, NULL);
     storeFetchClose(s);
+    storeOptimizeClose(s);
     raft_uv_close(&s->io);
     transport_free(&s->transport);
     uv_loop_close(&s->loop);

@@ -159,7 +159,7 @@ def test_status_sections(cluster):
     n = cluster.node(1, ["-http-allow-origin", "https://example.com", "-raft-snap-int", "1.5s",
                          "-raft-commit-timeout", "300ms", "-cluster-connect-timeout", "1m2s", "-fk"])
     n.start().wait_ready()
-    assert "warning" not in n.logs()  # -http-allow-origin is implemented: no warning
+    assert "-http-allow-origin" not in n.logs().split("launch command")[-1].split("\n", 1)[-1]  # no warning
     n.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
     assert requests.post(n.url + "/snapshot", timeout=20).status_code == 200
     st = n.status()
@@ -231,3 +231,80 @@ def test_small_endpoints(cluster):
     assert requests.get(n.url + "/debug/pprofx").status_code == 404
     assert requests.post(n.url + "/reap").status_code == 200
     assert requests.get(n.url + "/reap").status_code == 405
+
+
+def test_raft_flags(cluster, tmp_path):
+    """-raft-log-level, -raft-commit-timeout, and the flags libraft has no
+    equivalent for (said once at start, not ignored silently)."""
+    n1 = cluster.node(1, ["-raft-log-level", "DEBUG", "-raft-commit-timeout", "5ms"]).start().wait_ready()
+    # DEBUG: libraft's own traces, as [raft] lines naming its source
+    poll(lambda: re.search(r"\[raft\] .* [a-z_/]+\.c:\d+ ", n1.logs()), what="libraft traces")
+    assert n1.status()["store"]["raft"]["heartbeat_interval"] == "5ms"
+    n2 = cluster.node(2, ["-raft-log-level", "info", "-raft-snap-int", "2s",
+                          "-raft-leader-lease-timeout", "750ms"]).start(join=n1.url).wait_ready()
+    logs = n2.logs()
+    assert "[raft]" in logs and "entering Follower state" in logs
+    assert not re.search(r"\[raft\] .* [a-z_/]+\.c:\d+ ", logs)  # no traces below DEBUG
+    assert logs.count("warning: -raft-snap-int has no equivalent in libraft") == 1
+    assert logs.count("warning: -raft-leader-lease-timeout has no equivalent in libraft") == 1
+    assert n2.status()["store"]["raft"]["heartbeat_interval"] == "20ms"
+    # WARN (the default): no [raft] role lines
+    n3 = cluster.node(3).start(join=n1.url).wait_ready()
+    assert "[raft]" not in n3.logs() and "warning" not in n3.logs()
+    # a level that does not exist stops the start
+    bad = cluster.node(4, ["-raft-log-level", "LOUD"]).start()
+    assert bad.wait_exit(20) == 1
+    assert "invalid -raft-log-level LOUD" in bad.logs()
+
+
+def test_otlp_flags_accepted(cluster):
+    """The -otlp-* flags are accepted and checked as rqlite checks them; the
+    export itself is not built, and the node says so."""
+    n = cluster.node(1, ["-otlp-endpoint", "localhost:4317", "-otlp-interval", "10s", "-otlp-insecure"])
+    n.start().wait_ready()
+    assert "warning: -otlp-endpoint is accepted but not supported yet by this build; ignored" in n.logs()
+    for extra, msg in ((["-otlp-insecure"], "OTLP options require -otlp-endpoint"),
+                       (["-otlp-endpoint", "http://h:1"], "-otlp-endpoint must not include a protocol scheme"),
+                       (["-otlp-endpoint", "h"], "-otlp-endpoint is not a valid address"),
+                       (["-otlp-endpoint", "h:1", "-otlp-interval", "0s"], "-otlp-interval must be greater than zero"),
+                       (["-otlp-endpoint", "h:1", "-otlp-cert", "c.pem"],
+                        "either both -otlp-cert and -otlp-key must be set, or neither"),
+                       (["-otlp-endpoint", "h:1", "-otlp-insecure", "-otlp-no-verify"],
+                        "-otlp-insecure cannot be used with other OTLP TLS options")):
+        b = cluster.node(len(cluster.nodes) + 1, extra).start()
+        assert b.wait_exit(20) == 1, extra
+        assert "fatal: " + msg in b.logs(), (extra, b.logs()[-500:])
+
+
+def test_auto_optimize_gives_every_replica_the_same_statistics(cluster):
+    """-auto-optimize-int: the leader brings the planner's statistics up to
+    date through the log, so that every node has the same sqlite_stat1 (a
+    PRAGMA optimize run on each node alone would not)."""
+    extra = ["-auto-optimize-int", "1s"]
+    n1 = cluster.node(1, extra).start().wait_ready()
+    n2 = cluster.node(2, extra).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3, extra).start(join=n1.url).wait_ready()
+    wait_members(n1, 3)
+    n1.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, k INT, v TEXT)", "CREATE INDEX tk ON t(k)",
+                "CREATE TABLE plain (v)", "INSERT INTO plain VALUES (1)"] +
+               [["INSERT INTO t(k, v) VALUES(?, ?)", i % 7, "v%d" % i] for i in range(200)])
+
+    def stats(n):
+        r = n.query("SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY tbl, idx", level="none")["results"][0]
+        return r.get("values") if "error" not in r else None
+    want = poll(lambda: stats(n1), timeout=20, what="statistics on the leader")
+    assert ["t", "tk", "200 29"] in want, want
+    assert not any(row[0] == "plain" for row in want)  # no index: nothing to plan with
+    for n in (n2, n3):
+        poll(lambda: stats(n) == want, timeout=20, what="the same statistics on node %s" % n.id)
+    assert expvar(n1)["store"]["num_auto_optimizes"] >= 1
+    assert "auto-optimize: statistics of 1 table(s) brought up to date on every node" in n1.logs()
+    # up to date: the next passes propose nothing
+    index = n1.status()["store"]["raft"]["last_log_index"]
+    poll(lambda: expvar(n1)["store"]["num_auto_optimizes"] >= 3, timeout=20, what="more passes")
+    assert n1.status()["store"]["raft"]["last_log_index"] == index
+    # 0h: never
+    off = cluster.node(4, ["-auto-optimize-int", "0h"]).start().wait_ready()
+    off.execute(["CREATE TABLE t (k INT)", "CREATE INDEX tk ON t(k)", "INSERT INTO t VALUES (1)"])
+    assert off.status()["store"]["auto_optimize_interval"] == "0s"
+    assert n1.status()["store"]["auto_optimize_interval"] == "1s"
