@@ -198,8 +198,8 @@ void params_raw_query(struct MHD_Connection *c, buf *out);
 /* ?transaction, ?timings, ?associative, ?blob_array, ?qualify_columns as
  * DB_* flags. */
 unsigned params_db_flags(struct MHD_Connection *c);
-/* A read's ?level, ?freshness, ?freshness_strict and ?db_timeout into *rd;
- * NULL, or the message of a 400. */
+/* A read's ?level, ?freshness, ?freshness_strict, ?db_timeout and
+ * ?linearizable_timeout into *rd; NULL, or the message of a 400. */
 const char *params_read(struct MHD_Connection *c, store_read *rd);
 /* ?timeout as milliseconds into *ms (def when absent); false when it is
  * not a duration. */

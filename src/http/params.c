@@ -129,6 +129,9 @@ const char *params_read(struct MHD_Connection *c, store_read *rd)
         return "freshness_strict requires freshness";
     if (!durationUs(params_value(c, "db_timeout"), &rd->db_timeout_us))
         return "db_timeout is not a valid duration";
+    /* rqlite's HTTP default is 10 s (a zero value is the store's 1 s). */
+    if (!params_duration_ms(c, "linearizable_timeout", 10000, &rd->linearizable_timeout_ms))
+        return "linearizable_timeout is not a valid duration";
     return NULL;
 }
 

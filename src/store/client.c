@@ -221,12 +221,20 @@ static bool stale(store *s, const store_read *r)
 }
 
 /* level=linearizable: the leader confirms it still leads (readindex.c),
- * or, when that is not confirmed in time, goes through the log. */
-static int readIndex(store *s, char **err)
+ * or, when that is not confirmed in time, goes through the log; then it
+ * waits up to ?linearizable_timeout to have applied up to the read's
+ * index ("index N: timeout waiting for fsm" after that, as rqlite). */
+static int readIndex(store *s, const store_read *r, char **err)
 {
     op *o = storeOpNew(s, OP_READINDEX);
     o->deadline_ms = rq_now_ms() + 1000;
-    int rc = storeOpRun(s, o, 5000);
+    o->wait_ms = r->linearizable_timeout_ms ? r->linearizable_timeout_ms : 1000;
+    int rc = storeOpRun(s, o, 5000 + o->wait_ms);
+    if (rc == STORE_ERROR && o->done && o->confirmed) {
+        *err = storeOpTakeErr(o, "timeout waiting for fsm");
+        storeOpRelease(s, o);
+        return rc;
+    }
     if (rc == STORE_ERROR && o->done) {
         /* Not confirmed in time: confirm through the log instead. */
         storeOpRelease(s, o);
@@ -253,7 +261,7 @@ int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_
             return STORE_NOT_LEADER;
         int rc = STORE_OK;
         if (level == STORE_LEVEL_LINEARIZABLE)
-            rc = readIndex(s, err);
+            rc = readIndex(s, r, err);
         else if (level == STORE_LEVEL_STRONG) /* through the log: a barrier entry, then read locally */
             rc = barrier(s, err);
         if (rc != STORE_OK)

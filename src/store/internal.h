@@ -77,7 +77,8 @@ typedef struct op {
     readMark *marks;
     unsigned n_marks;
     bool confirmed;
-    int64_t deadline_ms;
+    int64_t deadline_ms;   /* of the confirmation, then (confirmed) of the apply */
+    uint64_t wait_ms;      /* OP_READINDEX: the apply's, once confirmed */
     struct op *next;       /* queue / pending list */
     struct store *s;
 } op;

@@ -44,15 +44,19 @@ typedef enum {
 } store_level;
 
 /* How a read is to be served: its level, ?freshness (microseconds, 0:
- * any) with ?freshness_strict, and ?db_timeout (microseconds, 0: none):
+ * any) with ?freshness_strict, ?db_timeout (microseconds, 0: none):
  * statements still running that long after the read started fail with
- * "query timeout". (A strong read runs after a barrier entry, on the read
- * connection too.) */
+ * "query timeout", and ?linearizable_timeout. (A strong read runs after a
+ * barrier entry, on the read connection too.) */
 typedef struct store_read {
     store_level level;
     uint64_t freshness_us;
     bool freshness_strict;
     uint64_t db_timeout_us;
+    uint64_t linearizable_timeout_ms; /* linearizable: how long the leader,
+                                       * its leadership confirmed, may wait
+                                       * to apply up to the read's index
+                                       * (0: 1 s, rqlite's) */
 } store_read;
 
 /* A member of the cluster as /nodes and /status show it. */

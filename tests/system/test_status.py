@@ -1,6 +1,8 @@
 """What a node says about itself and its cluster: /status, /debug/vars,
 the smaller endpoints, and the flags that tune them."""
+import os
 import re
+import signal
 import time
 
 import requests
@@ -308,3 +310,77 @@ def test_auto_optimize_gives_every_replica_the_same_statistics(cluster):
     off.execute(["CREATE TABLE t (k INT)", "CREATE INDEX tk ON t(k)", "INSERT INTO t VALUES (1)"])
     assert off.status()["store"]["auto_optimize_interval"] == "0s"
     assert n1.status()["store"]["auto_optimize_interval"] == "1s"
+
+
+def test_readyz_sync_waits_for_the_leaders_commit_index(cluster):
+    """/readyz?sync on a follower catching up: it answers once the follower
+    has applied what the leader had committed when asked, not merely what
+    the follower itself knows to be committed (which lags while the
+    entries are still on their way)."""
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3).start(join=n1.url).wait_ready()
+    wait_members(n1, 3)
+    n1.execute(["CREATE TABLE t (v BLOB)"])
+    os.kill(n3.proc.pid, signal.SIGSTOP)
+    try:
+        for i in range(60):
+            n1.execute([["INSERT INTO t VALUES (randomblob(?))", 1000000]])
+    finally:
+        os.kill(n3.proc.pid, signal.SIGCONT)
+    target = n1.status()["store"]["raft"]["commit_index"]
+    s = requests.Session()
+
+    def behind_but_locally_synced():
+        r = s.get(n3.url + "/status?key=store.raft", timeout=5).json()
+        if r["applied_index"] >= target:
+            raise AssertionError("caught up before it could be observed behind: %r" % r)
+        return r["leader_commit_index"] >= target and r["applied_index"] == r["commit_index"]
+    poll(behind_but_locally_synced, timeout=30, interval=0.001, what="the follower behind the leader's commit")
+    r = s.get(n3.url + "/readyz?sync&timeout=20s", timeout=30)
+    applied = s.get(n3.url + "/status?key=store.raft", timeout=5).json()["applied_index"]
+    assert r.status_code == 200 and r.text.endswith("[+]sync ok\n[+]db ok"), r.text
+    assert applied >= target, (applied, target)
+    assert n3.count("t") == 60
+    # a bad timeout is rqlite's 400
+    assert requests.get(n3.url + "/readyz?sync&timeout=soon").status_code == 400
+
+
+def test_nodes_timeout_and_linearizable_timeout(cluster):
+    """/nodes?timeout bounds how long an unresponsive member is waited for
+    (rqlite's 'timeout waiting for node to respond'); linearizable_timeout
+    is a duration like the others."""
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3).start(join=n1.url).wait_ready()
+    wait_members(n1, 3)
+    os.kill(n3.proc.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        t0 = time.monotonic()
+        r = requests.get(n1.url + "/nodes?timeout=700ms", timeout=30)
+        took = time.monotonic() - t0
+        ns = r.json()
+        assert 0.6 <= took < 5, took
+        assert ns["3"]["reachable"] is False and ns["3"]["error"] == "timeout waiting for node to respond", ns
+        assert ns["2"]["reachable"] is True and ns["1"]["leader"] is True
+        t0 = time.monotonic()
+        r = requests.get(n1.url + "/nodes?ver=2&timeout=1.5s", timeout=30)
+        assert 1.4 <= time.monotonic() - t0 < 6
+        assert requests.get(n1.url + "/nodes?timeout=x").status_code == 400
+    finally:
+        os.kill(n3.proc.pid, signal.SIGCONT)
+    for level in ("linearizable", "strong", "weak"):
+        r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": level,
+                                                          "linearizable_timeout": "1.5s"})
+        assert r.status_code == 200 and r.json()["results"][0]["values"] == [[1]], r.text
+    r = requests.get(n1.url + "/db/query", params={"q": "SELECT 1", "linearizable_timeout": "later"})
+    assert r.status_code == 400 and r.text == "linearizable_timeout is not a valid duration\n"
+    # every duration parameter takes Go's forms
+    for v in ("1.5s", "300ms", "1h2m", "500us", "2m0.5s"):
+        for p in ("timeout", "freshness", "db_timeout", "linearizable_timeout"):
+            r = requests.get(n1.url + "/db/query", params={"q": "SELECT 1", "level": "none", p: v})
+            # (a freshness of 500us is honoured: the leader heard from a
+            # majority longer ago than that, a stale read)
+            assert r.status_code == 200, (p, v, r.text)
+            assert r.json() in ({"results": [{"columns": ["1"], "types": ["integer"], "values": [[1]]}]},
+                                {"results": [], "error": "stale read"}), (p, v, r.text)
