@@ -396,16 +396,22 @@ static int validate(config *cfg, int *exit_code)
     for (int i = 0; i < cfg->n_join; i++) {
         const char *j = cfg->join[i];
         const char *hp = j;
+        bool url = true;
         if (strncmp(hp, "http://", 7) == 0)
             hp += 7;
         else if (strncmp(hp, "https://", 8) == 0)
             hp += 8;
+        else
+            url = false;
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s", hp);
         char *slash = strchr(tmp, '/');
         if (slash)
             *slash = '\0';
-        if (!validHostPort(tmp))
+        /* A URL may leave its port out (80, 443); rqlite's check, Go's
+         * SplitHostPort, passes "http://host" too, and the node then tries
+         * to join there. */
+        if (!validHostPort(tmp) && !(url && *tmp && !strchr(tmp, ':')))
             return fatal(cfg, exit_code, "%s is an invalid join address", j);
         if (cfg->bootstrap_expect == 0 &&
             (strcmp(tmp, cfg->raft_adv_addr) == 0 || strcmp(tmp, cfg->http_adv_addr) == 0))

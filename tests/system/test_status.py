@@ -384,3 +384,20 @@ def test_nodes_timeout_and_linearizable_timeout(cluster):
             assert r.status_code == 200, (p, v, r.text)
             assert r.json() in ({"results": [{"columns": ["1"], "types": ["integer"], "values": [[1]]}]},
                                 {"results": [], "error": "stale read"}), (p, v, r.text)
+
+
+def test_unreachable_join_url_keeps_status_up(cluster):
+    """A join URL without a port (rqlite accepts http://host) that leads
+    nowhere: the node answers /status and /readyz (not ready, no leader)
+    while it tries, then gives up with rqlite's clustering failure."""
+    n = cluster.node(1, ["-join-attempts", "3", "-join-interval", "500ms"])
+    n.start(join="http://nonsense.invalid")
+    poll(lambda: requests.get(n.url + "/status", timeout=2).status_code == 200, what="status answering")
+    r = requests.get(n.url + "/readyz")
+    assert r.status_code == 503 and r.text == "[+]node ok\n[+]leader does not exist"
+    assert requests.get(n.url + "/readyz?noleader").status_code == 200
+    assert requests.get(n.url + "/readyz?sync").status_code == 503
+    assert n.wait_exit(30) == 1
+    assert "clustering failure" in n.logs()
+    bad = cluster.node(2).start(join="nonsense")
+    assert bad.wait_exit(20) == 1 and "fatal: nonsense is an invalid join address" in bad.logs()
