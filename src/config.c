@@ -111,7 +111,7 @@ static const flag_def flags[] = {
     {"raft-non-voter", F_BOOL, O(raft_non_voter), "false", "Configure as non-voting node", NULL},
     {"raft-reap-node-timeout", F_DUR, O(raft_reap_node_timeout_ms), "0s", "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place", NULL},
     {"raft-reap-read-only-node-timeout", F_DUR, O(raft_reap_read_only_node_timeout_ms), "0s", "Time after which a non-reachable non-voting node will be reaped. If not set, no reaping takes place", NULL},
-    {"raft-remove-shutdown", F_BOOL, O(raft_remove_shutdown), "false", "Shutdown Raft if node removed from cluster", F_TODO},
+    {"raft-remove-shutdown", F_BOOL, O(raft_remove_shutdown), "false", "Shutdown Raft if node removed from cluster", NULL},
     {"raft-shutdown-stepdown", F_BOOL, O(raft_shutdown_stepdown), "true", "If leader, stepdown before shutting down. Enabled by default", NULL},
     {"raft-snap", F_U64, O(raft_snap), "8192", "Number of outstanding log entries which triggers Raft snapshot", NULL},
     {"raft-snap-int", F_DUR, O(raft_snap_int_ms), "10s", "Snapshot threshold check interval", F_NO_SNAP_INT},

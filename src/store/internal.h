@@ -20,6 +20,8 @@
 #include "store/transport.h"
 #include "util/buf.h"
 
+enum { RAFT_RUNNING = 0, RAFT_SHUT_CLOSING, RAFT_SHUT_DONE };
+
 /* What an op asks of the Raft thread (startOp, ops.c). */
 enum {
     OP_APPLY = 1,
@@ -134,6 +136,12 @@ struct store {
     struct raft_fsm fsm;
     struct raft_tracer tracer;  /* -raft-log-level DEBUG/TRACE: libraft's traces */
     bool raft_started;
+    /* Raft thread: libraft shut down because this node was removed
+     * (-raft-remove-shutdown): RAFT_SHUT_CLOSING until its close callback,
+     * then RAFT_SHUT_DONE; ops fail from then on, the loop runs on until
+     * store_close. */
+    int raft_shut;
+    bool close_after_shut;  /* store_close came while it was closing */
     bool was_new;
     char *contacted_by;    /* Raft address of the leader that reached a wiped node */
 
@@ -184,6 +192,14 @@ struct store {
     bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
     bool reap_pending;      /* a reaping removal in flight */
     raft_term reap_term;    /* term whose leadership started the reaping clocks */
+    /* -raft-remove-shutdown */
+    bool was_member;        /* a configuration listed us: a removal can be told */
+    int64_t leaderless_ms;  /* since when no leader is known (0: one is) */
+    int64_t removal_asked_ms; /* when the members were last asked */
+    bool removal_started;   /* removal_thread created and not joined */
+    pthread_t removal_thread;
+    bool removal_busy;      /* atomically: the members are being asked */
+    bool removal_told;      /* atomically: a leader's configuration lacks us */
     /* publish.c */
     raft_index published_conf_index;
     int prev_state;
@@ -337,6 +353,20 @@ void storeLeaderIdentity(store *s, raft_id lid, char *id, size_t id_size, char *
 void storeMetaOnLeader(store *s);
 /* Raft thread, on each tick: the leader removes unreachable nodes. */
 void storeReapCheck(store *s);
+/* Raft thread, on each tick, with -raft-remove-shutdown: tell whether this
+ * node was removed from the cluster (its committed configuration lacks it,
+ * or, without a leader for a while, the other members' leader's does) and
+ * shut libraft down then (storeShutdownRaft). */
+void storeRemovalCheck(store *s);
+/* store_close, after the Raft thread stopped: wait for a removal check. */
+void storeRemovalClose(store *s);
+
+/* ------------------------------------------------------------- store.c */
+
+/* Raft thread: stop libraft for good (this node was removed, why says how
+ * we know), keeping the loop, the HTTP API and the database: /status says
+ * "Shutdown", no leader, ops fail. */
+void storeShutdownRaft(store *s, const char *why);
 
 /* ------------------------------------------------------------ publish.c */
 

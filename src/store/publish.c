@@ -174,8 +174,8 @@ void storeOnCheck(uv_check_t *h)
 {
     store *s = h->data;
     struct raft *r = &s->raft;
-    if (!s->raft_started)
-        return;
+    if (!s->raft_started || s->raft_shut != RAFT_RUNNING)
+        return; /* what storeShutdownRaft published stays */
     raft_id lid = 0;
     const char *laddr = NULL;
     raft_leader(r, &lid, &laddr);

@@ -48,9 +48,10 @@
 static void onTick(uv_timer_t *t)
 {
     store *s = t->data;
-    if (s && s->raft_started) {
+    if (s && s->raft_started && s->raft_shut == RAFT_RUNNING) {
         storeReapCheck(s);
         storeOptimizeCheck(s);
+        storeRemovalCheck(s);
     }
 }
 
@@ -75,13 +76,54 @@ static void raftClosed(struct raft *r)
     uv_walk(&s->loop, closeHandle, NULL);
 }
 
+/* The message of an op that came after libraft was shut down. */
+#define SHUT_MSG "raft is shut down: this node was removed from the cluster"
+
+/* libraft has stopped after storeShutdownRaft: fail what waited on it; the
+ * loop goes on (HTTP callers still reach the store) until store_close. */
+static void raftShut(struct raft *r)
+{
+    store *s = r->data;
+    if (s->snap_wait) {
+        storeOpComplete(s->snap_wait, STORE_ERROR, strdup(SHUT_MSG));
+        s->snap_wait = NULL;
+    }
+    storeOpFailAll(&s->reads, SHUT_MSG);
+    storeOpFailAll(&s->pending, SHUT_MSG);
+    s->raft_shut = RAFT_SHUT_DONE;
+    if (s->close_after_shut)
+        uv_walk(&s->loop, closeHandle, NULL);
+}
+
+void storeShutdownRaft(store *s, const char *why)
+{
+    if (s->raft_shut != RAFT_RUNNING)
+        return;
+    rq_log("store", "%s: shutting down Raft (-raft-remove-shutdown)", why);
+    s->raft_shut = RAFT_SHUT_CLOSING;
+    pthread_mutex_lock(&s->mu);
+    s->state = RAFT_UNAVAILABLE;
+    s->leader_id = 0;
+    s->leader_addr[0] = s->leader_node[0] = s->leader_api[0] = '\0';
+    s->ready = false;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+    storeOpFailQueued(s, SHUT_MSG);
+    raft_close(&s->raft, raftShut);
+}
+
 /* Raft thread: orderly close, requested through its own async handle so
  * that it works whatever is queued. */
 static void onCloseRequest(uv_async_t *h)
 {
     store *s = h->data;
     storeOpFailQueued(s, "store closed");
-    raft_close(&s->raft, raftClosed);
+    if (s->raft_shut == RAFT_RUNNING)
+        raft_close(&s->raft, raftClosed);
+    else if (s->raft_shut == RAFT_SHUT_DONE)
+        uv_walk(&s->loop, closeHandle, NULL);
+    else
+        s->close_after_shut = true; /* raftShut ends the loop */
 }
 
 static void *raftThread(void *arg)
@@ -442,6 +484,7 @@ void store_close(store *s)
     pthread_join(s->thread, NULL);
     storeFetchClose(s);
     storeOptimizeClose(s);
+    storeRemovalClose(s);
     raft_uv_close(&s->io);
     transport_free(&s->transport);
     uv_loop_close(&s->loop);

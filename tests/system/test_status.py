@@ -401,3 +401,45 @@ def test_unreachable_join_url_keeps_status_up(cluster):
     assert "clustering failure" in n.logs()
     bad = cluster.node(2).start(join="nonsense")
     assert bad.wait_exit(20) == 1 and "fatal: nonsense is an invalid join address" in bad.logs()
+
+
+def test_raft_remove_shutdown(cluster):
+    """-raft-remove-shutdown: a removed node shuts its Raft down and keeps
+    answering (state Shutdown, no leader), whether it was a follower (which
+    libraft never tells: it asks the others once it has no leader) or the
+    leader removing itself. Without the flag a removed node runs on."""
+    flag = ["-raft-remove-shutdown=true"]
+    n1 = cluster.node(1, flag).start().wait_ready()
+    n2 = cluster.node(2, flag).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3, flag).start(join=n1.url).wait_ready()
+    n4 = cluster.node(4).start(join=n1.url).wait_ready()
+    wait_members(n1, 4)
+    leader = leader_of([n1, n2, n3, n4])
+    follower = [n for n in (n1, n2, n3) if n is not leader][0]
+    assert requests.delete(leader.url + "/remove", json={"id": follower.id}).status_code == 200
+    poll(lambda: follower.status()["store"]["raft"]["state"] == "Shutdown", timeout=30,
+         what="the removed follower's Raft shut down")
+    st = follower.status()["store"]
+    assert st["leader"] == {"node_id": "", "addr": ""}
+    assert "shutting down Raft (-raft-remove-shutdown)" in follower.logs()
+    assert requests.get(follower.url + "/readyz").status_code == 503
+    r = requests.post(follower.url + "/db/execute", json=["SELECT 1"])
+    assert r.status_code == 503
+    assert follower.proc.poll() is None
+    # the leader removes itself: libraft steps it down, its configuration lacks it
+    others = [n for n in (n1, n2, n3, n4) if n is not follower]
+    leader = leader_of(others)
+    if leader is not n4:
+        r = requests.delete(leader.url + "/remove", json={"id": leader.id}, timeout=30)
+        assert r.status_code == 200, r.text
+        poll(lambda: leader.status()["store"]["raft"]["state"] == "Shutdown", timeout=30,
+             what="the leader that removed itself shut down")
+        others = [n for n in others if n is not leader]
+    new_leader = leader_of(others)
+    new_leader.execute(["CREATE TABLE after (v)"])
+    # without the flag: removed, it runs on (libraft never elects it)
+    r = requests.delete(new_leader.url + "/remove", json={"id": n4.id}, timeout=30)
+    if n4 is not new_leader:
+        assert r.status_code == 200
+        assert n4.status()["store"]["raft"]["state"] != "Shutdown"
+    follower.stop()  # an orderly stop after the shutdown
