@@ -57,7 +57,8 @@ static void *probeNode(void *arg)
         if (cluster_forward("GET", url, NULL, 0, NULL, NULL, p->timeout_ms, &resp, &err) == 0 &&
             (resp.status == 200 || resp.status == 401)) {
             p->reachable = true;
-        } else if (err == NULL || rq_now_sec() - t0 >= (double)p->timeout_ms / 1000.0) {
+        } else if (err == NULL || strcmp(err, "Timeout was reached") == 0 || /* libcurl's timeout */
+                   rq_now_sec() - t0 >= (double)p->timeout_ms / 1000.0) {
             snprintf(p->error, sizeof p->error, "timeout waiting for node to respond");
         } else {
             snprintf(p->error, sizeof p->error, "%s", err);
