@@ -1,8 +1,9 @@
 /*
  * handlers_status.c: what a node says about itself. GET /status (rqlite's
  * status document, ?key=a.b for a part), GET /readyz (plain-text checks,
- * the first failing one answering 503) and /debug/vars (Go's expvar
- * layout, the counters rqlite's end-to-end tests read).
+ * the first failing one answering 503), /debug/vars (Go's expvar layout,
+ * rqlite's counters), /debug/pprof (what there is instead of Go's
+ * profiles) and /licenses.
  *
  * These answer before the store is open too (main opens it after the HTTP
  * service, so that -bootstrap-expect peers can reach /notify).
@@ -42,7 +43,8 @@ static json_t *statusDoc(http_server *h)
     clock_gettime(CLOCK_REALTIME, &now);
     clock_gettime(CLOCK_MONOTONIC, &mono);
     char uptime[48];
-    int64_t up_ns = (int64_t)(mono.tv_sec - h->start_mono.tv_sec) * 1000000000LL + (mono.tv_nsec - h->start_mono.tv_nsec);
+    int64_t up_ns = (int64_t)(mono.tv_sec - h->start_mono.tv_sec) * 1000000000LL +
+                    (mono.tv_nsec - h->start_mono.tv_nsec);
     rq_duration_format(up_ns, uptime, sizeof uptime);
     json_t *doc = json_object();
     json_object_set_new(doc, "build", json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "version", RQ_VERSION, "commit",
