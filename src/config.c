@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "util/addr.h"
+#include "util/duration.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,15 +17,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 typedef enum { F_STR, F_BOOL, F_INT, F_U64, F_DUR, F_JOIN, F_IGNORED } flag_kind;
 
-/* Flags we parse but whose feature is not built yet: setting one prints a
- * warning at start-up instead of being silently ignored. */
-#define F_TODO 1
+/* What setting a flag whose feature is not built yet prints at start-up,
+ * instead of ignoring it silently. */
+#define F_TODO "is accepted but not supported yet by this build; ignored"
+/* Flags whose setting has no equivalent in libraft: why, printed when set. */
+#define F_NO_SNAP_INT                                                                                  \
+    "has no equivalent in libraft, which checks the snapshot thresholds (-raft-snap, "                 \
+    "-raft-snap-wal-size) after every applied entry rather than on a timer; this node keeps it so, "   \
+    "since libraft holds the log in memory: snapshots are never later than the thresholds; ignored"
+#define F_NO_LEASE                                                                                     \
+    "has no equivalent in libraft, whose leader steps down after one election timeout "                \
+    "(-raft-election-timeout) without hearing from a quorum; ignored"
 
 typedef struct flag_def {
     const char *name;
@@ -32,81 +42,87 @@ typedef struct flag_def {
     size_t off;          /* offset in struct config, unused for F_IGNORED */
     const char *def;     /* default as text ("" for none) */
     const char *usage;
-    int todo;
+    const char *note;    /* printed at start-up when the flag is set (NULL: none) */
 } flag_def;
 
 #define O(f) offsetof(config, f)
 
 static const flag_def flags[] = {
-    {"auth", F_STR, O(auth), "", "Path to authentication and authorization file. If not set, not enabled", 0},
+    {"auth", F_STR, O(auth), "", "Path to authentication and authorization file. If not set, not enabled", NULL},
     {"auto-backup", F_IGNORED, 0, "", "Path to automatic backup configuration file. If not set, not enabled", F_TODO},
-    {"auto-optimize-int", F_IGNORED, 0, "24h0m0s", "Period between automatic 'PRAGMA optimize'. Set to 0h to disable", F_TODO},
+    {"auto-optimize-int", F_DUR, O(auto_optimize_int_ms), "24h0m0s", "Period between automatic 'PRAGMA optimize'. Set to 0h to disable", NULL},
     {"auto-restore", F_IGNORED, 0, "", "Path to automatic restore configuration file. If not set, not enabled", F_TODO},
     {"auto-vacuum-int", F_IGNORED, 0, "0s", "Period between automatic VACUUMs. It not set, not enabled", F_TODO},
-    {"bootstrap-expect", F_INT, O(bootstrap_expect), "0", "Minimum number of nodes required for a bootstrap", 0},
-    {"bootstrap-expect-timeout", F_DUR, O(bootstrap_expect_timeout_ms), "2m0s", "Maximum time for bootstrap process", 0},
+    {"bootstrap-expect", F_INT, O(bootstrap_expect), "0", "Minimum number of nodes required for a bootstrap", NULL},
+    {"bootstrap-expect-timeout", F_DUR, O(bootstrap_expect_timeout_ms), "2m0s", "Maximum time for bootstrap process", NULL},
     {"cdc-config", F_IGNORED, 0, "", "CDC config. If not set, CDC is not enabled", F_TODO},
-    {"cluster-connect-timeout", F_DUR, O(cluster_connect_timeout_ms), "30s", "Timeout for initial connection to other nodes", 0},
+    {"cluster-connect-timeout", F_DUR, O(cluster_connect_timeout_ms), "30s", "Timeout for initial connection to other nodes", NULL},
     {"compress-snap-transport", F_IGNORED, 0, "false", "Compress snapshots sent to other nodes", F_TODO},
     {"cpu-profile", F_IGNORED, 0, "", "Path to file for CPU profiling information", F_TODO},
-    {"db-max-result-size", F_U64, O(db_max_result_size), "268435456", "Largest JSON result of one statement, in bytes, before it fails with 'result too large' (0: no limit)", 0},
-    {"db-max-ro-conns", F_INT, O(db_max_ro_conns), "256", "Maximum number of read-only connections to the database (0 means unlimited)", 0},
-    {"db-max-write-steps", F_U64, O(db_max_write_steps), "250000000", "Most SQLite VM steps one write entry may take before its statements fail with 'execute timeout' (counted alike on every node; about 1-6 s of work here; 0: no limit)", 0},
+    {"db-max-result-size", F_U64, O(db_max_result_size), "268435456", "Largest JSON result of one statement, in bytes, before it fails with 'result too large' (0: no limit)", NULL},
+    {"db-max-ro-conns", F_INT, O(db_max_ro_conns), "256", "Maximum number of read-only connections to the database (0 means unlimited)", NULL},
+    {"db-max-write-steps", F_U64, O(db_max_write_steps), "250000000", "Most SQLite VM steps one write entry may take before its statements fail with 'execute timeout' (counted alike on every node; about 1-6 s of work here; 0: no limit)", NULL},
     {"disco-config", F_IGNORED, 0, "", "Set discovery config, or path to cluster discovery config file", F_TODO},
     {"disco-key", F_IGNORED, 0, "rqlite", "Key prefix for cluster discovery service", F_TODO},
     {"disco-mode", F_IGNORED, 0, "", "Choose clustering discovery mode. If not set, no node discovery is performed", F_TODO},
     {"extensions-path", F_IGNORED, 0, "", "Comma-delimited list of paths to directories, zipfiles, or tar.gz files containing SQLite extensions", F_TODO},
-    {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", 0},
-    {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", 0},
-    {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", 0},
-    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", 0},
-    {"http-ca-cert", F_STR, O(http_ca_cert), "", "Path to X.509 CA certificate for HTTPS", 0},
-    {"http-cert", F_STR, O(http_cert), "", "Path to HTTPS X.509 certificate", 0},
-    {"http-key", F_STR, O(http_key), "", "Path to HTTPS X.509 private key", 0},
-    {"http-max-body-size", F_U64, O(http_max_body_size), "67108864", "Largest HTTP request body accepted, in bytes (larger: 413); 0 means no limit", 0},
-    {"http-max-conns", F_INT, O(http_max_conns), "1024", "Most HTTP connections served at once (more: 503); 0 means no cap", 0},
-    {"http-request-timeout", F_DUR, O(http_request_timeout_ms), "60s", "Time a client has to send a whole request, and most time a connection may sit idle between requests (absolute, not reset by each byte); 0 means none", 0},
-    {"http-verify-client", F_BOOL, O(http_verify_client), "false", "Enable mutual TLS for HTTPS", 0},
-    {"http-verify-common-name", F_STR, O(http_verify_common_name), "", "Require the client certificate to have this Common Name", 0},
-    {"join", F_JOIN, 0, "", "Comma-delimited list of nodes, in host:port form, through which a cluster can be joined", 0},
-    {"join-as", F_STR, O(join_as), "", "Username in authentication file to join as. If not set, joins anonymously", 0},
-    {"join-attempts", F_INT, O(join_attempts), "5", "Number of join attempts to make", 0},
-    {"join-interval", F_DUR, O(join_interval_ms), "3s", "Period between join attempts", 0},
+    {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", NULL},
+    {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", NULL},
+    {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", NULL},
+    {"http-allow-origin", F_STR, O(http_allow_origin), "", "Value to set for Access-Control-Allow-Origin HTTP header", NULL},
+    {"http-ca-cert", F_STR, O(http_ca_cert), "", "Path to X.509 CA certificate for HTTPS", NULL},
+    {"http-cert", F_STR, O(http_cert), "", "Path to HTTPS X.509 certificate", NULL},
+    {"http-key", F_STR, O(http_key), "", "Path to HTTPS X.509 private key", NULL},
+    {"http-max-body-size", F_U64, O(http_max_body_size), "67108864", "Largest HTTP request body accepted, in bytes (larger: 413); 0 means no limit", NULL},
+    {"http-max-conns", F_INT, O(http_max_conns), "1024", "Most HTTP connections served at once (more: 503); 0 means no cap", NULL},
+    {"http-request-timeout", F_DUR, O(http_request_timeout_ms), "60s", "Time a client has to send a whole request, and most time a connection may sit idle between requests (absolute, not reset by each byte); 0 means none", NULL},
+    {"http-verify-client", F_BOOL, O(http_verify_client), "false", "Enable mutual TLS for HTTPS", NULL},
+    {"http-verify-common-name", F_STR, O(http_verify_common_name), "", "Require the client certificate to have this Common Name", NULL},
+    {"join", F_JOIN, 0, "", "Comma-delimited list of nodes, in host:port form, through which a cluster can be joined", NULL},
+    {"join-as", F_STR, O(join_as), "", "Username in authentication file to join as. If not set, joins anonymously", NULL},
+    {"join-attempts", F_INT, O(join_attempts), "5", "Number of join attempts to make", NULL},
+    {"join-interval", F_DUR, O(join_interval_ms), "3s", "Period between join attempts", NULL},
     {"mem-profile", F_IGNORED, 0, "", "Path to file for memory profiling information", F_TODO},
-    {"node-ca-cert", F_STR, O(node_ca_cert), "", "Path to X.509 CA certificate for node-to-node encryption", 0},
-    {"node-cert", F_STR, O(node_cert), "", "Path to X.509 certificate for node-to-node mutual authentication and encryption", 0},
-    {"node-id", F_STR, O(node_id), "", "Unique ID for node. If not set, set to advertised Raft address", 0},
-    {"node-key", F_STR, O(node_key), "", "Path to X.509 private key for node-to-node mutual authentication and encryption", 0},
-    {"node-no-verify", F_BOOL, O(node_no_verify), "false", "Skip verification of any node-node certificate", 0},
-    {"node-verify-client", F_BOOL, O(node_verify_client), "false", "Enable mutual TLS for node-to-node communication", 0},
-    {"node-verify-common-name", F_STR, O(node_verify_common_name), "", "Require the peer certificate to have this Common Name", 0},
-    {"node-verify-server-name", F_STR, O(node_verify_server_name), "", "Hostname to verify on certificate returned by a node", 0},
-    {"otlp-endpoint", F_IGNORED, 0, "", "OpenTelemetry collector endpoint (host:port)", F_TODO},
-    {"raft-addr", F_STR, O(raft_addr), "localhost:4002", "Raft communication bind address", 0},
-    {"raft-adv-addr", F_STR, O(raft_adv_addr), "", "Advertised Raft communication address. If not set, same as Raft bind address", 0},
-    {"raft-apply-timeout", F_DUR, O(raft_apply_timeout_ms), "10s", "Raft apply timeout", 0},
-    {"raft-cluster-remove-shutdown", F_BOOL, O(raft_cluster_remove_shutdown), "false", "Node removes itself from cluster on graceful shutdown", 0},
-    {"raft-commit-timeout", F_DUR, O(raft_commit_timeout_ms), "50ms", "Raft commit timeout", 0},
-    {"raft-election-timeout", F_DUR, O(raft_election_timeout_ms), "1s", "Raft election timeout", 0},
-    {"raft-heartbeat-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout", 0},
-    {"raft-leader-lease-timeout", F_DUR, O(raft_leader_lease_timeout_ms), "0s", "Raft leader lease timeout. Use 0s for Raft default", 0},
-    {"raft-log-level", F_STR, O(raft_log_level), "WARN", "Minimum log level for Raft module", 0},
-    {"raft-max-entry-size", F_U64, O(raft_max_entry_size), "67108864", "Largest Raft log entry a request may make, in bytes (larger: 413)", 0},
-    {"raft-non-voter", F_BOOL, O(raft_non_voter), "false", "Configure as non-voting node", 0},
-    {"raft-reap-node-timeout", F_DUR, O(raft_reap_node_timeout_ms), "0s", "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place", 0},
-    {"raft-reap-read-only-node-timeout", F_DUR, O(raft_reap_read_only_node_timeout_ms), "0s", "Time after which a non-reachable non-voting node will be reaped. If not set, no reaping takes place", 0},
-    {"raft-remove-shutdown", F_BOOL, O(raft_remove_shutdown), "false", "Shutdown Raft if node removed from cluster", F_TODO},
-    {"raft-shutdown-stepdown", F_BOOL, O(raft_shutdown_stepdown), "true", "If leader, stepdown before shutting down. Enabled by default", 0},
-    {"raft-snap", F_U64, O(raft_snap), "8192", "Number of outstanding log entries which triggers Raft snapshot", 0},
-    {"raft-snap-int", F_DUR, O(raft_snap_int_ms), "10s", "Snapshot threshold check interval", 0},
-    {"raft-snap-wal-size", F_U64, O(raft_snap_wal_size), "4194304", "SQLite WAL file size in bytes which triggers Raft snapshot. Set to 0 to disable", 0},
+    {"node-ca-cert", F_STR, O(node_ca_cert), "", "Path to X.509 CA certificate for node-to-node encryption", NULL},
+    {"node-cert", F_STR, O(node_cert), "", "Path to X.509 certificate for node-to-node mutual authentication and encryption", NULL},
+    {"node-id", F_STR, O(node_id), "", "Unique ID for node. If not set, set to advertised Raft address", NULL},
+    {"node-key", F_STR, O(node_key), "", "Path to X.509 private key for node-to-node mutual authentication and encryption", NULL},
+    {"node-no-verify", F_BOOL, O(node_no_verify), "false", "Skip verification of any node-node certificate", NULL},
+    {"node-verify-client", F_BOOL, O(node_verify_client), "false", "Enable mutual TLS for node-to-node communication", NULL},
+    {"node-verify-common-name", F_STR, O(node_verify_common_name), "", "Require the peer certificate to have this Common Name", NULL},
+    {"node-verify-server-name", F_STR, O(node_verify_server_name), "", "Hostname to verify on certificate returned by a node", NULL},
+    {"otlp-ca-cert", F_STR, O(otlp_ca_cert), "", "Path to X.509 CA certificate for the OTLP collector", F_TODO},
+    {"otlp-cert", F_STR, O(otlp_cert), "", "Path to X.509 client certificate for the OTLP collector", F_TODO},
+    {"otlp-endpoint", F_STR, O(otlp_endpoint), "", "OpenTelemetry collector endpoint (host:port)", F_TODO},
+    {"otlp-insecure", F_BOOL, O(otlp_insecure), "false", "Connect to the OTLP collector without TLS", F_TODO},
+    {"otlp-interval", F_DUR, O(otlp_interval_ms), "30s", "Period between OTLP metric exports", F_TODO},
+    {"otlp-key", F_STR, O(otlp_key), "", "Path to X.509 client key for the OTLP collector", F_TODO},
+    {"otlp-no-verify", F_BOOL, O(otlp_no_verify), "false", "Skip verification of the OTLP collector's certificate", F_TODO},
+    {"raft-addr", F_STR, O(raft_addr), "localhost:4002", "Raft communication bind address", NULL},
+    {"raft-adv-addr", F_STR, O(raft_adv_addr), "", "Advertised Raft communication address. If not set, same as Raft bind address", NULL},
+    {"raft-apply-timeout", F_DUR, O(raft_apply_timeout_ms), "10s", "Raft apply timeout", NULL},
+    {"raft-cluster-remove-shutdown", F_BOOL, O(raft_cluster_remove_shutdown), "false", "Node removes itself from cluster on graceful shutdown", NULL},
+    {"raft-commit-timeout", F_DUR, O(raft_commit_timeout_ms), "50ms", "Raft commit timeout", NULL},
+    {"raft-election-timeout", F_DUR, O(raft_election_timeout_ms), "1s", "Raft election timeout", NULL},
+    {"raft-heartbeat-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout", NULL},
+    {"raft-leader-lease-timeout", F_DUR, O(raft_leader_lease_timeout_ms), "0s", "Raft leader lease timeout. Use 0s for Raft default", F_NO_LEASE},
+    {"raft-log-level", F_STR, O(raft_log_level), "WARN", "Minimum log level for Raft module", NULL},
+    {"raft-max-entry-size", F_U64, O(raft_max_entry_size), "67108864", "Largest Raft log entry a request may make, in bytes (larger: 413)", NULL},
+    {"raft-non-voter", F_BOOL, O(raft_non_voter), "false", "Configure as non-voting node", NULL},
+    {"raft-reap-node-timeout", F_DUR, O(raft_reap_node_timeout_ms), "0s", "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place", NULL},
+    {"raft-reap-read-only-node-timeout", F_DUR, O(raft_reap_read_only_node_timeout_ms), "0s", "Time after which a non-reachable non-voting node will be reaped. If not set, no reaping takes place", NULL},
+    {"raft-remove-shutdown", F_BOOL, O(raft_remove_shutdown), "false", "Shutdown Raft if node removed from cluster", NULL},
+    {"raft-shutdown-stepdown", F_BOOL, O(raft_shutdown_stepdown), "true", "If leader, stepdown before shutting down. Enabled by default", NULL},
+    {"raft-snap", F_U64, O(raft_snap), "8192", "Number of outstanding log entries which triggers Raft snapshot", NULL},
+    {"raft-snap-int", F_DUR, O(raft_snap_int_ms), "10s", "Snapshot threshold check interval", F_NO_SNAP_INT},
+    {"raft-snap-wal-size", F_U64, O(raft_snap_wal_size), "4194304", "SQLite WAL file size in bytes which triggers Raft snapshot. Set to 0 to disable", NULL},
     /* v6-v9 name of -raft-heartbeat-timeout, still used by the seed's era. */
-    {"raft-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout (old name of -raft-heartbeat-timeout)", 0},
+    {"raft-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout (old name of -raft-heartbeat-timeout)", NULL},
     {"trace-profile", F_IGNORED, 0, "", "Path to file for trace profiling information", F_TODO},
-    {"write-queue-batch-size", F_INT, O(write_queue_batch_size), "128", "Write queue batch size", 0},
-    {"write-queue-capacity", F_INT, O(write_queue_capacity), "1024", "Write queue capacity", 0},
-    {"write-queue-timeout", F_DUR, O(write_queue_timeout_ms), "50ms", "Write queue timeout", 0},
-    {"write-queue-tx", F_BOOL, O(write_queue_tx), "false", "Use a transaction when processing a queued write", 0},
+    {"write-queue-batch-size", F_INT, O(write_queue_batch_size), "128", "Write queue batch size", NULL},
+    {"write-queue-capacity", F_INT, O(write_queue_capacity), "1024", "Write queue capacity", NULL},
+    {"write-queue-timeout", F_DUR, O(write_queue_timeout_ms), "50ms", "Write queue timeout", NULL},
+    {"write-queue-tx", F_BOOL, O(write_queue_tx), "false", "Use a transaction when processing a queued write", NULL},
 };
 
 #define N_FLAGS (sizeof flags / sizeof flags[0])
@@ -122,37 +138,10 @@ static const char *blurb =
 
 int config_parse_duration_ns(const char *s, uint64_t *ns)
 {
-    if (s == NULL || *s == '\0')
+    int64_t v;
+    if (rq_duration_parse(s, &v, NULL, 0) != 0 || v < 0)
         return -1;
-    if (strcmp(s, "0") == 0) {
-        *ns = 0;
-        return 0;
-    }
-    double total = 0;
-    const char *p = s;
-    while (*p) {
-        char *end;
-        if (!isdigit((unsigned char)*p) && *p != '.')
-            return -1;
-        errno = 0;
-        double v = strtod(p, &end);
-        if (end == p || errno)
-            return -1;
-        p = end;
-        double unit;
-        if (strncmp(p, "ns", 2) == 0) { unit = 1; p += 2; }
-        else if (strncmp(p, "us", 2) == 0) { unit = 1e3; p += 2; }
-        else if (strncmp(p, "\xc2\xb5s", 3) == 0) { unit = 1e3; p += 3; }
-        else if (strncmp(p, "ms", 2) == 0) { unit = 1e6; p += 2; }
-        else if (*p == 's') { unit = 1e9; p++; }
-        else if (*p == 'm') { unit = 60e9; p++; }
-        else if (*p == 'h') { unit = 3600e9; p++; }
-        else return -1; /* Go requires a unit except for "0" */
-        total += v * unit;
-    }
-    if (total > 9.2e18)
-        return -1;
-    *ns = (uint64_t)(total + 0.5);
+    *ns = (uint64_t)v;
     return 0;
 }
 
@@ -383,6 +372,36 @@ static int validate(config *cfg, int *exit_code)
      * credentials file, so asking for it without one is a mistake. */
     if (cfg->join_as && *cfg->join_as && !(cfg->auth && *cfg->auth))
         return fatal(cfg, exit_code, "%s", "-join-as requires -auth: the user's password is read from that file");
+    if ((cfg->otlp_cert && *cfg->otlp_cert) != (cfg->otlp_key && *cfg->otlp_key))
+        return fatal(cfg, exit_code, "%s", "either both -otlp-cert and -otlp-key must be set, or neither");
+    if (!(cfg->otlp_endpoint && *cfg->otlp_endpoint)) {
+        if (cfg->otlp_insecure || cfg->otlp_no_verify || (cfg->otlp_ca_cert && *cfg->otlp_ca_cert) ||
+            (cfg->otlp_cert && *cfg->otlp_cert))
+            return fatal(cfg, exit_code, "%s", "OTLP options require -otlp-endpoint");
+    } else {
+        if (strstr(cfg->otlp_endpoint, "://"))
+            return fatal(cfg, exit_code, "%s", "-otlp-endpoint must not include a protocol scheme");
+        if (!validHostPort(cfg->otlp_endpoint))
+            return fatal(cfg, exit_code, "%s", "-otlp-endpoint is not a valid address");
+        if (cfg->otlp_interval_ms == 0)
+            return fatal(cfg, exit_code, "%s", "-otlp-interval must be greater than zero");
+        if (cfg->otlp_insecure &&
+            (cfg->otlp_no_verify || (cfg->otlp_ca_cert && *cfg->otlp_ca_cert) || (cfg->otlp_cert && *cfg->otlp_cert)))
+            return fatal(cfg, exit_code, "%s", "-otlp-insecure cannot be used with other OTLP TLS options");
+    }
+    static const struct {
+        const char *name;
+        int level;
+    } levels[] = {{"trace", CONFIG_LOG_TRACE}, {"debug", CONFIG_LOG_DEBUG}, {"info", CONFIG_LOG_INFO},
+                  {"warn", CONFIG_LOG_WARN},   {"warning", CONFIG_LOG_WARN}, {"error", CONFIG_LOG_ERROR},
+                  {"off", CONFIG_LOG_OFF}};
+    size_t lv = 0;
+    while (lv < sizeof levels / sizeof levels[0] && strcasecmp(cfg->raft_log_level, levels[lv].name) != 0)
+        lv++;
+    if (lv == sizeof levels / sizeof levels[0])
+        return fatal(cfg, exit_code, "invalid -raft-log-level %s: use TRACE, DEBUG, INFO, WARN, ERROR or OFF",
+                     cfg->raft_log_level);
+    cfg->raft_log = levels[lv].level;
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
     if (cfg->bootstrap_expect > 1 && cfg->n_join == 0)
@@ -390,16 +409,22 @@ static int validate(config *cfg, int *exit_code)
     for (int i = 0; i < cfg->n_join; i++) {
         const char *j = cfg->join[i];
         const char *hp = j;
+        bool url = true;
         if (strncmp(hp, "http://", 7) == 0)
             hp += 7;
         else if (strncmp(hp, "https://", 8) == 0)
             hp += 8;
+        else
+            url = false;
         char tmp[512];
         snprintf(tmp, sizeof tmp, "%s", hp);
         char *slash = strchr(tmp, '/');
         if (slash)
             *slash = '\0';
-        if (!validHostPort(tmp))
+        /* A URL may leave its port out (80, 443); rqlite's check, Go's
+         * SplitHostPort, passes "http://host" too, and the node then tries
+         * to join there. */
+        if (!validHostPort(tmp) && !(url && *tmp && !strchr(tmp, ':')))
             return fatal(cfg, exit_code, "%s is an invalid join address", j);
         if (cfg->bootstrap_expect == 0 &&
             (strcmp(tmp, cfg->raft_adv_addr) == 0 || strcmp(tmp, cfg->http_adv_addr) == 0))
@@ -640,10 +665,13 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
     derivedDefaults(cfg);
     if (validate(cfg, exit_code) != 0)
         return 1;
-    for (size_t k = 0; k < N_FLAGS; k++)
-        if (set[k] && flags[k].todo)
-            fprintf(stderr, "warning: -%s is accepted but not supported yet by this build; ignored\n",
-                    flags[k].name);
+    for (size_t k = 0; k < N_FLAGS; k++) {
+        /* A lease of 0 asks for libraft's own: nothing to say. */
+        if (strcmp(flags[k].name, "raft-leader-lease-timeout") == 0 && cfg->raft_leader_lease_timeout_ms == 0)
+            continue;
+        if (set[k] && flags[k].note)
+            fprintf(stderr, "warning: -%s %s\n", flags[k].name, flags[k].note);
+    }
     return 0;
 }
 

@@ -17,6 +17,17 @@
 
 #define CONFIG_MAX_JOIN 16
 
+/* -raft-log-level, from the most to the least said; the default, WARN, is
+ * zero. */
+enum {
+    CONFIG_LOG_TRACE = -3,
+    CONFIG_LOG_DEBUG = -2,
+    CONFIG_LOG_INFO = -1,
+    CONFIG_LOG_WARN = 0,
+    CONFIG_LOG_ERROR = 1,
+    CONFIG_LOG_OFF = 2
+};
+
 typedef struct config {
     char *data_dir;          /* absolute path of the positional argument */
     char *node_id;           /* -node-id; defaults to raft_adv_addr */
@@ -41,6 +52,8 @@ typedef struct config {
     uint64_t http_request_timeout_ms; /* absolute: receive a request / idle between requests */
     uint64_t raft_max_entry_size;  /* bytes; a request making a larger entry gets 413 */
     char *raft_log_level;    /* "WARN" */
+    int raft_log;            /* it as CONFIG_LOG_*: what libraft and the
+                              * [raft] lines log (store/store.c) */
     bool raft_non_voter;
     uint64_t raft_snap;      /* -raft-snap, 8192 entries */
     uint64_t raft_snap_wal_size;     /* 4194304 */
@@ -53,6 +66,7 @@ typedef struct config {
     bool raft_remove_shutdown;
     bool raft_cluster_remove_shutdown;
     bool raft_shutdown_stepdown;           /* true */
+    uint64_t auto_optimize_int_ms;         /* 24h; 0 disables */
     uint64_t raft_reap_node_timeout_ms;
     uint64_t raft_reap_read_only_node_timeout_ms;
     uint64_t cluster_connect_timeout_ms;   /* 30s */
@@ -75,6 +89,11 @@ typedef struct config {
      * owns it; the modules given cfg check requests with it (http) and take
      * -join-as's password from it (cluster). */
     struct auth *creds;
+    /* OpenTelemetry export: parsed and checked as rqlite does, not
+     * implemented (a warning at start-up says so). */
+    char *otlp_endpoint, *otlp_ca_cert, *otlp_cert, *otlp_key;
+    bool otlp_insecure, otlp_no_verify;
+    uint64_t otlp_interval_ms;
     /* Node-to-node TLS: all traffic on the Raft port when node_cert is set. */
     char *node_cert, *node_key, *node_ca_cert;
     bool node_verify_client, node_no_verify;
@@ -114,8 +133,9 @@ void config_free(config *cfg);
 /* Does the node serve HTTPS (-http-cert and -http-key both set)? */
 bool config_https(const config *cfg);
 
-/* Parse a Go duration ("1h2m3.5s", "500ms", "0"); returns 0 and sets *ms
- * (rounded to the nearest millisecond) or *ns. */
+/* Parse a Go duration ("1h2m3.5s", "500ms", "500us", "0"; util/duration.h)
+ * that is not negative; returns 0 and sets *ms (rounded to the nearest
+ * millisecond) or *ns, else -1. */
 int config_parse_duration(const char *s, uint64_t *ms);
 int config_parse_duration_ns(const char *s, uint64_t *ns);
 

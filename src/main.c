@@ -116,6 +116,14 @@ static int bootstrapExpect(const config *cfg, http_server *http, store_node **ou
             n++;
         }
         if (n >= cfg->bootstrap_expect) {
+            /* Those that told us they exist may not have heard from us
+             * (they were not listening yet when we first tried): once more,
+             * so that they all bootstrap the same nodes. */
+            for (int i = 0; i < cfg->n_join; i++) {
+                char *err = NULL;
+                cluster_notify(cfg, cfg->join[i], &err);
+                free(err);
+            }
             rq_log("rqlited", "bootstrap-expect: %d nodes known, bootstrapping", n);
             *out = known;
             return n;
@@ -293,6 +301,32 @@ static void logLaunch(int argc, char **argv)
     rq_log("rqlited", "launch command: %s", cmd);
 }
 
+/* A node with state started with -join asks to join again, as rqlite's
+ * does: the leader ignores the request (num_ignored_joins) when the node
+ * is a member under the same ID and address, and re-adds it otherwise. A
+ * node that is the sole member of a cluster of its own may not join
+ * another (rqlite's refusal). If no target answers, the node goes on with
+ * the cluster it belongs to (rqlite exits instead: a full cluster
+ * restarted with its -join flags would then depend on the order of the
+ * starts). */
+static void rejoin(const config *cfg, store *st)
+{
+    store_node *nodes = NULL;
+    int n = store_nodes(st, &nodes);
+    bool alone = n == 1 && strcmp(nodes[0].id, cfg->node_id) == 0;
+    free(nodes);
+    if (alone)
+        fatal("clustering failure",
+              strdup("node is the only node in a single-node cluster, joining other clusters not supported"));
+    char *err = NULL;
+    rq_log("rqlited", "preexisting node state detected, joining again through the join addresses");
+    if (cluster_join(cfg, NULL, 0, false, &err) != 0) {
+        rq_log("rqlited", "could not join again (%s): going on with the cluster in this node's state",
+               err ? err : "?");
+        free(err);
+    }
+}
+
 /* After the store is open: join through -join if the node is new, or
  * rejoin through the leader that reached a wiped member. */
 static void joinCluster(const config *cfg, store *st, int n_boot)
@@ -300,13 +334,13 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
     char *err = NULL;
     if (n_boot > 0) {
         rq_log("rqlited", "bootstrapped a cluster of %d nodes", n_boot);
-    } else if (cfg->n_join > 0) {
-        if (!store_was_new(st)) {
-            rq_log("rqlited", "preexisting node state detected, ignoring join addresses");
-        } else if (cluster_join(cfg, NULL, 0, true, &err) != 0) {
+    } else if (cfg->n_join > 0 && store_was_new(st)) {
+        if (cluster_join(cfg, NULL, 0, true, &err) != 0) {
             rq_log("rqlited", "clustering failure: %s", err ? err : "?");
             fatal("clustering failure", err);
         }
+    } else if (cfg->n_join > 0) {
+        rejoin(cfg, st);
     } else if (store_contacted_by(st)) {
         /* A wiped member restarted without -join: ask the leader that
          * reached us (through its Raft address) to re-add us. */

@@ -1,7 +1,8 @@
 /* options.c: see options.h. */
 #include "cli/options.h"
 
-#include <math.h>
+#include "util/duration.h"
+
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,46 +63,12 @@ static const char *flagValue(int argc, char **argv, int *i, const char *s, const
  * Go's message in err. */
 static long parseDuration(const char *v, char *err, size_t errlen)
 {
-    static const struct {
-        const char *name;
-        double ms;
-    } units[] = {{"ns", 1e-6}, {"us", 1e-3}, {"\u00b5s", 1e-3}, {"\u03bcs", 1e-3},
-                 {"ms", 1},    {"s", 1e3},   {"m", 6e4},         {"h", 3.6e6}};
-    const char *s = v;
-    int sign = 1;
-    if (*s == '-' || *s == '+')
-        sign = *s++ == '-' ? -1 : 1;
-    if (strcmp(s, "0") == 0)
+    int64_t ns;
+    if (rq_duration_parse(v, &ns, err, errlen) != 0)
+        return -1;
+    if (ns <= 0)
         return 0;
-    double total = 0;
-    do {
-        const char *num = s;
-        while ((*s >= '0' && *s <= '9') || *s == '.')
-            s++;
-        if (s == num || strspn(num, ".") == (size_t)(s - num) || memchr(num, '.', (size_t)(s - num)) !=
-            memrchr(num, '.', (size_t)(s - num))) {
-            snprintf(err, errlen, "time: invalid duration \"%s\"", v);
-            return -1;
-        }
-        double x = strtod(num, NULL);
-        size_t ul = strcspn(s, "0123456789.");
-        if (ul == 0) {
-            snprintf(err, errlen, "time: missing unit in duration \"%s\"", v);
-            return -1;
-        }
-        size_t u = 0;
-        while (u < sizeof units / sizeof units[0] && (strlen(units[u].name) != ul || strncmp(s, units[u].name, ul)))
-            u++;
-        if (u == sizeof units / sizeof units[0]) {
-            snprintf(err, errlen, "time: unknown unit \"%.*s\" in duration \"%s\"", (int)ul, s, v);
-            return -1;
-        }
-        total += x * units[u].ms;
-        s += ul;
-    } while (*s);
-    if (sign < 0 || total <= 0)
-        return 0;
-    return (long)ceil(total);
+    return (long)((ns + 999999) / 1000000);
 }
 
 /* The value-taking flags: where each one's value goes. */

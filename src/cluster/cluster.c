@@ -146,7 +146,9 @@ int cluster_forward(const char *method, const char *url, const char *body,
      * of writes) open on both sides. */
     curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 30000));
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    /* -cluster-connect-timeout (30 s by default), as rqlite dials other nodes. */
+    uint64_t connect_ms = tls_cfg && tls_cfg->cluster_connect_timeout_ms ? tls_cfg->cluster_connect_timeout_ms : 30000;
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)connect_ms);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, headerCb);

@@ -153,8 +153,36 @@ int db_install_file(db *d, const char *path, char **err);
  * comma-separated tables; any thread. */
 int db_dump(db *d, const char *tables, buf *out, char **err);
 
+/* Does sql (len bytes, one or more statements) parse as SQLite's grammar?
+ * It is compiled against an empty in-memory database and never run, so
+ * that unknown tables or columns are no error: only syntax is (/db/sql).
+ * 0, or -1 with SQLite's message in *err. */
+int db_sql_check(const char *sql, size_t len, char **err);
+
+/* -auto-optimize-int: the statements that bring the query planner's
+ * statistics up to date, decided on a read-only connection (any thread):
+ * "PRAGMA analysis_limit=400" then "ANALYZE <table>" for each table that
+ * has indexes and rows, and no statistics or statistics off by 25 times or
+ * more from its row count (what SQLite's own PRAGMA optimize looks for).
+ * Appended to out; returns the number of tables (0: nothing to do), or -1
+ * when the database cannot be read. Run through the log, the statements
+ * give every replica the same statistics, where PRAGMA optimize would
+ * consult each connection's own history. */
+int db_optimize_plan(db *d, cmd_batch *out);
+
 /* For /status. */
 const char *db_path(db *d);
 long long db_file_size(db *d);
+long long db_wal_size(db *d);
+
+/* The settings of a connection, as /status shows them (rqlite's
+ * store.sqlite3.pragmas): each PRAGMA's value as text. */
+typedef struct db_pragmas {
+    char busy_timeout[24], foreign_keys[24], journal_mode[24], synchronous[24], wal_autocheckpoint[24];
+} db_pragmas;
+/* Any thread: *ro read now on a read-only connection, *rw as the write
+ * connection (the Raft thread's) was set up when it was opened. 0, or -1
+ * when no read connection could be had (*ro then empty). */
+int db_get_pragmas(db *d, db_pragmas *ro, db_pragmas *rw);
 
 #endif

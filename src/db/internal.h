@@ -56,6 +56,7 @@ struct db {
     bool recovered;          /* db_open dropped a cut-short entry */
     uint64_t unguarded;      /* control entries run without the guard */
     stmtCache cache;         /* the write connection's prepared statements */
+    db_pragmas rw_pragmas;   /* the write connection's settings when opened, under mu */
 };
 
 /* ---- sqlite.c: connections, files ---- */

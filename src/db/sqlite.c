@@ -46,6 +46,28 @@ int dbExecSimple(sqlite3 *c, const char *sql, char **err)
 /* Tests shorten the lock wait (db_options.busy_ms); 5 s otherwise, as rqlite. */
 static int busyMs(const db *d) { return d->opts.busy_ms > 0 ? d->opts.busy_ms : BUSY_TIMEOUT_MS; }
 
+/* The text of "PRAGMA name" on c into out ("" if it cannot be read). */
+static void pragmaText(sqlite3 *c, const char *name, char *out, size_t size)
+{
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA %s", name);
+    sqlite3_stmt *st = NULL;
+    out[0] = '\0';
+    if (sqlite3_prepare_v2(c, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+        sqlite3_column_text(st, 0))
+        snprintf(out, size, "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+}
+
+static void readPragmas(sqlite3 *c, db_pragmas *p)
+{
+    pragmaText(c, "busy_timeout", p->busy_timeout, sizeof p->busy_timeout);
+    pragmaText(c, "foreign_keys", p->foreign_keys, sizeof p->foreign_keys);
+    pragmaText(c, "journal_mode", p->journal_mode, sizeof p->journal_mode);
+    pragmaText(c, "synchronous", p->synchronous, sizeof p->synchronous);
+    pragmaText(c, "wal_autocheckpoint", p->wal_autocheckpoint, sizeof p->wal_autocheckpoint);
+}
+
 /* Every connection reads the same file through the same VFS (a frozen
  * clock on the Raft thread, client SQL kept out of the data directory) and
  * has the same policy (policy.c), installed after our own set-up. */
@@ -77,6 +99,13 @@ int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err)
      * can be zeroed at the start of each entry (db_execute). */
     if (!ro && dbExecSimple(c, "CREATE TEMP TABLE " DB_NOCHANGE_TABLE "(x)", err) != 0)
         goto fail;
+    if (!ro) {
+        db_pragmas p;
+        readPragmas(c, &p);
+        pthread_mutex_lock(&d->mu);
+        d->rw_pragmas = p;
+        pthread_mutex_unlock(&d->mu);
+    }
     if (policy_install(c, !ro, d->opts.max_length) != SQLITE_OK) {
         if (err)
             *err = dbErrdup("install the statement policy: ", sqlite3_errmsg(c));
@@ -253,12 +282,125 @@ int db_file_index(const char *path, uint64_t near, uint64_t *out)
 }
 
 
+/* The first integer of a sqlite_stat1 "stat" (the table's rows), or -1. */
+static long long statRows(sqlite3 *c, const char *table)
+{
+    sqlite3_stmt *st = NULL;
+    long long rows = -1;
+    if (sqlite3_prepare_v2(c, "SELECT stat FROM sqlite_stat1 WHERE tbl = ?1 LIMIT 1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+            rows = strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10);
+    }
+    sqlite3_finalize(st);
+    return rows;
+}
+
+int db_optimize_plan(db *d, cmd_batch *out)
+{
+    sqlite3 *c = dbRoGet(d);
+    if (c == NULL)
+        return -1;
+    dbExecSimple(c, "BEGIN", NULL);
+    sqlite3_stmt *st = NULL;
+    int n = 0;
+    char *err = NULL;
+    if (sqlite3_prepare_v2(c, "SELECT name FROM sqlite_master AS m WHERE type = 'table' AND name NOT LIKE "
+                              "'sqlite\\_%' ESCAPE '\\' AND EXISTS (SELECT 1 FROM sqlite_master AS i WHERE "
+                              "i.type = 'index' AND i.tbl_name = m.name) ORDER BY name",
+                           -1, &st, NULL) != SQLITE_OK) {
+        dbExecSimple(c, "ROLLBACK", NULL);
+        dbRoPut(d, c, false);
+        return -1;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        char *q = sqlite3_mprintf("SELECT count(*) FROM \"%w\"", name);
+        sqlite3_int64 rows = 0;
+        pragmaRead(c, q, &rows);
+        sqlite3_free(q);
+        long long was = statRows(c, name);
+        bool stale = was < 0 || rows > was * 25 || rows * 25 < was;
+        if (rows == 0 || !stale)
+            continue;
+        if (n == 0 && cmd_add_stmt(out, "PRAGMA analysis_limit=400", 25, &err) != 0)
+            break;
+        char *a = sqlite3_mprintf("ANALYZE \"%w\"", name);
+        int rc = cmd_add_stmt(out, a, strlen(a), &err);
+        sqlite3_free(a);
+        if (rc != 0)
+            break;
+        n++;
+    }
+    sqlite3_finalize(st);
+    free(err);
+    dbExecSimple(c, "ROLLBACK", NULL);
+    dbRoPut(d, c, false);
+    return n;
+}
+
+int db_sql_check(const char *sql, size_t len, char **err)
+{
+    sqlite3 *m = NULL;
+    if (sqlite3_open_v2(":memory:", &m, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        *err = strdup("out of memory");
+        sqlite3_close(m);
+        return -1;
+    }
+    int rc = 0;
+    const char *p = sql, *end = sql + len;
+    while (p < end) {
+        sqlite3_stmt *st = NULL;
+        const char *tail = NULL;
+        if (sqlite3_prepare_v2(m, p, (int)(end - p), &st, &tail) != SQLITE_OK) {
+            /* Names are resolved after the whole statement has parsed: an
+             * error then is about the (empty) schema, not the grammar. */
+            const char *msg = sqlite3_errmsg(m);
+            if (strstr(msg, "syntax error") || strstr(msg, "incomplete input") ||
+                strstr(msg, "unrecognized token")) {
+                *err = strdup(msg);
+                rc = -1;
+                break;
+            }
+            break; /* where the next statement starts is not known then */
+        }
+        sqlite3_finalize(st);
+        if (tail == NULL || tail <= p)
+            break;
+        p = tail;
+    }
+    sqlite3_close(m);
+    return rc;
+}
+
 const char *db_path(db *d) { return d->path; }
 
 long long db_file_size(db *d)
 {
     struct stat st;
     return stat(d->path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+long long db_wal_size(db *d)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s-wal", d->path);
+    struct stat st;
+    return stat(p, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+int db_get_pragmas(db *d, db_pragmas *ro, db_pragmas *rw)
+{
+    memset(ro, 0, sizeof *ro);
+    pthread_mutex_lock(&d->mu);
+    *rw = d->rw_pragmas;
+    pthread_mutex_unlock(&d->mu);
+    sqlite3 *c = dbRoGet(d);
+    if (c == NULL)
+        return -1;
+    readPragmas(c, ro);
+    dbRoPut(d, c, false);
+    return 0;
 }
 
 /* ---- read pool ----------------------------------------------------------- */

@@ -27,11 +27,15 @@
 
 typedef struct probe {
     store_node node;
+    uint64_t timeout_ms;     /* ?timeout */
     bool self, is_leader, reachable;
     double time;
     char error[256];
     pthread_t thread;
 } probe;
+
+/* How long a member has to answer by default (rqlite's ?timeout default). */
+#define PROBE_TIMEOUT_MS 30000
 
 /* One member's reachability, on a thread of its own so that an unreachable
  * node costs the request one timeout, not one each. */
@@ -50,11 +54,14 @@ static void *probeNode(void *arg)
         char *err = NULL;
         /* With -auth a node may refuse our anonymous probe: answering at
          * all is what reachable means. */
-        if (cluster_forward("GET", url, NULL, 0, NULL, NULL, 5000, &resp, &err) == 0 &&
+        if (cluster_forward("GET", url, NULL, 0, NULL, NULL, p->timeout_ms, &resp, &err) == 0 &&
             (resp.status == 200 || resp.status == 401)) {
             p->reachable = true;
+        } else if (err == NULL || strcmp(err, "Timeout was reached") == 0 || /* libcurl's timeout */
+                   rq_now_sec() - t0 >= (double)p->timeout_ms / 1000.0) {
+            snprintf(p->error, sizeof p->error, "timeout waiting for node to respond");
         } else {
-            snprintf(p->error, sizeof p->error, "%s", err ? err : "timeout waiting for node to respond");
+            snprintf(p->error, sizeof p->error, "%s", err);
         }
         if (err == NULL)
             cluster_response_free(&resp);
@@ -129,7 +136,7 @@ static void putNode(buf *b, const probe *p)
 /* The members (voters only unless nonvoters), probed, sorted by id into
  * *out (caller frees); returns the count. The leader the store names counts
  * as leader only when it answered, as in rqlite. */
-static int probeNodes(http_server *h, bool nonvoters, probe **out)
+static int probeNodes(http_server *h, bool nonvoters, uint64_t timeout_ms, probe **out)
 {
     store *st = http_server_store(h);
     store_node *nodes = NULL;
@@ -143,6 +150,7 @@ static int probeNodes(http_server *h, bool nonvoters, probe **out)
             continue;
         probe *p = &ps[k++];
         p->node = nodes[i];
+        p->timeout_ms = timeout_ms ? timeout_ms : 1;
         p->self = strcmp(nodes[i].id, store_node_id(st)) == 0;
         p->is_leader = has_leader && strcmp(leader.addr, nodes[i].addr) == 0;
     }
@@ -165,8 +173,11 @@ enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c, request *
 {
     if (http_server_store(h) == NULL)
         return respond_text(h, c, 503, "store nodes: store not open");
+    uint64_t timeout;
+    if (!params_timeout(c, PROBE_TIMEOUT_MS, &timeout))
+        return respond_text(h, c, 400, "timeout is not a valid duration");
     probe *ps = NULL;
-    int n = probeNodes(h, params_has(c, "nonvoters"), &ps);
+    int n = probeNodes(h, params_has(c, "nonvoters"), timeout, &ps);
     const char *ver = params_value(c, "ver");
     bool v2 = ver && strcmp(ver, "2") == 0;
     buf b = BUF_INIT;
@@ -206,8 +217,11 @@ enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request 
     if (st == NULL)
         return respond_text(h, c, 503, "store not open");
     if (strcmp(rq->method, "GET") == 0) {
+        uint64_t timeout;
+        if (!params_timeout(c, PROBE_TIMEOUT_MS, &timeout))
+            return respond_text(h, c, 400, "timeout is not a valid duration");
         probe *ps = NULL;
-        int n = probeNodes(h, true, &ps);
+        int n = probeNodes(h, true, timeout, &ps);
         for (int i = 0; i < n; i++) {
             if (ps[i].is_leader) {
                 buf b = BUF_INIT;
@@ -217,7 +231,7 @@ enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request 
             }
         }
         free(ps);
-        return respond_text(h, c, 503, "leader not found");
+        return respond_no_leader(h, c);
     }
     const char *id = NULL;
     json_t *body = NULL;
@@ -387,7 +401,7 @@ enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *r
         free(err);
         store_node leader;
         if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
-            return respond_text(h, c, 503, "leader not found");
+            return respond_no_leader(h, c);
         char loc[400];
         snprintf(loc, sizeof loc, "%s/join", leader.api_addr);
         return respond_redirect(h, c, loc);
@@ -452,7 +466,20 @@ enum MHD_Result handle_remove(http_server *h, struct MHD_Connection *c, request 
     return answerLeaderOp(h, c, rq, rc, err, "", "remove failed");
 }
 
-/* ---- /snapshot ------------------------------------------------------------------- */
+/* ---- /snapshot, /reap ------------------------------------------------------------ */
+
+/* POST /reap: rqlite folds its incremental snapshots into one and
+ * checkpoints their WAL files. Ours are markers in libraft's store, which
+ * deletes superseded ones itself each time it takes a snapshot, and hold
+ * no WAL files: there is never anything to reap, and the answer says so. */
+enum MHD_Result handle_reap(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    if (http_server_store(h) == NULL)
+        return respond_text(h, c, 503, "store not open");
+    buf b = BUF_INIT;
+    buf_puts(&b, "{\"snapshots_reaped\":0,\"wals_checkpointed\":0}\n");
+    return respond_buf(h, c, 200, "application/json; charset=utf-8", &b);
+}
 
 /* POST /snapshot: a local snapshot and log truncation. A follower takes it
  * when it next applies an entry, so it nudges the leader with strong reads

@@ -133,8 +133,9 @@ static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, re
 {
     store *st = http_server_store(h);
     store_node leader;
+    http_stat_add(h, HSTAT_QUEUED_EXECUTIONS, 1);
     if (!params_has(c, "noleader") && !store_leader(st, &leader))
-        return respond_text(h, c, 503, "leader not found");
+        return respond_no_leader(h, c);
     bool wait = params_has(c, "wait");
     char *err = NULL;
     cmd_batch b;
@@ -168,8 +169,11 @@ static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, re
         uint64_t timeout;
         if (!params_timeout(c, 30000, &timeout))
             return respond_text(h, c, 400, "timeout is not a valid duration");
-        if (!queue_wait(h->queue, seq, timeout))
+        http_stat_add(h, HSTAT_QUEUED_EXECUTIONS_WAIT, 1);
+        if (!queue_wait(h->queue, seq, timeout)) {
+            http_stat_add(h, HSTAT_QUEUED_EXECUTIONS_WAIT_TIMEOUT, 1);
             return respond_text(h, c, 408, "queue wait timeout");
+        }
     }
     buf out = BUF_INIT;
     buf_printf(&out, "{\"results\":[],\"sequence_number\":%lld}", (long long)seq);
@@ -214,6 +218,10 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
         free(err);
         return ret;
     }
+    http_stat_add(h, kind == KIND_EXECUTE ? HSTAT_EXECUTE_STMTS_RX
+                     : kind == KIND_QUERY ? HSTAT_QUERY_STMTS_RX
+                                          : HSTAT_REQUEST_STMTS_RX,
+                  (uint64_t)b.n);
     store_read rd;
     const char *bad = params_read(c, &rd);
     if (bad) {
@@ -263,6 +271,63 @@ enum MHD_Result handle_query(http_server *h, struct MHD_Connection *c, request *
 enum MHD_Result handle_request(http_server *h, struct MHD_Connection *c, request *rq)
 {
     return handleData(h, c, KIND_REQUEST, rq);
+}
+
+/* GET|POST /db/sql: how each statement would be rewritten before it goes
+ * into the log. Ours never are: a node applies an entry with the
+ * proposer's clock and random seed instead (db/determinism.c), so
+ * "rewritten" is the statement as sent, or "error" when it does not parse.
+ * The statements are rqlite's ?q= or request body. */
+enum MHD_Result handle_sql(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    cmd_batch b;
+    char *err = NULL;
+    enum MHD_Result ret;
+    if (strcmp(rq->method, "GET") == 0) {
+        const char *qv = NULL;
+        size_t qlen = 0;
+        if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "q", 1, &qv, &qlen) != MHD_YES)
+            return respond_text(h, c, 400, "query not specified");
+        if (qv == NULL || qlen == 0)
+            return respond_text(h, c, 400, "query parameter not set");
+        if (cmd_from_sql(qv, qlen, &b, &err) != 0) {
+            ret = respond_text(h, c, 400, err);
+            free(err);
+            return ret;
+        }
+    } else if (requestStatements(c, rq, &b, &err) != 0) {
+        ret = respond_text(h, c, 400, err ? err : "invalid request");
+        free(err);
+        return ret;
+    }
+    cmd_view v = cmd_batch_view(&b);
+    cmd_iter it;
+    cmd_stmt stmt;
+    cmd_iter_init(&it, &v);
+    buf out = BUF_INIT;
+    buf_puts(&out, "{\"results\":[");
+    for (int i = 0; cmd_next(&it, &stmt) == 1; i++) {
+        buf_puts(&out, i ? ",{\"original\":" : "{\"original\":");
+        buf_json_str(&out, stmt.sql, stmt.sql_len);
+        if (db_sql_check(stmt.sql, stmt.sql_len, &err) == 0) {
+            buf_puts(&out, ",\"rewritten\":");
+            buf_json_str(&out, stmt.sql, stmt.sql_len);
+        } else {
+            buf_puts(&out, ",\"error\":");
+            buf_json_cstr(&out, err);
+            free(err);
+            err = NULL;
+        }
+        buf_putc(&out, '}');
+    }
+    cmd_batch_free(&b);
+    buf_putc(&out, ']');
+    if (params_has(c, "timings")) {
+        buf_puts(&out, ",\"time\":");
+        buf_json_double(&out, rq_now_sec() - rq->t0);
+    }
+    buf_putc(&out, '}');
+    return respond_json(h, c, 200, &out, params_has(c, "pretty"));
 }
 
 /* ---- backup, load, boot -------------------------------------------------------------- */

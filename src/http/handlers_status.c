@@ -1,8 +1,9 @@
 /*
  * handlers_status.c: what a node says about itself. GET /status (rqlite's
  * status document, ?key=a.b for a part), GET /readyz (plain-text checks,
- * the first failing one answering 503) and /debug/vars (Go's expvar
- * layout, the counters rqlite's end-to-end tests read).
+ * the first failing one answering 503), /debug/vars (Go's expvar layout,
+ * rqlite's counters), /debug/pprof (what there is instead of Go's
+ * profiles) and /licenses.
  *
  * These answer before the store is open too (main opens it after the HTTP
  * service, so that -bootstrap-expect peers can reach /notify).
@@ -15,7 +16,19 @@
 #include <unistd.h>
 
 #include "http/internal.h"
+#include "util/duration.h"
 #include "util/os.h"
+
+/* Go's time.Time in JSON (RFC 3339 with nanoseconds, UTC). */
+static json_t *goTime(const struct timespec *t)
+{
+    struct tm tm;
+    gmtime_r(&t->tv_sec, &tm);
+    char date[32], out[64];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, sizeof out, "%s.%09ldZ", date, t->tv_nsec);
+    return json_string(out);
+}
 
 /* Go's field names and shapes (GOOS, GOARCH, ...), for the clients and
  * tests written against rqlite's /status. */
@@ -26,31 +39,42 @@ static json_t *statusDoc(http_server *h)
     uname(&un);
     char host[256] = "";
     gethostname(host, sizeof host - 1);
-    time_t now = time(NULL);
-    char nowbuf[64], startbuf[64];
-    strftime(nowbuf, sizeof nowbuf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    strftime(startbuf, sizeof startbuf, "%Y-%m-%dT%H:%M:%SZ", gmtime(&h->start_time));
-    char uptime[64];
-    snprintf(uptime, sizeof uptime, "%lds", (long)(now - h->start_time));
+    struct timespec now, mono;
+    clock_gettime(CLOCK_REALTIME, &now);
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    char uptime[48];
+    int64_t up_ns = (int64_t)(mono.tv_sec - h->start_mono.tv_sec) * 1000000000LL +
+                    (mono.tv_nsec - h->start_mono.tv_nsec);
+    rq_duration_format(up_ns, uptime, sizeof uptime);
     json_t *doc = json_object();
-    json_object_set_new(doc, "build", json_pack("{s:s,s:s,s:s,s:s,s:s}", "version", RQ_VERSION,
-                                                "commit", "unknown", "branch", "main", "build_time",
-                                                __DATE__ " " __TIME__, "compiler", "gcc"));
+    json_object_set_new(doc, "build", json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "version", RQ_VERSION, "commit",
+                                                "unknown", "branch", "main", "build_time", __DATE__ " " __TIME__,
+                                                "compiler", "gcc", "compiler_toolchain", __VERSION__));
     json_object_set_new(doc, "cluster", json_pack("{s:s,s:s,s:b}", "addr", cfg->raft_adv_addr,
                                                   "api_addr", cfg->http_api_url, "https", config_https(cfg)));
-    char qtimeout[32];
-    snprintf(qtimeout, sizeof qtimeout, "%llums", (unsigned long long)cfg->write_queue_timeout_ms);
-    json_object_set_new(doc, "http", json_pack("{s:s,s:s,s:o,s:{s:{s:i,s:i,s:I,s:s}}}", "auth",
-                                               cfg->creds ? "enabled" : "disabled", "bind_addr", cfg->http_addr,
-                                               "tls", http_tls_status(h->tls), "queue", "_default", "batch_size",
-                                               cfg->write_queue_batch_size, "max_size",
-                                               cfg->write_queue_capacity, "sequence_number",
-                                               (json_int_t)queue_sequence(h->queue), "timeout", qtimeout));
-    json_object_set_new(doc, "node", json_pack("{s:s,s:s,s:s}", "current_time", nowbuf,
-                                               "start_time", startbuf, "uptime", uptime));
-    json_object_set_new(doc, "os", json_pack("{s:s,s:i,s:i,s:i}", "hostname", host, "page_size",
-                                             (int)sysconf(_SC_PAGESIZE), "pid", (int)getpid(), "ppid",
-                                             (int)getppid()));
+    char qtimeout[48], ctimeout[48];
+    rq_duration_format((int64_t)cfg->write_queue_timeout_ms * 1000000, qtimeout, sizeof qtimeout);
+    rq_duration_format((int64_t)cfg->cluster_connect_timeout_ms * 1000000, ctimeout, sizeof ctimeout);
+    json_t *http = json_pack("{s:s,s:s,s:o,s:{s:{s:i,s:i,s:I,s:s}},s:{s:s,s:s}}", "auth",
+                             cfg->creds ? "enabled" : "disabled", "bind_addr", cfg->http_addr, "tls",
+                             http_tls_status(h->tls), "queue", "_default", "batch_size", cfg->write_queue_batch_size,
+                             "max_size", cfg->write_queue_capacity, "sequence_number",
+                             (json_int_t)queue_sequence(h->queue), "timeout", qtimeout, "cluster", "timeout",
+                             ctimeout, "local_node_addr", cfg->raft_adv_addr);
+    if (cfg->http_allow_origin && *cfg->http_allow_origin)
+        json_object_set_new(http, "allow_origin", json_string(cfg->http_allow_origin));
+    json_object_set_new(doc, "http", http);
+    json_object_set_new(doc, "node", json_pack("{s:o,s:o,s:s}", "current_time", goTime(&now), "start_time",
+                                               goTime(&h->start_real), "uptime", uptime));
+    json_t *os = json_pack("{s:s,s:i,s:i,s:i}", "hostname", host, "page_size", (int)sysconf(_SC_PAGESIZE), "pid",
+                           (int)getpid(), "ppid", (int)getppid());
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        json_object_set_new(os, "executable", json_string(exe));
+    }
+    json_object_set_new(doc, "os", os);
     json_object_set_new(doc, "runtime", json_pack("{s:s,s:s,s:i,s:i}", "GOOS", "linux", "GOARCH",
                                                   un.machine, "num_cpu", (int)sysconf(_SC_NPROCESSORS_ONLN),
                                                   "GOMAXPROCS", (int)sysconf(_SC_NPROCESSORS_ONLN)));
@@ -74,26 +98,6 @@ enum MHD_Result handle_status(http_server *h, struct MHD_Connection *c, request 
         return respond_jansson(h, c, 200, sub, false);
     }
     return respond_jansson(h, c, 200, doc, params_has(c, "pretty"));
-}
-
-/* ?sync: wait until this node has applied what it knows to be committed,
- * polling every 10 ms (the store has no wait for it). */
-static bool waitSynced(store *st, uint64_t timeout_ms)
-{
-    double deadline = rq_now_sec() + (double)timeout_ms / 1000.0;
-    for (;;) {
-        json_t *ss = store_status(st);
-        json_t *raft = json_object_get(ss, "raft");
-        bool synced = json_integer_value(json_object_get(raft, "applied_index")) >=
-                      json_integer_value(json_object_get(raft, "commit_index"));
-        json_decref(ss);
-        if (synced)
-            return true;
-        if (rq_now_sec() >= deadline)
-            return false;
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
 }
 
 /* readyz's last check, as rqlite's: SELECT 1 on the local database. */
@@ -135,11 +139,12 @@ enum MHD_Result handle_readyz(http_server *h, struct MHD_Connection *c, request 
     buf_puts(&b, "\n[+]store ok");
     if (params_has(c, "sync")) {
         uint64_t timeout;
-        if (!params_timeout(c, 5000, &timeout)) {
+        if (!params_timeout(c, 30000, &timeout)) {
             buf_free(&b);
             return respond_text(h, c, 400, "timeout is not a valid duration");
         }
-        if (!waitSynced(st, timeout)) {
+        /* Everything the leader had committed when asked, applied here. */
+        if (!store_wait_synced(st, timeout)) {
             buf_puts(&b, "\n[+]sync timeout");
             return respond_buf(h, c, 503, "text/plain; charset=utf-8", &b);
         }
@@ -148,6 +153,11 @@ enum MHD_Result handle_readyz(http_server *h, struct MHD_Connection *c, request 
     bool ok = dbAnswers(st);
     buf_puts(&b, ok ? "\n[+]db ok" : "\n[+]db not ok");
     return respond_buf(h, c, ok ? 200 : 503, "text/plain; charset=utf-8", &b);
+}
+
+static int cmpKey(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* Go's os.Args, which expvar publishes: our own arguments as the kernel
@@ -174,8 +184,39 @@ static json_t *cmdline(void)
     return args;
 }
 
-/* GET /debug/vars: expvar-style counters, in Go's expvar layout
- * ("{\n" + sorted "key": value lines joined by ",\n" + "\n}\n"). */
+/* The maps of /debug/vars the HTTP layer keeps (HSTAT_*), and their
+ * counters' names in rqlite's. */
+static const struct {
+    const char *map, *name;
+} stat_names[HSTAT_N] = {
+    [HSTAT_LEADER_NOT_FOUND] = {"http", "leader_not_found"},
+    [HSTAT_EXECUTIONS] = {"http", "executions"},
+    [HSTAT_EXECUTE_STMTS_RX] = {"http", "execute_stmts_rx"},
+    [HSTAT_QUEUED_EXECUTIONS] = {"http", "queued_executions"},
+    [HSTAT_QUEUED_EXECUTIONS_WAIT] = {"http", "queued_executions_wait"},
+    [HSTAT_QUEUED_EXECUTIONS_WAIT_TIMEOUT] = {"http", "queued_executions_wait_timeout"},
+    [HSTAT_QUERIES] = {"http", "queries"},
+    [HSTAT_QUERY_STMTS_RX] = {"http", "query_stmts_rx"},
+    [HSTAT_REQUESTS] = {"http", "requests"},
+    [HSTAT_REQUEST_STMTS_RX] = {"http", "request_stmts_rx"},
+    [HSTAT_READYZ] = {"http", "num_readyz"},
+    [HSTAT_STATUS] = {"http", "num_status"},
+    [HSTAT_BACKUPS] = {"http", "backups"},
+    [HSTAT_LOADS] = {"http", "loads"},
+    [HSTAT_BOOT] = {"http", "boot"},
+    [HSTAT_USER_SNAPSHOTS] = {"http", "user_snapshots"},
+    [HSTAT_USER_REAPS] = {"http", "user_reaps"},
+    [HSTAT_SQL_ANALYZE] = {"http", "sql_analyze"},
+    [HSTAT_AUTH_OK] = {"http", "auth_ok"},
+    [HSTAT_AUTH_FAIL] = {"http", "auth_fail"},
+    [HSTAT_JOIN_REQ] = {"cluster", "num_join_req"},
+    [HSTAT_NOTIFY_REQ] = {"cluster", "num_notify_req"},
+};
+
+/* GET /debug/vars: Go's expvar layout ("{\n" + sorted "key": value lines
+ * joined by ",\n" + "\n}\n"), with rqlite's maps and counter names: cmdline,
+ * memstats, http, cluster and store (the counters rqlite's end-to-end tests
+ * read among them). ?key=X: that entry only. */
 enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq)
 {
     json_t *doc = json_object();
@@ -189,29 +230,83 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
         fclose(f);
     }
     json_object_set_new(doc, "memstats", json_pack("{s:I}", "Sys", (json_int_t)rss * sysconf(_SC_PAGESIZE)));
+    json_t *http = json_pack("{s:I}", "queued_sequence_number", (json_int_t)queue_sequence(h->queue));
+    json_t *clus = json_object();
+    for (int i = 1; i < HSTAT_N; i++)
+        json_object_set_new(strcmp(stat_names[i].map, "http") == 0 ? http : clus, stat_names[i].name,
+                            json_integer((json_int_t)__atomic_load_n(&h->stats[i], __ATOMIC_RELAXED)));
+    json_object_set_new(doc, "http", http);
+    json_object_set_new(doc, "cluster", clus);
     store *st = http_server_store(h);
-    json_t *ss = st ? store_status(st) : NULL;
-    json_object_set_new(doc, "store", json_pack("{s:I,s:I}", "num_snapshots",
-                                                json_integer_value(json_object_get(ss, "num_snapshots")),
-                                                "num_restores",
-                                                json_integer_value(json_object_get(ss, "num_restores"))));
-    json_decref(ss);
-    json_object_set_new(doc, "http", json_pack("{s:I}", "queued_sequence_number",
-                                               (json_int_t)queue_sequence(h->queue)));
+    json_object_set_new(doc, "store", st ? store_vars(st) : json_object());
     const char *key = params_value(c, "key");
     buf b = BUF_INIT;
     buf_puts(&b, "{\n");
-    const char *keys[] = {"cmdline", "http", "memstats", "store"};
     bool first = true;
-    for (size_t i = 0; i < 4; i++) {
+    const char *k;
+    json_t *v;
+    void *tmp;
+    /* jansson keeps insertion order: sort as Go's expvar.Do does. */
+    const char *keys[16];
+    size_t nk = 0;
+    json_object_foreach_safe(doc, tmp, k, v) keys[nk++] = k;
+    qsort(keys, nk, sizeof *keys, cmpKey);
+    for (size_t i = 0; i < nk; i++) {
         if (key && *key && strcmp(key, keys[i]) != 0)
             continue;
-        char *v = json_dumps(json_object_get(doc, keys[i]), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-        buf_printf(&b, "%s\"%s\": %s", first ? "" : ",\n", keys[i], v ? v : "null");
-        free(v);
+        char *text = json_dumps(json_object_get(doc, keys[i]), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        buf_printf(&b, "%s\"%s\": %s", first ? "" : ",\n", keys[i], text ? text : "null");
+        free(text);
         first = false;
     }
     buf_puts(&b, "\n}\n");
     json_decref(doc);
     return respond_buf(h, c, 200, "application/json; charset=utf-8", &b);
+}
+
+/* GET /debug/pprof/...: Go's profiles do not exist in a C program. The
+ * command line is served as Go's pprof serves it (arguments joined by NUL
+ * bytes); every other path gets a short index saying what there is. */
+enum MHD_Result handle_pprof(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    buf b = BUF_INIT;
+    if (strcmp(rq->url, "/debug/pprof/cmdline") == 0) {
+        json_t *args = cmdline();
+        size_t i;
+        json_t *a;
+        json_array_foreach(args, i, a)
+        {
+            if (i)
+                buf_putc(&b, '\0');
+            buf_puts(&b, json_string_value(a));
+        }
+        json_decref(args);
+        return respond_buf(h, c, 200, "text/plain; charset=utf-8", &b);
+    }
+    buf_puts(&b, "/debug/pprof/\n\n"
+                 "rqlited is written in C: Go's runtime profiles (heap, goroutine, profile, trace...)\n"
+                 "do not exist here. Available:\n"
+                 "  /debug/pprof/cmdline  the command line, arguments separated by NUL bytes\n"
+                 "  /debug/vars           counters (expvar layout)\n"
+                 "  /status               node, store, Raft and SQLite status\n");
+    return respond_buf(h, c, 200, "text/plain; charset=utf-8", &b);
+}
+
+/* GET /licenses: the licences of what rqlited is built from. */
+enum MHD_Result handle_licenses(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    buf b = BUF_INIT;
+    buf_puts(&b, "rqlited (C) links the following libraries; each is used under its own licence:\n\n"
+                 "SQLite            public domain\n"
+                 "canonical/raft    LGPL-3.0-only, with a static linking exception\n"
+                 "libuv             MIT\n"
+                 "libmicrohttpd     LGPL-2.1-or-later\n"
+                 "GnuTLS            LGPL-2.1-or-later\n"
+                 "jansson           MIT\n"
+                 "libcurl           curl (MIT-style)\n"
+                 "zlib              Zlib\n"
+                 "LZ4               BSD-2-Clause\n"
+                 "libxcrypt         LGPL-2.1-or-later\n"
+                 "libedit (shell)   BSD-3-Clause\n");
+    return respond_buf(h, c, 200, "text/plain; charset=utf-8", &b);
 }

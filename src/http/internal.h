@@ -9,9 +9,11 @@
  *   router.c            the route table: path, methods, permission and
  *                       handler of every endpoint;
  *   handlers_db.c       /db/execute, /db/query, /db/request (and ?queue),
- *                       /db/backup, /db/load, /boot;
- *   handlers_cluster.c  /join, /notify, /remove, /leader, /nodes, /snapshot;
- *   handlers_status.c   /status, /readyz, /debug/vars;
+ *                       /db/backup, /db/load, /boot, /db/sql;
+ *   handlers_cluster.c  /join, /notify, /remove, /leader, /nodes,
+ *                       /snapshot, /reap;
+ *   handlers_status.c   /status, /readyz, /debug/vars, /debug/pprof,
+ *                       /licenses;
  *   params.c            what the query string says;
  *   respond.c           answers in rqlite's byte format, and forwarding a
  *                       request to the leader;
@@ -43,16 +45,47 @@
 typedef struct http_conn http_conn;
 typedef struct http_tls http_tls;
 
+/* Counters of /debug/vars kept by the HTTP layer, in rqlite's "http" map,
+ * and in its "cluster" map for the node-to-node requests that reach us
+ * over HTTP (/join, /notify). handlers_status.c names them. */
+typedef enum {
+    HSTAT_NONE = 0,
+    HSTAT_LEADER_NOT_FOUND,
+    HSTAT_EXECUTIONS,
+    HSTAT_EXECUTE_STMTS_RX,
+    HSTAT_QUEUED_EXECUTIONS,
+    HSTAT_QUEUED_EXECUTIONS_WAIT,
+    HSTAT_QUEUED_EXECUTIONS_WAIT_TIMEOUT,
+    HSTAT_QUERIES,
+    HSTAT_QUERY_STMTS_RX,
+    HSTAT_REQUESTS,
+    HSTAT_REQUEST_STMTS_RX,
+    HSTAT_READYZ,
+    HSTAT_STATUS,
+    HSTAT_BACKUPS,
+    HSTAT_LOADS,
+    HSTAT_BOOT,
+    HSTAT_USER_SNAPSHOTS,
+    HSTAT_USER_REAPS,
+    HSTAT_SQL_ANALYZE,
+    HSTAT_AUTH_OK,
+    HSTAT_AUTH_FAIL,
+    HSTAT_JOIN_REQ,   /* "cluster" */
+    HSTAT_NOTIFY_REQ, /* "cluster" */
+    HSTAT_N
+} http_stat;
+
 struct http_server {
     const config *cfg;
     struct MHD_Daemon *mhd;
     store *st;              /* set once, read atomically: http_server_store() */
-    time_t start_time;
+    struct timespec start_real, start_mono; /* when it started (/status node) */
     queue *queue;           /* ?queue writes */
     pthread_mutex_t notify_mu;
     store_node *notified;   /* -bootstrap-expect: nodes that POSTed /notify */
     int n_notified;
     http_tls *tls;          /* NULL: plain HTTP */
+    uint64_t stats[HSTAT_N]; /* any thread, atomically: http_stat_add() */
 
     /* The rest is server.c's. */
     int listen_fd;
@@ -83,6 +116,7 @@ typedef struct request {
     buf body;
     double t0;               /* when its headers arrived (?timings) */
     const char *method;      /* set by the router: as the client sent it */
+    const char *url;         /* set by the router: the path, without the query */
     const http_route *route; /* set by the router: the route it matched */
     char *user, *pass;       /* set by the router with -auth: the Basic
                               * credentials, NULL when none (anonymous);
@@ -90,6 +124,12 @@ typedef struct request {
 } request;
 
 /* ---- server.c */
+
+/* Count n events of which (HSTAT_*); any thread. */
+static inline void http_stat_add(http_server *h, http_stat which, uint64_t n)
+{
+    __atomic_fetch_add(&h->stats[which], n, __ATOMIC_RELAXED);
+}
 
 /* The store, or NULL until main has opened it (handlers answer 503 or
  * rqlite's "store not open" meanwhile). */
@@ -127,6 +167,8 @@ struct http_route {
                            * only the body tells) */
     bool any_perm;
     http_handler handler;
+    http_stat stat;       /* counted for every request to it (rqlite counts
+                           * before it checks credentials or the method) */
 };
 
 /* Answer the request (url without its query string): OPTIONS is 200 on
@@ -156,12 +198,15 @@ void params_raw_query(struct MHD_Connection *c, buf *out);
 /* ?transaction, ?timings, ?associative, ?blob_array, ?qualify_columns as
  * DB_* flags. */
 unsigned params_db_flags(struct MHD_Connection *c);
-/* A read's ?level, ?freshness, ?freshness_strict and ?db_timeout into *rd;
- * NULL, or the message of a 400. */
+/* A read's ?level, ?freshness, ?freshness_strict, ?db_timeout and
+ * ?linearizable_timeout into *rd; NULL, or the message of a 400. */
 const char *params_read(struct MHD_Connection *c, store_read *rd);
 /* ?timeout as milliseconds into *ms (def when absent); false when it is
  * not a duration. */
 bool params_timeout(struct MHD_Connection *c, uint64_t def, uint64_t *ms);
+/* Any duration parameter likewise (rounded up to whole milliseconds; a
+ * negative one is 0). */
+bool params_duration_ms(struct MHD_Connection *c, const char *key, uint64_t def, uint64_t *ms);
 
 /* ---- respond.c: every answer carries X-RQLITE-VERSION, the CORS headers
  * and, when set, X-RQLITE-SERVED-BY. Each returns what MHD_queue_response
@@ -188,6 +233,8 @@ enum MHD_Result respond_json(http_server *h, struct MHD_Connection *c, unsigned 
 /* doc (taken) with sorted keys; pretty: jansson's 4-space indent. */
 enum MHD_Result respond_jansson(http_server *h, struct MHD_Connection *c, unsigned status, json_t *doc,
                                 bool pretty);
+/* 503 "leader not found", counted (leader_not_found). */
+enum MHD_Result respond_no_leader(http_server *h, struct MHD_Connection *c);
 /* {"results":[],"error":msg}, status 200: rqlite's whole-request error. */
 enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, const char *msg, bool pretty);
 /* 301 to location (?redirect, and /join on a follower). */
@@ -245,6 +292,10 @@ enum MHD_Result handle_readyz(http_server *h, struct MHD_Connection *c, request 
 enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_pprof(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_licenses(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_reap(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_sql(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_notify(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_remove(http_server *h, struct MHD_Connection *c, request *rq);

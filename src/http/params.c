@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "http/internal.h"
+#include "util/duration.h"
 
 typedef struct param_find {
     const char *key;
@@ -106,13 +107,14 @@ static store_level levelParam(struct MHD_Connection *c)
     return STORE_LEVEL_WEAK;
 }
 
-/* Microseconds, rounded up (1ns asks for a fresh read, not for none). */
+/* Microseconds, rounded up (1ns asks for a fresh read, not for none); a
+ * negative duration is valid, as for Go, and means none. */
 static bool durationUs(const char *v, uint64_t *us)
 {
-    uint64_t ns = 0;
-    if (v && config_parse_duration_ns(v, &ns) != 0)
+    int64_t ns = 0;
+    if (v && rq_duration_parse(v, &ns, NULL, 0) != 0)
         return false;
-    *us = (ns + 999) / 1000;
+    *us = ns > 0 ? ((uint64_t)ns + 999) / 1000 : 0;
     return true;
 }
 
@@ -127,12 +129,26 @@ const char *params_read(struct MHD_Connection *c, store_read *rd)
         return "freshness_strict requires freshness";
     if (!durationUs(params_value(c, "db_timeout"), &rd->db_timeout_us))
         return "db_timeout is not a valid duration";
+    /* rqlite's HTTP default is 10 s (a zero value is the store's 1 s). */
+    if (!params_duration_ms(c, "linearizable_timeout", 10000, &rd->linearizable_timeout_ms))
+        return "linearizable_timeout is not a valid duration";
     return NULL;
 }
 
 bool params_timeout(struct MHD_Connection *c, uint64_t def, uint64_t *ms)
 {
-    const char *t = params_value(c, "timeout");
+    return params_duration_ms(c, "timeout", def, ms);
+}
+
+bool params_duration_ms(struct MHD_Connection *c, const char *key, uint64_t def, uint64_t *ms)
+{
+    const char *t = params_value(c, key);
+    int64_t ns = 0;
     *ms = def;
-    return t == NULL || config_parse_duration(t, ms) == 0;
+    if (t == NULL)
+        return true;
+    if (rq_duration_parse(t, &ns, NULL, 0) != 0)
+        return false;
+    *ms = ns > 0 ? ((uint64_t)ns + 999999) / 1000000 : 0;
+    return true;
 }

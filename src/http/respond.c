@@ -151,12 +151,18 @@ static const char *remoteRefusal(const http_route *r)
     return "remote request not authorized";
 }
 
+enum MHD_Result respond_no_leader(http_server *h, struct MHD_Connection *c)
+{
+    http_stat_add(h, HSTAT_LEADER_NOT_FOUND, 1);
+    return respond_text(h, c, 503, "leader not found");
+}
+
 enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = http_server_store(h);
     store_node leader;
     if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
-        return respond_text(h, c, 503, "leader not found");
+        return respond_no_leader(h, c);
     buf q = BUF_INIT;
     params_raw_query(c, &q);
     buf url = BUF_INIT;

@@ -16,24 +16,29 @@
 #include "http/internal.h"
 
 static const http_route routes[] = {
-    {"/db/execute", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_EXECUTE, false, handle_execute},
-    {"/db/query", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, AUTH_PERM_QUERY, false, handle_query},
+    {"/db/execute", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_EXECUTE, false, handle_execute, HSTAT_EXECUTIONS},
+    {"/db/query", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, AUTH_PERM_QUERY, false, handle_query, HSTAT_QUERIES},
     {"/db/request", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, AUTH_PERM_EXECUTE | AUTH_PERM_QUERY, false,
-     handle_request},
-    {"/db/backup", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_BACKUP, false, handle_backup},
-    {"/db/load", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_LOAD, false, handle_load},
-    {"/boot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_LOAD, false, handle_boot},
-    {"/status", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_STATUS, false, handle_status},
-    {"/nodes", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_STATUS, false, handle_nodes},
-    {"/readyz", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_READY, false, handle_readyz},
-    {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, AUTH_PERM_LEADER_OPS, false, handle_leader},
-    {"/snapshot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_snapshot},
-    /* Any method, as rqlite's expvar handler takes. */
-    {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, AUTH_PERM_STATUS, false, handle_vars},
+     handle_request, HSTAT_REQUESTS},
+    {"/db/backup", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_BACKUP, false, handle_backup, HSTAT_BACKUPS},
+    {"/db/load", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_LOAD, false, handle_load, HSTAT_LOADS},
+    {"/db/sql", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, AUTH_PERM_QUERY, false, handle_sql, HSTAT_SQL_ANALYZE},
+    {"/boot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_LOAD, false, handle_boot, HSTAT_BOOT},
+    {"/status", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_STATUS, false, handle_status, HSTAT_STATUS},
+    {"/nodes", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_STATUS, false, handle_nodes, HSTAT_NONE},
+    {"/readyz", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_READY, false, handle_readyz, HSTAT_READYZ},
+    {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, AUTH_PERM_LEADER_OPS, false, handle_leader, HSTAT_NONE},
+    {"/snapshot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_snapshot, HSTAT_USER_SNAPSHOTS},
+    {"/reap", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_reap, HSTAT_USER_REAPS},
+    {"/licenses", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false, handle_licenses, HSTAT_NONE},
+    /* Any method, as rqlite's expvar and pprof handlers take. */
+    {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, AUTH_PERM_STATUS, false, handle_vars, HSTAT_NONE},
+    {"/debug/pprof", ROUTE_PREFIX, ROUTE_ANY, AUTH_PERM_STATUS, false, handle_pprof, HSTAT_NONE},
     /* A voter needs join (handle_join checks), a non-voter join-read-only will do. */
-    {"/join", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN | AUTH_PERM_JOIN_READ_ONLY, true, handle_join},
-    {"/notify", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN, false, handle_notify},
-    {"/remove", ROUTE_PREFIX, ROUTE_DELETE, AUTH_PERM_REMOVE, false, handle_remove},
+    {"/join", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN | AUTH_PERM_JOIN_READ_ONLY, true, handle_join,
+     HSTAT_JOIN_REQ},
+    {"/notify", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN, false, handle_notify, HSTAT_NOTIFY_REQ},
+    {"/remove", ROUTE_PREFIX, ROUTE_DELETE, AUTH_PERM_REMOVE, false, handle_remove, HSTAT_NONE},
 };
 
 const http_route *router_routes(size_t *n)
@@ -80,12 +85,13 @@ static bool routePermitted(http_server *h, struct MHD_Connection *c, const http_
     if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION,
                                       strlen(MHD_HTTP_HEADER_AUTHORIZATION), &value, &len) == MHD_YES)
         auth_parse_basic(value, len, &rq->user, &rq->pass);
+    bool ok = false;
     if (!r->any_perm)
-        return router_permitted(h, rq, r->perms);
-    for (unsigned bit = 1; bit && bit <= r->perms; bit <<= 1)
-        if ((r->perms & bit) && router_permitted(h, rq, bit))
-            return true;
-    return false;
+        ok = router_permitted(h, rq, r->perms);
+    for (unsigned bit = 1; r->any_perm && !ok && bit && bit <= r->perms; bit <<= 1)
+        ok = (r->perms & bit) && router_permitted(h, rq, bit);
+    http_stat_add(h, ok ? HSTAT_AUTH_OK : HSTAT_AUTH_FAIL, 1);
+    return ok;
 }
 
 enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
@@ -97,11 +103,14 @@ enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const 
     const http_route *r = router_find(url);
     if (r == NULL)
         return respond_empty(h, c, 404);
+    if (r->stat != HSTAT_NONE)
+        http_stat_add(h, r->stat, 1);
     if (!routePermitted(h, c, r, rq))
         return respond_empty(h, c, 401);
     if (!router_allows(r, method))
         return respond_empty(h, c, 405);
     rq->method = method;
+    rq->url = url;
     rq->route = r;
     return r->handler(h, c, rq);
 }

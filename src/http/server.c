@@ -498,7 +498,8 @@ int http_server_start(const config *cfg, http_server **out, char **err)
     pthread_mutex_init(&h->log_mu, NULL);
     h->log_window_ms = rq_now_ms();
     h->cfg = cfg;
-    h->start_time = time(NULL);
+    clock_gettime(CLOCK_REALTIME, &h->start_real);
+    clock_gettime(CLOCK_MONOTONIC, &h->start_mono);
     h->wake[0] = h->wake[1] = -1;
     /* The certificates first: a pair that cannot be used binds nothing. */
     if (http_tls_open(cfg, &h->tls, err) != 0) {

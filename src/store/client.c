@@ -7,7 +7,8 @@
  *
  * All of it runs on caller threads; the Raft thread's part goes through
  * ops (ops.c). Requests are checked here, before anything is proposed, so
- * that a refusal costs no log entry.
+ * that a refusal costs no log entry. The leader's -auto-optimize-int
+ * passes are such writes too, from a thread of their own.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 
 #include "store/codec.h"
 #include "store/internal.h"
+#include "util/log.h"
 #include "util/os.h"
 
 /* freshness_strict: how long contact must have been steady (no gap over
@@ -152,6 +154,8 @@ int store_load(store *s, const void *image, size_t len, char **err)
         *err = strdup("load failed: invalid database image");
     } else if (rc == STORE_ERROR) {
         *err = storeOpTakeErr(o, "timeout waiting for the load to be applied");
+    } else if (rc == STORE_OK) {
+        storeStat(s, SSTAT_LOADS);
     }
     storeOpRelease(s, o);
     return rc;
@@ -217,12 +221,20 @@ static bool stale(store *s, const store_read *r)
 }
 
 /* level=linearizable: the leader confirms it still leads (readindex.c),
- * or, when that is not confirmed in time, goes through the log. */
-static int readIndex(store *s, char **err)
+ * or, when that is not confirmed in time, goes through the log; then it
+ * waits up to ?linearizable_timeout to have applied up to the read's
+ * index ("index N: timeout waiting for fsm" after that, as rqlite). */
+static int readIndex(store *s, const store_read *r, char **err)
 {
     op *o = storeOpNew(s, OP_READINDEX);
     o->deadline_ms = rq_now_ms() + 1000;
-    int rc = storeOpRun(s, o, 5000);
+    o->wait_ms = r->linearizable_timeout_ms ? r->linearizable_timeout_ms : 1000;
+    int rc = storeOpRun(s, o, 5000 + o->wait_ms);
+    if (rc == STORE_ERROR && o->done && o->confirmed) {
+        *err = storeOpTakeErr(o, "timeout waiting for fsm");
+        storeOpRelease(s, o);
+        return rc;
+    }
     if (rc == STORE_ERROR && o->done) {
         /* Not confirmed in time: confirm through the log instead. */
         storeOpRelease(s, o);
@@ -249,7 +261,7 @@ int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_
             return STORE_NOT_LEADER;
         int rc = STORE_OK;
         if (level == STORE_LEVEL_LINEARIZABLE)
-            rc = readIndex(s, err);
+            rc = readIndex(s, r, err);
         else if (level == STORE_LEVEL_STRONG) /* through the log: a barrier entry, then read locally */
             rc = barrier(s, err);
         if (rc != STORE_OK)
@@ -274,5 +286,74 @@ int store_request(store *s, const cmd_view *stmts, unsigned db_flags, const stor
 
 int store_dump(store *s, const char *tables, buf *out, char **err)
 {
+    storeStat(s, SSTAT_BACKUPS);
     return db_dump(s->db, tables, out, err);
+}
+
+/* ---- -auto-optimize-int ------------------------------------------------------------- */
+
+/* One pass: the statements that bring the planner's statistics up to date
+ * (db_optimize_plan), as one entry that every node applies, so that every
+ * replica has the same statistics (and plans its queries alike). PRAGMA
+ * optimize run on each node, as rqlite does, would write statistics that
+ * differ between replicas. */
+static void *optimizeThread(void *arg)
+{
+    store *s = arg;
+    cmd_batch b;
+    cmd_batch_init(&b);
+    int n = db_optimize_plan(s->db, &b);
+    bool ok = n >= 0;
+    char *err = NULL;
+    if (n > 0) {
+        cmd_view v = cmd_batch_view(&b);
+        buf out = BUF_INIT;
+        int rc = store_execute(s, &v, 0, 0, &out, NULL, &err);
+        ok = rc == STORE_OK && (out.data == NULL || strstr(out.data, "\"error\"") == NULL);
+        if (!ok && err == NULL)
+            err = strdup(rc == STORE_OK ? out.data : "not applied");
+        buf_free(&out);
+    }
+    cmd_batch_free(&b);
+    storeStat(s, ok ? SSTAT_AUTO_OPTIMIZES : SSTAT_AUTO_OPTIMIZES_FAILED);
+    if (!ok)
+        rq_log("store", "auto-optimize failed: %s", err ? err : "cannot read the database");
+    else if (n > 0)
+        rq_log("store", "auto-optimize: statistics of %d table(s) brought up to date on every node", n);
+    free(err);
+    __atomic_store_n(&s->optimize_busy, false, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+void storeOptimizeCheck(store *s)
+{
+    uint64_t every = s->cfg->auto_optimize_int_ms;
+    if (every == 0 || s->raft.state != RAFT_LEADER || !s->leader_ready) {
+        s->optimize_due_ms = 0;
+        return;
+    }
+    int64_t now = rq_now_ms();
+    if (s->optimize_due_ms == 0) { /* leading since now: a whole interval first */
+        s->optimize_due_ms = now + (int64_t)every;
+        return;
+    }
+    if (now < s->optimize_due_ms || __atomic_load_n(&s->optimize_busy, __ATOMIC_ACQUIRE))
+        return;
+    s->optimize_due_ms = now + (int64_t)every;
+    if (s->optimize_started) {
+        pthread_join(s->optimize_thread, NULL); /* finished: not busy */
+        s->optimize_started = false;
+    }
+    __atomic_store_n(&s->optimize_busy, true, __ATOMIC_RELEASE);
+    if (pthread_create(&s->optimize_thread, NULL, optimizeThread, s) == 0)
+        s->optimize_started = true;
+    else
+        __atomic_store_n(&s->optimize_busy, false, __ATOMIC_RELEASE);
+}
+
+void storeOptimizeClose(store *s)
+{
+    if (s->optimize_started)
+        pthread_join(s->optimize_thread, NULL);
+    s->optimize_started = false;
 }

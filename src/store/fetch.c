@@ -64,6 +64,8 @@ int store_copy(store *s, unsigned flags, db_progress_fn progress, void *arg, uin
         return -1;
     }
     *size = (uint64_t)sb.st_size;
+    if (!(flags & DB_BACKUP_KEEP_INDEX)) /* a backup, not a follower's transfer */
+        storeStat(s, SSTAT_BACKUPS);
     rq_log("store", "%lld-byte copy of the database made in %lld ms", (long long)sb.st_size,
            (long long)(rq_now_ms() - t0));
     return fd;
@@ -222,18 +224,15 @@ static int installFetched(store *s, raft_index want)
         unlink(s->fetch_path);
         return 0;
     }
-    /* Forwarded requests need the leader's API address the moment the
-     * file is in: take the snapshot's node metadata now rather than when
-     * libraft restores it (fsmRestore). */
+    /* Forwarded requests need the leader's node ID and API address the
+     * moment the file is in: take the snapshot's node metadata now rather
+     * than when libraft restores it (fsmRestore); publish.c shows them at
+     * the end of this loop iteration. */
     codec_snapshot snap;
     const struct raft_buffer *sd = &s->fetch_msg.install_snapshot.data;
     if (codec_snap_decode(sd->base, sd->len, &snap) == 0) {
-        if (json_is_array(snap.metas)) {
+        if (json_is_array(snap.metas))
             storeMetasFromJson(s, snap.metas);
-            pthread_mutex_lock(&s->mu);
-            storeLeaderApiLocked(s);
-            pthread_mutex_unlock(&s->mu);
-        }
         json_decref(snap.metas);
     }
     char *err = NULL;
@@ -244,7 +243,7 @@ static int installFetched(store *s, raft_index want)
         return -1;
     }
     db_resolve_index(s->db, want);
-    s->num_fetches++;
+    storeStat(s, SSTAT_SNAPSHOT_TRANSFERS);
     rq_log("store", "snapshot transfer done: %lld bytes in %.2f s (%.1f MB/s), database at index %llu",
            s->fetch_bytes, secs, secs > 0 ? (double)s->fetch_bytes / 1e6 / secs : 0.0,
            (unsigned long long)db_index(s->db));

@@ -263,7 +263,7 @@ static int fsmSnapshotFinalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     (void)n_bufs;
     raft_free(s->snap_buf.base);
     s->snap_buf.base = NULL;
-    s->num_snapshots++;
+    storeStat(s, SSTAT_SNAPSHOTS);
     rq_log("store", "snapshot taken at index %llu (database %lld bytes, not copied)",
            (unsigned long long)s->raft.last_applied, db_file_size(s->db));
     return 0;
@@ -296,7 +296,9 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
             json_decref(metas);
             return RAFT_IOERR;
         }
-        s->num_restores++;
+        storeStat(s, SSTAT_RESTORES);
+        if (!s->raft_started)
+            storeStat(s, SSTAT_RESTORES_START);
         rq_log("store", "restored snapshot (%zu bytes of database, old format)", image_len);
     } else {
         db_resolve_index(s->db, index);
@@ -308,7 +310,10 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
             json_decref(metas);
             return RAFT_IOERR;
         }
-        s->num_restores_skipped++;
+        /* libraft restores at raft_start (the file held it already: the
+         * restore rqlite skips at start), or installs one a leader sent,
+         * whose database fetch.c has put in place. */
+        storeStat(s, s->raft_started ? SSTAT_RESTORES : SSTAT_RESTORES_START_SKIPPED);
         rq_log("store", "snapshot (database index %llu) restored: the database file already holds index %llu",
                (unsigned long long)index, (unsigned long long)db_index(s->db));
     }
@@ -380,8 +385,10 @@ int store_snapshot(store *s, uint64_t trailing, bool *nothing_new, char **err)
     if (rc == STORE_ERROR)
         *err = storeOpTakeErr(o, "timeout waiting for the snapshot");
     storeOpRelease(s, o);
-    if (rc == STORE_OK && !*nothing_new)
+    if (rc == STORE_OK && !*nothing_new) {
+        storeStat(s, SSTAT_USER_SNAPSHOTS);
         rq_log("store", "user-requested snapshot taken");
+    }
     return rc;
 }
 

@@ -20,6 +20,8 @@
 #include "store/transport.h"
 #include "util/buf.h"
 
+enum { RAFT_RUNNING = 0, RAFT_SHUT_CLOSING, RAFT_SHUT_DONE };
+
 /* What an op asks of the Raft thread (startOp, ops.c). */
 enum {
     OP_APPLY = 1,
@@ -77,10 +79,34 @@ typedef struct op {
     readMark *marks;
     unsigned n_marks;
     bool confirmed;
-    int64_t deadline_ms;
+    int64_t deadline_ms;   /* of the confirmation, then (confirmed) of the apply */
+    uint64_t wait_ms;      /* OP_READINDEX: the apply's, once confirmed */
     struct op *next;       /* queue / pending list */
     struct store *s;
 } op;
+
+/* rqlite's "store" expvar counters (publish.c names them, store_vars()).
+ * Any thread adds to them, atomically (storeStat). */
+enum {
+    SSTAT_SNAPSHOTS,              /* libraft snapshots taken */
+    SSTAT_USER_SNAPSHOTS,         /* of them, asked for (/snapshot) */
+    SSTAT_RESTORES,               /* snapshots installed: sent by a leader, or
+                                   * of the old format restored at start */
+    SSTAT_RESTORES_START,         /* at start, a database rebuilt from a snapshot */
+    SSTAT_RESTORES_START_SKIPPED, /* at start, the file already held the snapshot */
+    SSTAT_SNAPSHOT_TRANSFERS,     /* databases fetched from a leader (fetch.c) */
+    SSTAT_JOINS,                  /* joins that changed the configuration */
+    SSTAT_IGNORED_JOINS,          /* joins of a node already a member as asked */
+    SSTAT_REMOVED_BEFORE_JOINS,   /* members removed to let a join re-add them */
+    SSTAT_LOADS,                  /* /db/load and /boot images applied */
+    SSTAT_BACKUPS,                /* backups and dumps made */
+    SSTAT_RECOVERIES,             /* peers.json recoveries */
+    SSTAT_AUTO_OPTIMIZES,         /* PRAGMA optimize runs (-auto-optimize-int) */
+    SSTAT_AUTO_OPTIMIZES_FAILED,
+    SSTAT_NODES_REAPED_OK,        /* reaping (-raft-reap-*-timeout) */
+    SSTAT_NODES_REAPED_FAILED,
+    SSTAT_N
+};
 
 /* A node's metadata (membership.c): what libraft's configuration lacks. */
 typedef struct meta {
@@ -108,9 +134,19 @@ struct store {
     struct raft_io io;
     struct raft_uv_transport transport;
     struct raft_fsm fsm;
+    struct raft_tracer tracer;  /* -raft-log-level DEBUG/TRACE: libraft's traces */
     bool raft_started;
+    /* Raft thread: libraft shut down because this node was removed
+     * (-raft-remove-shutdown): RAFT_SHUT_CLOSING until its close callback,
+     * then RAFT_SHUT_DONE; ops fail from then on, the loop runs on until
+     * store_close. */
+    int raft_shut;
+    bool close_after_shut;  /* store_close came while it was closing */
     bool was_new;
     char *contacted_by;    /* Raft address of the leader that reached a wiped node */
+
+    /* Any thread, atomically (storeStat). */
+    uint64_t stats[SSTAT_N];
 
     /* Any thread, under mu. */
     pthread_mutex_t mu;
@@ -122,12 +158,15 @@ struct store {
     int state;
     raft_term term;
     raft_index commit_index, applied_index, last_index, snapshot_index;
+    raft_term last_term, snapshot_term;
     raft_index first_index;  /* of the log libraft holds, 0 if empty */
     raft_index leader_commit;   /* the leader's commit index as last told (followers) */
     int64_t quorum_contact_ms;  /* leader: when a majority was last heard from */
-    raft_id leader_id;
+    raft_id leader_id;       /* as libraft knows it: from its first message */
     char leader_addr[256];
-    char leader_api[300];    /* the leader's API address from node metadata, "" if unknown */
+    char leader_node[256];   /* its node ID from node metadata, "" while unknown:
+                              * callers see no leader until it is known */
+    char leader_api[300];    /* its API address from node metadata */
     store_node *nodes;
     int n_nodes;
     bool ready;
@@ -145,7 +184,6 @@ struct store {
     bool size_snap;         /* a snapshot triggered by log_bytes is due */
     op *snap_wait;          /* a user snapshot waiting to be taken */
     struct raft_buffer snap_buf; /* held between snapshot and finalize */
-    uint64_t num_snapshots, num_restores, num_restores_skipped, num_fetches;
     raft_index start_snap_index;  /* latest snapshot on disk at start */
     /* membership.c */
     meta *metas;
@@ -154,6 +192,14 @@ struct store {
     bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
     bool reap_pending;      /* a reaping removal in flight */
     raft_term reap_term;    /* term whose leadership started the reaping clocks */
+    /* -raft-remove-shutdown */
+    bool was_member;        /* a configuration listed us: a removal can be told */
+    int64_t leaderless_ms;  /* since when no leader is known (0: one is) */
+    int64_t removal_asked_ms; /* when the members were last asked */
+    bool removal_started;   /* removal_thread created and not joined */
+    pthread_t removal_thread;
+    bool removal_busy;      /* atomically: the members are being asked */
+    bool removal_told;      /* atomically: a leader's configuration lacks us */
     /* publish.c */
     raft_index published_conf_index;
     int prev_state;
@@ -161,6 +207,11 @@ struct store {
     bool leader_barrier_pending;
     bool leader_ready;      /* barrier of our term applied */
     raft_index ready_target;
+    /* client.c: -auto-optimize-int */
+    int64_t optimize_due_ms;  /* leader: when the next pass is due (0: not leading) */
+    pthread_t optimize_thread;
+    bool optimize_started;    /* optimize_thread was created and is not joined */
+    bool optimize_busy;       /* atomically: a pass is under way */
     /* readindex.c */
     peerCount *peers;       /* read-index counters, reset on each leadership */
     unsigned n_peers;
@@ -240,6 +291,15 @@ unsigned storeSnapTrailing(const config *cfg);
 void storeSnapStart(store *s, op *o);
 void storeSnapProgress(store *s);
 
+/* ------------------------------------------------------------- client.c */
+
+/* Raft thread, on each tick: every -auto-optimize-int of leadership, start
+ * a pass that proposes the statements db_optimize_plan() finds (on a thread
+ * of its own: it waits for its entry like any write). */
+void storeOptimizeCheck(store *s);
+/* store_close, after the Raft thread stopped: wait for a pass under way. */
+void storeOptimizeClose(store *s);
+
 /* ---------------------------------------------------------- readindex.c */
 
 /* Raft thread: the read-index counters of voter id (created at zero;
@@ -282,20 +342,46 @@ meta *storeMetaFind(store *s, raft_id rid);
 void storeMetaUpsert(store *s, const char *id, raft_id rid, const char *addr, const char *api);
 json_t *storeMetasToJson(store *s);
 void storeMetasFromJson(store *s, json_t *a);
-/* Under s->mu: s->leader_api from the metadata of s->leader_addr. */
-void storeLeaderApiLocked(store *s);
+/* Raft thread: the node ID and API address of the leader whose Raft ID
+ * is lid, from the node metadata (known before the configuration is: a
+ * wiped node fetching the leader's database has the metadata of the
+ * snapshot it holds, storeFetchDone()); "" when not known yet. */
+void storeLeaderIdentity(store *s, raft_id lid, char *id, size_t id_size, char *api, size_t api_size);
 /* Raft thread, leader, once its term's barrier is applied: put in the log
  * the metadata of a -bootstrap-expect cluster, and ours if the log lacks
  * or differs from it. */
 void storeMetaOnLeader(store *s);
 /* Raft thread, on each tick: the leader removes unreachable nodes. */
 void storeReapCheck(store *s);
+/* Raft thread, on each tick, with -raft-remove-shutdown: tell whether this
+ * node was removed from the cluster (its committed configuration lacks it,
+ * or, without a leader for a while, the other members' leader's does) and
+ * shut libraft down then (storeShutdownRaft). */
+void storeRemovalCheck(store *s);
+/* store_close, after the Raft thread stopped: wait for a removal check. */
+void storeRemovalClose(store *s);
+
+/* ------------------------------------------------------------- store.c */
+
+/* Raft thread: stop libraft for good (this node was removed, why says how
+ * we know), keeping the loop, the HTTP API and the database: /status says
+ * "Shutdown", no leader, ops fail. */
+void storeShutdownRaft(store *s, const char *why);
 
 /* ------------------------------------------------------------ publish.c */
+
+/* Count one of the SSTAT_* events; any thread. */
+static inline void storeStat(store *s, int which)
+{
+    __atomic_fetch_add(&s->stats[which], 1, __ATOMIC_RELAXED);
+}
 
 /* Raft thread (s->publish, after every loop iteration): copy the state
  * other threads read under s->mu, and react to role changes. */
 void storeOnCheck(uv_check_t *h);
+/* Publish the members of libraft's configuration (the Raft thread, or
+ * store_open before it starts). */
+void storePublishMembers(store *s);
 
 /* ------------------------------------------------------------ recover.c */
 

@@ -11,13 +11,15 @@
  * forwarding to the leader.
  *
  * store_join, store_remove and store_stepdown run on caller threads
- * through ops; the metadata table and reaping belong to the Raft thread.
+ * through ops; the metadata table, reaping and -raft-remove-shutdown's
+ * watch for this node's own removal belong to the Raft thread.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "auth/auth.h"
 #include "cluster/cluster.h"
 #include "store/codec.h"
 #include "store/internal.h"
@@ -86,15 +88,21 @@ void storeMetasFromJson(store *s, json_t *a)
     s->meta_dirty = true;
 }
 
-/* The leader's API address by its Raft address, from the node metadata:
- * known before the configuration is (a wiped node fetching the leader's
- * database has the metadata of the snapshot it holds, storeFetchDone()). */
-void storeLeaderApiLocked(store *s)
+void storeLeaderIdentity(store *s, raft_id lid, char *id, size_t id_size, char *api, size_t api_size)
 {
-    s->leader_api[0] = '\0';
-    for (int i = 0; i < s->n_metas && s->leader_addr[0]; i++)
-        if (strcmp(s->metas[i].addr, s->leader_addr) == 0)
-            snprintf(s->leader_api, sizeof s->leader_api, "%s", s->metas[i].api);
+    id[0] = api[0] = '\0';
+    if (lid == 0)
+        return;
+    if (lid == s->id) {
+        snprintf(id, id_size, "%s", s->cfg->node_id);
+        snprintf(api, api_size, "%s", s->cfg->http_api_url);
+        return;
+    }
+    meta *m = storeMetaFind(s, lid);
+    if (m && m->id[0]) {
+        snprintf(id, id_size, "%s", m->id);
+        snprintf(api, api_size, "%s", m->api);
+    }
 }
 
 /* Nobody waits for a metadata entry the leader appends on its own. */
@@ -124,11 +132,13 @@ void storeMetaOnLeader(store *s)
 {
     if (s->boot_metas_pending) {
         /* -bootstrap-expect: every node started knowing the others' API
-         * addresses; put them in the log so that restarts keep them. */
+         * addresses; put them in the log, ours included, so that restarts
+         * keep them and nodes joining later learn them (a node that does
+         * not know the leader's node ID reports no leader). */
         s->boot_metas_pending = false;
         for (int i = 0; i < s->n_metas; i++)
-            if (s->metas[i].rid != s->id)
-                appendMeta(s, s->metas[i].id, s->metas[i].rid, s->metas[i].addr, s->metas[i].api);
+            appendMeta(s, s->metas[i].id, s->metas[i].rid, s->metas[i].addr, s->metas[i].api);
+        return;
     }
     char api[300];
     snprintf(api, sizeof api, "%s", s->cfg->http_api_url);
@@ -144,6 +154,7 @@ static void reapCb(struct raft_change *req, int status)
 {
     store *s = req->data;
     s->reap_pending = false;
+    storeStat(s, status == 0 ? SSTAT_NODES_REAPED_OK : SSTAT_NODES_REAPED_FAILED);
     if (status != 0)
         rq_log("store", "reaping failed: %s", raft_strerror(status));
     free(req);
@@ -186,6 +197,106 @@ void storeReapCheck(store *s)
         s->reap_pending = true;
         return;
     }
+}
+
+/* ---- -raft-remove-shutdown ---------------------------------------------------------- */
+
+/* Does the other members' leader still list us? Asked of each member's API
+ * in turn (/status?key=store), the first that knows a leader answering:
+ * libraft's leader stops sending to a follower as soon as it removes it,
+ * so the follower never hears of its removal from Raft itself. */
+static void *removalProbe(void *arg)
+{
+    store *s = arg;
+    store_node *nodes = NULL;
+    int n = store_nodes(s, &nodes);
+    char *auth = cluster_own_authorization(s->cfg);
+    for (int i = 0; i < n; i++) {
+        if (strcmp(nodes[i].id, s->cfg->node_id) == 0 || nodes[i].api_addr[0] == '\0')
+            continue;
+        char url[400];
+        snprintf(url, sizeof url, "%s/status?key=store", nodes[i].api_addr);
+        cluster_response resp;
+        char *err = NULL;
+        if (cluster_forward("GET", url, NULL, 0, NULL, auth, 2000, &resp, &err) != 0) {
+            free(err);
+            continue;
+        }
+        json_t *st = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+        cluster_response_free(&resp);
+        const char *leader = json_string_value(json_object_get(json_object_get(st, "leader"), "node_id"));
+        json_t *members = json_object_get(st, "nodes");
+        if (leader && *leader && json_is_array(members) && json_array_size(members) > 0) {
+            bool listed = false;
+            size_t k;
+            json_t *m;
+            json_array_foreach(members, k, m)
+                listed |= json_is_string(json_object_get(m, "id")) &&
+                          strcmp(json_string_value(json_object_get(m, "id")), s->cfg->node_id) == 0;
+            json_decref(st);
+            if (!listed)
+                __atomic_store_n(&s->removal_told, true, __ATOMIC_RELEASE);
+            break;
+        }
+        json_decref(st);
+    }
+    auth_free_secret(auth);
+    free(nodes);
+    __atomic_store_n(&s->removal_busy, false, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+void storeRemovalCheck(store *s)
+{
+    struct raft *r = &s->raft;
+    if (!s->cfg->raft_remove_shutdown)
+        return;
+    bool listed = false;
+    for (unsigned i = 0; i < r->configuration.n; i++)
+        listed |= r->configuration.servers[i].id == s->id;
+    if (listed) {
+        s->was_member = true;
+    } else if (s->was_member && r->configuration_uncommitted_index == 0) {
+        /* A leader that removed itself, or a follower that got the change. */
+        storeShutdownRaft(s, "this node was removed from the cluster's configuration");
+        return;
+    }
+    if (__atomic_load_n(&s->removal_told, __ATOMIC_ACQUIRE)) {
+        storeShutdownRaft(s, "the cluster's leader no longer lists this node");
+        return;
+    }
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(r, &lid, &laddr);
+    int64_t now = rq_now_ms();
+    if (lid != 0 || !s->was_member) {
+        s->leaderless_ms = 0;
+        return;
+    }
+    if (s->leaderless_ms == 0)
+        s->leaderless_ms = now;
+    /* Without a leader for two election timeouts, ask, every two seconds. */
+    int64_t et = (int64_t)s->cfg->raft_election_timeout_ms;
+    if (now - s->leaderless_ms < 2 * et || now - s->removal_asked_ms < 2000 ||
+        __atomic_load_n(&s->removal_busy, __ATOMIC_ACQUIRE))
+        return;
+    s->removal_asked_ms = now;
+    if (s->removal_started) {
+        pthread_join(s->removal_thread, NULL);
+        s->removal_started = false;
+    }
+    __atomic_store_n(&s->removal_busy, true, __ATOMIC_RELEASE);
+    if (pthread_create(&s->removal_thread, NULL, removalProbe, s) == 0)
+        s->removal_started = true;
+    else
+        __atomic_store_n(&s->removal_busy, false, __ATOMIC_RELEASE);
+}
+
+void storeRemovalClose(store *s)
+{
+    if (s->removal_started)
+        pthread_join(s->removal_thread, NULL);
+    s->removal_started = false;
 }
 
 /* Caller thread: one configuration change (OP_ADD, OP_ASSIGN, OP_REMOVE),
@@ -293,9 +404,11 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
                raft_addr);
         if ((rc = changeOp(s, OP_REMOVE, rid, NULL, 0, err)) != STORE_OK)
             return rc;
+        storeStat(s, SSTAT_REMOVED_BEFORE_JOINS);
         same = false;
     } else if (same && same_voter && api_same) {
         rq_log("store", "node %s at %s is already a member, ignoring join request", id, raft_addr);
+        storeStat(s, SSTAT_IGNORED_JOINS);
         return STORE_OK;
     }
     for (int i = 0; i < n_conflicts; i++) {
@@ -303,6 +416,7 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
                (unsigned long long)conflicts[i], id, raft_addr);
         if ((rc = changeOp(s, OP_REMOVE, conflicts[i], NULL, 0, err)) != STORE_OK)
             return rc;
+        storeStat(s, SSTAT_REMOVED_BEFORE_JOINS);
     }
     if ((rc = applyMeta(s, id, raft_addr, api_addr, err)) != STORE_OK)
         return rc;
@@ -316,6 +430,7 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
             return rc;
     }
     rq_log("store", "node %s at %s joined successfully", id, raft_addr);
+    storeStat(s, SSTAT_JOINS);
     return STORE_OK;
 }
 

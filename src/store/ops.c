@@ -316,6 +316,10 @@ static void drainQueue(store *s)
 void storeOnWake(uv_async_t *h)
 {
     store *s = h->data;
+    if (s->raft_shut != RAFT_RUNNING) {
+        storeOpFailQueued(s, "raft is shut down: this node was removed from the cluster");
+        return;
+    }
     if (s->raft_started) {
         storeFetchDone(s);
         drainQueue(s);

@@ -93,8 +93,8 @@ void storeReadsProgress(store *s)
         if (r->state != RAFT_LEADER || r->current_term != o->term) {
             rc = STORE_NOT_LEADER;
         } else {
-            if (!o->confirmed)
-                o->confirmed = quorumAnswered(s, o);
+            if (!o->confirmed && (o->confirmed = quorumAnswered(s, o)))
+                o->deadline_ms = now + (int64_t)o->wait_ms; /* now to apply up to o->index */
             if (o->confirmed && r->last_applied >= o->index)
                 rc = STORE_OK;
             else if (now >= o->deadline_ms)
@@ -108,8 +108,14 @@ void storeReadsProgress(store *s)
         o->next = NULL;
         free(o->marks);
         o->marks = NULL;
-        storeOpComplete(o, rc, rc == STORE_ERROR ? strdup("read index not confirmed in time")
-                          : rc == STORE_NOT_LEADER ? strdup("leadership lost") : NULL);
+        char *why = NULL;
+        if (rc == STORE_ERROR && o->confirmed)
+            why = rq_sprintf("index %llu: timeout waiting for fsm", (unsigned long long)o->index);
+        else if (rc == STORE_ERROR)
+            why = strdup("read index not confirmed in time");
+        else if (rc == STORE_NOT_LEADER)
+            why = strdup("leadership lost");
+        storeOpComplete(o, rc, why);
     }
 }
 

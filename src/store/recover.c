@@ -172,6 +172,7 @@ int storeRecoverFromPeers(store *s, char **err)
         *err = rq_sprintf("failed to move %s after recovery: %s", path, strerror(errno));
         return -1;
     }
+    storeStat(s, SSTAT_RECOVERIES);
     rq_log("store", "node recovered successfully using %s", path);
     return 0;
 }

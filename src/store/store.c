@@ -48,8 +48,11 @@
 static void onTick(uv_timer_t *t)
 {
     store *s = t->data;
-    if (s && s->raft_started)
+    if (s && s->raft_started && s->raft_shut == RAFT_RUNNING) {
         storeReapCheck(s);
+        storeOptimizeCheck(s);
+        storeRemovalCheck(s);
+    }
 }
 
 /* uv_walk callback: the loop ends once every handle is closed. */
@@ -73,13 +76,54 @@ static void raftClosed(struct raft *r)
     uv_walk(&s->loop, closeHandle, NULL);
 }
 
+/* The message of an op that came after libraft was shut down. */
+#define SHUT_MSG "raft is shut down: this node was removed from the cluster"
+
+/* libraft has stopped after storeShutdownRaft: fail what waited on it; the
+ * loop goes on (HTTP callers still reach the store) until store_close. */
+static void raftShut(struct raft *r)
+{
+    store *s = r->data;
+    if (s->snap_wait) {
+        storeOpComplete(s->snap_wait, STORE_ERROR, strdup(SHUT_MSG));
+        s->snap_wait = NULL;
+    }
+    storeOpFailAll(&s->reads, SHUT_MSG);
+    storeOpFailAll(&s->pending, SHUT_MSG);
+    s->raft_shut = RAFT_SHUT_DONE;
+    if (s->close_after_shut)
+        uv_walk(&s->loop, closeHandle, NULL);
+}
+
+void storeShutdownRaft(store *s, const char *why)
+{
+    if (s->raft_shut != RAFT_RUNNING)
+        return;
+    rq_log("store", "%s: shutting down Raft (-raft-remove-shutdown)", why);
+    s->raft_shut = RAFT_SHUT_CLOSING;
+    pthread_mutex_lock(&s->mu);
+    s->state = RAFT_UNAVAILABLE;
+    s->leader_id = 0;
+    s->leader_addr[0] = s->leader_node[0] = s->leader_api[0] = '\0';
+    s->ready = false;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->mu);
+    storeOpFailQueued(s, SHUT_MSG);
+    raft_close(&s->raft, raftShut);
+}
+
 /* Raft thread: orderly close, requested through its own async handle so
  * that it works whatever is queued. */
 static void onCloseRequest(uv_async_t *h)
 {
     store *s = h->data;
     storeOpFailQueued(s, "store closed");
-    raft_close(&s->raft, raftClosed);
+    if (s->raft_shut == RAFT_RUNNING)
+        raft_close(&s->raft, raftClosed);
+    else if (s->raft_shut == RAFT_SHUT_DONE)
+        uv_walk(&s->loop, closeHandle, NULL);
+    else
+        s->close_after_shut = true; /* raftShut ends the loop */
 }
 
 static void *raftThread(void *arg)
@@ -263,11 +307,36 @@ static void setTimeouts(store *s)
         et = 50;
     if (hb < 10)
         hb = 10;
+    /* -raft-commit-timeout: the longest an idle leader waits before it
+     * sends AppendEntries, which tell followers the commit index (hashicorp
+     * raft's CommitTimeout). libraft's heartbeat is that message: a
+     * shorter commit timeout shortens it. */
+    if (cfg->raft_commit_timeout_ms > 0 && cfg->raft_commit_timeout_ms < hb)
+        hb = (unsigned)cfg->raft_commit_timeout_ms;
     if (hb > et / 2)
         hb = et / 2;
     raft_set_election_timeout(&s->raft, et);
     raft_set_heartbeat_timeout(&s->raft, hb);
     s->hb_ms = hb;
+}
+
+/* libraft's debug traces, as [raft] log lines (-raft-log-level DEBUG). */
+static void traceEmit(struct raft_tracer *t, const char *file, int line, const char *message)
+{
+    (void)t;
+    rq_log("raft", "%s:%d %s", file, line, message);
+}
+
+/* -raft-log-level: libraft has no levels of its own, only debug traces,
+ * which DEBUG and TRACE turn on; INFO adds our [raft] lines (role
+ * changes), WARN (the default) and above leave both out. */
+static void setTracing(store *s)
+{
+    s->tracer.impl = s;
+    s->tracer.enabled = s->cfg->raft_log <= CONFIG_LOG_DEBUG;
+    s->tracer.emit = traceEmit;
+    s->raft.tracer = &s->tracer;
+    raft_uv_set_tracer(&s->io, &s->tracer);
 }
 
 /* libraft on our transport, FSM and wrapped I/O, with its settings. */
@@ -293,6 +362,7 @@ static int initRaft(store *s, const char *meta_json, char **err)
         return -1;
     }
     s->raft.data = s;
+    setTracing(s);
     setTimeouts(s);
     raft_set_pre_vote(&s->raft, true);
     /* A follower downloads the database before answering an InstallSnapshot;
@@ -345,6 +415,9 @@ static int startRaft(store *s, char **err)
     rq_log("store", "raft started: last log index %llu, snapshot index %llu",
            (unsigned long long)raft_last_index(&s->raft),
            (unsigned long long)s->raft.log.snapshot.last_index);
+    /* The members libraft loaded, for callers as soon as this returns
+     * (main.c looks before it joins); no other thread runs yet. */
+    storePublishMembers(s);
     if (pthread_create(&s->thread, NULL, raftThread, s) != 0) {
         *err = strdup("cannot start raft thread");
         return -1;
@@ -410,6 +483,8 @@ void store_close(store *s)
     uv_async_send(&s->close_async);
     pthread_join(s->thread, NULL);
     storeFetchClose(s);
+    storeOptimizeClose(s);
+    storeRemovalClose(s);
     raft_uv_close(&s->io);
     transport_free(&s->transport);
     uv_loop_close(&s->loop);

@@ -44,15 +44,19 @@ typedef enum {
 } store_level;
 
 /* How a read is to be served: its level, ?freshness (microseconds, 0:
- * any) with ?freshness_strict, and ?db_timeout (microseconds, 0: none):
+ * any) with ?freshness_strict, ?db_timeout (microseconds, 0: none):
  * statements still running that long after the read started fail with
- * "query timeout". (A strong read runs after a barrier entry, on the read
- * connection too.) */
+ * "query timeout", and ?linearizable_timeout. (A strong read runs after a
+ * barrier entry, on the read connection too.) */
 typedef struct store_read {
     store_level level;
     uint64_t freshness_us;
     bool freshness_strict;
     uint64_t db_timeout_us;
+    uint64_t linearizable_timeout_ms; /* linearizable: how long the leader,
+                                       * its leadership confirmed, may wait
+                                       * to apply up to the read's index
+                                       * (0: 1 s, rqlite's) */
 } store_read;
 
 /* A member of the cluster as /nodes and /status show it. */
@@ -83,6 +87,10 @@ bool store_is_leader(store *s);
 bool store_leader(store *s, store_node *leader);
 /* Wait up to timeout_ms for a leader to be known; true if one is. */
 bool store_wait_leader(store *s, uint64_t timeout_ms);
+/* Wait up to timeout_ms until this node has applied everything the leader
+ * had committed when called (its commit index as its last AppendEntries
+ * said; the leader's own on the leader): rqlite's /readyz?sync. */
+bool store_wait_synced(store *s, uint64_t timeout_ms);
 
 /* The policy's verdict on a command before anything is proposed (any node):
  * STORE_DISALLOWED, or STORE_OK with *readonly set when it only reads. */
@@ -126,6 +134,9 @@ int store_stepdown(store *s, const char *id, char **err);
 int store_nodes(store *s, store_node **nodes);
 /* The "store" section of /status (caller owns). */
 json_t *store_status(store *s);
+/* rqlite's "store" map of /debug/vars: its counters (num_snapshots,
+ * num_restores, num_ignored_joins...) by their rqlite names (caller owns). */
+json_t *store_vars(store *s);
 /* Local snapshot + log truncation (/snapshot). On a follower the snapshot
  * is taken when the next entry is applied (the caller can cause one with a
  * strong read on the leader). trailing > 0: keep that many entries of the

@@ -850,7 +850,8 @@ class Chaos:
             for n in self.nodes:
                 # restores: libraft installed a snapshot (its own at a restart,
                 # or one the leader sent); transfers: the file came from the leader
-                count = (st[n.id]["num_restores"], st[n.id]["num_snapshot_transfers"])
+                count = (st[n.id]["num_restores"] + st[n.id]["num_restores_start_skipped"],
+                         st[n.id]["num_snapshot_transfers"])
                 prev = self.restores_seen.get(n.id)
                 if prev is None or prev[0] != n.proc.pid:
                     prev = (n.proc.pid, (0, 0))

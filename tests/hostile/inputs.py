@@ -886,8 +886,18 @@ def corpus():
                          ("GET", "/db/backup?fmt=bogus&noleader"), ("GET", "/db/backup?fmt=sql&tables=" + "x," * 5000),
                          ("GET", "/db/backup?fmt=sql&tables=t%27;DROP%20TABLE%20t;--"),
                          ("GET", "/debug/vars?key=%00"), ("POST", "/snapshot?trailing_logs=abc"),
-                         ("POST", "/snapshot?trailing_logs=-1"), ("GET", "/" + "x" * 100000)]:
+                         ("POST", "/snapshot?trailing_logs=-1"), ("GET", "/" + "x" * 100000),
+                         ("GET", "/nodes?timeout=1ns"), ("GET", "/nodes?timeout=-5s"), ("GET", "/leader?timeout=1ns"),
+                         ("GET", "/db/query?linearizable_timeout=1ns&level=linearizable&q=SELECT%201"),
+                         ("GET", "/db/query?linearizable_timeout=-1s&level=linearizable&q=SELECT%201"),
+                         ("GET", "/db/sql?q=" + "(" * 5000 + "1" + ")" * 5000), ("GET", "/db/sql?q=%00"),
+                         ("GET", "/db/sql?q=ATTACH%20%27%2Fetc%2Fpasswd%27%20AS%20x"), ("POST", "/reap"),
+                         ("GET", "/reap"), ("GET", "/debug/pprof/../../status"), ("GET", "/debug/pprof/%00"),
+                         ("PUT", "/debug/pprof/cmdline"), ("GET", "/licenses?pretty")]:
         add(I("http/%s %s" % (method, path[:60]), method, path))
+    for body in (b"{garbage", b"[]", J(["SELECT 1\u0000"]), J([["SELECT ?", {"a": [1, 2]}]]),
+                 J(["SELECT " + "1+" * 100000 + "1"])):
+        add(I("http/POST /db/sql %r" % body[:20], "POST", "/db/sql", JSON, body))
     for path, body in [("/join", b"{garbage"), ("/join", b'{"id": "", "addr": ""}'), ("/join", b"[1,2]"),
                        ("/notify", b"{garbage"), ("/notify", b'{"id": 5}')]:
         add(I("http/POST %s %r" % (path, body[:20]), "POST", path, JSON, body))

@@ -141,6 +141,12 @@ CASES = [
     (["join"], "POST", "/notify", {"json": {"id": "x", "addr": "127.0.0.1:9"}}, {200}),
     (["remove"], "DELETE", "/remove", {"json": {"id": "no-such-node"}}, {500}),
     (["snapshot"], "POST", "/snapshot", {}, {200, 204}),
+    (["snapshot"], "POST", "/reap", {}, {200}),
+    (["query"], "GET", "/db/sql?q=SELECT+1", {}, {200}),
+    (["query"], "POST", "/db/sql", {"json": ["SELECT 1"]}, {200}),
+    (["status"], "GET", "/licenses", {}, {200}),
+    (["status"], "GET", "/debug/pprof/", {}, {200}),
+    (["status"], "GET", "/debug/pprof/cmdline", {}, {200}),
     (["leader-ops"], "GET", "/leader", {}, {200}),
 ]
 

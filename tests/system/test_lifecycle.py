@@ -218,7 +218,7 @@ def test_bootstrap_expect(cluster):
     bootstrapped = f.logs().count("bootstrapped a cluster of 3 nodes")
     f.start(join=joins).wait_ready()  # the same command
     assert f.logs().count("bootstrapped a cluster of 3 nodes") == bootstrapped
-    assert "preexisting node state detected, ignoring join addresses" in f.logs()
+    assert "preexisting node state detected, joining again through the join addresses" in f.logs()
     poll(lambda: f.count("b") == 1, what="row after restart")
 
 

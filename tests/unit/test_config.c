@@ -137,6 +137,23 @@ static void test_durations(void **st)
     assert_int_not_equal(config_parse_duration("", &ms), 0);
     assert_int_not_equal(config_parse_duration("3x", &ms), 0);
     assert_int_not_equal(config_parse_duration("-1s", &ms), 0);
+    /* every form of Go's syntax */
+    assert_int_equal(config_parse_duration("1.5s", &ms), 0);
+    assert_int_equal(ms, 1500);
+    assert_int_equal(config_parse_duration("1h2m", &ms), 0);
+    assert_int_equal(ms, 3720000);
+    assert_int_equal(config_parse_duration("+300ms", &ms), 0);
+    assert_int_equal(ms, 300);
+    uint64_t ns;
+    assert_int_equal(config_parse_duration_ns("500us", &ns), 0);
+    assert_int_equal(ns, 500000);
+    assert_int_equal(config_parse_duration_ns("500\xc2\xb5s", &ns), 0);
+    assert_int_equal(ns, 500000);
+    assert_int_equal(config_parse_duration_ns(".25ms", &ns), 0);
+    assert_int_equal(ns, 250000);
+    assert_int_not_equal(config_parse_duration("1e3s", &ms), 0);
+    assert_int_not_equal(config_parse_duration("0x10s", &ms), 0);
+    assert_int_not_equal(config_parse_duration("1d", &ms), 0);
 }
 
 static void test_errors(void **st)

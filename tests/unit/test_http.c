@@ -402,13 +402,17 @@ static const struct {
     {"/db/request", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, AUTH_PERM_EXECUTE | AUTH_PERM_QUERY, false},
     {"/db/backup", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_BACKUP, false},
     {"/db/load", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_LOAD, false},
+    {"/db/sql", ROUTE_PREFIX, ROUTE_GET | ROUTE_POST, AUTH_PERM_QUERY, false},
     {"/boot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_LOAD, false},
     {"/status", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_STATUS, false},
     {"/nodes", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_STATUS, false},
     {"/readyz", ROUTE_PREFIX, ROUTE_GET, AUTH_PERM_READY, false},
     {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, AUTH_PERM_LEADER_OPS, false},
     {"/snapshot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false},
+    {"/reap", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false},
+    {"/licenses", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false},
     {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, AUTH_PERM_STATUS, false},
+    {"/debug/pprof", ROUTE_PREFIX, ROUTE_ANY, AUTH_PERM_STATUS, false},
     {"/join", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN | AUTH_PERM_JOIN_READ_ONLY, true},
     {"/notify", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN, false},
     {"/remove", ROUTE_PREFIX, ROUTE_DELETE, AUTH_PERM_REMOVE, false},
@@ -446,7 +450,7 @@ static void test_route_table(void **state)
         for (size_t m = 0; m < sizeof methods / sizeof *methods; m++)
             assert_int_equal(router_allows(r, methods[m].name), (r->methods & methods[m].bit) != 0);
     }
-    const char *unknown[] = {"", "/", "/db", "/db/", "/db/sql", "/console", "/debug/pprof", "/_rq/image", "/STATUS"};
+    const char *unknown[] = {"", "/", "/db", "/db/", "/console", "/debug", "/debug/", "/_rq/image", "/STATUS"};
     for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++)
         assert_null(router_find(unknown[i]));
 }
@@ -481,7 +485,8 @@ static void test_route_status_codes(void **state)
     /* /debug/vars takes any method, as rqlite's. */
     resp r = call(f, "PUT", "/debug/vars?key=http", NULL, NULL);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body.data, "\"http\": {\"queued_sequence_number\":"));
+    assert_non_null(strstr(r.body.data, "{\n\"http\": {"));
+    assert_non_null(strstr(r.body.data, "\"queued_sequence_number\":"));
     buf_free(&r.body);
 }
 

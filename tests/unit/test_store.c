@@ -169,7 +169,8 @@ static void test_restart_exactly_once(void **state)
          * the file holds it already. */
         json_t *st = store_status(s);
         assert_int_equal(json_integer_value(json_object_get(st, "num_restores")), 0);
-        assert_int_equal(json_integer_value(json_object_get(st, "num_restores_skipped")), 1);
+        assert_int_equal(json_integer_value(json_object_get(st, "num_restores_start_skipped")), 1);
+        assert_int_equal(json_integer_value(json_object_get(st, "num_restores_start")), 0);
         json_decref(st);
         store_close(s);
     }

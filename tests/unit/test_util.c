@@ -13,6 +13,7 @@
 
 #include "util/addr.h"
 #include "util/buf.h"
+#include "util/duration.h"
 
 static void check_str(const char *in, size_t n, const char *want) {
     buf b = BUF_INIT;
@@ -144,6 +145,75 @@ static void test_addr(void **state)
     assert_string_equal(out, "10.1.2.3:4002");
 }
 
+/* Go's time.ParseDuration, case by case (values from Go's own table). */
+static void test_duration_parse(void **st) {
+    static const struct {
+        const char *in;
+        int64_t ns;
+    } ok[] = {
+        {"0", 0}, {"+0", 0}, {"-0", 0}, {"5s", 5000000000LL}, {"30s", 30000000000LL},
+        {"1478s", 1478000000000LL}, {"-5s", -5000000000LL}, {"+5s", 5000000000LL},
+        {"5.0s", 5000000000LL}, {"5.6s", 5600000000LL}, {"5.s", 5000000000LL}, {".5s", 500000000LL},
+        {"1.0s", 1000000000LL}, {"1.00s", 1000000000LL}, {"1.004s", 1004000000LL},
+        {"100.00100s", 100001000000LL}, {"10ns", 10}, {"11us", 11000}, {"12\xc2\xb5s", 12000},
+        {"12\xce\xbcs", 12000}, {"13ms", 13000000}, {"14s", 14000000000LL}, {"15m", 900000000000LL},
+        {"16h", 57600000000000LL}, {"3h30m", 12600000000000LL}, {"10.5s4m", 250500000000LL},
+        {"-2m3.4s", -123400000000LL}, {"1h2m3s4ms5us6ns", 3723004005006LL}, {"39h9m14.425s", 140954425000000LL},
+        {"52763797000ns", 52763797000LL}, {"0.3333333333333333333h", 1200000000000LL},
+        {"9007199254740993ns", 9007199254740993LL}, {"9223372036854775807ns", INT64_MAX},
+        {"-9223372036854775808ns", INT64_MIN}, {"1.5s", 1500000000LL}, {"300ms", 300000000LL},
+        {"1h2m", 3720000000000LL}, {"500us", 500000},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        int64_t ns = 42;
+        char err[128] = "";
+        assert_int_equal(rq_duration_parse(ok[i].in, &ns, err, sizeof err), 0);
+        if (ns != ok[i].ns)
+            fail_msg("%s: %lld, want %lld", ok[i].in, (long long)ns, (long long)ok[i].ns);
+    }
+    static const struct {
+        const char *in, *err;
+    } bad[] = {
+        {"", "time: invalid duration \"\""}, {"3", "time: missing unit in duration \"3\""},
+        {"-", "time: invalid duration \"-\""}, {"s", "time: invalid duration \"s\""},
+        {".", "time: invalid duration \".\""}, {"-.", "time: invalid duration \"-.\""},
+        {".s", "time: invalid duration \".s\""}, {"+.s", "time: invalid duration \"+.s\""},
+        {"1d", "time: unknown unit \"d\" in duration \"1d\""},
+        {"3000000h", "time: invalid duration \"3000000h\""},
+        {"9223372036854775808ns", "time: invalid duration \"9223372036854775808ns\""},
+        {"9223372036854775.808us", "time: invalid duration \"9223372036854775.808us\""},
+        {"1e3s", "time: unknown unit \"e\" in duration \"1e3s\""}, {"0x10s", "time: unknown unit \"x\" in duration \"0x10s\""},
+        {"inf", "time: invalid duration \"inf\""}, {"5 s", "time: unknown unit \" s\" in duration \"5 s\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int64_t ns = 42;
+        char err[128] = "";
+        if (rq_duration_parse(bad[i].in, &ns, err, sizeof err) == 0)
+            fail_msg("%s: accepted as %lld", bad[i].in, (long long)ns);
+        assert_string_equal(err, bad[i].err);
+    }
+}
+
+/* Go's Duration.String(). */
+static void test_duration_format(void **st) {
+    static const struct {
+        int64_t ns;
+        const char *want;
+    } cases[] = {
+        {0, "0s"}, {1, "1ns"}, {1100, "1.1\xc2\xb5s"}, {2200000, "2.2ms"}, {3300000000LL, "3.3s"},
+        {-3300000000LL, "-3.3s"}, {4000000000LL * 60 + 5000000000LL, "4m5s"},
+        {4000000000LL * 60 + 5001000000LL, "4m5.001s"}, {5LL * 3600000000000LL + 6LL * 60000000000LL + 7001000000LL, "5h6m7.001s"},
+        {8LL * 60000000000LL + 1, "8m0.000000001s"}, {60000000000LL, "1m0s"}, {86400000000000LL, "24h0m0s"},
+        {10000000000LL, "10s"}, {50000000, "50ms"}, {500000, "500\xc2\xb5s"},
+        {INT64_MAX, "2562047h47m16.854775807s"}, {INT64_MIN, "-2562047h47m16.854775808s"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[48];
+        rq_duration_format(cases[i].ns, out, sizeof out);
+        assert_string_equal(out, cases[i].want);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_basics),
@@ -151,6 +221,8 @@ int main(void) {
         cmocka_unit_test(test_json_numbers),
         cmocka_unit_test(test_json_base64),
         cmocka_unit_test(test_addr),
+        cmocka_unit_test(test_duration_parse),
+        cmocka_unit_test(test_duration_format),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

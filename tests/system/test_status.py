@@ -1,0 +1,445 @@
+"""What a node says about itself and its cluster: /status, /debug/vars,
+the smaller endpoints, and the flags that tune them."""
+import os
+import re
+import signal
+import time
+
+import requests
+
+from harness import leader_of, poll, wait_members
+
+
+def first_known_leader(node, timeout=30):
+    """Poll node's /status as fast as it answers until store.leader.addr is
+    set; return that first store.leader seen with an address."""
+    s = requests.Session()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if node.proc.poll() is not None:
+            raise AssertionError("node %s exited:\n%s" % (node.id, node.logs()[-2000:]))
+        try:
+            lr = s.get(node.url + "/status?key=store.leader", timeout=2).json()
+        except (requests.RequestException, ValueError):
+            continue
+        if lr.get("addr"):
+            return lr
+    raise AssertionError("node %s never reported a leader" % node.id)
+
+
+def test_leader_id_known_as_soon_as_its_address(cluster):
+    """A node that reports the leader's address reports its node ID too,
+    from the very first /status that names it: right after a join, while
+    the joiner is still catching up with the log (rqlite's e2e helpers
+    check exactly this, and a joiner used to know the address first)."""
+    n1 = cluster.node(1).start().wait_ready()
+    # A log to catch up with, so that the leader is heard from well before
+    # its entries are applied.
+    n1.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)"])
+    for i in range(20):
+        n1.execute([["INSERT INTO t(v) VALUES(randomblob(?))", 200000]] * 5)
+    want = {"node_id": "1", "addr": n1.raft_addr}
+    for i in range(2, 7):
+        n = cluster.node(i).start(join=n1.raft_addr)
+        assert first_known_leader(n) == want, "node %d" % i
+        # ready with it (rqlite's e2e helpers ask /readyz next)
+        assert requests.get(n.url + "/readyz").status_code == 200
+        # and its own entry in the configuration carries its own ID
+        st = n.status()["store"]
+        assert st["leader"] == want
+        assert any(x["id"] == str(i) for x in st["nodes"]), st["nodes"]
+        assert st["raft"]["voter"] is True
+    wait_members(n1, 6)
+
+
+def expvar(node, key=None):
+    r = requests.get(node.url + "/debug/vars" + ("?key=" + key if key else ""), timeout=10)
+    assert r.status_code == 200 and r.text.startswith("{\n") and r.text.endswith("\n}\n"), r.text[:200]
+    return r.json()
+
+
+def test_expvar_counters_of_joins_snapshots_and_restores(cluster):
+    """/debug/vars counts, under rqlite's names, what its end-to-end tests
+    read: join requests served (cluster.num_join_req), joins of a member
+    already in the configuration (store.num_ignored_joins), snapshots asked
+    for (http.user_snapshots) and taken (store.num_snapshots), reaps, a new
+    node restored from the leader's snapshot (store.num_restores) and a
+    restart that finds its database already holding the snapshot
+    (store.num_restores_start_skipped)."""
+    n1 = cluster.node(1).start().wait_ready()
+    doc = expvar(n1)
+    assert set(doc) >= {"cmdline", "memstats", "http", "cluster", "store"}
+    assert doc["cluster"]["num_join_req"] == 0
+    assert doc["store"]["num_snapshots"] == 0 and doc["store"]["num_restores"] == 0
+    assert list(expvar(n1, "cluster")) == ["cluster"]
+
+    n2 = cluster.node(2).start(join=n1.raft_addr).wait_ready()
+    wait_members(n1, 2)
+    assert expvar(n1)["cluster"]["num_join_req"] == 1
+    assert expvar(n1)["store"]["num_joins"] == 1
+    # the same node, same ID and address, joins again: accepted, no change
+    n2.stop()
+    n2.start(join=n1.raft_addr).wait_ready()
+    poll(lambda: expvar(n1)["store"]["num_ignored_joins"] == 1, what="ignored join counted")
+    v = expvar(n1)
+    assert v["cluster"]["num_join_req"] == 2 and v["store"]["num_joins"] == 1
+    assert "is already a member, ignoring join request" in n1.logs()
+
+    # snapshots: asked for, taken; the log compacted to one entry after it
+    n1.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"] +
+               [["INSERT INTO t(v) VALUES(?)", "r%d" % i] for i in range(20)])
+    for i in range(5):
+        n1.execute([["INSERT INTO t(v) VALUES(?)", "s%d" % i]])
+    r = requests.post(n1.url + "/snapshot?trailing_logs=1", timeout=20)
+    assert r.status_code == 200, r.text
+    v = expvar(n1)
+    assert v["http"]["user_snapshots"] == 1
+    assert v["store"]["num_user_snapshots"] == 1 and v["store"]["num_snapshots"] >= 1
+    r = requests.post(n1.url + "/reap", timeout=10)
+    assert r.status_code == 200 and r.text == '{"snapshots_reaped":0,"wals_checkpointed":0}\n'
+    assert r.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert expvar(n1)["http"]["user_reaps"] == 1
+
+    # a node joining now starts from the leader's snapshot: one restore
+    n3 = cluster.node(3).start(join=n1.raft_addr).wait_ready()
+    poll(lambda: n3.count("t") == 25, what="rows on the new node")
+    st = expvar(n3)["store"]
+    assert st["num_restores"] == 1 and st["num_snapshot_transfers"] == 1, st
+    assert st["num_restores_start"] == 0 and st["num_restores_start_skipped"] == 0, st
+
+    # a restart finds its database holding its own snapshot: no restore
+    n1.stop()
+    n1.start().wait_ready()
+    st = expvar(n1)["store"]
+    assert st["num_restores_start_skipped"] == 1 and st["num_restores_start"] == 0, st
+    assert st["num_restores"] == 0, st
+
+    # http counters, per endpoint and per statement
+    base = expvar(n1)["http"]
+    leader = leader_of([n1, n2, n3])
+    leader.execute(["INSERT INTO t(v) VALUES('a')", "INSERT INTO t(v) VALUES('b')"])
+    leader.query("SELECT 1")
+    requests.post(leader.url + "/db/request", json=["SELECT 1", "SELECT 2", "SELECT 3"])
+    h = expvar(leader)["http"]
+    if leader is n1:
+        assert h["executions"] == base["executions"] + 1 and h["execute_stmts_rx"] == base["execute_stmts_rx"] + 2
+        assert h["queries"] == base["queries"] + 1 and h["request_stmts_rx"] == base["request_stmts_rx"] + 3
+    assert h["num_status"] >= 1 and h["auth_ok"] == 0 and h["auth_fail"] == 0
+
+
+def test_leader_not_found_counted(cluster):
+    """A follower without a leader answers 503 leader not found, counted
+    as rqlite counts it (http.leader_not_found)."""
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    n1.kill()
+    poll(lambda: requests.get(n2.url + "/status?key=store.leader").json()["addr"] == "", timeout=30,
+         what="leader lost")
+    r = requests.post(n2.url + "/db/execute", json=["SELECT 1"], timeout=10)
+    assert r.status_code == 503 and r.text == "leader not found\n"
+    assert expvar(n2)["http"]["leader_not_found"] >= 1
+
+
+def test_single_node_cluster_refuses_to_join_another(cluster):
+    """A node that is the only member of its own cluster, restarted with
+    -join to another cluster, exits with rqlite's message instead of
+    joining it."""
+    n1 = cluster.node(1).start().wait_ready()
+    other = cluster.node(9).start().wait_ready()
+    n1.stop()
+    n1.start(join=other.raft_addr)
+    assert n1.wait_exit(20) == 1
+    assert "node is the only node in a single-node cluster, joining other clusters not supported" in n1.logs()
+    assert len(other.nodes()) == 1
+
+
+def test_status_sections(cluster):
+    """/status has the sections and fields rqlite's tools read, with this
+    node's real values: the snapshot store's snapshots, the SQLite
+    connections' pragmas, durations in Go's form, the cluster, http and
+    node sections."""
+    n = cluster.node(1, ["-http-allow-origin", "https://example.com", "-raft-snap-int", "1.5s",
+                         "-raft-commit-timeout", "300ms", "-cluster-connect-timeout", "1m2s", "-fk"])
+    n.start().wait_ready()
+    assert "-http-allow-origin" not in n.logs().split("launch command")[-1].split("\n", 1)[-1]  # no warning
+    n.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
+    assert requests.post(n.url + "/snapshot", timeout=20).status_code == 200
+    st = n.status()
+    store = st["store"]
+    snaps = store["snapshot_store"]
+    assert snaps["dir"].startswith(n.dir) and len(snaps["snapshots"]) >= 1
+    for sid in snaps["snapshots"]:
+        term, index, ms = (int(x) for x in sid.split("-"))
+        assert term >= 1 and index >= 1 and ms >= 0
+    assert int(snaps["snapshots"][-1].split("-")[1]) == store["raft"]["last_snapshot_index"]
+    pragmas = store["sqlite3"]["pragmas"]
+    for conn in ("ro", "rw"):
+        p = pragmas[conn]
+        assert set(p) == {"busy_timeout", "foreign_keys", "journal_mode", "synchronous", "wal_autocheckpoint"}
+        assert p["busy_timeout"] == "5000" and p["journal_mode"] == "wal" and p["foreign_keys"] == "1", p
+    # the write connection's durability: synchronous=NORMAL (see README)
+    assert pragmas["rw"]["synchronous"] == "1"
+    assert store["sqlite3"]["path"] == n.dir + "/db.sqlite"
+    assert store["sqlite3"]["wal_size"] >= 0 and store["sqlite3"]["compile_options"]
+    assert store["snapshot_interval"] == "1.5s" and store["commit_timeout"] == "300ms"
+    assert store["apply_timeout"] == "10s" and store["election_timeout"] == "500ms"
+    assert store["trailing_logs"] == 10240 and store["snapshot_threshold"] == 8192
+    assert store["dir_size"] > 0 and store["open"] is True
+    assert store["raft"]["last_contact"] == 0  # the leader
+    assert store["raft"]["last_log_term"] == store["raft"]["term"]
+    assert st["cluster"] == {"addr": n.raft_addr, "api_addr": n.url, "https": False}
+    assert st["http"]["allow_origin"] == "https://example.com"
+    assert st["http"]["cluster"] == {"timeout": "1m2s", "local_node_addr": n.raft_addr}
+    assert st["http"]["bind_addr"] == n.http_addr and st["http"]["auth"] == "disabled"
+    assert st["http"]["queue"]["_default"]["timeout"] == "50ms"
+    node = st["node"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", node["start_time"]), node
+    assert node["current_time"] >= node["start_time"]
+    assert re.fullmatch(r"[0-9hms.]+", node["uptime"]), node
+    assert st["os"]["executable"].endswith("/rqlited")
+    assert requests.get(n.url + "/status?key=store.sqlite3.pragmas.ro").json() == pragmas["ro"]
+    # a follower: last_contact is how long ago the leader was heard from
+    f = cluster.node(2).start(join=n.url).wait_ready()
+    raft = f.status()["store"]["raft"]
+    assert re.fullmatch(r"[0-9.]+(ns|µs|ms|s)", raft["last_contact"]), raft["last_contact"]
+
+
+def test_small_endpoints(cluster):
+    """/db/sql, /licenses, /debug/pprof answer (rqlite's shapes); their
+    permissions are checked in test_auth.py."""
+    n = cluster.node(1).start().wait_ready()
+    r = requests.get(n.url + "/db/sql", params={"q": "SELECT random()"})
+    assert r.status_code == 200
+    assert r.json() == {"results": [{"original": "SELECT random()", "rewritten": "SELECT random()"}]}
+    r = requests.post(n.url + "/db/sql?timings", json=["INSERT INTO nowhere VALUES (datetime('now'))",
+                                                       "SELEC 1", ["SELECT ?", 1]])
+    res = r.json()
+    assert res["results"][0] == {"original": "INSERT INTO nowhere VALUES (datetime('now'))",
+                                 "rewritten": "INSERT INTO nowhere VALUES (datetime('now'))"}
+    assert res["results"][1] == {"original": "SELEC 1", "error": 'near "SELEC": syntax error'}
+    assert res["results"][2]["rewritten"] == "SELECT ?" and "time" in res
+    r = requests.get(n.url + "/db/sql")
+    assert r.status_code == 400 and r.text == "query not specified\n"
+    assert requests.post(n.url + "/db/sql", data="nope").status_code == 400
+    assert expvar(n)["http"]["sql_analyze"] == 4
+    r = requests.get(n.url + "/licenses")
+    assert r.status_code == 200 and "SQLite" in r.text and r.headers["Content-Type"].startswith("text/plain")
+    assert requests.post(n.url + "/licenses").status_code == 405
+    for path in ("/debug/pprof", "/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/profile"):
+        r = requests.get(n.url + path)
+        assert r.status_code == 200 and "/debug/pprof/cmdline" in r.text, path
+    r = requests.get(n.url + "/debug/pprof/cmdline")
+    assert r.status_code == 200 and r.text.split("\0")[0].endswith("rqlited") and n.dir in r.text.split("\0")
+    assert requests.get(n.url + "/debug/pprofx").status_code == 404
+    assert requests.post(n.url + "/reap").status_code == 200
+    assert requests.get(n.url + "/reap").status_code == 405
+
+
+def test_raft_flags(cluster, tmp_path):
+    """-raft-log-level, -raft-commit-timeout, and the flags libraft has no
+    equivalent for (said once at start, not ignored silently)."""
+    n1 = cluster.node(1, ["-raft-log-level", "DEBUG", "-raft-commit-timeout", "5ms"]).start().wait_ready()
+    # DEBUG: libraft's own traces, as [raft] lines naming its source
+    poll(lambda: re.search(r"\[raft\] .* [a-z_/]+\.c:\d+ ", n1.logs()), what="libraft traces")
+    assert n1.status()["store"]["raft"]["heartbeat_interval"] == "5ms"
+    n2 = cluster.node(2, ["-raft-log-level", "info", "-raft-snap-int", "2s",
+                          "-raft-leader-lease-timeout", "750ms"]).start(join=n1.url).wait_ready()
+    logs = n2.logs()
+    assert "[raft]" in logs and "entering Follower state" in logs
+    assert not re.search(r"\[raft\] .* [a-z_/]+\.c:\d+ ", logs)  # no traces below DEBUG
+    assert logs.count("warning: -raft-snap-int has no equivalent in libraft") == 1
+    assert logs.count("warning: -raft-leader-lease-timeout has no equivalent in libraft") == 1
+    assert n2.status()["store"]["raft"]["heartbeat_interval"] == "20ms"
+    # WARN (the default): no [raft] role lines
+    n3 = cluster.node(3).start(join=n1.url).wait_ready()
+    assert "[raft]" not in n3.logs() and "warning" not in n3.logs()
+    # a level that does not exist stops the start
+    bad = cluster.node(4, ["-raft-log-level", "LOUD"]).start()
+    assert bad.wait_exit(20) == 1
+    assert "invalid -raft-log-level LOUD" in bad.logs()
+
+
+def test_otlp_flags_accepted(cluster):
+    """The -otlp-* flags are accepted and checked as rqlite checks them; the
+    export itself is not built, and the node says so."""
+    n = cluster.node(1, ["-otlp-endpoint", "localhost:4317", "-otlp-interval", "10s", "-otlp-insecure"])
+    n.start().wait_ready()
+    assert "warning: -otlp-endpoint is accepted but not supported yet by this build; ignored" in n.logs()
+    for extra, msg in ((["-otlp-insecure"], "OTLP options require -otlp-endpoint"),
+                       (["-otlp-endpoint", "http://h:1"], "-otlp-endpoint must not include a protocol scheme"),
+                       (["-otlp-endpoint", "h"], "-otlp-endpoint is not a valid address"),
+                       (["-otlp-endpoint", "h:1", "-otlp-interval", "0s"], "-otlp-interval must be greater than zero"),
+                       (["-otlp-endpoint", "h:1", "-otlp-cert", "c.pem"],
+                        "either both -otlp-cert and -otlp-key must be set, or neither"),
+                       (["-otlp-endpoint", "h:1", "-otlp-insecure", "-otlp-no-verify"],
+                        "-otlp-insecure cannot be used with other OTLP TLS options")):
+        b = cluster.node(len(cluster.nodes) + 1, extra).start()
+        assert b.wait_exit(20) == 1, extra
+        assert "fatal: " + msg in b.logs(), (extra, b.logs()[-500:])
+
+
+def test_auto_optimize_gives_every_replica_the_same_statistics(cluster):
+    """-auto-optimize-int: the leader brings the planner's statistics up to
+    date through the log, so that every node has the same sqlite_stat1 (a
+    PRAGMA optimize run on each node alone would not)."""
+    extra = ["-auto-optimize-int", "1s"]
+    n1 = cluster.node(1, extra).start().wait_ready()
+    n2 = cluster.node(2, extra).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3, extra).start(join=n1.url).wait_ready()
+    wait_members(n1, 3)
+    n1.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, k INT, v TEXT)", "CREATE INDEX tk ON t(k)",
+                "CREATE TABLE plain (v)", "INSERT INTO plain VALUES (1)"] +
+               [["INSERT INTO t(k, v) VALUES(?, ?)", i % 7, "v%d" % i] for i in range(200)])
+
+    def stats(n):
+        r = n.query("SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY tbl, idx", level="none")["results"][0]
+        return r.get("values") if "error" not in r else None
+    want = poll(lambda: stats(n1), timeout=20, what="statistics on the leader")
+    assert ["t", "tk", "200 29"] in want, want
+    assert not any(row[0] == "plain" for row in want)  # no index: nothing to plan with
+    for n in (n2, n3):
+        poll(lambda: stats(n) == want, timeout=20, what="the same statistics on node %s" % n.id)
+    assert expvar(n1)["store"]["num_auto_optimizes"] >= 1
+    assert "auto-optimize: statistics of 1 table(s) brought up to date on every node" in n1.logs()
+    # up to date: the next passes propose nothing
+    index = n1.status()["store"]["raft"]["last_log_index"]
+    poll(lambda: expvar(n1)["store"]["num_auto_optimizes"] >= 3, timeout=20, what="more passes")
+    assert n1.status()["store"]["raft"]["last_log_index"] == index
+    # 0h: never
+    off = cluster.node(4, ["-auto-optimize-int", "0h"]).start().wait_ready()
+    off.execute(["CREATE TABLE t (k INT)", "CREATE INDEX tk ON t(k)", "INSERT INTO t VALUES (1)"])
+    assert off.status()["store"]["auto_optimize_interval"] == "0s"
+    assert n1.status()["store"]["auto_optimize_interval"] == "1s"
+
+
+def test_readyz_sync_waits_for_the_leaders_commit_index(cluster):
+    """/readyz?sync on a follower catching up: it answers once the follower
+    has applied what the leader had committed when asked, not merely what
+    the follower itself knows to be committed (which lags while the
+    entries are still on their way)."""
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3).start(join=n1.url).wait_ready()
+    wait_members(n1, 3)
+    n1.execute(["CREATE TABLE t (v BLOB)"])
+    os.kill(n3.proc.pid, signal.SIGSTOP)
+    try:
+        for i in range(60):
+            n1.execute([["INSERT INTO t VALUES (randomblob(?))", 1000000]])
+    finally:
+        os.kill(n3.proc.pid, signal.SIGCONT)
+    target = n1.status()["store"]["raft"]["commit_index"]
+    s = requests.Session()
+
+    def behind_but_locally_synced():
+        r = s.get(n3.url + "/status?key=store.raft", timeout=5).json()
+        if r["applied_index"] >= target:
+            raise AssertionError("caught up before it could be observed behind: %r" % r)
+        return r["leader_commit_index"] >= target and r["applied_index"] == r["commit_index"]
+    poll(behind_but_locally_synced, timeout=30, interval=0.001, what="the follower behind the leader's commit")
+    r = s.get(n3.url + "/readyz?sync&timeout=20s", timeout=30)
+    applied = s.get(n3.url + "/status?key=store.raft", timeout=5).json()["applied_index"]
+    assert r.status_code == 200 and r.text.endswith("[+]sync ok\n[+]db ok"), r.text
+    assert applied >= target, (applied, target)
+    assert n3.count("t") == 60
+    # a bad timeout is rqlite's 400
+    assert requests.get(n3.url + "/readyz?sync&timeout=soon").status_code == 400
+
+
+def test_nodes_timeout_and_linearizable_timeout(cluster):
+    """/nodes?timeout bounds how long an unresponsive member is waited for
+    (rqlite's 'timeout waiting for node to respond'); linearizable_timeout
+    is a duration like the others."""
+    n1 = cluster.node(1).start().wait_ready()
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3).start(join=n1.url).wait_ready()
+    wait_members(n1, 3)
+    os.kill(n3.proc.pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        t0 = time.monotonic()
+        r = requests.get(n1.url + "/nodes?timeout=700ms", timeout=30)
+        took = time.monotonic() - t0
+        ns = r.json()
+        assert 0.6 <= took < 5, took
+        assert ns["3"]["reachable"] is False and ns["3"]["error"] == "timeout waiting for node to respond", ns
+        assert ns["2"]["reachable"] is True and ns["1"]["leader"] is True
+        t0 = time.monotonic()
+        r = requests.get(n1.url + "/nodes?ver=2&timeout=1.5s", timeout=30)
+        assert 1.4 <= time.monotonic() - t0 < 6
+        assert requests.get(n1.url + "/nodes?timeout=x").status_code == 400
+    finally:
+        os.kill(n3.proc.pid, signal.SIGCONT)
+    for level in ("linearizable", "strong", "weak"):
+        r = requests.get(n2.url + "/db/query", params={"q": "SELECT 1", "level": level,
+                                                          "linearizable_timeout": "1.5s"})
+        assert r.status_code == 200 and r.json()["results"][0]["values"] == [[1]], r.text
+    r = requests.get(n1.url + "/db/query", params={"q": "SELECT 1", "linearizable_timeout": "later"})
+    assert r.status_code == 400 and r.text == "linearizable_timeout is not a valid duration\n"
+    # every duration parameter takes Go's forms
+    for v in ("1.5s", "300ms", "1h2m", "500us", "2m0.5s"):
+        for p in ("timeout", "freshness", "db_timeout", "linearizable_timeout"):
+            r = requests.get(n1.url + "/db/query", params={"q": "SELECT 1", "level": "none", p: v})
+            # (a freshness of 500us is honoured: the leader heard from a
+            # majority longer ago than that, a stale read)
+            assert r.status_code == 200, (p, v, r.text)
+            assert r.json() in ({"results": [{"columns": ["1"], "types": ["integer"], "values": [[1]]}]},
+                                {"results": [], "error": "stale read"}), (p, v, r.text)
+
+
+def test_unreachable_join_url_keeps_status_up(cluster):
+    """A join URL without a port (rqlite accepts http://host) that leads
+    nowhere: the node answers /status and /readyz (not ready, no leader)
+    while it tries, then gives up with rqlite's clustering failure."""
+    n = cluster.node(1, ["-join-attempts", "3", "-join-interval", "500ms"])
+    n.start(join="http://nonsense.invalid")
+    poll(lambda: requests.get(n.url + "/status", timeout=2).status_code == 200, what="status answering")
+    r = requests.get(n.url + "/readyz")
+    assert r.status_code == 503 and r.text == "[+]node ok\n[+]leader does not exist"
+    assert requests.get(n.url + "/readyz?noleader").status_code == 200
+    assert requests.get(n.url + "/readyz?sync").status_code == 503
+    assert n.wait_exit(30) == 1
+    assert "clustering failure" in n.logs()
+    bad = cluster.node(2).start(join="nonsense")
+    assert bad.wait_exit(20) == 1 and "fatal: nonsense is an invalid join address" in bad.logs()
+
+
+def test_raft_remove_shutdown(cluster):
+    """-raft-remove-shutdown: a removed node shuts its Raft down and keeps
+    answering (state Shutdown, no leader), whether it was a follower (which
+    libraft never tells: it asks the others once it has no leader) or the
+    leader removing itself. Without the flag a removed node runs on."""
+    flag = ["-raft-remove-shutdown=true"]
+    n1 = cluster.node(1, flag).start().wait_ready()
+    n2 = cluster.node(2, flag).start(join=n1.url).wait_ready()
+    n3 = cluster.node(3, flag).start(join=n1.url).wait_ready()
+    n4 = cluster.node(4).start(join=n1.url).wait_ready()
+    wait_members(n1, 4)
+    leader = leader_of([n1, n2, n3, n4])
+    follower = [n for n in (n1, n2, n3) if n is not leader][0]
+    assert requests.delete(leader.url + "/remove", json={"id": follower.id}).status_code == 200
+    poll(lambda: follower.status()["store"]["raft"]["state"] == "Shutdown", timeout=30,
+         what="the removed follower's Raft shut down")
+    st = follower.status()["store"]
+    assert st["leader"] == {"node_id": "", "addr": ""}
+    assert "shutting down Raft (-raft-remove-shutdown)" in follower.logs()
+    assert requests.get(follower.url + "/readyz").status_code == 503
+    r = requests.post(follower.url + "/db/execute", json=["SELECT 1"])
+    assert r.status_code == 503
+    assert follower.proc.poll() is None
+    # the leader removes itself: libraft steps it down, its configuration lacks it
+    others = [n for n in (n1, n2, n3, n4) if n is not follower]
+    leader = leader_of(others)
+    if leader is not n4:
+        r = requests.delete(leader.url + "/remove", json={"id": leader.id}, timeout=30)
+        assert r.status_code == 200, r.text
+        poll(lambda: leader.status()["store"]["raft"]["state"] == "Shutdown", timeout=30,
+             what="the leader that removed itself shut down")
+        others = [n for n in others if n is not leader]
+    new_leader = leader_of(others)
+    new_leader.execute(["CREATE TABLE after (v)"])
+    # without the flag: removed, it runs on (libraft never elects it)
+    r = requests.delete(new_leader.url + "/remove", json={"id": n4.id}, timeout=30)
+    if n4 is not new_leader:
+        assert r.status_code == 200
+        assert n4.status()["store"]["raft"]["state"] != "Shutdown"
+    follower.stop()  # an orderly stop after the shutdown
