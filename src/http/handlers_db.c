@@ -180,6 +180,31 @@ static enum MHD_Result handleQueued(http_server *h, struct MHD_Connection *c, re
     return respond_json(h, c, 200, &out, pretty);
 }
 
+/* The statements of a data request: ?q's decoded value (qv, qlen: NUL
+ * bytes included, so that SQL with a NUL is refused here as on every other
+ * path) when from_query, else the body. Answers the 400 itself and sets
+ * *ret; true when b holds the statements. */
+static bool statementsOr400(http_server *h, struct MHD_Connection *c, request *rq, bool from_query, const char *qv,
+                            size_t qlen, cmd_batch *b, enum MHD_Result *ret)
+{
+    char *err = NULL;
+    int rc;
+    if (from_query) {
+        if (qv == NULL || qlen == 0) {
+            *ret = respond_text(h, c, 400, "query parameter not set");
+            return false;
+        }
+        rc = cmd_from_sql(qv, qlen, b, &err);
+    } else {
+        rc = requestStatements(c, rq, b, &err);
+    }
+    if (rc == 0)
+        return true;
+    *ret = respond_text(h, c, 400, err ? err : "invalid request");
+    free(err);
+    return false;
+}
+
 typedef enum { KIND_EXECUTE, KIND_QUERY, KIND_REQUEST } data_kind;
 
 /* The three data endpoints differ only in the store call and in what
@@ -196,28 +221,16 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
     cmd_batch b;
     char *err = NULL;
     enum MHD_Result ret;
-    if (kind == KIND_QUERY && strcmp(rq->method, "GET") == 0) {
-        /* The whole decoded value, NUL bytes (%00) included, so that SQL
-         * with a NUL is refused here as on every other path. */
-        const char *qv = NULL;
-        size_t qlen = 0;
-        if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "q", 1, &qv, &qlen) != MHD_YES) {
-            buf e = BUF_INIT;
-            buf_puts(&e, "{\"results\":[]}");
-            return respond_json(h, c, 200, &e, pretty);
-        }
-        if (qv == NULL || qlen == 0)
-            return respond_text(h, c, 400, "query parameter not set");
-        if (cmd_from_sql(qv, qlen, &b, &err) != 0) {
-            ret = respond_text(h, c, 400, err);
-            free(err);
-            return ret;
-        }
-    } else if (requestStatements(c, rq, &b, &err) != 0) {
-        ret = respond_text(h, c, 400, err ? err : "invalid request");
-        free(err);
-        return ret;
+    bool from_query = kind == KIND_QUERY && strcmp(rq->method, "GET") == 0;
+    const char *qv = NULL;
+    size_t qlen = 0;
+    if (from_query && MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "q", 1, &qv, &qlen) != MHD_YES) {
+        buf e = BUF_INIT;
+        buf_puts(&e, "{\"results\":[]}");
+        return respond_json(h, c, 200, &e, pretty);
     }
+    if (!statementsOr400(h, c, rq, from_query, qv, qlen, &b, &ret))
+        return ret;
     http_stat_add(h, kind == KIND_EXECUTE ? HSTAT_EXECUTE_STMTS_RX
                      : kind == KIND_QUERY ? HSTAT_QUERY_STMTS_RX
                                           : HSTAT_REQUEST_STMTS_RX,
@@ -283,23 +296,13 @@ enum MHD_Result handle_sql(http_server *h, struct MHD_Connection *c, request *rq
     cmd_batch b;
     char *err = NULL;
     enum MHD_Result ret;
-    if (strcmp(rq->method, "GET") == 0) {
-        const char *qv = NULL;
-        size_t qlen = 0;
-        if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "q", 1, &qv, &qlen) != MHD_YES)
-            return respond_text(h, c, 400, "query not specified");
-        if (qv == NULL || qlen == 0)
-            return respond_text(h, c, 400, "query parameter not set");
-        if (cmd_from_sql(qv, qlen, &b, &err) != 0) {
-            ret = respond_text(h, c, 400, err);
-            free(err);
-            return ret;
-        }
-    } else if (requestStatements(c, rq, &b, &err) != 0) {
-        ret = respond_text(h, c, 400, err ? err : "invalid request");
-        free(err);
+    bool from_query = strcmp(rq->method, "GET") == 0;
+    const char *qv = NULL;
+    size_t qlen = 0;
+    if (from_query && MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "q", 1, &qv, &qlen) != MHD_YES)
+        return respond_text(h, c, 400, "query not specified");
+    if (!statementsOr400(h, c, rq, from_query, qv, qlen, &b, &ret))
         return ret;
-    }
     cmd_view v = cmd_batch_view(&b);
     cmd_iter it;
     cmd_stmt stmt;
