@@ -321,7 +321,7 @@ static void *optimizeThread(void *arg)
     else if (n > 0)
         rq_log("store", "auto-optimize: statistics of %d table(s) brought up to date on every node", n);
     free(err);
-    __atomic_store_n(&s->optimize_busy, false, __ATOMIC_RELEASE);
+    job_done(&s->optimize);
     return NULL;
 }
 
@@ -337,23 +337,13 @@ void storeOptimizeCheck(store *s)
         s->optimize_due_ms = now + (int64_t)every;
         return;
     }
-    if (now < s->optimize_due_ms || __atomic_load_n(&s->optimize_busy, __ATOMIC_ACQUIRE))
+    if (now < s->optimize_due_ms || job_busy(&s->optimize))
         return;
     s->optimize_due_ms = now + (int64_t)every;
-    if (s->optimize_started) {
-        pthread_join(s->optimize_thread, NULL); /* finished: not busy */
-        s->optimize_started = false;
-    }
-    __atomic_store_n(&s->optimize_busy, true, __ATOMIC_RELEASE);
-    if (pthread_create(&s->optimize_thread, NULL, optimizeThread, s) == 0)
-        s->optimize_started = true;
-    else
-        __atomic_store_n(&s->optimize_busy, false, __ATOMIC_RELEASE);
+    job_start(&s->optimize, optimizeThread, s);
 }
 
 void storeOptimizeClose(store *s)
 {
-    if (s->optimize_started)
-        pthread_join(s->optimize_thread, NULL);
-    s->optimize_started = false;
+    job_close(&s->optimize);
 }

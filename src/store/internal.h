@@ -19,6 +19,7 @@
 #include "store/store.h"
 #include "store/transport.h"
 #include "util/buf.h"
+#include "util/job.h"
 
 enum { RAFT_RUNNING = 0, RAFT_SHUT_CLOSING, RAFT_SHUT_DONE };
 
@@ -196,9 +197,7 @@ struct store {
     bool was_member;        /* a configuration listed us: a removal can be told */
     int64_t leaderless_ms;  /* since when no leader is known (0: one is) */
     int64_t removal_asked_ms; /* when the members were last asked */
-    bool removal_started;   /* removal_thread created and not joined */
-    pthread_t removal_thread;
-    bool removal_busy;      /* atomically: the members are being asked */
+    job removal;            /* the members being asked (membership.c) */
     bool removal_told;      /* atomically: a leader's configuration lacks us */
     /* publish.c */
     raft_index published_conf_index;
@@ -209,9 +208,7 @@ struct store {
     raft_index ready_target;
     /* client.c: -auto-optimize-int */
     int64_t optimize_due_ms;  /* leader: when the next pass is due (0: not leading) */
-    pthread_t optimize_thread;
-    bool optimize_started;    /* optimize_thread was created and is not joined */
-    bool optimize_busy;       /* atomically: a pass is under way */
+    job optimize;             /* a pass under way */
     /* readindex.c */
     peerCount *peers;       /* read-index counters, reset on each leadership */
     unsigned n_peers;

@@ -242,7 +242,7 @@ static void *removalProbe(void *arg)
     }
     auth_free_secret(auth);
     free(nodes);
-    __atomic_store_n(&s->removal_busy, false, __ATOMIC_RELEASE);
+    job_done(&s->removal);
     return NULL;
 }
 
@@ -277,26 +277,15 @@ void storeRemovalCheck(store *s)
         s->leaderless_ms = now;
     /* Without a leader for two election timeouts, ask, every two seconds. */
     int64_t et = (int64_t)s->cfg->raft_election_timeout_ms;
-    if (now - s->leaderless_ms < 2 * et || now - s->removal_asked_ms < 2000 ||
-        __atomic_load_n(&s->removal_busy, __ATOMIC_ACQUIRE))
+    if (now - s->leaderless_ms < 2 * et || now - s->removal_asked_ms < 2000 || job_busy(&s->removal))
         return;
     s->removal_asked_ms = now;
-    if (s->removal_started) {
-        pthread_join(s->removal_thread, NULL);
-        s->removal_started = false;
-    }
-    __atomic_store_n(&s->removal_busy, true, __ATOMIC_RELEASE);
-    if (pthread_create(&s->removal_thread, NULL, removalProbe, s) == 0)
-        s->removal_started = true;
-    else
-        __atomic_store_n(&s->removal_busy, false, __ATOMIC_RELEASE);
+    job_start(&s->removal, removalProbe, s);
 }
 
 void storeRemovalClose(store *s)
 {
-    if (s->removal_started)
-        pthread_join(s->removal_thread, NULL);
-    s->removal_started = false;
+    job_close(&s->removal);
 }
 
 /* Caller thread: one configuration change (OP_ADD, OP_ASSIGN, OP_REMOVE),

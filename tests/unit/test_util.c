@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +16,7 @@
 #include "util/addr.h"
 #include "util/buf.h"
 #include "util/duration.h"
+#include "util/job.h"
 
 static void check_str(const char *in, size_t n, const char *want) {
     buf b = BUF_INIT;
@@ -214,6 +217,54 @@ static void test_duration_format(void **st) {
     }
 }
 
+/* A job's thread that holds until the test lets it finish. */
+typedef struct {
+    job *j;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool go;
+    int runs;
+} jobArg;
+
+static void *jobRun(void *p)
+{
+    jobArg *a = p;
+    pthread_mutex_lock(&a->mu);
+    while (!a->go)
+        pthread_cond_wait(&a->cv, &a->mu);
+    a->runs++;
+    a->go = false;
+    pthread_mutex_unlock(&a->mu);
+    job_done(a->j);
+    return NULL;
+}
+
+static void test_job(void **st)
+{
+    (void)st;
+    job j = {0};
+    jobArg a = {&j, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+    assert_false(job_busy(&j));
+    assert_true(job_start(&j, jobRun, &a));
+    assert_true(job_busy(&j));
+    assert_false(job_start(&j, jobRun, &a)); /* still under way: not twice */
+    pthread_mutex_lock(&a.mu);
+    a.go = true;
+    pthread_cond_signal(&a.cv);
+    pthread_mutex_unlock(&a.mu);
+    while (job_busy(&j)) /* bounded by the thread's one step */
+        sched_yield();
+    assert_true(job_start(&j, jobRun, &a)); /* joins the finished one first */
+    pthread_mutex_lock(&a.mu);
+    a.go = true;
+    pthread_cond_signal(&a.cv);
+    pthread_mutex_unlock(&a.mu);
+    job_close(&j);
+    assert_false(job_busy(&j));
+    assert_int_equal(a.runs, 2);
+    job_close(&j); /* twice is harmless */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_basics),
@@ -223,6 +274,7 @@ int main(void) {
         cmocka_unit_test(test_addr),
         cmocka_unit_test(test_duration_parse),
         cmocka_unit_test(test_duration_format),
+        cmocka_unit_test(test_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
