@@ -414,12 +414,7 @@ static void imageStart(incoming *in)
     t->senders = is;
     t->n_threads++;
     pthread_mutex_unlock(&t->mu);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int rc = pthread_create(&th, &attr, imageThread, is);
-    pthread_attr_destroy(&attr);
+    int rc = rq_thread_detached(imageThread, is);
     if (rc != 0) {
         pthread_mutex_lock(&t->mu);
         t->senders = is->next;

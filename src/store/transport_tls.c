@@ -85,18 +85,6 @@ static int msLeft(int64_t deadline)
     return left < 0 ? 0 : (int)left;
 }
 
-/* A detached thread of ours (counted by the caller, see transportThreadStarted). */
-static int startThread(void *(*fn)(void *), void *arg)
-{
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_t th;
-    int rc = pthread_create(&th, &attr, fn, arg);
-    pthread_attr_destroy(&attr);
-    return rc;
-}
-
 /* A result for the loop (thread side). After the close it stays queued,
  * for tlsTransportFree. */
 static void post(rqTransport *t, tlsDone *d)
@@ -337,7 +325,7 @@ void tlsTransportAccept(rqTransport *t, uv_stream_t *server)
         free(j);
         return;
     }
-    if (startThread(serveThread, j) != 0) {
+    if (rq_thread_detached(serveThread, j) != 0) {
         rq_log("raft", "cannot start a thread for the connection from %s", j->peer);
         handshakeOver(j);
         close(net);
@@ -467,7 +455,7 @@ int tlsTransportConnect(rqTransport *t, struct raft_uv_connect *req, const char 
     j->dial = dl;
     snprintf(j->address, sizeof j->address, "%s", address);
     transportThreadStarted(t);
-    if (startThread(dialThread, j) != 0) {
+    if (rq_thread_detached(dialThread, j) != 0) {
         free(dl);
         free(j);
         transportThreadEnded(t);

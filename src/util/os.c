@@ -1,6 +1,8 @@
 /* os.c: see os.h. */
 #include "util/os.h"
 
+#include <pthread.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -60,4 +62,15 @@ double rq_now_sec(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int rq_thread_detached(void *(*fn)(void *), void *arg)
+{
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    int rc = pthread_create(&th, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
 }

@@ -15,6 +15,8 @@ void rq_deadline(struct timespec *ts, uint64_t ms);
 
 /* Monotonic clock, for durations and timeouts. */
 int64_t rq_now_ms(void);
+/* Start fn(arg) on a detached thread (nobody joins it); pthread_create's code. */
+int rq_thread_detached(void *(*fn)(void *), void *arg);
 double rq_now_sec(void);
 
 /* printf into a new malloc'd string (NULL only when out of memory). */
