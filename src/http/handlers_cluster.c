@@ -211,28 +211,34 @@ static enum MHD_Result answerLeaderOp(http_server *h, struct MHD_Connection *c, 
     return respond_empty(h, c, 200);
 }
 
+/* GET /leader: the leader this node knows, probed within ?timeout. As in
+ * rqlite, a known leader that does not answer in time is still 200 (with
+ * reachable false and the error); only an unknown leader is 503. */
+static enum MHD_Result getLeader(http_server *h, struct MHD_Connection *c, store *st)
+{
+    uint64_t timeout;
+    if (!params_timeout(c, PROBE_TIMEOUT_MS, &timeout))
+        return respond_text(h, c, 400, "timeout is not a valid duration");
+    probe p;
+    memset(&p, 0, sizeof p);
+    if (!store_leader(st, &p.node))
+        return respond_no_leader(h, c);
+    p.timeout_ms = timeout ? timeout : 1;
+    p.self = strcmp(p.node.id, store_node_id(st)) == 0;
+    probeNode(&p);
+    p.is_leader = p.reachable;
+    buf b = BUF_INIT;
+    putNode(&b, &p);
+    return respond_json(h, c, 200, &b, params_has(c, "pretty"));
+}
+
 enum MHD_Result handle_leader(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = http_server_store(h);
     if (st == NULL)
         return respond_text(h, c, 503, "store not open");
-    if (strcmp(rq->method, "GET") == 0) {
-        uint64_t timeout;
-        if (!params_timeout(c, PROBE_TIMEOUT_MS, &timeout))
-            return respond_text(h, c, 400, "timeout is not a valid duration");
-        probe *ps = NULL;
-        int n = probeNodes(h, true, timeout, &ps);
-        for (int i = 0; i < n; i++) {
-            if (ps[i].is_leader) {
-                buf b = BUF_INIT;
-                putNode(&b, &ps[i]);
-                free(ps);
-                return respond_json(h, c, 200, &b, params_has(c, "pretty"));
-            }
-        }
-        free(ps);
-        return respond_no_leader(h, c);
-    }
+    if (strcmp(rq->method, "GET") == 0)
+        return getLeader(h, c, st);
     const char *id = NULL;
     json_t *body = NULL;
     const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");

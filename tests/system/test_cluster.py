@@ -676,3 +676,23 @@ def test_node_local_failure_stops_the_node_and_restart_applies_it(cluster):
     harness.poll(lambda: follower.count("t") == 2, what="the restarted follower applied the entry")
     assert follower.logs().count("stopping now") == 1
     assert follower.query("SELECT v FROM t ORDER BY rowid")["results"][0]["values"] == [[1], [2]]
+
+
+def test_get_leader_on_a_follower_when_the_leader_does_not_answer(cluster):
+    """GET /leader names the leader the node knows even when its probe times
+    out (rqlite: 200, reachable false, the error); 503 is only for a node
+    that knows no leader. Nodes 2 and 3 keep the stopped node 1 as their
+    leader for their 20 s election timeout."""
+    import signal
+    n1, n2, _ = slow_followers(cluster)
+    n1.signal(signal.SIGSTOP)
+    try:
+        r = requests.get(n2.url + "/leader", params={"timeout": "300ms"}, timeout=10)
+    finally:
+        n1.signal(signal.SIGCONT)
+    assert r.status_code == 200, (r.status_code, r.text)
+    got = r.json()
+    assert got["id"] == n1.id and got["reachable"] is False and got["leader"] is False, got
+    assert got["error"] == "timeout waiting for node to respond", got
+    r = requests.get(n2.url + "/leader", params={"timeout": "1ns"}, timeout=10)
+    assert r.status_code == 200 and r.json()["id"] == n1.id, (r.status_code, r.text)
