@@ -335,7 +335,12 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
     if (n_boot > 0) {
         rq_log("rqlited", "bootstrapped a cluster of %d nodes", n_boot);
     } else if (cfg->n_join > 0 && store_was_new(st)) {
-        if (cluster_join(cfg, NULL, 0, true, &err) != 0) {
+        if (cfg->node_tls)
+            tls_ctx_set_joining(cfg->node_tls, true);
+        int rc = cluster_join(cfg, NULL, 0, true, &err);
+        if (cfg->node_tls)
+            tls_ctx_set_joining(cfg->node_tls, false);
+        if (rc != 0) {
             rq_log("rqlited", "clustering failure: %s", err ? err : "?");
             fatal("clustering failure", err);
         }

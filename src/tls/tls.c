@@ -45,6 +45,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,6 +74,7 @@ typedef struct creds {
 struct tls_ctx {
     char *cert_file, *key_file, *ca_file, *verify_cn, *server_name;
     bool verify_client, no_verify;
+    _Atomic bool joining;         /* tls_ctx_set_joining */
     gnutls_priority_t prio;
     pthread_mutex_t mu;
     creds *cur;                   /* under mu: what new sessions get */
@@ -92,7 +94,7 @@ struct tls_conn {
     bool eof;                     /* pull saw the TCP connection end */
     int sys_errno;                /* push or pull failed with this */
     bool verify_failed;           /* our verification refused the peer */
-    char verify_name[256];        /* client: the name the server's certificate must carry */
+    char verify_name[256];        /* the name the peer's certificate must carry ("": any) */
     char cn[256];                 /* the peer certificate's Common Name */
     char err[768];
 };
@@ -390,14 +392,16 @@ static void peerCN(tls_conn *t)
 }
 
 /* Called by GnuTLS when the peer's certificate arrives: the chain against
- * the trusted CAs, the name (a client checking a server), the Common Name
- * (a server with verify_cn). Non-zero ends the handshake. */
+ * the trusted CAs, the name (a client checking a server; a joining server
+ * with -node-verify-server-name), the Common Name (a server with
+ * verify_cn). Non-zero ends the handshake. */
 static int verifyPeer(gnutls_session_t s)
 {
     tls_conn *t = gnutls_session_get_ptr(s);
     unsigned status = 0;
+    bool named = t->verify_name[0] != '\0';
     peerCN(t);
-    int rc = gnutls_certificate_verify_peers3(s, t->server ? NULL : t->verify_name, &status);
+    int rc = gnutls_certificate_verify_peers3(s, named ? t->verify_name : NULL, &status);
     if (rc < 0) {
         snprintf(t->err, sizeof t->err, "certificate verification failed: %s", gnutls_strerror(rc));
         t->verify_failed = true;
@@ -407,7 +411,7 @@ static int verifyPeer(gnutls_session_t s)
         gnutls_datum_t text = {NULL, 0};
         gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0);
         snprintf(t->err, sizeof t->err, "certificate verification failed%s%s%s: %s",
-                 t->server ? "" : " (expected name ", t->server ? "" : t->verify_name, t->server ? "" : ")",
+                 named ? " (expected name " : "", t->verify_name, named ? ")" : "",
                  text.data ? (char *)text.data : "rejected");
         gnutls_free(text.data);
         size_t n = strlen(t->err);
@@ -570,11 +574,19 @@ int tls_server(tls_ctx *c, int fd, int timeout_ms, int cancel_fd, tls_conn **out
     tls_conn *t = connNew(c, fd, true, cancel_fd, err);
     if (t == NULL)
         return TLS_ERR_IO;
-    if (c->verify_client) {
+    bool joining = atomic_load(&c->joining) && !c->no_verify;
+    if (c->verify_client || joining) {
+        if (joining && c->server_name)
+            snprintf(t->verify_name, sizeof t->verify_name, "%s", c->server_name);
         gnutls_certificate_server_set_request(t->s, GNUTLS_CERT_REQUIRE);
         gnutls_session_set_verify_function(t->s, verifyPeer);
     }
     return handshake(t, timeout_ms, out, err);
+}
+
+void tls_ctx_set_joining(tls_ctx *c, bool joining)
+{
+    atomic_store(&c->joining, joining);
 }
 
 static void setDeadline(tls_conn *t, int timeout_ms)

@@ -70,6 +70,14 @@ char *tls_ctx_describe(const tls_ctx *c);
 int tls_client(tls_ctx *c, int fd, const char *host, int timeout_ms, int cancel_fd, tls_conn **out,
                char **err);
 int tls_server(tls_ctx *c, int fd, int timeout_ms, int cancel_fd, tls_conn **out, char **err);
+/* While a node joins through the HTTP API, the leader reaches its Raft port
+ * (to check it before adding it) without crossing the leader's own port:
+ * the joiner verifies the leader's certificate as a client would a server
+ * (against the CA, and -node-verify-server-name if set; not with
+ * -node-no-verify), so that a node that cannot verify the leader is not
+ * added. tls_server requires and checks the caller's certificate so
+ * while joining is set. */
+void tls_ctx_set_joining(tls_ctx *c, bool joining);
 
 /* Up to n bytes, waiting at most timeout_ms (-1: no limit): > 0 bytes
  * read, 0 at the peer's orderly end, or a TLS_ERR_* (TLS_ERR_TIMEOUT

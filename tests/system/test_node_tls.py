@@ -222,6 +222,14 @@ def test_rogue_nodes_cannot_join(cluster, certs):
     assert exits(r) == 1
     assert "refusing to add node 6" in r.logs()
     assert "refusing to add node 6" in n1.logs()
+    # A certificate node 1 accepts, but trusting another CA: it cannot verify
+    # node 1, so a join through the HTTP API fails too (node 1's check of
+    # its Raft port is refused by the joiner) instead of adding a member
+    # that cannot talk to the leader.
+    r = cluster.node(8, tls(certs, "n2", ca="rogueca", mutual=False, extra=once)).start(join=n1.url)
+    assert exits(r) == 1
+    assert "refusing to add node 8" in r.logs().split("fatal:")[-1], r.logs()[-2000:]
+    assert "certificate verification failed" in r.logs(), r.logs()[-2000:]
     # The right CA, another Common Name.
     r = cluster.node(7, tls(certs, "othercn", extra=once)).start(join=n1.raft_addr)
     assert exits(r) == 1
