@@ -10,6 +10,7 @@
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@
 #include "store/store.h"
 #include "tls/tls.h"
 #include "util/addr.h"
+#include "util/job.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -327,6 +329,76 @@ static void rejoin(const config *cfg, store *st)
     }
 }
 
+/* A member restarted with another Raft address (and no -join): the others
+ * still dial the old one, so the node asks the leader, through the other
+ * members it knows, to re-add it under the new address (remove and add,
+ * as for a -join with changed addresses). A single-node cluster has no one
+ * to ask and goes on as it is. */
+static void followRaftAddressChange(const config *cfg, store *st)
+{
+    store_node *nodes = NULL;
+    int n = store_nodes(st, &nodes);
+    const store_node *self = NULL;
+    for (int i = 0; i < n; i++)
+        if (strcmp(nodes[i].id, cfg->node_id) == 0)
+            self = &nodes[i];
+    char **targets = calloc(n ? (size_t)n : 1, sizeof *targets);
+    int k = 0;
+    for (int i = 0; self && targets && i < n; i++)
+        if (&nodes[i] != self)
+            targets[k++] = nodes[i].api_addr[0] ? nodes[i].api_addr : nodes[i].addr;
+    if (self && strcmp(self->addr, cfg->raft_adv_addr) != 0) {
+        if (k == 0) {
+            rq_log("rqlited", "Raft address changed from %s, and no other member to tell: "
+                   "the configuration keeps the old address", self->addr);
+        } else {
+            char *err = NULL;
+            rq_log("rqlited", "Raft address changed from %s to %s: rejoining through the other members",
+                   self->addr, cfg->raft_adv_addr);
+            if (cluster_join(cfg, targets, k, false, &err) != 0)
+                rq_log("rqlited", "rejoin under the new Raft address failed: %s", err ? err : "?");
+            free(err);
+        }
+    }
+    free(targets);
+    free(nodes);
+}
+
+/* A member restarted with another HTTP address: once the node is caught
+ * up (so that its view of the metadata is the cluster's), it asks the
+ * leader to record the new one, unless -join already did. Bounded; runs
+ * on its own thread and gives up when the node stops. */
+typedef struct apiWatch {
+    const config *cfg;
+    store *st;
+    job job;
+    _Atomic bool stop;
+} apiWatch;
+
+static void *watchApiAddress(void *arg)
+{
+    apiWatch *w = arg;
+    int64_t deadline = rq_now_ms() + 120000;
+    struct timespec tick = {0, 100 * 1000000L};
+    while (!atomic_load(&w->stop) && !store_ready(w->st) && rq_now_ms() < deadline)
+        nanosleep(&tick, NULL);
+    char recorded[300];
+    store_recorded_api(w->st, recorded, sizeof recorded);
+    store_node leader;
+    /* A leader records its own address itself (storeMetaOnLeader). */
+    if (!atomic_load(&w->stop) && store_ready(w->st) && strcmp(recorded, w->cfg->http_api_url) != 0 &&
+        store_leader(w->st, &leader) && leader.api_addr[0] && strcmp(leader.id, w->cfg->node_id) != 0) {
+        rq_log("rqlited", "HTTP API address changed from %s to %s: telling the leader",
+               recorded[0] ? recorded : "(none)", w->cfg->http_api_url);
+        char *target = leader.api_addr, *err = NULL;
+        if (cluster_join(w->cfg, &target, 1, false, &err) != 0)
+            rq_log("rqlited", "could not record the new HTTP API address: %s", err ? err : "?");
+        free(err);
+    }
+    job_done(&w->job);
+    return NULL;
+}
+
 /* After the store is open: join through -join if the node is new, or
  * rejoin through the leader that reached a wiped member. */
 static void joinCluster(const config *cfg, store *st, int n_boot)
@@ -358,6 +430,8 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
         free(via);
     } else if (store_was_new(st)) {
         rq_log("rqlited", "no join addresses set");
+    } else {
+        followRaftAddressChange(cfg, st);
     }
 }
 
@@ -452,6 +526,9 @@ int main(int argc, char **argv)
     free(boot);
     http_server_set_store(http, st);
     joinCluster(&cfg, st, n_boot);
+    apiWatch watch = {.cfg = &cfg, .st = st};
+    if (!store_was_new(st) && cfg.n_join == 0)
+        job_start(&watch.job, watchApiAddress, &watch);
     logReady(&cfg, st);
 
     int sig = waitForStop(&cfg, &set);
@@ -459,6 +536,8 @@ int main(int argc, char **argv)
     sigdelset(&set, SIGHUP); /* a reload is no reason to force the exit */
     pthread_t forcer;
     pthread_create(&forcer, NULL, forceExitThread, &set);
+    atomic_store(&watch.stop, true);
+    job_close(&watch.job);
     if (cfg.raft_cluster_remove_shutdown)
         leaveCluster(&cfg, st);
     http_server_stop(http);

@@ -189,6 +189,7 @@ struct store {
     /* membership.c */
     meta *metas;
     int n_metas;
+    char recorded_api[300];  /* under mu: our API address as the metadata has it ("" unknown) */
     bool meta_dirty;        /* changed since publish.c last rebuilt the nodes */
     bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
     bool reap_pending;      /* a reaping removal in flight */

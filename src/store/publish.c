@@ -70,6 +70,8 @@ static void rebuildNodesLocked(store *s)
                  srv->id == s->id ? s->cfg->http_api_url : m ? m->api : "");
         n->voter = srv->role == RAFT_VOTER;
     }
+    meta *self = storeMetaFind(s, s->id);
+    snprintf(s->recorded_api, sizeof s->recorded_api, "%s", self ? self->api : "");
 }
 
 /* Leader: the latest time by which a majority of voters (counting us, now)
@@ -302,6 +304,13 @@ bool store_wait_synced(store *s, uint64_t timeout_ms)
     }
     pthread_mutex_unlock(&s->mu);
     return synced;
+}
+
+void store_recorded_api(store *s, char *api, size_t size)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(api, size, "%s", s->recorded_api);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int store_nodes(store *s, store_node **nodes)

@@ -5,8 +5,8 @@
  * - The snapshot libraft will restore: which database index it stands for,
  *   so that store_open can refuse a database file older than the snapshot
  *   (the log before it is gone: such a file can never catch up).
- * - The node's identity: a data directory belongs to one node ID and Raft
- *   address, recorded in raft/rqnode.json at first start.
+ * - The node's identity: a data directory belongs to one node ID, recorded
+ *   with its latest Raft address in raft/rqnode.json.
  * - rqlite's peers.json recovery of a cluster that lost its quorum.
  *
  * All of it runs on the thread calling store_open, before the Raft thread
@@ -70,9 +70,10 @@ raft_index storeLatestSnapshot(const char *dir, raft_index *need, bool *v1)
     return best;
 }
 
-/* A data directory belongs to one node: its ID and Raft address are
- * recorded at first start and must match afterwards (a different identity
- * would corrupt the cluster's configuration silently). */
+/* A data directory belongs to one node ID, recorded at first start: another
+ * ID would corrupt the cluster's configuration silently. The Raft address
+ * may change between starts (new ports, a rescheduled pod): the new one is
+ * recorded, and main has the configuration updated through the leader. */
 int storeCheckIdentity(store *s, bool is_new, char **err)
 {
     char path[4200];
@@ -81,20 +82,20 @@ int storeCheckIdentity(store *s, bool is_new, char **err)
     if (j) {
         const char *id = json_string_value(json_object_get(j, "id"));
         const char *addr = json_string_value(json_object_get(j, "addr"));
-        int rc = 0;
         if (id && strcmp(id, s->cfg->node_id) != 0) {
             *err = rq_sprintf("data directory %s belongs to node ID %s, not %s: start it with "
                               "-node-id %s, or use another directory",
                               s->cfg->data_dir, id, s->cfg->node_id, id);
-            rc = -1;
-        } else if (addr && strcmp(addr, s->cfg->raft_adv_addr) != 0) {
-            *err = rq_sprintf("data directory %s belongs to the node at Raft address %s, not %s: "
-                              "start it with -raft-addr (or -raft-adv-addr) %s, or use another directory",
-                              s->cfg->data_dir, addr, s->cfg->raft_adv_addr, addr);
-            rc = -1;
+            json_decref(j);
+            return -1;
         }
+        bool same = addr == NULL || strcmp(addr, s->cfg->raft_adv_addr) == 0;
+        if (!same)
+            rq_log("store", "Raft address changed from %s to %s since the last start", addr,
+                   s->cfg->raft_adv_addr);
         json_decref(j);
-        return rc;
+        if (same)
+            return 0;
     }
     j = json_pack("{s:s,s:s}", "id", s->cfg->node_id, "addr", s->cfg->raft_adv_addr);
     char tmp[4300];

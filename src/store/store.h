@@ -132,6 +132,9 @@ int store_stepdown(store *s, const char *id, char **err);
 
 /* Cluster members; returns the count, *nodes is malloc'd (caller frees). */
 int store_nodes(store *s, store_node **nodes);
+/* This node's API address as the cluster's metadata records it ("" when
+ * none is applied yet): store_nodes lists our own from our flags. */
+void store_recorded_api(store *s, char *api, size_t size);
 /* The "store" section of /status (caller owns). */
 json_t *store_status(store *s);
 /* rqlite's "store" map of /debug/vars: its counters (num_snapshots,

@@ -1,6 +1,7 @@
 """Cluster lifecycle on real processes: large databases (catch-up of a wiped
 follower from a streamed snapshot, restart without replay), identity checks,
 crash restarts applying every entry exactly once."""
+import json
 import os
 import signal
 import threading
@@ -96,8 +97,9 @@ def test_large_database_catch_up_and_restart(cluster):
 
 
 def test_data_directory_identity(cluster):
-    """Restarting a data directory under another node ID or Raft address is
-    refused with a clear message, and the original command still works."""
+    """Restarting a data directory under another node ID is refused with a
+    clear message; under another Raft address it is accepted (rqlite's, and
+    Kubernetes', restarts rely on it) and recorded; the data is kept."""
     n1 = cluster.node(1).start().wait_ready()
     n1.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
     n1.stop()
@@ -107,14 +109,70 @@ def test_data_directory_identity(cluster):
     assert n1.wait_exit(20) != 0
     assert "belongs to node ID 1, not other" in n1.logs()
     n1.id = real_id
-    old_raft, old_port = n1.raft_addr, n1.raft_port
+    old_raft = n1.raft_addr
     n1.raft_port = free_port()
-    n1.start()
-    assert n1.wait_exit(20) != 0
-    assert "belongs to the node at Raft address %s" % old_raft in n1.logs()
-    n1.raft_port = old_port
     n1.start().wait_ready()
+    assert "Raft address changed from %s to %s" % (old_raft, n1.raft_addr) in n1.logs()
     assert n1.count("t") == 1
+    n1.execute(["INSERT INTO t VALUES (2)"])
+    n1.stop()
+    with open(os.path.join(n1.dir, "raft", "rqnode.json")) as f:
+        assert json.load(f)["addr"] == n1.raft_addr
+    n1.start().wait_ready()
+    assert n1.count("t") == 2
+
+
+def member(node, of):
+    """node's entry in of's /nodes (None if not listed)."""
+    for x in of.nodes():
+        if x["id"] == node.id:
+            return x
+    return None
+
+
+def test_follower_restarted_with_new_addresses(cluster):
+    """A follower restarted with another Raft and HTTP address, without
+    -join, has the leader re-add it under the new Raft address and record
+    the new API address; writes reach it, and it forwards to the leader."""
+    n1, n2, n3 = cluster.start_three()
+    leader = leader_of([n1, n2, n3])
+    f = [n for n in (n1, n2, n3) if n is not leader][0]
+    leader.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
+    f.stop()
+    f.raft_port, f.http_port = free_port(), free_port()
+    f.start().wait_ready()
+    poll(lambda: (member(f, leader) or {}).get("addr") == f.raft_addr, what="the new Raft address in /nodes")
+    poll(lambda: (member(f, leader) or {}).get("api_addr") == f.url, what="the new API address in /nodes")
+    leader.execute(["INSERT INTO t VALUES (2)"])
+    poll(lambda: f.count("t") == 2, what="the write on the moved follower")
+    f.execute(["INSERT INTO t VALUES (3)"])  # forwarded to the leader
+    poll(lambda: leader.count("t") == 3, what="the forwarded write")
+    assert requests.get(leader.url + "/debug/vars", timeout=10).json()["store"]["num_removed_before_joins"] == 1
+    # Only the HTTP address changes: the node tells the leader once caught up.
+    f.stop()
+    f.http_port = free_port()
+    f.start().wait_ready()
+    poll(lambda: (member(f, leader) or {}).get("api_addr") == f.url, what="the second API address in /nodes")
+    assert "HTTP API address changed" in f.logs()
+    assert (member(f, leader) or {}).get("addr") == f.raft_addr
+
+
+def test_follower_rejoins_with_new_addresses_through_join(cluster):
+    """rqlite's test_change_addresses: a follower restarted with new
+    addresses and -join is removed and re-added (num_removed_before_joins),
+    and catches up with what was written while it was down."""
+    n1, n2, n3 = cluster.start_three()
+    leader = leader_of([n1, n2, n3])
+    f = [n for n in (n1, n2, n3) if n is not leader][0]
+    leader.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
+    poll(lambda: f.count("t") == 1, what="the first row on the follower")
+    f.stop()
+    leader.execute(["INSERT INTO t VALUES (2)"])
+    f.raft_port, f.http_port = free_port(), free_port()
+    f.start(join=leader.raft_addr).wait_ready()
+    poll(lambda: f.count("t") == 2, what="the catch-up")
+    assert requests.get(leader.url + "/debug/vars", timeout=10).json()["store"]["num_removed_before_joins"] == 1
+    assert (member(f, leader) or {}).get("addr") == f.raft_addr
 
 
 def test_kill9_under_load_applies_each_write_once(cluster):
