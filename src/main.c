@@ -80,15 +80,9 @@ static bool hasRaftState(const config *cfg)
     return stat(p, &sb) == 0;
 }
 
-/* -bootstrap-expect N with -join targets, for a node without state: tell
- * every target we exist (POST /notify) until N distinct nodes have told us
- * the same, then all of them bootstrap one cluster of those nodes. If a
- * target already belongs to a cluster with a leader, join it instead
- * (returns 0). Fatal after -bootstrap-expect-timeout. */
-static int bootstrapExpect(const config *cfg, http_server *http, store_node **out)
+/* bootstrapExpect's rounds of notifying, while the Raft port answers. */
+static int bootstrapExpectRounds(const config *cfg, http_server *http, store_node **out)
 {
-    rq_log("rqlited", "bootstrap-expect: waiting for %d nodes to announce themselves (join targets: %d)",
-           cfg->bootstrap_expect, cfg->n_join);
     int64_t deadline = rq_now_ms() + (int64_t)cfg->bootstrap_expect_timeout_ms;
     for (int round = 0;; round++) {
         for (int i = 0; i < cfg->n_join; i++) {
@@ -140,6 +134,25 @@ static int bootstrapExpect(const config *cfg, http_server *http, store_node **ou
         nanosleep(&ts, NULL);
     }
 }
+
+/* -bootstrap-expect N with -join targets, for a node without state: tell
+ * every target we exist (POST /notify) until N distinct nodes have told us
+ * the same, then all of them bootstrap one cluster of those nodes. If a
+ * target already belongs to a cluster with a leader, join it instead
+ * (returns 0). Fatal after -bootstrap-expect-timeout. */
+static int bootstrapExpect(const config *cfg, http_server *http, store_node **out)
+{
+    rq_log("rqlited", "bootstrap-expect: waiting for %d nodes to announce themselves (join targets: %d)",
+           cfg->bootstrap_expect, cfg->n_join);
+    store_early_port *port = NULL;
+    char *perr = NULL;
+    if (store_early_port_open(cfg, &port, &perr) != 0)
+        fatal("cannot listen on the Raft address", perr);
+    int n = bootstrapExpectRounds(cfg, http, out);
+    store_early_port_close(port);
+    return n;
+}
+
 
 /* -raft-cluster-remove-shutdown: leave the cluster before stopping. A
  * leader hands over first; the (new) leader then removes us. */

@@ -244,6 +244,18 @@ static void probeMeta(const config *cfg, char *out, size_t size)
     json_decref(m);
 }
 
+int store_early_port_open(const config *cfg, store_early_port **out, char **err)
+{
+    char meta_json[1024];
+    probeMeta(cfg, meta_json, sizeof meta_json);
+    return transport_responder_start(cfg->raft_addr, meta_json, cfg->node_tls, out, err);
+}
+
+void store_early_port_close(store_early_port *p)
+{
+    transport_responder_stop(p);
+}
+
 /* Whether this node bootstraps a cluster: 1, 0, or -1 with *err. Only a
  * new node does, and only if it is not to join one. */
 static int wantBootstrap(store *s, bool is_new, int n_boot, const char *meta_json, char **err)

@@ -75,6 +75,12 @@ int store_open(const config *cfg, store **out, char **err);
  * of the n_boot given voters (ids, Raft and API addresses), identical on
  * every one of them. */
 int store_open_with(const config *cfg, const store_node *boot, int n_boot, store **out, char **err);
+/* -bootstrap-expect, before the store opens: the Raft port answers
+ * metadata probes (the others may know us by our Raft address only) until
+ * closed, which must precede store_open. */
+typedef struct transport_responder store_early_port;
+int store_early_port_open(const config *cfg, store_early_port **out, char **err);
+void store_early_port_close(store_early_port *p);
 /* Orderly stop: transfer leadership if leader and stepdown is wanted, stop
  * Raft, close the database, free s. Stop the HTTP service first. */
 void store_close(store *s);

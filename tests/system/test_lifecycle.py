@@ -8,6 +8,7 @@ import threading
 import time
 import zlib
 
+import pytest
 import requests
 
 from harness import free_port, leader_of, poll, proc_mb, wait_members
@@ -239,12 +240,15 @@ def test_kill9_under_load_applies_each_write_once(cluster):
     print("\n%d acknowledged writes, %d rows, 3 nodes killed -9 in turn" % (len(acked), len(rows)))
 
 
-def test_bootstrap_expect(cluster):
+@pytest.mark.parametrize("by", ["url", "raft_addr"])
+def test_bootstrap_expect(cluster, by):
     """Three nodes started at once with -bootstrap-expect 3 and the same
-    -join list form one cluster, whichever starts first; a fourth started
-    later the same way joins it; a restart keeps the cluster."""
+    -join list (HTTP URLs, or Raft addresses as rqlite v8+ uses: the Raft
+    port answers from the start) form one cluster, whichever starts first;
+    a fourth started later the same way joins it; a restart keeps the
+    cluster."""
     nodes = [cluster.node(i) for i in (1, 2, 3)]
-    joins = ",".join(n.url for n in nodes)
+    joins = ",".join(getattr(n, by) for n in nodes)
     for n in reversed(nodes):
         n.extra += ["-bootstrap-expect", "3"]
         n.start(join=joins)
