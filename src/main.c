@@ -377,36 +377,58 @@ static void followRaftAddressChange(const config *cfg, store *st)
     free(nodes);
 }
 
-/* A member restarted with another HTTP address: once the node is caught
- * up (so that its view of the metadata is the cluster's), it asks the
- * leader to record the new one, unless -join already did. Bounded; runs
- * on its own thread and gives up when the node stops. */
-typedef struct apiWatch {
+/* After start, once the node has caught up (so that its view of the
+ * configuration and metadata is the cluster's), what it still has to ask
+ * the leader for, if anything: a voter the leader left a non-voter while
+ * it caught up (a large database, see store_join) asks to be promoted; a
+ * member restarted with another HTTP address (and no -join, which would
+ * have carried it) asks to have it recorded. Runs on its own thread,
+ * asking every few seconds until done or the node stops. */
+typedef struct memberWatch {
     const config *cfg;
     store *st;
+    bool check_api;
     job job;
     _Atomic bool stop;
-} apiWatch;
+} memberWatch;
 
-static void *watchApiAddress(void *arg)
+/* What memberWatch still wants (NULL: nothing): a reason for the log. */
+static const char *memberWants(memberWatch *w)
 {
-    apiWatch *w = arg;
-    int64_t deadline = rq_now_ms() + 120000;
-    struct timespec tick = {0, 100 * 1000000L};
-    while (!atomic_load(&w->stop) && !store_ready(w->st) && rq_now_ms() < deadline)
-        nanosleep(&tick, NULL);
     char recorded[300];
     store_recorded_api(w->st, recorded, sizeof recorded);
-    store_node leader;
-    /* A leader records its own address itself (storeMetaOnLeader). */
-    if (!atomic_load(&w->stop) && store_ready(w->st) && strcmp(recorded, w->cfg->http_api_url) != 0 &&
-        store_leader(w->st, &leader) && leader.api_addr[0] && strcmp(leader.id, w->cfg->node_id) != 0) {
-        rq_log("rqlited", "HTTP API address changed from %s to %s: telling the leader",
-               recorded[0] ? recorded : "(none)", w->cfg->http_api_url);
-        char *target = leader.api_addr, *err = NULL;
-        if (cluster_join(w->cfg, &target, 1, false, &err) != 0)
-            rq_log("rqlited", "could not record the new HTTP API address: %s", err ? err : "?");
-        free(err);
+    if (w->check_api && strcmp(recorded, w->cfg->http_api_url) != 0)
+        return "its HTTP API address changed";
+    store_node *nodes = NULL;
+    int n = store_nodes(w->st, &nodes);
+    bool standby = false;
+    for (int i = 0; i < n; i++)
+        standby |= strcmp(nodes[i].id, w->cfg->node_id) == 0 && !nodes[i].voter;
+    free(nodes);
+    return standby && !w->cfg->raft_non_voter ? "it is a voter left a non-voter while it caught up" : NULL;
+}
+
+static void *watchMembership(void *arg)
+{
+    memberWatch *w = arg;
+    struct timespec tick = {0, 100 * 1000000L};
+    int64_t next_ask = 0;
+    while (!atomic_load(&w->stop)) {
+        const char *why = store_ready(w->st) ? memberWants(w) : "";
+        if (why == NULL)
+            break;
+        store_node leader;
+        /* A leader records its own address itself (storeMetaOnLeader). */
+        if (*why && rq_now_ms() >= next_ask && store_leader(w->st, &leader) && leader.api_addr[0] &&
+            strcmp(leader.id, w->cfg->node_id) != 0) {
+            rq_log("rqlited", "asking the leader to update this node: %s", why);
+            char *target = leader.api_addr, *err = NULL;
+            if (cluster_join(w->cfg, &target, 1, false, &err) != 0)
+                rq_log("rqlited", "the leader did not update this node: %s", err ? err : "?");
+            free(err);
+            next_ask = rq_now_ms() + 3000;
+        }
+        nanosleep(&tick, NULL);
     }
     job_done(&w->job);
     return NULL;
@@ -425,7 +447,14 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
         int rc = cluster_join(cfg, NULL, 0, true, &err);
         if (cfg->node_tls)
             tls_ctx_set_joining(cfg->node_tls, false);
-        if (rc != 0) {
+        if (rc != 0 && store_heard_leader(st)) {
+            /* Admitted after all (an answer lost, a slow leader): it
+             * replicates to us, so we are a member; going away would
+             * throw the transfer in progress away. */
+            rq_log("rqlited", "join not confirmed (%s), but a leader is replicating to this node: going on",
+                   err ? err : "?");
+            free(err);
+        } else if (rc != 0) {
             rq_log("rqlited", "clustering failure: %s", err ? err : "?");
             fatal("clustering failure", err);
         }
@@ -539,9 +568,8 @@ int main(int argc, char **argv)
     free(boot);
     http_server_set_store(http, st);
     joinCluster(&cfg, st, n_boot);
-    apiWatch watch = {.cfg = &cfg, .st = st};
-    if (!store_was_new(st) && cfg.n_join == 0)
-        job_start(&watch.job, watchApiAddress, &watch);
+    memberWatch watch = {.cfg = &cfg, .st = st, .check_api = !store_was_new(st) && cfg.n_join == 0};
+    job_start(&watch.job, watchMembership, &watch);
     logReady(&cfg, st);
 
     int sig = waitForStop(&cfg, &set);

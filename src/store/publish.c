@@ -264,6 +264,14 @@ static bool leaderLocked(store *s, store_node *leader)
     return true;
 }
 
+bool store_heard_leader(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool r = s->leader_id != 0;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
 bool store_leader(store *s, store_node *leader)
 {
     pthread_mutex_lock(&s->mu);

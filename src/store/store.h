@@ -91,6 +91,9 @@ bool store_ready(store *s);
 bool store_is_leader(store *s);
 /* The current leader, if any: returns false when unknown. */
 bool store_leader(store *s, store_node *leader);
+/* Whether a leader is replicating to this node (its Raft ID is known, its
+ * node ID perhaps not yet: a joiner receiving the database). */
+bool store_heard_leader(store *s);
 /* Wait up to timeout_ms for a leader to be known; true if one is. */
 bool store_wait_leader(store *s, uint64_t timeout_ms);
 /* Wait up to timeout_ms until this node has applied everything the leader
