@@ -181,33 +181,9 @@ static void urlEscape(buf *b, const char *s)
     }
 }
 
-/* Reads (SELECT, PRAGMA, EXPLAIN) go to /db/query, so that they take the
- * shell's consistency level; plain writes to /db/execute; anything else
- * (WITH ...) to /db/request, which decides by itself. */
-const char *shell_endpoint(const char *sql, bool forcewrites)
-{
-    static const char *reads[] = {"SELECT", "PRAGMA", "EXPLAIN", "VALUES"};
-    static const char *writes[] = {"INSERT", "UPDATE",  "DELETE",   "REPLACE",   "CREATE",  "DROP",
-                                   "ALTER",  "BEGIN",   "COMMIT",   "END",       "ROLLBACK", "SAVEPOINT",
-                                   "RELEASE", "VACUUM", "ANALYZE",  "REINDEX",   "ATTACH",  "DETACH"};
-    if (forcewrites)
-        return "/db/execute";
-    while (isspace((unsigned char)*sql) || *sql == '(')
-        sql++;
-    size_t n = 0;
-    while (isalpha((unsigned char)sql[n]))
-        n++;
-    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
-        if (strlen(reads[i]) == n && strncasecmp(sql, reads[i], n) == 0)
-            /* PRAGMA x = y writes */
-            return strchr(sql, '=') && strncasecmp(sql, "PRAGMA", 6) == 0 ? "/db/request" : "/db/query";
-    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
-        if (strlen(writes[i]) == n && strncasecmp(sql, writes[i], n) == 0)
-            return "/db/execute";
-    return "/db/request";
-}
-
-/* One SQL line, sent as a one-statement JSON array as rqlite's shell does. */
+/* One SQL line, sent as a one-statement JSON array as rqlite's shell does,
+ * to /db/request (which runs reads and writes alike) or, with
+ * .forcewrites, to /db/execute; with no consistency level, as rqlite. */
 static void runSql(shell *sh, const char *sql)
 {
     json_t *stmts = json_array();
@@ -220,14 +196,10 @@ static void runSql(shell *sh, const char *sql)
     json_array_append_new(stmts, str);
     char *body = json_dumps(stmts, JSON_COMPACT);
     json_decref(stmts);
-    const char *ep = shell_endpoint(sql, sh->forcewrites);
     buf path = BUF_INIT;
-    buf_puts(&path, ep);
-    bool query = strcmp(ep, "/db/query") == 0;
-    if (query)
-        buf_printf(&path, "?level=%s", sh->consistency);
+    buf_puts(&path, sh->forcewrites ? "/db/execute" : "/db/request");
     if (sh->timer)
-        buf_puts(&path, query ? "&timings" : "?timings");
+        buf_puts(&path, "?timings");
     json_t *doc = callJson(sh, "POST", path.data, body, true);
     free(body);
     buf_free(&path);

@@ -30,8 +30,4 @@ typedef struct shell_line {
 /* Classify line, trimming it in place; out's pointers point into line. */
 shell_line_kind shell_parse_line(char *line, shell_line *out);
 
-/* The endpoint a SQL line goes to ("/db/query", "/db/execute" or
- * "/db/request"); with forcewrites everything goes to /db/execute. */
-const char *shell_endpoint(const char *sql, bool forcewrites);
-
 #endif

@@ -139,26 +139,28 @@ def test_timer(node, term):
 
 
 def test_consistency(node, term):
-    """The level is what the node sees: a strong read goes through the Raft
-    log (one entry each), weak, linearizable and none reads do not."""
+    """The level goes with .tables, .schema and .indexes only, as in rqlite
+    v10: a strong read goes through the Raft log (one entry each), while SQL
+    lines go to /db/request without a level, so they never do."""
     node.execute(["CREATE TABLE c (id INTEGER PRIMARY KEY)", "INSERT INTO c VALUES (7)"])
     sh = Shell(term, "consistency", node.http_port)
     q = "SELECT id FROM c"
     assert sh.run(".consistency") == "weak\n"
     before = last_log_index(node)
     assert sh.run(q) == table([("id",), (7,)])
+    assert sh.run(".tables").startswith("+")
     assert last_log_index(node) == before
     assert sh.run(".consistency strong") == ""
     assert sh.run(".consistency") == "strong\n"
-    assert sh.run(q) == table([("id",), (7,)])
-    assert sh.run(q) == table([("id",), (7,)])
+    assert sh.run(".tables").startswith("+")
+    assert sh.run(".schema").startswith("+")
     assert last_log_index(node) == before + 2
-    assert sh.run(".tables").startswith("+")   # the meta queries take the level too
-    assert last_log_index(node) == before + 3
+    assert sh.run(q) == table([("id",), (7,)])   # no level: not through the log
+    assert last_log_index(node) == before + 2
     for level in ("linearizable", "none"):
         assert sh.run(".consistency " + level) == ""
-        assert sh.run(q) == table([("id",), (7,)])
-        assert last_log_index(node) == before + 3
+        assert sh.run(".indexes").startswith("+")
+        assert last_log_index(node) == before + 2
     assert sh.run(".consistency eventual") == \
         "ERR! invalid consistency 'eventual'. Use 'none', 'weak', 'linearizable', or 'strong'\n"
     assert sh.run(".show").splitlines()[2] == "  consistency: none"
@@ -343,7 +345,7 @@ def test_flag_prefix_and_user(fake, term):
     sh.exit()
     want_auth = "Basic " + base64.b64encode(b"alice:s3cr:et").decode()
     assert [m for m, _, _ in f.requests] == ["GET", "POST", "GET", "GET"]
-    assert [p.split("?")[0] for _, p, _ in f.requests] == ["/rq/status", "/rq/db/query", "/rq/db/query",
+    assert [p.split("?")[0] for _, p, _ in f.requests] == ["/rq/status", "/rq/db/request", "/rq/db/query",
                                                            "/rq/status"]
     assert all(a == want_auth for _, _, a in f.requests)
 
@@ -396,7 +398,7 @@ def test_flag_scheme(fake, cert, node):
     for flags in (["-s", "https"], ["-s", "http"], []):
         rc, out, _ = shell_piped(f.port, flags, "SELECT who\n")
         assert rc == 0 and out.startswith("ERR! ") and "Welcome" not in out, (flags, out)
-    assert len([r for r in f.requests if r[1] == "/db/query?level=weak"]) == 2
+    assert len([r for r in f.requests if r[1] == "/db/request"]) == 2
     # and HTTPS spoken to a plain node
     rc, out, _ = shell_piped(node.http_port, ["-s", "https"], "")
     assert rc == 0 and out.startswith("ERR! ") and "Welcome" not in out, out

@@ -1,5 +1,5 @@
 /* Unit tests for the shell: rqlite's exact output bytes (render), how a
- * line is read (parse, endpoint), the command-line flags (options), and
+ * line is read (parse), the command-line flags (options), and
  * what the shell asks a node for each line (against a fake node). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -268,27 +268,6 @@ static void test_parse_line(void **st)
     assert_memory_equal(l.text, ".nope", 5);
 }
 
-static void test_endpoint(void **st)
-{
-    assert_string_equal(shell_endpoint("SELECT 1", false), "/db/query");
-    assert_string_equal(shell_endpoint("select * from t", false), "/db/query");
-    assert_string_equal(shell_endpoint("  (SELECT 1)", false), "/db/query");
-    assert_string_equal(shell_endpoint("EXPLAIN QUERY PLAN SELECT 1", false), "/db/query");
-    assert_string_equal(shell_endpoint("VALUES (1), (2)", false), "/db/query");
-    assert_string_equal(shell_endpoint("PRAGMA table_info(t)", false), "/db/query");
-    assert_string_equal(shell_endpoint("pragma foreign_keys = ON", false), "/db/request");
-    assert_string_equal(shell_endpoint("INSERT INTO t VALUES (1)", false), "/db/execute");
-    assert_string_equal(shell_endpoint("create table t (a)", false), "/db/execute");
-    assert_string_equal(shell_endpoint("DROP TABLE t", false), "/db/execute");
-    assert_string_equal(shell_endpoint("BEGIN", false), "/db/execute");
-    assert_string_equal(shell_endpoint("WITH x AS (SELECT 1) SELECT * FROM x", false), "/db/request");
-    assert_string_equal(shell_endpoint("SELECTED", false), "/db/request");
-    assert_string_equal(shell_endpoint("", false), "/db/request");
-    /* .forcewrites sends everything to /db/execute */
-    assert_string_equal(shell_endpoint("SELECT 1", true), "/db/execute");
-    assert_string_equal(shell_endpoint("WITH x AS (SELECT 1) SELECT 1", true), "/db/execute");
-}
-
 /* ---- flags ------------------------------------------------------------- */
 
 static options_action parse_args(options *o, char *err, ...)
@@ -527,6 +506,8 @@ static void assert_log(const char *want)
     free(got);
 }
 
+static void check_body(const char *want);
+
 /* A shell made while stdout is not a terminal, so ERR! has no colour. */
 static shell *new_shell_timeout(int port, long timeout_ms)
 {
@@ -632,39 +613,40 @@ static void test_help(void **st)
     shell_free(sh);
 }
 
-/* Which endpoint, with which parameters, each kind of line reaches. */
+/* Which endpoint, with which parameters, each kind of line reaches: SQL
+ * to /db/request (rqlite v10's shell), with no level; the meta queries
+ * at the .consistency level. */
 static void test_sql_requests(void **st)
 {
     shell *sh = new_shell(node.port);
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"types\":[\"integer\"],\"values\":[[1]]}]}");
     check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
-    assert_log("POST /db/query?level=weak\n");
-    pthread_mutex_lock(&node.mu);
-    assert_string_equal(node.last_body.data, "[\"SELECT 1\"]");
-    pthread_mutex_unlock(&node.mu);
+    assert_log("POST /db/request\n");
+    check_body("[\"SELECT 1\"]");
 
     check_run(sh, ".consistency strong", "");
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
     free(run(sh, "select \"x\"", NULL));
-    assert_log("POST /db/query?level=strong\n");
-    pthread_mutex_lock(&node.mu);
-    assert_string_equal(node.last_body.data, "[\"select \\\"x\\\"\"]");
-    pthread_mutex_unlock(&node.mu);
+    assert_log("POST /db/request\n");
+    check_body("[\"select \\\"x\\\"\"]");
 
+    /* what the answer holds decides how it prints, whatever the statement */
     fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4}]}");
     check_run(sh, "INSERT INTO t VALUES (1)", "1 row affected\n");
-    assert_log("POST /db/execute\n");
-    fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4}]}");
-    free(run(sh, "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", NULL));
     assert_log("POST /db/request\n");
+    check_run(sh, "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", "1 row affected\n");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"id\"],\"types\":[\"integer\"],\"values\":[[9]]}]}");
+    check_run(sh, "INSERT INTO t VALUES (9) RETURNING id", "+----+\n| id |\n+----+\n| 9  |\n+----+\n");
 
     check_run(sh, ".timer on", "");
-    fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4,\"time\":0.5}],\"time\":0.75}");
-    check_run(sh, "INSERT INTO t VALUES (1)", "1 row affected (0.500000 sec)\n");
-    assert_log("POST /db/execute?timings\n");
+    check_run(sh, ".changes on", "");
+    fake_reply(200, "{\"results\":[{\"rows_affected\":2,\"last_insert_id\":4,\"time\":0.5}],\"time\":0.75}");
+    check_run(sh, "INSERT INTO t VALUES (1)", "2 rows affected (0.500000 sec)\nlast insert ID: 4\n");
+    assert_log("POST /db/request?timings\n");
+    check_run(sh, ".changes off", "");
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]],\"time\":0.125}],\"time\":0.75}");
     check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\nRun Time: 0.125000 seconds\n");
-    assert_log("POST /db/query?level=strong&timings\n");
+    assert_log("POST /db/request?timings\n");
     fake_reply(200, "{\"results\":[{\"columns\":[\"name\"],\"values\":[],\"time\":0.001}]}");
     check_run(sh, ".tables", "+------+\n| name |\n+------+\nRun Time: 0.001000 seconds\n");
     assert_log("GET /db/query?level=strong&timings&q=SELECT%20name%20FROM%20sqlite_master%20WHERE%20"
@@ -782,7 +764,7 @@ static void test_read_and_output(void **st)
     char cmd[300];
     snprintf(cmd, sizeof cmd, ".read %s", in);
     check_run(sh, cmd, "1 row affected\n1 row affected\n");
-    assert_log("POST /db/execute\nPOST /db/execute\n");
+    assert_log("POST /db/request\nPOST /db/request\n");
     pthread_mutex_lock(&node.mu);
     assert_string_equal(node.last_body.data, "[\"INSERT INTO t VALUES (2)\"]");
     pthread_mutex_unlock(&node.mu);
@@ -961,7 +943,6 @@ int main(void)
         cmocka_unit_test(test_affected_and_floats),
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_parse_line),
-        cmocka_unit_test(test_endpoint),
         cmocka_unit_test(test_options),
     };
     const struct CMUnitTest with_node[] = {
