@@ -110,6 +110,12 @@ int main(int argc, char **argv)
     }
     if (o.alternatives)
         fprintf(stderr, "warning: --alternatives is not supported yet by this build; ignored\n");
+    /* rqlite returns this error from its command function, which its flag
+     * library prints as is on stderr; its exit status is not passed on. */
+    if (options_host_env(&o, getenv("RQLITE_HOST"), err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 0;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     shell *sh = shell_new(&o.shell);
     char version[64];

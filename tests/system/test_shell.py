@@ -245,6 +245,43 @@ def test_leader_ready_remove(cluster, term):
     sh.exit()
 
 
+def shell_env(value, flags, script, timeout=20):
+    """rqlite with RQLITE_HOST=value (None: unset) and only flags."""
+    env = dict(os.environ)
+    env.pop("RQLITE_HOST", None)
+    if value is not None:
+        env["RQLITE_HOST"] = value
+    p = subprocess.run([harness.RQLITE] + flags, input=script, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_rqlite_host(node):
+    """RQLITE_HOST gives the scheme, host and port unless -H, -p or -s does;
+    a value rqlite refuses is its message on stderr (exit status 0)."""
+    rc, out, _ = shell_env("http://127.0.0.1:%d" % node.http_port, [], "SELECT 1\n")
+    assert "Connected to http://127.0.0.1:%d running version" % node.http_port in out, out
+    assert "127.0.0.1:%d> " % node.http_port in out and table([("1",), (1,)]) in out, out
+    rc, out, _ = shell_env("//localhost:%d/some/path" % node.http_port, [], "")
+    assert "Connected to http://localhost:%d running version" % node.http_port in out, out
+    # the scheme is taken: HTTPS to a plain node fails
+    rc, out, _ = shell_env("https://127.0.0.1:%d" % node.http_port, [], "")
+    assert rc == 0 and out.startswith("ERR! ") and "Welcome" not in out, out
+    # -p (or -H, -s) given: RQLITE_HOST is not read at all
+    rc, out, _ = shell_env("ftp://[nonsense", ["-p", str(node.http_port)], "")
+    assert "Connected to http://127.0.0.1:%d" % node.http_port in out, out
+    for value, msg in (("ftp://127.0.0.1:4001", "unsupported protocol ftp"),
+                       ("", "RQLITE_HOST does not contain a hostname"),
+                       ("127.0.0.1:4001", 'parse "127.0.0.1:4001": first path segment in URL cannot contain colon'),
+                       ("http://[::1", "parse \"http://[::1\": missing ']' in host"),
+                       ("http://h:99999", "port number 99999 is outside of valid range [0, 65535]"),
+                       ("http://h:x", 'parse "http://h:x": invalid port ":x" after host'),
+                       ("http://a\x01b", 'parse "http://a\\x01b": net/url: invalid control character in URL'),
+                       ("http://" + "a" * 100000, "RQLITE_HOST's hostname is too long")):
+        rc, out, err = shell_env(value, [], "SELECT 1\n")
+        assert (rc, out, err) == (0, "", msg + "\n"), (value[:40], out, err)
+
+
 # ---- flags, against a stand-in node ---------------------------------------------
 
 class FakeNode:

@@ -1,6 +1,6 @@
 /* Unit tests for the shell: rqlite's exact output bytes (render), how a
- * line is read (parse), the command-line flags (options), and
- * what the shell asks a node for each line (against a fake node). */
+ * line is read (parse), the command-line flags and RQLITE_HOST (options),
+ * and what the shell asks a node for each line (against a fake node). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -296,6 +296,7 @@ static void test_options(void **st)
     assert_false(o.shell.insecure);
     assert_int_equal(o.shell.timeout_ms, 30000);
     assert_null(o.alternatives);
+    assert_false(o.addr_given);
 
     assert_int_equal(parse_args(&o, err, "-H", "db.example", "-p", "4101", "-s", "https", "-P", "/rq/", "-u",
                                 "bob:se:cret", "-c", "ca.pem", "-i", "-t", "250ms", "-a", "h2:4001", "-d", "me.pem", "-k",
@@ -312,6 +313,7 @@ static void test_options(void **st)
     assert_true(o.shell.insecure);
     assert_int_equal(o.shell.timeout_ms, 250);
     assert_string_equal(o.alternatives, "h2:4001");
+    assert_true(o.addr_given);
 
     /* long names, and values after '=' */
     assert_int_equal(parse_args(&o, err, "--host=h", "--port", "1", "--http-timeout=2m", "--insecure=false",
@@ -355,6 +357,82 @@ static void test_options(void **st)
     assert_string_equal(err, "option -H requires a value");
     assert_int_equal(parse_args(&o, err, "-u", "bob", NULL), OPTIONS_ERROR);
     assert_string_equal(err, "invalid Basic Auth credential format");
+}
+
+/* ---- RQLITE_HOST ----------------------------------------------------------- */
+
+static void env_ok(const char *value, const char *scheme, const char *host, const char *port)
+{
+    options o;
+    char err[256] = "";
+    assert_int_equal(parse_args(&o, err, NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, value, err, sizeof err), 0);
+    assert_string_equal(o.shell.scheme, scheme);
+    assert_string_equal(o.shell.host, host);
+    assert_string_equal(o.shell.port, port);
+}
+
+static void env_err(const char *value, const char *want)
+{
+    options o;
+    char err[256] = "";
+    assert_int_equal(parse_args(&o, err, NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, value, err, sizeof err), -1);
+    assert_string_equal(err, want);
+}
+
+/* rqlite's ParseHostEnv over Go's url.Parse: its cases, and hostile ones */
+static void test_host_env(void **st)
+{
+    env_ok(NULL, "http", "127.0.0.1", "4001");
+    env_ok("https://localhost:4002", "https", "localhost", "4002");
+    env_ok("http://localhost", "http", "localhost", "4001");
+    env_ok("//localhost", "http", "localhost", "4001");
+    env_ok("HTTPS://Db.Example:4101/some/path?x=1#frag", "https", "Db.Example", "4101");
+    env_ok("//[::1]:4003", "http", "::1", "4003");
+    env_ok("http://user:pw@h:5", "http", "h", "5");
+    env_ok("http://h:0", "http", "h", "4001"); /* port 0 keeps the default */
+    env_ok("http://h:", "http", "h", "4001");
+    env_ok("http://h:065535", "http", "h", "65535");
+    env_ok("http://h%C3%A9:7", "http", "h\xC3\xA9", "7");
+
+    env_err("", "RQLITE_HOST does not contain a hostname");
+    env_err("localhost", "RQLITE_HOST does not contain a hostname");
+    env_err("http:///path", "RQLITE_HOST does not contain a hostname");
+    env_err("http:localhost", "RQLITE_HOST does not contain a hostname");
+    env_err("ftp://localhost:4001", "unsupported protocol ftp");
+    env_err("localhost:4001", "unsupported protocol localhost");
+    env_err("http://[invalid:url", "parse \"http://[invalid:url\": missing ']' in host");
+    env_err("http://localhost:99999999", "port number 99999999 is outside of valid range [0, 65535]");
+    env_err("http://localhost:-1", "parse \"http://localhost:-1\": invalid port \":-1\" after host");
+    env_err("http://localhost:port", "parse \"http://localhost:port\": invalid port \":port\" after host");
+    env_err("127.0.0.1:4001", "parse \"127.0.0.1:4001\": first path segment in URL cannot contain colon");
+    env_err("://x", "parse \"://x\": missing protocol scheme");
+    env_err("http://a b", "parse \"http://a b\": invalid character \" \" in host name");
+    env_err("http://h\x01", "parse \"http://h\\x01\": net/url: invalid control character in URL");
+    env_err("http://h%2f", "parse \"http://h%2f\": invalid URL escape \"%2f\"");
+    env_err("http://h/%zz", "parse \"http://h/%zz\": invalid URL escape \"%zz\"");
+    env_err("http://h%", "parse \"http://h%\": invalid URL escape \"%\"");
+    env_err("http://h#%zz", "parse \"http://h#%zz\": invalid URL escape \"%zz\"");
+    env_err("http://h:99999999999999999999", "port '99999999999999999999' is not a valid number: strconv.Atoi: "
+                                               "parsing \"99999999999999999999\": value out of range");
+    char longhost[400] = "http://";
+    memset(longhost + 7, 'a', 300);
+    env_err(longhost, "RQLITE_HOST's hostname is too long");
+
+    /* -H, -p or -s given: RQLITE_HOST is not read, whatever it holds */
+    options o;
+    char err[256] = "";
+    assert_int_equal(parse_args(&o, err, "-p", "4005", NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, "ftp://[nonsense", err, sizeof err), 0);
+    assert_string_equal(o.shell.host, "127.0.0.1");
+    assert_string_equal(o.shell.port, "4005");
+    assert_int_equal(parse_args(&o, err, "--scheme=https", NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, "http://elsewhere:1", err, sizeof err), 0);
+    assert_string_equal(o.shell.host, "127.0.0.1");
+    assert_int_equal(parse_args(&o, err, "-P", "/x", "-a", "h:1", NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, "http://elsewhere:1", err, sizeof err), 0);
+    assert_string_equal(o.shell.host, "elsewhere");
 }
 
 /* ---- the shell against a fake node --------------------------------------- */
@@ -944,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_parse_line),
         cmocka_unit_test(test_options),
+        cmocka_unit_test(test_host_env),
     };
     const struct CMUnitTest with_node[] = {
         cmocka_unit_test(test_settings),
