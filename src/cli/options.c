@@ -86,7 +86,7 @@ static bool setValue(options *o, const char *flag, const char *v, char *err, siz
     case 'c': s->ca_cert = v; break;
     case 'd': s->client_cert = v; break;
     case 'k': s->client_key = v; break;
-    case 'a': o->alternatives = v; break;
+    case 'a': s->alternatives = v; break;
     case 't':
         if ((s->timeout_ms = parseDuration(v, err, errlen)) < 0)
             return false;

@@ -14,7 +14,6 @@
 
 typedef struct options {
     shell_opts shell;
-    const char *alternatives; /* -a: parsed, not supported yet (NULL if not given) */
     bool addr_given;     /* -H, -p or -s was given: RQLITE_HOST is not read */
     char env_host[256];  /* the host and port RQLITE_HOST set, when it did */
     char env_port[24];

@@ -82,18 +82,18 @@ int shell_connect(shell *sh, char *version, size_t n)
 {
     client_resp r;
     char err[256];
-    int rc = client_request(sh->cl, "GET", "/status", NULL, 0, NULL, &r, err, sizeof err);
-    if (rc == CLIENT_REFUSED) {
-        shell_err(sh, "Unable to connect to rqlited at %s://%s:%s - is it running?", sh->o.scheme, sh->o.host,
-                  sh->o.port);
-        return -1;
-    }
-    if (rc != 0) {
+    if (client_request(sh->cl, "GET", "/status", NULL, 0, NULL, &r, err, sizeof err) != 0) {
         shell_err(sh, "%s", err);
         return -1;
     }
-    snprintf(version, n, "%s", r.version);
     buf_free(&r.body);
+    /* rqlite's start-up takes an answer from an alternative for an error */
+    const char *moved = client_host_change(sh->cl);
+    if (moved) {
+        shell_err(sh, "HostChangedErr: new host is '%s'", moved);
+        return -1;
+    }
+    snprintf(version, n, "%s", r.version);
     return 0;
 }
 
@@ -109,6 +109,36 @@ static const char *goStrerror(int err)
 
 /* ---- talking to the node --------------------------------------------- */
 
+/* After a failover the prompt names the host that answered, as rqlite's
+ * does. Returns whether the last request moved. */
+static bool moved(shell *sh)
+{
+    const char *host = client_host_change(sh->cl);
+    if (host)
+        snprintf(sh->prompt, sizeof sh->prompt, "%s", host);
+    return host != NULL;
+}
+
+/* One request whose answer the caller reads: 0 with r filled, or -1 after
+ * a transport failure (printed) or, for all but SQL (sql false), after a
+ * failover: rqlite's commands then print nothing, the prompt alone shows
+ * the new host (SQL lines print their result, and their callers move the
+ * prompt once it printed). */
+static int call(shell *sh, const char *method, const char *path, const char *body, const char *ctype, bool sql,
+                client_resp *r)
+{
+    char err[256];
+    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, ctype, r, err, sizeof err) != 0) {
+        shell_err(sh, "%s", err);
+        return -1;
+    }
+    if (!sql && moved(sh)) {
+        buf_free(&r->body);
+        return -1;
+    }
+    return 0;
+}
+
 /* The request behind most commands: an answer other than 200 becomes
  * rqlite's error line here, so callers only see the parsed JSON body (or
  * NULL, the error already printed). rqlite's SQL path (sql) reports 401
@@ -116,12 +146,8 @@ static const char *goStrerror(int err)
 static json_t *callJson(shell *sh, const char *method, const char *path, const char *body, bool sql)
 {
     client_resp r;
-    char err[256];
-    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, "application/json", &r, err,
-                       sizeof err) != 0) {
-        shell_err(sh, "%s", err);
+    if (call(sh, method, path, body, "application/json", sql, &r) != 0)
         return NULL;
-    }
     if (r.status == 401 && !sql) {
         shell_err(sh, "unauthorized");
         buf_free(&r.body);
@@ -143,16 +169,12 @@ static json_t *callJson(shell *sh, const char *method, const char *path, const c
 
 /* A request whose answer is not JSON to print (.ready, .remove, .snapshot,
  * downloads): the status code, the body in answer if one is given, or -1
- * after printing a transport error. */
+ * when call() gave nothing. */
 static long callStatus(shell *sh, const char *method, const char *path, const char *body, buf *answer)
 {
     client_resp r;
-    char err[256];
-    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, "application/json", &r, err,
-                       sizeof err) != 0) {
-        shell_err(sh, "%s", err);
+    if (call(sh, method, path, body, "application/json", false, &r) != 0)
         return -1;
-    }
     if (answer)
         *answer = r.body;
     else
@@ -160,13 +182,27 @@ static long callStatus(shell *sh, const char *method, const char *path, const ch
     return r.status;
 }
 
-/* Results go to the .output file; what went wrong goes to the screen. */
-static void printResults(shell *sh, json_t *doc)
+/* Results go to the .output file; what went wrong goes to the screen.
+ * Returns whether the result printed without an "ERR!". */
+static bool printResults(shell *sh, json_t *doc)
 {
     render_opts ro = {sh->mode, sh->timer, sh->changes};
     char err[512];
-    if (render_response(sh->out, doc, &ro, err, sizeof err) != 0)
-        shell_err(sh, "%s", err);
+    if (render_response(sh->out, doc, &ro, err, sizeof err) == 0)
+        return true;
+    shell_err(sh, "%s", err);
+    return false;
+}
+
+/* SQL lines and .tables and its kind: the answer is printed whatever host
+ * gave it, and the prompt follows a failover only once a result printed
+ * (rqlite drops the news of it with any error). */
+static void runAndPrint(shell *sh, const char *method, const char *path, const char *body)
+{
+    json_t *doc = callJson(sh, method, path, body, true);
+    if (doc && printResults(sh, doc))
+        moved(sh);
+    json_decref(doc);
 }
 
 /* Query strings carry file names and SQL; curl would not escape them. */
@@ -200,13 +236,9 @@ static void runSql(shell *sh, const char *sql)
     buf_puts(&path, sh->forcewrites ? "/db/execute" : "/db/request");
     if (sh->timer)
         buf_puts(&path, "?timings");
-    json_t *doc = callJson(sh, "POST", path.data, body, true);
+    runAndPrint(sh, "POST", path.data, body);
     free(body);
     buf_free(&path);
-    if (doc) {
-        printResults(sh, doc);
-        json_decref(doc);
-    }
 }
 
 /* .tables/.schema/.indexes: a GET query at the configured consistency,
@@ -221,12 +253,8 @@ static void runMetaQuery(shell *sh, const char *sql)
         buf_puts(&path, "&timings");
     buf_puts(&path, "&q=");
     urlEscape(&path, sql);
-    json_t *doc = callJson(sh, "GET", path.data, NULL, true);
+    runAndPrint(sh, "GET", path.data, NULL);
     buf_free(&path);
-    if (doc) {
-        printResults(sh, doc);
-        json_decref(doc);
-    }
 }
 
 /* .status and .nodes print JSON as sorted "key: value" lines; with a KEY
@@ -542,6 +570,10 @@ static int cmdRestore(shell *sh, const char *file)
         shell_err(sh, "%s", err);
         return 0;
     }
+    if (moved(sh)) { /* as any command but SQL: the answer is dropped */
+        buf_free(&r.body);
+        return 0;
+    }
     json_t *doc = NULL;
     if (answerOk(sh, r.status) && (doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL)) == NULL)
         shell_err(sh, "invalid JSON response");
@@ -582,6 +614,8 @@ static int cmdBoot(shell *sh, const char *file)
     char err[256];
     if (client_upload(sh->cl, "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) != 0) {
         shell_err(sh, "%s", err);
+    } else if (moved(sh)) {
+        buf_free(&r.body);
     } else {
         if (r.status == 200)
             printf("Node booted successfully.\n");

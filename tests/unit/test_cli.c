@@ -1,6 +1,7 @@
 /* Unit tests for the shell: rqlite's exact output bytes (render), how a
  * line is read (parse), the command-line flags and RQLITE_HOST (options),
- * and what the shell asks a node for each line (against a fake node). */
+ * the failover host list (client), and what the shell asks a node for
+ * each line (against fake nodes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli/client.h"
 #include "cli/options.h"
 #include "cli/render.h"
 #include "cli/shell.h"
@@ -268,6 +270,32 @@ static void test_parse_line(void **st)
     assert_memory_equal(l.text, ".nope", 5);
 }
 
+/* ---- the failover list ------------------------------------------------- */
+
+static void check_hosts(const char *host, const char *alt, size_t n, ...)
+{
+    char **hosts = NULL;
+    assert_int_equal(client_host_list(host, "4001", alt, &hosts), n);
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(hosts[i], va_arg(ap, const char *));
+    va_end(ap);
+    free(hosts);
+}
+
+static void test_host_list(void **st)
+{
+    check_hosts("127.0.0.1", NULL, 1, "127.0.0.1:4001");
+    check_hosts("::1", "", 1, "[::1]:4001");
+    check_hosts("h1", "h2:4003,h3:4005", 3, "h1:4001", "h2:4003", "h3:4005");
+    /* blanks trimmed, empty entries skipped, anything else kept as given */
+    check_hosts("h1", " h2:1 ,,\t, ,h3 ,", 3, "h1:4001", "h2:1", "h3");
+    check_hosts("h1", ",,,", 1, "h1:4001");
+    check_hosts("h1", "bad host, [::1]:9,http://x/", 4, "h1:4001", "bad host", "[::1]:9", "http://x/");
+    check_hosts("", ",", 1, ":4001");
+}
+
 /* ---- flags ------------------------------------------------------------- */
 
 static options_action parse_args(options *o, char *err, ...)
@@ -295,7 +323,7 @@ static void test_options(void **st)
     assert_null(o.shell.user);
     assert_false(o.shell.insecure);
     assert_int_equal(o.shell.timeout_ms, 30000);
-    assert_null(o.alternatives);
+    assert_null(o.shell.alternatives);
     assert_false(o.addr_given);
 
     assert_int_equal(parse_args(&o, err, "-H", "db.example", "-p", "4101", "-s", "https", "-P", "/rq/", "-u",
@@ -312,7 +340,7 @@ static void test_options(void **st)
     assert_string_equal(o.shell.client_key, "me.key");
     assert_true(o.shell.insecure);
     assert_int_equal(o.shell.timeout_ms, 250);
-    assert_string_equal(o.alternatives, "h2:4001");
+    assert_string_equal(o.shell.alternatives, "h2:4001");
     assert_true(o.addr_given);
 
     /* long names, and values after '=' */
@@ -591,7 +619,7 @@ static shell *new_shell_timeout(int port, long timeout_ms)
 {
     static char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
-    shell_opts o = {"http", "127.0.0.1", portstr, "/", NULL, NULL, NULL, NULL, false, timeout_ms};
+    shell_opts o = {.scheme = "http", .host = "127.0.0.1", .port = portstr, .prefix = "/", .timeout_ms = timeout_ms};
     fflush(stdout);
     int saved = dup(1), null = open("/dev/null", O_WRONLY);
     dup2(null, 1);
@@ -607,26 +635,42 @@ static shell *new_shell(int port)
     return new_shell_timeout(port, 5000);
 }
 
-/* Run one line; returns what it printed on stdout (caller frees). */
+/* All of what was written to f, which is closed (caller frees). */
+static char *slurp(FILE *f)
+{
+    long n = ftell(f);
+    char *s = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rewind(f);
+    if (n > 0 && fread(s, 1, (size_t)n, f) != (size_t)n)
+        s[0] = '\0';
+    fclose(f);
+    return s;
+}
+
+static char *last_stderr; /* what the last run() printed on stderr */
+
+/* Run one line; returns what it printed on stdout (caller frees), and
+ * keeps its stderr (the client's failover log) in last_stderr. */
 static char *run(shell *sh, const char *line, int *ret)
 {
     fflush(stdout);
-    FILE *tmp = tmpfile();
-    int saved = dup(1);
-    dup2(fileno(tmp), 1);
+    fflush(stderr);
+    FILE *out = tmpfile(), *err = tmpfile();
+    int saved = dup(1), esaved = dup(2);
+    dup2(fileno(out), 1);
+    dup2(fileno(err), 2);
     int r = shell_run_line(sh, line);
     fflush(stdout);
+    fflush(stderr);
     dup2(saved, 1);
+    dup2(esaved, 2);
     close(saved);
+    close(esaved);
     if (ret)
         *ret = r;
-    long n = ftell(tmp);
-    char *s = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
-    rewind(tmp);
-    if (n > 0 && fread(s, 1, (size_t)n, tmp) != (size_t)n)
-        s[0] = '\0';
-    fclose(tmp);
-    return s;
+    free(last_stderr);
+    last_stderr = slurp(err);
+    return slurp(out);
 }
 
 static void check_run(shell *sh, const char *line, const char *want)
@@ -776,8 +820,16 @@ static void test_errors(void **st)
     sh = new_shell(ntohs(a.sin_port));
     close(fd);
     out = run(sh, "SELECT 1", NULL);
-    assert_string_equal(out, "ERR! Couldn't connect to server\n");
+    assert_string_equal(out, "ERR! no host available to perform the request\n");
     free(out);
+    char want[256];
+    snprintf(want, sizeof want, "host '127.0.0.1:%d' is unavailable, retrying with the next available host\n",
+             ntohs(a.sin_port));
+    assert_non_null(strstr(last_stderr, want));
+    assert_true(strncmp(last_stderr, "[client] 20", 11) == 0);
+    assert_non_null(strstr(last_stderr, "] ")); /* "[client] YYYY/MM/DD hh:mm:ss host ..." */
+    assert_true(strlen(last_stderr) > strlen(want) &&
+                strcmp(last_stderr + strlen(last_stderr) - 43, "none of the available hosts are responsive\n") == 0);
     shell_free(sh);
 }
 
@@ -991,7 +1043,8 @@ static void test_file_commands(void **st)
     sh = new_shell_timeout(node.port, 200);
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
     fake_delay(600);
-    check_run(sh, "SELECT 1", "ERR! Timeout was reached\n");
+    /* a timeout is a host that did not answer: with no other to try, none is left */
+    check_run(sh, "SELECT 1", "ERR! no host available to perform the request\n");
     fake_reply(200, "{\"results\":[]}");
     fake_delay(600);
     snprintf(cmd, sizeof cmd, ".restore %s", path);
@@ -1004,6 +1057,94 @@ static void test_file_commands(void **st)
         unlink(path);
     }
     rmdir(dir);
+}
+
+/* A port nothing listens on (bound, then closed). */
+static int dead_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static shell *new_shell_alt(int port, const char *alternatives)
+{
+    shell *sh = new_shell(port);
+    shell_free(sh);
+    static char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    shell_opts o = {.scheme = "http", .host = "127.0.0.1", .port = portstr, .prefix = "/",
+                    .alternatives = alternatives, .timeout_ms = 5000};
+    return shell_new(&o);
+}
+
+/* -a: a host that does not answer is left for the next; SQL prints its
+ * result and the prompt follows, other commands print nothing the first
+ * time (rqlite's), uploads do not move the client. */
+static void test_failover(void **st)
+{
+    int dead = dead_port();
+    char alt[128], prompt[64], was[64], want[256];
+    snprintf(alt, sizeof alt, " , bad host,,127.0.0.1:%d ", node.port);
+    snprintf(prompt, sizeof prompt, "127.0.0.1:%d", node.port);
+    snprintf(was, sizeof was, "127.0.0.1:%d", dead);
+    shell *sh = new_shell_alt(dead, alt);
+    assert_string_equal(shell_prompt(sh), was);
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
+    check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
+    snprintf(want, sizeof want, "host '%s' is unavailable, retrying with the next available host\n", was);
+    assert_non_null(strstr(last_stderr, want));
+    assert_non_null(strstr(last_stderr, "host 'bad host' is unavailable, retrying with the next available host\n"));
+    assert_string_equal(shell_prompt(sh), prompt);
+    check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
+    assert_string_equal(last_stderr, ""); /* it stays on the host that answered */
+    assert_log("POST /db/request\nPOST /db/request\n");
+    shell_free(sh);
+
+    sh = new_shell_alt(dead, alt);
+    fake_reply(200, "{\"store\":{\"x\":1}}");
+    check_run(sh, ".status", "");
+    assert_string_equal(shell_prompt(sh), prompt);
+    check_run(sh, ".status", "store:\n  x: 1\n");
+    assert_log("GET /status\nGET /status\n");
+    shell_free(sh);
+
+    /* an error answer drops the news of the move: the prompt stays */
+    sh = new_shell_alt(dead, alt);
+    fake_reply(503, "leader not found");
+    check_run(sh, "SELECT 1", "ERR! server responded with 503 Service Unavailable: leader not found\n");
+    assert_string_equal(shell_prompt(sh), was);
+    shell_free(sh);
+
+    /* an upload fails over without moving the client */
+    char dir[] = "/tmp/test_cli.XXXXXX", path[256], cmd[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/r.db", dir);
+    write_file(path, "SQLite format 3\0page", 20);
+    snprintf(cmd, sizeof cmd, ".restore %s", path);
+    sh = new_shell_alt(dead, alt);
+    fake_reply(200, "{\"results\":[]}");
+    check_run(sh, cmd, "");
+    assert_string_equal(shell_prompt(sh), prompt);
+    check_run(sh, cmd, "");
+    assert_non_null(strstr(last_stderr, want));
+    assert_log("POST /db/load\nPOST /db/load\n");
+    shell_free(sh);
+    unlink(path);
+    rmdir(dir);
+
+    /* nothing answers */
+    snprintf(alt, sizeof alt, "127.0.0.1:%d,,", dead_port());
+    sh = new_shell_alt(dead, alt);
+    check_run(sh, ".status", "ERR! no host available to perform the request\n");
+    assert_non_null(strstr(last_stderr, want));
+    assert_non_null(strstr(last_stderr, "none of the available hosts are responsive\n"));
+    assert_string_equal(shell_prompt(sh), was);
+    shell_free(sh);
 }
 
 int main(void)
@@ -1021,8 +1162,9 @@ int main(void)
         cmocka_unit_test(test_affected_and_floats),
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_parse_line),
-        cmocka_unit_test(test_options),
+        cmocka_unit_test(test_host_list),
         cmocka_unit_test(test_host_env),
+        cmocka_unit_test(test_options),
     };
     const struct CMUnitTest with_node[] = {
         cmocka_unit_test(test_settings),
@@ -1032,7 +1174,10 @@ int main(void)
         cmocka_unit_test(test_node_commands),
         cmocka_unit_test(test_read_and_output),
         cmocka_unit_test(test_file_commands),
+        cmocka_unit_test(test_failover),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    return failed + cmocka_run_group_tests_name("against a fake node", with_node, fake_start, fake_stop);
+    failed += cmocka_run_group_tests_name("against a fake node", with_node, fake_start, fake_stop);
+    free(last_stderr);
+    return failed;
 }
