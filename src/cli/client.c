@@ -1,6 +1,7 @@
 /* client.c: see client.h. */
 #include "cli/client.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 struct client {
@@ -18,6 +20,7 @@ struct client {
     size_t nhosts;
     size_t current; /* the host requests go to first */
     long moved_to;  /* index of the host the last request moved to, or -1 */
+    char *dial_addr; /* client_get_direct: where the connection went ("ip:port") */
 };
 
 size_t client_host_list(const char *host, const char *port, const char *alternatives, char ***hosts)
@@ -150,6 +153,23 @@ static size_t onHeader(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Records the address each connection goes to (Go names it in a dial
+ * error; curl keeps it only for connections that succeeded). */
+static curl_socket_t openSocket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    char *dst = ud, ip[INET6_ADDRSTRLEN] = "";
+    if (a->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&a->addr;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(dst, 128, "%s:%d", ip, ntohs(in->sin_port));
+    } else if (a->family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(dst, 128, "[%s]:%d", ip, ntohs(in6->sin6_port));
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 /* The options every request carries; curl_easy_reset clears them, so
  * they are set again each time rather than once. */
 static void setCommon(client *c, const char *url, long timeout_ms, bool follow, client_resp *r)
@@ -170,6 +190,10 @@ static void setCommon(client *c, const char *url, long timeout_ms, bool follow, 
         curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (c->dial_addr) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, openSocket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c->dial_addr);
+    }
     if (timeout_ms > 0)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (c->o.insecure) {
@@ -259,6 +283,25 @@ int client_upload(client *c, const char *path, const char *body, size_t len, con
     int rc = failover(c, "POST", path, body, len, ctype, 0, r, err, errlen);
     c->current = current;
     return rc;
+}
+
+int client_get_direct(client *c, const char *url, client_resp *r, char *err, size_t errlen)
+{
+    char addr[128] = "";
+    c->dial_addr = addr;
+    CURLcode rc = attempt(c, url, "GET", NULL, 0, NULL, c->o.timeout_ms, false, r);
+    c->dial_addr = NULL;
+    if (rc == CURLE_OK)
+        return 0;
+    /* Go's net/http words for the failures a node that is down causes */
+    if (rc == CURLE_COULDNT_CONNECT && addr[0])
+        snprintf(err, errlen, "Get \"%s\": dial tcp %s: connect: connection refused", url, addr);
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        snprintf(err, errlen, "Get \"%s\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+                 url);
+    else
+        snprintf(err, errlen, "Get \"%s\": %s", url, curl_easy_strerror(rc));
+    return CLIENT_FAILED;
 }
 
 const char *client_status_text(long code)

@@ -48,6 +48,11 @@ int client_request(client *c, const char *method, const char *path, const char *
 int client_upload(client *c, const char *path, const char *body, size_t len, const char *ctype, client_resp *r,
                   char *err, size_t errlen);
 
+/* GET of a full URL (.sysdump's per-node URLs): no failover, redirects not
+ * followed. On a transport failure returns CLIENT_FAILED with Go's words
+ * in err ("Get \"URL\": dial tcp ...: connect: connection refused"). */
+int client_get_direct(client *c, const char *url, client_resp *r, char *err, size_t errlen);
+
 /* The host the last request was answered by when it had to leave the
  * current one for it (rqlite's HostChangedError), else NULL. */
 const char *client_host_change(const client *c);

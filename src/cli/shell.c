@@ -37,7 +37,7 @@ struct shell_cmd {
     const char *name;  /* ".backup", matched case-insensitively */
     const char *usage; /* ".backup FILE", as .help shows it */
     const char *help;
-    shell_cmd_fn run;  /* NULL: rqlite has it, this build does not yet */
+    shell_cmd_fn run;
 };
 
 shell *shell_new(const shell_opts *opts)
@@ -182,6 +182,62 @@ static long callStatus(shell *sh, const char *method, const char *path, const ch
     return r.status;
 }
 
+/* rqlite's check of the answer to .reap and .stepdown: 401 is
+ * "unauthorized", anything but 200 the status line alone. */
+static bool statusOk(shell *sh, const client_resp *r)
+{
+    if (r->status == 401)
+        shell_err(sh, "unauthorized");
+    else if (r->status != 200 && r->status_text[0])
+        shell_err(sh, "server responded with %s", r->status_text);
+    else if (r->status != 200)
+        shell_err(sh, "server responded with %ld %s", r->status, client_status_text(r->status));
+    return r->status == 200;
+}
+
+/* Go's encoding/json error for a body that does not decode, in the two
+ * cases a node's non-JSON answers give (nothing, or text); jansson's words
+ * otherwise. */
+static void jsonError(shell *sh, const char *prefix, const buf *body, const json_error_t *jerr)
+{
+    const char *p = body->data ? body->data : "";
+    size_t i = 0;
+    while (i < body->len && isspace((unsigned char)p[i]))
+        i++;
+    unsigned char c = i < body->len ? (unsigned char)p[i] : 0;
+    char q[8]; /* Go's quoteChar */
+    if (c == '\'')
+        snprintf(q, sizeof q, "'\\''");
+    else if (c >= 0x20 && c < 0x7f)
+        snprintf(q, sizeof q, "'%c'", c);
+    else
+        snprintf(q, sizeof q, "'\\x%02x'", c);
+    if (i == body->len)
+        shell_err(sh, "%sEOF", prefix);
+    else if (c == 0 || strchr("{[\"-0123456789tfn", c) == NULL)
+        shell_err(sh, "%sinvalid character %s looking for beginning of value", prefix, q);
+    else
+        shell_err(sh, "%sinvalid JSON response: %s", prefix, jerr->text);
+}
+
+/* encoding/json's name for the kind of a value that does not fit. */
+static const char *goKind(const json_t *v)
+{
+    return json_is_string(v) ? "string" : json_is_number(v) ? "number" : json_is_boolean(v) ? "bool"
+         : json_is_array(v)  ? "array"  : "object";
+}
+
+/* The body of an answer as JSON, or NULL after jsonError (its message
+ * after prefix). */
+static json_t *decodeBody(shell *sh, const char *prefix, const buf *body)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(body->data ? body->data : "", body->len, JSON_DECODE_ANY, &jerr);
+    if (doc == NULL)
+        jsonError(sh, prefix, body, &jerr);
+    return doc;
+}
+
 /* Results go to the .output file; what went wrong goes to the screen.
  * Returns whether the result printed without an "ERR!". */
 static bool printResults(shell *sh, json_t *doc)
@@ -257,27 +313,25 @@ static void runMetaQuery(shell *sh, const char *sql)
     buf_free(&path);
 }
 
-/* .status and .nodes print JSON as sorted "key: value" lines; with a KEY
- * only that top-level member, as rqlite does. */
-static void showKv(shell *sh, const char *path, const char *key)
+/* .status, .expvar and .nodes print JSON as sorted "key: value" lines;
+ * with a KEY (the word after the command: rqlite splits the line at
+ * spaces) only that top-level member. */
+static void showKv(shell *sh, const char *path, const char *arg)
 {
     json_t *doc = callJson(sh, "GET", path, NULL, false);
     if (doc == NULL)
         return;
-    if (key && *key) {
-        json_t *sub = json_object_get(doc, key);
-        if (sub && json_is_object(sub)) {
-            printf("%s:\n", key);
-            render_kv(stdout, sub, 2);
-        } else if (sub) {
-            json_t *w = json_object();
-            json_object_set(w, key, sub);
-            render_kv(stdout, w, 0);
-            json_decref(w);
-        }
-    } else {
+    char *key = strndup(arg, strcspn(arg, " "));
+    json_t *sub = json_object_get(doc, key);
+    if (*key == '\0') {
         render_kv(stdout, doc, 0);
+    } else if (sub) {
+        json_t *w = json_object();
+        json_object_set(w, key, sub);
+        render_kv(stdout, w, 0);
+        json_decref(w);
     }
+    free(key);
     json_decref(doc);
 }
 
@@ -365,7 +419,7 @@ static int cmdStatus(shell *sh, const char *arg)
 
 static int cmdNodes(shell *sh, const char *arg)
 {
-    showKv(sh, *arg ? "/nodes?nonvoters" : "/nodes", NULL); /* rqlite: any argument means all */
+    showKv(sh, *arg ? "/nodes?nonvoters" : "/nodes", ""); /* rqlite: any argument means all */
     return 0;
 }
 
@@ -649,6 +703,144 @@ static int cmdSnapshot(shell *sh, const char *arg)
     return 0;
 }
 
+static int cmdExpvar(shell *sh, const char *arg)
+{
+    showKv(sh, "/debug/vars", arg);
+    return 0;
+}
+
+/* The names under /status's "extensions" (rqlite's extension store); a
+ * node without that section (404) lists none. */
+static int cmdExtensions(shell *sh, const char *arg)
+{
+    client_resp r;
+    if (call(sh, "GET", "/status?key=extensions", NULL, NULL, false, &r) != 0)
+        return 0;
+    json_t *doc = NULL;
+    if (r.status == 401)
+        shell_err(sh, "unauthorized");
+    else if (r.status != 404 && (doc = decodeBody(sh, "", &r.body)) != NULL) {
+        size_t i;
+        json_t *name;
+        json_array_foreach(json_object_get(doc, "names"), i, name) {
+            if (json_is_string(name))
+                printf("%s\n", json_string_value(name));
+        }
+    }
+    json_decref(doc);
+    buf_free(&r.body);
+    return 0;
+}
+
+/* rqlite decodes /reap's answer into a map of ints: anything else in it
+ * is its decoding error. */
+static int cmdReap(shell *sh, const char *arg)
+{
+    client_resp r;
+    if (call(sh, "POST", "/reap", "", "", false, &r) != 0)
+        return 0;
+    json_t *doc = NULL;
+    if (statusOk(sh, &r) && (doc = decodeBody(sh, "failed to decode response: ", &r.body)) != NULL) {
+        const char *k, *bad = json_is_object(doc) || json_is_null(doc) ? NULL : goKind(doc);
+        json_t *v;
+        json_object_foreach(doc, k, v) {
+            if (!json_is_integer(v) && !json_is_null(v))
+                bad = goKind(v);
+        }
+        if (bad)
+            shell_err(sh, "failed to decode response: json: cannot unmarshal %s into Go value of type %s", bad,
+                      json_is_object(doc) ? "int" : "map[string]int");
+        else
+            printf("snapshots reaped: %lld, WALs checkpointed: %lld\n",
+                   (long long)json_integer_value(json_object_get(doc, "snapshots_reaped")),
+                   (long long)json_integer_value(json_object_get(doc, "wals_checkpointed")));
+    }
+    json_decref(doc);
+    buf_free(&r.body);
+    return 0;
+}
+
+/* POST /leader: with an ID the leader hands over to that node. Silent on
+ * success, as rqlite: .leader shows the outcome. */
+static int cmdStepdown(shell *sh, const char *id)
+{
+    buf body = BUF_INIT;
+    buf_puts(&body, "{\"id\":");
+    buf_json_cstr(&body, id);
+    buf_putc(&body, '}');
+    client_resp r;
+    if (call(sh, "POST", "/leader?wait=true", *id ? body.data : "", *id ? "application/json" : "", false, &r) == 0) {
+        statusOk(sh, &r);
+        buf_free(&r.body);
+    }
+    buf_free(&body);
+    return 0;
+}
+
+/* One node's part of a sysdump: each URL, its status line (or why it got
+ * none) and, when 200, its body; straight to that node, without failover
+ * or redirects, as rqlite's. */
+static void sysdumpNode(shell *sh, FILE *f, const char *api)
+{
+    static const char *const paths[] = {"/status?pretty", "/nodes?pretty", "/readyz", "/debug/vars"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        buf url = BUF_INIT;
+        buf_printf(&url, "%s%s", api, paths[i]);
+        fprintf(f, "\n=========================================\nURL: %s\n", url.data);
+        client_resp r;
+        char err[1024];
+        if (client_get_direct(sh->cl, url.data, &r, err, sizeof err) != 0) {
+            fprintf(f, "Status: %s\n\n", err);
+        } else {
+            if (r.status_text[0])
+                fprintf(f, "Status: %s\n\n", r.status_text);
+            else
+                fprintf(f, "Status: %ld %s\n\n", r.status, client_status_text(r.status));
+            if (r.status == 200 && r.body.len)
+                fwrite(r.body.data, 1, r.body.len, f);
+            buf_free(&r.body);
+        }
+        buf_free(&url);
+    }
+}
+
+/* .sysdump FILE: the diagnostics of every voter /nodes lists, in one file.
+ * The node list comes first, as in rqlite, so a node that cannot be asked
+ * leaves no file behind. */
+static int cmdSysdump(shell *sh, const char *file)
+{
+    if (*file == '\0') {
+        shell_err(sh, "please specify an output file for the sysdump");
+        return 0;
+    }
+    client_resp r;
+    if (call(sh, "GET", "/nodes", NULL, NULL, false, &r) != 0)
+        return 0;
+    json_t *nodes = decodeBody(sh, "", &r.body);
+    buf_free(&r.body);
+    if (nodes == NULL)
+        return 0;
+    bool ok = json_is_object(nodes) || json_is_null(nodes);
+    FILE *f = ok ? fopen(file, "w") : NULL;
+    if (!ok)
+        shell_err(sh, "json: cannot unmarshal %s into Go value of type main.Nodes", goKind(nodes));
+    else if (f == NULL)
+        shell_err(sh, "open %s: %s", file, goStrerror(errno));
+    const char *id;
+    json_t *n;
+    json_object_foreach(f ? nodes : NULL, id, n) {
+        const char *api = json_string_value(json_object_get(n, "api_addr"));
+        if (api && *api)
+            sysdumpNode(sh, f, api);
+    }
+    if (f && (fflush(f) != 0 || ferror(f)))
+        shell_err(sh, "write %s: %s", file, goStrerror(errno));
+    if (f)
+        fclose(f);
+    json_decref(nodes);
+    return 0;
+}
+
 /* .read FILE: each line a statement, as typed at the prompt; blank lines
  * and "--" comments skipped as rqlite does. */
 static int cmdRead(shell *sh, const char *path)
@@ -682,8 +874,7 @@ static int cmdRead(shell *sh, const char *path)
 
 static int cmdHelp(shell *sh, const char *arg);
 
-/* rqlite's .help, in its order (sorted); commands with no handler are
- * still listed, and say they are missing when used. */
+/* rqlite's .help, in its order (sorted). */
 static const shell_cmd commands[] = {
     {".backup", ".backup FILE", "Write database backup to FILE", cmdBackup},
     {".blobarray", ".blobarray [on|off]", "Show setting, or set BLOB data display as byte arrays", cmdBlobarray},
@@ -694,8 +885,8 @@ static const shell_cmd commands[] = {
     {".dump", ".dump FILE [TABLE,TABLE...]",
      "Dump the database in SQL text to FILE, optionally limited to TABLEs", cmdDump},
     {".exit", ".exit", "Exit this program", cmdExit},
-    {".expvar", ".expvar", "Show expvar (Go runtime) information for connected node", NULL},
-    {".extensions", ".extensions", "Show loaded SQLite extensions", NULL},
+    {".expvar", ".expvar", "Show expvar (Go runtime) information for connected node", cmdExpvar},
+    {".extensions", ".extensions", "Show loaded SQLite extensions", cmdExtensions},
     {".forcewrites", ".forcewrites [on|off]",
      "Show setting, or set all statements to be executed via /db/execute", cmdForcewrites},
     {".help", ".help", "Show this message", cmdHelp},
@@ -707,7 +898,7 @@ static const shell_cmd commands[] = {
     {".quit", ".quit", "Exit this program", cmdExit},
     {".read", ".read FILE", "Read and execute SQL statements from FILE", cmdRead},
     {".ready", ".ready", "Show ready status for connected node", cmdReady},
-    {".reap", ".reap", "Request a snapshot reap on connected node", NULL},
+    {".reap", ".reap", "Request a snapshot reap on connected node", cmdReap},
     {".remove", ".remove NODEID", "Remove node NODEID from the cluster", cmdRemove},
     {".restore", ".restore FILE", "Load using SQLite file or SQL dump contained in FILE", cmdRestore},
     {".schema", ".schema", "Show CREATE statements for all tables", cmdSchema},
@@ -716,8 +907,8 @@ static const shell_cmd commands[] = {
      cmdSnapshot},
     {".status", ".status", "Show status and diagnostic information for connected node", cmdStatus},
     {".stepdown", ".stepdown [NODEID]", "Instruct the leader to stepdown, optionally specifying new Leader node",
-     NULL},
-    {".sysdump", ".sysdump FILE", "Dump system diagnostics to FILE", NULL},
+     cmdStepdown},
+    {".sysdump", ".sysdump FILE", "Dump system diagnostics to FILE", cmdSysdump},
     {".tables", ".tables", "List names of tables", cmdTables},
     {".timer", ".timer [on|off]", "Show setting, or set query timings on or off", cmdTimer},
 };
@@ -763,7 +954,7 @@ shell_line_kind shell_parse_line(char *line, shell_line *out)
     if (out->cmd == NULL)
         return out->kind = SHELL_LINE_UNKNOWN;
     out->name = out->cmd->name;
-    return out->kind = out->cmd->run ? SHELL_LINE_COMMAND : SHELL_LINE_UNSUPPORTED;
+    return out->kind = SHELL_LINE_COMMAND;
 }
 
 int shell_run_line(shell *sh, const char *input)
@@ -778,9 +969,6 @@ int shell_run_line(shell *sh, const char *input)
         break;
     case SHELL_LINE_COMMAND:
         ret = l.cmd->run(sh, l.arg);
-        break;
-    case SHELL_LINE_UNSUPPORTED:
-        shell_err(sh, "%.*s is not supported yet by this build", w, l.text);
         break;
     case SHELL_LINE_UNKNOWN:
         shell_err(sh, "unknown command: %.*s; enter \".help\" for usage hints", w, l.text);

@@ -218,6 +218,42 @@ def test_read(node, term, tmp_path):
     sh.exit()
 
 
+def test_node_tools(node, term, tmp_path):
+    """.expvar, .extensions, .reap and .sysdump against a real node."""
+    sh = Shell(term, "tools", node.http_port)
+    out = sh.run(".expvar")
+    assert out.startswith("cluster:\n  num_join_req: "), out
+    assert "\ncmdline: [%s -node-id 1 " % harness.RQLITED in out, out
+    assert re.search(r"\n  queued_sequence_number: \d{6,}\n", out), out   # an integer, not 1.7e+18
+    assert "e+" not in out, out
+    assert re.fullmatch(r"cmdline: \[\S+rqlited -node-id 1 .*\]\n", sh.run(".expvar cmdline"))
+    assert sh.run(".expvar nosuchkey") == ""
+    assert sh.run(".extensions") == ""   # none loaded
+    assert sh.run(".reap") == "snapshots reaped: 0, WALs checkpointed: 0\n"
+    # one node: nobody to hand over to (rqlite answers 500 too)
+    assert sh.run(".stepdown") == "ERR! server responded with 500 Internal Server Error\n"
+
+    dump = tmp_path / "sysdump.txt"
+    assert sh.run(".sysdump %s" % dump) == ""
+    text = dump.read_text()
+    sections = text.split("\n=========================================\n")
+    assert sections[0] == "" and len(sections) == 5, text[:2000]
+    for section, path in zip(sections[1:], ("/status?pretty", "/nodes?pretty", "/readyz", "/debug/vars")):
+        head, body = section.split("\n\n", 1)
+        assert head == "URL: %s%s\nStatus: 200 OK" % (node.url, path), section[:300]
+        if path != "/readyz":
+            assert json.loads(body), section[:300]
+    assert json.loads(sections[1].split("\n\n", 1)[1])["store"]["node_id"] == node.id
+    assert "[+]node ok" in sections[3]
+    assert sh.run(".sysdump") == "ERR! please specify an output file for the sysdump\n"
+    assert sh.run(".sysdump /nonexistent/dir/d.txt") == \
+        "ERR! open /nonexistent/dir/d.txt: no such file or directory\n"
+    assert sh.run(".sysdump %s" % tmp_path) == "ERR! open %s: is a directory\n" % tmp_path
+    assert sh.run(".sysdump /dev/full") == "ERR! write /dev/full: no space left on device\n"
+    assert sh.run(".status store node_id").startswith("store:\n")   # the shell carries on
+    sh.exit()
+
+
 # ---- .leader, .ready, .remove on a cluster -----------------------------------------
 
 def test_leader_ready_remove(cluster, term):
@@ -245,6 +281,36 @@ def test_leader_ready_remove(cluster, term):
     while sh.run(".ready") != "not ready\n":
         assert time.monotonic() < deadline, "follower still ready without a leader"
     assert sh.run(".leader").startswith("ERR! ")
+    sh.exit()
+
+
+def test_stepdown_and_sysdump(cluster, term, tmp_path):
+    """.stepdown with and without a node ID, from a follower; .sysdump of a
+    cluster with a node down."""
+    nodes = cluster.start_three()
+    leader = harness.leader_of(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    sh = Shell(term, "stepdown", follower.http_port)
+    assert sh.run(".stepdown") == ""
+    new = poll(lambda: (lambda l: l is not leader and l)(harness.leader_of(nodes)),
+               what="another leader after .stepdown")
+    target = [n for n in nodes if n is not new][0]
+    assert sh.run(".stepdown %s" % target.id) == ""
+    poll(lambda: harness.leader_of(nodes) is target, what="node %s leading after .stepdown %s"
+         % (target.id, target.id))
+    assert sh.run(".leader").startswith("%s:\n" % target.id)
+    assert sh.run(".stepdown nosuchnode").startswith("ERR! server responded with ")
+
+    down = [n for n in nodes if n is not target and n is not follower][0]
+    down.kill()
+    dump = tmp_path / "cluster.txt"
+    assert sh.run(".sysdump %s" % dump, timeout=60) == ""
+    text = dump.read_text()
+    for n in nodes:
+        assert "\nURL: %s/status?pretty\n" % n.url in text
+    assert text.count("Status: 200 OK") == 8, text[:3000]
+    assert text.count("Status: Get \"%s/" % down.url) == 4
+    assert "dial tcp %s: connect: connection refused" % down.http_addr in text
     sh.exit()
 
 

@@ -254,9 +254,10 @@ static void test_parse_line(void **st)
     check_line(".Exit", SHELL_LINE_COMMAND, ".exit", "");
     check_line("exit now", SHELL_LINE_COMMAND, ".exit", "now");
     check_line("exits", SHELL_LINE_SQL, NULL, "");
-    /* rqlite's commands this build lacks, and words that are no command */
-    check_line(".reap", SHELL_LINE_UNSUPPORTED, ".reap", "");
-    check_line(".STEPDOWN 2", SHELL_LINE_UNSUPPORTED, ".stepdown", "2");
+    check_line(".reap", SHELL_LINE_COMMAND, ".reap", "");
+    check_line(".STEPDOWN 2", SHELL_LINE_COMMAND, ".stepdown", "2");
+    check_line(".sysdump  /tmp/x ", SHELL_LINE_COMMAND, ".sysdump", "/tmp/x");
+    /* words that are no command */
     check_line(".nope x", SHELL_LINE_UNKNOWN, NULL, "x");
     check_line(".tablesx", SHELL_LINE_UNKNOWN, NULL, "");
     check_line(".", SHELL_LINE_UNKNOWN, NULL, "");
@@ -703,7 +704,6 @@ static void test_settings(void **st)
     check_run(sh, ".blobarray on", "");
     check_run(sh, ".show", "  blobarray: on\n  changes: on\n  consistency: strong\n  forcewrites: on\n"
                            "  mode: csv\n  output: stdout\n  timer: on\n");
-    check_run(sh, ".reap", "ERR! .reap is not supported yet by this build\n");
     check_run(sh, ".frobnicate now", "ERR! unknown command: .frobnicate; enter \".help\" for usage hints\n");
     check_run(sh, "", "");
     int ret = 0;
@@ -857,6 +857,9 @@ static void test_node_commands(void **st)
     fake_reply(200, "{\"store\":{\"node_id\":\"1\",\"raft\":{\"state\":\"Leader\"}},\"build\":{\"version\":\"v\"}}");
     check_run(sh, ".status store", "store:\n  node_id: 1\n  raft:\n    state: Leader\n");
     assert_log("GET /status\n");
+    /* the key is the word after the command: rqlite splits the line at spaces */
+    check_run(sh, ".status build more words", "build:\n  version: v\n");
+    check_run(sh, ".status nosuchkey", "");
     fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"leader\":false}}");
     check_run(sh, ".nodes all", "1:\n  id: 1\n  leader: false\n2:\n  id: 2\n  leader: false\n");
     assert_log("GET /nodes?nonvoters\n");
@@ -1059,6 +1062,65 @@ static void test_file_commands(void **st)
     rmdir(dir);
 }
 
+/* .expvar, .extensions, .reap, .stepdown: endpoints and rqlite's words */
+static void test_node_tools(void **st)
+{
+    shell *sh = new_shell(node.port);
+    fake_reply(200, "{\"cmdline\":[\"rqlited\",\"-node-id\",\"1\"],\"memstats\":{\"Sys\":11407360},"
+                    "\"http\":{\"queries\":3},\"nil\":null}");
+    check_run(sh, ".expvar", "cmdline: [rqlited -node-id 1]\nhttp:\n  queries: 3\nmemstats:\n  Sys: 11407360\n");
+    assert_log("GET /debug/vars\n");
+    check_run(sh, ".expvar memstats", "memstats:\n  Sys: 11407360\n");
+    check_run(sh, ".EXPVAR cmdline", "cmdline: [rqlited -node-id 1]\n");
+    check_run(sh, ".expvar nothere", "");
+    fake_reply(401, "");
+    check_run(sh, ".expvar", "ERR! unauthorized\n");
+
+    fake_reply(200, "{\"dir\":\"/x\",\"names\":[\"sqlean.so\",\"vec0.so\"]}");
+    check_run(sh, ".extensions", "sqlean.so\nvec0.so\n");
+    assert_log("GET /status?key=extensions\n");
+    fake_reply(200, "{}");
+    check_run(sh, ".extensions", "");
+    fake_reply(200, "{\"names\":\"not a list\"}");
+    check_run(sh, ".extensions", "");
+    fake_reply(404, "");
+    check_run(sh, ".extensions", "");
+    fake_reply(401, "unauthorized");
+    check_run(sh, ".extensions", "ERR! unauthorized\n");
+    fake_reply(503, "oops");
+    check_run(sh, ".extensions", "ERR! invalid character 'o' looking for beginning of value\n");
+
+    fake_reply(200, "{\"snapshots_reaped\":2,\"wals_checkpointed\":5}");
+    check_run(sh, ".reap", "snapshots reaped: 2, WALs checkpointed: 5\n");
+    assert_log("POST /reap\n");
+    check_body("");
+    fake_reply(503, "store not open");
+    check_run(sh, ".reap", "ERR! server responded with 503 X\n"); /* the status line as the node sent it */
+    fake_reply(401, "");
+    check_run(sh, ".reap", "ERR! unauthorized\n");
+    fake_reply(200, "");
+    check_run(sh, ".reap", "ERR! failed to decode response: EOF\n");
+    fake_reply(200, "{\"snapshots_reaped\":\"two\"}");
+    check_run(sh, ".reap", "ERR! failed to decode response: json: cannot unmarshal string into Go value of type int\n");
+    fake_reply(200, "[1]");
+    check_run(sh, ".reap",
+              "ERR! failed to decode response: json: cannot unmarshal array into Go value of type map[string]int\n");
+
+    fake_reply(200, "");
+    check_run(sh, ".stepdown", "");
+    assert_log("POST /leader?wait=true\n");
+    check_body("");
+    check_run(sh, ".stepdown  2 ", "");
+    check_body("{\"id\":\"2\"}");
+    check_run(sh, ".stepdown a\"b<\xff", "");
+    check_body("{\"id\":\"a\\\"b\\u003c\\ufffd\"}");
+    fake_reply(500, "stepdown: there's no other voting server");
+    check_run(sh, ".stepdown", "ERR! server responded with 500 X\n");
+    fake_reply(401, "");
+    check_run(sh, ".stepdown 3", "ERR! unauthorized\n");
+    shell_free(sh);
+}
+
 /* A port nothing listens on (bound, then closed). */
 static int dead_port(void)
 {
@@ -1069,6 +1131,55 @@ static int dead_port(void)
     assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
     close(fd);
     return ntohs(a.sin_port);
+}
+
+/* .sysdump FILE: every node's four URLs, straight to each node */
+static void test_sysdump(void **st)
+{
+    char dir[] = "/tmp/test_cli.XXXXXX", path[256], cmd[300], nodes[512], want[8192];
+    assert_non_null(mkdtemp(dir));
+    int dead = dead_port();
+    snprintf(nodes, sizeof nodes, "{\"1\":{\"api_addr\":\"http://127.0.0.1:%d\",\"id\":\"1\"},"
+             "\"2\":{\"api_addr\":\"http://127.0.0.1:%d\"},\"3\":{\"id\":\"3\"}}", node.port, dead);
+    shell *sh = new_shell(node.port);
+    fake_reply(200, nodes);
+    snprintf(path, sizeof path, "%s/dump.txt", dir);
+    snprintf(cmd, sizeof cmd, ".sysdump %s", path);
+    check_run(sh, cmd, "");
+    assert_log("GET /nodes\nGET /status?pretty\nGET /nodes?pretty\nGET /readyz\nGET /debug/vars\n");
+    static const char *const paths[] = {"/status?pretty", "/nodes?pretty", "/readyz", "/debug/vars"};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++)
+        n += (size_t)snprintf(want + n, sizeof want - n,
+                              "\n=========================================\nURL: http://127.0.0.1:%d%s\n"
+                              "Status: 200 X\n\n%s", node.port, paths[i], nodes);
+    for (int i = 0; i < 4; i++)
+        n += (size_t)snprintf(want + n, sizeof want - n,
+                              "\n=========================================\nURL: http://127.0.0.1:%d%s\n"
+                              "Status: Get \"http://127.0.0.1:%d%s\": dial tcp 127.0.0.1:%d: connect: "
+                              "connection refused\n\n", dead, paths[i], dead, paths[i], dead);
+    char *got = read_text(path);
+    assert_string_equal(got, want);
+    free(got);
+
+    check_run(sh, ".sysdump", "ERR! please specify an output file for the sysdump\n");
+    check_run(sh, ".sysdump /nonexistent/dir/x", "ERR! open /nonexistent/dir/x: no such file or directory\n");
+    snprintf(cmd, sizeof cmd, ".sysdump %s", dir);
+    snprintf(want, sizeof want, "ERR! open %s: is a directory\n", dir);
+    check_run(sh, cmd, want);
+    check_run(sh, ".sysdump /dev/full", "ERR! write /dev/full: no space left on device\n");
+    /* the node list is asked for first: no answer, no file */
+    snprintf(path, sizeof path, "%s/none.txt", dir);
+    snprintf(cmd, sizeof cmd, ".sysdump %s", path);
+    fake_reply(401, "unauthorized");
+    check_run(sh, cmd, "ERR! invalid character 'u' looking for beginning of value\n");
+    fake_reply(200, "[1]");
+    check_run(sh, cmd, "ERR! json: cannot unmarshal array into Go value of type main.Nodes\n");
+    assert_int_equal(access(path, F_OK), -1);
+    shell_free(sh);
+    snprintf(path, sizeof path, "%s/dump.txt", dir);
+    unlink(path);
+    rmdir(dir);
 }
 
 static shell *new_shell_alt(int port, const char *alternatives)
@@ -1174,6 +1285,8 @@ int main(void)
         cmocka_unit_test(test_node_commands),
         cmocka_unit_test(test_read_and_output),
         cmocka_unit_test(test_file_commands),
+        cmocka_unit_test(test_node_tools),
+        cmocka_unit_test(test_sysdump),
         cmocka_unit_test(test_failover),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
