@@ -404,3 +404,50 @@ def test_graceful_leader_shutdown_hands_over(cluster):
     assert leader.wait_exit(20) == 0
     assert "stepping down as leader before shutdown" in leader.logs()
     assert pause < 4.0
+
+
+def test_disco_dns(cluster, tmp_path):
+    """-disco-mode dns: three nodes with -bootstrap-expect 3 find each other
+    through the lookup (RQLITE_DISCO_DNS_HOSTS standing in for the DNS
+    answer, as in rqlite's tests) and form one cluster; a read-only node
+    started later the same way joins it; a real lookup (localhost, with the
+    configured port) finds a node too."""
+    conf = tmp_path / "disco.json"
+    conf.write_text('{"name": "rqlite.cluster"}')
+    nodes = [cluster.node(i) for i in (1, 2, 3)]
+    hosts = ",".join(n.raft_addr for n in nodes)
+    for n in nodes:
+        n.extra += ["-bootstrap-expect", "3", "-disco-mode", "dns", "-disco-config", str(conf)]
+        n.env = {"RQLITE_DISCO_DNS_HOSTS": hosts}
+        n.start()
+    for n in nodes:
+        n.wait_ready()
+    leader = leader_of(nodes)
+    wait_members(leader, 3)
+    ro = cluster.node(4, ["-raft-non-voter=true", "-disco-mode", "dns", "-disco-config", str(conf)])
+    ro.env = {"RQLITE_DISCO_DNS_HOSTS": hosts}
+    ro.start().wait_ready()
+    poll(lambda: [x["voter"] for x in leader.nodes() if x["id"] == ro.id] == [False], what="the read-only node")
+    assert "discovery found 3 node(s)" in ro.logs()
+    # The lookup itself: localhost resolves to 127.0.0.1, with the port given.
+    n5 = cluster.node(5, ["-disco-mode", "dns", "-disco-config",
+                          '{"name": "localhost", "port": %d}' % leader.raft_port]).start()
+    n5.wait_ready()
+    poll(lambda: any(x["id"] == n5.id for x in leader.nodes()), what="the node found by a real lookup")
+
+
+def test_disco_refuses_what_it_cannot_do(cluster, tmp_path):
+    """A discovery mode this build does not have, or a configuration it
+    cannot read, stops the node at start; a name that never resolves ends
+    it after -bootstrap-expect-timeout, with the reason."""
+    cases = [(["-disco-mode", "consul-kv"], "-disco-mode consul-kv is not supported by this build"),
+             (["-disco-mode", "zookeeper"], "invalid disco mode zookeeper"),
+             (["-disco-mode", "dns", "-disco-config", "{not json"], "error reading DNS configuration"),
+             (["-disco-mode", "dns", "-disco-config", '{"port": 4002}'], '"name" is required'),
+             (["-disco-mode", "dns", "-disco-config", '{"name": "x", "port": 70000}'], "invalid port"),
+             (["-disco-mode", "dns-srv", "-disco-config", '{"name": "nothing.invalid"}', "-bootstrap-expect",
+               "2", "-bootstrap-expect-timeout", "2s"], "discovery found no nodes before -bootstrap-expect-timeout")]
+    for i, (flags, words) in enumerate(cases):
+        n = cluster.node(10 + i, flags).start()
+        assert n.wait_exit(30) != 0, flags
+        assert words in n.logs(), (flags, n.logs()[-1500:])
