@@ -81,6 +81,9 @@ int cluster_forward(const char *method, const char *url, const char *body,
                     const char *authorization, uint64_t timeout_ms,
                     cluster_response *resp, char **err);
 void cluster_response_free(cluster_response *resp);
+/* rqlite's num_client_force_new_conn: forwarded reads that found their
+ * pooled connection stale (the node behind it restarted). */
+uint64_t cluster_force_new_conns(void);
 
 /* The Authorization header value of this node's own requests to others
  * (join, notify, remove on shutdown): "Basic ..." for the -join-as user and
