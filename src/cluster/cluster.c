@@ -223,10 +223,32 @@ static char *httpsInstead(const char *url, long status)
     return rq_sprintf("https://%s", url + 7);
 }
 
+static int forward(const char *method, bool idempotent, const char *url, const char *body, size_t body_len,
+                   const char *content_type, const char *authorization, uint64_t timeout_ms,
+                   cluster_response *resp, char **err);
+
 int cluster_forward(const char *method, const char *url, const char *body,
                     size_t body_len, const char *content_type,
                     const char *authorization, uint64_t timeout_ms,
                     cluster_response *resp, char **err)
+{
+    return forward(method, strcmp(method, "GET") == 0, url, body, body_len, content_type, authorization, timeout_ms,
+                   resp, err);
+}
+
+int cluster_forward_read(const char *method, const char *url, const char *body, size_t body_len,
+                         const char *content_type, const char *authorization, uint64_t timeout_ms,
+                         cluster_response *resp, char **err)
+{
+    return forward(method, true, url, body, body_len, content_type, authorization, timeout_ms, resp, err);
+}
+
+/* A request on the shared pool if it is idempotent (libcurl may send it
+ * twice, on a pooled connection found dead and then a fresh one), else on
+ * a connection of its own. */
+static int forward(const char *method, bool idempotent, const char *url, const char *body, size_t body_len,
+                   const char *content_type, const char *authorization, uint64_t timeout_ms,
+                   cluster_response *resp, char **err)
 {
     CURL *c = threadCurl();
     struct curl_slist *hdrs = NULL;
@@ -250,20 +272,21 @@ int cluster_forward(const char *method, const char *url, const char *body,
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, headerCb);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
-    bool get = strcmp(method, "GET") == 0, took = false;
-    if (get) {
+    bool took = idempotent && poolTake(url);
+    if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-        took = poolTake(url);
     } else {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+    }
+    if (!idempotent) {
         /* At most once: libcurl silently re-sends a request when a reused
          * keep-alive connection turns out to be dead, which for a write the
          * leader already applied means applying it twice (rqlite #1628).
          * Writes get a fresh connection, never that retry. */
         curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L); /* ...and none is kept for them */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     }
     if (content_type && *content_type) {
         snprintf(line, sizeof line, "Content-Type: %s", content_type);
@@ -277,7 +300,7 @@ int cluster_forward(const char *method, const char *url, const char *body,
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
-    if (get) {
+    if (idempotent) {
         long connects = 0;
         curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
         poolGive(url, took, rc == CURLE_OK, connects);
