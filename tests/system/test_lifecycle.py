@@ -451,3 +451,10 @@ def test_disco_refuses_what_it_cannot_do(cluster, tmp_path):
         n = cluster.node(10 + i, flags).start()
         assert n.wait_exit(30) != 0, flags
         assert words in n.logs(), (flags, n.logs()[-1500:])
+    # Garbage in the stand-in answer: nobody to reach, the timeout's reason.
+    n = cluster.node(30, ["-disco-mode", "dns", "-disco-config", '{"name": "x"}', "-bootstrap-expect", "2",
+                          "-bootstrap-expect-timeout", "2s"])
+    n.env = {"RQLITE_DISCO_DNS_HOSTS": ",, ,garbage,[::1,127.0.0.1:0,%s" % ("x" * 3000)}
+    n.start()
+    assert n.wait_exit(30) != 0
+    assert "fatal: " in n.logs() and "fatal signal" not in n.logs(), n.logs()[-1500:]
