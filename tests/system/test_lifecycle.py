@@ -123,6 +123,30 @@ def test_data_directory_identity(cluster):
     assert n1.count("t") == 2
 
 
+@pytest.mark.parametrize("snap", [False, True])
+def test_single_node_records_its_new_raft_address(cluster, snap):
+    """A single-node cluster restarted with another Raft address has nobody
+    to tell: it records the address in its configuration itself (from the
+    last change entry in its log, or, once the log is compacted, from its
+    snapshot), so /nodes shows it and a node joining later can reach it."""
+    n1 = cluster.node(1, ["-raft-snap", "4"] if snap else []).start().wait_ready()
+    n1.execute(["CREATE TABLE t (v)"])
+    for i in range(12 if snap else 1):
+        n1.execute([["INSERT INTO t VALUES (?)", i]])
+    if snap:
+        poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot")
+    for _ in range(2):  # the second time, from the configuration the first wrote
+        n1.stop()
+        n1.raft_port = free_port()
+        n1.start().wait_ready()
+        assert "recorded its new Raft address %s" % n1.raft_addr in n1.logs()
+        assert [x["addr"] for x in n1.nodes()] == [n1.raft_addr]
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    wait_members(n1, 2)
+    n1.execute(["INSERT INTO t VALUES (99)"])
+    poll(lambda: n2.count("t") == (13 if snap else 2), what="replication to the node that joined")
+
+
 def member(node, of):
     """node's entry in of's /nodes (None if not listed)."""
     for x in of.nodes():
