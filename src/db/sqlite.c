@@ -68,6 +68,37 @@ static void readPragmas(sqlite3 *c, db_pragmas *p)
     pragmaText(c, "wal_autocheckpoint", p->wal_autocheckpoint, sizeof p->wal_autocheckpoint);
 }
 
+/* -extensions-path: each file loaded with the C API switch on, then off
+ * again; SQL's load_extension() needs a switch of its own that is never
+ * on (policy_install turns both off anyway). */
+static int loadExtensions(sqlite3 *c, const char *const *paths, int n, char **err)
+{
+    if (n == 0)
+        return 0;
+    int rc = sqlite3_db_config(c, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, NULL);
+    for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+        char *msg = NULL;
+        rc = sqlite3_load_extension(c, paths[i], NULL, &msg);
+        if (rc != SQLITE_OK && err)
+            *err = rq_sprintf("cannot load extension %s: %s", paths[i], msg ? msg : sqlite3_errmsg(c));
+        sqlite3_free(msg);
+    }
+    sqlite3_db_config(c, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+int db_extensions_check(const char *const *paths, int n, char **err)
+{
+    sqlite3 *m = NULL;
+    int rc = -1;
+    if (sqlite3_open_v2(":memory:", &m, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        *err = strdup("out of memory");
+    else
+        rc = loadExtensions(m, paths, n, err);
+    sqlite3_close(m);
+    return rc;
+}
+
 /* Every connection reads the same file through the same VFS (a frozen
  * clock on the Raft thread, client SQL kept out of the data directory) and
  * has the same policy (policy.c), installed after our own set-up. */
@@ -86,6 +117,10 @@ int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err)
     }
     sqlite3_busy_timeout(c, busyMs(d));
     sqlite3_extended_result_codes(c, 0);
+    /* Extensions first: our own functions (random() on the write
+     * connection) then replace any of theirs with the same name. */
+    if (loadExtensions(c, d->opts.extensions, d->opts.n_extensions, err) != 0)
+        goto fail;
     if (!ro && dbExecSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err) != 0)
         goto fail;
     if (!ro && determinism_install(c, &d->rng) != SQLITE_OK) {
