@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ext/internal.h"
 #include "util/os.h"
@@ -90,9 +91,39 @@ static int extractEntry(struct archive *a, const char *src, const char *dir, con
     return rc;
 }
 
+/* Does the whole gzip stream on fd decompress, with the right CRC and
+ * length? libarchive does not check the gzip trailer (and its tar reader
+ * stops at the archive's end marker anyway), so corrupted data could pass
+ * as an extension: zlib reads it all through first, and checks. */
+static int gzipIntact(int fd, const char *src, char **err)
+{
+    int copy = dup(fd);
+    gzFile gz = copy >= 0 && lseek(fd, 0, SEEK_SET) == 0 ? gzdopen(copy, "rb") : NULL;
+    if (gz == NULL) {
+        if (copy >= 0)
+            close(copy);
+        *err = rq_sprintf("cannot read %s: %s", src, strerror(errno));
+        return -1;
+    }
+    char buf[65536];
+    int n;
+    while ((n = gzread(gz, buf, sizeof buf)) > 0)
+        ;
+    if (n < 0) {
+        int code;
+        const char *msg = gzerror(gz, &code);
+        const char *colon = msg ? strstr(msg, ": ") : NULL; /* "<fd:N>: " first */
+        *err = rq_sprintf("%s is not a valid tar.gz file: %s", src, colon ? colon + 2 : "read error");
+    }
+    gzclose(gz);
+    return n == 0 && lseek(fd, 0, SEEK_SET) == 0 ? 0 : -1;
+}
+
 int extExtract(int fd, const char *src, bool zip, const char *dir, char **err)
 {
     const char *kind = zip ? "zip" : "tar.gz";
+    if (!zip && gzipIntact(fd, src, err) != 0)
+        return -1;
     struct archive *a = archive_read_new();
     if (a == NULL) {
         *err = rq_sprintf("%s: out of memory", src);
@@ -113,9 +144,10 @@ int extExtract(int fd, const char *src, bool zip, const char *dir, char **err)
         rc = -1;
     }
     struct archive_entry *e;
-    int r;
+    int r, entries = 0;
     /* Anything but a clean entry (a warning too) fails the whole archive. */
     while (rc == 0 && (r = archive_read_next_header(a, &e)) != ARCHIVE_EOF) {
+        entries++;
         char *no = r == ARCHIVE_OK ? refusal(e, kind) : NULL;
         if (r != ARCHIVE_OK) {
             *err = rq_sprintf("%s is corrupt: %s", src, why(a));
@@ -127,6 +159,12 @@ int extExtract(int fd, const char *src, bool zip, const char *dir, char **err)
         } else if (archive_entry_pathname(e)[0] != '.') { /* hidden: never loaded, as in a directory */
             rc = extractEntry(a, src, dir, archive_entry_pathname(e), err);
         }
+    }
+    /* A file that starts with a zip entry's header has an entry: a central
+     * directory that lists none is damaged (what it lost would not load). */
+    if (rc == 0 && zip && entries == 0) {
+        *err = rq_sprintf("%s is not a valid zip file: its directory lists no entries", src);
+        rc = -1;
     }
     archive_read_free(a);
     return rc;
