@@ -87,9 +87,12 @@ static int loadExtensions(sqlite3 *c, const char *const *paths, int n, char **er
     return rc == SQLITE_OK ? 0 : -1;
 }
 
+static void dbGlobalInit(void);
+
 int db_extensions_check(const char *const *paths, int n, char **err)
 {
     sqlite3 *m = NULL;
+    dbGlobalInit(); /* SQLite's process-wide settings precede its first connection */
     int rc = -1;
     if (sqlite3_open_v2(":memory:", &m, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
         *err = strdup("out of memory");
@@ -220,10 +223,16 @@ static void sqliteGlobalConfig(void)
         rq_log("db", "cannot turn URI filenames off: SQLite was initialised first");
 }
 
-int db_open(const char *path, const db_options *opts, db **out, char **err)
+/* Before any connection of ours, whichever comes first. */
+static void dbGlobalInit(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqliteGlobalConfig);
+}
+
+int db_open(const char *path, const db_options *opts, db **out, char **err)
+{
+    dbGlobalInit();
     db *d = calloc(1, sizeof *d);
     d->path = strdup(path);
     char *copy = strdup(path);
