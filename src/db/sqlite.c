@@ -93,6 +93,8 @@ int db_extensions_check(const char *const *paths, int n, char **err)
 {
     sqlite3 *m = NULL;
     dbGlobalInit(); /* SQLite's process-wide settings precede its first connection */
+    if (n == 0)
+        return 0;
     int rc = -1;
     if (sqlite3_open_v2(":memory:", &m, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
         *err = strdup("out of memory");
