@@ -137,9 +137,11 @@ int db_check(db *d, const cmd_view *stmts, bool *readonly);
 
 /* Is data (len bytes) a SQLite database image that can replace ours: the
  * header sane (page size, format), the pages whole, PRAGMA quick_check "ok"
- * with our policy (the schema parses without writable_schema)? 0, or -1
- * with *err ("invalid database image: ..."). An empty image is valid. */
-int db_image_check(const void *data, size_t len, char **err);
+ * with our policy (the schema parses without writable_schema)? The check
+ * runs with d's extensions loaded (d may be NULL: none), as the image's
+ * CHECK constraints may call them. 0, or -1 with *err ("invalid database
+ * image: ..."). An empty image is valid. */
+int db_image_check(db *d, const void *data, size_t len, char **err);
 
 /* Replace the whole database with an image (Raft thread only), recording
  * index with it, after db_image_check (the same verdict on every node).

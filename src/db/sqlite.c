@@ -615,8 +615,10 @@ static sqlite3 *imageOpen(const void *data, size_t len, uint64_t index, char **e
 }
 
 /* The checks of db_image_check on an opened image. */
-static int imageVerify(sqlite3 *m, char **err)
+static int imageVerify(db *d, sqlite3 *m, char **err)
 {
+    if (d && loadExtensions(m, d->opts.extensions, d->opts.n_extensions, err) != 0)
+        return -1;
     /* The same guards as our own connections: a schema that needs
      * writable_schema or untrusted functions to work is refused now,
      * rather than on every node after it is installed. */
@@ -649,7 +651,7 @@ static int imageVerify(sqlite3 *m, char **err)
     return 0;
 }
 
-int db_image_check(const void *data, size_t len, char **err)
+int db_image_check(db *d, const void *data, size_t len, char **err)
 {
     const unsigned char *p = data;
     if (len == 0)
@@ -676,7 +678,7 @@ int db_image_check(const void *data, size_t len, char **err)
     sqlite3 *m = imageOpen(data, len, 0, err);
     if (m == NULL)
         return -1;
-    int rc = imageVerify(m, err);
+    int rc = imageVerify(d, m, err);
     sqlite3_close(m);
     return rc;
 }
@@ -685,7 +687,7 @@ int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err)
 {
     /* Checked again here, the same way on every node: an entry written
      * before images were checked when proposed is refused alike. */
-    if (db_image_check(data, len, err) != 0)
+    if (db_image_check(d, data, len, err) != 0)
         return -1;
     sqlite3 *src = imageOpen(data, len, index, err);
     if (src == NULL)

@@ -185,11 +185,15 @@ def test_without_flag_and_restart(cluster, ext, tmp_path):
 
 def test_cluster_snapshot_transfer_boot_and_load(cluster, ext, tmp_path):
     """/boot replaces the database of a lone node, which still has the
-    functions; a follower that joins after the leader compacted its log gets
+    functions (and takes a schema that calls them); a follower that joins after the leader compacted its log gets
     the database by snapshot transfer, and has them too; so does every node
     after /db/load replaced the database through the log."""
     n1 = start(cluster, 1, ext["zip"] + "," + ext["targz"])
-    n1.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"])
+    # A CHECK constraint that calls the extension: images holding it are
+    # checked (/boot, /db/load) with the extensions loaded, as rqlite takes them.
+    write(n1, "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT CHECK (greet(v) <> 'hello, bad'))")
+    r = n1.execute([["INSERT INTO t(v) VALUES (?)", "bad"]])["results"][0]
+    assert "CHECK constraint failed" in r.get("error", ""), r
     for i in range(20):
         write(n1, ["INSERT INTO t(v) VALUES (greet(?))", str(i)])
     backup = requests.get(n1.url + "/db/backup", timeout=20).content
