@@ -319,6 +319,7 @@ enum MHD_Result handle_licenses(http_server *h, struct MHD_Connection *c, reques
                  "libcurl           curl (MIT-style)\n"
                  "zlib              Zlib\n"
                  "LZ4               BSD-2-Clause\n"
+                 "libarchive        BSD-2-Clause\n"
                  "libxcrypt         LGPL-2.1-or-later\n"
                  "libedit (shell)   BSD-3-Clause\n");
     return respond_buf(h, c, 200, "text/plain; charset=utf-8", &b);
