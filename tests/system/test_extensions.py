@@ -22,7 +22,7 @@ import zlib
 import pytest
 import requests
 
-from harness import RQLITE, RQLITED, free_port, poll, wait_members
+from harness import RQLITE, RQLITED, free_port, poll, sanitizer_report, wait_members
 
 GREET = r"""
 #include <sqlite3ext.h>
@@ -260,6 +260,7 @@ def refused(cluster, node_id, paths, words, escapes=()):
     assert r.returncode == 1, r.stdout + r.stderr
     assert words in r.stderr, r.stderr
     assert "node HTTP API available" not in r.stderr
+    assert sanitizer_report(r.stderr) is None, r.stderr   # make asan: none on the way out either
     return r.stderr
 
 
