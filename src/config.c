@@ -63,9 +63,9 @@ static const flag_def flags[] = {
     {"db-max-result-size", F_U64, O(db_max_result_size), "268435456", "Largest JSON result of one statement, in bytes, before it fails with 'result too large' (0: no limit)", NULL},
     {"db-max-ro-conns", F_INT, O(db_max_ro_conns), "256", "Maximum number of read-only connections to the database (0 means unlimited)", NULL},
     {"db-max-write-steps", F_U64, O(db_max_write_steps), "250000000", "Most SQLite VM steps one write entry may take before its statements fail with 'execute timeout' (counted alike on every node; about 1-6 s of work here; 0: no limit)", NULL},
-    {"disco-config", F_IGNORED, 0, "", "Set discovery config, or path to cluster discovery config file", F_TODO},
-    {"disco-key", F_IGNORED, 0, "rqlite", "Key prefix for cluster discovery service", F_TODO},
-    {"disco-mode", F_IGNORED, 0, "", "Choose clustering discovery mode. If not set, no node discovery is performed", F_TODO},
+    {"disco-config", F_STR, O(disco_config), "", "Set discovery config, or path to cluster discovery config file", NULL},
+    {"disco-key", F_STR, O(disco_key), "rqlite", "Key prefix for cluster discovery service", NULL},
+    {"disco-mode", F_STR, O(disco_mode), "", "Choose clustering discovery mode (dns, dns-srv). If not set, no node discovery is performed", NULL},
     {"extensions-path", F_STR, O(extensions_path), "", "Comma-delimited list of paths to directories, zipfiles, or tar.gz files containing SQLite extensions", NULL},
     {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", NULL},
     {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", NULL},
@@ -433,7 +433,7 @@ static int validate(config *cfg, int *exit_code)
     cfg->raft_log = levels[lv].level;
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
-    if (cfg->bootstrap_expect > 1 && cfg->n_join == 0)
+    if (cfg->bootstrap_expect > 1 && cfg->n_join == 0 && !(cfg->disco_mode && *cfg->disco_mode))
         return fatal(cfg, exit_code, "%s", "bootstrap-expect requires join addresses (-join)");
     for (int i = 0; i < cfg->n_join; i++) {
         const char *j = cfg->join[i];

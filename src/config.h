@@ -41,6 +41,9 @@ typedef struct config {
     int n_join;
     int join_attempts;       /* -join-attempts, 5 */
     uint64_t join_interval_ms;      /* -join-interval, 3s */
+    char *disco_mode;        /* -disco-mode: "", "dns" or "dns-srv" (disco/) */
+    char *disco_config;      /* -disco-config: JSON, or a file of it */
+    char *disco_key;         /* -disco-key: KV modes only (not supported) */
     int bootstrap_expect;
     uint64_t bootstrap_expect_timeout_ms; /* 120s */
     bool fk;                 /* -fk */

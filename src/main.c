@@ -25,6 +25,7 @@
 #include "cluster/cluster.h"
 #include "config.h"
 #include "db/db.h"
+#include "disco/disco.h"
 #include "ext/ext.h"
 #include "http/http.h"
 #include "store/store.h"
@@ -82,11 +83,49 @@ static bool hasRaftState(const config *cfg)
     return stat(p, &sb) == 0;
 }
 
+/* -disco-mode: the join targets are what the lookup gives now (kept as
+ * they were when it gives nothing, or fails: a name not published yet). */
+static void refreshTargets(config *cfg, disco *d, bool log)
+{
+    char *targets[DISCO_MAX_TARGETS], *err = NULL;
+    int n = disco_lookup(d, targets, &err);
+    if (n == 0) {
+        if (log)
+            rq_log("rqlited", "discovery found no nodes yet%s%s", err ? ": " : "", err ? err : "");
+        free(err);
+        return;
+    }
+    for (int i = 0; i < cfg->n_join; i++)
+        free(cfg->join[i]);
+    for (int i = 0; i < n; i++)
+        cfg->join[i] = targets[i];
+    cfg->n_join = n;
+    free(err);
+}
+
+/* -disco-mode for a node without state: wait (up to
+ * -bootstrap-expect-timeout) until the lookup names someone to contact. */
+static void discoverTargets(config *cfg, disco *d)
+{
+    int64_t deadline = rq_now_ms() + (int64_t)cfg->bootstrap_expect_timeout_ms;
+    struct timespec pause = {1, 0};
+    for (int round = 0; cfg->n_join == 0; round++) {
+        refreshTargets(cfg, d, round % 10 == 0);
+        if (cfg->n_join == 0 && rq_now_ms() >= deadline)
+            fatal("clustering failure", strdup("discovery found no nodes before -bootstrap-expect-timeout"));
+        if (cfg->n_join == 0)
+            nanosleep(&pause, NULL);
+    }
+    rq_log("rqlited", "discovery found %d node(s), the first at %s", cfg->n_join, cfg->join[0]);
+}
+
 /* bootstrapExpect's rounds of notifying, while the Raft port answers. */
-static int bootstrapExpectRounds(const config *cfg, http_server *http, store_node **out)
+static int bootstrapExpectRounds(config *cfg, disco *d, http_server *http, store_node **out)
 {
     int64_t deadline = rq_now_ms() + (int64_t)cfg->bootstrap_expect_timeout_ms;
     for (int round = 0;; round++) {
+        if (d && round > 0)
+            refreshTargets(cfg, d, false);
         for (int i = 0; i < cfg->n_join; i++) {
             char *err = NULL;
             if (cluster_notify(cfg, cfg->join[i], &err) != 0 && round % 10 == 0)
@@ -142,7 +181,7 @@ static int bootstrapExpectRounds(const config *cfg, http_server *http, store_nod
  * the same, then all of them bootstrap one cluster of those nodes. If a
  * target already belongs to a cluster with a leader, join it instead
  * (returns 0). Fatal after -bootstrap-expect-timeout. */
-static int bootstrapExpect(const config *cfg, http_server *http, store_node **out)
+static int bootstrapExpect(config *cfg, disco *d, http_server *http, store_node **out)
 {
     rq_log("rqlited", "bootstrap-expect: waiting for %d nodes to announce themselves (join targets: %d)",
            cfg->bootstrap_expect, cfg->n_join);
@@ -150,7 +189,7 @@ static int bootstrapExpect(const config *cfg, http_server *http, store_node **ou
     char *perr = NULL;
     if (store_early_port_open(cfg, &port, &perr) != 0)
         fatal("cannot listen on the Raft address", perr);
-    int n = bootstrapExpectRounds(cfg, http, out);
+    int n = bootstrapExpectRounds(cfg, d, http, out);
     store_early_port_close(port);
     return n;
 }
@@ -587,8 +626,14 @@ int main(int argc, char **argv)
         fatal("failed to start HTTP server", err);
     store_node *boot = NULL;
     int n_boot = 0;
+    disco *dsc = NULL;
+    if (disco_new(&cfg, &dsc, &err) != 0)
+        fatal("discovery", err);
+    if (dsc && !hasRaftState(&cfg))
+        discoverTargets(&cfg, dsc);
     if (cfg.bootstrap_expect > 0 && !hasRaftState(&cfg))
-        n_boot = bootstrapExpect(&cfg, http, &boot);
+        n_boot = bootstrapExpect(&cfg, dsc, http, &boot);
+    disco_free(dsc);
     store *st = NULL;
     if (store_open_with(&cfg, boot, n_boot, &st, &err) != 0)
         fatal("failed to open store", err);

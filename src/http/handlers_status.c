@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "http/internal.h"
 #include "util/duration.h"
 #include "util/os.h"
@@ -249,6 +250,7 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
         json_object_set_new(strcmp(stat_names[i].map, "http") == 0 ? http : clus, stat_names[i].name,
                             json_integer((json_int_t)__atomic_load_n(&h->stats[i], __ATOMIC_RELAXED)));
     json_object_set_new(doc, "http", http);
+    json_object_set_new(clus, "num_client_force_new_conn", json_integer((json_int_t)cluster_force_new_conns()));
     json_object_set_new(doc, "cluster", clus);
     store *st = http_server_store(h);
     json_object_set_new(doc, "store", st ? store_vars(st) : json_object());

@@ -462,6 +462,8 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
         return -1;
     if (!is_new && storeRecoverFromPeers(s, err) != 0)
         return -1;
+    if (!is_new && storeFollowOwnAddress(s, err) != 0)
+        return -1;
     if (startRaft(s, err) != 0)
         return -1;
     *out = s;

@@ -831,7 +831,47 @@ def test_joiner_admitted_without_an_answer_stays(cluster):
     try:
         n2.start(join="http://127.0.0.1:%d" % listener.getsockname()[1])
         poll(lambda: n2.count("t") == 1, what="the data on the node whose join answer was lost")
-        assert n2.proc.poll() is None
-        assert "join not confirmed" in n2.logs(), n2.logs()[-2000:]
+        poll(lambda: "join not confirmed" in n2.logs(), what="the lost answer noted on node 2")
+        assert n2.proc.poll() is None, n2.logs()[-2000:]
     finally:
         listener.close()
+
+
+def test_forwarding_pool_survives_a_restarted_leader(three):
+    """rqlite's TestEndToEndConnectionPools: followers' forwarded reads share
+    pooled connections to the leader; after the leader restarts and leads
+    again, those are stale, and each follower opens a fresh one once
+    (num_client_force_new_conn) instead of failing."""
+    _, nodes = three
+    l0 = leader_of(nodes)
+
+    def strong_reads_through_followers(leader, post=False):
+        for f in [n for n in nodes if n is not leader and n.proc.poll() is None]:
+            if post:  # a read in a POST body may use the pool too (rqlite's e2e reads so)
+                r = requests.post(f.url + "/db/query?level=strong", json=["SELECT 1"], timeout=10)
+            else:
+                r = requests.get(f.url + "/db/query", params={"q": "SELECT 1", "level": "strong"}, timeout=10)
+            assert r.status_code == 200 and r.json()["results"][0]["values"] == [[1]], r.text
+
+    strong_reads_through_followers(l0)
+    l0.stop()
+    l1 = leader_of([n for n in nodes if n is not l0])
+    strong_reads_through_followers(l1)
+    l0.start().wait_ready()
+    r = requests.post(l1.url + "/leader", json={"id": l0.id}, timeout=30)
+    assert r.status_code == 200, r.text
+    poll(l0.is_leader, what="leadership back on the restarted node")
+    strong_reads_through_followers(l0)
+    for f in [n for n in nodes if n is not l0]:
+        v = requests.get(f.url + "/debug/vars", timeout=10).json()["cluster"]
+        assert v["num_client_force_new_conn"] == 1, (f.id, v)
+    # One pool for all client connections (each served by a thread of its
+    # own): sequential reads through a follower keep using one connection.
+    def to_leader():
+        out = subprocess.run(["ss", "-tnH", "state", "established", "dst", "127.0.0.1:%d" % l0.http_port],
+                             capture_output=True, text=True, check=True).stdout
+        return {line.split()[2] for line in out.splitlines() if line.strip()}
+    before = to_leader()
+    strong_reads_through_followers(l0)
+    strong_reads_through_followers(l0, post=True)
+    assert len(before) == 2 and to_leader() == before, (before, to_leader())  # one per follower, reused

@@ -123,6 +123,30 @@ def test_data_directory_identity(cluster):
     assert n1.count("t") == 2
 
 
+@pytest.mark.parametrize("snap", [False, True])
+def test_single_node_records_its_new_raft_address(cluster, snap):
+    """A single-node cluster restarted with another Raft address has nobody
+    to tell: it records the address in its configuration itself (from the
+    last change entry in its log, or, once the log is compacted, from its
+    snapshot), so /nodes shows it and a node joining later can reach it."""
+    n1 = cluster.node(1, ["-raft-snap", "4"] if snap else []).start().wait_ready()
+    n1.execute(["CREATE TABLE t (v)"])
+    for i in range(12 if snap else 1):
+        n1.execute([["INSERT INTO t VALUES (?)", i]])
+    if snap:
+        poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot")
+    for _ in range(2):  # the second time, from the configuration the first wrote
+        n1.stop()
+        n1.raft_port = free_port()
+        n1.start().wait_ready()
+        assert "recorded its new Raft address %s" % n1.raft_addr in n1.logs()
+        assert [x["addr"] for x in n1.nodes()] == [n1.raft_addr]
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    wait_members(n1, 2)
+    n1.execute(["INSERT INTO t VALUES (99)"])
+    poll(lambda: n2.count("t") == (13 if snap else 2), what="replication to the node that joined")
+
+
 def member(node, of):
     """node's entry in of's /nodes (None if not listed)."""
     for x in of.nodes():
@@ -404,3 +428,57 @@ def test_graceful_leader_shutdown_hands_over(cluster):
     assert leader.wait_exit(20) == 0
     assert "stepping down as leader before shutdown" in leader.logs()
     assert pause < 4.0
+
+
+def test_disco_dns(cluster, tmp_path):
+    """-disco-mode dns: three nodes with -bootstrap-expect 3 find each other
+    through the lookup (RQLITE_DISCO_DNS_HOSTS standing in for the DNS
+    answer, as in rqlite's tests) and form one cluster; a read-only node
+    started later the same way joins it; a real lookup (localhost, with the
+    configured port) finds a node too."""
+    conf = tmp_path / "disco.json"
+    conf.write_text('{"name": "rqlite.cluster"}')
+    nodes = [cluster.node(i) for i in (1, 2, 3)]
+    hosts = ",".join(n.raft_addr for n in nodes)
+    for n in nodes:
+        n.extra += ["-bootstrap-expect", "3", "-disco-mode", "dns", "-disco-config", str(conf)]
+        n.env = {"RQLITE_DISCO_DNS_HOSTS": hosts}
+        n.start()
+    for n in nodes:
+        n.wait_ready()
+    leader = leader_of(nodes)
+    wait_members(leader, 3)
+    ro = cluster.node(4, ["-raft-non-voter=true", "-disco-mode", "dns", "-disco-config", str(conf)])
+    ro.env = {"RQLITE_DISCO_DNS_HOSTS": hosts}
+    ro.start().wait_ready()
+    poll(lambda: [x["voter"] for x in leader.nodes() if x["id"] == ro.id] == [False], what="the read-only node")
+    assert "discovery found 3 node(s)" in ro.logs()
+    # The lookup itself: localhost resolves to 127.0.0.1, with the port given.
+    n5 = cluster.node(5, ["-disco-mode", "dns", "-disco-config",
+                          '{"name": "localhost", "port": %d}' % leader.raft_port]).start()
+    n5.wait_ready()
+    poll(lambda: any(x["id"] == n5.id for x in leader.nodes()), what="the node found by a real lookup")
+
+
+def test_disco_refuses_what_it_cannot_do(cluster, tmp_path):
+    """A discovery mode this build does not have, or a configuration it
+    cannot read, stops the node at start; a name that never resolves ends
+    it after -bootstrap-expect-timeout, with the reason."""
+    cases = [(["-disco-mode", "consul-kv"], "-disco-mode consul-kv is not supported by this build"),
+             (["-disco-mode", "zookeeper"], "invalid disco mode zookeeper"),
+             (["-disco-mode", "dns", "-disco-config", "{not json"], "error reading DNS configuration"),
+             (["-disco-mode", "dns", "-disco-config", '{"port": 4002}'], '"name" is required'),
+             (["-disco-mode", "dns", "-disco-config", '{"name": "x", "port": 70000}'], "invalid port"),
+             (["-disco-mode", "dns-srv", "-disco-config", '{"name": "nothing.invalid"}', "-bootstrap-expect",
+               "2", "-bootstrap-expect-timeout", "2s"], "discovery found no nodes before -bootstrap-expect-timeout")]
+    for i, (flags, words) in enumerate(cases):
+        n = cluster.node(10 + i, flags).start()
+        assert n.wait_exit(30) != 0, flags
+        assert words in n.logs(), (flags, n.logs()[-1500:])
+    # Garbage in the stand-in answer: nobody to reach, the timeout's reason.
+    n = cluster.node(30, ["-disco-mode", "dns", "-disco-config", '{"name": "x"}', "-bootstrap-expect", "2",
+                          "-bootstrap-expect-timeout", "2s"])
+    n.env = {"RQLITE_DISCO_DNS_HOSTS": ",, ,garbage,[::1,127.0.0.1:0,%s" % ("x" * 3000)}
+    n.start()
+    assert n.wait_exit(30) != 0
+    assert "fatal: " in n.logs() and "fatal signal" not in n.logs(), n.logs()[-1500:]
