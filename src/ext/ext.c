@@ -215,28 +215,49 @@ static int listDir(ext_list *l, char **err)
     return 0;
 }
 
-int ext_install(const char *data_dir, const char *spec, ext_list *out, char **err)
+/* Is path (an entry of spec) the extension directory or inside it? It
+ * would be emptied before it is read: the files lost, nothing loaded. */
+static int insideDir(const char *path, const char *dir, char **err)
 {
-    memset(out, 0, sizeof *out);
-    out->dir = rq_sprintf("%s/extensions", data_dir);
-    if (freshDir(out->dir, err) != 0) {
-        ext_list_free(out);
-        return -1;
-    }
-    /* Split as rqlite does: on every comma, nothing trimmed, so an empty
-     * entry is a path that does not exist. */
+    char *rp = realpath(path, NULL), *rd = realpath(dir, NULL);
+    size_t n = rd ? strlen(rd) : 0;
+    int in = rp && rd && strncmp(rp, rd, n) == 0 && (rp[n] == '\0' || rp[n] == '/');
+    if (in)
+        *err = rq_sprintf("%s is in the node's extension directory %s, which is emptied at every start", path,
+                          dir);
+    free(rp);
+    free(rd);
+    return in ? -1 : 0;
+}
+
+/* Call fn(entry, dir, err) on each comma-separated entry of spec, split as
+ * rqlite splits it: nothing trimmed, so an empty entry is a path that does
+ * not exist. Stops at the first failure. */
+static int eachEntry(const char *spec, const char *dir, int (*fn)(const char *, const char *, char **), char **err)
+{
     char *copy = strdup(spec ? spec : "");
     int rc = 0;
     for (char *p = copy, *next; rc == 0 && *copy; p = next + 1) {
         next = strchr(p, ',');
         if (next)
             *next = '\0';
-        rc = installEntry(p, out->dir, err);
+        rc = fn(p, dir, err);
         if (next == NULL)
             break;
     }
     free(copy);
-    if (rc != 0 || listDir(out, err) != 0) {
+    return rc;
+}
+
+int ext_install(const char *data_dir, const char *spec, ext_list *out, char **err)
+{
+    memset(out, 0, sizeof *out);
+    out->dir = rq_sprintf("%s/extensions", data_dir);
+    if (eachEntry(spec, out->dir, insideDir, err) != 0 || freshDir(out->dir, err) != 0) {
+        ext_list_free(out);
+        return -1;
+    }
+    if (eachEntry(spec, out->dir, installEntry, err) != 0 || listDir(out, err) != 0) {
         ext_list_free(out);
         return -1;
     }

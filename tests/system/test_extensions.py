@@ -303,6 +303,19 @@ def test_missing_and_unreadable_paths(cluster, ext, tmp_path):
     refused(cluster, 6, str(hidden), "a name starting with '.' is never loaded")
 
 
+def test_source_inside_the_extension_directory(cluster, ext, tmp_path):
+    """<data>/extensions itself, or a file in it, as the source: it would be
+    emptied before being read (rqlite then loads nothing). Refused, and the
+    files are left alone."""
+    for node_id, rel in ((1, ""), (2, "greet.so")):
+        inside = tmp_path / ("node.%d" % node_id) / "extensions"
+        inside.mkdir(parents=True)
+        shutil.copy(ext["greet"], inside / "greet.so")
+        refused(cluster, node_id, str(inside / rel) if rel else str(inside),
+                "is in the node's extension directory")
+        assert (inside / "greet.so").exists()
+
+
 def test_unreadable_file(ext):
     """A file the node may not read (the node runs as nobody, the file is
     root's with mode 0): refused, not skipped."""
