@@ -99,7 +99,6 @@ def ext(tmp_path_factory):
     x["targz"] = str(d / "twice.tar.gz")
     with tarfile.open(x["targz"], "w:gz") as t:
         t.add(x["twice"], "twice.so")
-    x["root"] = str(d)
     return x
 
 
