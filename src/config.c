@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -65,7 +66,7 @@ static const flag_def flags[] = {
     {"disco-config", F_STR, O(disco_config), "", "Set discovery config, or path to cluster discovery config file", NULL},
     {"disco-key", F_STR, O(disco_key), "rqlite", "Key prefix for cluster discovery service", NULL},
     {"disco-mode", F_STR, O(disco_mode), "", "Choose clustering discovery mode (dns, dns-srv). If not set, no node discovery is performed", NULL},
-    {"extensions-path", F_IGNORED, 0, "", "Comma-delimited list of paths to directories, zipfiles, or tar.gz files containing SQLite extensions", F_TODO},
+    {"extensions-path", F_STR, O(extensions_path), "", "Comma-delimited list of paths to directories, zipfiles, or tar.gz files containing SQLite extensions", NULL},
     {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", NULL},
     {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", NULL},
     {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", NULL},
@@ -322,9 +323,35 @@ static int fatal(config *cfg, int *exit_code, const char *fmt, const char *arg)
     return 1;
 }
 
+/* rqlite's check of -extensions-path: each comma-separated entry (none
+ * trimmed, so an empty one fails) must exist. What they hold is checked
+ * when main installs them (ext/ext.h). */
+static int extensionPathsExist(config *cfg, int *exit_code)
+{
+    if (cfg->extensions_path == NULL || *cfg->extensions_path == '\0')
+        return 0;
+    char *list = strdup(cfg->extensions_path);
+    for (char *p = list, *next;; p = next + 1) {
+        next = strchr(p, ',');
+        if (next)
+            *next = '\0';
+        struct stat sb;
+        if (stat(p, &sb) != 0) {
+            fatal(cfg, exit_code, "extension path does not exist: %s", p);
+            free(list);
+            return 1;
+        }
+        if (next == NULL)
+            break;
+    }
+    free(list);
+    return 0;
+}
+
 /* rqlite's checks of the settings together, with its messages. */
 static int validate(config *cfg, int *exit_code)
 {
+    int rc;
     if ((cfg->http_cert && *cfg->http_cert) != (cfg->http_key && *cfg->http_key))
         return fatal(cfg, exit_code, "%s", "either both -http-cert and -http-key must be set, or neither");
     if ((cfg->node_cert && *cfg->node_cert) != (cfg->node_key && *cfg->node_key))
@@ -372,6 +399,8 @@ static int validate(config *cfg, int *exit_code)
      * credentials file, so asking for it without one is a mistake. */
     if (cfg->join_as && *cfg->join_as && !(cfg->auth && *cfg->auth))
         return fatal(cfg, exit_code, "%s", "-join-as requires -auth: the user's password is read from that file");
+    if ((rc = extensionPathsExist(cfg, exit_code)) != 0)
+        return rc;
     if ((cfg->otlp_cert && *cfg->otlp_cert) != (cfg->otlp_key && *cfg->otlp_key))
         return fatal(cfg, exit_code, "%s", "either both -otlp-cert and -otlp-key must be set, or neither");
     if (!(cfg->otlp_endpoint && *cfg->otlp_endpoint)) {
@@ -693,4 +722,11 @@ void config_free(config *cfg)
     cfg->data_dir = NULL;
     free(cfg->http_api_url);
     cfg->http_api_url = NULL;
+    for (int i = 0; i < cfg->n_extensions; i++)
+        free(cfg->extensions[i]);
+    free(cfg->extensions);
+    cfg->extensions = NULL;
+    cfg->n_extensions = 0;
+    free(cfg->extensions_dir);
+    cfg->extensions_dir = NULL;
 }

@@ -24,7 +24,9 @@
 #include "auth/auth.h"
 #include "cluster/cluster.h"
 #include "config.h"
+#include "db/db.h"
 #include "disco/disco.h"
+#include "ext/ext.h"
 #include "http/http.h"
 #include "store/store.h"
 #include "tls/tls.h"
@@ -192,6 +194,30 @@ static int bootstrapExpect(config *cfg, disco *d, http_server *http, store_node 
     return n;
 }
 
+
+/* -extensions-path: copy or extract the extensions into <data>/extensions
+ * and load each once, before anything binds a port: one that is missing,
+ * unreadable, corrupt or does not load stops the start. The list goes in
+ * cfg for the store (every connection loads it) and /status. */
+static void installExtensions(config *cfg)
+{
+    ext_list l;
+    char *err = NULL;
+    if (ext_install(cfg->data_dir, cfg->extensions_path, &l, &err) != 0)
+        fatal("failed to install extensions", err);
+    if (db_extensions_check((const char *const *)l.paths, l.n, &err) != 0)
+        fatal("failed to load extensions", err);
+    cfg->extensions_dir = l.dir;
+    cfg->extensions = l.paths;
+    cfg->n_extensions = l.n;
+    if (l.n == 0)
+        return;
+    char names[4096] = "";
+    size_t n = 0;
+    for (int i = 0; i < l.n && n < sizeof names; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", ext_name(l.paths[i]));
+    rq_log("db", "loaded extensions: %s", names);
+}
 
 /* -raft-cluster-remove-shutdown: leave the cluster before stopping. A
  * leader hands over first; the (new) leader then removes us. */
@@ -593,6 +619,7 @@ int main(int argc, char **argv)
     raiseFileLimit(&cfg);
     if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
+    installExtensions(&cfg);
 
     http_server *http = NULL;
     if (http_server_start(&cfg, &http, &err) != 0)

@@ -485,10 +485,23 @@ static json_t *sqliteStatus(store *s)
                      "compile_options", opts, "pragmas", pragmas);
 }
 
+/* rqlite's store.sqlite3.extensions: the file names of the extensions
+ * every connection loads. */
+static json_t *extensionNames(const config *cfg)
+{
+    json_t *names = json_array();
+    for (int i = 0; i < cfg->n_extensions; i++) {
+        const char *slash = strrchr(cfg->extensions[i], '/');
+        json_array_append_new(names, json_string(slash ? slash + 1 : cfg->extensions[i]));
+    }
+    return names;
+}
+
 json_t *store_status(store *s)
 {
     /* Files first, without the lock. */
     json_t *sqlite = sqliteStatus(s);
+    json_object_set_new(sqlite, "extensions", extensionNames(s->cfg));
     json_t *snaps = snapshotStore(s);
     long long dir_size = dirSize(s->cfg->data_dir, 0);
     const config *cfg = s->cfg;

@@ -210,7 +210,9 @@ static int openDatabase(store *s, bool is_new, char **err)
     db_options dopts = {.fk = cfg->fk,
                         .max_ro_conns = cfg->db_max_ro_conns,
                         .max_length = (int64_t)cfg->raft_max_entry_size,
-                        .max_result = (size_t)cfg->db_max_result_size};
+                        .max_result = (size_t)cfg->db_max_result_size,
+                        .extensions = (const char *const *)cfg->extensions,
+                        .n_extensions = cfg->n_extensions};
     if (db_open(s->db_path, &dopts, &s->db, err) != 0)
         return -1;
     if (db_recovered(s->db))

@@ -118,7 +118,7 @@ int store_execute(store *s, const cmd_view *stmts, unsigned db_flags, uint64_t d
  * only. */
 int store_load(store *s, const void *image, size_t len, char **err);
 /* Would store_load() take this image (db_image_check)? 0, or -1 with *err. */
-int store_image_check(const void *image, size_t len, char **err);
+int store_image_check(store *s, const void *image, size_t len, char **err);
 /* Reads at a consistency level; none/weak/linearizable run on a read-only
  * connection, strong goes through the log. */
 int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err);
