@@ -787,20 +787,6 @@ static int awaitImage(imageFetch *f, raftConn *sock, uint64_t *size, char **err)
     }
 }
 
-/* Write all n bytes of p to fd. */
-static int writeAll(int fd, const char *p, size_t n)
-{
-    for (size_t off = 0; off < n;) {
-        ssize_t w = write(fd, p + off, n - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        off += (size_t)w;
-    }
-    return 0;
-}
-
 /* The image's size bytes from sock into file through one buffer, so that
  * memory does not grow with the database; tick() reports and gives up. */
 static int receiveImage(imageFetch *f, raftConn *sock, int file, const char *path, uint64_t size, char **err)
@@ -822,7 +808,7 @@ static int receiveImage(imageFetch *f, raftConn *sock, int file, const char *pat
             *err = rq_sprintf("reading from %s: %s (after %lld of %llu bytes)", f->addr, sock->err, f->done,
                               (unsigned long long)size);
             rc = -1;
-        } else if (r > 0 && writeAll(file, chunk, (size_t)r) != 0) {
+        } else if (r > 0 && rq_write_all(file, chunk, (size_t)r) != 0) {
             *err = rq_sprintf("writing %s: %s", path, strerror(errno));
             rc = -1;
         } else {

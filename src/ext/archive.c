@@ -75,13 +75,9 @@ static int extractEntry(struct archive *a, const char *src, const char *dir, con
             rc = -1;
             break;
         }
-        for (la_ssize_t off = 0; off < n && rc == 0;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno != EINTR) {
-                *err = rq_sprintf("cannot write %s/%s: %s", dir, name, strerror(errno));
-                rc = -1;
-            }
-            off += w > 0 ? w : 0;
+        if (rq_write_all(out, buf, (size_t)n) != 0) {
+            *err = rq_sprintf("cannot write %s/%s: %s", dir, name, strerror(errno));
+            rc = -1;
         }
     }
     if (close(out) != 0 && rc == 0) {

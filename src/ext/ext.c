@@ -78,13 +78,9 @@ static int copyTo(int in, const char *src, const char *dir, const char *name, ch
             rc = -1;
             break;
         }
-        for (ssize_t off = 0; off < n && rc == 0;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0 && errno != EINTR) {
-                *err = rq_sprintf("cannot write the copy of %s: %s", src, strerror(errno));
-                rc = -1;
-            }
-            off += w > 0 ? w : 0;
+        if (rq_write_all(out, buf, (size_t)n) != 0) {
+            *err = rq_sprintf("cannot write the copy of %s: %s", src, strerror(errno));
+            rc = -1;
         }
     }
     if (close(out) != 0 && rc == 0) {

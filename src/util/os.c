@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 int rq_mkdir_all(const char *path)
 {
@@ -73,4 +74,18 @@ int rq_thread_detached(void *(*fn)(void *), void *arg)
     int rc = pthread_create(&th, &attr, fn, arg);
     pthread_attr_destroy(&attr);
     return rc;
+}
+
+int rq_write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(fd, c + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        off += (size_t)w;
+    }
+    return 0;
 }

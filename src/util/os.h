@@ -4,6 +4,7 @@
 #ifndef RQ_UTIL_OS_H
 #define RQ_UTIL_OS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* mkdir -p; returns 0 or -1 with errno set. */
@@ -18,6 +19,10 @@ int64_t rq_now_ms(void);
 /* Start fn(arg) on a detached thread (nobody joins it); pthread_create's code. */
 int rq_thread_detached(void *(*fn)(void *), void *arg);
 double rq_now_sec(void);
+
+/* Write all n bytes of p to fd (retrying short writes and EINTR); 0, or
+ * -1 with errno set. */
+int rq_write_all(int fd, const void *p, size_t n);
 
 /* printf into a new malloc'd string (NULL only when out of memory). */
 char *rq_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
