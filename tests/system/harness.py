@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import requests
@@ -262,3 +263,65 @@ def wait_members(node, n, timeout=30):
 
 def json_compact(doc):
     return json.dumps(doc, separators=(",", ":"))
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 in front of a local port. It keeps every
+    byte it carries both ways (data()) and counts those from the target
+    (carried); with rate, those go at most rate bytes/s (transfers that
+    outlast timeouts without gigabytes of data)."""
+
+    def __init__(self, target_port, rate=None):
+        self.target, self.rate = target_port, rate
+        self.carried = 0
+        self._data = bytearray()
+        self._lock = threading.Lock()
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            u.settimeout(None)
+            threading.Thread(target=self._pump, args=(c, u, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, True), daemon=True).start()
+
+    def _pump(self, src, dst, from_target):
+        try:
+            while True:
+                chunk = src.recv(16384)
+                if not chunk:
+                    break
+                with self._lock:
+                    self._data += chunk
+                    if from_target:
+                        self.carried += len(chunk)
+                dst.sendall(chunk)
+                if from_target and self.rate:
+                    time.sleep(len(chunk) / self.rate)  # pacing the proxy, not synchronising a test
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def data(self):
+        with self._lock:
+            return bytes(self._data)
+
+    def close(self):
+        self.listener.close()

@@ -698,63 +698,6 @@ def test_get_leader_on_a_follower_when_the_leader_does_not_answer(cluster):
     assert r.status_code == 200 and r.json()["id"] == n1.id, (r.status_code, r.text)
 
 
-class Throttle:
-    """A TCP proxy in front of a port that carries at most rate bytes/s
-    from it (the other way unthrottled), for transfers that outlast
-    timeouts without a database of gigabytes."""
-
-    def __init__(self, target_port, rate):
-        import socket
-        import threading
-        self.target, self.rate = target_port, rate
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        self.carried = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        import socket
-        import threading
-        while True:
-            try:
-                c, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
-            except OSError:
-                c.close()
-                continue
-            u.settimeout(None)
-            threading.Thread(target=self._pump, args=(c, u, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(u, c, True), daemon=True).start()
-
-    def _pump(self, src, dst, throttled):
-        import socket
-        try:
-            while True:
-                chunk = src.recv(16384)
-                if not chunk:
-                    break
-                dst.sendall(chunk)
-                if throttled:
-                    self.carried += len(chunk)
-                    time.sleep(len(chunk) / self.rate)  # pacing the proxy, not synchronising the test
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def close(self):
-        self.listener.close()
-
-
 def test_wiped_node_rejoins_while_a_long_transfer_runs(cluster):
     """A wiped node started with -join to a cluster whose database takes
     longer to send than a join may take (the leader's Raft port, where
@@ -765,7 +708,7 @@ def test_wiped_node_rejoins_while_a_long_transfer_runs(cluster):
     election timeout, so node 1 stays the leader."""
     snap = ["-raft-snap", "8"]  # the log is compacted: a wiped node needs the database itself
     n1 = cluster.node(1, list(snap))
-    throttle = Throttle(n1.raft_port, 2 * 1024 * 1024)
+    throttle = harness.TcpProxy(n1.raft_port, rate=2 * 1024 * 1024)
     n1.extra += ["-raft-adv-addr", "127.0.0.1:%d" % throttle.port]
     try:
         n1.start().wait_ready()

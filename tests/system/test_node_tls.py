@@ -9,12 +9,11 @@ import shutil
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 
-from harness import leader_of, poll, wait_members
+from harness import TcpProxy, leader_of, poll, wait_members
 
 
 @pytest.fixture(scope="module")
@@ -62,59 +61,6 @@ def tls(certs, name, ca="ca", mutual=True, extra=()):
     return f + list(extra)
 
 
-class Recorder:
-    """A TCP proxy in front of a port, keeping every byte it carries both ways."""
-
-    def __init__(self, target_port):
-        self.target = target_port
-        self.data = bytearray()
-        self.lock = threading.Lock()
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.listener.accept()
-            except OSError:
-                return
-            try:
-                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
-            except OSError:
-                c.close()
-                continue
-            u.settimeout(None)
-            for a, b in ((c, u), (u, c)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    def _pump(self, src, dst):
-        try:
-            while True:
-                chunk = src.recv(65536)
-                if not chunk:
-                    break
-                with self.lock:
-                    self.data += chunk
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def bytes(self):
-        with self.lock:
-            return bytes(self.data)
-
-    def close(self):
-        self.listener.close()
-
-
 def exits(node, timeout=60):
     """The exit status of a node expected to give up."""
     try:
@@ -130,14 +76,14 @@ def replicated_through_recorder(cluster, flags_of):
     reaches node 2 through the recorder. Returns (marker, recorded bytes)."""
     n1 = cluster.node(1, flags_of(1)).start().wait_ready()
     n2 = cluster.node(2, flags_of(2))
-    rec = Recorder(n2.raft_port)
+    rec = TcpProxy(n2.raft_port)
     n2.extra += ["-raft-adv-addr", "127.0.0.1:%d" % rec.port]
     n2.start(join=n1.raft_addr).wait_ready()
     wait_members(n1, 2)
     marker = "marker-" + secrets.token_hex(16)
     n1.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)", ["INSERT INTO t(v) VALUES(?)", marker]])
     poll(lambda: n2.count("t") == 1, what="the marker on node 2")
-    data = rec.bytes()
+    data = rec.data()
     rec.close()
     return marker, data, n1, n2
 
