@@ -479,7 +479,10 @@ static void *watchMembership(void *arg)
     struct timespec tick = {0, 100 * 1000000L};
     int64_t next_ask = 0;
     while (!atomic_load(&w->stop)) {
-        const char *why = store_ready(w->st) ? memberWants(w) : "";
+        /* Synced, not just ready: a node restored from a snapshot sees the
+         * configuration changes after it (its own re-adding) only once it
+         * has applied the entries the leader has committed since. */
+        const char *why = store_ready(w->st) && store_wait_synced(w->st, 0) ? memberWants(w) : "";
         if (why == NULL)
             break;
         store_node leader;
