@@ -135,7 +135,7 @@ def test_no_leader_is_503(cluster):
 def test_wiped_node_catches_up_from_snapshot(cluster):
     """Small -raft-snap: the log is compacted, so a wiped node needs the leader's
     snapshot (SQLite image + metadata) to come back, then the entries after it."""
-    snap = ["-raft-snap", "16"]
+    snap = ["-raft-snap", "16", "-raft-snap-int", "1s"]
     n1 = cluster.node(1, snap).start().wait_ready()
     n2 = cluster.node(2, snap).start(join=n1.url)
     n3 = cluster.node(3, snap).start(join=n1.url)
@@ -176,9 +176,9 @@ def test_older_transferred_database_is_not_installed(cluster, tmp_path):
     (libraft does not apply them again): the node keeps its own file. A test
     gate holds the transferred copy back until then (RQ_TEST_FETCH_GATE)."""
     gate = str(tmp_path / "gate")
-    n1 = cluster.node(1, ["-raft-snap", "16"]).start().wait_ready()
+    n1 = cluster.node(1, ["-raft-snap", "16", "-raft-snap-int", "1s"]).start().wait_ready()
     n2 = cluster.node(2, ["-raft-snap", "100000"]).start(join=n1.url)
-    n3 = cluster.node(3, ["-raft-snap", "16"]).start(join=n1.url)
+    n3 = cluster.node(3, ["-raft-snap", "16", "-raft-snap-int", "1s"]).start(join=n1.url)
     n2.wait_ready()
     n3.wait_ready()
     wait_members(n1, 3)

@@ -34,7 +34,7 @@ def test_large_database_catch_up_and_restart(cluster):
     """A wiped follower of a BIG_MB database comes back from a snapshot
     streamed to disk (peak RSS far below the database size), and a node
     restarts on the same data without replaying or copying it."""
-    n1, n2, n3 = cluster.start_three(["-raft-snap", "4"])
+    n1, n2, n3 = cluster.start_three(["-raft-snap", "4", "-raft-snap-int", "1s"])
     leader = leader_of([n1, n2, n3])
     t0 = time.monotonic()
     fill(leader, BIG_MB)
@@ -342,3 +342,39 @@ def test_graceful_leader_shutdown_hands_over(cluster):
     assert leader.wait_exit(20) == 0
     assert "stepping down as leader before shutdown" in leader.logs()
     assert pause < 4.0
+
+
+def snapshots_taken(node):
+    return requests.get(node.url + "/debug/vars", timeout=10).json()["store"]["num_snapshots"]
+
+
+def test_snapshot_interval_decides_when_to_snapshot(cluster):
+    """-raft-snap-int: every interval (staggered: one to two of them) the
+    node checks whether -raft-snap entries were applied since its last
+    snapshot, and only then takes one, as rqlite does. With a 6 s interval
+    none is taken before 6 s have passed since the start, however far past
+    the threshold the log is; with 300 ms one follows within a second or so."""
+    slow = cluster.node(1, ["-raft-snap", "10", "-raft-snap-int", "6s"])
+    t_slow = time.monotonic()
+    slow.start()
+    fast = cluster.node(2, ["-raft-snap", "10", "-raft-snap-int", "300ms"]).start()
+    for n in (slow, fast):
+        n.wait_ready()
+        n.execute(["CREATE TABLE s (v)"])
+        for i in range(30):
+            n.execute([["INSERT INTO s VALUES (?)", i]])
+    assert time.monotonic() - t_slow < 5.0, "too slow a start to tell the intervals apart"
+    t_fast = time.monotonic()
+    poll(lambda: snapshots_taken(fast) >= 1, timeout=10, what="a snapshot on the 300 ms node")
+    print("\n300 ms interval: snapshot %.2fs after the writes" % (time.monotonic() - t_fast))
+    assert fast.status()["store"]["raft"]["last_snapshot_index"] >= 30
+    # the 6 s node: 30+ entries past its threshold, and no snapshot until 6 s
+    # after it started (sampled until just before then)
+    while time.monotonic() - t_slow < 5.5:
+        assert snapshots_taken(slow) == 0, "snapshot %.1fs after start" % (time.monotonic() - t_slow)
+        assert slow.status()["store"]["raft"]["last_snapshot_index"] == 0
+    poll(lambda: snapshots_taken(slow) >= 1, timeout=15, what="a snapshot on the 6 s node")
+    took = time.monotonic() - t_slow
+    print("6 s interval: snapshot %.1fs after start" % took)
+    assert took < 14.0  # at most two intervals, and a tick
+    assert slow.status()["store"]["raft"]["last_snapshot_index"] >= 30

@@ -176,7 +176,7 @@ def test_wiped_node_catches_up_over_tls(cluster, certs):
     leader over TLS, rejoins through the leader's Raft address, and fetches the
     database image through the TLS session."""
     def flags(i):
-        return tls(certs, "n%d" % i, extra=["-raft-snap", "16"])
+        return tls(certs, "n%d" % i, extra=["-raft-snap", "16", "-raft-snap-int", "1s"])
     n1 = cluster.node(1, flags(1)).start().wait_ready()
     n2 = cluster.node(2, flags(2)).start(join=n1.url)
     n3 = cluster.node(3, flags(3)).start(join=n1.raft_addr)

@@ -435,6 +435,25 @@ static void test_todo_warns(void **st)
     config_free(&c);
 }
 
+/* A snapshot interval hashicorp raft refuses stops the start with its
+ * message; one it takes is used, without a warning. */
+static void test_raft_timers(void **st)
+{
+    config c;
+    int code;
+    char err[2048];
+    char *snap[] = {"-raft-snap-int", "1ms", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, snap, err, sizeof err), 1);
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(err, "fatal: failed to open store: creating the raft system failed: "
+                                "SnapshotInterval is too low"));
+    char *ok[] = {"-raft-snap-int", "0s", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, ok, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(c.raft_snap_int_ms, 0);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -447,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_node_tls_flags),
         cmocka_unit_test(test_https_flags),
         cmocka_unit_test(test_todo_warns),
+        cmocka_unit_test(test_raft_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
