@@ -27,10 +27,6 @@ typedef enum { F_STR, F_BOOL, F_INT, F_U64, F_DUR, F_JOIN, F_IGNORED } flag_kind
 /* What setting a flag whose feature is not built yet prints at start-up,
  * instead of ignoring it silently. */
 #define F_TODO "is accepted but not supported yet by this build; ignored"
-/* Flags whose setting has no equivalent in libraft: why, printed when set. */
-#define F_NO_LEASE                                                                                     \
-    "has no equivalent in libraft, whose leader steps down after one election timeout "                \
-    "(-raft-election-timeout) without hearing from a quorum; ignored"
 
 typedef struct flag_def {
     const char *name;
@@ -101,7 +97,7 @@ static const flag_def flags[] = {
     {"raft-commit-timeout", F_DUR, O(raft_commit_timeout_ms), "50ms", "Raft commit timeout", NULL},
     {"raft-election-timeout", F_DUR, O(raft_election_timeout_ms), "1s", "Raft election timeout", NULL},
     {"raft-heartbeat-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout", NULL},
-    {"raft-leader-lease-timeout", F_DUR, O(raft_leader_lease_timeout_ms), "0s", "Raft leader lease timeout. Use 0s for Raft default", F_NO_LEASE},
+    {"raft-leader-lease-timeout", F_DUR, O(raft_leader_lease_timeout_ms), "0s", "Raft leader lease timeout. Use 0s for Raft default", NULL},
     {"raft-log-level", F_STR, O(raft_log_level), "WARN", "Minimum log level for Raft module", NULL},
     {"raft-max-entry-size", F_U64, O(raft_max_entry_size), "67108864", "Largest Raft log entry a request may make, in bytes (larger: 413)", NULL},
     {"raft-non-voter", F_BOOL, O(raft_non_voter), "false", "Configure as non-voting node", NULL},
@@ -319,13 +315,19 @@ static int fatal(config *cfg, int *exit_code, const char *fmt, const char *arg)
 }
 
 /* The timer settings hashicorp raft refuses (its ValidateConfig), which
- * stop rqlite at start with these messages. An interval of 0 asks for the
- * default, which is not checked. */
+ * stop rqlite at start with these messages. A lease or interval of 0 asks
+ * for the default, which is not checked: here the lease is then libraft's
+ * own rule (README). */
 static int validateRaftTimers(config *cfg, int *exit_code)
 {
     const char *why = NULL;
+    uint64_t lease = cfg->raft_leader_lease_timeout_ms;
     if (cfg->raft_snap_int_ms != 0 && cfg->raft_snap_int_ms < 5)
         why = "SnapshotInterval is too low";
+    else if (lease != 0 && lease < 5)
+        why = "LeaderLeaseTimeout is too low";
+    else if (lease != 0 && lease > cfg->raft_heartbeat_timeout_ms)
+        why = "LeaderLeaseTimeout cannot be larger than heartbeat timeout";
     if (why == NULL)
         return 0;
     return fatal(cfg, exit_code, "failed to open store: creating the raft system failed: %s", why);
@@ -675,9 +677,6 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
     if (validate(cfg, exit_code) != 0 || validateRaftTimers(cfg, exit_code) != 0)
         return 1;
     for (size_t k = 0; k < N_FLAGS; k++) {
-        /* A lease of 0 asks for libraft's own: nothing to say. */
-        if (strcmp(flags[k].name, "raft-leader-lease-timeout") == 0 && cfg->raft_leader_lease_timeout_ms == 0)
-            continue;
         if (set[k] && flags[k].note)
             fprintf(stderr, "warning: -%s %s\n", flags[k].name, flags[k].note);
     }

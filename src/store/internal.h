@@ -216,6 +216,9 @@ struct store {
     unsigned n_peers;
     raft_term peers_term;   /* the term the counters belong to */
     op *reads;              /* linearizable reads waiting for confirmation */
+    int64_t lease_tick_ms;  /* -raft-leader-lease-timeout: the previous check */
+    int64_t lease_from_ms;  /* ... when the lease clock (re)started */
+    raft_term lease_term;   /* ... the term it started in (0: not leading) */
     /* raftio.c */
     int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
                    raft_io_send_cb);
@@ -319,7 +322,16 @@ void storeReadStart(store *s, op *o);
 void storeReadsProgress(store *s);
 /* Raft thread, leader: send a round of AppendEntries now. */
 void storeHeartbeatNow(store *s);
-
+/* Raft thread, leader: the latest time by which a majority of voters
+ * (counting us, now) had been heard from; 0 when unknown. A leader cut off
+ * from the others keeps believing it leads for up to an election timeout:
+ * this dates its data for freshness. */
+int64_t storeQuorumContactMs(store *s);
+/* Raft thread, on each tick, with -raft-leader-lease-timeout: a leader
+ * that has not heard from a quorum of voters for that long steps down, as
+ * hashicorp raft's does, instead of after libraft's one to two election
+ * timeouts. */
+void storeLeaseCheck(store *s);
 
 /* ------------------------------------------------------------- raftio.c */
 

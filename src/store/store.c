@@ -49,6 +49,7 @@ static void onTick(uv_timer_t *t)
 {
     store *s = t->data;
     if (s && s->raft_started && s->raft_shut == RAFT_RUNNING) {
+        storeLeaseCheck(s);
         storeSnapCheck(s);
         storeReapCheck(s);
         storeOptimizeCheck(s);

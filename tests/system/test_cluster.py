@@ -498,6 +498,42 @@ def test_isolated_leader_refuses_linearizable_reads(cluster):
          .get("values") == [[1]], what="a linearizable read once the followers are back")
 
 
+def test_leader_lease_steps_down_without_a_quorum(cluster):
+    """-raft-leader-lease-timeout: a leader that has not heard from a quorum
+    for that long steps down (hashicorp raft's lease), where libraft's own
+    rule would wait one to two election timeouts (20 s on nodes 2 and 3).
+    Both followers are SIGSTOPped; their leader must be a follower again
+    within a few seconds, and the cluster leads again once they are back."""
+    import signal
+    n1, n2, n3 = slow_followers(cluster, ["-raft-leader-lease-timeout", "300ms"])
+    r = requests.post(n1.url + "/leader", json={"id": n2.id}, timeout=30)
+    assert r.status_code == 200, r.text
+    poll(n2.is_leader, what="leadership moved to node 2 (20 s election timeout)")
+    n2.execute(["CREATE TABLE lease (x)", "INSERT INTO lease VALUES (1)"])
+    # a healthy leader keeps its lease under writes
+    for i in range(50):
+        n2.execute([["INSERT INTO lease VALUES (?)", i]])
+    assert n2.is_leader() and "stepping down" not in n2.logs()
+    followers = [n1, n3]
+    for f in followers:
+        f.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        poll(lambda: n2.status()["store"]["raft"]["state"] != "Leader", timeout=8,
+             what="the isolated leader stepping down")
+        took = time.monotonic() - t0
+        print("\nisolated leader stepped down after %.2fs (lease 300ms)" % took)
+        assert "failed to contact a quorum of nodes" in n2.logs()
+        r = requests.post(n2.url + "/db/execute", json=["INSERT INTO lease VALUES (2)"], timeout=10)
+        assert r.status_code == 503, (r.status_code, r.text)
+    finally:
+        for f in followers:
+            f.signal(signal.SIGCONT)
+    leader = leader_of([n1, n2, n3])
+    leader.execute(["INSERT INTO lease VALUES (3)"])
+    assert leader.count("lease", level="strong") == 52  # not the refused write
+
+
 def test_leader_stepdown_remove_and_readyz_sync(three):
     import re
     cluster, nodes = three
