@@ -146,7 +146,8 @@ def test_wiped_node_catches_up_from_snapshot(cluster):
     leader.execute(["CREATE TABLE s (id INTEGER PRIMARY KEY, v INT)"])
     for i in range(120):
         leader.execute([["INSERT INTO s(v) VALUES(?)", i]])
-    poll(lambda: leader.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot")
+    # a snapshot that compacted the log past the start: a wiped node needs it
+    poll(lambda: leader.status()["store"]["raft"]["first_log_index"] > 1, what="the log compacted")
     victim = [n for n in (n2, n3) if n is not leader][0]
     poll(lambda: victim.count("s") == 120, what="rows on the victim")
     victim.kill()
@@ -185,26 +186,37 @@ def test_older_transferred_database_is_not_installed(cluster, tmp_path):
     assert leader_of([n1, n2, n3]) is n1
     n1.execute(["CREATE TABLE g (id INTEGER PRIMARY KEY, v INT)"])
     poll(lambda: n3.count("g") == 0, what="the table on node 3")
+    held = n3.status()["store"]["raft"]["last_log_index"]
     n3.kill()
     for i in range(100):
         n1.execute([["INSERT INTO g(v) VALUES(?)", i]])
-    poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot on node 1")
+    # node 1's log compacted past node 3's (a snapshot is checked for every
+    # second); then writes for a while. libraft queues its messages to a peer
+    # it cannot reach until its next connection attempt (every 250 ms here),
+    # which keeps the newest three: AppendEntries made before the compaction
+    # would give node 3 the entries it lacks without the snapshot.
+    poll(lambda: n1.status()["store"]["raft"]["first_log_index"] > held + 1, what="a snapshot on node 1")
+    rows, until = 100, time.monotonic() + 0.8
+    while time.monotonic() < until:
+        n1.execute([["INSERT INTO g(v) VALUES(?)", rows]])
+        rows += 1
     n3.env = {"RQ_TEST_FETCH_GATE": gate}
     n3.start(join=n1.url)
     poll(lambda: "test gate: holding" in n3.logs(), what="node 3 holding the transferred database")
     n1.kill()
     assert leader_of([n2, n3]) is n2
-    for i in range(100, 120):
+    for i in range(rows, rows + 20):
         n2.execute([["INSERT INTO g(v) VALUES(?)", i]])
-    poll(lambda: n3.count("g") == 120, what="node 3 applying node 2's entries during the transfer")
+    rows += 20
+    poll(lambda: n3.count("g") == rows, what="node 3 applying node 2's entries during the transfer")
     open(gate, "w").close()
     poll(lambda: "is older than ours" in n3.logs() or "snapshot transfer done" in n3.logs(),
          what="node 3 done with the transfer")
-    assert n3.count("g") == 120
+    assert n3.count("g") == rows
     assert "is older than ours" in n3.logs()
-    n2.execute([["INSERT INTO g(v) VALUES(?)", 120]])
-    poll(lambda: n3.count("g") == 121, what="node 3 applying later entries")
-    want = [[sum(range(121))]]
+    n2.execute([["INSERT INTO g(v) VALUES(?)", rows]])
+    poll(lambda: n3.count("g") == rows + 1, what="node 3 applying later entries")
+    want = [[sum(range(rows + 1))]]
     assert n3.query("SELECT SUM(v) FROM g", level="none")["results"][0]["values"] == want
     assert n2.query("SELECT SUM(v) FROM g", level="none")["results"][0]["values"] == want
 
