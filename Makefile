@@ -6,7 +6,7 @@ DATA      ?= $(HOME)/node.1
 JOBS      ?= $(shell nproc)
 PKGS       = build-essential cmake pkg-config libraft-dev libuv1-dev \
              libmicrohttpd-dev libjansson-dev libsqlite3-dev libedit-dev \
-             libcurl4-openssl-dev libcmocka-dev zlib1g-dev liblz4-dev libgnutls28-dev libcrypt-dev \
+             libcurl4-openssl-dev libcmocka-dev zlib1g-dev liblz4-dev libgnutls28-dev libcrypt-dev libarchive-dev \
              python3 python3-pytest python3-requests tmux sqlite3 openssl \
              clang libclang-rt-14-dev
 # `make asan test` (or `make asan chaos`): the same, built with ASan+UBSan.
@@ -16,7 +16,7 @@ BUILD      := build-asan
 CMAKE_FLAGS := -DRQ_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 export RQ_SANITIZED := 1
 endif
-PC_LIBS    = raft libuv libmicrohttpd gnutls jansson sqlite3 libedit libcurl cmocka zlib liblz4 libcrypt
+PC_LIBS    = raft libuv libmicrohttpd gnutls jansson sqlite3 libedit libcurl cmocka zlib liblz4 libcrypt libarchive
 
 .PHONY: all deps build run test unit system hostile asan clean bench chaos fuzz conformance
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -54,10 +55,10 @@ static const flag_def flags[] = {
     {"db-max-result-size", F_U64, O(db_max_result_size), "268435456", "Largest JSON result of one statement, in bytes, before it fails with 'result too large' (0: no limit)", NULL},
     {"db-max-ro-conns", F_INT, O(db_max_ro_conns), "256", "Maximum number of read-only connections to the database (0 means unlimited)", NULL},
     {"db-max-write-steps", F_U64, O(db_max_write_steps), "250000000", "Most SQLite VM steps one write entry may take before its statements fail with 'execute timeout' (counted alike on every node; about 1-6 s of work here; 0: no limit)", NULL},
-    {"disco-config", F_IGNORED, 0, "", "Set discovery config, or path to cluster discovery config file", F_TODO},
-    {"disco-key", F_IGNORED, 0, "rqlite", "Key prefix for cluster discovery service", F_TODO},
-    {"disco-mode", F_IGNORED, 0, "", "Choose clustering discovery mode. If not set, no node discovery is performed", F_TODO},
-    {"extensions-path", F_IGNORED, 0, "", "Comma-delimited list of paths to directories, zipfiles, or tar.gz files containing SQLite extensions", F_TODO},
+    {"disco-config", F_STR, O(disco_config), "", "Set discovery config, or path to cluster discovery config file", NULL},
+    {"disco-key", F_STR, O(disco_key), "rqlite", "Key prefix for cluster discovery service", NULL},
+    {"disco-mode", F_STR, O(disco_mode), "", "Choose clustering discovery mode (dns, dns-srv). If not set, no node discovery is performed", NULL},
+    {"extensions-path", F_STR, O(extensions_path), "", "Comma-delimited list of paths to directories, zipfiles, or tar.gz files containing SQLite extensions", NULL},
     {"fk", F_BOOL, O(fk), "false", "Enable SQLite foreign key constraints", NULL},
     {"http-addr", F_STR, O(http_addr), "localhost:4001", "HTTP server bind address. To enable HTTPS, set X.509 certificate and key", NULL},
     {"http-adv-addr", F_STR, O(http_adv_addr), "", "Advertised HTTP address. If not set, same as HTTP server bind address", NULL},
@@ -333,9 +334,35 @@ static int validateRaftTimers(config *cfg, int *exit_code)
     return fatal(cfg, exit_code, "failed to open store: creating the raft system failed: %s", why);
 }
 
+/* rqlite's check of -extensions-path: each comma-separated entry (none
+ * trimmed, so an empty one fails) must exist. What they hold is checked
+ * when main installs them (ext/ext.h). */
+static int extensionPathsExist(config *cfg, int *exit_code)
+{
+    if (cfg->extensions_path == NULL || *cfg->extensions_path == '\0')
+        return 0;
+    char *list = strdup(cfg->extensions_path);
+    for (char *p = list, *next;; p = next + 1) {
+        next = strchr(p, ',');
+        if (next)
+            *next = '\0';
+        struct stat sb;
+        if (stat(p, &sb) != 0) {
+            fatal(cfg, exit_code, "extension path does not exist: %s", p);
+            free(list);
+            return 1;
+        }
+        if (next == NULL)
+            break;
+    }
+    free(list);
+    return 0;
+}
+
 /* rqlite's checks of the settings together, with its messages. */
 static int validate(config *cfg, int *exit_code)
 {
+    int rc;
     if ((cfg->http_cert && *cfg->http_cert) != (cfg->http_key && *cfg->http_key))
         return fatal(cfg, exit_code, "%s", "either both -http-cert and -http-key must be set, or neither");
     if ((cfg->node_cert && *cfg->node_cert) != (cfg->node_key && *cfg->node_key))
@@ -383,6 +410,8 @@ static int validate(config *cfg, int *exit_code)
      * credentials file, so asking for it without one is a mistake. */
     if (cfg->join_as && *cfg->join_as && !(cfg->auth && *cfg->auth))
         return fatal(cfg, exit_code, "%s", "-join-as requires -auth: the user's password is read from that file");
+    if ((rc = extensionPathsExist(cfg, exit_code)) != 0)
+        return rc;
     if ((cfg->otlp_cert && *cfg->otlp_cert) != (cfg->otlp_key && *cfg->otlp_key))
         return fatal(cfg, exit_code, "%s", "either both -otlp-cert and -otlp-key must be set, or neither");
     if (!(cfg->otlp_endpoint && *cfg->otlp_endpoint)) {
@@ -415,7 +444,7 @@ static int validate(config *cfg, int *exit_code)
     cfg->raft_log = levels[lv].level;
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
-    if (cfg->bootstrap_expect > 1 && cfg->n_join == 0)
+    if (cfg->bootstrap_expect > 1 && cfg->n_join == 0 && !(cfg->disco_mode && *cfg->disco_mode))
         return fatal(cfg, exit_code, "%s", "bootstrap-expect requires join addresses (-join)");
     for (int i = 0; i < cfg->n_join; i++) {
         const char *j = cfg->join[i];
@@ -701,4 +730,11 @@ void config_free(config *cfg)
     cfg->data_dir = NULL;
     free(cfg->http_api_url);
     cfg->http_api_url = NULL;
+    for (int i = 0; i < cfg->n_extensions; i++)
+        free(cfg->extensions[i]);
+    free(cfg->extensions);
+    cfg->extensions = NULL;
+    cfg->n_extensions = 0;
+    free(cfg->extensions_dir);
+    cfg->extensions_dir = NULL;
 }

@@ -41,9 +41,19 @@ typedef struct config {
     int n_join;
     int join_attempts;       /* -join-attempts, 5 */
     uint64_t join_interval_ms;      /* -join-interval, 3s */
+    char *disco_mode;        /* -disco-mode: "", "dns" or "dns-srv" (disco/) */
+    char *disco_config;      /* -disco-config: JSON, or a file of it */
+    char *disco_key;         /* -disco-key: KV modes only (not supported) */
     int bootstrap_expect;
     uint64_t bootstrap_expect_timeout_ms; /* 120s */
     bool fk;                 /* -fk */
+    char *extensions_path;   /* -extensions-path, as given (comma-separated) */
+    /* Not flags: what main installed from -extensions-path (ext/ext.h),
+     * loaded into every SQLite connection and shown by /status; freed by
+     * config_free. The directory is there even without the flag. */
+    char *extensions_dir;    /* <data>/extensions */
+    char **extensions;       /* its extension files, sorted by name */
+    int n_extensions;
     int db_max_ro_conns;     /* 256 */
     uint64_t db_max_write_steps;   /* VM steps a write entry may take (deterministic bound) */
     uint64_t db_max_result_size;   /* bytes of one statement's JSON result */

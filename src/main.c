@@ -10,6 +10,7 @@
 #include <execinfo.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,14 @@
 #include "auth/auth.h"
 #include "cluster/cluster.h"
 #include "config.h"
+#include "db/db.h"
+#include "disco/disco.h"
+#include "ext/ext.h"
 #include "http/http.h"
 #include "store/store.h"
 #include "tls/tls.h"
 #include "util/addr.h"
+#include "util/job.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -78,17 +83,49 @@ static bool hasRaftState(const config *cfg)
     return stat(p, &sb) == 0;
 }
 
-/* -bootstrap-expect N with -join targets, for a node without state: tell
- * every target we exist (POST /notify) until N distinct nodes have told us
- * the same, then all of them bootstrap one cluster of those nodes. If a
- * target already belongs to a cluster with a leader, join it instead
- * (returns 0). Fatal after -bootstrap-expect-timeout. */
-static int bootstrapExpect(const config *cfg, http_server *http, store_node **out)
+/* -disco-mode: the join targets are what the lookup gives now (kept as
+ * they were when it gives nothing, or fails: a name not published yet). */
+static void refreshTargets(config *cfg, disco *d, bool log)
 {
-    rq_log("rqlited", "bootstrap-expect: waiting for %d nodes to announce themselves (join targets: %d)",
-           cfg->bootstrap_expect, cfg->n_join);
+    char *targets[DISCO_MAX_TARGETS], *err = NULL;
+    int n = disco_lookup(d, targets, &err);
+    if (n == 0) {
+        if (log)
+            rq_log("rqlited", "discovery found no nodes yet%s%s", err ? ": " : "", err ? err : "");
+        free(err);
+        return;
+    }
+    for (int i = 0; i < cfg->n_join; i++)
+        free(cfg->join[i]);
+    for (int i = 0; i < n; i++)
+        cfg->join[i] = targets[i];
+    cfg->n_join = n;
+    free(err);
+}
+
+/* -disco-mode for a node without state: wait (up to
+ * -bootstrap-expect-timeout) until the lookup names someone to contact. */
+static void discoverTargets(config *cfg, disco *d)
+{
+    int64_t deadline = rq_now_ms() + (int64_t)cfg->bootstrap_expect_timeout_ms;
+    struct timespec pause = {1, 0};
+    for (int round = 0; cfg->n_join == 0; round++) {
+        refreshTargets(cfg, d, round % 10 == 0);
+        if (cfg->n_join == 0 && rq_now_ms() >= deadline)
+            fatal("clustering failure", strdup("discovery found no nodes before -bootstrap-expect-timeout"));
+        if (cfg->n_join == 0)
+            nanosleep(&pause, NULL);
+    }
+    rq_log("rqlited", "discovery found %d node(s), the first at %s", cfg->n_join, cfg->join[0]);
+}
+
+/* bootstrapExpect's rounds of notifying, while the Raft port answers. */
+static int bootstrapExpectRounds(config *cfg, disco *d, http_server *http, store_node **out)
+{
     int64_t deadline = rq_now_ms() + (int64_t)cfg->bootstrap_expect_timeout_ms;
     for (int round = 0;; round++) {
+        if (d && round > 0)
+            refreshTargets(cfg, d, false);
         for (int i = 0; i < cfg->n_join; i++) {
             char *err = NULL;
             if (cluster_notify(cfg, cfg->join[i], &err) != 0 && round % 10 == 0)
@@ -137,6 +174,49 @@ static int bootstrapExpect(const config *cfg, http_server *http, store_node **ou
         struct timespec ts = {0, 200 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* -bootstrap-expect N with -join targets, for a node without state: tell
+ * every target we exist (POST /notify) until N distinct nodes have told us
+ * the same, then all of them bootstrap one cluster of those nodes. If a
+ * target already belongs to a cluster with a leader, join it instead
+ * (returns 0). Fatal after -bootstrap-expect-timeout. */
+static int bootstrapExpect(config *cfg, disco *d, http_server *http, store_node **out)
+{
+    rq_log("rqlited", "bootstrap-expect: waiting for %d nodes to announce themselves (join targets: %d)",
+           cfg->bootstrap_expect, cfg->n_join);
+    store_early_port *port = NULL;
+    char *perr = NULL;
+    if (store_early_port_open(cfg, &port, &perr) != 0)
+        fatal("cannot listen on the Raft address", perr);
+    int n = bootstrapExpectRounds(cfg, d, http, out);
+    store_early_port_close(port);
+    return n;
+}
+
+
+/* -extensions-path: copy or extract the extensions into <data>/extensions
+ * and load each once, before anything binds a port: one that is missing,
+ * unreadable, corrupt or does not load stops the start. The list goes in
+ * cfg for the store (every connection loads it) and /status. */
+static void installExtensions(config *cfg)
+{
+    ext_list l;
+    char *err = NULL;
+    if (ext_install(cfg->data_dir, cfg->extensions_path, &l, &err) != 0)
+        fatal("failed to install extensions", err);
+    if (db_extensions_check((const char *const *)l.paths, l.n, &err) != 0)
+        fatal("failed to load extensions", err);
+    cfg->extensions_dir = l.dir;
+    cfg->extensions = l.paths;
+    cfg->n_extensions = l.n;
+    if (l.n == 0)
+        return;
+    char names[4096] = "";
+    size_t n = 0;
+    for (int i = 0; i < l.n && n < sizeof names; i++)
+        n += (size_t)snprintf(names + n, sizeof names - n, "%s%s", i ? ", " : "", ext_name(l.paths[i]));
+    rq_log("db", "loaded extensions: %s", names);
 }
 
 /* -raft-cluster-remove-shutdown: leave the cluster before stopping. A
@@ -327,6 +407,98 @@ static void rejoin(const config *cfg, store *st)
     }
 }
 
+/* A member restarted with another Raft address (and no -join): the others
+ * still dial the old one, so the node asks the leader, through the other
+ * members it knows, to re-add it under the new address (remove and add,
+ * as for a -join with changed addresses). A single-node cluster has no one
+ * to ask and goes on as it is. */
+static void followRaftAddressChange(const config *cfg, store *st)
+{
+    store_node *nodes = NULL;
+    int n = store_nodes(st, &nodes);
+    const store_node *self = NULL;
+    for (int i = 0; i < n; i++)
+        if (strcmp(nodes[i].id, cfg->node_id) == 0)
+            self = &nodes[i];
+    char **targets = calloc(n ? (size_t)n : 1, sizeof *targets);
+    int k = 0;
+    for (int i = 0; self && targets && i < n; i++)
+        if (&nodes[i] != self)
+            targets[k++] = nodes[i].api_addr[0] ? nodes[i].api_addr : nodes[i].addr;
+    if (self && strcmp(self->addr, cfg->raft_adv_addr) != 0) {
+        if (k == 0) {
+            rq_log("rqlited", "Raft address changed from %s, and no other member to tell: "
+                   "the configuration keeps the old address", self->addr);
+        } else {
+            char *err = NULL;
+            rq_log("rqlited", "Raft address changed from %s to %s: rejoining through the other members",
+                   self->addr, cfg->raft_adv_addr);
+            if (cluster_join(cfg, targets, k, false, &err) != 0)
+                rq_log("rqlited", "rejoin under the new Raft address failed: %s", err ? err : "?");
+            free(err);
+        }
+    }
+    free(targets);
+    free(nodes);
+}
+
+/* After start, once the node has caught up (so that its view of the
+ * configuration and metadata is the cluster's), what it still has to ask
+ * the leader for, if anything: a voter the leader left a non-voter while
+ * it caught up (a large database, see store_join) asks to be promoted; a
+ * member restarted with another HTTP address (and no -join, which would
+ * have carried it) asks to have it recorded. Runs on its own thread,
+ * asking every few seconds until done or the node stops. */
+typedef struct memberWatch {
+    const config *cfg;
+    store *st;
+    bool check_api;
+    job job;
+    _Atomic bool stop;
+} memberWatch;
+
+/* What memberWatch still wants (NULL: nothing): a reason for the log. */
+static const char *memberWants(memberWatch *w)
+{
+    char recorded[300];
+    store_recorded_api(w->st, recorded, sizeof recorded);
+    if (w->check_api && strcmp(recorded, w->cfg->http_api_url) != 0)
+        return "its HTTP API address changed";
+    store_node *nodes = NULL;
+    int n = store_nodes(w->st, &nodes);
+    bool standby = false;
+    for (int i = 0; i < n; i++)
+        standby |= strcmp(nodes[i].id, w->cfg->node_id) == 0 && !nodes[i].voter;
+    free(nodes);
+    return standby && !w->cfg->raft_non_voter ? "it is a voter left a non-voter while it caught up" : NULL;
+}
+
+static void *watchMembership(void *arg)
+{
+    memberWatch *w = arg;
+    struct timespec tick = {0, 100 * 1000000L};
+    int64_t next_ask = 0;
+    while (!atomic_load(&w->stop)) {
+        const char *why = store_ready(w->st) ? memberWants(w) : "";
+        if (why == NULL)
+            break;
+        store_node leader;
+        /* A leader records its own address itself (storeMetaOnLeader). */
+        if (*why && rq_now_ms() >= next_ask && store_leader(w->st, &leader) && leader.api_addr[0] &&
+            strcmp(leader.id, w->cfg->node_id) != 0) {
+            rq_log("rqlited", "asking the leader to update this node: %s", why);
+            char *target = leader.api_addr, *err = NULL;
+            if (cluster_join(w->cfg, &target, 1, false, &err) != 0)
+                rq_log("rqlited", "the leader did not update this node: %s", err ? err : "?");
+            free(err);
+            next_ask = rq_now_ms() + 3000;
+        }
+        nanosleep(&tick, NULL);
+    }
+    job_done(&w->job);
+    return NULL;
+}
+
 /* After the store is open: join through -join if the node is new, or
  * rejoin through the leader that reached a wiped member. */
 static void joinCluster(const config *cfg, store *st, int n_boot)
@@ -340,7 +512,14 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
         int rc = cluster_join(cfg, NULL, 0, true, &err);
         if (cfg->node_tls)
             tls_ctx_set_joining(cfg->node_tls, false);
-        if (rc != 0) {
+        if (rc != 0 && store_heard_leader(st)) {
+            /* Admitted after all (an answer lost, a slow leader): it
+             * replicates to us, so we are a member; going away would
+             * throw the transfer in progress away. */
+            rq_log("rqlited", "join not confirmed (%s), but a leader is replicating to this node: going on",
+                   err ? err : "?");
+            free(err);
+        } else if (rc != 0) {
             rq_log("rqlited", "clustering failure: %s", err ? err : "?");
             fatal("clustering failure", err);
         }
@@ -358,6 +537,8 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
         free(via);
     } else if (store_was_new(st)) {
         rq_log("rqlited", "no join addresses set");
+    } else {
+        followRaftAddressChange(cfg, st);
     }
 }
 
@@ -438,20 +619,29 @@ int main(int argc, char **argv)
     raiseFileLimit(&cfg);
     if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
+    installExtensions(&cfg);
 
     http_server *http = NULL;
     if (http_server_start(&cfg, &http, &err) != 0)
         fatal("failed to start HTTP server", err);
     store_node *boot = NULL;
     int n_boot = 0;
+    disco *dsc = NULL;
+    if (disco_new(&cfg, &dsc, &err) != 0)
+        fatal("discovery", err);
+    if (dsc && !hasRaftState(&cfg))
+        discoverTargets(&cfg, dsc);
     if (cfg.bootstrap_expect > 0 && !hasRaftState(&cfg))
-        n_boot = bootstrapExpect(&cfg, http, &boot);
+        n_boot = bootstrapExpect(&cfg, dsc, http, &boot);
+    disco_free(dsc);
     store *st = NULL;
     if (store_open_with(&cfg, boot, n_boot, &st, &err) != 0)
         fatal("failed to open store", err);
     free(boot);
     http_server_set_store(http, st);
     joinCluster(&cfg, st, n_boot);
+    memberWatch watch = {.cfg = &cfg, .st = st, .check_api = !store_was_new(st) && cfg.n_join == 0};
+    job_start(&watch.job, watchMembership, &watch);
     logReady(&cfg, st);
 
     int sig = waitForStop(&cfg, &set);
@@ -459,6 +649,8 @@ int main(int argc, char **argv)
     sigdelset(&set, SIGHUP); /* a reload is no reason to force the exit */
     pthread_t forcer;
     pthread_create(&forcer, NULL, forceExitThread, &set);
+    atomic_store(&watch.stop, true);
+    job_close(&watch.job);
     if (cfg.raft_cluster_remove_shutdown)
         leaveCluster(&cfg, st);
     http_server_stop(http);

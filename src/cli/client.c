@@ -1,17 +1,62 @@
 /* client.c: see client.h. */
 #include "cli/client.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
 struct client {
     shell_opts o;
     CURL *curl;
-    char base[512]; /* scheme://host:port + prefix without trailing '/' */
+    buf prefix;     /* the URL prefix without trailing '/' ("" for "/") */
+    char **hosts;   /* client_host_list's */
+    size_t nhosts;
+    size_t current; /* the host requests go to first */
+    long moved_to;  /* index of the host the last request moved to, or -1 */
+    char *dial_addr; /* client_get_direct: where the connection went ("ip:port") */
 };
+
+size_t client_host_list(const char *host, const char *port, const char *alternatives, char ***hosts)
+{
+    const char *alt = alternatives ? alternatives : "";
+    size_t n = 1;
+    for (const char *p = alt; *p; p++)
+        n += *p == ',';
+    n++; /* room for one entry per comma, plus the last */
+    size_t strings = strlen(host) + strlen(port) + 4 + strlen(alt) + n;
+    char **list = calloc(1, n * sizeof *list + strings);
+    char *s = (char *)(list + n);
+    bool v6 = strchr(host, ':') != NULL;
+    list[0] = s;
+    s += sprintf(s, "%s%s%s:%s", v6 ? "[" : "", host, v6 ? "]" : "", port) + 1;
+    size_t count = 1;
+    for (const char *p = alt;; p++) {
+        size_t len = strcspn(p, ",");
+        const char *e = p + len;
+        while (p < e && isspace((unsigned char)*p))
+            p++;
+        while (e > p && isspace((unsigned char)e[-1]))
+            e--;
+        if (e > p) {
+            list[count++] = s;
+            memcpy(s, p, (size_t)(e - p));
+            s += e - p;
+            *s++ = '\0';
+        }
+        p += strcspn(p, ",");
+        if (*p == '\0')
+            break;
+    }
+    *hosts = list;
+    return count;
+}
 
 client *client_new(const shell_opts *opts)
 {
@@ -22,9 +67,13 @@ client *client_new(const shell_opts *opts)
     size_t pl = strlen(prefix);
     while (pl > 0 && prefix[pl - 1] == '/')
         pl--;
-    bool v6 = strchr(opts->host, ':') != NULL;
-    snprintf(c->base, sizeof c->base, "%s://%s%s%s:%s%s%.*s", opts->scheme, v6 ? "[" : "", opts->host,
-             v6 ? "]" : "", opts->port, pl && prefix[0] != '/' ? "/" : "", (int)pl, prefix);
+    buf_init(&c->prefix);
+    if (pl && prefix[0] != '/')
+        buf_putc(&c->prefix, '/');
+    buf_append(&c->prefix, prefix, pl);
+    buf_putc(&c->prefix, '\0');
+    c->nhosts = client_host_list(opts->host, opts->port, opts->alternatives, &c->hosts);
+    c->moved_to = -1;
     return c;
 }
 
@@ -33,45 +82,118 @@ void client_free(client *c)
     if (c == NULL)
         return;
     curl_easy_cleanup(c->curl);
+    buf_free(&c->prefix);
+    free(c->hosts);
     free(c);
 }
 
-/* libcurl hands headers one at a time; only the version matters (the
- * banner shows it), so it is picked out here rather than kept. */
+const char *client_host_change(const client *c)
+{
+    return c->moved_to >= 0 ? c->hosts[c->moved_to] : NULL;
+}
+
+/* rqlite's client logs through Go's log package: "[client] " and the
+ * local date and time before each line, on stderr. */
+static void clientLog(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void clientLog(const char *fmt, ...)
+{
+    char ts[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    strftime(ts, sizeof ts, "%Y/%m/%d %H:%M:%S", &tm);
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "[client] %s ", ts);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Go puts the host into the URL escaped, then refuses to parse it back if
+ * escaping was needed: such a host (a space, '/', '@' ...) fails like an
+ * unreachable one, and never reaches curl, which would read it as a path
+ * or credentials. */
+static bool hostUsable(const char *host)
+{
+    for (const unsigned char *p = (const unsigned char *)host; *p; p++)
+        if (!isalnum(*p) && *p < 0x80 && strchr("!$&'()*+,;=:[]<>\"-_.~", *p) == NULL)
+            return false;
+    return true;
+}
+
+/* libcurl hands headers one at a time: the status line (the last one, after
+ * redirects) and the version are kept, the rest is not needed. */
 static size_t onHeader(char *p, size_t size, size_t n, void *ud)
 {
     client_resp *r = ud;
-    size_t len = size * n;
+    size_t len = size * n, vl = len;
     static const char name[] = "x-rqlite-version:";
-    if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
-        const char *v = p + sizeof name - 1;
-        size_t vl = len - (sizeof name - 1);
-        while (vl && (*v == ' ')) {
-            v++;
-            vl--;
-        }
-        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
-            vl--;
-        snprintf(r->version, sizeof r->version, "%.*s", (int)vl, v);
+    char *dst = NULL;
+    const char *v = p;
+    if (len > 5 && strncmp(p, "HTTP/", 5) == 0) {
+        v = memchr(p, ' ', len);
+        vl = v ? len - (size_t)(v - p) : 0;
+        dst = r->status_text;
+        snprintf(r->version, sizeof r->version, "unknown"); /* a redirect's answer starts anew */
+    } else if (len > sizeof name - 1 && strncasecmp(p, name, sizeof name - 1) == 0) {
+        v = p + sizeof name - 1;
+        vl = len - (sizeof name - 1);
+        dst = r->version;
     }
+    if (dst == NULL || v == NULL)
+        return len;
+    while (vl && *v == ' ') {
+        v++;
+        vl--;
+    }
+    while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+        vl--;
+    snprintf(dst, dst == r->version ? sizeof r->version : sizeof r->status_text, "%.*s", (int)vl, v);
     return len;
+}
+
+/* Records the address each connection goes to (Go names it in a dial
+ * error; curl keeps it only for connections that succeeded). */
+static curl_socket_t openSocket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    char *dst = ud, ip[INET6_ADDRSTRLEN] = "";
+    if (a->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&a->addr;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        snprintf(dst, 128, "%s:%d", ip, ntohs(in->sin_port));
+    } else if (a->family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        snprintf(dst, 128, "[%s]:%d", ip, ntohs(in6->sin6_port));
+    }
+    return socket(a->family, a->socktype, a->protocol);
 }
 
 /* The options every request carries; curl_easy_reset clears them, so
  * they are set again each time rather than once. */
-static void setCommon(client *c, const char *url, long timeout_ms, client_resp *r)
+static void setCommon(client *c, const char *url, long timeout_ms, bool follow, client_resp *r)
 {
     CURL *h = c->curl;
     curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1); /* rqlite's client offers no h2 */
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, onHeader);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
     /* rqlite's client follows a follower's 301 to the leader itself, at most 21 times. */
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 21L);
-    curl_easy_setopt(h, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+    if (follow) {
+        curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+        curl_easy_setopt(h, CURLOPT_MAXREDIRS, 21L);
+        curl_easy_setopt(h, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+        curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    }
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    if (c->dial_addr) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, openSocket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, c->dial_addr);
+    }
     if (timeout_ms > 0)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (c->o.insecure) {
@@ -90,49 +212,96 @@ static void setCommon(client *c, const char *url, long timeout_ms, client_resp *
     }
 }
 
-/* client_request and client_upload differ only in the time limit. */
-static int perform(client *c, const char *method, const char *path, const char *body, size_t len,
-                   const char *ctype, long timeout_ms, client_resp *r, char *err, size_t errlen)
+/* One request to one URL; r is filled when it returns CURLE_OK. */
+static CURLcode attempt(client *c, const char *url, const char *method, const char *body, size_t len,
+                        const char *ctype, long timeout_ms, bool follow, client_resp *r)
 {
     memset(r, 0, sizeof *r);
     buf_init(&r->body);
     snprintf(r->version, sizeof r->version, "unknown");
-    buf url = BUF_INIT;
-    buf_printf(&url, "%s%s", c->base, path);
     curl_easy_reset(c->curl);
-    setCommon(c, url.data, timeout_ms, r);
+    setCommon(c, url, timeout_ms, follow, r);
     curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, method);
     struct curl_slist *hdrs = NULL;
     if (body) {
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
         curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)len);
         char h[128];
-        snprintf(h, sizeof h, "Content-Type: %s", ctype ? ctype : "application/json");
-        hdrs = curl_slist_append(hdrs, h);
+        snprintf(h, sizeof h, "Content-Type:%s%s", ctype && !*ctype ? "" : " ", ctype ? ctype : "application/json");
+        hdrs = curl_slist_append(hdrs, h); /* "Content-Type:" alone: curl sends none */
         curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
     }
     CURLcode rc = curl_easy_perform(c->curl);
     curl_slist_free_all(hdrs);
-    buf_free(&url);
-    if (rc != CURLE_OK) {
-        snprintf(err, errlen, "%s", curl_easy_strerror(rc));
+    if (rc != CURLE_OK)
         buf_free(&r->body);
-        return rc == CURLE_COULDNT_CONNECT ? CLIENT_REFUSED : CLIENT_FAILED;
+    else
+        curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
+    return rc;
+}
+
+/* rqlite's doRequest: from the current host, each host at most once, until
+ * one answers; the client stays on the host that answered. */
+static int failover(client *c, const char *method, const char *path, const char *body, size_t len,
+                    const char *ctype, long timeout_ms, client_resp *r, char *err, size_t errlen)
+{
+    c->moved_to = -1;
+    for (size_t tried = 0; tried < c->nhosts; tried++) {
+        const char *host = c->hosts[c->current];
+        CURLcode rc = CURLE_URL_MALFORMAT;
+        if (hostUsable(host)) {
+            buf url = BUF_INIT;
+            buf_printf(&url, "%s://%s%s%s", c->o.scheme, host, c->prefix.data, path);
+            rc = attempt(c, url.data, method, body, len, ctype, timeout_ms, true, r);
+            buf_free(&url);
+        }
+        if (rc == CURLE_OK) {
+            if (tried > 0)
+                c->moved_to = (long)c->current;
+            return 0;
+        }
+        if (rc == CURLE_TOO_MANY_REDIRECTS)
+            clientLog("too many redirects from host: '%s'", host);
+        clientLog("host '%s' is unavailable, retrying with the next available host", host);
+        c->current = (c->current + 1) % c->nhosts;
     }
-    curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &r->status);
-    return 0;
+    clientLog("none of the available hosts are responsive");
+    snprintf(err, errlen, "no host available to perform the request");
+    return CLIENT_FAILED;
 }
 
 int client_request(client *c, const char *method, const char *path, const char *body, size_t len,
                    const char *ctype, client_resp *r, char *err, size_t errlen)
 {
-    return perform(c, method, path, body, len, ctype, c->o.timeout_ms, r, err, errlen);
+    return failover(c, method, path, body, len, ctype, c->o.timeout_ms, r, err, errlen);
 }
 
 int client_upload(client *c, const char *path, const char *body, size_t len, const char *ctype, client_resp *r,
                   char *err, size_t errlen)
 {
-    return perform(c, "POST", path, body, len, ctype, 0, r, err, errlen);
+    size_t current = c->current;
+    int rc = failover(c, "POST", path, body, len, ctype, 0, r, err, errlen);
+    c->current = current;
+    return rc;
+}
+
+int client_get_direct(client *c, const char *url, client_resp *r, char *err, size_t errlen)
+{
+    char addr[128] = "";
+    c->dial_addr = addr;
+    CURLcode rc = attempt(c, url, "GET", NULL, 0, NULL, c->o.timeout_ms, false, r);
+    c->dial_addr = NULL;
+    if (rc == CURLE_OK)
+        return 0;
+    /* Go's net/http words for the failures a node that is down causes */
+    if (rc == CURLE_COULDNT_CONNECT && addr[0])
+        snprintf(err, errlen, "Get \"%s\": dial tcp %s: connect: connection refused", url, addr);
+    else if (rc == CURLE_OPERATION_TIMEDOUT)
+        snprintf(err, errlen, "Get \"%s\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)",
+                 url);
+    else
+        snprintf(err, errlen, "Get \"%s\": %s", url, curl_easy_strerror(rc));
+    return CLIENT_FAILED;
 }
 
 const char *client_status_text(long code)

@@ -72,10 +72,13 @@ static void repl(shell *sh)
         stifle_history(1000);
         read_history(histfile);
     }
-    char prompt[320];
-    snprintf(prompt, sizeof prompt, "%s> ", shell_prompt(sh));
     char *line;
-    while ((line = readLine(tty, prompt)) != NULL) {
+    for (;;) {
+        /* rebuilt each time: a failover to another host changes it */
+        char prompt[320];
+        snprintf(prompt, sizeof prompt, "%s> ", shell_prompt(sh));
+        if ((line = readLine(tty, prompt)) == NULL)
+            break;
         if (tty && line[strspn(line, " \t")] != '\0')
             add_history(line);
         int done = shell_run_line(sh, line);
@@ -108,8 +111,12 @@ int main(int argc, char **argv)
     case OPTIONS_RUN:
         break;
     }
-    if (o.alternatives)
-        fprintf(stderr, "warning: --alternatives is not supported yet by this build; ignored\n");
+    /* rqlite returns this error from its command function, which its flag
+     * library prints as is on stderr; its exit status is not passed on. */
+    if (options_host_env(&o, getenv("RQLITE_HOST"), err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 0;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     shell *sh = shell_new(&o.shell);
     char version[64];

@@ -1,76 +1,11 @@
 /* render.c: see render.h. */
 #include "cli/render.h"
 
-#include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "util/buf.h"
-
-/* Shortest round-trip digits of v > 0 and the decimal point position:
- * Go prints floats with the fewest digits that read back the same. */
-static int shortest(double v, char *digits, int *dp)
-{
-    char tmp[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*e", prec - 1, v);
-        if (strtod(tmp, NULL) == v)
-            break;
-    }
-    int n = 0;
-    char *p = tmp;
-    for (; *p && *p != 'e'; p++)
-        if (*p >= '0' && *p <= '9')
-            digits[n++] = *p;
-    while (n > 1 && digits[n - 1] == '0')
-        n--;
-    digits[n] = '\0';
-    *dp = atoi(p + 1) + 1;
-    return n;
-}
-
-void render_go_float(char *dst, size_t size, double v)
-{
-    if (v == 0) {
-        snprintf(dst, size, "0");
-        return;
-    }
-    if (isnan(v) || isinf(v)) {
-        snprintf(dst, size, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    char digits[32];
-    int dp;
-    const char *sign = v < 0 ? "-" : "";
-    int nd = shortest(fabs(v), digits, &dp);
-    int exp = dp - 1;
-    buf b = BUF_INIT;
-    buf_puts(&b, sign);
-    if (exp < -4 || exp >= 6) { /* Go's %v: shortest %g decides with precision 6 */
-        buf_putc(&b, digits[0]);
-        if (nd > 1) {
-            buf_putc(&b, '.');
-            buf_puts(&b, digits + 1);
-        }
-        buf_printf(&b, "e%c%02d", exp < 0 ? '-' : '+', abs(exp));
-    } else if (dp <= 0) {
-        buf_puts(&b, "0.");
-        for (int i = 0; i < -dp; i++)
-            buf_putc(&b, '0');
-        buf_puts(&b, digits);
-    } else if (dp >= nd) {
-        buf_puts(&b, digits);
-        for (int i = nd; i < dp; i++)
-            buf_putc(&b, '0');
-    } else {
-        buf_append(&b, digits, (size_t)dp);
-        buf_putc(&b, '.');
-        buf_puts(&b, digits + dp);
-    }
-    snprintf(dst, size, "%s", b.data);
-    buf_free(&b);
-}
 
 char *render_cell(const json_t *v, int null_as_nil)
 {
@@ -418,22 +353,21 @@ int render_response(FILE *out, const json_t *doc, const render_opts *o, char *er
     return 0;
 }
 
-/* A value as Go's %v prints what encoding/json decoded: every number is a
- * float64 there, so .status shows 1e+06 where the JSON said 1000000. */
+/* A value as Go's %v prints what encoding/json decoded. rqlite decodes
+ * with UseNumber, so a number prints as the node wrote it: an integer as
+ * is, a float as Go encodes one (which is how rqlited, and ours, write
+ * them), never in %v's float style (1e+06). */
 static void scalar(buf *b, const json_t *v)
 {
-    char tmp[64];
     switch (json_typeof(v)) {
     case JSON_STRING:
         buf_puts(b, json_string_value(v));
         break;
     case JSON_INTEGER:
-        render_go_float(tmp, sizeof tmp, (double)json_integer_value(v));
-        buf_puts(b, tmp);
+        buf_printf(b, "%lld", (long long)json_integer_value(v));
         break;
     case JSON_REAL:
-        render_go_float(tmp, sizeof tmp, json_real_value(v));
-        buf_puts(b, tmp);
+        buf_json_double(b, json_real_value(v));
         break;
     case JSON_TRUE: buf_puts(b, "true"); break;
     case JSON_FALSE: buf_puts(b, "false"); break;

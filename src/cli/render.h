@@ -33,7 +33,5 @@ char *render_cell(const json_t *v, int null_as_nil);
 void render_affected(FILE *out, long long n);
 /* .status/.nodes style: sorted "key: value" lines, nested objects indented. */
 void render_kv(FILE *out, const json_t *obj, int indent);
-/* Go's %v of a float64 (what the CLI prints for JSON numbers in .status). */
-void render_go_float(char *dst, size_t n, double v);
 
 #endif

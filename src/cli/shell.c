@@ -37,7 +37,7 @@ struct shell_cmd {
     const char *name;  /* ".backup", matched case-insensitively */
     const char *usage; /* ".backup FILE", as .help shows it */
     const char *help;
-    shell_cmd_fn run;  /* NULL: rqlite has it, this build does not yet */
+    shell_cmd_fn run;
 };
 
 shell *shell_new(const shell_opts *opts)
@@ -82,18 +82,18 @@ int shell_connect(shell *sh, char *version, size_t n)
 {
     client_resp r;
     char err[256];
-    int rc = client_request(sh->cl, "GET", "/status", NULL, 0, NULL, &r, err, sizeof err);
-    if (rc == CLIENT_REFUSED) {
-        shell_err(sh, "Unable to connect to rqlited at %s://%s:%s - is it running?", sh->o.scheme, sh->o.host,
-                  sh->o.port);
-        return -1;
-    }
-    if (rc != 0) {
+    if (client_request(sh->cl, "GET", "/status", NULL, 0, NULL, &r, err, sizeof err) != 0) {
         shell_err(sh, "%s", err);
         return -1;
     }
-    snprintf(version, n, "%s", r.version);
     buf_free(&r.body);
+    /* rqlite's start-up takes an answer from an alternative for an error */
+    const char *moved = client_host_change(sh->cl);
+    if (moved) {
+        shell_err(sh, "HostChangedErr: new host is '%s'", moved);
+        return -1;
+    }
+    snprintf(version, n, "%s", r.version);
     return 0;
 }
 
@@ -109,6 +109,36 @@ static const char *goStrerror(int err)
 
 /* ---- talking to the node --------------------------------------------- */
 
+/* After a failover the prompt names the host that answered, as rqlite's
+ * does. Returns whether the last request moved. */
+static bool moved(shell *sh)
+{
+    const char *host = client_host_change(sh->cl);
+    if (host)
+        snprintf(sh->prompt, sizeof sh->prompt, "%s", host);
+    return host != NULL;
+}
+
+/* One request whose answer the caller reads: 0 with r filled, or -1 after
+ * a transport failure (printed) or, for all but SQL (sql false), after a
+ * failover: rqlite's commands then print nothing, the prompt alone shows
+ * the new host (SQL lines print their result, and their callers move the
+ * prompt once it printed). */
+static int call(shell *sh, const char *method, const char *path, const char *body, const char *ctype, bool sql,
+                client_resp *r)
+{
+    char err[256];
+    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, ctype, r, err, sizeof err) != 0) {
+        shell_err(sh, "%s", err);
+        return -1;
+    }
+    if (!sql && moved(sh)) {
+        buf_free(&r->body);
+        return -1;
+    }
+    return 0;
+}
+
 /* The request behind most commands: an answer other than 200 becomes
  * rqlite's error line here, so callers only see the parsed JSON body (or
  * NULL, the error already printed). rqlite's SQL path (sql) reports 401
@@ -116,12 +146,8 @@ static const char *goStrerror(int err)
 static json_t *callJson(shell *sh, const char *method, const char *path, const char *body, bool sql)
 {
     client_resp r;
-    char err[256];
-    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, "application/json", &r, err,
-                       sizeof err) != 0) {
-        shell_err(sh, "%s", err);
+    if (call(sh, method, path, body, "application/json", sql, &r) != 0)
         return NULL;
-    }
     if (r.status == 401 && !sql) {
         shell_err(sh, "unauthorized");
         buf_free(&r.body);
@@ -143,16 +169,12 @@ static json_t *callJson(shell *sh, const char *method, const char *path, const c
 
 /* A request whose answer is not JSON to print (.ready, .remove, .snapshot,
  * downloads): the status code, the body in answer if one is given, or -1
- * after printing a transport error. */
+ * when call() gave nothing. */
 static long callStatus(shell *sh, const char *method, const char *path, const char *body, buf *answer)
 {
     client_resp r;
-    char err[256];
-    if (client_request(sh->cl, method, path, body, body ? strlen(body) : 0, "application/json", &r, err,
-                       sizeof err) != 0) {
-        shell_err(sh, "%s", err);
+    if (call(sh, method, path, body, "application/json", false, &r) != 0)
         return -1;
-    }
     if (answer)
         *answer = r.body;
     else
@@ -160,13 +182,83 @@ static long callStatus(shell *sh, const char *method, const char *path, const ch
     return r.status;
 }
 
-/* Results go to the .output file; what went wrong goes to the screen. */
-static void printResults(shell *sh, json_t *doc)
+/* rqlite's check of the answer to .reap and .stepdown: 401 is
+ * "unauthorized", anything but 200 the status line alone. */
+static bool statusOk(shell *sh, const client_resp *r)
+{
+    if (r->status == 401)
+        shell_err(sh, "unauthorized");
+    else if (r->status != 200 && r->status_text[0])
+        shell_err(sh, "server responded with %s", r->status_text);
+    else if (r->status != 200)
+        shell_err(sh, "server responded with %ld %s", r->status, client_status_text(r->status));
+    return r->status == 200;
+}
+
+/* Go's encoding/json error for a body that does not decode, in the two
+ * cases a node's non-JSON answers give (nothing, or text); jansson's words
+ * otherwise. */
+static void jsonError(shell *sh, const char *prefix, const buf *body, const json_error_t *jerr)
+{
+    const char *p = body->data ? body->data : "";
+    size_t i = 0;
+    while (i < body->len && isspace((unsigned char)p[i]))
+        i++;
+    unsigned char c = i < body->len ? (unsigned char)p[i] : 0;
+    char q[8]; /* Go's quoteChar */
+    if (c == '\'')
+        snprintf(q, sizeof q, "'\\''");
+    else if (c >= 0x20 && c < 0x7f)
+        snprintf(q, sizeof q, "'%c'", c);
+    else
+        snprintf(q, sizeof q, "'\\x%02x'", c);
+    if (i == body->len)
+        shell_err(sh, "%sEOF", prefix);
+    else if (c == 0 || strchr("{[\"-0123456789tfn", c) == NULL)
+        shell_err(sh, "%sinvalid character %s looking for beginning of value", prefix, q);
+    else
+        shell_err(sh, "%sinvalid JSON response: %s", prefix, jerr->text);
+}
+
+/* encoding/json's name for the kind of a value that does not fit. */
+static const char *goKind(const json_t *v)
+{
+    return json_is_string(v) ? "string" : json_is_number(v) ? "number" : json_is_boolean(v) ? "bool"
+         : json_is_array(v)  ? "array"  : "object";
+}
+
+/* The body of an answer as JSON, or NULL after jsonError (its message
+ * after prefix). */
+static json_t *decodeBody(shell *sh, const char *prefix, const buf *body)
+{
+    json_error_t jerr;
+    json_t *doc = json_loadb(body->data ? body->data : "", body->len, JSON_DECODE_ANY, &jerr);
+    if (doc == NULL)
+        jsonError(sh, prefix, body, &jerr);
+    return doc;
+}
+
+/* Results go to the .output file; what went wrong goes to the screen.
+ * Returns whether the result printed without an "ERR!". */
+static bool printResults(shell *sh, json_t *doc)
 {
     render_opts ro = {sh->mode, sh->timer, sh->changes};
     char err[512];
-    if (render_response(sh->out, doc, &ro, err, sizeof err) != 0)
-        shell_err(sh, "%s", err);
+    if (render_response(sh->out, doc, &ro, err, sizeof err) == 0)
+        return true;
+    shell_err(sh, "%s", err);
+    return false;
+}
+
+/* SQL lines and .tables and its kind: the answer is printed whatever host
+ * gave it, and the prompt follows a failover only once a result printed
+ * (rqlite drops the news of it with any error). */
+static void runAndPrint(shell *sh, const char *method, const char *path, const char *body)
+{
+    json_t *doc = callJson(sh, method, path, body, true);
+    if (doc && printResults(sh, doc))
+        moved(sh);
+    json_decref(doc);
 }
 
 /* Query strings carry file names and SQL; curl would not escape them. */
@@ -181,33 +273,9 @@ static void urlEscape(buf *b, const char *s)
     }
 }
 
-/* Reads (SELECT, PRAGMA, EXPLAIN) go to /db/query, so that they take the
- * shell's consistency level; plain writes to /db/execute; anything else
- * (WITH ...) to /db/request, which decides by itself. */
-const char *shell_endpoint(const char *sql, bool forcewrites)
-{
-    static const char *reads[] = {"SELECT", "PRAGMA", "EXPLAIN", "VALUES"};
-    static const char *writes[] = {"INSERT", "UPDATE",  "DELETE",   "REPLACE",   "CREATE",  "DROP",
-                                   "ALTER",  "BEGIN",   "COMMIT",   "END",       "ROLLBACK", "SAVEPOINT",
-                                   "RELEASE", "VACUUM", "ANALYZE",  "REINDEX",   "ATTACH",  "DETACH"};
-    if (forcewrites)
-        return "/db/execute";
-    while (isspace((unsigned char)*sql) || *sql == '(')
-        sql++;
-    size_t n = 0;
-    while (isalpha((unsigned char)sql[n]))
-        n++;
-    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
-        if (strlen(reads[i]) == n && strncasecmp(sql, reads[i], n) == 0)
-            /* PRAGMA x = y writes */
-            return strchr(sql, '=') && strncasecmp(sql, "PRAGMA", 6) == 0 ? "/db/request" : "/db/query";
-    for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
-        if (strlen(writes[i]) == n && strncasecmp(sql, writes[i], n) == 0)
-            return "/db/execute";
-    return "/db/request";
-}
-
-/* One SQL line, sent as a one-statement JSON array as rqlite's shell does. */
+/* One SQL line, sent as a one-statement JSON array as rqlite's shell does,
+ * to /db/request (which runs reads and writes alike) or, with
+ * .forcewrites, to /db/execute; with no consistency level, as rqlite. */
 static void runSql(shell *sh, const char *sql)
 {
     json_t *stmts = json_array();
@@ -220,21 +288,13 @@ static void runSql(shell *sh, const char *sql)
     json_array_append_new(stmts, str);
     char *body = json_dumps(stmts, JSON_COMPACT);
     json_decref(stmts);
-    const char *ep = shell_endpoint(sql, sh->forcewrites);
     buf path = BUF_INIT;
-    buf_puts(&path, ep);
-    bool query = strcmp(ep, "/db/query") == 0;
-    if (query)
-        buf_printf(&path, "?level=%s", sh->consistency);
+    buf_puts(&path, sh->forcewrites ? "/db/execute" : "/db/request");
     if (sh->timer)
-        buf_puts(&path, query ? "&timings" : "?timings");
-    json_t *doc = callJson(sh, "POST", path.data, body, true);
+        buf_puts(&path, "?timings");
+    runAndPrint(sh, "POST", path.data, body);
     free(body);
     buf_free(&path);
-    if (doc) {
-        printResults(sh, doc);
-        json_decref(doc);
-    }
 }
 
 /* .tables/.schema/.indexes: a GET query at the configured consistency,
@@ -249,35 +309,29 @@ static void runMetaQuery(shell *sh, const char *sql)
         buf_puts(&path, "&timings");
     buf_puts(&path, "&q=");
     urlEscape(&path, sql);
-    json_t *doc = callJson(sh, "GET", path.data, NULL, true);
+    runAndPrint(sh, "GET", path.data, NULL);
     buf_free(&path);
-    if (doc) {
-        printResults(sh, doc);
-        json_decref(doc);
-    }
 }
 
-/* .status and .nodes print JSON as sorted "key: value" lines; with a KEY
- * only that top-level member, as rqlite does. */
-static void showKv(shell *sh, const char *path, const char *key)
+/* .status, .expvar and .nodes print JSON as sorted "key: value" lines;
+ * with a KEY (the word after the command: rqlite splits the line at
+ * spaces) only that top-level member. */
+static void showKv(shell *sh, const char *path, const char *arg)
 {
     json_t *doc = callJson(sh, "GET", path, NULL, false);
     if (doc == NULL)
         return;
-    if (key && *key) {
-        json_t *sub = json_object_get(doc, key);
-        if (sub && json_is_object(sub)) {
-            printf("%s:\n", key);
-            render_kv(stdout, sub, 2);
-        } else if (sub) {
-            json_t *w = json_object();
-            json_object_set(w, key, sub);
-            render_kv(stdout, w, 0);
-            json_decref(w);
-        }
-    } else {
+    char *key = strndup(arg, strcspn(arg, " "));
+    json_t *sub = json_object_get(doc, key);
+    if (*key == '\0') {
         render_kv(stdout, doc, 0);
+    } else if (sub) {
+        json_t *w = json_object();
+        json_object_set(w, key, sub);
+        render_kv(stdout, w, 0);
+        json_decref(w);
     }
+    free(key);
     json_decref(doc);
 }
 
@@ -365,7 +419,7 @@ static int cmdStatus(shell *sh, const char *arg)
 
 static int cmdNodes(shell *sh, const char *arg)
 {
-    showKv(sh, *arg ? "/nodes?nonvoters" : "/nodes", NULL); /* rqlite: any argument means all */
+    showKv(sh, *arg ? "/nodes?nonvoters" : "/nodes", ""); /* rqlite: any argument means all */
     return 0;
 }
 
@@ -570,6 +624,10 @@ static int cmdRestore(shell *sh, const char *file)
         shell_err(sh, "%s", err);
         return 0;
     }
+    if (moved(sh)) { /* as any command but SQL: the answer is dropped */
+        buf_free(&r.body);
+        return 0;
+    }
     json_t *doc = NULL;
     if (answerOk(sh, r.status) && (doc = json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL)) == NULL)
         shell_err(sh, "invalid JSON response");
@@ -610,6 +668,8 @@ static int cmdBoot(shell *sh, const char *file)
     char err[256];
     if (client_upload(sh->cl, "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) != 0) {
         shell_err(sh, "%s", err);
+    } else if (moved(sh)) {
+        buf_free(&r.body);
     } else {
         if (r.status == 200)
             printf("Node booted successfully.\n");
@@ -640,6 +700,144 @@ static int cmdSnapshot(shell *sh, const char *arg)
                   body.data ? body.data : "");
     buf_free(&body);
     buf_free(&path);
+    return 0;
+}
+
+static int cmdExpvar(shell *sh, const char *arg)
+{
+    showKv(sh, "/debug/vars", arg);
+    return 0;
+}
+
+/* The names under /status's "extensions" (rqlite's extension store); a
+ * node without that section (404) lists none. */
+static int cmdExtensions(shell *sh, const char *arg)
+{
+    client_resp r;
+    if (call(sh, "GET", "/status?key=extensions", NULL, NULL, false, &r) != 0)
+        return 0;
+    json_t *doc = NULL;
+    if (r.status == 401)
+        shell_err(sh, "unauthorized");
+    else if (r.status != 404 && (doc = decodeBody(sh, "", &r.body)) != NULL) {
+        size_t i;
+        json_t *name;
+        json_array_foreach(json_object_get(doc, "names"), i, name) {
+            if (json_is_string(name))
+                printf("%s\n", json_string_value(name));
+        }
+    }
+    json_decref(doc);
+    buf_free(&r.body);
+    return 0;
+}
+
+/* rqlite decodes /reap's answer into a map of ints: anything else in it
+ * is its decoding error. */
+static int cmdReap(shell *sh, const char *arg)
+{
+    client_resp r;
+    if (call(sh, "POST", "/reap", "", "", false, &r) != 0)
+        return 0;
+    json_t *doc = NULL;
+    if (statusOk(sh, &r) && (doc = decodeBody(sh, "failed to decode response: ", &r.body)) != NULL) {
+        const char *k, *bad = json_is_object(doc) || json_is_null(doc) ? NULL : goKind(doc);
+        json_t *v;
+        json_object_foreach(doc, k, v) {
+            if (!json_is_integer(v) && !json_is_null(v))
+                bad = goKind(v);
+        }
+        if (bad)
+            shell_err(sh, "failed to decode response: json: cannot unmarshal %s into Go value of type %s", bad,
+                      json_is_object(doc) ? "int" : "map[string]int");
+        else
+            printf("snapshots reaped: %lld, WALs checkpointed: %lld\n",
+                   (long long)json_integer_value(json_object_get(doc, "snapshots_reaped")),
+                   (long long)json_integer_value(json_object_get(doc, "wals_checkpointed")));
+    }
+    json_decref(doc);
+    buf_free(&r.body);
+    return 0;
+}
+
+/* POST /leader: with an ID the leader hands over to that node. Silent on
+ * success, as rqlite: .leader shows the outcome. */
+static int cmdStepdown(shell *sh, const char *id)
+{
+    buf body = BUF_INIT;
+    buf_puts(&body, "{\"id\":");
+    buf_json_cstr(&body, id);
+    buf_putc(&body, '}');
+    client_resp r;
+    if (call(sh, "POST", "/leader?wait=true", *id ? body.data : "", *id ? "application/json" : "", false, &r) == 0) {
+        statusOk(sh, &r);
+        buf_free(&r.body);
+    }
+    buf_free(&body);
+    return 0;
+}
+
+/* One node's part of a sysdump: each URL, its status line (or why it got
+ * none) and, when 200, its body; straight to that node, without failover
+ * or redirects, as rqlite's. */
+static void sysdumpNode(shell *sh, FILE *f, const char *api)
+{
+    static const char *const paths[] = {"/status?pretty", "/nodes?pretty", "/readyz", "/debug/vars"};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        buf url = BUF_INIT;
+        buf_printf(&url, "%s%s", api, paths[i]);
+        fprintf(f, "\n=========================================\nURL: %s\n", url.data);
+        client_resp r;
+        char err[1024];
+        if (client_get_direct(sh->cl, url.data, &r, err, sizeof err) != 0) {
+            fprintf(f, "Status: %s\n\n", err);
+        } else {
+            if (r.status_text[0])
+                fprintf(f, "Status: %s\n\n", r.status_text);
+            else
+                fprintf(f, "Status: %ld %s\n\n", r.status, client_status_text(r.status));
+            if (r.status == 200 && r.body.len)
+                fwrite(r.body.data, 1, r.body.len, f);
+            buf_free(&r.body);
+        }
+        buf_free(&url);
+    }
+}
+
+/* .sysdump FILE: the diagnostics of every voter /nodes lists, in one file.
+ * The node list comes first, as in rqlite, so a node that cannot be asked
+ * leaves no file behind. */
+static int cmdSysdump(shell *sh, const char *file)
+{
+    if (*file == '\0') {
+        shell_err(sh, "please specify an output file for the sysdump");
+        return 0;
+    }
+    client_resp r;
+    if (call(sh, "GET", "/nodes", NULL, NULL, false, &r) != 0)
+        return 0;
+    json_t *nodes = decodeBody(sh, "", &r.body);
+    buf_free(&r.body);
+    if (nodes == NULL)
+        return 0;
+    bool ok = json_is_object(nodes) || json_is_null(nodes);
+    FILE *f = ok ? fopen(file, "w") : NULL;
+    if (!ok)
+        shell_err(sh, "json: cannot unmarshal %s into Go value of type main.Nodes", goKind(nodes));
+    else if (f == NULL)
+        shell_err(sh, "open %s: %s", file, goStrerror(errno));
+    const char *id;
+    json_t *n;
+    json_object_foreach(f ? nodes : NULL, id, n) {
+        const char *api = json_string_value(json_object_get(n, "api_addr"));
+        if (api && *api)
+            sysdumpNode(sh, f, api);
+    }
+    if (f && (fflush(f) != 0 || ferror(f)))
+        shell_err(sh, "write %s: %s", file, goStrerror(errno));
+    if (f)
+        fclose(f);
+    json_decref(nodes);
     return 0;
 }
 
@@ -676,8 +874,7 @@ static int cmdRead(shell *sh, const char *path)
 
 static int cmdHelp(shell *sh, const char *arg);
 
-/* rqlite's .help, in its order (sorted); commands with no handler are
- * still listed, and say they are missing when used. */
+/* rqlite's .help, in its order (sorted). */
 static const shell_cmd commands[] = {
     {".backup", ".backup FILE", "Write database backup to FILE", cmdBackup},
     {".blobarray", ".blobarray [on|off]", "Show setting, or set BLOB data display as byte arrays", cmdBlobarray},
@@ -688,8 +885,8 @@ static const shell_cmd commands[] = {
     {".dump", ".dump FILE [TABLE,TABLE...]",
      "Dump the database in SQL text to FILE, optionally limited to TABLEs", cmdDump},
     {".exit", ".exit", "Exit this program", cmdExit},
-    {".expvar", ".expvar", "Show expvar (Go runtime) information for connected node", NULL},
-    {".extensions", ".extensions", "Show loaded SQLite extensions", NULL},
+    {".expvar", ".expvar", "Show expvar (Go runtime) information for connected node", cmdExpvar},
+    {".extensions", ".extensions", "Show loaded SQLite extensions", cmdExtensions},
     {".forcewrites", ".forcewrites [on|off]",
      "Show setting, or set all statements to be executed via /db/execute", cmdForcewrites},
     {".help", ".help", "Show this message", cmdHelp},
@@ -701,7 +898,7 @@ static const shell_cmd commands[] = {
     {".quit", ".quit", "Exit this program", cmdExit},
     {".read", ".read FILE", "Read and execute SQL statements from FILE", cmdRead},
     {".ready", ".ready", "Show ready status for connected node", cmdReady},
-    {".reap", ".reap", "Request a snapshot reap on connected node", NULL},
+    {".reap", ".reap", "Request a snapshot reap on connected node", cmdReap},
     {".remove", ".remove NODEID", "Remove node NODEID from the cluster", cmdRemove},
     {".restore", ".restore FILE", "Load using SQLite file or SQL dump contained in FILE", cmdRestore},
     {".schema", ".schema", "Show CREATE statements for all tables", cmdSchema},
@@ -710,8 +907,8 @@ static const shell_cmd commands[] = {
      cmdSnapshot},
     {".status", ".status", "Show status and diagnostic information for connected node", cmdStatus},
     {".stepdown", ".stepdown [NODEID]", "Instruct the leader to stepdown, optionally specifying new Leader node",
-     NULL},
-    {".sysdump", ".sysdump FILE", "Dump system diagnostics to FILE", NULL},
+     cmdStepdown},
+    {".sysdump", ".sysdump FILE", "Dump system diagnostics to FILE", cmdSysdump},
     {".tables", ".tables", "List names of tables", cmdTables},
     {".timer", ".timer [on|off]", "Show setting, or set query timings on or off", cmdTimer},
 };
@@ -757,7 +954,7 @@ shell_line_kind shell_parse_line(char *line, shell_line *out)
     if (out->cmd == NULL)
         return out->kind = SHELL_LINE_UNKNOWN;
     out->name = out->cmd->name;
-    return out->kind = out->cmd->run ? SHELL_LINE_COMMAND : SHELL_LINE_UNSUPPORTED;
+    return out->kind = SHELL_LINE_COMMAND;
 }
 
 int shell_run_line(shell *sh, const char *input)
@@ -772,9 +969,6 @@ int shell_run_line(shell *sh, const char *input)
         break;
     case SHELL_LINE_COMMAND:
         ret = l.cmd->run(sh, l.arg);
-        break;
-    case SHELL_LINE_UNSUPPORTED:
-        shell_err(sh, "%.*s is not supported yet by this build", w, l.text);
         break;
     case SHELL_LINE_UNKNOWN:
         shell_err(sh, "unknown command: %.*s; enter \".help\" for usage hints", w, l.text);

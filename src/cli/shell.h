@@ -14,6 +14,7 @@ typedef struct shell_opts {
     const char *host;      /* "127.0.0.1" */
     const char *port;      /* "4001" */
     const char *prefix;    /* "/" */
+    const char *alternatives; /* -a: "host:port,host:port" to fail over to, or NULL */
     const char *user;      /* "user:pass" or NULL */
     const char *ca_cert;
     const char *client_cert; /* mutual TLS: PEM certificate and key, or NULL */

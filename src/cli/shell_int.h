@@ -13,7 +13,6 @@ typedef struct shell_cmd shell_cmd;
 typedef enum {
     SHELL_LINE_EMPTY,       /* blanks only: ignored */
     SHELL_LINE_COMMAND,     /* a dot command this build runs (exit and quit too) */
-    SHELL_LINE_UNSUPPORTED, /* a dot command rqlite has and this build lacks */
     SHELL_LINE_UNKNOWN,     /* any other first word starting with '.' */
     SHELL_LINE_SQL,         /* everything else: one statement */
 } shell_line_kind;
@@ -23,15 +22,11 @@ typedef struct shell_line {
     const char *text;     /* the line without surrounding blanks */
     size_t wordlen;       /* bytes of its first word */
     const char *arg;      /* what follows the first word, blanks skipped ("" if nothing) */
-    const char *name;     /* COMMAND, UNSUPPORTED: the command's name in .help (".tables") */
-    const shell_cmd *cmd; /* COMMAND, UNSUPPORTED: its table entry */
+    const char *name;     /* COMMAND: the command's name in .help (".tables") */
+    const shell_cmd *cmd; /* COMMAND: its table entry */
 } shell_line;
 
 /* Classify line, trimming it in place; out's pointers point into line. */
 shell_line_kind shell_parse_line(char *line, shell_line *out);
-
-/* The endpoint a SQL line goes to ("/db/query", "/db/execute" or
- * "/db/request"); with forcewrites everything goes to /db/execute. */
-const char *shell_endpoint(const char *sql, bool forcewrites);
 
 #endif

@@ -55,10 +55,105 @@ void cluster_init(const config *cfg)
 
 static void curlKeyFree(void *c) { curl_easy_cleanup(c); }
 
+/* One connection pool for all threads (MHD serves each client connection
+ * on its own thread): a follower's forwarded reads reuse keep-alive
+ * connections to the leader whichever client they come from. */
+static CURLSH *curl_share;
+static pthread_mutex_t share_mu[CURL_LOCK_DATA_LAST];
+
+static void shareLock(CURL *c, curl_lock_data d, curl_lock_access a, void *u)
+{
+    (void)c, (void)a, (void)u;
+    pthread_mutex_lock(&share_mu[d]);
+}
+
+static void shareUnlock(CURL *c, curl_lock_data d, void *u)
+{
+    (void)c, (void)u;
+    pthread_mutex_unlock(&share_mu[d]);
+}
+
 static void curlGlobalInit(void)
 {
     curl_global_init(CURL_GLOBAL_ALL);
     pthread_key_create(&curl_key, curlKeyFree);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&share_mu[i], NULL);
+    curl_share = curl_share_init();
+    if (curl_share) {
+        curl_share_setopt(curl_share, CURLSHOPT_LOCKFUNC, shareLock);
+        curl_share_setopt(curl_share, CURLSHOPT_UNLOCKFUNC, shareUnlock);
+        curl_share_setopt(curl_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+        curl_share_setopt(curl_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    }
+}
+
+/* rqlite's num_client_force_new_conn: requests that found the pooled
+ * connections to their node stale (the node restarted) and had to open a
+ * new one. libcurl does that by itself; we see it as a request that took a
+ * connection from the pool as we count them (idle ones, per node) and
+ * still connected. Approximate when the pool evicts, never negative. */
+#define POOL_NODES 16
+#define POOL_MAX_IDLE 8
+static struct {
+    pthread_mutex_t mu;
+    struct { char base[160]; int idle; } node[POOL_NODES];
+    uint64_t force_new_conn;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The pool's entry for url's scheme://host:port, created (or recycled). Under pool.mu. */
+static int *poolIdle(const char *url)
+{
+    const char *p = strstr(url, "://");
+    size_t n = p ? (size_t)(p + 3 - url) + strcspn(p + 3, "/?") : strlen(url);
+    if (n >= sizeof pool.node[0].base)
+        n = sizeof pool.node[0].base - 1;
+    int empty = -1;
+    for (int i = 0; i < POOL_NODES; i++) {
+        if (strncmp(pool.node[i].base, url, n) == 0 && pool.node[i].base[n] == '\0')
+            return &pool.node[i].idle;
+        if (empty < 0 && pool.node[i].idle == 0)
+            empty = i;
+    }
+    if (empty < 0)
+        empty = 0;
+    memcpy(pool.node[empty].base, url, n);
+    pool.node[empty].base[n] = '\0';
+    pool.node[empty].idle = 0;
+    return &pool.node[empty].idle;
+}
+
+/* A GET is about to go: take an idle connection off the count if any. */
+static bool poolTake(const char *url)
+{
+    pthread_mutex_lock(&pool.mu);
+    int *idle = poolIdle(url);
+    bool took = *idle > 0;
+    if (took)
+        (*idle)--;
+    pthread_mutex_unlock(&pool.mu);
+    return took;
+}
+
+/* The GET is over: its connection is idle in the pool (when it succeeded),
+ * and if it had to connect although it took one, that one was stale. */
+static void poolGive(const char *url, bool took, bool ok, long connects)
+{
+    pthread_mutex_lock(&pool.mu);
+    int *idle = poolIdle(url);
+    if (ok && *idle < POOL_MAX_IDLE)
+        (*idle)++;
+    if (took && connects > 0)
+        pool.force_new_conn++;
+    pthread_mutex_unlock(&pool.mu);
+}
+
+uint64_t cluster_force_new_conns(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    uint64_t n = pool.force_new_conn;
+    pthread_mutex_unlock(&pool.mu);
+    return n;
 }
 
 /* Keeps the Content-Type of a forwarded answer, to answer with the same. */
@@ -109,8 +204,11 @@ static CURL *threadCurl(void)
     } else {
         curl_easy_reset(c);
     }
-    if (c)
+    if (c) {
         tlsOptions(c);
+        if (curl_share)
+            curl_easy_setopt(c, CURLOPT_SHARE, curl_share);
+    }
     return c;
 }
 
@@ -125,10 +223,32 @@ static char *httpsInstead(const char *url, long status)
     return rq_sprintf("https://%s", url + 7);
 }
 
+static int forward(const char *method, bool idempotent, const char *url, const char *body, size_t body_len,
+                   const char *content_type, const char *authorization, uint64_t timeout_ms,
+                   cluster_response *resp, char **err);
+
 int cluster_forward(const char *method, const char *url, const char *body,
                     size_t body_len, const char *content_type,
                     const char *authorization, uint64_t timeout_ms,
                     cluster_response *resp, char **err)
+{
+    return forward(method, strcmp(method, "GET") == 0, url, body, body_len, content_type, authorization, timeout_ms,
+                   resp, err);
+}
+
+int cluster_forward_read(const char *method, const char *url, const char *body, size_t body_len,
+                         const char *content_type, const char *authorization, uint64_t timeout_ms,
+                         cluster_response *resp, char **err)
+{
+    return forward(method, true, url, body, body_len, content_type, authorization, timeout_ms, resp, err);
+}
+
+/* A request on the shared pool if it is idempotent (libcurl may send it
+ * twice, on a pooled connection found dead and then a fresh one), else on
+ * a connection of its own. */
+static int forward(const char *method, bool idempotent, const char *url, const char *body, size_t body_len,
+                   const char *content_type, const char *authorization, uint64_t timeout_ms,
+                   cluster_response *resp, char **err)
 {
     CURL *c = threadCurl();
     struct curl_slist *hdrs = NULL;
@@ -141,10 +261,9 @@ int cluster_forward(const char *method, const char *url, const char *body,
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    /* One idle connection per thread: the one to the current leader. The
-     * default of five kept connections to former leaders (and fresh ones
-     * of writes) open on both sides. */
-    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, 1L);
+    /* The shared pool keeps a few idle connections: to the current leader,
+     * mostly (writes keep none, see below). */
+    curl_easy_setopt(c, CURLOPT_MAXCONNECTS, (long)POOL_MAX_IDLE);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(timeout_ms ? timeout_ms : 30000));
     /* -cluster-connect-timeout (30 s by default), as rqlite dials other nodes. */
     uint64_t connect_ms = tls_cfg && tls_cfg->cluster_connect_timeout_ms ? tls_cfg->cluster_connect_timeout_ms : 30000;
@@ -153,18 +272,21 @@ int cluster_forward(const char *method, const char *url, const char *body,
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp->body);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, headerCb);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, resp);
+    bool took = idempotent && poolTake(url);
     if (strcmp(method, "GET") == 0) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     } else {
         curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
+    }
+    if (!idempotent) {
         /* At most once: libcurl silently re-sends a request when a reused
          * keep-alive connection turns out to be dead, which for a write the
          * leader already applied means applying it twice (rqlite #1628).
          * Writes get a fresh connection, never that retry. */
         curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
         curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L); /* ...and none is kept for them */
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? body_len : 0));
     }
     if (content_type && *content_type) {
         snprintf(line, sizeof line, "Content-Type: %s", content_type);
@@ -178,6 +300,11 @@ int cluster_forward(const char *method, const char *url, const char *body,
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     CURLcode rc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
+    if (idempotent) {
+        long connects = 0;
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+        poolGive(url, took, rc == CURLE_OK, connects);
+    }
     if (rc != CURLE_OK) {
         *err = rq_sprintf("%s", curl_easy_strerror(rc));
         buf_free(&resp->body);

@@ -80,7 +80,15 @@ int cluster_forward(const char *method, const char *url, const char *body,
                     size_t body_len, const char *content_type,
                     const char *authorization, uint64_t timeout_ms,
                     cluster_response *resp, char **err);
+/* cluster_forward for a request that only reads, whatever its method
+ * (POST /db/query): it may use the shared keep-alive pool, as GETs do. */
+int cluster_forward_read(const char *method, const char *url, const char *body, size_t body_len,
+                         const char *content_type, const char *authorization, uint64_t timeout_ms,
+                         cluster_response *resp, char **err);
 void cluster_response_free(cluster_response *resp);
+/* rqlite's num_client_force_new_conn: forwarded reads that found their
+ * pooled connection stale (the node behind it restarted). */
+uint64_t cluster_force_new_conns(void);
 
 /* The Authorization header value of this node's own requests to others
  * (join, notify, remove on shutdown): "Basic ..." for the -join-as user and

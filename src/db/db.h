@@ -62,12 +62,22 @@ typedef struct db_options {
     int busy_ms;        /* how long a connection waits for a lock, 0 = 5 s */
     int64_t max_length; /* SQLITE_LIMIT_LENGTH and _SQL_LENGTH, 0 = SQLite's */
     size_t max_result;  /* bytes of one statement's rows, 0 = any ("result too large") */
+    /* SQLite extensions (-extensions-path) loaded into every connection,
+     * through the C API only (SQL's load_extension() stays off); the
+     * array must outlive the db. A connection that cannot load one fails
+     * to open. */
+    const char *const *extensions;
+    int n_extensions;
 } db_options;
 
 /* Open (creating if needed) the database at path. On error returns non-zero
  * and sets *err (caller frees). */
 int db_open(const char *path, const db_options *opts, db **out, char **err);
 void db_close(db *d);
+/* Load each of the n extension files into a scratch connection: 0, or -1
+ * with *err naming the one that does not load and SQLite's reason. For a
+ * start that stops before anything else when one would not load. */
+int db_extensions_check(const char *const *paths, int n, char **err);
 /* db_open dropped the WAL of an entry cut short by a crash. */
 bool db_recovered(db *d);
 
@@ -138,9 +148,11 @@ int db_check(db *d, const cmd_view *stmts, bool *readonly);
 
 /* Is data (len bytes) a SQLite database image that can replace ours: the
  * header sane (page size, format), the pages whole, PRAGMA quick_check "ok"
- * with our policy (the schema parses without writable_schema)? 0, or -1
- * with *err ("invalid database image: ..."). An empty image is valid. */
-int db_image_check(const void *data, size_t len, char **err);
+ * with our policy (the schema parses without writable_schema)? The check
+ * runs with d's extensions loaded (d may be NULL: none), as the image's
+ * CHECK constraints may call them. 0, or -1 with *err ("invalid database
+ * image: ..."). An empty image is valid. */
+int db_image_check(db *d, const void *data, size_t len, char **err);
 
 /* Replace the whole database with an image (Raft thread only), recording
  * index with it, after db_image_check (the same verdict on every node).

@@ -68,6 +68,42 @@ static void readPragmas(sqlite3 *c, db_pragmas *p)
     pragmaText(c, "wal_autocheckpoint", p->wal_autocheckpoint, sizeof p->wal_autocheckpoint);
 }
 
+/* -extensions-path: each file loaded with the C API switch on, then off
+ * again; SQL's load_extension() needs a switch of its own that is never
+ * on (policy_install turns both off anyway). */
+static int loadExtensions(sqlite3 *c, const char *const *paths, int n, char **err)
+{
+    if (n == 0)
+        return 0;
+    int rc = sqlite3_db_config(c, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 1, NULL);
+    for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+        char *msg = NULL;
+        rc = sqlite3_load_extension(c, paths[i], NULL, &msg);
+        if (rc != SQLITE_OK && err)
+            *err = rq_sprintf("cannot load extension %s: %s", paths[i], msg ? msg : sqlite3_errmsg(c));
+        sqlite3_free(msg);
+    }
+    sqlite3_db_config(c, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+    return rc == SQLITE_OK ? 0 : -1;
+}
+
+static void dbGlobalInit(void);
+
+int db_extensions_check(const char *const *paths, int n, char **err)
+{
+    sqlite3 *m = NULL;
+    dbGlobalInit(); /* SQLite's process-wide settings precede its first connection */
+    if (n == 0)
+        return 0;
+    int rc = -1;
+    if (sqlite3_open_v2(":memory:", &m, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        *err = strdup("out of memory");
+    else
+        rc = loadExtensions(m, paths, n, err);
+    sqlite3_close(m);
+    return rc;
+}
+
 /* Every connection reads the same file through the same VFS (a frozen
  * clock on the Raft thread, client SQL kept out of the data directory) and
  * has the same policy (policy.c), installed after our own set-up. */
@@ -86,6 +122,10 @@ int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err)
     }
     sqlite3_busy_timeout(c, busyMs(d));
     sqlite3_extended_result_codes(c, 0);
+    /* Extensions first: our own functions (random() on the write
+     * connection) then replace any of theirs with the same name. */
+    if (loadExtensions(c, d->opts.extensions, d->opts.n_extensions, err) != 0)
+        goto fail;
     /* rqlite's settings. The write connection syncs nothing by itself and
      * never checkpoints, not even when it closes: dbCheckpoint does, with
      * the syncs that keep the file whole (read connections never write, so
@@ -193,10 +233,16 @@ static void sqliteGlobalConfig(void)
         rq_log("db", "cannot turn URI filenames off: SQLite was initialised first");
 }
 
-int db_open(const char *path, const db_options *opts, db **out, char **err)
+/* Before any connection of ours, whichever comes first. */
+static void dbGlobalInit(void)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, sqliteGlobalConfig);
+}
+
+int db_open(const char *path, const db_options *opts, db **out, char **err)
+{
+    dbGlobalInit();
     db *d = calloc(1, sizeof *d);
     d->path = strdup(path);
     char *copy = strdup(path);
@@ -582,8 +628,10 @@ static sqlite3 *imageOpen(const void *data, size_t len, uint64_t index, char **e
 }
 
 /* The checks of db_image_check on an opened image. */
-static int imageVerify(sqlite3 *m, char **err)
+static int imageVerify(db *d, sqlite3 *m, char **err)
 {
+    if (d && loadExtensions(m, d->opts.extensions, d->opts.n_extensions, err) != 0)
+        return -1;
     /* The same guards as our own connections: a schema that needs
      * writable_schema or untrusted functions to work is refused now,
      * rather than on every node after it is installed. */
@@ -616,7 +664,7 @@ static int imageVerify(sqlite3 *m, char **err)
     return 0;
 }
 
-int db_image_check(const void *data, size_t len, char **err)
+int db_image_check(db *d, const void *data, size_t len, char **err)
 {
     const unsigned char *p = data;
     if (len == 0)
@@ -643,7 +691,7 @@ int db_image_check(const void *data, size_t len, char **err)
     sqlite3 *m = imageOpen(data, len, 0, err);
     if (m == NULL)
         return -1;
-    int rc = imageVerify(m, err);
+    int rc = imageVerify(d, m, err);
     sqlite3_close(m);
     return rc;
 }
@@ -652,7 +700,7 @@ int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err)
 {
     /* Checked again here, the same way on every node: an entry written
      * before images were checked when proposed is refused alike. */
-    if (db_image_check(data, len, err) != 0)
+    if (db_image_check(d, data, len, err) != 0)
         return -1;
     sqlite3 *src = imageOpen(data, len, index, err);
     if (src == NULL)

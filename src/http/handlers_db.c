@@ -525,7 +525,7 @@ static enum MHD_Result loadOrBoot(http_server *h, struct MHD_Connection *c, requ
             return respond_text(h, c, 400, "invalid SQLite data");
         /* A bad image is the client's to hear of first, wherever it lands. */
         char *ierr = NULL;
-        if (store_image_check(rq->body.data, rq->body.len, &ierr) != 0)
+        if (store_image_check(st, rq->body.data, rq->body.len, &ierr) != 0)
             return respond_error(h, c, 400, "", ierr, "invalid database image");
         store_node *nodes = NULL;
         int n = store_nodes(st, &nodes);

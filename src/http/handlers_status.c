@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cluster/cluster.h"
 #include "http/internal.h"
 #include "util/duration.h"
 #include "util/os.h"
@@ -28,6 +29,18 @@ static json_t *goTime(const struct timespec *t)
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, sizeof out, "%s.%09ldZ", date, t->tv_nsec);
     return json_string(out);
+}
+
+/* rqlite's extension store (-extensions-path): its directory and the
+ * names of what it holds, which every SQLite connection loads. */
+static json_t *extensionsStatus(const config *cfg)
+{
+    json_t *names = json_array();
+    for (int i = 0; i < cfg->n_extensions; i++) {
+        const char *slash = strrchr(cfg->extensions[i], '/');
+        json_array_append_new(names, json_string(slash ? slash + 1 : cfg->extensions[i]));
+    }
+    return json_pack("{s:s,s:o}", "dir", cfg->extensions_dir ? cfg->extensions_dir : "", "names", names);
 }
 
 /* Go's field names and shapes (GOOS, GOARCH, ...), for the clients and
@@ -78,6 +91,7 @@ static json_t *statusDoc(http_server *h)
     json_object_set_new(doc, "runtime", json_pack("{s:s,s:s,s:i,s:i}", "GOOS", "linux", "GOARCH",
                                                   un.machine, "num_cpu", (int)sysconf(_SC_NPROCESSORS_ONLN),
                                                   "GOMAXPROCS", (int)sysconf(_SC_NPROCESSORS_ONLN)));
+    json_object_set_new(doc, "extensions", extensionsStatus(cfg));
     store *st = http_server_store(h);
     json_object_set_new(doc, "store", st ? store_status(st) : json_pack("{s:b}", "open", false));
     return doc;
@@ -236,6 +250,7 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
         json_object_set_new(strcmp(stat_names[i].map, "http") == 0 ? http : clus, stat_names[i].name,
                             json_integer((json_int_t)__atomic_load_n(&h->stats[i], __ATOMIC_RELAXED)));
     json_object_set_new(doc, "http", http);
+    json_object_set_new(clus, "num_client_force_new_conn", json_integer((json_int_t)cluster_force_new_conns()));
     json_object_set_new(doc, "cluster", clus);
     store *st = http_server_store(h);
     json_object_set_new(doc, "store", st ? store_vars(st) : json_object());
@@ -306,6 +321,7 @@ enum MHD_Result handle_licenses(http_server *h, struct MHD_Connection *c, reques
                  "libcurl           curl (MIT-style)\n"
                  "zlib              Zlib\n"
                  "LZ4               BSD-2-Clause\n"
+                 "libarchive        BSD-2-Clause\n"
                  "libxcrypt         LGPL-2.1-or-later\n"
                  "libedit (shell)   BSD-3-Clause\n");
     return respond_buf(h, c, 200, "text/plain; charset=utf-8", &b);

@@ -180,7 +180,13 @@ enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, reques
     char *err = NULL;
     /* Longer than the leader may take to apply, so a slow write is not cut. */
     uint64_t timeout = h->cfg->raft_apply_timeout_ms + 5000;
-    int rc = cluster_forward(rq->method, url.data, rq->body.data, rq->body.len, ctype, auth, timeout, &resp, &err);
+    /* /db/query only reads (the leader refuses writes there): it may go on
+     * a pooled connection whatever its method. */
+    int rc = strcmp(rq->route->path, "/db/query") == 0
+                 ? cluster_forward_read(rq->method, url.data, rq->body.data, rq->body.len, ctype, auth, timeout,
+                                        &resp, &err)
+                 : cluster_forward(rq->method, url.data, rq->body.data, rq->body.len, ctype, auth, timeout, &resp,
+                                   &err);
     buf_free(&url);
     if (rc != 0)
         return respond_error(h, c, 503, "forwarding to leader failed", err, "?");

@@ -121,9 +121,9 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
     return rc;
 }
 
-int store_image_check(const void *image, size_t len, char **err)
+int store_image_check(store *s, const void *image, size_t len, char **err)
 {
-    return db_image_check(image, len, err);
+    return db_image_check(s->db, image, len, err);
 }
 
 /* A load is one entry holding the whole image (codec.h), so that every
@@ -140,7 +140,7 @@ int store_load(store *s, const void *image, size_t len, char **err)
     }
     /* Every node checks again when it applies the entry, alike; this is so
      * that the client hears of a bad image, and nothing is proposed. */
-    if (db_image_check(image, len, err) != 0)
+    if (db_image_check(s->db, image, len, err) != 0)
         return STORE_INVALID;
     op *o = storeOpNewApply(s);
     codec_load_entry le = {.origin = s->id, .seq = o->seq, .image = image, .image_len = len};

@@ -191,8 +191,10 @@ struct store {
     /* membership.c */
     meta *metas;
     int n_metas;
+    char recorded_api[300];  /* under mu: our API address as the metadata has it ("" unknown) */
     bool meta_dirty;        /* changed since publish.c last rebuilt the nodes */
     bool boot_metas_pending; /* bootstrapped with others' metadata not yet in the log */
+    bool raft_addr_changed;  /* the Raft address differs from the last start's */
     bool reap_pending;      /* a reaping removal in flight */
     raft_term reap_term;    /* term whose leadership started the reaping clocks */
     /* -raft-remove-shutdown */
@@ -414,5 +416,9 @@ raft_index storeLatestSnapshot(const char *dir, raft_index *need, bool *v1);
 int storeCheckIdentity(store *s, bool is_new, char **err);
 /* peers.json recovery, when the file exists. 0, or -1 with *err. */
 int storeRecoverFromPeers(store *s, char **err);
+/* Before raft_start, after a Raft address change: a node that is the only
+ * voter of its configuration (nobody else to tell) records its new
+ * address itself. 0, or -1 with *err. */
+int storeFollowOwnAddress(store *s, char **err);
 
 #endif

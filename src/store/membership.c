@@ -290,6 +290,10 @@ void storeRemovalClose(store *s)
 
 /* Caller thread: one configuration change (OP_ADD, OP_ASSIGN, OP_REMOVE),
  * retried while libraft is busy with another. */
+/* changeOp's answer when libraft gave up promoting a node that did not
+ * catch up in time (RAFT_NOCONNECTION), besides the STORE_* codes. */
+#define STORE_NOT_CAUGHT_UP 100
+
 static int changeOp(store *s, int type, raft_id rid, const char *addr, int role, char **err)
 {
     /* libraft runs one configuration change at a time: retry while busy. */
@@ -317,8 +321,32 @@ static int changeOp(store *s, int type, raft_id rid, const char *addr, int role,
         if (rc == STORE_ERROR)
             *err = storeOpTakeErr(o, "timeout waiting for the membership change");
         storeOpRelease(s, o);
-        return rc;
+        return rc == STORE_ERROR && raft_rc == RAFT_NOCONNECTION ? STORE_NOT_CAUGHT_UP : rc;
     }
+}
+
+/* A voter-to-be becomes a standby first (a spare gets nothing; a standby
+ * gets the log and, if need be, the database), then a voter. libraft
+ * promotes only a node that keeps up with its catch-up rounds: one still
+ * receiving a large database fails that, stays a standby, and asks again
+ * once it has caught up (main.c); its join succeeds meanwhile, instead of
+ * failing while the transfer runs. */
+static int assignRole(store *s, const char *id, raft_id rid, bool voter, bool is_spare, char **err)
+{
+    int rc;
+    if (!voter || is_spare) {
+        if ((rc = changeOp(s, OP_ASSIGN, rid, NULL, RAFT_STANDBY, err)) != STORE_OK || !voter)
+            return rc;
+    }
+    rc = changeOp(s, OP_ASSIGN, rid, NULL, RAFT_VOTER, err);
+    if (rc == STORE_NOT_CAUGHT_UP) {
+        rq_log("store", "node %s has not caught up yet (%s): it stays a non-voter until it asks again", id,
+               *err ? *err : "?");
+        free(*err);
+        *err = NULL;
+        return STORE_OK;
+    }
+    return rc;
 }
 
 /* Caller thread: record a node's metadata in the log before it is added,
@@ -414,10 +442,8 @@ int store_join(store *s, const char *id, const char *raft_addr, const char *api_
         if ((rc = changeOp(s, OP_ADD, rid, raft_addr, 0, err)) != STORE_OK)
             return rc;
     }
-    if (!same || !same_voter) {
-        if ((rc = changeOp(s, OP_ASSIGN, rid, NULL, voter ? RAFT_VOTER : RAFT_STANDBY, err)) != STORE_OK)
-            return rc;
-    }
+    if ((!same || !same_voter) && (rc = assignRole(s, id, rid, voter, !same, err)) != STORE_OK)
+        return rc;
     rq_log("store", "node %s at %s joined successfully", id, raft_addr);
     storeStat(s, SSTAT_JOINS);
     return STORE_OK;

@@ -70,6 +70,8 @@ static void rebuildNodesLocked(store *s)
                  srv->id == s->id ? s->cfg->http_api_url : m ? m->api : "");
         n->voter = srv->role == RAFT_VOTER;
     }
+    meta *self = storeMetaFind(s, s->id);
+    snprintf(s->recorded_api, sizeof s->recorded_api, "%s", self ? self->api : "");
 }
 
 /* Log role and leader changes as rqlite does; a new leader first commits
@@ -235,6 +237,14 @@ static bool leaderLocked(store *s, store_node *leader)
     return true;
 }
 
+bool store_heard_leader(store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool r = s->leader_id != 0;
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
 bool store_leader(store *s, store_node *leader)
 {
     pthread_mutex_lock(&s->mu);
@@ -275,6 +285,13 @@ bool store_wait_synced(store *s, uint64_t timeout_ms)
     }
     pthread_mutex_unlock(&s->mu);
     return synced;
+}
+
+void store_recorded_api(store *s, char *api, size_t size)
+{
+    pthread_mutex_lock(&s->mu);
+    snprintf(api, size, "%s", s->recorded_api);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int store_nodes(store *s, store_node **nodes)
@@ -441,10 +458,23 @@ static json_t *sqliteStatus(store *s)
                      "compile_options", opts, "pragmas", pragmas);
 }
 
+/* rqlite's store.sqlite3.extensions: the file names of the extensions
+ * every connection loads. */
+static json_t *extensionNames(const config *cfg)
+{
+    json_t *names = json_array();
+    for (int i = 0; i < cfg->n_extensions; i++) {
+        const char *slash = strrchr(cfg->extensions[i], '/');
+        json_array_append_new(names, json_string(slash ? slash + 1 : cfg->extensions[i]));
+    }
+    return names;
+}
+
 json_t *store_status(store *s)
 {
     /* Files first, without the lock. */
     json_t *sqlite = sqliteStatus(s);
+    json_object_set_new(sqlite, "extensions", extensionNames(s->cfg));
     json_t *snaps = snapshotStore(s);
     long long dir_size = dirSize(s->cfg->data_dir, 0);
     const config *cfg = s->cfg;

@@ -212,7 +212,9 @@ static int openDatabase(store *s, bool is_new, char **err)
     db_options dopts = {.fk = cfg->fk,
                         .max_ro_conns = cfg->db_max_ro_conns,
                         .max_length = (int64_t)cfg->raft_max_entry_size,
-                        .max_result = (size_t)cfg->db_max_result_size};
+                        .max_result = (size_t)cfg->db_max_result_size,
+                        .extensions = (const char *const *)cfg->extensions,
+                        .n_extensions = cfg->n_extensions};
     if (db_open(s->db_path, &dopts, &s->db, err) != 0)
         return -1;
     if (db_recovered(s->db))
@@ -244,6 +246,18 @@ static void probeMeta(const config *cfg, char *out, size_t size)
     snprintf(out, size, "%s", t);
     free(t);
     json_decref(m);
+}
+
+int store_early_port_open(const config *cfg, store_early_port **out, char **err)
+{
+    char meta_json[1024];
+    probeMeta(cfg, meta_json, sizeof meta_json);
+    return transport_responder_start(cfg->raft_addr, meta_json, cfg->node_tls, out, err);
+}
+
+void store_early_port_close(store_early_port *p)
+{
+    transport_responder_stop(p);
 }
 
 /* Whether this node bootstraps a cluster: 1, 0, or -1 with *err. Only a
@@ -447,6 +461,8 @@ int store_open_with(const config *cfg, const store_node *boot, int n_boot, store
     if (boot_now && bootstrap(s, boot, n_boot, err) != 0)
         return -1;
     if (!is_new && storeRecoverFromPeers(s, err) != 0)
+        return -1;
+    if (!is_new && storeFollowOwnAddress(s, err) != 0)
         return -1;
     if (startRaft(s, err) != 0)
         return -1;

@@ -75,6 +75,12 @@ int store_open(const config *cfg, store **out, char **err);
  * of the n_boot given voters (ids, Raft and API addresses), identical on
  * every one of them. */
 int store_open_with(const config *cfg, const store_node *boot, int n_boot, store **out, char **err);
+/* -bootstrap-expect, before the store opens: the Raft port answers
+ * metadata probes (the others may know us by our Raft address only) until
+ * closed, which must precede store_open. */
+typedef struct transport_responder store_early_port;
+int store_early_port_open(const config *cfg, store_early_port **out, char **err);
+void store_early_port_close(store_early_port *p);
 /* Orderly stop: transfer leadership if leader and stepdown is wanted, stop
  * Raft, close the database, free s. Stop the HTTP service first. */
 void store_close(store *s);
@@ -85,6 +91,9 @@ bool store_ready(store *s);
 bool store_is_leader(store *s);
 /* The current leader, if any: returns false when unknown. */
 bool store_leader(store *s, store_node *leader);
+/* Whether a leader is replicating to this node (its Raft ID is known, its
+ * node ID perhaps not yet: a joiner receiving the database). */
+bool store_heard_leader(store *s);
 /* Wait up to timeout_ms for a leader to be known; true if one is. */
 bool store_wait_leader(store *s, uint64_t timeout_ms);
 /* Wait up to timeout_ms until this node has applied everything the leader
@@ -109,7 +118,7 @@ int store_execute(store *s, const cmd_view *stmts, unsigned db_flags, uint64_t d
  * only. */
 int store_load(store *s, const void *image, size_t len, char **err);
 /* Would store_load() take this image (db_image_check)? 0, or -1 with *err. */
-int store_image_check(const void *image, size_t len, char **err);
+int store_image_check(store *s, const void *image, size_t len, char **err);
 /* Reads at a consistency level; none/weak/linearizable run on a read-only
  * connection, strong goes through the log. */
 int store_query(store *s, const cmd_view *stmts, unsigned db_flags, const store_read *r, buf *out, char **err);
@@ -132,6 +141,9 @@ int store_stepdown(store *s, const char *id, char **err);
 
 /* Cluster members; returns the count, *nodes is malloc'd (caller frees). */
 int store_nodes(store *s, store_node **nodes);
+/* This node's API address as the cluster's metadata records it ("" when
+ * none is applied yet): store_nodes lists our own from our flags. */
+void store_recorded_api(store *s, char *api, size_t size);
 /* The "store" section of /status (caller owns). */
 json_t *store_status(store *s);
 /* rqlite's "store" map of /debug/vars: its counters (num_snapshots,

@@ -900,3 +900,114 @@ int transport_probe(const char *bind_addr, const char *meta_json, tls_ctx *tls, 
     uv_loop_close(&loop);
     return result;
 }
+
+/* Responder: probe mode on a thread of its own, until stopped. */
+
+struct transport_responder {
+    pthread_t thread;
+    char *bind_addr, *meta;
+    tls_ctx *tls;
+    uv_async_t stop;           /* valid once state is 1 */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int state;                 /* under mu: 0 starting, 1 listening, -1 failed (err set) */
+    char *err;
+};
+
+static void responderStop(uv_async_t *a)
+{
+    uv_close((uv_handle_t *)a, NULL);
+    uv_stop(a->loop);
+}
+
+static void responderSet(transport_responder *r, int state)
+{
+    pthread_mutex_lock(&r->mu);
+    r->state = state;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* The responder's thread: its own loop, as transport_probe's, that runs
+ * until the stop handle fires. */
+static void *responderThread(void *arg)
+{
+    transport_responder *r = arg;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct raft_uv_transport outer;
+    if (transport_init(&outer, &loop, r->bind_addr, r->meta, NULL, NULL, r->tls) != 0) {
+        uv_loop_close(&loop);
+        r->err = strdup("cannot create transport");
+        responderSet(r, -1);
+        return NULL;
+    }
+    rqTransport *t = outer.impl;
+    if (startListening(t, &r->err) == 0) {
+        uv_async_init(&loop, &r->stop, responderStop);
+        responderSet(r, 1);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    } else {
+        responderSet(r, -1);
+    }
+    tClose(&outer, probeClosed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    transport_free(&outer);
+    uv_loop_close(&loop);
+    return NULL;
+}
+
+static void responderFree(transport_responder *r)
+{
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r->err);
+    free(r->bind_addr);
+    free(r->meta);
+    free(r);
+}
+
+int transport_responder_start(const char *bind_addr, const char *meta_json, tls_ctx *tls,
+                              transport_responder **out, char **err)
+{
+    transport_responder *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->bind_addr = strdup(bind_addr)) == NULL || (r->meta = strdup(meta_json)) == NULL) {
+        if (r)
+            free(r->bind_addr);
+        free(r);
+        *err = strdup("out of memory");
+        return -1;
+    }
+    r->tls = tls;
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    int state = -1;
+    if (pthread_create(&r->thread, NULL, responderThread, r) == 0) {
+        pthread_mutex_lock(&r->mu);
+        while (r->state == 0)
+            pthread_cond_wait(&r->cv, &r->mu);
+        state = r->state;
+        pthread_mutex_unlock(&r->mu);
+        if (state < 0)
+            pthread_join(r->thread, NULL);
+    } else {
+        r->err = strdup("cannot start a thread");
+    }
+    if (state < 0) {
+        *err = r->err ? r->err : strdup("cannot listen");
+        r->err = NULL;
+        responderFree(r);
+        return -1;
+    }
+    *out = r;
+    return 0;
+}
+
+void transport_responder_stop(transport_responder *r)
+{
+    if (r == NULL)
+        return;
+    uv_async_send(&r->stop);
+    pthread_join(r->thread, NULL);
+    responderFree(r);
+}

@@ -59,6 +59,16 @@ void transport_free(struct raft_uv_transport *t);
 int transport_probe(const char *bind_addr, const char *meta_json, tls_ctx *tls, unsigned timeout_ms,
                     char **contacted_by, char **err);
 
+/* Before a brand-new node with -bootstrap-expect knows its cluster: answer
+ * metadata probes on bind_addr (so that nodes given our Raft address as a
+ * -join target find our HTTP API) on a thread of its own until stopped.
+ * Returns 0 once listening, or -1 with *err set. */
+typedef struct transport_responder transport_responder;
+int transport_responder_start(const char *bind_addr, const char *meta_json, tls_ctx *tls,
+                              transport_responder **out, char **err);
+/* Stop listening and free r (NULL: nothing). */
+void transport_responder_stop(transport_responder *r);
+
 /* Resolve "host:port" for binding, IPv4 first. Returns 0 on success. */
 int transport_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err);
 

@@ -744,3 +744,182 @@ def test_get_leader_on_a_follower_when_the_leader_does_not_answer(cluster):
     assert got["error"] == "timeout waiting for node to respond", got
     r = requests.get(n2.url + "/leader", params={"timeout": "1ns"}, timeout=10)
     assert r.status_code == 200 and r.json()["id"] == n1.id, (r.status_code, r.text)
+
+
+class Throttle:
+    """A TCP proxy in front of a port that carries at most rate bytes/s
+    from it (the other way unthrottled), for transfers that outlast
+    timeouts without a database of gigabytes."""
+
+    def __init__(self, target_port, rate):
+        import socket
+        import threading
+        self.target, self.rate = target_port, rate
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.carried = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        import socket
+        import threading
+        while True:
+            try:
+                c, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+            except OSError:
+                c.close()
+                continue
+            u.settimeout(None)
+            threading.Thread(target=self._pump, args=(c, u, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(u, c, True), daemon=True).start()
+
+    def _pump(self, src, dst, throttled):
+        import socket
+        try:
+            while True:
+                chunk = src.recv(16384)
+                if not chunk:
+                    break
+                dst.sendall(chunk)
+                if throttled:
+                    self.carried += len(chunk)
+                    time.sleep(len(chunk) / self.rate)  # pacing the proxy, not synchronising the test
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.listener.close()
+
+
+def test_wiped_node_rejoins_while_a_long_transfer_runs(cluster):
+    """A wiped node started with -join to a cluster whose database takes
+    longer to send than a join may take (the leader's Raft port, where
+    followers fetch the database, behind a 2 MB/s proxy; 40 MB): the join is
+    answered as soon as the node is admitted, the joiner does not give up
+    while data comes in, and it is promoted to voter once caught up
+    (rqlite's behaviour with a 10 GB database). Nodes 2 and 3 have a 20 s
+    election timeout, so node 1 stays the leader."""
+    snap = ["-raft-snap", "8"]  # the log is compacted: a wiped node needs the database itself
+    n1 = cluster.node(1, list(snap))
+    throttle = Throttle(n1.raft_port, 2 * 1024 * 1024)
+    n1.extra += ["-raft-adv-addr", "127.0.0.1:%d" % throttle.port]
+    try:
+        n1.start().wait_ready()
+        n2, n3 = [cluster.node(i, ["-raft-election-timeout", "20s"] + snap).start(join=n1.url) for i in (2, 3)]
+        for n in (n2, n3):
+            n.wait_ready()
+        wait_members(n1, 3)
+        n1.execute(["CREATE TABLE big (b BLOB)",
+                    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 40) "
+                    "INSERT INTO big SELECT zeroblob(1000000) FROM c"], timeout=60)
+        for i in range(10):
+            n1.execute(["INSERT INTO big VALUES (x'01')"])
+        poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot on node 1")
+        poll(lambda: n3.count("big") == 50, what="rows on node 3")
+        n3.stop()
+        n3.wipe()
+        before = throttle.carried
+        n3.extra += ["-join-attempts", "2", "-join-interval", "1s"]
+        t0 = time.monotonic()
+        n3.start(join=n1.url)
+        poll(lambda: n3.count("big") == 50, timeout=120, what="the database on the rejoined node")
+        took = time.monotonic() - t0
+        print("rejoined with a 40 MB transfer at 2 MB/s in %.1fs" % took)
+        assert n3.proc.poll() is None, n3.logs()[-3000:]
+        assert throttle.carried - before >= 40 * 1000 * 1000  # it did come the slow way
+        poll(lambda: [x["voter"] for x in n1.nodes() if x["id"] == n3.id] == [True],
+             what="the rejoined node promoted to voter")
+        assert "has not caught up yet" in n1.logs() and "stays a non-voter until it asks again" in n1.logs()
+        assert "asking the leader to update this node: it is a voter left a non-voter" in n3.logs()
+        n1.execute(["INSERT INTO big VALUES (x'00')"])
+        poll(lambda: n3.count("big") == 51, what="a write after the rejoin")
+    finally:
+        throttle.close()
+
+
+def test_joiner_admitted_without_an_answer_stays(cluster):
+    """A join whose answer is lost (a proxy forwards it to the leader, waits
+    until the leader lists the node, then hangs up) leaves the node a
+    member that the leader replicates to: it goes on instead of exiting."""
+    import socket
+    import threading
+    n1 = cluster.node(1).start().wait_ready()
+    n1.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
+    n2 = cluster.node(2, ["-join-attempts", "1"])
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def swallow():
+        c, _ = listener.accept()
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += c.recv(65536)
+        head, body = data.split(b"\r\n\r\n", 1)
+        length = int([h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")][0])
+        while len(body) < length:
+            body += c.recv(65536)
+        requests.post(n1.url + "/join", data=body, headers={"Content-Type": "application/json"}, timeout=30)
+        poll(lambda: any(x["id"] == n2.id for x in n1.nodes()), what="node 2 listed by the leader")
+        c.close()
+
+    threading.Thread(target=swallow, daemon=True).start()
+    try:
+        n2.start(join="http://127.0.0.1:%d" % listener.getsockname()[1])
+        poll(lambda: n2.count("t") == 1, what="the data on the node whose join answer was lost")
+        poll(lambda: "join not confirmed" in n2.logs(), what="the lost answer noted on node 2")
+        assert n2.proc.poll() is None, n2.logs()[-2000:]
+    finally:
+        listener.close()
+
+
+def test_forwarding_pool_survives_a_restarted_leader(three):
+    """rqlite's TestEndToEndConnectionPools: followers' forwarded reads share
+    pooled connections to the leader; after the leader restarts and leads
+    again, those are stale, and each follower opens a fresh one once
+    (num_client_force_new_conn) instead of failing."""
+    _, nodes = three
+    l0 = leader_of(nodes)
+
+    def strong_reads_through_followers(leader, post=False):
+        for f in [n for n in nodes if n is not leader and n.proc.poll() is None]:
+            if post:  # a read in a POST body may use the pool too (rqlite's e2e reads so)
+                r = requests.post(f.url + "/db/query?level=strong", json=["SELECT 1"], timeout=10)
+            else:
+                r = requests.get(f.url + "/db/query", params={"q": "SELECT 1", "level": "strong"}, timeout=10)
+            assert r.status_code == 200 and r.json()["results"][0]["values"] == [[1]], r.text
+
+    strong_reads_through_followers(l0)
+    l0.stop()
+    l1 = leader_of([n for n in nodes if n is not l0])
+    strong_reads_through_followers(l1)
+    l0.start().wait_ready()
+    r = requests.post(l1.url + "/leader", json={"id": l0.id}, timeout=30)
+    assert r.status_code == 200, r.text
+    poll(l0.is_leader, what="leadership back on the restarted node")
+    strong_reads_through_followers(l0)
+    for f in [n for n in nodes if n is not l0]:
+        v = requests.get(f.url + "/debug/vars", timeout=10).json()["cluster"]
+        assert v["num_client_force_new_conn"] == 1, (f.id, v)
+    # One pool for all client connections (each served by a thread of its
+    # own): sequential reads through a follower keep using one connection.
+    def to_leader():
+        out = subprocess.run(["ss", "-tnH", "state", "established", "dst", "127.0.0.1:%d" % l0.http_port],
+                             capture_output=True, text=True, check=True).stdout
+        return {line.split()[2] for line in out.splitlines() if line.strip()}
+    before = to_leader()
+    strong_reads_through_followers(l0)
+    strong_reads_through_followers(l0, post=True)
+    assert len(before) == 2 and to_leader() == before, (before, to_leader())  # one per follower, reused

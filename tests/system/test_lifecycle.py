@@ -1,12 +1,14 @@
 """Cluster lifecycle on real processes: large databases (catch-up of a wiped
 follower from a streamed snapshot, restart without replay), identity checks,
 crash restarts applying every entry exactly once."""
+import json
 import os
 import signal
 import threading
 import time
 import zlib
 
+import pytest
 import requests
 
 from harness import free_port, leader_of, poll, proc_mb, wait_members
@@ -97,8 +99,9 @@ def test_large_database_catch_up_and_restart(cluster):
 
 
 def test_data_directory_identity(cluster):
-    """Restarting a data directory under another node ID or Raft address is
-    refused with a clear message, and the original command still works."""
+    """Restarting a data directory under another node ID is refused with a
+    clear message; under another Raft address it is accepted (rqlite's, and
+    Kubernetes', restarts rely on it) and recorded; the data is kept."""
     n1 = cluster.node(1).start().wait_ready()
     n1.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
     n1.stop()
@@ -108,14 +111,94 @@ def test_data_directory_identity(cluster):
     assert n1.wait_exit(20) != 0
     assert "belongs to node ID 1, not other" in n1.logs()
     n1.id = real_id
-    old_raft, old_port = n1.raft_addr, n1.raft_port
+    old_raft = n1.raft_addr
     n1.raft_port = free_port()
-    n1.start()
-    assert n1.wait_exit(20) != 0
-    assert "belongs to the node at Raft address %s" % old_raft in n1.logs()
-    n1.raft_port = old_port
     n1.start().wait_ready()
+    assert "Raft address changed from %s to %s" % (old_raft, n1.raft_addr) in n1.logs()
     assert n1.count("t") == 1
+    n1.execute(["INSERT INTO t VALUES (2)"])
+    n1.stop()
+    with open(os.path.join(n1.dir, "raft", "rqnode.json")) as f:
+        assert json.load(f)["addr"] == n1.raft_addr
+    n1.start().wait_ready()
+    assert n1.count("t") == 2
+
+
+@pytest.mark.parametrize("snap", [False, True])
+def test_single_node_records_its_new_raft_address(cluster, snap):
+    """A single-node cluster restarted with another Raft address has nobody
+    to tell: it records the address in its configuration itself (from the
+    last change entry in its log, or, once the log is compacted, from its
+    snapshot), so /nodes shows it and a node joining later can reach it."""
+    n1 = cluster.node(1, ["-raft-snap", "4"] if snap else []).start().wait_ready()
+    n1.execute(["CREATE TABLE t (v)"])
+    for i in range(12 if snap else 1):
+        n1.execute([["INSERT INTO t VALUES (?)", i]])
+    if snap:
+        poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot")
+    for _ in range(2):  # the second time, from the configuration the first wrote
+        n1.stop()
+        n1.raft_port = free_port()
+        n1.start().wait_ready()
+        assert "recorded its new Raft address %s" % n1.raft_addr in n1.logs()
+        assert [x["addr"] for x in n1.nodes()] == [n1.raft_addr]
+    n2 = cluster.node(2).start(join=n1.url).wait_ready()
+    wait_members(n1, 2)
+    n1.execute(["INSERT INTO t VALUES (99)"])
+    poll(lambda: n2.count("t") == (13 if snap else 2), what="replication to the node that joined")
+
+
+def member(node, of):
+    """node's entry in of's /nodes (None if not listed)."""
+    for x in of.nodes():
+        if x["id"] == node.id:
+            return x
+    return None
+
+
+def test_follower_restarted_with_new_addresses(cluster):
+    """A follower restarted with another Raft and HTTP address, without
+    -join, has the leader re-add it under the new Raft address and record
+    the new API address; writes reach it, and it forwards to the leader."""
+    n1, n2, n3 = cluster.start_three()
+    leader = leader_of([n1, n2, n3])
+    f = [n for n in (n1, n2, n3) if n is not leader][0]
+    leader.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
+    f.stop()
+    f.raft_port, f.http_port = free_port(), free_port()
+    f.start().wait_ready()
+    poll(lambda: (member(f, leader) or {}).get("addr") == f.raft_addr, what="the new Raft address in /nodes")
+    poll(lambda: (member(f, leader) or {}).get("api_addr") == f.url, what="the new API address in /nodes")
+    leader.execute(["INSERT INTO t VALUES (2)"])
+    poll(lambda: f.count("t") == 2, what="the write on the moved follower")
+    f.execute(["INSERT INTO t VALUES (3)"])  # forwarded to the leader
+    poll(lambda: leader.count("t") == 3, what="the forwarded write")
+    assert requests.get(leader.url + "/debug/vars", timeout=10).json()["store"]["num_removed_before_joins"] == 1
+    # Only the HTTP address changes: the node tells the leader once caught up.
+    f.stop()
+    f.http_port = free_port()
+    f.start().wait_ready()
+    poll(lambda: (member(f, leader) or {}).get("api_addr") == f.url, what="the second API address in /nodes")
+    assert "HTTP API address changed" in f.logs()
+    assert (member(f, leader) or {}).get("addr") == f.raft_addr
+
+
+def test_follower_rejoins_with_new_addresses_through_join(cluster):
+    """rqlite's test_change_addresses: a follower restarted with new
+    addresses and -join is removed and re-added (num_removed_before_joins),
+    and catches up with what was written while it was down."""
+    n1, n2, n3 = cluster.start_three()
+    leader = leader_of([n1, n2, n3])
+    f = [n for n in (n1, n2, n3) if n is not leader][0]
+    leader.execute(["CREATE TABLE t (v)", "INSERT INTO t VALUES (1)"])
+    poll(lambda: f.count("t") == 1, what="the first row on the follower")
+    f.stop()
+    leader.execute(["INSERT INTO t VALUES (2)"])
+    f.raft_port, f.http_port = free_port(), free_port()
+    f.start(join=leader.raft_addr).wait_ready()
+    poll(lambda: f.count("t") == 2, what="the catch-up")
+    assert requests.get(leader.url + "/debug/vars", timeout=10).json()["store"]["num_removed_before_joins"] == 1
+    assert (member(f, leader) or {}).get("addr") == f.raft_addr
 
 
 def test_kill9_under_load_applies_each_write_once(cluster):
@@ -182,12 +265,15 @@ def test_kill9_under_load_applies_each_write_once(cluster):
     print("\n%d acknowledged writes, %d rows, 3 nodes killed -9 in turn" % (len(acked), len(rows)))
 
 
-def test_bootstrap_expect(cluster):
+@pytest.mark.parametrize("by", ["url", "raft_addr"])
+def test_bootstrap_expect(cluster, by):
     """Three nodes started at once with -bootstrap-expect 3 and the same
-    -join list form one cluster, whichever starts first; a fourth started
-    later the same way joins it; a restart keeps the cluster."""
+    -join list (HTTP URLs, or Raft addresses as rqlite v8+ uses: the Raft
+    port answers from the start) form one cluster, whichever starts first;
+    a fourth started later the same way joins it; a restart keeps the
+    cluster."""
     nodes = [cluster.node(i) for i in (1, 2, 3)]
-    joins = ",".join(n.url for n in nodes)
+    joins = ",".join(getattr(n, by) for n in nodes)
     for n in reversed(nodes):
         n.extra += ["-bootstrap-expect", "3"]
         n.start(join=joins)
@@ -449,3 +535,57 @@ def test_kill9_single_node_file_whole_and_every_write_kept(cluster, tmp_path):
     assert acked <= got, "acknowledged writes missing: %r" % sorted(acked - got)[:10]
     print("\n%d acknowledged writes, %d rows (%d in the killed file, the log had the rest), 4 kills"
           % (len(acked), len(rows), in_file))
+
+
+def test_disco_dns(cluster, tmp_path):
+    """-disco-mode dns: three nodes with -bootstrap-expect 3 find each other
+    through the lookup (RQLITE_DISCO_DNS_HOSTS standing in for the DNS
+    answer, as in rqlite's tests) and form one cluster; a read-only node
+    started later the same way joins it; a real lookup (localhost, with the
+    configured port) finds a node too."""
+    conf = tmp_path / "disco.json"
+    conf.write_text('{"name": "rqlite.cluster"}')
+    nodes = [cluster.node(i) for i in (1, 2, 3)]
+    hosts = ",".join(n.raft_addr for n in nodes)
+    for n in nodes:
+        n.extra += ["-bootstrap-expect", "3", "-disco-mode", "dns", "-disco-config", str(conf)]
+        n.env = {"RQLITE_DISCO_DNS_HOSTS": hosts}
+        n.start()
+    for n in nodes:
+        n.wait_ready()
+    leader = leader_of(nodes)
+    wait_members(leader, 3)
+    ro = cluster.node(4, ["-raft-non-voter=true", "-disco-mode", "dns", "-disco-config", str(conf)])
+    ro.env = {"RQLITE_DISCO_DNS_HOSTS": hosts}
+    ro.start().wait_ready()
+    poll(lambda: [x["voter"] for x in leader.nodes() if x["id"] == ro.id] == [False], what="the read-only node")
+    assert "discovery found 3 node(s)" in ro.logs()
+    # The lookup itself: localhost resolves to 127.0.0.1, with the port given.
+    n5 = cluster.node(5, ["-disco-mode", "dns", "-disco-config",
+                          '{"name": "localhost", "port": %d}' % leader.raft_port]).start()
+    n5.wait_ready()
+    poll(lambda: any(x["id"] == n5.id for x in leader.nodes()), what="the node found by a real lookup")
+
+
+def test_disco_refuses_what_it_cannot_do(cluster, tmp_path):
+    """A discovery mode this build does not have, or a configuration it
+    cannot read, stops the node at start; a name that never resolves ends
+    it after -bootstrap-expect-timeout, with the reason."""
+    cases = [(["-disco-mode", "consul-kv"], "-disco-mode consul-kv is not supported by this build"),
+             (["-disco-mode", "zookeeper"], "invalid disco mode zookeeper"),
+             (["-disco-mode", "dns", "-disco-config", "{not json"], "error reading DNS configuration"),
+             (["-disco-mode", "dns", "-disco-config", '{"port": 4002}'], '"name" is required'),
+             (["-disco-mode", "dns", "-disco-config", '{"name": "x", "port": 70000}'], "invalid port"),
+             (["-disco-mode", "dns-srv", "-disco-config", '{"name": "nothing.invalid"}', "-bootstrap-expect",
+               "2", "-bootstrap-expect-timeout", "2s"], "discovery found no nodes before -bootstrap-expect-timeout")]
+    for i, (flags, words) in enumerate(cases):
+        n = cluster.node(10 + i, flags).start()
+        assert n.wait_exit(30) != 0, flags
+        assert words in n.logs(), (flags, n.logs()[-1500:])
+    # Garbage in the stand-in answer: nobody to reach, the timeout's reason.
+    n = cluster.node(30, ["-disco-mode", "dns", "-disco-config", '{"name": "x"}', "-bootstrap-expect", "2",
+                          "-bootstrap-expect-timeout", "2s"])
+    n.env = {"RQLITE_DISCO_DNS_HOSTS": ",, ,garbage,[::1,127.0.0.1:0,%s" % ("x" * 3000)}
+    n.start()
+    assert n.wait_exit(30) != 0
+    assert "fatal: " in n.logs() and "fatal signal" not in n.logs(), n.logs()[-1500:]

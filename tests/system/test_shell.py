@@ -57,9 +57,12 @@ class Shell:
     def screen(self):
         return self.term.screen(self.name)
 
-    def run(self, line, timeout=15):
-        """Type line; return what it printed before the next prompt."""
+    def run(self, line, timeout=15, prompt=None):
+        """Type line; return what it printed before the next prompt (prompt,
+        when the line is to change it)."""
         mark = len(self.screen().rstrip())
+        if prompt:
+            self.prompt = prompt
 
         def printed():
             tail = self.screen()[mark:]
@@ -139,26 +142,28 @@ def test_timer(node, term):
 
 
 def test_consistency(node, term):
-    """The level is what the node sees: a strong read goes through the Raft
-    log (one entry each), weak, linearizable and none reads do not."""
+    """The level goes with .tables, .schema and .indexes only, as in rqlite
+    v10: a strong read goes through the Raft log (one entry each), while SQL
+    lines go to /db/request without a level, so they never do."""
     node.execute(["CREATE TABLE c (id INTEGER PRIMARY KEY)", "INSERT INTO c VALUES (7)"])
     sh = Shell(term, "consistency", node.http_port)
     q = "SELECT id FROM c"
     assert sh.run(".consistency") == "weak\n"
     before = last_log_index(node)
     assert sh.run(q) == table([("id",), (7,)])
+    assert sh.run(".tables").startswith("+")
     assert last_log_index(node) == before
     assert sh.run(".consistency strong") == ""
     assert sh.run(".consistency") == "strong\n"
-    assert sh.run(q) == table([("id",), (7,)])
-    assert sh.run(q) == table([("id",), (7,)])
+    assert sh.run(".tables").startswith("+")
+    assert sh.run(".schema").startswith("+")
     assert last_log_index(node) == before + 2
-    assert sh.run(".tables").startswith("+")   # the meta queries take the level too
-    assert last_log_index(node) == before + 3
+    assert sh.run(q) == table([("id",), (7,)])   # no level: not through the log
+    assert last_log_index(node) == before + 2
     for level in ("linearizable", "none"):
         assert sh.run(".consistency " + level) == ""
-        assert sh.run(q) == table([("id",), (7,)])
-        assert last_log_index(node) == before + 3
+        assert sh.run(".indexes").startswith("+")
+        assert last_log_index(node) == before + 2
     assert sh.run(".consistency eventual") == \
         "ERR! invalid consistency 'eventual'. Use 'none', 'weak', 'linearizable', or 'strong'\n"
     assert sh.run(".show").splitlines()[2] == "  consistency: none"
@@ -213,6 +218,42 @@ def test_read(node, term, tmp_path):
     sh.exit()
 
 
+def test_node_tools(node, term, tmp_path):
+    """.expvar, .extensions, .reap and .sysdump against a real node."""
+    sh = Shell(term, "tools", node.http_port)
+    out = sh.run(".expvar")
+    assert out.startswith("cluster:\n  num_client_force_new_conn: 0\n  num_join_req: "), out
+    assert "\ncmdline: [%s -node-id 1 " % harness.RQLITED in out, out
+    assert re.search(r"\n  queued_sequence_number: \d{6,}\n", out), out   # an integer, not 1.7e+18
+    assert "e+" not in out, out
+    assert re.fullmatch(r"cmdline: \[\S+rqlited -node-id 1 .*\]\n", sh.run(".expvar cmdline"))
+    assert sh.run(".expvar nosuchkey") == ""
+    assert sh.run(".extensions") == ""   # none loaded
+    assert sh.run(".reap") == "snapshots reaped: 0, WALs checkpointed: 0\n"
+    # one node: nobody to hand over to (rqlite answers 500 too)
+    assert sh.run(".stepdown") == "ERR! server responded with 500 Internal Server Error\n"
+
+    dump = tmp_path / "sysdump.txt"
+    assert sh.run(".sysdump %s" % dump) == ""
+    text = dump.read_text()
+    sections = text.split("\n=========================================\n")
+    assert sections[0] == "" and len(sections) == 5, text[:2000]
+    for section, path in zip(sections[1:], ("/status?pretty", "/nodes?pretty", "/readyz", "/debug/vars")):
+        head, body = section.split("\n\n", 1)
+        assert head == "URL: %s%s\nStatus: 200 OK" % (node.url, path), section[:300]
+        if path != "/readyz":
+            assert json.loads(body), section[:300]
+    assert json.loads(sections[1].split("\n\n", 1)[1])["store"]["node_id"] == node.id
+    assert "[+]node ok" in sections[3]
+    assert sh.run(".sysdump") == "ERR! please specify an output file for the sysdump\n"
+    assert sh.run(".sysdump /nonexistent/dir/d.txt") == \
+        "ERR! open /nonexistent/dir/d.txt: no such file or directory\n"
+    assert sh.run(".sysdump %s" % tmp_path) == "ERR! open %s: is a directory\n" % tmp_path
+    assert sh.run(".sysdump /dev/full") == "ERR! write /dev/full: no space left on device\n"
+    assert sh.run(".status store node_id").startswith("store:\n")   # the shell carries on
+    sh.exit()
+
+
 # ---- .leader, .ready, .remove on a cluster -----------------------------------------
 
 def test_leader_ready_remove(cluster, term):
@@ -241,6 +282,118 @@ def test_leader_ready_remove(cluster, term):
         assert time.monotonic() < deadline, "follower still ready without a leader"
     assert sh.run(".leader").startswith("ERR! ")
     sh.exit()
+
+
+def test_stepdown_and_sysdump(cluster, term, tmp_path):
+    """.stepdown with and without a node ID, from a follower; .sysdump of a
+    cluster with a node down."""
+    nodes = cluster.start_three()
+    leader = harness.leader_of(nodes)
+    follower = [n for n in nodes if n is not leader][0]
+    sh = Shell(term, "stepdown", follower.http_port)
+    assert sh.run(".stepdown") == ""
+    new = poll(lambda: (lambda l: l is not leader and l)(harness.leader_of(nodes)),
+               what="another leader after .stepdown")
+    target = [n for n in nodes if n is not new][0]
+    assert sh.run(".stepdown %s" % target.id) == ""
+    poll(lambda: harness.leader_of(nodes) is target, what="node %s leading after .stepdown %s"
+         % (target.id, target.id))
+    assert sh.run(".leader").startswith("%s:\n" % target.id)
+    assert sh.run(".stepdown nosuchnode").startswith("ERR! server responded with ")
+
+    down = [n for n in nodes if n is not target and n is not follower][0]
+    down.kill()
+    dump = tmp_path / "cluster.txt"
+    assert sh.run(".sysdump %s" % dump, timeout=60) == ""
+    text = dump.read_text()
+    for n in nodes:
+        assert "\nURL: %s/status?pretty\n" % n.url in text
+    assert text.count("Status: 200 OK") == 8, text[:3000]
+    assert text.count("Status: Get \"%s/" % down.url) == 4
+    assert "dial tcp %s: connect: connection refused" % down.http_addr in text
+    sh.exit()
+
+
+def test_failover(tmp_path, term):
+    """-a: two single nodes stand for a cluster's members. When the node the
+    shell is on goes, the next request moves to the alternative (the
+    client's log lines on stderr), and the prompt shows the new host."""
+    x = harness.Node(tmp_path, "x").start().wait_ready()
+    y = harness.Node(tmp_path, "y").start().wait_ready()
+    try:
+        for n in (x, y):
+            n.execute(["CREATE TABLE fo (who TEXT)", ["INSERT INTO fo VALUES (?)", n.id]])
+        q = "SELECT who FROM fo"
+        sh = Shell(term, "failover", x.http_port, "-a ' ,,127.0.0.1:%d '" % y.http_port)
+        assert sh.run(q) == table([("who",), ("x",)])
+        x.kill()
+        unavailable = r"\[client\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d host '%s' is unavailable, " \
+                      r"retrying with the next available host\n"
+        out = sh.run(q, prompt="127.0.0.1:%d> " % y.http_port)
+        assert re.fullmatch(unavailable % x.http_addr + re.escape(table([("who",), ("y",)])), out), out
+        assert sh.run(".ready") == "ready\n"       # it stays on y
+        y.kill()
+        out = sh.run(".ready")
+        assert re.fullmatch(unavailable % y.http_addr + unavailable % x.http_addr +
+                            r"\[client\] .* none of the available hosts are responsive\n"
+                            r"ERR! no host available to perform the request\n", out), out
+        # x back: a dot command after a failover prints nothing (as rqlite's), the next one does
+        x.start().wait_ready()
+        out = sh.run(".ready", prompt="127.0.0.1:%d> " % x.http_port)
+        assert re.fullmatch(unavailable % y.http_addr, out), out
+        assert sh.run(".ready") == "ready\n"
+        sh.exit()
+
+        # at start-up rqlite takes an answer from an alternative for an error
+        dead = harness.free_port()
+        rc, out, err = shell_piped(dead, ["-a", x.http_addr], "SELECT 1\n")
+        assert rc == 0 and out == "ERR! HostChangedErr: new host is '%s'\n" % x.http_addr, out
+        assert "host '127.0.0.1:%d' is unavailable" % dead in err
+        rc, out, err = shell_piped(dead, ["-a", "bad host,,%s" % "127.0.0.1:%d" % harness.free_port()], "")
+        assert rc == 0 and out == "ERR! no host available to perform the request\n", out
+        assert "host 'bad host' is unavailable" in err and "none of the available hosts are responsive" in err
+        rc, out, _ = shell_piped(x.http_port, ["--alternatives=,, ,"], "SELECT who FROM fo\n")
+        assert table([("who",), ("x",)]) in out, out
+    finally:
+        x.kill()
+        y.kill()
+
+
+def shell_env(value, flags, script, timeout=20):
+    """rqlite with RQLITE_HOST=value (None: unset) and only flags."""
+    env = dict(os.environ)
+    env.pop("RQLITE_HOST", None)
+    if value is not None:
+        env["RQLITE_HOST"] = value
+    p = subprocess.run([harness.RQLITE] + flags, input=script, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_rqlite_host(node):
+    """RQLITE_HOST gives the scheme, host and port unless -H, -p or -s does;
+    a value rqlite refuses is its message on stderr (exit status 0)."""
+    rc, out, _ = shell_env("http://127.0.0.1:%d" % node.http_port, [], "SELECT 1\n")
+    assert "Connected to http://127.0.0.1:%d running version" % node.http_port in out, out
+    assert "127.0.0.1:%d> " % node.http_port in out and table([("1",), (1,)]) in out, out
+    rc, out, _ = shell_env("//localhost:%d/some/path" % node.http_port, [], "")
+    assert "Connected to http://localhost:%d running version" % node.http_port in out, out
+    # the scheme is taken: HTTPS to a plain node fails
+    rc, out, _ = shell_env("https://127.0.0.1:%d" % node.http_port, [], "")
+    assert rc == 0 and out == "ERR! no host available to perform the request\n", out
+    # -p (or -H, -s) given: RQLITE_HOST is not read at all
+    rc, out, _ = shell_env("ftp://[nonsense", ["-p", str(node.http_port)], "")
+    assert "Connected to http://127.0.0.1:%d" % node.http_port in out, out
+    for value, msg in (("ftp://127.0.0.1:4001", "unsupported protocol ftp"),
+                       ("", "RQLITE_HOST does not contain a hostname"),
+                       ("127.0.0.1:4001", 'parse "127.0.0.1:4001": first path segment in URL cannot contain colon'),
+                       ("http://[::1", "parse \"http://[::1\": missing ']' in host"),
+                       ("http://h:99999", "port number 99999 is outside of valid range [0, 65535]"),
+                       ("http://h:x", 'parse "http://h:x": invalid port ":x" after host'),
+                       ("http://a\x01b", 'parse "http://a\\x01b": net/url: invalid control character in URL'),
+                       ("http://" + "a" * 100000, "RQLITE_HOST's hostname is too long")):
+        rc, out, err = shell_env(value, [], "SELECT 1\n")
+        assert (rc, out, err) == (0, "", msg + "\n"), (value[:40], out, err)
 
 
 # ---- flags, against a stand-in node ---------------------------------------------
@@ -343,7 +496,7 @@ def test_flag_prefix_and_user(fake, term):
     sh.exit()
     want_auth = "Basic " + base64.b64encode(b"alice:s3cr:et").decode()
     assert [m for m, _, _ in f.requests] == ["GET", "POST", "GET", "GET"]
-    assert [p.split("?")[0] for _, p, _ in f.requests] == ["/rq/status", "/rq/db/query", "/rq/db/query",
+    assert [p.split("?")[0] for _, p, _ in f.requests] == ["/rq/status", "/rq/db/request", "/rq/db/query",
                                                            "/rq/status"]
     assert all(a == want_auth for _, _, a in f.requests)
 
@@ -363,7 +516,8 @@ def test_flag_timeout(fake):
     rc, out, _ = shell_piped(f.port, ["-t", "300ms"], "SELECT who\n")
     took = time.monotonic() - t0
     f.release()
-    assert "ERR! Timeout was reached\n" in out, out
+    # a host that does not answer in time is unavailable, and no other is left
+    assert "ERR! no host available to perform the request\n" in out, out
     assert took < 5, took   # the fake holds queries for 10 s
     # Once the node answers in time, the same shell command works.
     rc, out, _ = shell_piped(f.port, ["--http-timeout=2s"], "SELECT who\n")
@@ -396,7 +550,7 @@ def test_flag_scheme(fake, cert, node):
     for flags in (["-s", "https"], ["-s", "http"], []):
         rc, out, _ = shell_piped(f.port, flags, "SELECT who\n")
         assert rc == 0 and out.startswith("ERR! ") and "Welcome" not in out, (flags, out)
-    assert len([r for r in f.requests if r[1] == "/db/query?level=weak"]) == 2
+    assert len([r for r in f.requests if r[1] == "/db/request"]) == 2
     # and HTTPS spoken to a plain node
     rc, out, _ = shell_piped(node.http_port, ["-s", "https"], "")
     assert rc == 0 and out.startswith("ERR! ") and "Welcome" not in out, out

@@ -453,3 +453,13 @@ def test_raft_remove_shutdown(cluster):
         assert r.status_code == 200
         assert n4.status()["store"]["raft"]["state"] != "Shutdown"
     follower.stop()  # an orderly stop after the shutdown
+
+
+def test_joining_itself_is_refused(cluster):
+    """A node whose -join names its own Raft address (alone or among
+    others), without -bootstrap-expect, stops with rqlite's message."""
+    for i, target in enumerate(["{raft}", "127.0.0.1:1,{raft}"]):
+        n = cluster.node(1 + i)
+        n.start(join=target.format(raft=n.raft_addr))
+        assert n.wait_exit(20) == 1
+        assert "node cannot join with itself unless bootstrapping" in n.logs(), n.logs()[-1000:]

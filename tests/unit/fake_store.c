@@ -121,16 +121,16 @@ int store_request(store *s, const cmd_view *stmts, unsigned flags, const store_r
     return store_execute(s, stmts, flags | DB_READ_ROWS, r->db_timeout_us, out, NULL, err);
 }
 
-int store_image_check(const void *image, size_t len, char **err)
+int store_image_check(store *s, const void *image, size_t len, char **err)
 {
-    return db_image_check(image, len, err);
+    return db_image_check(s->d, image, len, err);
 }
 
 int store_load(store *s, const void *image, size_t len, char **err)
 {
     if (!s->leader)
         return STORE_NOT_LEADER;
-    if (db_image_check(image, len, err) != 0)
+    if (db_image_check(s->d, image, len, err) != 0)
         return STORE_INVALID;
     return db_restore(s->d, image, len, 0, err) == 0 ? STORE_OK : STORE_ERROR;
 }

@@ -1,6 +1,7 @@
 /* Unit tests for the shell: rqlite's exact output bytes (render), how a
- * line is read (parse, endpoint), the command-line flags (options), and
- * what the shell asks a node for each line (against a fake node). */
+ * line is read (parse), the command-line flags and RQLITE_HOST (options),
+ * the failover host list (client), and what the shell asks a node for
+ * each line (against fake nodes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli/client.h"
 #include "cli/options.h"
 #include "cli/render.h"
 #include "cli/shell.h"
@@ -186,17 +188,6 @@ static void test_affected_and_floats(void **st)
     fclose(f);
     assert_string_equal(out, "0 row affected\n1 row affected\n7 rows affected\n");
     free(out);
-    char b[64];
-    render_go_float(b, sizeof b, 12);
-    assert_string_equal(b, "12");
-    render_go_float(b, sizeof b, 123456);
-    assert_string_equal(b, "123456");
-    render_go_float(b, sizeof b, 1234567);
-    assert_string_equal(b, "1.234567e+06");
-    render_go_float(b, sizeof b, 0.5);
-    assert_string_equal(b, "0.5");
-    render_go_float(b, sizeof b, 0.00001);
-    assert_string_equal(b, "1e-05");
 }
 
 static void test_kv(void **st)
@@ -208,6 +199,17 @@ static void test_kv(void **st)
     render_kv(f, doc, 0);
     fclose(f);
     assert_string_equal(out, "a: true\nb:\n  x: [1 a]\n  y: v\nc: 3\n");
+    free(out);
+    json_decref(doc);
+    /* numbers as the node wrote them (rqlite decodes with UseNumber), not
+     * in Go's %v float style (1e+06, 3.8e-05) */
+    doc = json_loads("{\"seq\":1796311238621977533,\"m\":1000000,\"f\":0.000038,\"t\":1.6999911167658865e-7,"
+                     "\"l\":[{\"Size\":8,\"Frees\":12.5}]}", 0, NULL);
+    f = open_memstream(&out, &len);
+    render_kv(f, doc, 0);
+    fclose(f);
+    assert_string_equal(out, "f: 0.000038\nl: [map[Frees:12.5 Size:8]]\nm: 1000000\nseq: 1796311238621977533\n"
+                             "t: 1.6999911167658865e-7\n");
     free(out);
     json_decref(doc);
 }
@@ -252,9 +254,10 @@ static void test_parse_line(void **st)
     check_line(".Exit", SHELL_LINE_COMMAND, ".exit", "");
     check_line("exit now", SHELL_LINE_COMMAND, ".exit", "now");
     check_line("exits", SHELL_LINE_SQL, NULL, "");
-    /* rqlite's commands this build lacks, and words that are no command */
-    check_line(".reap", SHELL_LINE_UNSUPPORTED, ".reap", "");
-    check_line(".STEPDOWN 2", SHELL_LINE_UNSUPPORTED, ".stepdown", "2");
+    check_line(".reap", SHELL_LINE_COMMAND, ".reap", "");
+    check_line(".STEPDOWN 2", SHELL_LINE_COMMAND, ".stepdown", "2");
+    check_line(".sysdump  /tmp/x ", SHELL_LINE_COMMAND, ".sysdump", "/tmp/x");
+    /* words that are no command */
     check_line(".nope x", SHELL_LINE_UNKNOWN, NULL, "x");
     check_line(".tablesx", SHELL_LINE_UNKNOWN, NULL, "");
     check_line(".", SHELL_LINE_UNKNOWN, NULL, "");
@@ -268,25 +271,30 @@ static void test_parse_line(void **st)
     assert_memory_equal(l.text, ".nope", 5);
 }
 
-static void test_endpoint(void **st)
+/* ---- the failover list ------------------------------------------------- */
+
+static void check_hosts(const char *host, const char *alt, size_t n, ...)
 {
-    assert_string_equal(shell_endpoint("SELECT 1", false), "/db/query");
-    assert_string_equal(shell_endpoint("select * from t", false), "/db/query");
-    assert_string_equal(shell_endpoint("  (SELECT 1)", false), "/db/query");
-    assert_string_equal(shell_endpoint("EXPLAIN QUERY PLAN SELECT 1", false), "/db/query");
-    assert_string_equal(shell_endpoint("VALUES (1), (2)", false), "/db/query");
-    assert_string_equal(shell_endpoint("PRAGMA table_info(t)", false), "/db/query");
-    assert_string_equal(shell_endpoint("pragma foreign_keys = ON", false), "/db/request");
-    assert_string_equal(shell_endpoint("INSERT INTO t VALUES (1)", false), "/db/execute");
-    assert_string_equal(shell_endpoint("create table t (a)", false), "/db/execute");
-    assert_string_equal(shell_endpoint("DROP TABLE t", false), "/db/execute");
-    assert_string_equal(shell_endpoint("BEGIN", false), "/db/execute");
-    assert_string_equal(shell_endpoint("WITH x AS (SELECT 1) SELECT * FROM x", false), "/db/request");
-    assert_string_equal(shell_endpoint("SELECTED", false), "/db/request");
-    assert_string_equal(shell_endpoint("", false), "/db/request");
-    /* .forcewrites sends everything to /db/execute */
-    assert_string_equal(shell_endpoint("SELECT 1", true), "/db/execute");
-    assert_string_equal(shell_endpoint("WITH x AS (SELECT 1) SELECT 1", true), "/db/execute");
+    char **hosts = NULL;
+    assert_int_equal(client_host_list(host, "4001", alt, &hosts), n);
+    va_list ap;
+    va_start(ap, n);
+    for (size_t i = 0; i < n; i++)
+        assert_string_equal(hosts[i], va_arg(ap, const char *));
+    va_end(ap);
+    free(hosts);
+}
+
+static void test_host_list(void **st)
+{
+    check_hosts("127.0.0.1", NULL, 1, "127.0.0.1:4001");
+    check_hosts("::1", "", 1, "[::1]:4001");
+    check_hosts("h1", "h2:4003,h3:4005", 3, "h1:4001", "h2:4003", "h3:4005");
+    /* blanks trimmed, empty entries skipped, anything else kept as given */
+    check_hosts("h1", " h2:1 ,,\t, ,h3 ,", 3, "h1:4001", "h2:1", "h3");
+    check_hosts("h1", ",,,", 1, "h1:4001");
+    check_hosts("h1", "bad host, [::1]:9,http://x/", 4, "h1:4001", "bad host", "[::1]:9", "http://x/");
+    check_hosts("", ",", 1, ":4001");
 }
 
 /* ---- flags ------------------------------------------------------------- */
@@ -316,7 +324,8 @@ static void test_options(void **st)
     assert_null(o.shell.user);
     assert_false(o.shell.insecure);
     assert_int_equal(o.shell.timeout_ms, 30000);
-    assert_null(o.alternatives);
+    assert_null(o.shell.alternatives);
+    assert_false(o.addr_given);
 
     assert_int_equal(parse_args(&o, err, "-H", "db.example", "-p", "4101", "-s", "https", "-P", "/rq/", "-u",
                                 "bob:se:cret", "-c", "ca.pem", "-i", "-t", "250ms", "-a", "h2:4001", "-d", "me.pem", "-k",
@@ -332,7 +341,8 @@ static void test_options(void **st)
     assert_string_equal(o.shell.client_key, "me.key");
     assert_true(o.shell.insecure);
     assert_int_equal(o.shell.timeout_ms, 250);
-    assert_string_equal(o.alternatives, "h2:4001");
+    assert_string_equal(o.shell.alternatives, "h2:4001");
+    assert_true(o.addr_given);
 
     /* long names, and values after '=' */
     assert_int_equal(parse_args(&o, err, "--host=h", "--port", "1", "--http-timeout=2m", "--insecure=false",
@@ -376,6 +386,82 @@ static void test_options(void **st)
     assert_string_equal(err, "option -H requires a value");
     assert_int_equal(parse_args(&o, err, "-u", "bob", NULL), OPTIONS_ERROR);
     assert_string_equal(err, "invalid Basic Auth credential format");
+}
+
+/* ---- RQLITE_HOST ----------------------------------------------------------- */
+
+static void env_ok(const char *value, const char *scheme, const char *host, const char *port)
+{
+    options o;
+    char err[256] = "";
+    assert_int_equal(parse_args(&o, err, NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, value, err, sizeof err), 0);
+    assert_string_equal(o.shell.scheme, scheme);
+    assert_string_equal(o.shell.host, host);
+    assert_string_equal(o.shell.port, port);
+}
+
+static void env_err(const char *value, const char *want)
+{
+    options o;
+    char err[256] = "";
+    assert_int_equal(parse_args(&o, err, NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, value, err, sizeof err), -1);
+    assert_string_equal(err, want);
+}
+
+/* rqlite's ParseHostEnv over Go's url.Parse: its cases, and hostile ones */
+static void test_host_env(void **st)
+{
+    env_ok(NULL, "http", "127.0.0.1", "4001");
+    env_ok("https://localhost:4002", "https", "localhost", "4002");
+    env_ok("http://localhost", "http", "localhost", "4001");
+    env_ok("//localhost", "http", "localhost", "4001");
+    env_ok("HTTPS://Db.Example:4101/some/path?x=1#frag", "https", "Db.Example", "4101");
+    env_ok("//[::1]:4003", "http", "::1", "4003");
+    env_ok("http://user:pw@h:5", "http", "h", "5");
+    env_ok("http://h:0", "http", "h", "4001"); /* port 0 keeps the default */
+    env_ok("http://h:", "http", "h", "4001");
+    env_ok("http://h:065535", "http", "h", "65535");
+    env_ok("http://h%C3%A9:7", "http", "h\xC3\xA9", "7");
+
+    env_err("", "RQLITE_HOST does not contain a hostname");
+    env_err("localhost", "RQLITE_HOST does not contain a hostname");
+    env_err("http:///path", "RQLITE_HOST does not contain a hostname");
+    env_err("http:localhost", "RQLITE_HOST does not contain a hostname");
+    env_err("ftp://localhost:4001", "unsupported protocol ftp");
+    env_err("localhost:4001", "unsupported protocol localhost");
+    env_err("http://[invalid:url", "parse \"http://[invalid:url\": missing ']' in host");
+    env_err("http://localhost:99999999", "port number 99999999 is outside of valid range [0, 65535]");
+    env_err("http://localhost:-1", "parse \"http://localhost:-1\": invalid port \":-1\" after host");
+    env_err("http://localhost:port", "parse \"http://localhost:port\": invalid port \":port\" after host");
+    env_err("127.0.0.1:4001", "parse \"127.0.0.1:4001\": first path segment in URL cannot contain colon");
+    env_err("://x", "parse \"://x\": missing protocol scheme");
+    env_err("http://a b", "parse \"http://a b\": invalid character \" \" in host name");
+    env_err("http://h\x01", "parse \"http://h\\x01\": net/url: invalid control character in URL");
+    env_err("http://h%2f", "parse \"http://h%2f\": invalid URL escape \"%2f\"");
+    env_err("http://h/%zz", "parse \"http://h/%zz\": invalid URL escape \"%zz\"");
+    env_err("http://h%", "parse \"http://h%\": invalid URL escape \"%\"");
+    env_err("http://h#%zz", "parse \"http://h#%zz\": invalid URL escape \"%zz\"");
+    env_err("http://h:99999999999999999999", "port '99999999999999999999' is not a valid number: strconv.Atoi: "
+                                               "parsing \"99999999999999999999\": value out of range");
+    char longhost[400] = "http://";
+    memset(longhost + 7, 'a', 300);
+    env_err(longhost, "RQLITE_HOST's hostname is too long");
+
+    /* -H, -p or -s given: RQLITE_HOST is not read, whatever it holds */
+    options o;
+    char err[256] = "";
+    assert_int_equal(parse_args(&o, err, "-p", "4005", NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, "ftp://[nonsense", err, sizeof err), 0);
+    assert_string_equal(o.shell.host, "127.0.0.1");
+    assert_string_equal(o.shell.port, "4005");
+    assert_int_equal(parse_args(&o, err, "--scheme=https", NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, "http://elsewhere:1", err, sizeof err), 0);
+    assert_string_equal(o.shell.host, "127.0.0.1");
+    assert_int_equal(parse_args(&o, err, "-P", "/x", "-a", "h:1", NULL), OPTIONS_RUN);
+    assert_int_equal(options_host_env(&o, "http://elsewhere:1", err, sizeof err), 0);
+    assert_string_equal(o.shell.host, "elsewhere");
 }
 
 /* ---- the shell against a fake node --------------------------------------- */
@@ -527,12 +613,14 @@ static void assert_log(const char *want)
     free(got);
 }
 
+static void check_body(const char *want);
+
 /* A shell made while stdout is not a terminal, so ERR! has no colour. */
 static shell *new_shell_timeout(int port, long timeout_ms)
 {
     static char portstr[16];
     snprintf(portstr, sizeof portstr, "%d", port);
-    shell_opts o = {"http", "127.0.0.1", portstr, "/", NULL, NULL, NULL, NULL, false, timeout_ms};
+    shell_opts o = {.scheme = "http", .host = "127.0.0.1", .port = portstr, .prefix = "/", .timeout_ms = timeout_ms};
     fflush(stdout);
     int saved = dup(1), null = open("/dev/null", O_WRONLY);
     dup2(null, 1);
@@ -548,26 +636,42 @@ static shell *new_shell(int port)
     return new_shell_timeout(port, 5000);
 }
 
-/* Run one line; returns what it printed on stdout (caller frees). */
+/* All of what was written to f, which is closed (caller frees). */
+static char *slurp(FILE *f)
+{
+    long n = ftell(f);
+    char *s = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rewind(f);
+    if (n > 0 && fread(s, 1, (size_t)n, f) != (size_t)n)
+        s[0] = '\0';
+    fclose(f);
+    return s;
+}
+
+static char *last_stderr; /* what the last run() printed on stderr */
+
+/* Run one line; returns what it printed on stdout (caller frees), and
+ * keeps its stderr (the client's failover log) in last_stderr. */
 static char *run(shell *sh, const char *line, int *ret)
 {
     fflush(stdout);
-    FILE *tmp = tmpfile();
-    int saved = dup(1);
-    dup2(fileno(tmp), 1);
+    fflush(stderr);
+    FILE *out = tmpfile(), *err = tmpfile();
+    int saved = dup(1), esaved = dup(2);
+    dup2(fileno(out), 1);
+    dup2(fileno(err), 2);
     int r = shell_run_line(sh, line);
     fflush(stdout);
+    fflush(stderr);
     dup2(saved, 1);
+    dup2(esaved, 2);
     close(saved);
+    close(esaved);
     if (ret)
         *ret = r;
-    long n = ftell(tmp);
-    char *s = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
-    rewind(tmp);
-    if (n > 0 && fread(s, 1, (size_t)n, tmp) != (size_t)n)
-        s[0] = '\0';
-    fclose(tmp);
-    return s;
+    free(last_stderr);
+    last_stderr = slurp(err);
+    return slurp(out);
 }
 
 static void check_run(shell *sh, const char *line, const char *want)
@@ -600,7 +704,6 @@ static void test_settings(void **st)
     check_run(sh, ".blobarray on", "");
     check_run(sh, ".show", "  blobarray: on\n  changes: on\n  consistency: strong\n  forcewrites: on\n"
                            "  mode: csv\n  output: stdout\n  timer: on\n");
-    check_run(sh, ".reap", "ERR! .reap is not supported yet by this build\n");
     check_run(sh, ".frobnicate now", "ERR! unknown command: .frobnicate; enter \".help\" for usage hints\n");
     check_run(sh, "", "");
     int ret = 0;
@@ -632,39 +735,40 @@ static void test_help(void **st)
     shell_free(sh);
 }
 
-/* Which endpoint, with which parameters, each kind of line reaches. */
+/* Which endpoint, with which parameters, each kind of line reaches: SQL
+ * to /db/request (rqlite v10's shell), with no level; the meta queries
+ * at the .consistency level. */
 static void test_sql_requests(void **st)
 {
     shell *sh = new_shell(node.port);
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"types\":[\"integer\"],\"values\":[[1]]}]}");
     check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
-    assert_log("POST /db/query?level=weak\n");
-    pthread_mutex_lock(&node.mu);
-    assert_string_equal(node.last_body.data, "[\"SELECT 1\"]");
-    pthread_mutex_unlock(&node.mu);
+    assert_log("POST /db/request\n");
+    check_body("[\"SELECT 1\"]");
 
     check_run(sh, ".consistency strong", "");
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
     free(run(sh, "select \"x\"", NULL));
-    assert_log("POST /db/query?level=strong\n");
-    pthread_mutex_lock(&node.mu);
-    assert_string_equal(node.last_body.data, "[\"select \\\"x\\\"\"]");
-    pthread_mutex_unlock(&node.mu);
+    assert_log("POST /db/request\n");
+    check_body("[\"select \\\"x\\\"\"]");
 
+    /* what the answer holds decides how it prints, whatever the statement */
     fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4}]}");
     check_run(sh, "INSERT INTO t VALUES (1)", "1 row affected\n");
-    assert_log("POST /db/execute\n");
-    fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4}]}");
-    free(run(sh, "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", NULL));
     assert_log("POST /db/request\n");
+    check_run(sh, "WITH x AS (SELECT 1) INSERT INTO t SELECT * FROM x", "1 row affected\n");
+    fake_reply(200, "{\"results\":[{\"columns\":[\"id\"],\"types\":[\"integer\"],\"values\":[[9]]}]}");
+    check_run(sh, "INSERT INTO t VALUES (9) RETURNING id", "+----+\n| id |\n+----+\n| 9  |\n+----+\n");
 
     check_run(sh, ".timer on", "");
-    fake_reply(200, "{\"results\":[{\"rows_affected\":1,\"last_insert_id\":4,\"time\":0.5}],\"time\":0.75}");
-    check_run(sh, "INSERT INTO t VALUES (1)", "1 row affected (0.500000 sec)\n");
-    assert_log("POST /db/execute?timings\n");
+    check_run(sh, ".changes on", "");
+    fake_reply(200, "{\"results\":[{\"rows_affected\":2,\"last_insert_id\":4,\"time\":0.5}],\"time\":0.75}");
+    check_run(sh, "INSERT INTO t VALUES (1)", "2 rows affected (0.500000 sec)\nlast insert ID: 4\n");
+    assert_log("POST /db/request?timings\n");
+    check_run(sh, ".changes off", "");
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]],\"time\":0.125}],\"time\":0.75}");
     check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\nRun Time: 0.125000 seconds\n");
-    assert_log("POST /db/query?level=strong&timings\n");
+    assert_log("POST /db/request?timings\n");
     fake_reply(200, "{\"results\":[{\"columns\":[\"name\"],\"values\":[],\"time\":0.001}]}");
     check_run(sh, ".tables", "+------+\n| name |\n+------+\nRun Time: 0.001000 seconds\n");
     assert_log("GET /db/query?level=strong&timings&q=SELECT%20name%20FROM%20sqlite_master%20WHERE%20"
@@ -716,8 +820,16 @@ static void test_errors(void **st)
     sh = new_shell(ntohs(a.sin_port));
     close(fd);
     out = run(sh, "SELECT 1", NULL);
-    assert_string_equal(out, "ERR! Couldn't connect to server\n");
+    assert_string_equal(out, "ERR! no host available to perform the request\n");
     free(out);
+    char want[256];
+    snprintf(want, sizeof want, "host '127.0.0.1:%d' is unavailable, retrying with the next available host\n",
+             ntohs(a.sin_port));
+    assert_non_null(strstr(last_stderr, want));
+    assert_true(strncmp(last_stderr, "[client] 20", 11) == 0);
+    assert_non_null(strstr(last_stderr, "] ")); /* "[client] YYYY/MM/DD hh:mm:ss host ..." */
+    assert_true(strlen(last_stderr) > strlen(want) &&
+                strcmp(last_stderr + strlen(last_stderr) - 43, "none of the available hosts are responsive\n") == 0);
     shell_free(sh);
 }
 
@@ -745,6 +857,9 @@ static void test_node_commands(void **st)
     fake_reply(200, "{\"store\":{\"node_id\":\"1\",\"raft\":{\"state\":\"Leader\"}},\"build\":{\"version\":\"v\"}}");
     check_run(sh, ".status store", "store:\n  node_id: 1\n  raft:\n    state: Leader\n");
     assert_log("GET /status\n");
+    /* the key is the word after the command: rqlite splits the line at spaces */
+    check_run(sh, ".status build more words", "build:\n  version: v\n");
+    check_run(sh, ".status nosuchkey", "");
     fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"leader\":false}}");
     check_run(sh, ".nodes all", "1:\n  id: 1\n  leader: false\n2:\n  id: 2\n  leader: false\n");
     assert_log("GET /nodes?nonvoters\n");
@@ -756,7 +871,7 @@ static void test_node_commands(void **st)
     /* .leader: the leader's entry under its ID */
     fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false},\"2\":{\"id\":\"2\",\"api_addr\":\"http://h:4003\","
                     "\"addr\":\"h:4004\",\"leader\":true,\"time\":0.000038}}");
-    check_run(sh, ".leader", "2:\n  addr: h:4004\n  api_addr: http://h:4003\n  id: 2\n  leader: true\n  time: 3.8e-05\n");
+    check_run(sh, ".leader", "2:\n  addr: h:4004\n  api_addr: http://h:4003\n  id: 2\n  leader: true\n  time: 0.000038\n");
     assert_log("GET /nodes\n");
     fake_reply(200, "{\"1\":{\"id\":\"1\",\"leader\":false}}");
     check_run(sh, ".leader", "ERR! no leader found\n");
@@ -782,7 +897,7 @@ static void test_read_and_output(void **st)
     char cmd[300];
     snprintf(cmd, sizeof cmd, ".read %s", in);
     check_run(sh, cmd, "1 row affected\n1 row affected\n");
-    assert_log("POST /db/execute\nPOST /db/execute\n");
+    assert_log("POST /db/request\nPOST /db/request\n");
     pthread_mutex_lock(&node.mu);
     assert_string_equal(node.last_body.data, "[\"INSERT INTO t VALUES (2)\"]");
     pthread_mutex_unlock(&node.mu);
@@ -931,7 +1046,8 @@ static void test_file_commands(void **st)
     sh = new_shell_timeout(node.port, 200);
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
     fake_delay(600);
-    check_run(sh, "SELECT 1", "ERR! Timeout was reached\n");
+    /* a timeout is a host that did not answer: with no other to try, none is left */
+    check_run(sh, "SELECT 1", "ERR! no host available to perform the request\n");
     fake_reply(200, "{\"results\":[]}");
     fake_delay(600);
     snprintf(cmd, sizeof cmd, ".restore %s", path);
@@ -944,6 +1060,202 @@ static void test_file_commands(void **st)
         unlink(path);
     }
     rmdir(dir);
+}
+
+/* .expvar, .extensions, .reap, .stepdown: endpoints and rqlite's words */
+static void test_node_tools(void **st)
+{
+    shell *sh = new_shell(node.port);
+    fake_reply(200, "{\"cmdline\":[\"rqlited\",\"-node-id\",\"1\"],\"memstats\":{\"Sys\":11407360},"
+                    "\"http\":{\"queries\":3},\"nil\":null}");
+    check_run(sh, ".expvar", "cmdline: [rqlited -node-id 1]\nhttp:\n  queries: 3\nmemstats:\n  Sys: 11407360\n");
+    assert_log("GET /debug/vars\n");
+    check_run(sh, ".expvar memstats", "memstats:\n  Sys: 11407360\n");
+    check_run(sh, ".EXPVAR cmdline", "cmdline: [rqlited -node-id 1]\n");
+    check_run(sh, ".expvar nothere", "");
+    fake_reply(401, "");
+    check_run(sh, ".expvar", "ERR! unauthorized\n");
+
+    fake_reply(200, "{\"dir\":\"/x\",\"names\":[\"sqlean.so\",\"vec0.so\"]}");
+    check_run(sh, ".extensions", "sqlean.so\nvec0.so\n");
+    assert_log("GET /status?key=extensions\n");
+    fake_reply(200, "{}");
+    check_run(sh, ".extensions", "");
+    fake_reply(200, "{\"names\":\"not a list\"}");
+    check_run(sh, ".extensions", "");
+    fake_reply(404, "");
+    check_run(sh, ".extensions", "");
+    fake_reply(401, "unauthorized");
+    check_run(sh, ".extensions", "ERR! unauthorized\n");
+    fake_reply(503, "oops");
+    check_run(sh, ".extensions", "ERR! invalid character 'o' looking for beginning of value\n");
+
+    fake_reply(200, "{\"snapshots_reaped\":2,\"wals_checkpointed\":5}");
+    check_run(sh, ".reap", "snapshots reaped: 2, WALs checkpointed: 5\n");
+    assert_log("POST /reap\n");
+    check_body("");
+    fake_reply(503, "store not open");
+    check_run(sh, ".reap", "ERR! server responded with 503 X\n"); /* the status line as the node sent it */
+    fake_reply(401, "");
+    check_run(sh, ".reap", "ERR! unauthorized\n");
+    fake_reply(200, "");
+    check_run(sh, ".reap", "ERR! failed to decode response: EOF\n");
+    fake_reply(200, "{\"snapshots_reaped\":\"two\"}");
+    check_run(sh, ".reap", "ERR! failed to decode response: json: cannot unmarshal string into Go value of type int\n");
+    fake_reply(200, "[1]");
+    check_run(sh, ".reap",
+              "ERR! failed to decode response: json: cannot unmarshal array into Go value of type map[string]int\n");
+
+    fake_reply(200, "");
+    check_run(sh, ".stepdown", "");
+    assert_log("POST /leader?wait=true\n");
+    check_body("");
+    check_run(sh, ".stepdown  2 ", "");
+    check_body("{\"id\":\"2\"}");
+    check_run(sh, ".stepdown a\"b<\xff", "");
+    check_body("{\"id\":\"a\\\"b\\u003c\\ufffd\"}");
+    fake_reply(500, "stepdown: there's no other voting server");
+    check_run(sh, ".stepdown", "ERR! server responded with 500 X\n");
+    fake_reply(401, "");
+    check_run(sh, ".stepdown 3", "ERR! unauthorized\n");
+    shell_free(sh);
+}
+
+/* A port nothing listens on (bound, then closed). */
+static int dead_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* .sysdump FILE: every node's four URLs, straight to each node */
+static void test_sysdump(void **st)
+{
+    char dir[] = "/tmp/test_cli.XXXXXX", path[256], cmd[300], nodes[512], want[8192];
+    assert_non_null(mkdtemp(dir));
+    int dead = dead_port();
+    snprintf(nodes, sizeof nodes, "{\"1\":{\"api_addr\":\"http://127.0.0.1:%d\",\"id\":\"1\"},"
+             "\"2\":{\"api_addr\":\"http://127.0.0.1:%d\"},\"3\":{\"id\":\"3\"}}", node.port, dead);
+    shell *sh = new_shell(node.port);
+    fake_reply(200, nodes);
+    snprintf(path, sizeof path, "%s/dump.txt", dir);
+    snprintf(cmd, sizeof cmd, ".sysdump %s", path);
+    check_run(sh, cmd, "");
+    assert_log("GET /nodes\nGET /status?pretty\nGET /nodes?pretty\nGET /readyz\nGET /debug/vars\n");
+    static const char *const paths[] = {"/status?pretty", "/nodes?pretty", "/readyz", "/debug/vars"};
+    size_t n = 0;
+    for (int i = 0; i < 4; i++)
+        n += (size_t)snprintf(want + n, sizeof want - n,
+                              "\n=========================================\nURL: http://127.0.0.1:%d%s\n"
+                              "Status: 200 X\n\n%s", node.port, paths[i], nodes);
+    for (int i = 0; i < 4; i++)
+        n += (size_t)snprintf(want + n, sizeof want - n,
+                              "\n=========================================\nURL: http://127.0.0.1:%d%s\n"
+                              "Status: Get \"http://127.0.0.1:%d%s\": dial tcp 127.0.0.1:%d: connect: "
+                              "connection refused\n\n", dead, paths[i], dead, paths[i], dead);
+    char *got = read_text(path);
+    assert_string_equal(got, want);
+    free(got);
+
+    check_run(sh, ".sysdump", "ERR! please specify an output file for the sysdump\n");
+    check_run(sh, ".sysdump /nonexistent/dir/x", "ERR! open /nonexistent/dir/x: no such file or directory\n");
+    snprintf(cmd, sizeof cmd, ".sysdump %s", dir);
+    snprintf(want, sizeof want, "ERR! open %s: is a directory\n", dir);
+    check_run(sh, cmd, want);
+    check_run(sh, ".sysdump /dev/full", "ERR! write /dev/full: no space left on device\n");
+    /* the node list is asked for first: no answer, no file */
+    snprintf(path, sizeof path, "%s/none.txt", dir);
+    snprintf(cmd, sizeof cmd, ".sysdump %s", path);
+    fake_reply(401, "unauthorized");
+    check_run(sh, cmd, "ERR! invalid character 'u' looking for beginning of value\n");
+    fake_reply(200, "[1]");
+    check_run(sh, cmd, "ERR! json: cannot unmarshal array into Go value of type main.Nodes\n");
+    assert_int_equal(access(path, F_OK), -1);
+    shell_free(sh);
+    snprintf(path, sizeof path, "%s/dump.txt", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static shell *new_shell_alt(int port, const char *alternatives)
+{
+    shell *sh = new_shell(port);
+    shell_free(sh);
+    static char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    shell_opts o = {.scheme = "http", .host = "127.0.0.1", .port = portstr, .prefix = "/",
+                    .alternatives = alternatives, .timeout_ms = 5000};
+    return shell_new(&o);
+}
+
+/* -a: a host that does not answer is left for the next; SQL prints its
+ * result and the prompt follows, other commands print nothing the first
+ * time (rqlite's), uploads do not move the client. */
+static void test_failover(void **st)
+{
+    int dead = dead_port();
+    char alt[128], prompt[64], was[64], want[256];
+    snprintf(alt, sizeof alt, " , bad host,,127.0.0.1:%d ", node.port);
+    snprintf(prompt, sizeof prompt, "127.0.0.1:%d", node.port);
+    snprintf(was, sizeof was, "127.0.0.1:%d", dead);
+    shell *sh = new_shell_alt(dead, alt);
+    assert_string_equal(shell_prompt(sh), was);
+    fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
+    check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
+    snprintf(want, sizeof want, "host '%s' is unavailable, retrying with the next available host\n", was);
+    assert_non_null(strstr(last_stderr, want));
+    assert_non_null(strstr(last_stderr, "host 'bad host' is unavailable, retrying with the next available host\n"));
+    assert_string_equal(shell_prompt(sh), prompt);
+    check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
+    assert_string_equal(last_stderr, ""); /* it stays on the host that answered */
+    assert_log("POST /db/request\nPOST /db/request\n");
+    shell_free(sh);
+
+    sh = new_shell_alt(dead, alt);
+    fake_reply(200, "{\"store\":{\"x\":1}}");
+    check_run(sh, ".status", "");
+    assert_string_equal(shell_prompt(sh), prompt);
+    check_run(sh, ".status", "store:\n  x: 1\n");
+    assert_log("GET /status\nGET /status\n");
+    shell_free(sh);
+
+    /* an error answer drops the news of the move: the prompt stays */
+    sh = new_shell_alt(dead, alt);
+    fake_reply(503, "leader not found");
+    check_run(sh, "SELECT 1", "ERR! server responded with 503 Service Unavailable: leader not found\n");
+    assert_string_equal(shell_prompt(sh), was);
+    shell_free(sh);
+
+    /* an upload fails over without moving the client */
+    char dir[] = "/tmp/test_cli.XXXXXX", path[256], cmd[300];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/r.db", dir);
+    write_file(path, "SQLite format 3\0page", 20);
+    snprintf(cmd, sizeof cmd, ".restore %s", path);
+    sh = new_shell_alt(dead, alt);
+    fake_reply(200, "{\"results\":[]}");
+    check_run(sh, cmd, "");
+    assert_string_equal(shell_prompt(sh), prompt);
+    check_run(sh, cmd, "");
+    assert_non_null(strstr(last_stderr, want));
+    assert_log("POST /db/load\nPOST /db/load\n");
+    shell_free(sh);
+    unlink(path);
+    rmdir(dir);
+
+    /* nothing answers */
+    snprintf(alt, sizeof alt, "127.0.0.1:%d,,", dead_port());
+    sh = new_shell_alt(dead, alt);
+    check_run(sh, ".status", "ERR! no host available to perform the request\n");
+    assert_non_null(strstr(last_stderr, want));
+    assert_non_null(strstr(last_stderr, "none of the available hosts are responsive\n"));
+    assert_string_equal(shell_prompt(sh), was);
+    shell_free(sh);
 }
 
 int main(void)
@@ -961,7 +1273,8 @@ int main(void)
         cmocka_unit_test(test_affected_and_floats),
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_parse_line),
-        cmocka_unit_test(test_endpoint),
+        cmocka_unit_test(test_host_list),
+        cmocka_unit_test(test_host_env),
         cmocka_unit_test(test_options),
     };
     const struct CMUnitTest with_node[] = {
@@ -972,7 +1285,12 @@ int main(void)
         cmocka_unit_test(test_node_commands),
         cmocka_unit_test(test_read_and_output),
         cmocka_unit_test(test_file_commands),
+        cmocka_unit_test(test_node_tools),
+        cmocka_unit_test(test_sysdump),
+        cmocka_unit_test(test_failover),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
-    return failed + cmocka_run_group_tests_name("against a fake node", with_node, fake_start, fake_stop);
+    failed += cmocka_run_group_tests_name("against a fake node", with_node, fake_start, fake_stop);
+    free(last_stderr);
+    return failed;
 }

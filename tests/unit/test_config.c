@@ -435,6 +435,37 @@ static void test_todo_warns(void **st)
     config_free(&c);
 }
 
+/* -extensions-path: rqlite's check that each comma-separated entry exists
+ * (none trimmed: an empty entry or a leading blank fails too); the node
+ * installs them later (ext/ext.h). */
+static void test_extensions_path(void **st)
+{
+    config c;
+    int code;
+    char err[2048];
+    char *ok[] = {"-extensions-path", "/tmp,/", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, ok, err, sizeof err), 0);
+    assert_string_equal(err, ""); /* implemented: no warning */
+    assert_string_equal(c.extensions_path, "/tmp,/");
+    assert_int_equal(c.n_extensions, 0); /* filled by main, not the parser */
+    config_free(&c);
+    static const struct {
+        const char *value, *want;
+    } bad[] = {
+        {"/no/such/ext.so", "fatal: extension path does not exist: /no/such/ext.so\n"},
+        {"/tmp,/no/such.zip", "fatal: extension path does not exist: /no/such.zip\n"},
+        {"/tmp,", "fatal: extension path does not exist: \n"},
+        {"/tmp, /tmp", "fatal: extension path does not exist:  /tmp\n"},
+        {",", "fatal: extension path does not exist: \n"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *args[] = {"-extensions-path", (char *)bad[i].value, "/tmp/d", NULL};
+        assert_int_equal(parseCapture(&c, &code, args, err, sizeof err), 1);
+        assert_int_equal(code, 1);
+        assert_string_equal(err, bad[i].want);
+    }
+}
+
 /* The Raft timers hashicorp raft refuses stop the start with its
  * messages; a lease up to the heartbeat timeout and a snapshot interval are
  * used, without a warning. */
@@ -475,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_node_tls_flags),
         cmocka_unit_test(test_https_flags),
         cmocka_unit_test(test_todo_warns),
+        cmocka_unit_test(test_extensions_path),
         cmocka_unit_test(test_raft_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
