@@ -18,7 +18,7 @@ export RQ_SANITIZED := 1
 endif
 PC_LIBS    = raft libuv libmicrohttpd gnutls jansson sqlite3 libedit libcurl cmocka zlib liblz4 libcrypt libarchive
 
-.PHONY: all deps build run test unit system hostile asan clean bench chaos fuzz
+.PHONY: all deps build run test unit system hostile asan clean bench chaos fuzz conformance
 
 all: build
 
@@ -89,6 +89,24 @@ fuzz:
 	    > build-fuzz/fuzz_$$f.log 2>&1 || { tail -40 build-fuzz/fuzz_$$f.log; exit 1; }; \
 	  grep -E '^Done' build-fuzz/fuzz_$$f.log; \
 	done
+
+# rqlite's own end-to-end suites (its system_test/e2e) against this build, through
+# the shared runner beside the checkout and a bare mirror of rqlite (PEER_MIRROR,
+# else .mirror beside shared/); SUITES="e2e-single e2e-joining" for some of them.
+# Prints "SUITE: N passed, N failed, N skipped" per suite and exits 0 either way;
+# without the runner or the mirror (a CI clone elsewhere) it says it skipped them.
+# Not part of `make test`.
+SHARED      ?= $(abspath ../shared)
+PEER_MIRROR ?= $(abspath $(SHARED)/../.mirror)
+SUITES      ?=
+conformance: build
+	@if [ ! -x "$(SHARED)/conformance/run.sh" ]; then \
+	  echo "conformance: skipped: rqlite's e2e suites not run, no runner at $(SHARED)/conformance/run.sh (set SHARED=)"; \
+	elif [ ! -d "$(PEER_MIRROR)/rqlite+rqlite/repo" ]; then \
+	  echo "conformance: skipped: rqlite's e2e suites not run, no mirror of rqlite at $(PEER_MIRROR)/rqlite+rqlite (set PEER_MIRROR=)"; \
+	else \
+	  PEER_MIRROR="$(PEER_MIRROR)" "$(SHARED)/conformance/run.sh" $(BUILD) $(SUITES); \
+	fi
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure

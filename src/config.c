@@ -28,14 +28,6 @@ typedef enum { F_STR, F_BOOL, F_INT, F_U64, F_DUR, F_JOIN, F_IGNORED } flag_kind
 /* What setting a flag whose feature is not built yet prints at start-up,
  * instead of ignoring it silently. */
 #define F_TODO "is accepted but not supported yet by this build; ignored"
-/* Flags whose setting has no equivalent in libraft: why, printed when set. */
-#define F_NO_SNAP_INT                                                                                  \
-    "has no equivalent in libraft, which checks the snapshot thresholds (-raft-snap, "                 \
-    "-raft-snap-wal-size) after every applied entry rather than on a timer; this node keeps it so, "   \
-    "since libraft holds the log in memory: snapshots are never later than the thresholds; ignored"
-#define F_NO_LEASE                                                                                     \
-    "has no equivalent in libraft, whose leader steps down after one election timeout "                \
-    "(-raft-election-timeout) without hearing from a quorum; ignored"
 
 typedef struct flag_def {
     const char *name;
@@ -106,7 +98,7 @@ static const flag_def flags[] = {
     {"raft-commit-timeout", F_DUR, O(raft_commit_timeout_ms), "50ms", "Raft commit timeout", NULL},
     {"raft-election-timeout", F_DUR, O(raft_election_timeout_ms), "1s", "Raft election timeout", NULL},
     {"raft-heartbeat-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout", NULL},
-    {"raft-leader-lease-timeout", F_DUR, O(raft_leader_lease_timeout_ms), "0s", "Raft leader lease timeout. Use 0s for Raft default", F_NO_LEASE},
+    {"raft-leader-lease-timeout", F_DUR, O(raft_leader_lease_timeout_ms), "0s", "Raft leader lease timeout. Use 0s for Raft default", NULL},
     {"raft-log-level", F_STR, O(raft_log_level), "WARN", "Minimum log level for Raft module", NULL},
     {"raft-max-entry-size", F_U64, O(raft_max_entry_size), "67108864", "Largest Raft log entry a request may make, in bytes (larger: 413)", NULL},
     {"raft-non-voter", F_BOOL, O(raft_non_voter), "false", "Configure as non-voting node", NULL},
@@ -115,7 +107,7 @@ static const flag_def flags[] = {
     {"raft-remove-shutdown", F_BOOL, O(raft_remove_shutdown), "false", "Shutdown Raft if node removed from cluster", NULL},
     {"raft-shutdown-stepdown", F_BOOL, O(raft_shutdown_stepdown), "true", "If leader, stepdown before shutting down. Enabled by default", NULL},
     {"raft-snap", F_U64, O(raft_snap), "8192", "Number of outstanding log entries which triggers Raft snapshot", NULL},
-    {"raft-snap-int", F_DUR, O(raft_snap_int_ms), "10s", "Snapshot threshold check interval", F_NO_SNAP_INT},
+    {"raft-snap-int", F_DUR, O(raft_snap_int_ms), "10s", "Snapshot threshold check interval", NULL},
     {"raft-snap-wal-size", F_U64, O(raft_snap_wal_size), "4194304", "SQLite WAL file size in bytes which triggers Raft snapshot. Set to 0 to disable", NULL},
     /* v6-v9 name of -raft-heartbeat-timeout, still used by the seed's era. */
     {"raft-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout (old name of -raft-heartbeat-timeout)", NULL},
@@ -321,6 +313,25 @@ static int fatal(config *cfg, int *exit_code, const char *fmt, const char *arg)
     *exit_code = 1;
     config_free(cfg);
     return 1;
+}
+
+/* The timer settings hashicorp raft refuses (its ValidateConfig), which
+ * stop rqlite at start with these messages. A lease or interval of 0 asks
+ * for the default, which is not checked: here the lease is then libraft's
+ * own rule (README). */
+static int validateRaftTimers(config *cfg, int *exit_code)
+{
+    const char *why = NULL;
+    uint64_t lease = cfg->raft_leader_lease_timeout_ms;
+    if (cfg->raft_snap_int_ms != 0 && cfg->raft_snap_int_ms < 5)
+        why = "SnapshotInterval is too low";
+    else if (lease != 0 && lease < 5)
+        why = "LeaderLeaseTimeout is too low";
+    else if (lease != 0 && lease > cfg->raft_heartbeat_timeout_ms)
+        why = "LeaderLeaseTimeout cannot be larger than heartbeat timeout";
+    if (why == NULL)
+        return 0;
+    return fatal(cfg, exit_code, "failed to open store: creating the raft system failed: %s", why);
 }
 
 /* rqlite's check of -extensions-path: each comma-separated entry (none
@@ -692,12 +703,9 @@ int config_parse(config *cfg, int argc, char **argv, int *exit_code)
     if (dataDir(cfg, argc, argv, i, exit_code) != 0)
         return 1;
     derivedDefaults(cfg);
-    if (validate(cfg, exit_code) != 0)
+    if (validate(cfg, exit_code) != 0 || validateRaftTimers(cfg, exit_code) != 0)
         return 1;
     for (size_t k = 0; k < N_FLAGS; k++) {
-        /* A lease of 0 asks for libraft's own: nothing to say. */
-        if (strcmp(flags[k].name, "raft-leader-lease-timeout") == 0 && cfg->raft_leader_lease_timeout_ms == 0)
-            continue;
         if (set[k] && flags[k].note)
             fprintf(stderr, "warning: -%s %s\n", flags[k].name, flags[k].note);
     }

@@ -3,13 +3,23 @@
  *
  * A db has one write connection (used only by the state machine, i.e. the
  * Raft thread) and a pool of read-only connections that any thread may use
- * through db_query(). The file is in WAL mode with synchronous=NORMAL and
- * persists across restarts: it records the Raft index of the last entry it
- * holds in its header (application_id, low 32 bits), written in the same
- * SQLite transaction as the entry's changes, so a restart applies exactly
- * the entries after it. Entries that run their own transactions (BEGIN,
- * VACUUM, PRAGMA...) are guarded instead: the WAL is emptied first, and a
- * crash in the middle of one drops the WAL at the next db_open.
+ * through db_query(). The file persists across restarts: it records the
+ * Raft index of the last entry it holds in its header (application_id, low
+ * 32 bits), written in the same SQLite transaction as the entry's changes,
+ * so a restart applies exactly the entries after it. Entries that run their
+ * own transactions (BEGIN, VACUUM, PRAGMA...) are guarded instead: the WAL
+ * is emptied first, and a crash in the middle of one drops the WAL at the
+ * next db_open.
+ *
+ * Durability. As in rqlite, the file is in WAL mode with synchronous=OFF
+ * and no automatic checkpoints: commits are never synced, since the Raft
+ * log (synced by libraft) holds every entry the file may lose to a power
+ * failure, and a restart applies them again. The file is synced when a
+ * snapshot is taken (db_sync: the log before it may go then) and around
+ * checkpoints, which only db_sync, the crash guard and db_close make, each
+ * with the syncs synchronous=NORMAL would make (dbCheckpoint, walfile.c):
+ * after a power failure the file is whole, at an entry no older than the
+ * latest snapshot.
  *
  * Statements come as a command (command/command.h): SQL text with typed
  * parameters, built and validated by the HTTP layer, decoded from the log
@@ -84,7 +94,8 @@ int db_file_index(const char *path, uint64_t near, uint64_t *out);
 void db_set_entry_index(db *d, uint64_t index);
 /* Entries run without the crash guard because readers kept the WAL busy. */
 uint64_t db_unguarded(db *d);
-/* Make everything applied so far durable (WAL, file, directory). */
+/* Make everything applied so far durable (WAL, directory), then move the
+ * WAL into the file (a checkpoint, synced). 0, or -1 when a sync failed. */
 int db_sync(db *d);
 
 /* The clock and random seed for the following db_execute() calls: SQLite's

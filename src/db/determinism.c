@@ -156,7 +156,8 @@ static bool clientMayOpen(const char *name)
     return ok;
 }
 
-/* The guard (clientMayOpen) in front of the default VFS's xOpen. */
+/* The guard (clientMayOpen) in front of the default VFS's xOpen; WAL
+ * files with their header synced (walfile.c). */
 static int detOpen(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int flags, int *out)
 {
     (void)v;
@@ -164,6 +165,8 @@ static int detOpen(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *f, int f
         f->pMethods = NULL;
         return SQLITE_CANTOPEN;
     }
+    if (flags & SQLITE_OPEN_WAL)
+        return dbWalOpen(baseVfs, name, f, flags, out);
     return baseVfs->xOpen(baseVfs, name, f, flags, out);
 }
 
@@ -174,6 +177,7 @@ static void registerVfs(void)
     detVfs = *baseVfs; /* same files, locks and shared memory as the default */
     detVfs.zName = DET_VFS;
     detVfs.pNext = NULL;
+    detVfs.szOsFile = dbWalFileSize(baseVfs); /* the larger of the two */
     if (detVfs.iVersion >= 2)
         detVfs.xCurrentTimeInt64 = detCurrentTimeInt64;
     detVfs.xCurrentTime = detCurrentTime;

@@ -533,23 +533,19 @@ static int closeClientState(db *d)
 }
 
 /* An entry that cannot run inside one transaction of ours (its own
- * BEGIN/COMMIT, VACUUM, PRAGMA...). The WAL is checkpointed away first and
- * automatic checkpoints are off until the index is recorded, while a marker
- * file says so: after a crash in between, db_open drops the WAL and the file
- * is back at the previous entry. */
+ * BEGIN/COMMIT, VACUUM, PRAGMA...). The WAL is checkpointed away first, and
+ * until the index is recorded a marker file says so: after a crash in
+ * between, db_open drops the WAL and the file is back at the previous
+ * entry (nothing checkpoints meanwhile: only dbCheckpoint does, on this
+ * thread). */
 static int runGuarded(runCtx *x, const cmd_view *v, uint64_t index)
 {
     db *d = x->d;
-    sqlite3 *c = d->w;
     bool guarded = false;
     if (index && d->marker) {
-        int nlog = -1, nckpt = -1;
         /* Readers may hold the WAL: wait for them only briefly, this is the
-         * Raft thread. */
-        sqlite3_busy_timeout(c, 200);
-        int crc = sqlite3_wal_checkpoint_v2(c, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
-        sqlite3_busy_timeout(c, d->opts.busy_ms > 0 ? d->opts.busy_ms : BUSY_TIMEOUT_MS);
-        if (crc == SQLITE_OK && nlog <= 0) {
+         * Raft thread. The file is synced: the marker drops what follows. */
+        if (dbCheckpoint(d, SQLITE_CHECKPOINT_TRUNCATE, 200) == 0) {
             int fd = open(d->marker, O_WRONLY | O_CREAT | O_TRUNC, 0644);
             if (fd >= 0) {
                 char text[32];
@@ -559,9 +555,7 @@ static int runGuarded(runCtx *x, const cmd_view *v, uint64_t index)
                 dbSyncDir(d->marker);
             }
         }
-        if (guarded)
-            dbExecSimple(c, "PRAGMA wal_autocheckpoint=0", NULL);
-        else
+        if (!guarded)
             d->unguarded++;
     }
     budgetReset(d);
@@ -580,10 +574,8 @@ static int runGuarded(runCtx *x, const cmd_view *v, uint64_t index)
                    (unsigned long long)index);
         return fault;
     }
-    if (guarded) {
+    if (guarded)
         unlink(d->marker);
-        dbExecSimple(c, "PRAGMA wal_autocheckpoint=1000", NULL);
-    }
     return 0;
 }
 

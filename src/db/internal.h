@@ -77,6 +77,26 @@ void dbCacheClear(stmtCache *k);
 int dbCommitWithIndex(db *d, uint64_t index);
 int dbSyncPath(const char *path, int flags);
 void dbSyncDir(const char *path);
+/* The only checkpoints of the write connection (synchronous=OFF,
+ * wal_autocheckpoint=0: SQLite makes none by itself), with the syncs of
+ * synchronous=NORMAL made by hand: the WAL (all commits so far) before its
+ * frames are copied, so that a copy cut short by a power loss can be redone
+ * from it, and the database file after, before the WAL may start over (its
+ * new header is synced too: walfile.c). The directory is synced first: a
+ * crash-guard marker removed earlier must not come back once the entries
+ * after it are in the file. mode: SQLITE_CHECKPOINT_PASSIVE or _TRUNCATE,
+ * which waits up to busy_ms for readers. Returns 0 when every frame was
+ * copied (and, for TRUNCATE, the WAL emptied), 1 when readers kept some
+ * back, -1 on an error (a sync failed). */
+int dbCheckpoint(db *d, int mode, int busy_ms);
+
+/* ---- walfile.c: WAL files whose header is synced ---- */
+
+/* The size of our file objects (the VFS's szOsFile). */
+int dbWalFileSize(sqlite3_vfs *base);
+/* Open a WAL file through base, wrapped so that its header write is
+ * followed by a sync. */
+int dbWalOpen(sqlite3_vfs *base, sqlite3_filename name, sqlite3_file *f, int flags, int *out);
 
 /* ---- encode.c: rqlite's result format ---- */
 

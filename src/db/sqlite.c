@@ -126,8 +126,16 @@ int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err)
      * connection) then replace any of theirs with the same name. */
     if (loadExtensions(c, d->opts.extensions, d->opts.n_extensions, err) != 0)
         goto fail;
-    if (!ro && dbExecSimple(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", err) != 0)
+    /* rqlite's settings. The write connection syncs nothing by itself and
+     * never checkpoints, not even when it closes: dbCheckpoint does, with
+     * the syncs that keep the file whole (read connections never write, so
+     * their synchronous changes nothing). */
+    if (dbExecSimple(c, ro ? "PRAGMA synchronous=OFF"
+                           : "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF; PRAGMA wal_autocheckpoint=0",
+                     err) != 0)
         goto fail;
+    if (!ro)
+        sqlite3_db_config(c, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     if (!ro && determinism_install(c, &d->rng) != SQLITE_OK) {
         if (err)
             *err = dbErrdup("install functions: ", sqlite3_errmsg(c));
@@ -274,6 +282,11 @@ void db_close(db *d)
         return;
     for (int i = 0; i < d->n_idle; i++)
         sqlite3_close(d->idle[i]);
+    d->n_idle = 0;
+    /* The WAL into the file before going, so that the next start reads a
+     * short one; what readers still hold back waits for the next start. */
+    if (d->w)
+        dbCheckpoint(d, SQLITE_CHECKPOINT_TRUNCATE, 0);
     free(d->idle);
     free(d->busy);
     dbCacheClear(&d->cache);
@@ -826,18 +839,40 @@ int db_install_file(db *d, const char *path, char **err)
     return rc;
 }
 
+int dbCheckpoint(db *d, int mode, int busy_ms)
+{
+    char wal[4200];
+    snprintf(wal, sizeof wal, "%s-wal", d->path);
+    if (access(wal, F_OK) == 0 && dbSyncPath(wal, O_RDWR) != 0)
+        return -1;
+    dbSyncDir(d->path);
+    /* Copy first, sync the file, and only then let SQLite cut the WAL:
+     * its own TRUNCATE would cut it before our sync of the file. */
+    int nlog = -1, nckpt = -1;
+    int crc = sqlite3_wal_checkpoint_v2(d->w, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+    /* Even a checkpoint that failed part way may have written pages. */
+    if (dbSyncPath(d->path, O_RDWR) != 0)
+        return -1;
+    if (crc != SQLITE_OK || nckpt != nlog)
+        return 1;
+    if (mode != SQLITE_CHECKPOINT_TRUNCATE)
+        return 0;
+    /* Nothing left to copy: this waits for readers still in the WAL, then
+     * empties it. Its cut need not be synced: the WAL it cuts is synced
+     * whole, and the file holds all of it. */
+    sqlite3_busy_timeout(d->w, busy_ms);
+    crc = sqlite3_wal_checkpoint_v2(d->w, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
+    sqlite3_busy_timeout(d->w, busyMs(d));
+    return crc == SQLITE_OK && nlog <= 0 ? 0 : 1;
+}
+
 int db_sync(db *d)
 {
-    char p[4200];
-    snprintf(p, sizeof p, "%s-wal", d->path);
-    int rc = 0;
-    if (access(p, F_OK) == 0)
-        rc |= dbSyncPath(p, O_RDWR);
-    rc |= dbSyncPath(d->path, O_RDWR);
-    dbSyncDir(d->path);
-    /* Keep the WAL short; readers may hold some of it back, that's fine. */
-    sqlite3_wal_checkpoint_v2(d->w, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    return rc ? -1 : 0;
+    /* The WAL synced holds every entry applied. The checkpoint empties it
+     * (its size calls for the next snapshot, as rqlite's does) unless
+     * readers hold some of it back: then it copies what it can, without
+     * waiting, and the WAL is reused from its start once they are done. */
+    return dbCheckpoint(d, SQLITE_CHECKPOINT_TRUNCATE, 0) < 0 ? -1 : 0;
 }
 
 uint64_t db_unguarded(db *d) { return d->unguarded; }

@@ -21,10 +21,20 @@
  * restoring one finds the file already holding it (a follower that needs
  * it downloads the leader's file first: fetch.c). The old "RQSNAP01"
  * format, with the image inline, is still restored.
+ *
+ * When to snapshot is decided here, not by libraft, whose threshold stays
+ * out of reach (SNAP_NEVER) except while a snapshot is wanted: then it is
+ * 1, and libraft takes one after the next entry it applies (it has no call
+ * to take one at once). Three things want one: the -raft-snap-int check
+ * (storeSnapCheck: -raft-snap entries since the last snapshot, or a WAL of
+ * -raft-snap-wal-size bytes, as rqlite checks them), -raft-snap-wal-size
+ * bytes of entries applied since the last snapshot (checked after every
+ * entry, because libraft holds them in memory), and /snapshot.
  */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "store/codec.h"
@@ -42,6 +52,77 @@ unsigned storeSnapThreshold(const config *cfg)
 unsigned storeSnapTrailing(const config *cfg)
 {
     return storeSnapThreshold(cfg) * 5 / 4;
+}
+
+/* libraft's threshold while no snapshot is wanted: never reached. */
+#define SNAP_NEVER UINT_MAX
+
+/* libraft's threshold: 1 while a snapshot is wanted (one is taken after
+ * the next applied entry), else out of reach. */
+static void snapRearm(store *s)
+{
+    bool want = s->snap_wait || s->size_snap || s->snap_due;
+    raft_set_snapshot_threshold(&s->raft, want ? 1 : SNAP_NEVER);
+}
+
+void storeSnapInit(store *s)
+{
+    raft_set_snapshot_threshold(&s->raft, SNAP_NEVER);
+    raft_set_snapshot_trailing(&s->raft, storeSnapTrailing(s->cfg));
+}
+
+/* The next -raft-snap-int check: one to two intervals from now, as
+ * hashicorp raft staggers it, so that the nodes of a cluster do not all
+ * snapshot at once. An interval of 0 is hashicorp's default, 2 minutes. */
+static int64_t nextSnapCheck(store *s, int64_t now)
+{
+    uint64_t iv = s->cfg->raft_snap_int_ms ? s->cfg->raft_snap_int_ms : 120000;
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+        r = (uint64_t)now * 2654435761u;
+    return now + (int64_t)(iv + r % iv);
+}
+
+/* Nobody waits for the barrier that gives libraft an entry to apply. */
+static void freeBarrier(struct raft_barrier *b, int status)
+{
+    (void)status;
+    free(b);
+}
+
+/* A leader has an entry applied soon, so that libraft takes the wanted
+ * snapshot now; a follower takes it after the next entry it receives. */
+static void snapSoon(store *s)
+{
+    if (s->raft.state != RAFT_LEADER)
+        return;
+    struct raft_barrier *b = calloc(1, sizeof *b);
+    if (b && raft_barrier(&s->raft, b, freeBarrier) != 0)
+        free(b);
+}
+
+void storeSnapCheck(store *s)
+{
+    int64_t now = rq_now_ms();
+    if (s->snap_check_ms == 0)
+        s->snap_check_ms = nextSnapCheck(s, now);
+    if (now < s->snap_check_ms)
+        return;
+    s->snap_check_ms = nextSnapCheck(s, now);
+    const config *cfg = s->cfg;
+    struct raft *r = &s->raft;
+    uint64_t since = r->last_applied - r->log.snapshot.last_index;
+    bool by_count = since >= storeSnapThreshold(cfg);
+    /* rqlite checks its WAL only with an interval set; a snapshot
+     * checkpoints ours (db_sync), but only one with something new in it
+     * can be taken. */
+    bool by_wal = cfg->raft_snap_int_ms && cfg->raft_snap_wal_size && since > 0 &&
+                  (uint64_t)db_wal_size(s->db) >= cfg->raft_snap_wal_size;
+    if (s->snap_due || !(by_count || by_wal))
+        return;
+    s->snap_due = true;
+    snapRearm(s);
+    snapSoon(s);
 }
 
 /* The request waiting for the entry at index that this node proposed with
@@ -194,7 +275,7 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         /* libraft keeps the log in memory: snapshot by size too (rqlite's
          * -raft-snap-wal-size), right after this apply. */
         s->size_snap = true;
-        raft_set_snapshot_threshold(&s->raft, 1);
+        snapRearm(s);
     }
     bool held = index <= db_index(s->db); /* the file has it already */
     if (!applyBinary(s, b, index, held))
@@ -233,12 +314,10 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
 {
     store *s = fsm->data;
     raft_set_snapshot_trailing(&s->raft, sizedTrailing(s));
+    /* This snapshot is the one wanted by size or by the interval check. */
     s->log_bytes = 0;
-    if (s->size_snap) {
-        s->size_snap = false;
-        if (s->snap_wait == NULL)
-            raft_set_snapshot_threshold(&s->raft, storeSnapThreshold(s->cfg));
-    }
+    s->size_snap = s->snap_due = false;
+    snapRearm(s);
     /* The log up to here may go once libraft has the snapshot: the file
      * must hold it durably first. */
     if (db_sync(s->db) != 0) {
@@ -324,14 +403,6 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
     return 0;
 }
 
-/* Nobody waits for the barrier of a user snapshot: it only makes an
- * entry to apply. */
-static void freeBarrier(struct raft_barrier *b, int status)
-{
-    (void)status;
-    free(b);
-}
-
 /* A user snapshot (/snapshot): libraft snapshots only past a threshold of
  * applied entries, so lower it to 1 until the next apply has taken one. */
 void storeSnapStart(store *s, op *o)
@@ -349,12 +420,8 @@ void storeSnapStart(store *s, op *o)
     o->index = r->last_applied;
     o->deadline_ms = rq_now_ms() + 10000;
     s->snap_wait = o;
-    raft_set_snapshot_threshold(r, 1);
-    if (r->state == RAFT_LEADER) { /* an entry to apply, so the check runs */
-        struct raft_barrier *b = calloc(1, sizeof *b);
-        if (raft_barrier(r, b, freeBarrier) != 0)
-            free(b);
-    }
+    snapRearm(s);
+    snapSoon(s);
 }
 
 void storeSnapProgress(store *s)
@@ -367,7 +434,7 @@ void storeSnapProgress(store *s)
     if (!taken && rq_now_ms() < o->deadline_ms)
         return;
     s->snap_wait = NULL;
-    raft_set_snapshot_threshold(r, storeSnapThreshold(s->cfg));
+    snapRearm(s);
     if (taken)
         storeOpComplete(o, STORE_OK, NULL);
     else

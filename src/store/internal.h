@@ -183,6 +183,8 @@ struct store {
     /* fsm.c */
     uint64_t log_bytes;     /* entry bytes applied since the last snapshot */
     bool size_snap;         /* a snapshot triggered by log_bytes is due */
+    bool snap_due;          /* the -raft-snap-int check wants a snapshot */
+    int64_t snap_check_ms;  /* when that check runs next (0: not set yet) */
     op *snap_wait;          /* a user snapshot waiting to be taken */
     struct raft_buffer snap_buf; /* held between snapshot and finalize */
     raft_index start_snap_index;  /* latest snapshot on disk at start */
@@ -216,6 +218,9 @@ struct store {
     unsigned n_peers;
     raft_term peers_term;   /* the term the counters belong to */
     op *reads;              /* linearizable reads waiting for confirmation */
+    int64_t lease_tick_ms;  /* -raft-leader-lease-timeout: the previous check */
+    int64_t lease_from_ms;  /* ... when the lease clock (re)started */
+    raft_term lease_term;   /* ... the term it started in (0: not leading) */
     /* raftio.c */
     int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
                    raft_io_send_cb);
@@ -285,6 +290,14 @@ void storeFsmInit(store *s);
  * (before fsmSnapshot trims them by size). */
 unsigned storeSnapThreshold(const config *cfg);
 unsigned storeSnapTrailing(const config *cfg);
+/* Before raft_start: libraft's snapshot threshold out of reach (fsm.c
+ * decides when to snapshot) and its trailing entries. */
+void storeSnapInit(store *s);
+/* Raft thread, on each tick: every -raft-snap-int (one to two intervals,
+ * staggered), want a snapshot if -raft-snap entries were applied since the
+ * last one, or the WAL has reached -raft-snap-wal-size bytes; a leader
+ * takes it at once, a follower after the next entry it applies. */
+void storeSnapCheck(store *s);
 /* Raft thread: a user snapshot (OP_SNAPSHOT) begins; storeSnapProgress,
  * after every loop iteration, completes it once taken or timed out. */
 void storeSnapStart(store *s, op *o);
@@ -311,6 +324,16 @@ void storeReadStart(store *s, op *o);
 void storeReadsProgress(store *s);
 /* Raft thread, leader: send a round of AppendEntries now. */
 void storeHeartbeatNow(store *s);
+/* Raft thread, leader: the latest time by which a majority of voters
+ * (counting us, now) had been heard from; 0 when unknown. A leader cut off
+ * from the others keeps believing it leads for up to an election timeout:
+ * this dates its data for freshness. */
+int64_t storeQuorumContactMs(store *s);
+/* Raft thread, on each tick, with -raft-leader-lease-timeout: a leader
+ * that has not heard from a quorum of voters for that long steps down, as
+ * hashicorp raft's does, instead of after libraft's one to two election
+ * timeouts. */
+void storeLeaseCheck(store *s);
 
 /* ------------------------------------------------------------- raftio.c */
 

@@ -74,33 +74,6 @@ static void rebuildNodesLocked(store *s)
     snprintf(s->recorded_api, sizeof s->recorded_api, "%s", self ? self->api : "");
 }
 
-/* Leader: the latest time by which a majority of voters (counting us, now)
- * had been heard from; 0 when unknown. A leader cut off from the others
- * keeps believing it leads for up to an election timeout: this dates its
- * data for freshness. */
-static int64_t quorumContactMs(store *s)
-{
-    struct raft *r = &s->raft;
-    int64_t times[64];
-    unsigned n = 0;
-    for (unsigned i = 0; i < r->configuration.n && n < 64; i++) {
-        struct raft_server *sv = &r->configuration.servers[i];
-        if (sv->role != RAFT_VOTER)
-            continue;
-        times[n++] = sv->id == s->id ? rq_now_ms() : storePeer(s, sv->id)->heard_ms;
-    }
-    if (n == 0)
-        return 0;
-    /* The (n/2+1)-th most recent contact. */
-    for (unsigned i = 1; i < n; i++)
-        for (unsigned k = i; k > 0 && times[k] > times[k - 1]; k--) {
-            int64_t t = times[k];
-            times[k] = times[k - 1];
-            times[k - 1] = t;
-        }
-    return times[n / 2];
-}
-
 /* Log role and leader changes as rqlite does; a new leader first commits
  * a barrier of its own term (leaderBarrierCb). */
 static void roleChange(store *s, raft_id lid, const char *laddr)
@@ -183,7 +156,7 @@ void storeOnCheck(uv_check_t *h)
     raft_leader(r, &lid, &laddr);
     roleChange(s, lid, laddr);
 
-    int64_t quorum_ms = r->state == RAFT_LEADER ? quorumContactMs(s) : 0;
+    int64_t quorum_ms = r->state == RAFT_LEADER ? storeQuorumContactMs(s) : 0;
     char lnode[sizeof s->leader_node], lapi[sizeof s->leader_api];
     storeLeaderIdentity(s, lid, lnode, sizeof lnode, lapi, sizeof lapi);
     pthread_mutex_lock(&s->mu);

@@ -15,13 +15,15 @@
  * (store_query).
  *
  * Everything here runs on the Raft thread. The per-voter counters also
- * keep when each node was last heard from, for reaping (membership.c) and
- * the leader's freshness (publish.c).
+ * keep when each node was last heard from, for reaping (membership.c), the
+ * leader's freshness (publish.c) and its lease (storeLeaseCheck).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/internal.h"
+#include "util/duration.h"
+#include "util/log.h"
 #include "util/os.h"
 
 peerCount *storePeer(store *s, raft_id id)
@@ -132,4 +134,73 @@ void storeHeartbeatNow(store *s)
     r->heartbeat_timeout = 0;
     s->raft_tick(&s->io);
     r->heartbeat_timeout = hb;
+}
+
+int64_t storeQuorumContactMs(store *s)
+{
+    struct raft *r = &s->raft;
+    int64_t times[64];
+    unsigned n = 0;
+    for (unsigned i = 0; i < r->configuration.n && n < 64; i++) {
+        struct raft_server *sv = &r->configuration.servers[i];
+        if (sv->role != RAFT_VOTER)
+            continue;
+        times[n++] = sv->id == s->id ? rq_now_ms() : storePeer(s, sv->id)->heard_ms;
+    }
+    if (n == 0)
+        return 0;
+    /* The (n/2+1)-th most recent contact. */
+    for (unsigned i = 1; i < n; i++)
+        for (unsigned k = i; k > 0 && times[k] > times[k - 1]; k--) {
+            int64_t t = times[k];
+            times[k] = times[k - 1];
+            times[k - 1] = t;
+        }
+    return times[n / 2];
+}
+
+/* libraft has no call to step down. Its leader does on a tick once an
+ * election timeout has passed since its last check without an answer from
+ * a quorum (tickLeader): make it look so, and tick. */
+static void stepDownNow(store *s)
+{
+    struct raft *r = &s->raft;
+    if (r->state != RAFT_LEADER || s->raft_tick == NULL)
+        return;
+    for (unsigned i = 0; i < r->configuration.n; i++)
+        r->leader_state.progress[i].recent_recv = false;
+    raft_time now = r->io->time(r->io);
+    r->election_timer_start = now > r->election_timeout ? now - r->election_timeout : 0;
+    s->raft_tick(&s->io);
+}
+
+/* A stall of the Raft thread longer than this (a long entry) restarts the
+ * lease: the answers it could not read meanwhile wait in the sockets. */
+#define LEASE_STALL_MS 150
+
+void storeLeaseCheck(store *s)
+{
+    struct raft *r = &s->raft;
+    uint64_t lease = s->cfg->raft_leader_lease_timeout_ms;
+    int64_t now = rq_now_ms(), prev = s->lease_tick_ms;
+    s->lease_tick_ms = now;
+    if (lease == 0 || r->state != RAFT_LEADER) {
+        s->lease_term = 0;
+        return;
+    }
+    if (s->lease_term != r->current_term || now - prev > LEASE_STALL_MS) {
+        s->lease_term = r->current_term; /* the lease runs from now */
+        s->lease_from_ms = now;
+        return;
+    }
+    int64_t contact = storeQuorumContactMs(s);
+    if (contact < s->lease_from_ms)
+        contact = s->lease_from_ms;
+    if (now - contact < (int64_t)lease)
+        return;
+    char d[32];
+    rq_duration_format((int64_t)lease * 1000000, d, sizeof d);
+    rq_log("store", "failed to contact a quorum of nodes for %lld ms (-raft-leader-lease-timeout %s): "
+           "stepping down", (long long)(now - contact), d);
+    stepDownNow(s);
 }

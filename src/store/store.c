@@ -43,12 +43,14 @@
 #include "util/log.h"
 #include "util/os.h"
 
-/* The loop's timer: reaping runs on it, and it keeps storeOnCheck running
- * while the cluster is idle. */
+/* The loop's timer: the snapshot check, reaping and the like run on it,
+ * and it keeps storeOnCheck running while the cluster is idle. */
 static void onTick(uv_timer_t *t)
 {
     store *s = t->data;
     if (s && s->raft_started && s->raft_shut == RAFT_RUNNING) {
+        storeLeaseCheck(s);
+        storeSnapCheck(s);
         storeReapCheck(s);
         storeOptimizeCheck(s);
         storeRemovalCheck(s);
@@ -385,9 +387,7 @@ static int initRaft(store *s, const char *meta_json, char **err)
      * failed transfer soon. */
     raft_set_install_snapshot_timeout(&s->raft, 30000);
     storeRaftioWrap(s);
-    raft_set_snapshot_threshold(&s->raft, storeSnapThreshold(cfg));
-    raft_set_snapshot_trailing(&s->raft, storeSnapTrailing(cfg));
-    /* (fsmSnapshot lowers the trailing count when the entries are large.) */
+    storeSnapInit(s);
     return 0;
 }
 

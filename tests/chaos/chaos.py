@@ -26,8 +26,8 @@ tests/hostile/inputs.py to random nodes, a few a second (--hostile-rate).
 Every few faults (and soon after a wipe) a checkpoint heals the cluster,
 holds the clients, and compares every node at one applied index: the same
 index must mean the same content, also on a node just restored from a
-snapshot (nodes take one every 256 entries, so a wiped node is restored
-from one). Descriptors and memory of each node process are sampled there,
+snapshot (nodes check every second and take one once 256 entries were
+applied since the last, so a wiped node is restored from one). Descriptors and memory of each node process are sampled there,
 while idle, and may not keep growing over its life.
 
 Checks once the cluster is healed: every acknowledged insert is on every
@@ -243,7 +243,7 @@ class Chaos:
                 raise Violation()
         for i in range(1, self.args.nodes + 1):
             n = NsNode(path, i, self.net) if self.net else harness.Node(path, i)
-            n.extra += ["-raft-snap", str(SNAP_ENTRIES)]
+            n.extra += ["-raft-snap", str(SNAP_ENTRIES), "-raft-snap-int", "1s"]
             if self.args.node_tls or self.args.secure:
                 n.extra += self.node_tls_flags(n)
             if self.args.secure:

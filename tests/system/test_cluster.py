@@ -135,7 +135,7 @@ def test_no_leader_is_503(cluster):
 def test_wiped_node_catches_up_from_snapshot(cluster):
     """Small -raft-snap: the log is compacted, so a wiped node needs the leader's
     snapshot (SQLite image + metadata) to come back, then the entries after it."""
-    snap = ["-raft-snap", "16"]
+    snap = ["-raft-snap", "16", "-raft-snap-int", "1s"]
     n1 = cluster.node(1, snap).start().wait_ready()
     n2 = cluster.node(2, snap).start(join=n1.url)
     n3 = cluster.node(3, snap).start(join=n1.url)
@@ -146,7 +146,8 @@ def test_wiped_node_catches_up_from_snapshot(cluster):
     leader.execute(["CREATE TABLE s (id INTEGER PRIMARY KEY, v INT)"])
     for i in range(120):
         leader.execute([["INSERT INTO s(v) VALUES(?)", i]])
-    poll(lambda: leader.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot")
+    # a snapshot that compacted the log past the start: a wiped node needs it
+    poll(lambda: leader.status()["store"]["raft"]["first_log_index"] > 1, what="the log compacted")
     victim = [n for n in (n2, n3) if n is not leader][0]
     poll(lambda: victim.count("s") == 120, what="rows on the victim")
     victim.kill()
@@ -176,35 +177,46 @@ def test_older_transferred_database_is_not_installed(cluster, tmp_path):
     (libraft does not apply them again): the node keeps its own file. A test
     gate holds the transferred copy back until then (RQ_TEST_FETCH_GATE)."""
     gate = str(tmp_path / "gate")
-    n1 = cluster.node(1, ["-raft-snap", "16"]).start().wait_ready()
+    n1 = cluster.node(1, ["-raft-snap", "16", "-raft-snap-int", "1s"]).start().wait_ready()
     n2 = cluster.node(2, ["-raft-snap", "100000"]).start(join=n1.url)
-    n3 = cluster.node(3, ["-raft-snap", "16"]).start(join=n1.url)
+    n3 = cluster.node(3, ["-raft-snap", "16", "-raft-snap-int", "1s"]).start(join=n1.url)
     n2.wait_ready()
     n3.wait_ready()
     wait_members(n1, 3)
     assert leader_of([n1, n2, n3]) is n1
     n1.execute(["CREATE TABLE g (id INTEGER PRIMARY KEY, v INT)"])
     poll(lambda: n3.count("g") == 0, what="the table on node 3")
+    held = n3.status()["store"]["raft"]["last_log_index"]
     n3.kill()
     for i in range(100):
         n1.execute([["INSERT INTO g(v) VALUES(?)", i]])
-    poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot on node 1")
+    # node 1's log compacted past node 3's (a snapshot is checked for every
+    # second); then writes for a while. libraft queues its messages to a peer
+    # it cannot reach until its next connection attempt (every 250 ms here),
+    # which keeps the newest three: AppendEntries made before the compaction
+    # would give node 3 the entries it lacks without the snapshot.
+    poll(lambda: n1.status()["store"]["raft"]["first_log_index"] > held + 1, what="a snapshot on node 1")
+    rows, until = 100, time.monotonic() + 0.8
+    while time.monotonic() < until:
+        n1.execute([["INSERT INTO g(v) VALUES(?)", rows]])
+        rows += 1
     n3.env = {"RQ_TEST_FETCH_GATE": gate}
     n3.start(join=n1.url)
     poll(lambda: "test gate: holding" in n3.logs(), what="node 3 holding the transferred database")
     n1.kill()
     assert leader_of([n2, n3]) is n2
-    for i in range(100, 120):
+    for i in range(rows, rows + 20):
         n2.execute([["INSERT INTO g(v) VALUES(?)", i]])
-    poll(lambda: n3.count("g") == 120, what="node 3 applying node 2's entries during the transfer")
+    rows += 20
+    poll(lambda: n3.count("g") == rows, what="node 3 applying node 2's entries during the transfer")
     open(gate, "w").close()
     poll(lambda: "is older than ours" in n3.logs() or "snapshot transfer done" in n3.logs(),
          what="node 3 done with the transfer")
-    assert n3.count("g") == 120
+    assert n3.count("g") == rows
     assert "is older than ours" in n3.logs()
-    n2.execute([["INSERT INTO g(v) VALUES(?)", 120]])
-    poll(lambda: n3.count("g") == 121, what="node 3 applying later entries")
-    want = [[sum(range(121))]]
+    n2.execute([["INSERT INTO g(v) VALUES(?)", rows]])
+    poll(lambda: n3.count("g") == rows + 1, what="node 3 applying later entries")
+    want = [[sum(range(rows + 1))]]
     assert n3.query("SELECT SUM(v) FROM g", level="none")["results"][0]["values"] == want
     assert n2.query("SELECT SUM(v) FROM g", level="none")["results"][0]["values"] == want
 
@@ -498,6 +510,42 @@ def test_isolated_leader_refuses_linearizable_reads(cluster):
          .get("values") == [[1]], what="a linearizable read once the followers are back")
 
 
+def test_leader_lease_steps_down_without_a_quorum(cluster):
+    """-raft-leader-lease-timeout: a leader that has not heard from a quorum
+    for that long steps down (hashicorp raft's lease), where libraft's own
+    rule would wait one to two election timeouts (20 s on nodes 2 and 3).
+    Both followers are SIGSTOPped; their leader must be a follower again
+    within a few seconds, and the cluster leads again once they are back."""
+    import signal
+    n1, n2, n3 = slow_followers(cluster, ["-raft-leader-lease-timeout", "300ms"])
+    r = requests.post(n1.url + "/leader", json={"id": n2.id}, timeout=30)
+    assert r.status_code == 200, r.text
+    poll(n2.is_leader, what="leadership moved to node 2 (20 s election timeout)")
+    n2.execute(["CREATE TABLE lease (x)", "INSERT INTO lease VALUES (1)"])
+    # a healthy leader keeps its lease under writes
+    for i in range(50):
+        n2.execute([["INSERT INTO lease VALUES (?)", i]])
+    assert n2.is_leader() and "stepping down" not in n2.logs()
+    followers = [n1, n3]
+    for f in followers:
+        f.signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        poll(lambda: n2.status()["store"]["raft"]["state"] != "Leader", timeout=8,
+             what="the isolated leader stepping down")
+        took = time.monotonic() - t0
+        print("\nisolated leader stepped down after %.2fs (lease 300ms)" % took)
+        assert "failed to contact a quorum of nodes" in n2.logs()
+        r = requests.post(n2.url + "/db/execute", json=["INSERT INTO lease VALUES (2)"], timeout=10)
+        assert r.status_code == 503, (r.status_code, r.text)
+    finally:
+        for f in followers:
+            f.signal(signal.SIGCONT)
+    leader = leader_of([n1, n2, n3])
+    leader.execute(["INSERT INTO lease VALUES (3)"])
+    assert leader.count("lease", level="strong") == 52  # not the refused write
+
+
 def test_leader_stepdown_remove_and_readyz_sync(three):
     import re
     cluster, nodes = three
@@ -706,7 +754,7 @@ def test_wiped_node_rejoins_while_a_long_transfer_runs(cluster):
     while data comes in, and it is promoted to voter once caught up
     (rqlite's behaviour with a 10 GB database). Nodes 2 and 3 have a 20 s
     election timeout, so node 1 stays the leader."""
-    snap = ["-raft-snap", "8"]  # the log is compacted: a wiped node needs the database itself
+    snap = ["-raft-snap", "8", "-raft-snap-int", "1s"]  # the log is compacted: a wiped node needs the database itself
     n1 = cluster.node(1, list(snap))
     throttle = harness.TcpProxy(n1.raft_port, rate=2 * 1024 * 1024)
     n1.extra += ["-raft-adv-addr", "127.0.0.1:%d" % throttle.port]
@@ -721,7 +769,7 @@ def test_wiped_node_rejoins_while_a_long_transfer_runs(cluster):
                     "INSERT INTO big SELECT zeroblob(1000000) FROM c"], timeout=60)
         for i in range(10):
             n1.execute(["INSERT INTO big VALUES (x'01')"])
-        poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot on node 1")
+        poll(lambda: n1.status()["store"]["raft"]["first_log_index"] > 1, what="node 1's log compacted")
         poll(lambda: n3.count("big") == 50, what="rows on node 3")
         n3.stop()
         n3.wipe()

@@ -77,7 +77,7 @@ def round_of_traffic(leader, follower, r):
 
 
 def test_descriptors_and_memory_do_not_grow(cluster):
-    nodes = cluster.start_three(["-raft-snap", "256"])
+    nodes = cluster.start_three(["-raft-snap", "256", "-raft-snap-int", "1s"])
     leader = leader_of(nodes)
     follower = [n for n in nodes if n is not leader][0]
     leader.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, r INT, i INT, v TEXT)",

@@ -36,13 +36,14 @@ def test_large_database_catch_up_and_restart(cluster):
     """A wiped follower of a BIG_MB database comes back from a snapshot
     streamed to disk (peak RSS far below the database size), and a node
     restarts on the same data without replaying or copying it."""
-    n1, n2, n3 = cluster.start_three(["-raft-snap", "4"])
+    n1, n2, n3 = cluster.start_three(["-raft-snap", "4", "-raft-snap-int", "1s"])
     leader = leader_of([n1, n2, n3])
     t0 = time.monotonic()
     fill(leader, BIG_MB)
     rows = leader.count("big")
     print("\nloaded %d rows (%d MB) in %.1fs" % (rows, BIG_MB, time.monotonic() - t0))
-    poll(lambda: leader.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot")
+    # a snapshot that compacted the log past the start: a wiped node needs it
+    poll(lambda: leader.status()["store"]["raft"]["first_log_index"] > 1, what="the log compacted")
     victim = [n for n in (n2, n3) if n is not leader][0]
     poll(lambda: victim.count("big") == rows, timeout=120, what="rows on the victim")
     victim.kill()
@@ -129,12 +130,12 @@ def test_single_node_records_its_new_raft_address(cluster, snap):
     to tell: it records the address in its configuration itself (from the
     last change entry in its log, or, once the log is compacted, from its
     snapshot), so /nodes shows it and a node joining later can reach it."""
-    n1 = cluster.node(1, ["-raft-snap", "4"] if snap else []).start().wait_ready()
+    n1 = cluster.node(1, ["-raft-snap", "4", "-raft-snap-int", "1s"] if snap else []).start().wait_ready()
     n1.execute(["CREATE TABLE t (v)"])
     for i in range(12 if snap else 1):
         n1.execute([["INSERT INTO t VALUES (?)", i]])
-    if snap:
-        poll(lambda: n1.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot")
+    if snap:  # compacted past the first configuration (index 1)
+        poll(lambda: n1.status()["store"]["raft"]["first_log_index"] > 1, what="the log compacted")
     for _ in range(2):  # the second time, from the configuration the first wrote
         n1.stop()
         n1.raft_port = free_port()
@@ -428,6 +429,112 @@ def test_graceful_leader_shutdown_hands_over(cluster):
     assert leader.wait_exit(20) == 0
     assert "stepping down as leader before shutdown" in leader.logs()
     assert pause < 4.0
+
+
+def snapshots_taken(node):
+    return requests.get(node.url + "/debug/vars", timeout=10).json()["store"]["num_snapshots"]
+
+
+def test_snapshot_interval_decides_when_to_snapshot(cluster):
+    """-raft-snap-int: every interval (staggered: one to two of them) the
+    node checks whether -raft-snap entries were applied since its last
+    snapshot, and only then takes one, as rqlite does. With a 6 s interval
+    none is taken before 6 s have passed since the start, however far past
+    the threshold the log is; with 300 ms one follows within a second or so."""
+    slow = cluster.node(1, ["-raft-snap", "10", "-raft-snap-int", "6s"])
+    t_slow = time.monotonic()
+    slow.start()
+    fast = cluster.node(2, ["-raft-snap", "10", "-raft-snap-int", "300ms"]).start()
+    for n in (slow, fast):
+        n.wait_ready()
+        n.execute(["CREATE TABLE s (v)"])
+        for i in range(30):
+            n.execute([["INSERT INTO s VALUES (?)", i]])
+    assert time.monotonic() - t_slow < 5.0, "too slow a start to tell the intervals apart"
+    t_fast = time.monotonic()
+    poll(lambda: snapshots_taken(fast) >= 1, timeout=10, what="a snapshot on the 300 ms node")
+    print("\n300 ms interval: snapshot %.2fs after the writes" % (time.monotonic() - t_fast))
+    assert fast.status()["store"]["raft"]["last_snapshot_index"] >= 30
+    # the 6 s node: 30+ entries past its threshold, and no snapshot until 6 s
+    # after it started (sampled until just before then)
+    while time.monotonic() - t_slow < 5.5:
+        assert snapshots_taken(slow) == 0, "snapshot %.1fs after start" % (time.monotonic() - t_slow)
+        assert slow.status()["store"]["raft"]["last_snapshot_index"] == 0
+    poll(lambda: snapshots_taken(slow) >= 1, timeout=15, what="a snapshot on the 6 s node")
+    took = time.monotonic() - t_slow
+    print("6 s interval: snapshot %.1fs after start" % took)
+    assert took < 14.0  # at most two intervals, and a tick
+    assert slow.status()["store"]["raft"]["last_snapshot_index"] >= 30
+
+
+def test_kill9_single_node_file_whole_and_every_write_kept(cluster, tmp_path):
+    """The write connection syncs nothing on commit (synchronous=OFF, no
+    automatic checkpoints; the Raft log is the durable copy). A lone node,
+    snapshotting (and so checkpointing) every 200 ms or so, is killed -9
+    three times while writers stream plain, guarded (BEGIN/COMMIT) and
+    page-heavy entries: each restart comes back with every acknowledged row,
+    once, and the file as the last kill left it passes integrity_check.
+    (A kill keeps the page cache: this shows crash safety, not power-loss
+    safety, which rests on the syncs argued in src/db/db.h.)"""
+    import shutil
+    import sqlite3
+    n = cluster.node(1, ["-raft-snap", "40", "-raft-snap-int", "100ms", "-raft-snap-wal-size", "262144"])
+    n.start().wait_ready()
+    n.execute(["CREATE TABLE k (w INT, n INT, pad BLOB, UNIQUE(w, n))"])
+    acked, lock, stop = set(), threading.Lock(), threading.Event()
+
+    def writer(w):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            row = "INSERT INTO k(w, n, pad) VALUES (%d, %d, randomblob(%d))" % (w, i, 3000 if i % 3 else 10)
+            stmts = ["BEGIN", row, "COMMIT"] if i % 7 == 0 else [row]
+            try:
+                r = requests.post(n.url + "/db/execute", json=stmts, timeout=5)
+                res = r.json().get("results", []) if r.status_code == 200 else []
+            except (requests.RequestException, ValueError):
+                res = []
+            if res and (not any("error" in x for x in res) or any("UNIQUE" in x.get("error", "") for x in res)):
+                with lock:
+                    acked.add((w, i))
+            elif not res:
+                i -= 1  # not known to be applied: the same row again
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        for _ in range(3):
+            before = len(acked)
+            poll(lambda: len(acked) > before + 150, timeout=60, what="writes flowing")
+            n.signal(signal.SIGKILL)
+            n.wait_exit(10)
+            n.start().wait_ready()
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert n.status()["store"]["raft"]["last_snapshot_index"] > 0
+    # the file as a kill leaves it: a copy, opened by SQLite (WAL recovery)
+    n.signal(signal.SIGKILL)
+    n.wait_exit(10)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in os.listdir(n.dir):
+        if name.startswith("db.sqlite"):
+            shutil.copy(os.path.join(n.dir, name), copy / name)
+    c = sqlite3.connect(str(copy / "db.sqlite"))
+    assert c.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    in_file = c.execute("SELECT COUNT(*) FROM k").fetchone()[0]
+    c.close()
+    n.start().wait_ready()
+    r = n.query("PRAGMA integrity_check")
+    assert r["results"][0]["values"] == [["ok"]], r
+    rows = n.query("SELECT w, n FROM k")["results"][0]["values"]
+    got = {(w, i) for w, i in rows}
+    assert len(rows) == len(got)  # nothing applied twice
+    assert acked <= got, "acknowledged writes missing: %r" % sorted(acked - got)[:10]
+    print("\n%d acknowledged writes, %d rows (%d in the killed file, the log had the rest), 4 kills"
+          % (len(acked), len(rows), in_file))
 
 
 def test_disco_dns(cluster, tmp_path):

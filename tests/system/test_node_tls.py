@@ -122,7 +122,7 @@ def test_wiped_node_catches_up_over_tls(cluster, certs):
     leader over TLS, rejoins through the leader's Raft address, and fetches the
     database image through the TLS session."""
     def flags(i):
-        return tls(certs, "n%d" % i, extra=["-raft-snap", "16"])
+        return tls(certs, "n%d" % i, extra=["-raft-snap", "16", "-raft-snap-int", "1s"])
     n1 = cluster.node(1, flags(1)).start().wait_ready()
     n2 = cluster.node(2, flags(2)).start(join=n1.url)
     n3 = cluster.node(3, flags(3)).start(join=n1.raft_addr)
@@ -133,7 +133,8 @@ def test_wiped_node_catches_up_over_tls(cluster, certs):
     leader.execute(["CREATE TABLE s (id INTEGER PRIMARY KEY, v INT)"])
     for i in range(0, 120, 4):
         leader.execute([["INSERT INTO s(v) VALUES(?)", i + k] for k in range(4)])
-    poll(lambda: leader.status()["store"]["raft"]["last_snapshot_index"] > 0, what="a snapshot")
+    # a snapshot that compacted the log past the start: a wiped node needs it
+    poll(lambda: leader.status()["store"]["raft"]["first_log_index"] > 1, what="the log compacted")
     victim = [n for n in (n1, n2, n3) if n is not leader][0]
     poll(lambda: victim.count("s") == 120, what="rows on the victim")
     victim.kill()

@@ -466,6 +466,34 @@ static void test_extensions_path(void **st)
     }
 }
 
+/* The Raft timers hashicorp raft refuses stop the start with its
+ * messages; a lease up to the heartbeat timeout and a snapshot interval are
+ * used, without a warning. */
+static void test_raft_timers(void **st)
+{
+    config c;
+    int code;
+    char err[2048];
+    char *lease[] = {"-raft-timeout", "500ms", "-raft-leader-lease-timeout", "750ms", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, lease, err, sizeof err), 1);
+    assert_int_equal(code, 1);
+    assert_non_null(strstr(err, "fatal: failed to open store: creating the raft system failed: "
+                                "LeaderLeaseTimeout cannot be larger than heartbeat timeout"));
+    char *low[] = {"-raft-leader-lease-timeout", "4ms", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, low, err, sizeof err), 1);
+    assert_non_null(strstr(err, "LeaderLeaseTimeout is too low"));
+    char *snap[] = {"-raft-snap-int", "1ms", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, snap, err, sizeof err), 1);
+    assert_non_null(strstr(err, "SnapshotInterval is too low"));
+    char *ok[] = {"-raft-timeout", "500ms", "-raft-leader-lease-timeout", "500ms", "-raft-snap-int", "0s",
+                  "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, ok, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_int_equal(c.raft_leader_lease_timeout_ms, 500);
+    assert_int_equal(c.raft_snap_int_ms, 0);
+    config_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_https_flags),
         cmocka_unit_test(test_todo_warns),
         cmocka_unit_test(test_extensions_path),
+        cmocka_unit_test(test_raft_timers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -796,6 +796,53 @@ static void test_entry_state_is_per_entry(void **state)
     db_close(other);
 }
 
+/* rqlite's settings, and checkpoints made by us alone: with no automatic
+ * ones the WAL grows past SQLite's 1000 pages, db_sync empties it (not
+ * waiting for a reader that holds part of it: then it only copies), and
+ * the file reopens whole. */
+static void test_checkpoints_are_ours(void **state)
+{
+    fixture *f = *state;
+    db_pragmas ro, rw;
+    assert_int_equal(db_get_pragmas(f->d, &ro, &rw), 0);
+    assert_string_equal(rw.synchronous, "0");
+    assert_string_equal(rw.wal_autocheckpoint, "0");
+    assert_string_equal(rw.journal_mode, "wal");
+    assert_string_equal(ro.synchronous, "0");
+    assert_string_equal(ro.wal_autocheckpoint, "1000");
+    EXEC(f->d, "[\"CREATE TABLE b (v)\"]", 0, "{}");
+    for (int i = 1; i <= 600; i++) {
+        buf out = BUF_INIT;
+        applyEntry(f->d, (uint64_t)i, "[\"INSERT INTO b VALUES (randomblob(8000))\"]", 0, &out);
+        buf_free(&out);
+    }
+    assert_true(db_wal_size(f->d) > 1000 * 4096);
+    assert_int_equal(db_sync(f->d), 0);
+    assert_int_equal(db_wal_size(f->d), 0);
+    /* a reader in the middle of the WAL: copied as far as it allows */
+    buf out = BUF_INIT;
+    applyEntry(f->d, 601, "[\"INSERT INTO b VALUES (1)\"]", 0, &out);
+    sqlite3 *c = dbRoGet(f->d);
+    assert_int_equal(dbExecSimple(c, "BEGIN; SELECT COUNT(*) FROM b", NULL), 0);
+    applyEntry(f->d, 602, "[\"INSERT INTO b VALUES (2)\"]", 0, &out);
+    assert_int_equal(db_sync(f->d), 0);
+    assert_true(db_wal_size(f->d) > 0);
+    dbExecSimple(c, "COMMIT", NULL);
+    dbRoPut(f->d, c, false);
+    assert_int_equal(db_sync(f->d), 0);
+    assert_int_equal(db_wal_size(f->d), 0);
+    applyEntry(f->d, 603, "[\"INSERT INTO b VALUES (3)\"]", 0, &out);
+    buf_free(&out);
+    char *err = NULL;
+    db_close(f->d);
+    assert_int_equal(db_open(f->path, NULL, &f->d, &err), 0);
+    assert_int_equal(db_index(f->d), 603);
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM b\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[603]]}");
+    QUERY(f->d, "[\"PRAGMA integrity_check\"]", 0,
+          "{\"columns\":[\"integrity_check\"],\"types\":[\"text\"],\"values\":[[\"ok\"]]}");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -815,6 +862,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_result_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_own_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_state_is_per_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoints_are_ours, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

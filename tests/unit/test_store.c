@@ -51,7 +51,8 @@ static void fixtureConfig(fixture *f)
     f->cfg.raft_addr = f->cfg.raft_adv_addr = f->raft_addr;
     f->cfg.http_addr = f->cfg.http_adv_addr = f->http_addr;
     f->cfg.join_attempts = 1;
-    f->cfg.raft_snap = 4; /* snapshot every few entries */
+    f->cfg.raft_snap = 4; /* snapshot every few entries, */
+    f->cfg.raft_snap_int_ms = 10; /* checked on every tick of the loop */
     f->cfg.raft_election_timeout_ms = 200;
     f->cfg.raft_heartbeat_timeout_ms = 200;
     f->cfg.raft_apply_timeout_ms = 5000;
@@ -144,6 +145,21 @@ static void test_single_node_crud(void **state)
     store_close(s);
 }
 
+/* Wait (up to 5 s) until a snapshot has been taken: the interval check
+ * runs on the Raft thread's timer, not with the writes. */
+static void waitSnapshot(store *s)
+{
+    raft_index idx = 0;
+    for (int i = 0; i < 250 && idx == 0; i++) {
+        pthread_mutex_lock(&s->mu);
+        idx = s->snapshot_index;
+        pthread_mutex_unlock(&s->mu);
+        if (idx == 0)
+            usleep(20000);
+    }
+    assert_true(idx > 0);
+}
+
 static void test_restart_exactly_once(void **state)
 {
     fixture *f = *state;
@@ -158,6 +174,7 @@ static void test_restart_exactly_once(void **state)
     const char *expect = "{\"columns\":[\"COUNT(*)\",\"SUM(n)\"],\"types\":[\"integer\",\"integer\"],"
                          "\"values\":[[23,253]]}";
     query1(s, STORE_LEVEL_NONE, "[\"SELECT COUNT(*), SUM(n) FROM t\"]", expect);
+    waitSnapshot(s);
     store_close(s);
 
     for (int round = 0; round < 2; round++) {
