@@ -60,31 +60,26 @@ static char *refusal(struct archive_entry *e, const char *kind)
     return NULL;
 }
 
+/* The archive being extracted, and its path (for messages). */
+typedef struct archiveSource {
+    struct archive *a;
+    const char *src;
+} archiveSource;
+
+static long readEntry(void *ctx, char *buf, unsigned long n, char **err)
+{
+    archiveSource *as = ctx;
+    la_ssize_t r = archive_read_data(as->a, buf, n);
+    if (r < 0)
+        *err = rq_sprintf("%s is corrupt: %s", as->src, why(as->a));
+    return r < 0 ? -1 : (long)r;
+}
+
 /* The current entry's data into a new dir/name. */
 static int extractEntry(struct archive *a, const char *src, const char *dir, const char *name, char **err)
 {
-    int out = extCreate(dir, name, err);
-    if (out < 0)
-        return -1;
-    char buf[65536];
-    la_ssize_t n;
-    int rc = 0;
-    while (rc == 0 && (n = archive_read_data(a, buf, sizeof buf)) != 0) {
-        if (n < 0) {
-            *err = rq_sprintf("%s is corrupt: %s", src, why(a));
-            rc = -1;
-            break;
-        }
-        if (rq_write_all(out, buf, (size_t)n) != 0) {
-            *err = rq_sprintf("cannot write %s/%s: %s", dir, name, strerror(errno));
-            rc = -1;
-        }
-    }
-    if (close(out) != 0 && rc == 0) {
-        *err = rq_sprintf("cannot write %s/%s: %s", dir, name, strerror(errno));
-        rc = -1;
-    }
-    return rc;
+    archiveSource as = {a, src};
+    return extWrite(dir, name, readEntry, &as, err);
 }
 
 /* Does the whole gzip stream on fd decompress, with the right CRC and

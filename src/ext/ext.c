@@ -61,33 +61,54 @@ int extCreate(const char *dir, const char *name, char **err)
     return fd;
 }
 
-/* Copy what is open on in (src: its path) to dir/name. */
-static int copyTo(int in, const char *src, const char *dir, const char *name, char **err)
+int extWrite(const char *dir, const char *name, extReader next, void *ctx, char **err)
 {
     int out = extCreate(dir, name, err);
     if (out < 0)
         return -1;
     char buf[65536];
-    ssize_t n;
+    long n;
     int rc = 0;
-    while (rc == 0 && (n = read(in, buf, sizeof buf)) != 0) {
-        if (n < 0 && errno == EINTR)
-            continue;
+    while (rc == 0 && (n = next(ctx, buf, sizeof buf, err)) != 0) {
         if (n < 0) {
-            *err = rq_sprintf("cannot read %s: %s", src, strerror(errno));
             rc = -1;
-            break;
-        }
-        if (rq_write_all(out, buf, (size_t)n) != 0) {
-            *err = rq_sprintf("cannot write the copy of %s: %s", src, strerror(errno));
+        } else if (rq_write_all(out, buf, (size_t)n) != 0) {
+            *err = rq_sprintf("cannot write %s/%s: %s", dir, name, strerror(errno));
             rc = -1;
         }
     }
     if (close(out) != 0 && rc == 0) {
-        *err = rq_sprintf("cannot write the copy of %s: %s", src, strerror(errno));
+        *err = rq_sprintf("cannot write %s/%s: %s", dir, name, strerror(errno));
         rc = -1;
     }
     return rc;
+}
+
+/* A file being copied: its descriptor and path (for messages). */
+typedef struct fileSource {
+    int fd;
+    const char *path;
+} fileSource;
+
+static long readFile(void *ctx, char *buf, unsigned long n, char **err)
+{
+    fileSource *f = ctx;
+    for (;;) {
+        ssize_t r = read(f->fd, buf, n);
+        if (r >= 0)
+            return (long)r;
+        if (errno != EINTR) {
+            *err = rq_sprintf("cannot read %s: %s", f->path, strerror(errno));
+            return -1;
+        }
+    }
+}
+
+/* Copy what is open on in (src: its path) to dir/name. */
+static int copyTo(int in, const char *src, const char *dir, const char *name, char **err)
+{
+    fileSource f = {in, src};
+    return extWrite(dir, name, readFile, &f, err);
 }
 
 /* Open path for reading, whatever it is (a directory too), without
