@@ -34,6 +34,7 @@
 
 #include "cluster/cluster.h"
 #include "config.h"
+#include "util/le.h"
 #include "util/os.h"
 
 /* ---- fake peers ---------------------------------------------------------- */
@@ -874,10 +875,8 @@ static char tmpdir[64];
 static size_t header(unsigned char *p, const char *tag, uint64_t a, uint64_t b)
 {
     memcpy(p, tag, 8);
-    for (int i = 0; i < 8; i++) {
-        p[8 + i] = (unsigned char)(a >> (8 * i));
-        p[16 + i] = (unsigned char)(b >> (8 * i));
-    }
+    le64_put(p + 8, a);
+    le64_put(p + 16, b);
     return CLUSTER_IMAGE_HEADER;
 }
 

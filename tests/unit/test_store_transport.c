@@ -29,6 +29,7 @@
 
 #include "cluster/cluster.h"
 #include "store/transport.h"
+#include "util/le.h"
 
 static char tmpdir[64];
 
@@ -409,10 +410,8 @@ static void fakeStop(fake *f)
 static size_t header(unsigned char *p, const char *tag, uint64_t a, uint64_t b)
 {
     memcpy(p, tag, 8);
-    for (int i = 0; i < 8; i++) {
-        p[8 + i] = (unsigned char)(a >> (8 * i));
-        p[16 + i] = (unsigned char)(b >> (8 * i));
-    }
+    le64_put(p + 8, a);
+    le64_put(p + 16, b);
     return CLUSTER_IMAGE_HEADER;
 }
 
