@@ -325,3 +325,32 @@ class TcpProxy:
 
     def close(self):
         self.listener.close()
+
+
+def listening(port):
+    """Does something accept connections on 127.0.0.1:port?"""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def start_bare(tmp_path, extra):
+    """rqlited with free ports, a data directory of its own and extra flags,
+    its output piped (for starts that must be refused). Returns (process,
+    HTTP port, data directory)."""
+    http, raft = free_port(), free_port()
+    data = str(tmp_path / ("data-%d" % http))
+    args = [RQLITED, "-node-id", "1", "-http-addr", "127.0.0.1:%d" % http,
+            "-raft-addr", "127.0.0.1:%d" % raft] + FAST + extra + [data]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE), http, data
+
+
+def output_at_exit(proc, timeout=20):
+    """(stdout, stderr) of a process expected to exit within timeout; killed
+    if it has not."""
+    try:
+        return proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

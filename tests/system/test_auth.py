@@ -7,12 +7,11 @@ Every wait is a poll with a deadline."""
 import json
 import os
 import signal
-import socket
 import subprocess
 
 import requests
 
-from harness import FAST, RQLITE, RQLITED, free_port, poll
+from harness import RQLITE, listening, output_at_exit, poll, start_bare
 
 # bcrypt of "s3cret" (cost 4): its password works, the hash itself never.
 HASH = "$2b$04$abcdefghijklmnopqrstuuLZYjhNQAOdpbzt4WxWlUHjv1wsyH5DG"
@@ -373,12 +372,6 @@ def test_reload(cluster, tmp_path):
     assert n.proc.poll() is None
 
 
-def _listening(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def test_bad_auth_file_stops_the_node(tmp_path):
     """Security never fails open: a file that cannot be read or is not
     rqlite's credentials stops the node at start, before it binds a port or
@@ -409,22 +402,13 @@ def test_bad_auth_file_stops_the_node(tmp_path):
         (["-join-as", "node"], "fatal: -join-as requires -auth"),
     ]
     for extra, message in cases:
-        http, raft = free_port(), free_port()
-        data = str(tmp_path / ("data-%d" % http))
-        args = [RQLITED, "-node-id", "1", "-http-addr", "127.0.0.1:%d" % http,
-                "-raft-addr", "127.0.0.1:%d" % raft] + FAST + extra + [data]
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            out, err = proc.communicate(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        proc, http, data = start_bare(tmp_path, extra)
+        out, err = output_at_exit(proc)
         text = (out + err).decode()
         assert proc.returncode == 1, (extra, proc.returncode, text)
         assert message in text, (extra, text)
         assert not os.path.exists(data), extra
-        assert not _listening(http)
+        assert not listening(http)
 
 
 def test_shell_with_credentials(cluster, tmp_path):

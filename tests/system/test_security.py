@@ -6,23 +6,8 @@ traffic, on the Raft port only; /join and /notify reject hostile input
 without touching the cluster configuration."""
 import os
 import socket
-import subprocess
 
-from harness import RQLITED, FAST, free_port, leader_of, poll, wait_members
-
-
-def _listening(port):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(1)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _run(tmp_path, extra):
-    http, raft = free_port(), free_port()
-    data = str(tmp_path / ("data-%d" % http))
-    args = [RQLITED, "-node-id", "1", "-http-addr", "127.0.0.1:%d" % http,
-            "-raft-addr", "127.0.0.1:%d" % raft] + FAST + extra + [data]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE), http, data
+from harness import free_port, leader_of, listening, output_at_exit, poll, start_bare, wait_members
 
 
 def test_security_flags_refuse_to_start(tmp_path):
@@ -37,26 +22,21 @@ def test_security_flags_refuse_to_start(tmp_path):
         (["-http-verify-client"], "fatal: -http-verify-client requires -http-cert and -http-key"),
     ]
     for extra, message in cases:
-        proc, http, data = _run(tmp_path, extra)
-        try:
-            out, err = proc.communicate(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(5)
+        proc, http, data = start_bare(tmp_path, extra)
+        out, err = output_at_exit(proc)
         assert proc.returncode == 1, (extra, proc.returncode, err)
         assert message in err.decode(), (extra, err)
         # main() creates the data directory, then starts the HTTP server: a
         # refusal leaves no directory, so the port was never bound.
         assert not os.path.exists(data), extra
         assert b"rqlited starting" not in out + err
-        assert not _listening(http)
+        assert not listening(http)
 
     # Control: the same command line without the security flag starts and
     # serves its HTTP port (so the checks above are not vacuous).
-    proc, http, data = _run(tmp_path, ["-node-verify-client=false", "-http-verify-client=false", "-auth", ""])
+    proc, http, data = start_bare(tmp_path, ["-node-verify-client=false", "-http-verify-client=false", "-auth", ""])
     try:
-        poll(lambda: proc.poll() is None and _listening(http), timeout=30, what="control node listening")
+        poll(lambda: proc.poll() is None and listening(http), timeout=30, what="control node listening")
         assert os.path.isdir(data)
     finally:
         proc.kill()
