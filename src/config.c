@@ -45,7 +45,7 @@ static const flag_def flags[] = {
     {"auto-backup", F_IGNORED, 0, "", "Path to automatic backup configuration file. If not set, not enabled", F_TODO},
     {"auto-optimize-int", F_DUR, O(auto_optimize_int_ms), "24h0m0s", "Period between automatic 'PRAGMA optimize'. Set to 0h to disable", NULL},
     {"auto-restore", F_IGNORED, 0, "", "Path to automatic restore configuration file. If not set, not enabled", F_TODO},
-    {"auto-vacuum-int", F_IGNORED, 0, "0s", "Period between automatic VACUUMs. It not set, not enabled", F_TODO},
+    {"auto-vacuum-int", F_DUR, O(auto_vacuum_int_ms), "0s", "Period between automatic VACUUMs. It not set, not enabled", NULL},
     {"bootstrap-expect", F_INT, O(bootstrap_expect), "0", "Minimum number of nodes required for a bootstrap", NULL},
     {"bootstrap-expect-timeout", F_DUR, O(bootstrap_expect_timeout_ms), "2m0s", "Maximum time for bootstrap process", NULL},
     {"cdc-config", F_IGNORED, 0, "", "CDC config. If not set, CDC is not enabled", F_TODO},

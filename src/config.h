@@ -77,6 +77,7 @@ typedef struct config {
     bool raft_cluster_remove_shutdown;
     bool raft_shutdown_stepdown;           /* true */
     uint64_t auto_optimize_int_ms;         /* 24h; 0 disables */
+    uint64_t auto_vacuum_int_ms;           /* 0 disables; VACUUM at snapshots */
     uint64_t raft_reap_node_timeout_ms;
     uint64_t raft_reap_read_only_node_timeout_ms;
     uint64_t cluster_connect_timeout_ms;   /* 30s */

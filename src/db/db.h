@@ -97,6 +97,11 @@ uint64_t db_unguarded(db *d);
 /* Make everything applied so far durable (WAL, directory), then move the
  * WAL into the file (a checkpoint, synced). 0, or -1 when a sync failed. */
 int db_sync(db *d);
+/* -auto-vacuum-int: VACUUM the file on the write connection (Raft thread,
+ * between entries). The content is unchanged, its index too (VACUUM keeps
+ * the header's application_id), so each node does it on its own schedule.
+ * 0, or -1 with *err. */
+int db_vacuum(db *d, char **err);
 
 /* The clock and random seed for the following db_execute() calls: SQLite's
  * 'now' (date/time functions, CURRENT_TIMESTAMP) reads unix_ms, and

@@ -875,6 +875,17 @@ int db_sync(db *d)
     return dbCheckpoint(d, SQLITE_CHECKPOINT_TRUNCATE, 0) < 0 ? -1 : 0;
 }
 
+int db_vacuum(db *d, char **err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(d->w, "VACUUM", NULL, NULL, &msg) != SQLITE_OK) {
+        *err = strdup(msg ? msg : sqlite3_errmsg(d->w));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
 uint64_t db_unguarded(db *d) { return d->unguarded; }
 
 /* Does name appear in the comma-separated list (NULL: every table)? */

@@ -318,6 +318,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     s->log_bytes = 0;
     s->size_snap = s->snap_due = false;
     snapRearm(s);
+    storeVacuumMaybe(s); /* nothing writes meanwhile; the sync covers it */
     /* The log up to here may go once libraft has the snapshot: the file
      * must hold it durably first. */
     if (db_sync(s->db) != 0) {

@@ -104,6 +104,8 @@ enum {
     SSTAT_RECOVERIES,             /* peers.json recoveries */
     SSTAT_AUTO_OPTIMIZES,         /* PRAGMA optimize runs (-auto-optimize-int) */
     SSTAT_AUTO_OPTIMIZES_FAILED,
+    SSTAT_AUTO_VACUUMS,           /* VACUUMs at snapshots (-auto-vacuum-int) */
+    SSTAT_AUTO_VACUUMS_FAILED,
     SSTAT_NODES_REAPED_OK,        /* reaping (-raft-reap-*-timeout) */
     SSTAT_NODES_REAPED_FAILED,
     SSTAT_N
@@ -213,6 +215,9 @@ struct store {
     /* client.c: -auto-optimize-int */
     int64_t optimize_due_ms;  /* leader: when the next pass is due (0: not leading) */
     job optimize;             /* a pass under way */
+    /* vacuum.c: -auto-vacuum-int, in Unix ms (s->mu for /status) */
+    int64_t vac_base_ms, vac_last_ms;
+    uint64_t vac_duration_ms; /* the latest VACUUM took */
     /* readindex.c */
     peerCount *peers;       /* read-index counters, reset on each leadership */
     unsigned n_peers;
@@ -311,6 +316,16 @@ void storeSnapProgress(store *s);
 void storeOptimizeCheck(store *s);
 /* store_close, after the Raft thread stopped: wait for a pass under way. */
 void storeOptimizeClose(store *s);
+
+/* ------------------------------------------------------------- vacuum.c */
+
+/* store_open: load the auto-vacuum schedule (or start one, or drop it). */
+void storeVacuumInit(store *s);
+/* Raft thread, in a snapshot before the file is synced: VACUUM if an
+ * interval has passed since the last one (or since it was enabled). */
+void storeVacuumMaybe(store *s);
+/* /status: the "auto_vacuum" map when enabled (s->mu held). */
+void storeVacuumStatus(store *s, json_t *st);
 
 /* ---------------------------------------------------------- readindex.c */
 

@@ -321,6 +321,8 @@ static const char *const stat_names[SSTAT_N] = {
     [SSTAT_RECOVERIES] = "num_recoveries",
     [SSTAT_AUTO_OPTIMIZES] = "num_auto_optimizes",
     [SSTAT_AUTO_OPTIMIZES_FAILED] = "num_auto_optimizes_failed",
+    [SSTAT_AUTO_VACUUMS] = "num_auto_vacuums",
+    [SSTAT_AUTO_VACUUMS_FAILED] = "num_auto_vacuums_failed",
     [SSTAT_NODES_REAPED_OK] = "nodes_reaped_ok",
     [SSTAT_NODES_REAPED_FAILED] = "nodes_reaped_failed",
 };
@@ -330,6 +332,8 @@ json_t *store_vars(store *s)
     json_t *v = json_object();
     for (int i = 0; i < SSTAT_N; i++)
         json_object_set_new(v, stat_names[i], json_integer((json_int_t)__atomic_load_n(&s->stats[i], __ATOMIC_RELAXED)));
+    json_object_set_new(v, "auto_vacuum_duration",
+                        json_integer((json_int_t)__atomic_load_n(&s->vac_duration_ms, __ATOMIC_RELAXED)));
     return v;
 }
 
@@ -517,6 +521,7 @@ json_t *store_status(store *s)
         cfg->raft_adv_addr, "dir", cfg->data_dir, "ready", s->ready, "leader", "node_id",
         has_leader ? leader.id : "", "addr", has_leader ? leader.addr : "", "nodes", nodes, "raft", raft,
         "fsm_index", (json_int_t)s->applied_index, "db_applied_index", (json_int_t)db_index(s->db));
+    storeVacuumStatus(s, st);
     pthread_mutex_unlock(&s->mu);
     json_object_set_new(st, "open", json_true());
     json_object_set_new(st, "sqlite3", sqlite);

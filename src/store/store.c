@@ -388,6 +388,7 @@ static int initRaft(store *s, const char *meta_json, char **err)
     raft_set_install_snapshot_timeout(&s->raft, 30000);
     storeRaftioWrap(s);
     storeSnapInit(s);
+    storeVacuumInit(s);
     return 0;
 }
 

@@ -16,6 +16,8 @@ void rq_deadline(struct timespec *ts, uint64_t ms);
 
 /* Monotonic clock, for durations and timeouts. */
 int64_t rq_now_ms(void);
+/* Wall-clock time in Unix milliseconds (for times shown or stored). */
+int64_t rq_wall_ms(void);
 /* Start fn(arg) on a detached thread (nobody joins it); pthread_create's code. */
 int rq_thread_detached(void *(*fn)(void *), void *arg);
 double rq_now_sec(void);
