@@ -295,7 +295,7 @@ int backup_config_parse(const char *text, backup_use use, backup_config *out, ch
     }
     if (out->type == BACKUP_TYPE_GCS) {
         *err = strdup("unsupported storage type \"gcs\": Google Cloud Storage is not supported by this build "
-                      "(use \"s3\", which GCS also speaks through its S3-compatible XML API with HMAC keys)");
+                      "(GCS's S3-compatible XML API with HMAC keys may serve as type \"s3\")");
         goto done;
     }
     json_t *sub = field(root, "sub");
