@@ -216,6 +216,37 @@ def test_s3_backup_skip_and_restore(cluster, s3, tmp_path):
     assert "auto-restore requested, but data already exists" in n2.logs()
 
 
+def test_s3_restore_skipped_on_the_nodes_that_do_not_lead(cluster, s3, tmp_path):
+    """Three nodes formed with -bootstrap-expect, all with -auto-restore:
+    the first leader loads the file, the others skip it (another node led
+    first), and all end up with the rows through the log."""
+    db = str(tmp_path / "src.db")
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE foo (id INTEGER PRIMARY KEY)")
+    con.executemany("INSERT INTO foo VALUES (?)", [(i,) for i in range(10)])
+    con.commit()
+    con.close()
+    with open(db, "rb") as f:
+        body = gzip.compress(f.read())
+    requests.put("%s/%s/three.gz" % (s3.endpoint, BUCKET), data=body, timeout=30).raise_for_status()
+    rcfg = write_json(tmp_path, "restore.json", {"version": 1, "type": "s3", "sub": s3_sub(s3, "three.gz")})
+    nodes = [cluster.node(i, ["-auto-restore", rcfg, "-bootstrap-expect", "3"]) for i in (1, 2, 3)]
+    joins = ",".join(n.raft_addr for n in nodes)
+    for n in nodes:
+        n.env = {"RQ_TEST_S3_KEY": KEY, "RQ_TEST_S3_SECRET": SECRET}
+        n.start(join=joins)
+    for n in nodes:
+        n.wait_ready(60)
+    leader = harness.leader_of(nodes)
+    for n in nodes:
+        harness.poll(lambda: n.count("foo") == 10, 30, what="rows on node %s" % n.id)
+        sv = vars_of(n)["store"]
+        want = (1, 0) if n is leader else (0, 1)
+        assert (sv["num_auto_restores"], sv["num_auto_restores_skipped"]) == want, (n.id, sv)
+        assert vars_of(n)["downloader"]["download_bytes"] == len(body)
+    assert any("different node became leader, not performing auto-restore" in n.logs() for n in nodes)
+
+
 def test_s3_restore_held_not_ready_while_loading(cluster, s3, tmp_path):
     """A 40 MB database, not gzipped, loads for a while after the node is
     leader: /readyz never says ready before all its rows are there."""
