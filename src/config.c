@@ -42,9 +42,9 @@ typedef struct flag_def {
 
 static const flag_def flags[] = {
     {"auth", F_STR, O(auth), "", "Path to authentication and authorization file. If not set, not enabled", NULL},
-    {"auto-backup", F_IGNORED, 0, "", "Path to automatic backup configuration file. If not set, not enabled", F_TODO},
+    {"auto-backup", F_STR, O(auto_backup), "", "Path to automatic backup configuration file. If not set, not enabled", NULL},
     {"auto-optimize-int", F_DUR, O(auto_optimize_int_ms), "24h0m0s", "Period between automatic 'PRAGMA optimize'. Set to 0h to disable", NULL},
-    {"auto-restore", F_IGNORED, 0, "", "Path to automatic restore configuration file. If not set, not enabled", F_TODO},
+    {"auto-restore", F_STR, O(auto_restore), "", "Path to automatic restore configuration file. If not set, not enabled", NULL},
     {"auto-vacuum-int", F_DUR, O(auto_vacuum_int_ms), "0s", "Period between automatic VACUUMs. It not set, not enabled", NULL},
     {"bootstrap-expect", F_INT, O(bootstrap_expect), "0", "Minimum number of nodes required for a bootstrap", NULL},
     {"bootstrap-expect-timeout", F_DUR, O(bootstrap_expect_timeout_ms), "2m0s", "Maximum time for bootstrap process", NULL},
@@ -469,6 +469,8 @@ static int validate(config *cfg, int *exit_code)
         if (cfg->bootstrap_expect == 0 &&
             (strcmp(tmp, cfg->raft_adv_addr) == 0 || strcmp(tmp, cfg->http_adv_addr) == 0))
             return fatal(cfg, exit_code, "%s", "node cannot join with itself unless bootstrapping");
+        if (cfg->bootstrap_expect == 0 && cfg->auto_restore && *cfg->auto_restore)
+            return fatal(cfg, exit_code, "%s", "auto-restoring cannot be used when joining a cluster");
     }
     return 0;
 }

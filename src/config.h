@@ -86,6 +86,8 @@ typedef struct config {
     uint64_t write_queue_timeout_ms;       /* 50ms */
     bool write_queue_tx;
     char *http_allow_origin;
+    char *auto_backup;       /* -auto-backup, -auto-restore: rqlite's JSON */
+    char *auto_restore;      /* configuration files (backup/backup.h) */
     /* HTTPS (http/tls.c): the server's certificate and key, re-read when
      * they change; the CA that client certificates must chain to with
      * -http-verify-client (system roots without it), and that verifies

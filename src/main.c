@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "auth/auth.h"
+#include "backup/backup.h"
 #include "cluster/cluster.h"
 #include "config.h"
 #include "db/db.h"
@@ -564,6 +565,88 @@ static void loadCredentials(config *cfg)
     }
 }
 
+/* -auto-backup and -auto-restore: what the node does with them, and the
+ * sections of /debug/vars and /status they show (rqlite shows the
+ * "uploader" and "downloader" counters whether or not they are used). */
+typedef struct autoState {
+    backup_config up_cfg, down_cfg;
+    bool up_on, down_on;
+    backup_uploader *up;  /* set once started, read atomically by HTTP threads */
+    backup_restore *down; /* set before the store is given to HTTP */
+} autoState;
+
+static json_t *uploaderVars(void *arg)
+{
+    autoState *a = arg;
+    return backup_uploader_vars(__atomic_load_n(&a->up, __ATOMIC_ACQUIRE));
+}
+
+static json_t *uploaderStatus(void *arg)
+{
+    autoState *a = arg;
+    return backup_uploader_status(__atomic_load_n(&a->up, __ATOMIC_ACQUIRE));
+}
+
+static json_t *downloaderVars(void *arg)
+{
+    autoState *a = arg;
+    return backup_downloader_vars(__atomic_load_n(&a->down, __ATOMIC_ACQUIRE));
+}
+
+static json_t *restoreVars(void *arg)
+{
+    autoState *a = arg;
+    return backup_restore_store_vars(__atomic_load_n(&a->down, __ATOMIC_ACQUIRE));
+}
+
+/* Both files are read and checked before anything binds a port or
+ * touches the data directory: a bad one stops the node, as a bad flag. */
+static void loadAutoConfigs(const config *cfg, autoState *a)
+{
+    char *err = NULL;
+    if (cfg->auto_backup && *cfg->auto_backup) {
+        if (backup_config_load(cfg->auto_backup, BACKUP_FOR_UPLOAD, &a->up_cfg, &err) != 0 ||
+            backup_check_destination(&a->up_cfg, &err) != 0)
+            fatal("failed to start auto-backups", err);
+        a->up_on = true;
+    }
+    if (cfg->auto_restore && *cfg->auto_restore) {
+        if (backup_config_load(cfg->auto_restore, BACKUP_FOR_RESTORE, &a->down_cfg, &err) != 0)
+            fatal("failed to start auto-restore", err);
+        a->down_on = true;
+    }
+}
+
+/* -auto-restore, before the store opens: a node without state downloads
+ * the file (a failure stops it unless continue_on_failure). */
+static void downloadRestore(const config *cfg, autoState *a)
+{
+    if (!a->down_on)
+        return;
+    if (hasRaftState(cfg)) {
+        rq_log("rqlited", "auto-restore requested, but data already exists in %s, skipping", cfg->data_dir);
+        return;
+    }
+    char *err = NULL;
+    backup_restore *r = NULL;
+    if (backup_restore_download(&a->down_cfg, cfg->data_dir, &r, &err) != 0)
+        fatal(err, NULL);
+    __atomic_store_n(&a->down, r, __ATOMIC_RELEASE);
+}
+
+/* -auto-backup, once the node serves: uploads start (leader only). */
+static void startUploads(const config *cfg, autoState *a, store *st, http_server *http)
+{
+    if (!a->up_on)
+        return;
+    char *err = NULL;
+    backup_uploader *u = NULL;
+    if (backup_uploader_start(&a->up_cfg, st, cfg->data_dir, &u, &err) != 0)
+        fatal("failed to start auto-backups", err);
+    __atomic_store_n(&a->up, u, __ATOMIC_RELEASE);
+    http_server_add_status(http, "auto_backups", uploaderStatus, a);
+}
+
 /* Wait for SIGINT or SIGTERM (returned); a SIGHUP meanwhile reloads the
  * credentials file (a failed reload keeps the old credentials). */
 static int waitForStop(config *cfg, sigset_t *set)
@@ -619,14 +702,20 @@ int main(int argc, char **argv)
         free(what);
     }
     loadCredentials(&cfg);
+    autoState autos = {0};
+    loadAutoConfigs(&cfg, &autos);
     raiseFileLimit(&cfg);
     if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
     installExtensions(&cfg);
+    downloadRestore(&cfg, &autos);
 
     http_server *http = NULL;
     if (http_server_start(&cfg, &http, &err) != 0)
         fatal("failed to start HTTP server", err);
+    http_server_add_vars(http, "uploader", uploaderVars, &autos);
+    http_server_add_vars(http, "downloader", downloaderVars, &autos);
+    http_server_add_vars(http, "store", restoreVars, &autos);
     store_node *boot = NULL;
     int n_boot = 0;
     disco *dsc = NULL;
@@ -641,11 +730,13 @@ int main(int argc, char **argv)
     if (store_open_with(&cfg, boot, n_boot, &st, &err) != 0)
         fatal("failed to open store", err);
     free(boot);
+    backup_restore_start(autos.down, st); /* not ready until it is done */
     http_server_set_store(http, st);
     joinCluster(&cfg, st, n_boot);
     memberWatch watch = {.cfg = &cfg, .st = st, .check_api = !store_was_new(st) && cfg.n_join == 0};
     job_start(&watch.job, watchMembership, &watch);
     logReady(&cfg, st);
+    startUploads(&cfg, &autos, st, http);
 
     int sig = waitForStop(&cfg, &set);
     rq_log("rqlited", "received signal %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -657,6 +748,10 @@ int main(int argc, char **argv)
     if (cfg.raft_cluster_remove_shutdown)
         leaveCluster(&cfg, st);
     http_server_stop(http);
+    backup_uploader_stop(autos.up);
+    backup_restore_stop(autos.down);
+    backup_config_free(&autos.up_cfg);
+    backup_config_free(&autos.down_cfg);
     store_close(st);
     tls_ctx_free(cfg.node_tls);
     rq_log("rqlited", "rqlite server stopped");

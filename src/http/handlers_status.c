@@ -94,7 +94,31 @@ static json_t *statusDoc(http_server *h)
     json_object_set_new(doc, "extensions", extensionsStatus(cfg));
     store *st = http_server_store(h);
     json_object_set_new(doc, "store", st ? store_status(st) : json_pack("{s:b}", "open", false));
+    int nsec = __atomic_load_n(&h->n_status_sections, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < nsec; i++) {
+        const struct httpSection *sec = &h->status_sections[i];
+        json_object_set_new(doc, sec->key, sec->fn(sec->arg));
+    }
     return doc;
+}
+
+static void addSection(struct httpSection *secs, int *n, const char *key, http_section_fn fn, void *arg)
+{
+    int i = __atomic_load_n(n, __ATOMIC_ACQUIRE);
+    if (i >= HTTP_MAX_SECTIONS)
+        return;
+    secs[i] = (struct httpSection){key, fn, arg};
+    __atomic_store_n(n, i + 1, __ATOMIC_RELEASE);
+}
+
+void http_server_add_status(http_server *h, const char *key, http_section_fn fn, void *arg)
+{
+    addSection(h->status_sections, &h->n_status_sections, key, fn, arg);
+}
+
+void http_server_add_vars(http_server *h, const char *key, http_section_fn fn, void *arg)
+{
+    addSection(h->vars_sections, &h->n_vars_sections, key, fn, arg);
 }
 
 enum MHD_Result handle_status(http_server *h, struct MHD_Connection *c, request *rq)
@@ -254,6 +278,17 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
     json_object_set_new(doc, "cluster", clus);
     store *st = http_server_store(h);
     json_object_set_new(doc, "store", st ? store_vars(st) : json_object());
+    int nsec = __atomic_load_n(&h->n_vars_sections, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < nsec; i++) {
+        const struct httpSection *sec = &h->vars_sections[i];
+        json_t *part = sec->fn(sec->arg), *have = json_object_get(doc, sec->key);
+        if (have && json_is_object(have) && json_is_object(part)) {
+            json_object_update(have, part);
+            json_decref(part);
+        } else {
+            json_object_set_new(doc, sec->key, part);
+        }
+    }
     const char *key = params_value(c, "key");
     buf b = BUF_INIT;
     buf_puts(&b, "{\n");
@@ -262,7 +297,7 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
     json_t *v;
     void *tmp;
     /* jansson keeps insertion order: sort as Go's expvar.Do does. */
-    const char *keys[16];
+    const char *keys[8 + HTTP_MAX_SECTIONS];
     size_t nk = 0;
     json_object_foreach_safe(doc, tmp, k, v) keys[nk++] = k;
     qsort(keys, nk, sizeof *keys, cmpKey);

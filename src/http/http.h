@@ -29,4 +29,15 @@ void http_server_stop(http_server *h);
  * as a malloc'd array (caller frees); returns the count. */
 int http_server_notified(http_server *h, store_node **out);
 
+/* A section of /status or /debug/vars that another module keeps (rqlite's
+ * RegisterStatus): fn(arg) makes its JSON (the caller owns it) whenever
+ * the document is made. In /debug/vars a key the HTTP layer has already
+ * (such as "store") gets fn's members added to its own. fn runs on HTTP
+ * threads and must stay callable until http_server_stop. At most
+ * HTTP_MAX_SECTIONS; main adds them at start-up. */
+#define HTTP_MAX_SECTIONS 8
+typedef json_t *(*http_section_fn)(void *arg);
+void http_server_add_status(http_server *h, const char *key, http_section_fn fn, void *arg);
+void http_server_add_vars(http_server *h, const char *key, http_section_fn fn, void *arg);
+
 #endif

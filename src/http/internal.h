@@ -86,6 +86,14 @@ struct http_server {
     int n_notified;
     http_tls *tls;          /* NULL: plain HTTP */
     uint64_t stats[HSTAT_N]; /* any thread, atomically: http_stat_add() */
+    /* http_server_add_status/_vars: an entry is written, then its count
+     * raised (release); readers read the count first (acquire). */
+    struct httpSection {
+        const char *key;
+        http_section_fn fn;
+        void *arg;
+    } status_sections[HTTP_MAX_SECTIONS], vars_sections[HTTP_MAX_SECTIONS];
+    int n_status_sections, n_vars_sections;
 
     /* The rest is server.c's. */
     int listen_fd;

@@ -173,6 +173,7 @@ struct store {
     store_node *nodes;
     int n_nodes;
     bool ready;
+    bool ready_held;         /* store_hold_ready: not ready whatever Raft says */
     int64_t last_contact_ms; /* follower: monotonic ms of the leader's last message */
     int64_t contact_since_ms; /* follower: start of the current unbroken contact */
     unsigned hb_ms;          /* heartbeat interval given to libraft */

@@ -206,9 +206,21 @@ void storePublishMembers(store *s)
 bool store_ready(store *s)
 {
     pthread_mutex_lock(&s->mu);
-    bool r = s->ready;
+    bool r = s->ready && !s->ready_held;
     pthread_mutex_unlock(&s->mu);
     return r;
+}
+
+void store_hold_ready(store *s, bool hold)
+{
+    pthread_mutex_lock(&s->mu);
+    s->ready_held = hold;
+    pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t store_db_index(store *s)
+{
+    return db_index(s->db);
 }
 
 bool store_is_leader(store *s)
@@ -518,7 +530,7 @@ json_t *store_status(store *s)
         json_object_set_new(raft, "last_contact", goDuration((uint64_t)(rq_now_ms() - s->last_contact_ms)));
     json_t *st = json_pack(
         "{s:s,s:s,s:s,s:b,s:{s:s,s:s},s:o,s:o,s:I,s:I}", "node_id", cfg->node_id, "addr",
-        cfg->raft_adv_addr, "dir", cfg->data_dir, "ready", s->ready, "leader", "node_id",
+        cfg->raft_adv_addr, "dir", cfg->data_dir, "ready", s->ready && !s->ready_held, "leader", "node_id",
         has_leader ? leader.id : "", "addr", has_leader ? leader.addr : "", "nodes", nodes, "raft", raft,
         "fsm_index", (json_int_t)s->applied_index, "db_applied_index", (json_int_t)db_index(s->db));
     storeVacuumStatus(s, st);

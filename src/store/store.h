@@ -86,8 +86,15 @@ void store_early_port_close(store_early_port *p);
 void store_close(store *s);
 
 /* True once the node has a leader and has applied the log up to the commit
- * index it knew when the leader appeared. */
+ * index it knew when the leader appeared, and is not held (below). */
 bool store_ready(store *s);
+/* Hold the node not ready (store_ready, /readyz, /status) whatever Raft
+ * says, or release it: -auto-restore holds it until its one-shot restore
+ * is done or skipped, as rqlite does. */
+void store_hold_ready(store *s, bool hold);
+/* The Raft index of the last entry that changed the database (rqlite's
+ * DBAppliedIndex): what an auto-backup records as its id. Any thread. */
+uint64_t store_db_index(store *s);
 bool store_is_leader(store *s);
 /* The current leader, if any: returns false when unknown. */
 bool store_leader(store *s, store_node *leader);
