@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/client.h"
+#include "cli/progress.h"
 #include "cli/shell_int.h"
 #include "util/buf.h"
 
@@ -22,8 +23,10 @@ struct shell {
     client *cl;
     char prompt[300];
     bool tty;
+    FILE *meter;    /* progress lines: stderr when stdout and stderr are terminals, else NULL */
     /* settings */
     bool timer, changes, forcewrites, blobarray;
+    bool headers; /* column names above column and csv results: on, as rqlite */
     char consistency[16];
     render_mode mode;
     FILE *out;      /* query and execute results: stdout or the .output file */
@@ -49,8 +52,10 @@ shell *shell_new(const shell_opts *opts)
     snprintf(sh->prompt, sizeof sh->prompt, "%s%s%s:%s", v6 ? "[" : "", opts->host, v6 ? "]" : "",
              opts->port);
     sh->tty = isatty(1);
+    sh->meter = sh->tty && isatty(2) ? stderr : NULL;
     snprintf(sh->consistency, sizeof sh->consistency, "weak");
     sh->mode = MODE_COLUMN;
+    sh->headers = true;
     sh->out = stdout;
     return sh;
 }
@@ -242,7 +247,7 @@ static json_t *decodeBody(shell *sh, const char *prefix, const buf *body)
  * Returns whether the result printed without an "ERR!". */
 static bool printResults(shell *sh, json_t *doc)
 {
-    render_opts ro = {sh->mode, sh->timer, sh->changes};
+    render_opts ro = {sh->mode, sh->timer, sh->changes, !sh->headers};
     char err[512];
     if (render_response(sh->out, doc, &ro, err, sizeof err) == 0)
         return true;
@@ -348,6 +353,26 @@ static bool answerOk(shell *sh, long status)
     return false;
 }
 
+/* The client's progress reports, drawn by the meter. */
+static void onProgress(void *ud, double done, double total)
+{
+    progress_update(ud, done, total);
+}
+
+/* A transfer's meter (see progress.h): begun before the request, ended,
+ * its line finished, before the command prints its own. */
+static void meterBegin(shell *sh, progress *p)
+{
+    progress_begin(p, sh->meter);
+    client_on_progress(sh->cl, onProgress, p);
+}
+
+static void meterEnd(shell *sh, progress *p)
+{
+    client_on_progress(sh->cl, NULL, NULL);
+    progress_end(p);
+}
+
 /* GET path into file (.backup, .dump). The file is opened first, as rqlite
  * does, so a path that cannot be written costs no download. */
 static void download(shell *sh, const char *path, const char *file, const char *done)
@@ -358,7 +383,11 @@ static void download(shell *sh, const char *path, const char *file, const char *
         return;
     }
     buf body = BUF_INIT;
-    if (answerOk(sh, callStatus(sh, "GET", path, NULL, &body))) {
+    progress meter;
+    meterBegin(sh, &meter);
+    long status = callStatus(sh, "GET", path, NULL, &body);
+    meterEnd(sh, &meter);
+    if (answerOk(sh, status)) {
         if (fwrite(body.data ? body.data : "", 1, body.len, f) != body.len || fflush(f) != 0)
             shell_err(sh, "write %s: %s", file, goStrerror(errno));
         else
@@ -488,6 +517,14 @@ static int cmdForcewrites(shell *sh, const char *arg)
     return 0;
 }
 
+/* sqlite3's .headers, which rqlite's shell lacks: column and csv modes
+ * print the row of column names unless it is off. */
+static int cmdHeaders(shell *sh, const char *arg)
+{
+    toggle(sh, &sh->headers, arg);
+    return 0;
+}
+
 static int cmdBlobarray(shell *sh, const char *arg)
 {
     toggle(sh, &sh->blobarray, arg);
@@ -527,14 +564,15 @@ static int cmdMode(shell *sh, const char *arg)
     return 0;
 }
 
-/* rqlite's order and spelling, so scripts reading .show keep working. */
+/* rqlite's order and spelling, so scripts reading .show keep working;
+ * headers (ours) in its alphabetical place. */
 static int cmdShow(shell *sh, const char *arg)
 {
-    printf("  blobarray: %s\n  changes: %s\n  consistency: %s\n  forcewrites: %s\n"
+    printf("  blobarray: %s\n  changes: %s\n  consistency: %s\n  forcewrites: %s\n  headers: %s\n"
            "  mode: %s\n  output: %s\n  timer: %s\n",
            sh->blobarray ? "on" : "off", sh->changes ? "on" : "off", sh->consistency,
-           sh->forcewrites ? "on" : "off", modeNames[sh->mode], sh->out_path ? sh->out_path : "stdout",
-           sh->timer ? "on" : "off");
+           sh->forcewrites ? "on" : "off", sh->headers ? "on" : "off", modeNames[sh->mode],
+           sh->out_path ? sh->out_path : "stdout", sh->timer ? "on" : "off");
     return 0;
 }
 
@@ -617,8 +655,11 @@ static int cmdRestore(shell *sh, const char *file)
         buf_puts(&b, "\nPRAGMA foreign_keys=OFF;");
     client_resp r;
     char err[256];
+    progress meter;
+    meterBegin(sh, &meter);
     int rc = client_upload(sh->cl, "/db/load", b.data ? b.data : "", b.len,
                            image ? "application/octet-stream" : "text/plain", &r, err, sizeof err);
+    meterEnd(sh, &meter);
     buf_free(&b);
     if (rc != 0) {
         shell_err(sh, "%s", err);
@@ -666,7 +707,11 @@ static int cmdBoot(shell *sh, const char *file)
     }
     client_resp r;
     char err[256];
-    if (client_upload(sh->cl, "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) != 0) {
+    progress meter;
+    meterBegin(sh, &meter);
+    int rc = client_upload(sh->cl, "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err);
+    meterEnd(sh, &meter);
+    if (rc != 0) {
         shell_err(sh, "%s", err);
     } else if (moved(sh)) {
         buf_free(&r.body);
@@ -874,7 +919,7 @@ static int cmdRead(shell *sh, const char *path)
 
 static int cmdHelp(shell *sh, const char *arg);
 
-/* rqlite's .help, in its order (sorted). */
+/* rqlite's .help, in its order (sorted); .headers is ours. */
 static const shell_cmd commands[] = {
     {".backup", ".backup FILE", "Write database backup to FILE", cmdBackup},
     {".blobarray", ".blobarray [on|off]", "Show setting, or set BLOB data display as byte arrays", cmdBlobarray},
@@ -889,6 +934,8 @@ static const shell_cmd commands[] = {
     {".extensions", ".extensions", "Show loaded SQLite extensions", cmdExtensions},
     {".forcewrites", ".forcewrites [on|off]",
      "Show setting, or set all statements to be executed via /db/execute", cmdForcewrites},
+    {".headers", ".headers [on|off]", "Show setting, or set display of column names in column and csv modes",
+     cmdHeaders},
     {".help", ".help", "Show this message", cmdHelp},
     {".indexes", ".indexes", "Show names of all indexes", cmdIndexes},
     {".leader", ".leader", "Show the current cluster leader", cmdLeader},
