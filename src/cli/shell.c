@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/client.h"
+#include "cli/complete.h"
 #include "cli/progress.h"
 #include "cli/shell_int.h"
 #include "util/buf.h"
@@ -31,6 +33,12 @@ struct shell {
     render_mode mode;
     FILE *out;      /* query and execute results: stdout or the .output file */
     char *out_path; /* NULL for stdout */
+    /* Tab's table names (see shell_complete) */
+    char **tables;
+    size_t ntables;
+    double tables_at;     /* monotonic time of the last attempt to get them, 0 never */
+    bool tables_failed;   /* that attempt got no list */
+    bool tables_stale;    /* a command ran since */
 };
 
 /* A handler gets what follows the command word; it returns 1 to end the shell. */
@@ -67,6 +75,7 @@ void shell_free(shell *sh)
     if (sh->out != stdout)
         fclose(sh->out);
     free(sh->out_path);
+    complete_free(sh->tables);
     client_free(sh->cl);
     free(sh);
 }
@@ -960,12 +969,82 @@ static const shell_cmd commands[] = {
     {".timer", ".timer [on|off]", "Show setting, or set query timings on or off", cmdTimer},
 };
 
+static const size_t ncommands = sizeof commands / sizeof commands[0];
+
 /* Printed from the table, so a command cannot be added without its line. */
 static int cmdHelp(shell *sh, const char *arg)
 {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         printf("%-46s%s\n", commands[i].usage, commands[i].help);
     return 0;
+}
+
+/* ---- completion ------------------------------------------------------------ */
+
+static double monoNow(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The node's tables and views, without SQLite's own, at level none so
+ * that any node answers from its copy without a trip to the leader. */
+static char **fetchTables(shell *sh, size_t *n)
+{
+    static const char q[] = "/db/query?level=none&q=SELECT%20name%20FROM%20sqlite_master%20WHERE%20type%20IN%20"
+                            "(%27table%27%2C%27view%27)%20AND%20name%20NOT%20LIKE%20%27sqlite_%25%27";
+    client_resp r;
+    if (client_get_quick(sh->cl, q, SHELL_TABLES_TIMEOUT_MS, &r) != 0)
+        return NULL;
+    json_t *doc = r.status == 200 ? json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL) : NULL;
+    buf_free(&r.body);
+    json_t *values = json_object_get(json_array_get(json_object_get(doc, "results"), 0), "values");
+    char **names = NULL;
+    if (json_is_array(values)) {
+        names = calloc(json_array_size(values) + 1, sizeof *names);
+        size_t i;
+        json_t *row;
+        *n = 0;
+        json_array_foreach(values, i, row) {
+            const char *name = json_string_value(json_array_get(row, 0));
+            if (name)
+                names[(*n)++] = strdup(name);
+        }
+    }
+    json_decref(doc);
+    return names;
+}
+
+static const char *const *tableNames(void *ud, size_t *n)
+{
+    shell *sh = ud;
+    double now = monoNow();
+    double wait = sh->tables_failed ? SHELL_TABLES_BACKOFF : sh->tables_stale ? 0 : SHELL_TABLES_TTL;
+    if (sh->tables_at == 0 || now - sh->tables_at >= wait) {
+        size_t count = 0;
+        char **names = fetchTables(sh, &count);
+        sh->tables_at = monoNow();
+        sh->tables_failed = names == NULL;
+        if (names) {
+            complete_free(sh->tables);
+            sh->tables = names;
+            sh->ntables = count;
+            sh->tables_stale = false;
+        }
+    }
+    *n = sh->ntables;
+    return (const char *const *)sh->tables;
+}
+
+char **shell_complete(shell *sh, const char *line, size_t start, const char *text, bool *files)
+{
+    const char *usages[64];
+    size_t n = 0;
+    for (size_t i = 0; i < ncommands && n < sizeof usages / sizeof usages[0]; i++)
+        usages[n++] = commands[i].usage;
+    complete_src src = {usages, n, tableNames, sh};
+    return complete_words(&src, line, start, text, files);
 }
 
 /* ---- lines --------------------------------------------------------------- */
@@ -1011,6 +1090,8 @@ int shell_run_line(shell *sh, const char *input)
     int ret = 0;
     shell_parse_line(line, &l);
     int w = l.wordlen < 64 ? (int)l.wordlen : 64; /* an unknown word is echoed, but not a page of it */
+    if (l.kind != SHELL_LINE_EMPTY)
+        sh->tables_stale = true; /* a statement may have made or dropped a table */
     switch (l.kind) {
     case SHELL_LINE_EMPTY:
         break;

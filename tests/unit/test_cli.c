@@ -22,6 +22,7 @@
 #include "cli/options.h"
 #include "cli/render.h"
 #include "cli/shell.h"
+#include "cli/complete.h"
 #include "cli/progress.h"
 #include "cli/shell_int.h"
 #include "util/buf.h"
@@ -219,6 +220,65 @@ static void test_progress_format(void **st)
     assert_non_null(strstr(out, "\r  4.0 MB / 4.0 MB  100%  "));
     assert_true(len > 0 && out[len - 1] == '\n');
     free(out);
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+static int tablesAsked;
+
+static const char *const *someTables(void *ud, size_t *n)
+{
+    static const char *const names[] = {"Orders", "order_items", "users"};
+    tablesAsked++;
+    *n = 3;
+    return names;
+}
+
+/* The words offered for the last word of line, space-separated ("" for
+ * none; "FILES" when file names are what fits). */
+static void check_complete(const char *line, const char *want)
+{
+    static const char *const usages[] = {".backup FILE", ".blobarray [on|off]", ".dump FILE [TABLE,TABLE...]",
+                                         ".mode [column|csv|json|line]", ".remove NODEID"};
+    complete_src src = {usages, 5, someTables, NULL};
+    size_t start = strlen(line);
+    while (start > 0 && !strchr(" (,", line[start - 1]))
+        start--;
+    bool files = false;
+    char **w = complete_words(&src, line, start, line + start, &files);
+    buf got = BUF_INIT;
+    buf_puts(&got, files ? "FILES" : "");
+    for (char **p = w; p && *p; p++)
+        buf_printf(&got, "%s%s", got.len ? " " : "", *p);
+    assert_string_equal(got.data ? got.data : "", want);
+    buf_free(&got);
+    complete_free(w);
+}
+
+static void test_complete(void **st)
+{
+    tablesAsked = 0;
+    check_complete(".b", ".backup .blobarray");
+    check_complete("  .BA", ".BACKUP");
+    check_complete(".x", "");
+    assert_int_equal(tablesAsked, 0); /* the node is not asked for dot commands */
+    check_complete(".mode c", "column csv");
+    check_complete(".MODE J", "json");
+    check_complete(".blobarray ", "off on");
+    check_complete(".mode json x", "");
+    check_complete(".backup /tm", "FILES");
+    check_complete(".dump out.sql order_", "order_items");
+    check_complete(".dump out.sql users,O", "Orders order_items");
+    check_complete(".remove ", "");
+    assert_int_equal(tablesAsked, 2);
+    check_complete("sel", "select");
+    check_complete("SEL", "SELECT");
+    check_complete("Sel", "select");
+    check_complete("SELECT * FROM ord", "Orders order order_items"); /* ORDER too, in the case typed */
+    check_complete("SELECT * FROM users WHER", "WHERE");
+    check_complete("select count(*) from users wher", "where");
+    check_complete("SELECT a,use", "users");
+    check_complete("SELECT zz", "");
 }
 
 static void test_responses(void **st)
@@ -1349,6 +1409,7 @@ int main(void)
         cmocka_unit_test(test_empty_results),
         cmocka_unit_test(test_headers),
         cmocka_unit_test(test_progress_format),
+        cmocka_unit_test(test_complete),
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_affected_and_floats),
         cmocka_unit_test(test_kv),
