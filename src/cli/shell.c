@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -895,12 +896,77 @@ static int cmdSysdump(shell *sh, const char *file)
     return 0;
 }
 
-/* .read FILE: each line a statement, as typed at the prompt; blank lines
- * and "--" comments skipped as rqlite does. */
+/* Whether s holds nothing but blanks and "--" comment lines. */
+static bool onlyComments(const char *s)
+{
+    for (;;) {
+        s += strspn(s, " \t\r\n");
+        if (*s == '\0')
+            return true;
+        if (strncmp(s, "--", 2) != 0)
+            return false;
+        s += strcspn(s, "\n");
+    }
+}
+
+/* One line of a .read file that is not part of a statement: skipped when
+ * blank or a "--" comment, a dot command when it starts with '.' (as
+ * sqlite3's .read runs them; rqlite's would send it as SQL), else SQL. */
+static void readLine(shell *sh, char *s, bool sql)
+{
+    if (*s == '\0' || strncmp(s, "--", 2) == 0)
+        return;
+    if (*s == '.')
+        shell_run_line(sh, s);
+    else if (sql)
+        runSql(sh, s);
+}
+
+/* sqlite3's way, for files whose statements end in ';': the text so far
+ * (stmt) is cut at each ';' that completes a statement (sqlite3_complete:
+ * not in a string, comment or trigger body), each piece run, the rest kept. */
+static void runComplete(shell *sh, buf *stmt)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < stmt->len; i++) {
+        if (stmt->data[i] != ';')
+            continue;
+        char c = stmt->data[i + 1];
+        stmt->data[i + 1] = '\0';
+        bool done = sqlite3_complete(stmt->data + from) != 0;
+        stmt->data[i + 1] = c;
+        if (!done)
+            continue;
+        char *piece = strndup(stmt->data + from, i + 1 - from);
+        char *p = piece + strspn(piece, " \t\r\n");
+        if (!onlyComments(p))
+            runSql(sh, p);
+        free(piece);
+        from = i + 1;
+    }
+    char *rest = strdup(stmt->data + from);
+    buf_reset(stmt);
+    if (!onlyComments(rest))
+        buf_puts(stmt, rest);
+    free(rest);
+}
+
+/* .read FILE. A file without a line ending in ';' is read as rqlite does:
+ * each line a statement, blank lines and "--" comments skipped. One with
+ * such lines is read as sqlite3 reads it: statements end at their ';',
+ * spanning lines or sharing one. Either way a line starting with '.' where
+ * a statement could start is a dot command (.read within .read too, a few
+ * deep). */
+#define SHELL_READ_DEPTH 8
 static int cmdRead(shell *sh, const char *path)
 {
+    static int depth;
     if (*path == '\0') {
         shell_err(sh, "please specify an input file to read from");
+        return 0;
+    }
+    if (depth >= SHELL_READ_DEPTH) {
+        shell_err(sh, "%s: .read nested more than %d deep", path, SHELL_READ_DEPTH);
         return 0;
     }
     FILE *f = fopen(path, "r");
@@ -908,21 +974,44 @@ static int cmdRead(shell *sh, const char *path)
         shell_err(sh, "open %s: %s", path, goStrerror(errno));
         return 0;
     }
+    /* the lines, trimmed, each NUL-terminated, one after the other */
+    buf text = BUF_INIT;
     char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, nlines = 0;
     ssize_t n;
+    bool terminated = false;
     while ((n = getline(&line, &cap, f)) > 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        while (n > 0 && isspace((unsigned char)line[n - 1]))
             line[--n] = '\0';
-        char *s = line;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (*s == '\0' || strncmp(s, "--", 2) == 0)
-            continue;
-        runSql(sh, s);
+        char *s = line + strspn(line, " \t");
+        if (strncmp(s, "--", 2) != 0 && *s && s[strlen(s) - 1] == ';')
+            terminated = true;
+        buf_append(&text, s, strlen(s) + 1);
+        nlines++;
     }
     free(line);
     fclose(f);
+    depth++;
+    buf stmt = BUF_INIT;
+    char *s = text.data;
+    for (size_t i = 0; i < nlines; i++, s += strlen(s) + 1) {
+        if (!terminated) {
+            readLine(sh, s, true);
+        } else if (stmt.len == 0 && (*s == '.' || *s == '\0' || strncmp(s, "--", 2) == 0)) {
+            readLine(sh, s, false);
+        } else {
+            buf_puts(&stmt, s);
+            buf_putc(&stmt, '\n');
+            runComplete(sh, &stmt);
+        }
+    }
+    while (stmt.len && isspace((unsigned char)stmt.data[stmt.len - 1]))
+        stmt.data[--stmt.len] = '\0';
+    if (stmt.len) /* no ';' after the last one: sent as it is, as rqlite would */
+        runSql(sh, stmt.data + strspn(stmt.data, " \t\r\n"));
+    depth--;
+    buf_free(&stmt);
+    buf_free(&text);
     return 0;
 }
 
