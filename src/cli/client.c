@@ -21,6 +21,9 @@ struct client {
     size_t current; /* the host requests go to first */
     long moved_to;  /* index of the host the last request moved to, or -1 */
     char *dial_addr; /* client_get_direct: where the connection went ("ip:port") */
+    client_progress_fn progress;
+    void *progress_ud;
+    long connect_ms; /* client_get_quick's connect timeout, 0 for curl's */
 };
 
 size_t client_host_list(const char *host, const char *port, const char *alternatives, char ***hosts)
@@ -170,6 +173,24 @@ static curl_socket_t openSocket(void *ud, curlsocktype purpose, struct curl_sock
     return socket(a->family, a->socktype, a->protocol);
 }
 
+/* libcurl's CURLOPT_XFERINFOFUNCTION: an upload's count while there is one,
+ * else the download's. Never aborts the transfer. */
+static int onXferInfo(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    client *c = ud;
+    if (ultotal > 0 || ulnow > 0)
+        c->progress(c->progress_ud, (double)ulnow, (double)ultotal);
+    else
+        c->progress(c->progress_ud, (double)dlnow, (double)dltotal);
+    return 0;
+}
+
+void client_on_progress(client *c, client_progress_fn fn, void *ud)
+{
+    c->progress = fn;
+    c->progress_ud = ud;
+}
+
 /* The options every request carries; curl_easy_reset clears them, so
  * they are set again each time rather than once. */
 static void setCommon(client *c, const char *url, long timeout_ms, bool follow, client_resp *r)
@@ -196,6 +217,13 @@ static void setCommon(client *c, const char *url, long timeout_ms, bool follow, 
     }
     if (timeout_ms > 0)
         curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (c->connect_ms > 0)
+        curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+    if (c->progress) {
+        curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, onXferInfo);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
+    }
     if (c->o.insecure) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -302,6 +330,20 @@ int client_get_direct(client *c, const char *url, client_resp *r, char *err, siz
     else
         snprintf(err, errlen, "Get \"%s\": %s", url, curl_easy_strerror(rc));
     return CLIENT_FAILED;
+}
+
+int client_get_quick(client *c, const char *path, long timeout_ms, client_resp *r)
+{
+    const char *host = c->hosts[c->current];
+    if (!hostUsable(host))
+        return CLIENT_FAILED;
+    buf url = BUF_INIT;
+    buf_printf(&url, "%s://%s%s%s", c->o.scheme, host, c->prefix.data, path);
+    c->connect_ms = timeout_ms;
+    CURLcode rc = attempt(c, url.data, "GET", NULL, 0, NULL, timeout_ms, true, r);
+    c->connect_ms = 0;
+    buf_free(&url);
+    return rc == CURLE_OK ? 0 : CLIENT_FAILED;
 }
 
 const char *client_status_text(long code)

@@ -53,6 +53,20 @@ int client_upload(client *c, const char *path, const char *body, size_t len, con
  * in err ("Get \"URL\": dial tcp ...: connect: connection refused"). */
 int client_get_direct(client *c, const char *url, client_resp *r, char *err, size_t errlen);
 
+/* Called during requests with the bytes moved so far and the total when
+ * the other side said it (0 otherwise): the upload's while a body is
+ * sent, else the download's. */
+typedef void (*client_progress_fn)(void *ud, double done, double total);
+
+/* Report the progress of the requests that follow to fn (NULL: stop). */
+void client_on_progress(client *c, client_progress_fn fn, void *ud);
+
+/* One GET of path from the current host, for the line editor's table
+ * completion: timeout_ms for all of it, connecting included; no failover,
+ * nothing logged, the current host unchanged. Returns 0 with r filled, or
+ * CLIENT_FAILED. */
+int client_get_quick(client *c, const char *path, long timeout_ms, client_resp *r);
+
 /* The host the last request was answered by when it had to leave the
  * current one for it (rqlite's HostChangedError), else NULL. */
 const char *client_host_change(const client *c);

@@ -10,8 +10,43 @@
 
 #include <editline/readline.h>
 
+#include "cli/complete.h"
 #include "cli/options.h"
 #include "cli/shell.h"
+
+/* Tab completion through libedit's readline layer, which keeps its hooks
+ * in globals: the shell being completed for and the words of the last Tab. */
+static shell *completing;
+static char **offered;
+static size_t offeredNext;
+
+/* rl_completion_matches' generator: the words shell_complete found. */
+static char *nextOffered(const char *text, int state)
+{
+    if (state == 0)
+        offeredNext = 0;
+    return offered && offered[offeredNext] ? strdup(offered[offeredNext++]) : NULL;
+}
+
+/* rl_attempted_completion_function: our words, or libedit's file names
+ * where a dot command takes a FILE; nothing else falls back to them. */
+static char **onTab(const char *text, int start, int end)
+{
+    bool files = false;
+    complete_free(offered);
+    offered = shell_complete(completing, rl_line_buffer, start > 0 ? (size_t)start : 0, text, &files);
+    rl_attempted_completion_over = !files;
+    return offered ? rl_completion_matches(text, nextOffered) : NULL;
+}
+
+/* A word ends at a blank, a quote or SQL punctuation; '.' and '/' are
+ * kept in it for dot commands and paths. */
+static void completionSetup(shell *sh)
+{
+    completing = sh;
+    rl_attempted_completion_function = onTab;
+    rl_basic_word_break_characters = " \t\n\"'`><=;|&(),";
+}
 
 /* History lives in ~/.rqlite_history, as rqlite's; no HOME, no history. */
 static void historyPath(char *path, size_t n)
@@ -67,6 +102,8 @@ static void repl(shell *sh)
     char histfile[4096];
     historyPath(histfile, sizeof histfile);
     bool history = tty && histfile[0];
+    if (tty)
+        completionSetup(sh);
     if (history) {
         using_history();
         stifle_history(1000);
@@ -88,6 +125,8 @@ static void repl(shell *sh)
     }
     if (history)
         historySave(histfile);
+    complete_free(offered);
+    offered = NULL;
 }
 
 int main(int argc, char **argv)

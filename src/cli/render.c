@@ -163,21 +163,25 @@ static void freeMatrix(char ***cells, size_t nc, size_t nr)
 }
 
 /* rqlite's bordered table. Widths are byte lengths: its table writer
- * measures with len(), and byte-identical output is the goal. */
-static void renderColumn(FILE *out, char ***cells, size_t nc, size_t nr)
+ * measures with len(), and byte-identical output is the goal. Without
+ * headers (a shell addition) the widths are the data's, and no rows draw
+ * nothing, as sqlite3's column mode. */
+static void renderColumn(FILE *out, char ***cells, size_t nc, size_t nr, bool headers)
 {
-    if (nc == 0) /* rqlite's table writer draws nothing without columns */
+    if (nc == 0 || (!headers && nr == 0)) /* rqlite's table writer draws nothing without columns */
         return;
     size_t *w = calloc(nc ? nc : 1, sizeof *w);
-    for (size_t r = 0; r <= nr; r++)
+    for (size_t r = headers ? 0 : 1; r <= nr; r++)
         for (size_t c = 0; c < nc; c++)
             if (strlen(cells[r][c]) > w[c])
                 w[c] = strlen(cells[r][c]);
     border(out, w, nc);
-    fputc('\n', out);
-    row(out, cells[0], w, nc);
-    fputc('\n', out);
-    border(out, w, nc);
+    if (headers) {
+        fputc('\n', out);
+        row(out, cells[0], w, nc);
+        fputc('\n', out);
+        border(out, w, nc);
+    }
     for (size_t r = 1; r <= nr; r++) {
         fputc('\n', out);
         row(out, cells[r], w, nc);
@@ -188,10 +192,11 @@ static void renderColumn(FILE *out, char ***cells, size_t nc, size_t nr)
     free(w);
 }
 
-/* Header row first, NULL spelled out, as rqlite's CSV writer does. */
-static void renderCsv(FILE *out, char ***cells, size_t nc, size_t nr)
+/* Header row first (unless headers is off), NULL spelled out, as
+ * rqlite's CSV writer does. */
+static void renderCsv(FILE *out, char ***cells, size_t nc, size_t nr, bool headers)
 {
-    for (size_t r = 0; r <= nr; r++) {
+    for (size_t r = headers ? 0 : 1; r <= nr; r++) {
         for (size_t c = 0; c < nc; c++) {
             if (c)
                 fputc(',', out);
@@ -297,12 +302,17 @@ static void renderJson(FILE *out, char ***cells, const json_t *values, size_t nc
 
 void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode)
 {
+    render_table(out, columns, values, mode, true);
+}
+
+void render_table(FILE *out, const json_t *columns, const json_t *values, render_mode mode, bool headers)
+{
     size_t nc = json_array_size(columns);
     size_t nr = json_array_size(values);
     char ***cells = cellMatrix(columns, values, nc, nr, mode);
     switch (mode) {
-    case MODE_COLUMN: renderColumn(out, cells, nc, nr); break;
-    case MODE_CSV: renderCsv(out, cells, nc, nr); break;
+    case MODE_COLUMN: renderColumn(out, cells, nc, nr, headers); break;
+    case MODE_CSV: renderCsv(out, cells, nc, nr, headers); break;
     case MODE_LINE: renderLine(out, cells, nc, nr); break;
     case MODE_JSON: renderJson(out, cells, values, nc, nr); break;
     }
@@ -336,7 +346,7 @@ int render_response(FILE *out, const json_t *doc, const render_opts *o, char *er
     /* rqlite's test for a query result: any of the three keys */
     json_t *cols = json_object_get(res, "columns");
     if (cols || json_object_get(res, "types") || json_object_get(res, "values")) {
-        render_rows(out, cols, json_object_get(res, "values"), o->mode);
+        render_table(out, cols, json_object_get(res, "values"), o->mode, !o->no_headers);
         if (o->timer)
             fprintf(out, "Run Time: %f seconds\n", json_number_value(json_object_get(res, "time")));
         return 0;

@@ -16,6 +16,9 @@ typedef struct render_opts {
     render_mode mode;
     bool timer;   /* "Run Time: ..." after a table, "(N sec)" after a write */
     bool changes; /* "last insert ID: N" after a write */
+    bool no_headers; /* .headers off: no row of column names in column and
+                      * csv modes (line and json modes name every value
+                      * anyway). false, rqlite's only behaviour, by default */
 } render_opts;
 
 /* A data endpoint's answer ({"results":[...]}) as rqlite's shell prints it:
@@ -27,6 +30,9 @@ int render_response(FILE *out, const json_t *doc, const render_opts *o, char *er
 
 /* A query result ({"columns":[..],"values":[[..]..]}) in the given mode. */
 void render_rows(FILE *out, const json_t *columns, const json_t *values, render_mode mode);
+/* The same, with the header row of column and csv modes left out unless
+ * headers (without it and without rows, nothing is printed). */
+void render_table(FILE *out, const json_t *columns, const json_t *values, render_mode mode, bool headers);
 /* One cell as the column mode prints it (NULL -> "<nil>"); caller frees. */
 char *render_cell(const json_t *v, int null_as_nil);
 /* "N row affected" / "N rows affected". */

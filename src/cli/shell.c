@@ -7,13 +7,17 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/client.h"
+#include "cli/complete.h"
+#include "cli/progress.h"
 #include "cli/shell_int.h"
 #include "util/buf.h"
 
@@ -22,12 +26,20 @@ struct shell {
     client *cl;
     char prompt[300];
     bool tty;
+    FILE *meter;    /* progress lines: stderr when stdout and stderr are terminals, else NULL */
     /* settings */
     bool timer, changes, forcewrites, blobarray;
+    bool headers; /* column names above column and csv results: on, as rqlite */
     char consistency[16];
     render_mode mode;
     FILE *out;      /* query and execute results: stdout or the .output file */
     char *out_path; /* NULL for stdout */
+    /* Tab's table names (see shell_complete) */
+    char **tables;
+    size_t ntables;
+    double tables_at;     /* monotonic time of the last attempt to get them, 0 never */
+    bool tables_failed;   /* that attempt got no list */
+    bool tables_stale;    /* a command ran since */
 };
 
 /* A handler gets what follows the command word; it returns 1 to end the shell. */
@@ -49,8 +61,10 @@ shell *shell_new(const shell_opts *opts)
     snprintf(sh->prompt, sizeof sh->prompt, "%s%s%s:%s", v6 ? "[" : "", opts->host, v6 ? "]" : "",
              opts->port);
     sh->tty = isatty(1);
+    sh->meter = sh->tty && isatty(2) ? stderr : NULL;
     snprintf(sh->consistency, sizeof sh->consistency, "weak");
     sh->mode = MODE_COLUMN;
+    sh->headers = true;
     sh->out = stdout;
     return sh;
 }
@@ -62,6 +76,7 @@ void shell_free(shell *sh)
     if (sh->out != stdout)
         fclose(sh->out);
     free(sh->out_path);
+    complete_free(sh->tables);
     client_free(sh->cl);
     free(sh);
 }
@@ -242,7 +257,7 @@ static json_t *decodeBody(shell *sh, const char *prefix, const buf *body)
  * Returns whether the result printed without an "ERR!". */
 static bool printResults(shell *sh, json_t *doc)
 {
-    render_opts ro = {sh->mode, sh->timer, sh->changes};
+    render_opts ro = {sh->mode, sh->timer, sh->changes, !sh->headers};
     char err[512];
     if (render_response(sh->out, doc, &ro, err, sizeof err) == 0)
         return true;
@@ -348,6 +363,26 @@ static bool answerOk(shell *sh, long status)
     return false;
 }
 
+/* The client's progress reports, drawn by the meter. */
+static void onProgress(void *ud, double done, double total)
+{
+    progress_update(ud, done, total);
+}
+
+/* A transfer's meter (see progress.h): begun before the request, ended,
+ * its line finished, before the command prints its own. */
+static void meterBegin(shell *sh, progress *p)
+{
+    progress_begin(p, sh->meter);
+    client_on_progress(sh->cl, onProgress, p);
+}
+
+static void meterEnd(shell *sh, progress *p)
+{
+    client_on_progress(sh->cl, NULL, NULL);
+    progress_end(p);
+}
+
 /* GET path into file (.backup, .dump). The file is opened first, as rqlite
  * does, so a path that cannot be written costs no download. */
 static void download(shell *sh, const char *path, const char *file, const char *done)
@@ -358,7 +393,11 @@ static void download(shell *sh, const char *path, const char *file, const char *
         return;
     }
     buf body = BUF_INIT;
-    if (answerOk(sh, callStatus(sh, "GET", path, NULL, &body))) {
+    progress meter;
+    meterBegin(sh, &meter);
+    long status = callStatus(sh, "GET", path, NULL, &body);
+    meterEnd(sh, &meter);
+    if (answerOk(sh, status)) {
         if (fwrite(body.data ? body.data : "", 1, body.len, f) != body.len || fflush(f) != 0)
             shell_err(sh, "write %s: %s", file, goStrerror(errno));
         else
@@ -488,6 +527,14 @@ static int cmdForcewrites(shell *sh, const char *arg)
     return 0;
 }
 
+/* sqlite3's .headers, which rqlite's shell lacks: column and csv modes
+ * print the row of column names unless it is off. */
+static int cmdHeaders(shell *sh, const char *arg)
+{
+    toggle(sh, &sh->headers, arg);
+    return 0;
+}
+
 static int cmdBlobarray(shell *sh, const char *arg)
 {
     toggle(sh, &sh->blobarray, arg);
@@ -527,14 +574,15 @@ static int cmdMode(shell *sh, const char *arg)
     return 0;
 }
 
-/* rqlite's order and spelling, so scripts reading .show keep working. */
+/* rqlite's order and spelling, so scripts reading .show keep working;
+ * headers (ours) in its alphabetical place. */
 static int cmdShow(shell *sh, const char *arg)
 {
-    printf("  blobarray: %s\n  changes: %s\n  consistency: %s\n  forcewrites: %s\n"
+    printf("  blobarray: %s\n  changes: %s\n  consistency: %s\n  forcewrites: %s\n  headers: %s\n"
            "  mode: %s\n  output: %s\n  timer: %s\n",
            sh->blobarray ? "on" : "off", sh->changes ? "on" : "off", sh->consistency,
-           sh->forcewrites ? "on" : "off", modeNames[sh->mode], sh->out_path ? sh->out_path : "stdout",
-           sh->timer ? "on" : "off");
+           sh->forcewrites ? "on" : "off", sh->headers ? "on" : "off", modeNames[sh->mode],
+           sh->out_path ? sh->out_path : "stdout", sh->timer ? "on" : "off");
     return 0;
 }
 
@@ -617,8 +665,11 @@ static int cmdRestore(shell *sh, const char *file)
         buf_puts(&b, "\nPRAGMA foreign_keys=OFF;");
     client_resp r;
     char err[256];
+    progress meter;
+    meterBegin(sh, &meter);
     int rc = client_upload(sh->cl, "/db/load", b.data ? b.data : "", b.len,
                            image ? "application/octet-stream" : "text/plain", &r, err, sizeof err);
+    meterEnd(sh, &meter);
     buf_free(&b);
     if (rc != 0) {
         shell_err(sh, "%s", err);
@@ -666,7 +717,11 @@ static int cmdBoot(shell *sh, const char *file)
     }
     client_resp r;
     char err[256];
-    if (client_upload(sh->cl, "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err) != 0) {
+    progress meter;
+    meterBegin(sh, &meter);
+    int rc = client_upload(sh->cl, "/boot", b.data, b.len, "application/octet-stream", &r, err, sizeof err);
+    meterEnd(sh, &meter);
+    if (rc != 0) {
         shell_err(sh, "%s", err);
     } else if (moved(sh)) {
         buf_free(&r.body);
@@ -841,12 +896,77 @@ static int cmdSysdump(shell *sh, const char *file)
     return 0;
 }
 
-/* .read FILE: each line a statement, as typed at the prompt; blank lines
- * and "--" comments skipped as rqlite does. */
+/* Whether s holds nothing but blanks and "--" comment lines. */
+static bool onlyComments(const char *s)
+{
+    for (;;) {
+        s += strspn(s, " \t\r\n");
+        if (*s == '\0')
+            return true;
+        if (strncmp(s, "--", 2) != 0)
+            return false;
+        s += strcspn(s, "\n");
+    }
+}
+
+/* One line of a .read file that is not part of a statement: skipped when
+ * blank or a "--" comment, a dot command when it starts with '.' (as
+ * sqlite3's .read runs them; rqlite's would send it as SQL), else SQL. */
+static void readLine(shell *sh, char *s, bool sql)
+{
+    if (*s == '\0' || strncmp(s, "--", 2) == 0)
+        return;
+    if (*s == '.')
+        shell_run_line(sh, s);
+    else if (sql)
+        runSql(sh, s);
+}
+
+/* sqlite3's way, for files whose statements end in ';': the text so far
+ * (stmt) is cut at each ';' that completes a statement (sqlite3_complete:
+ * not in a string, comment or trigger body), each piece run, the rest kept. */
+static void runComplete(shell *sh, buf *stmt)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < stmt->len; i++) {
+        if (stmt->data[i] != ';')
+            continue;
+        char c = stmt->data[i + 1];
+        stmt->data[i + 1] = '\0';
+        bool done = sqlite3_complete(stmt->data + from) != 0;
+        stmt->data[i + 1] = c;
+        if (!done)
+            continue;
+        char *piece = strndup(stmt->data + from, i + 1 - from);
+        char *p = piece + strspn(piece, " \t\r\n");
+        if (!onlyComments(p))
+            runSql(sh, p);
+        free(piece);
+        from = i + 1;
+    }
+    char *rest = strdup(stmt->data + from);
+    buf_reset(stmt);
+    if (!onlyComments(rest))
+        buf_puts(stmt, rest);
+    free(rest);
+}
+
+/* .read FILE. A file without a line ending in ';' is read as rqlite does:
+ * each line a statement, blank lines and "--" comments skipped. One with
+ * such lines is read as sqlite3 reads it: statements end at their ';',
+ * spanning lines or sharing one. Either way a line starting with '.' where
+ * a statement could start is a dot command (.read within .read too, a few
+ * deep). */
+#define SHELL_READ_DEPTH 8
 static int cmdRead(shell *sh, const char *path)
 {
+    static int depth;
     if (*path == '\0') {
         shell_err(sh, "please specify an input file to read from");
+        return 0;
+    }
+    if (depth >= SHELL_READ_DEPTH) {
+        shell_err(sh, "%s: .read nested more than %d deep", path, SHELL_READ_DEPTH);
         return 0;
     }
     FILE *f = fopen(path, "r");
@@ -854,27 +974,50 @@ static int cmdRead(shell *sh, const char *path)
         shell_err(sh, "open %s: %s", path, goStrerror(errno));
         return 0;
     }
+    /* the lines, trimmed, each NUL-terminated, one after the other */
+    buf text = BUF_INIT;
     char *line = NULL;
-    size_t cap = 0;
+    size_t cap = 0, nlines = 0;
     ssize_t n;
+    bool terminated = false;
     while ((n = getline(&line, &cap, f)) > 0) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+        while (n > 0 && isspace((unsigned char)line[n - 1]))
             line[--n] = '\0';
-        char *s = line;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (*s == '\0' || strncmp(s, "--", 2) == 0)
-            continue;
-        runSql(sh, s);
+        char *s = line + strspn(line, " \t");
+        if (strncmp(s, "--", 2) != 0 && *s && s[strlen(s) - 1] == ';')
+            terminated = true;
+        buf_append(&text, s, strlen(s) + 1);
+        nlines++;
     }
     free(line);
     fclose(f);
+    depth++;
+    buf stmt = BUF_INIT;
+    char *s = text.data;
+    for (size_t i = 0; i < nlines; i++, s += strlen(s) + 1) {
+        if (!terminated) {
+            readLine(sh, s, true);
+        } else if (stmt.len == 0 && (*s == '.' || *s == '\0' || strncmp(s, "--", 2) == 0)) {
+            readLine(sh, s, false);
+        } else {
+            buf_puts(&stmt, s);
+            buf_putc(&stmt, '\n');
+            runComplete(sh, &stmt);
+        }
+    }
+    while (stmt.len && isspace((unsigned char)stmt.data[stmt.len - 1]))
+        stmt.data[--stmt.len] = '\0';
+    if (stmt.len) /* no ';' after the last one: sent as it is, as rqlite would */
+        runSql(sh, stmt.data + strspn(stmt.data, " \t\r\n"));
+    depth--;
+    buf_free(&stmt);
+    buf_free(&text);
     return 0;
 }
 
 static int cmdHelp(shell *sh, const char *arg);
 
-/* rqlite's .help, in its order (sorted). */
+/* rqlite's .help, in its order (sorted); .headers is ours. */
 static const shell_cmd commands[] = {
     {".backup", ".backup FILE", "Write database backup to FILE", cmdBackup},
     {".blobarray", ".blobarray [on|off]", "Show setting, or set BLOB data display as byte arrays", cmdBlobarray},
@@ -889,6 +1032,8 @@ static const shell_cmd commands[] = {
     {".extensions", ".extensions", "Show loaded SQLite extensions", cmdExtensions},
     {".forcewrites", ".forcewrites [on|off]",
      "Show setting, or set all statements to be executed via /db/execute", cmdForcewrites},
+    {".headers", ".headers [on|off]", "Show setting, or set display of column names in column and csv modes",
+     cmdHeaders},
     {".help", ".help", "Show this message", cmdHelp},
     {".indexes", ".indexes", "Show names of all indexes", cmdIndexes},
     {".leader", ".leader", "Show the current cluster leader", cmdLeader},
@@ -913,12 +1058,82 @@ static const shell_cmd commands[] = {
     {".timer", ".timer [on|off]", "Show setting, or set query timings on or off", cmdTimer},
 };
 
+static const size_t ncommands = sizeof commands / sizeof commands[0];
+
 /* Printed from the table, so a command cannot be added without its line. */
 static int cmdHelp(shell *sh, const char *arg)
 {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         printf("%-46s%s\n", commands[i].usage, commands[i].help);
     return 0;
+}
+
+/* ---- completion ------------------------------------------------------------ */
+
+static double monoNow(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The node's tables and views, without SQLite's own, at level none so
+ * that any node answers from its copy without a trip to the leader. */
+static char **fetchTables(shell *sh, size_t *n)
+{
+    static const char q[] = "/db/query?level=none&q=SELECT%20name%20FROM%20sqlite_master%20WHERE%20type%20IN%20"
+                            "(%27table%27%2C%27view%27)%20AND%20name%20NOT%20LIKE%20%27sqlite_%25%27";
+    client_resp r;
+    if (client_get_quick(sh->cl, q, SHELL_TABLES_TIMEOUT_MS, &r) != 0)
+        return NULL;
+    json_t *doc = r.status == 200 ? json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL) : NULL;
+    buf_free(&r.body);
+    json_t *values = json_object_get(json_array_get(json_object_get(doc, "results"), 0), "values");
+    char **names = NULL;
+    if (json_is_array(values)) {
+        names = calloc(json_array_size(values) + 1, sizeof *names);
+        size_t i;
+        json_t *row;
+        *n = 0;
+        json_array_foreach(values, i, row) {
+            const char *name = json_string_value(json_array_get(row, 0));
+            if (name)
+                names[(*n)++] = strdup(name);
+        }
+    }
+    json_decref(doc);
+    return names;
+}
+
+static const char *const *tableNames(void *ud, size_t *n)
+{
+    shell *sh = ud;
+    double now = monoNow();
+    double wait = sh->tables_failed ? SHELL_TABLES_BACKOFF : sh->tables_stale ? 0 : SHELL_TABLES_TTL;
+    if (sh->tables_at == 0 || now - sh->tables_at >= wait) {
+        size_t count = 0;
+        char **names = fetchTables(sh, &count);
+        sh->tables_at = monoNow();
+        sh->tables_failed = names == NULL;
+        if (names) {
+            complete_free(sh->tables);
+            sh->tables = names;
+            sh->ntables = count;
+            sh->tables_stale = false;
+        }
+    }
+    *n = sh->ntables;
+    return (const char *const *)sh->tables;
+}
+
+char **shell_complete(shell *sh, const char *line, size_t start, const char *text, bool *files)
+{
+    const char *usages[64];
+    size_t n = 0;
+    for (size_t i = 0; i < ncommands && n < sizeof usages / sizeof usages[0]; i++)
+        usages[n++] = commands[i].usage;
+    complete_src src = {usages, n, tableNames, sh};
+    return complete_words(&src, line, start, text, files);
 }
 
 /* ---- lines --------------------------------------------------------------- */
@@ -964,6 +1179,8 @@ int shell_run_line(shell *sh, const char *input)
     int ret = 0;
     shell_parse_line(line, &l);
     int w = l.wordlen < 64 ? (int)l.wordlen : 64; /* an unknown word is echoed, but not a page of it */
+    if (l.kind != SHELL_LINE_EMPTY)
+        sh->tables_stale = true; /* a statement may have made or dropped a table */
     switch (l.kind) {
     case SHELL_LINE_EMPTY:
         break;

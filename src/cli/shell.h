@@ -35,6 +35,19 @@ int shell_connect(shell *sh, char *version, size_t n);
 /* Run one input line. Returns 1 when the shell should exit. */
 int shell_run_line(shell *sh, const char *line);
 
+/* Tab at the prompt: complete.h's words for text, the word of line that
+ * begins at byte start (complete_free them), or NULL; *files when the line
+ * editor should offer file names instead. Table names come from the node,
+ * asked at most SHELL_TABLES_TIMEOUT_MS for them (the current host only,
+ * nothing logged), then cached: asked again after any command, or
+ * SHELL_TABLES_TTL seconds, and not for SHELL_TABLES_BACKOFF seconds after
+ * an attempt failed, when the cached names (or none) and the keywords are
+ * offered: a node that is down or stuck costs one short wait at most. */
+#define SHELL_TABLES_TIMEOUT_MS 400
+#define SHELL_TABLES_TTL 10.0
+#define SHELL_TABLES_BACKOFF 5.0
+char **shell_complete(shell *sh, const char *line, size_t start, const char *text, bool *files);
+
 /* "host:port" as the prompt shows it. */
 const char *shell_prompt(shell *sh);
 

@@ -39,6 +39,14 @@ class Tmux:
         self.run("send-keys", "-t", self.target(name), "-l", text)
         self.run("send-keys", "-t", self.target(name), "Enter")
 
+    def literal(self, name, text):
+        """Type text without pressing Enter."""
+        self.run("send-keys", "-t", self.target(name), "-l", text)
+
+    def keys(self, name, *keys):
+        """Press keys by tmux's names ("Tab", "Enter", "C-u")."""
+        self.run("send-keys", "-t", self.target(name), *keys)
+
     def ctrl_c(self, name):
         self.run("send-keys", "-t", self.target(name), "C-c")
 

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import threading
@@ -59,21 +60,39 @@ class Shell:
     def run(self, line, timeout=15, prompt=None):
         """Type line; return what it printed before the next prompt (prompt,
         when the line is to change it)."""
+        return self.keys([line], line, timeout, prompt)
+
+    def keys(self, steps, echoed, timeout=15, prompt=None):
+        """Type steps (strings typed as they are; ("Tab",) and the like are
+        keys by tmux's names), then Enter; echoed is the line the screen
+        shows for them (completion's trailing blank aside). Returns what it
+        printed before the next prompt."""
         mark = len(self.screen().rstrip())
         if prompt:
             self.prompt = prompt
 
         def printed():
             tail = self.screen()[mark:]
-            at = tail.find(line)
+            at = tail.find(echoed)
             if at < 0:
                 return None
-            rest = tail[at + len(line):]
+            rest = tail[at + len(echoed):]
             end = rest.find(self.prompt)
             return None if end < 0 else rest[:end]
-        self.term.type(self.name, line)
-        out = poll(printed, timeout, what="%r to finish in window %s" % (line, self.name))
+        for step in steps:
+            if isinstance(step, tuple):
+                self.term.keys(self.name, *step)
+            else:
+                self.term.literal(self.name, step)
+        self.term.keys(self.name, "Enter")
+        out = poll(printed, timeout, what="%r to finish in window %s" % (echoed, self.name))
+        out = re.sub(r"^ +\n", "\n", out)   # the blank a completion leaves after its word
         return out[1:] if out.startswith("\n") else out
+
+    def editing(self):
+        """The line being edited: the screen's last line with anything on it."""
+        lines = [x for x in self.screen().splitlines() if x.strip()]
+        return lines[-1].rstrip() if lines else ""
 
     def exit(self):
         self.term.type(self.name, ".exit")
@@ -217,6 +236,40 @@ def test_read(node, term, tmp_path):
     sh.exit()
 
 
+def test_read_sqlite3_style(node, term, tmp_path):
+    """A file whose statements end in ';' is read as sqlite3 reads one:
+    statements spanning lines, two on a line, a trigger body with its own
+    ';'s, and dot commands run as commands (a file without ';' is rqlite's
+    line-per-statement, test_read)."""
+    script = tmp_path / "multi.sql"
+    script.write_text("-- made by hand\n"
+                      "CREATE TABLE rm (\n"
+                      "  id INTEGER PRIMARY KEY,\n"
+                      "  name TEXT  -- who\n"
+                      ");\n"
+                      "CREATE TABLE rm_log (name TEXT);\n"
+                      "CREATE TRIGGER rm_t AFTER INSERT ON rm BEGIN\n"
+                      "  INSERT INTO rm_log VALUES (new.name);\n"
+                      "END;\n"
+                      "INSERT INTO rm(name) VALUES ('a;b'); INSERT INTO rm(name)\n"
+                      "  VALUES ('c');\n"
+                      ".mode csv\n"
+                      "SELECT name\n  FROM rm_log\n  ORDER BY name;\n"
+                      ".mode column\n"
+                      "SELECT COUNT(*) AS n FROM rm\n")
+    sh = Shell(term, "readmulti", node.http_port)
+    out = sh.run(".read %s" % script)
+    lines = out.splitlines()
+    # (DDL reports SQLite's count of the connection's last write: whatever ran before)
+    assert all(re.fullmatch(r"\d+ rows? affected", x) for x in lines[:3]), out
+    assert "\n".join(lines[3:]) + "\n" == ("1 row affected\n1 row affected\nname\na;b\nc\n" +
+                                           table([("n",), (2,)])), out
+    assert sh.run(".mode") == "column\n"
+    res = node.query("SELECT id, name FROM rm ORDER BY id", level="strong")["results"][0]
+    assert res["values"] == [[1, "a;b"], [2, "c"]]
+    sh.exit()
+
+
 def test_node_tools(node, term, tmp_path):
     """.expvar, .extensions, .reap and .sysdump against a real node."""
     sh = Shell(term, "tools", node.http_port)
@@ -251,6 +304,191 @@ def test_node_tools(node, term, tmp_path):
     assert sh.run(".sysdump /dev/full") == "ERR! write /dev/full: no space left on device\n"
     assert sh.run(".status store node_id").startswith("store:\n")   # the shell carries on
     sh.exit()
+
+
+# ---- ours: .headers, Tab completion, progress of long transfers ------------------
+
+def test_headers(node, term):
+    """.headers (sqlite3's; rqlite's shell has none): on by default, which
+    is rqlite's output; off drops the names in csv and column modes."""
+    node.execute(["CREATE TABLE hd (id INTEGER PRIMARY KEY, name TEXT)", "INSERT INTO hd VALUES (1, 'a'), (2, 'b')"])
+    sh = Shell(term, "headers", node.http_port)
+    q = "SELECT * FROM hd ORDER BY id"
+    assert sh.run(".headers") == "on\n"
+    assert "  forcewrites: off\n  headers: on\n  mode: column\n" in sh.run(".show")
+    assert sh.run(q) == table([("id", "name"), (1, "a"), (2, "b")])
+    assert sh.run(".mode csv") == ""
+    assert sh.run(q) == "id,name\n1,a\n2,b\n"
+    assert sh.run(".headers off") == ""
+    assert sh.run(".headers") == "off\n"
+    assert sh.run(q) == "1,a\n2,b\n"
+    assert sh.run("SELECT * FROM hd WHERE id > 5") == ""
+    assert "  headers: off\n" in sh.run(".show")
+    assert sh.run(".mode column") == ""
+    assert sh.run(q) == "+---+---+\n| 1 | a |\n+---+---+\n| 2 | b |\n+---+---+\n"
+    assert sh.run(".mode line") == ""
+    assert sh.run(q) == "  id = 1\nname = a\n\n  id = 2\nname = b\n"   # names are line mode's layout
+    assert sh.run(".headers yes") == "ERR! invalid option 'yes'. Use 'on' or 'off' (default)\n"
+    assert sh.run(".headers on") == ""
+    assert sh.run(".mode csv") == ""
+    assert sh.run(q) == "id,name\n1,a\n2,b\n"
+    help = sh.run(".help").splitlines()
+    at = help.index(".headers [on|off]                             "
+                    "Show setting, or set display of column names in column and csv modes")
+    assert help[at - 1].startswith(".forcewrites ") and help[at + 1].startswith(".help ")
+    assert len(help) == 31
+    sh.exit()
+
+
+def test_complete(node, term):
+    """Tab completes dot commands, their choices, table names the node has
+    (one the shell itself just made too) and keywords in the case typed."""
+    node.execute(["CREATE TABLE completion_target (id INTEGER)", "INSERT INTO completion_target VALUES (7)"])
+    sh = Shell(term, "complete", node.http_port)
+    # a dot command: had Tab done nothing, ".heaoff" would be an unknown command
+    assert sh.keys([".hea", ("Tab",), "off"], ".headers off") == ""
+    assert sh.run(".headers") == "off\n"
+    assert sh.keys([".hea", ("Tab",), "o", ("Tab",), "n"], ".headers on") == ""
+    assert sh.keys([".mode j", ("Tab",)], ".mode json") == ""
+    assert sh.run(".mode") == "json\n"
+    assert sh.run(".mode column") == ""
+    # a table name, as the node spells it
+    n = table([("n",), (1,)])
+    assert sh.keys(["SELECT COUNT(*) AS n FROM COMPLETION_T", ("Tab",)],
+                   "SELECT COUNT(*) AS n FROM completion_target") == n
+    # keywords, in the case typed
+    assert sh.keys(["sel", ("Tab",), "7 AS k"], "select 7 AS k") == table([("k",), (7,)])
+    assert sh.keys(["SELECT 8 AS k WHER", ("Tab",), "1"], "SELECT 8 AS k WHERE 1") == table([("k",), (8,)])
+    # a table made in this shell is offered on the next Tab
+    assert re.fullmatch(r"[01] row affected\n", sh.run("CREATE TABLE made_here_by_shell (v)"))
+    assert sh.keys(["SELECT COUNT(*) AS n FROM made_here", ("Tab",)],
+                   "SELECT COUNT(*) AS n FROM made_here_by_shell") == table([("n",), (0,)])
+    sh.exit()
+
+
+def test_complete_node_down(tmp_path, term):
+    """With the node stopped (SIGSTOP: it accepts connections and answers
+    nothing) or gone, Tab still completes keywords at once, and a table
+    name the shell already knew."""
+    n = harness.Node(tmp_path, "cd").start().wait_ready()
+    try:
+        n.execute(["CREATE TABLE known_before (id INTEGER)"])
+        stuck = Shell(term, "stuck", n.http_port)
+        gone = Shell(term, "gone", n.http_port)
+        assert gone.keys(["SELECT COUNT(*) AS n FROM known_b", ("Tab",)],
+                         "SELECT COUNT(*) AS n FROM known_before") == table([("n",), (0,)])
+
+        def bounded(sh, typed, want, limit):
+            t0 = time.monotonic()
+            for step in typed:
+                if isinstance(step, tuple):
+                    term.keys(sh.name, *step)
+                else:
+                    term.literal(sh.name, step)
+            poll(lambda: sh.editing() == sh.prompt + want, timeout=10,
+                 what="%r on the line in window %s" % (want, sh.name))
+            took = time.monotonic() - t0
+            term.keys(sh.name, "C-u")
+            poll(lambda: sh.editing() == sh.prompt.rstrip(), timeout=10, what="line cleared")
+            return took
+
+        n.signal(signal.SIGSTOP)
+        try:
+            took = bounded(stuck, ["SELECT 1 WHER", ("Tab",), "x"], "SELECT 1 WHERE x", 10)
+            assert took < 3, took
+            took = bounded(stuck, ["sel", ("Tab",), "x"], "select x", 10)   # no second wait
+            assert took < 1.5, took
+        finally:
+            n.signal(signal.SIGCONT)
+        n.kill()
+        took = bounded(gone, ["SELECT * FROM known_", ("Tab",), "x ORD", ("Tab",), "x"],
+                       "SELECT * FROM known_before x ORDER x", 10)
+        assert took < 3, took
+        stuck.term.type(stuck.name, ".exit")
+        gone.term.type(gone.name, ".exit")
+    finally:
+        n.signal(signal.SIGCONT)
+        n.kill()
+
+
+PROGRESS = r"  \d+\.\d MB / (\d+\.\d MB)  100%  \d+\.\d [kMG]?B/s *\n"   # (blanks: a longer line erased)
+
+
+def big_node(tmp_path, mb):
+    """A node holding about mb MB of random blobs (bounded inserts)."""
+    n = harness.Node(tmp_path, "big").start().wait_ready()
+    n.execute(["CREATE TABLE big (b BLOB)"])
+    for _ in range(mb * 2):
+        n.execute(["WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50) "
+                   "INSERT INTO big SELECT randomblob(10000) FROM c"], timeout=30)
+    return n
+
+
+def test_progress(tmp_path, term):
+    """.backup, .dump, .restore and .boot of some MB draw a progress line in
+    a terminal (redrawn in place: the transfer here is slowed by a proxy,
+    so the line is seen part-way), then print rqlite's message unchanged."""
+    n = big_node(tmp_path, 4)
+    proxy = harness.TcpProxy(n.http_port, rate=2_000_000)
+    try:
+        sh = Shell(term, "progress", proxy.port)
+        b = tmp_path / "b.sqlite"
+        mark = len(sh.screen().rstrip())
+        term.type(sh.name, ".backup %s" % b)
+        partial = poll(lambda: re.search(r"\n  \d+\.\d [kM]?B / \d+\.\d MB  ([1-9]\d?)%  ",
+                                         sh.screen()[mark:]),
+                       timeout=20, what="a progress line part-way")
+        assert 0 < int(partial.group(1)) < 100
+        term.wait_for(sh.name, "backup file written successfully", after=mark)
+        out = sh.screen()[mark:]
+        body = out[out.index(".backup %s" % b) + len(".backup %s" % b) + 1:out.rindex(sh.prompt)]
+        m = re.fullmatch(PROGRESS + "backup file written successfully\n", body)
+        assert m, body   # one line, overwritten in place, then rqlite's
+        size = os.path.getsize(b)
+        assert size > 4_000_000 and m.group(1) == "%.1f MB" % (size / 1e6)
+        out = sh.run(".dump %s" % (tmp_path / "d.sql"), timeout=60)
+        assert re.fullmatch(PROGRESS + "SQL text file written successfully\n", out), out
+        out = sh.run(".restore %s" % b, timeout=60)
+        assert re.fullmatch(PROGRESS + "Database restored successfully.\n", out), out
+        assert sh.run("SELECT COUNT(*) AS n FROM big") == table([("n",), (400,)])
+        # small transfers print what they always did
+        s = tmp_path / "small.sqlite"
+        assert sh.run("DELETE FROM big") == "400 rows affected\n"
+        assert re.fullmatch(r"\d+ rows? affected\n", sh.run("VACUUM"))   # (SQLite's count of the last write)
+        assert sh.run(".backup %s" % s) == "backup file written successfully\n"
+        out = sh.run(".boot %s" % b, timeout=60)
+        assert re.fullmatch(PROGRESS + "Node booted successfully.\n", out), out
+        assert sh.run("SELECT COUNT(*) AS n FROM big") == table([("n",), (400,)])
+        sh.exit()
+    finally:
+        proxy.close()
+        n.kill()
+
+
+def test_progress_quiet_when_piped(tmp_path, term):
+    """No progress line when the output is not a terminal: stdout and
+    stderr piped, or only stdout (stderr still the terminal)."""
+    n = big_node(tmp_path, 2)
+    try:
+        b, d = tmp_path / "b.sqlite", tmp_path / "d.sql"
+        rc, out, err = shell_piped(n.http_port, [], ".backup %s\n.dump %s\n.restore %s\n" % (b, d, b), timeout=60)
+        p = "127.0.0.1:%d> " % n.http_port
+        assert out.endswith("%sbackup file written successfully\n%sSQL text file written successfully\n"
+                            "%sDatabase restored successfully.\n%s\nbye~\n" % (p, p, p, p)), out
+        assert err == "" and "MB/s" not in out and "\r" not in out
+        assert os.path.getsize(b) > 2_000_000
+        # in a terminal, output piped to cat: rqlite's lines only
+        term.window("piped", "rqlite -H 127.0.0.1 -p %d | cat" % n.http_port)
+        term.wait_for("piped", "Connected to")   # (the line editor's prompt waits in stdout's buffer)
+        term.type("piped", ".backup %s" % b)
+        term.wait_for("piped", "backup file written successfully")
+        term.type("piped", ".restore %s" % b)
+        screen = term.wait_for("piped", "Database restored successfully.")
+        assert "MB/s" not in screen and " / " not in screen, screen
+        term.type("piped", ".exit")
+        term.wait_for("piped", "bye~")
+    finally:
+        n.kill()
 
 
 # ---- .leader, .ready, .remove on a cluster -----------------------------------------

@@ -22,6 +22,8 @@
 #include "cli/options.h"
 #include "cli/render.h"
 #include "cli/shell.h"
+#include "cli/complete.h"
+#include "cli/progress.h"
 #include "cli/shell_int.h"
 #include "util/buf.h"
 
@@ -125,7 +127,7 @@ static void test_csv_quoting(void **st)
 static void test_no_columns(void **st)
 {
     check_rows("[]", "[[]]", MODE_COLUMN, "");
-    render_opts col = {MODE_COLUMN, false, false};
+    render_opts col = {MODE_COLUMN, false, false, false};
     check_response("{\"results\":[{\"values\":[[1]]}]}", col, "", "");
     check_response("{\"results\":[{\"types\":[]}]}", col, "", "");
 }
@@ -150,11 +152,140 @@ static void test_empty_results(void **st)
     check_rows("[\"a\",\"b\"]", NULL, MODE_JSON, "[]\n");
 }
 
+/* render_table without headers (.headers off): column and csv modes drop
+ * the names, column widths are the data's, and no rows print nothing;
+ * line and json modes are unchanged. */
+static void check_table(const char *cols, const char *vals, render_mode mode, bool headers, const char *want)
+{
+    json_t *c = json_loads(cols, 0, NULL), *v = vals ? json_loads(vals, 0, NULL) : NULL;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    render_table(f, c, v, mode, headers);
+    fclose(f);
+    assert_string_equal(out, want);
+    free(out);
+    json_decref(c);
+    json_decref(v);
+}
+
+static void test_headers(void **st)
+{
+    check_table("[\"name\"]", "[[1],[22]]", MODE_COLUMN, false, "+----+\n| 1  |\n+----+\n| 22 |\n+----+\n");
+    check_table("[\"name\"]", "[[1],[22]]", MODE_COLUMN, true,
+                "+------+\n| name |\n+------+\n| 1    |\n+------+\n| 22   |\n+------+\n");
+    check_table("[\"a\",\"b\"]", "[]", MODE_COLUMN, false, "");
+    check_table("[\"a\",\"b\"]", "[[1,\"x,y\"]]", MODE_CSV, false, "1,\"x,y\"\n");
+    check_table("[\"a\",\"b\"]", "[[1,\"x,y\"]]", MODE_CSV, true, "a,b\n1,\"x,y\"\n");
+    check_table("[\"a\",\"b\"]", NULL, MODE_CSV, false, "");
+    check_table("[\"id\"]", "[[1]]", MODE_LINE, false, "id = 1\n");
+    check_table("[\"id\"]", "[[1]]", MODE_JSON, false, "[\n  {\n    \"id\": 1\n  }\n]\n");
+    render_opts off = {MODE_CSV, false, false, true};
+    check_response("{\"results\":[{\"columns\":[\"n\"],\"values\":[[3]]}]}", off, "3\n", "");
+}
+
+/* The meter's text: decimal units, percent when the total is known. */
+static void test_progress_format(void **st)
+{
+    char line[128];
+    progress_format(line, sizeof line, 12.5e6, 40e6, 12.5 / 18.2);
+    assert_string_equal(line, "  12.5 MB / 40.0 MB  31%  18.2 MB/s");
+    progress_format(line, sizeof line, 40e6, 40e6, 2);
+    assert_string_equal(line, "  40.0 MB / 40.0 MB  100%  20.0 MB/s");
+    progress_format(line, sizeof line, 3.2e9, 0, 4);
+    assert_string_equal(line, "  3.2 GB  800.0 MB/s");
+    progress_format(line, sizeof line, 512, 2e6, 0);
+    assert_string_equal(line, "  512 B / 2.0 MB  0%  512.0 kB/s");
+    /* a meter without a terminal draws nothing, whatever it is told */
+    progress p;
+    progress_begin(&p, NULL);
+    progress_update(&p, 5e6, 5e6);
+    progress_end(&p);
+    assert_false(p.drawn);
+    /* with one, small transfers stay silent and large ones end in a newline */
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    progress_begin(&p, f);
+    progress_update(&p, 1000, 2000);
+    progress_end(&p);
+    fflush(f);
+    assert_int_equal(len, 0);
+    progress_begin(&p, f);
+    progress_update(&p, 0, 4e6);
+    progress_update(&p, 4e6, 4e6);
+    progress_end(&p);
+    fclose(f);
+    assert_true(strncmp(out, "\r  0 B / 4.0 MB  0%  ", strlen("\r  0 B / 4.0 MB  0%  ")) == 0);
+    assert_non_null(strstr(out, "\r  4.0 MB / 4.0 MB  100%  "));
+    assert_true(len > 0 && out[len - 1] == '\n');
+    free(out);
+}
+
+/* ---- completion ---------------------------------------------------------- */
+
+static int tablesAsked;
+
+static const char *const *someTables(void *ud, size_t *n)
+{
+    static const char *const names[] = {"Orders", "order_items", "users"};
+    tablesAsked++;
+    *n = 3;
+    return names;
+}
+
+/* The words offered for the last word of line, space-separated ("" for
+ * none; "FILES" when file names are what fits). */
+static void check_complete(const char *line, const char *want)
+{
+    static const char *const usages[] = {".backup FILE", ".blobarray [on|off]", ".dump FILE [TABLE,TABLE...]",
+                                         ".mode [column|csv|json|line]", ".remove NODEID"};
+    complete_src src = {usages, 5, someTables, NULL};
+    size_t start = strlen(line);
+    while (start > 0 && !strchr(" (,", line[start - 1]))
+        start--;
+    bool files = false;
+    char **w = complete_words(&src, line, start, line + start, &files);
+    buf got = BUF_INIT;
+    buf_puts(&got, files ? "FILES" : "");
+    for (char **p = w; p && *p; p++)
+        buf_printf(&got, "%s%s", got.len ? " " : "", *p);
+    assert_string_equal(got.data ? got.data : "", want);
+    buf_free(&got);
+    complete_free(w);
+}
+
+static void test_complete(void **st)
+{
+    tablesAsked = 0;
+    check_complete(".b", ".backup .blobarray");
+    check_complete("  .BA", ".BACKUP");
+    check_complete(".x", "");
+    assert_int_equal(tablesAsked, 0); /* the node is not asked for dot commands */
+    check_complete(".mode c", "column csv");
+    check_complete(".MODE J", "json");
+    check_complete(".blobarray ", "off on");
+    check_complete(".mode json x", "");
+    check_complete(".backup /tm", "FILES");
+    check_complete(".dump out.sql order_", "order_items");
+    check_complete(".dump out.sql users,O", "Orders order_items");
+    check_complete(".remove ", "");
+    assert_int_equal(tablesAsked, 2);
+    check_complete("sel", "select");
+    check_complete("SEL", "SELECT");
+    check_complete("Sel", "select");
+    check_complete("SELECT * FROM ord", "Orders order order_items"); /* ORDER too, in the case typed */
+    check_complete("SELECT * FROM users WHER", "WHERE");
+    check_complete("select count(*) from users wher", "where");
+    check_complete("SELECT a,use", "users");
+    check_complete("SELECT zz", "");
+}
+
 static void test_responses(void **st)
 {
-    render_opts col = {MODE_COLUMN, false, false};
-    render_opts timer = {MODE_COLUMN, true, false};
-    render_opts changes = {MODE_COLUMN, false, true};
+    render_opts col = {MODE_COLUMN, false, false, false};
+    render_opts timer = {MODE_COLUMN, true, false, false};
+    render_opts changes = {MODE_COLUMN, false, true, false};
     assert_int_equal(check_response("{\"results\":[{\"error\":\"no such table: foo\"}]}", col,
                                     "Error: no such table: foo\n", ""),
                      0);
@@ -685,7 +816,7 @@ static void test_settings(void **st)
 {
     shell *sh = new_shell(node.port);
     check_run(sh, ".show", "  blobarray: off\n  changes: off\n  consistency: weak\n  forcewrites: off\n"
-                           "  mode: column\n  output: stdout\n  timer: off\n");
+                           "  headers: on\n  mode: column\n  output: stdout\n  timer: off\n");
     check_run(sh, ".timer", "off\n");
     check_run(sh, ".timer on", "");
     check_run(sh, ".timer", "on\n");
@@ -702,8 +833,12 @@ static void test_settings(void **st)
     check_run(sh, ".changes on", "");
     check_run(sh, ".forcewrites on", "");
     check_run(sh, ".blobarray on", "");
+    check_run(sh, ".headers", "on\n");
+    check_run(sh, ".headers off", "");
+    check_run(sh, ".headers", "off\n");
+    check_run(sh, ".headers none", "ERR! invalid option 'none'. Use 'on' or 'off' (default)\n");
     check_run(sh, ".show", "  blobarray: on\n  changes: on\n  consistency: strong\n  forcewrites: on\n"
-                           "  mode: csv\n  output: stdout\n  timer: on\n");
+                           "  headers: off\n  mode: csv\n  output: stdout\n  timer: on\n");
     check_run(sh, ".frobnicate now", "ERR! unknown command: .frobnicate; enter \".help\" for usage hints\n");
     check_run(sh, "", "");
     int ret = 0;
@@ -718,7 +853,7 @@ static void test_help(void **st)
 {
     shell *sh = new_shell(node.port);
     char *h = run(sh, ".help", NULL);
-    /* rqlite's 30 lines, sorted, descriptions from column 47 */
+    /* rqlite's 30 lines and our .headers, sorted, descriptions from column 47 */
     assert_non_null(strstr(h, ".backup FILE                                  Write database backup to FILE\n"));
     assert_non_null(strstr(h, ".consistency [none|weak|linearizable|strong]  Show or set read consistency level\n"));
     assert_non_null(strstr(h, ".timer [on|off]                               Show setting, or set query timings on or off\n"));
@@ -729,7 +864,10 @@ static void test_help(void **st)
         prev = p;
         lines++;
     }
-    assert_int_equal(lines, 30);
+    assert_int_equal(lines, 31);
+    assert_non_null(strstr(h, ".forcewrites [on|off]                         Show setting, or set all statements to be "
+                              "executed via /db/execute\n.headers [on|off]                             Show setting, or "
+                              "set display of column names in column and csv modes\n.help "));
     assert_true(strncmp(h, ".backup", 7) == 0);
     free(h);
     shell_free(sh);
@@ -909,7 +1047,7 @@ static void test_read_and_output(void **st)
     /* only results go to the file: settings and errors stay on screen */
     char want[512];
     snprintf(want, sizeof want, "  blobarray: off\n  changes: off\n  consistency: weak\n  forcewrites: off\n"
-                                "  mode: column\n  output: %s\n  timer: off\n", out);
+                                "  headers: on\n  mode: column\n  output: %s\n  timer: off\n", out);
     check_run(sh, ".show", want);
     check_run(sh, ".timer", "off\n");
     fake_reply(200, "{\"results\":[{\"error\":\"no such table: x\"}]}");
@@ -922,7 +1060,7 @@ static void test_read_and_output(void **st)
     check_run(sh, "DELETE FROM t", "");
     check_run(sh, ".output stdout", "");
     check_run(sh, ".show", "  blobarray: off\n  changes: off\n  consistency: weak\n  forcewrites: off\n"
-                           "  mode: column\n  output: stdout\n  timer: off\n");
+                           "  headers: on\n  mode: column\n  output: stdout\n  timer: off\n");
     fake_reply(200, "{\"results\":[{\"columns\":[\"a\"],\"values\":[[1]]}]}");
     check_run(sh, "SELECT 1", "+---+\n| a |\n+---+\n| 1 |\n+---+\n");
     f = fopen(out, "r");
@@ -1269,6 +1407,9 @@ int main(void)
         cmocka_unit_test(test_no_columns),
         cmocka_unit_test(test_blobs),
         cmocka_unit_test(test_empty_results),
+        cmocka_unit_test(test_headers),
+        cmocka_unit_test(test_progress_format),
+        cmocka_unit_test(test_complete),
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_affected_and_floats),
         cmocka_unit_test(test_kv),
