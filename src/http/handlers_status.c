@@ -221,6 +221,7 @@ static const struct {
     [HSTAT_USER_SNAPSHOTS] = {"http", "user_snapshots"},
     [HSTAT_USER_REAPS] = {"http", "user_reaps"},
     [HSTAT_SQL_ANALYZE] = {"http", "sql_analyze"},
+    [HSTAT_UI] = {"http", "ui"},
     [HSTAT_AUTH_OK] = {"http", "auth_ok"},
     [HSTAT_AUTH_FAIL] = {"http", "auth_fail"},
     [HSTAT_JOIN_REQ] = {"cluster", "num_join_req"},

@@ -68,6 +68,7 @@ typedef enum {
     HSTAT_USER_SNAPSHOTS,
     HSTAT_USER_REAPS,
     HSTAT_SQL_ANALYZE,
+    HSTAT_UI,
     HSTAT_AUTH_OK,
     HSTAT_AUTH_FAIL,
     HSTAT_JOIN_REQ,   /* "cluster" */
@@ -239,6 +240,8 @@ enum MHD_Result respond_no_leader(http_server *h, struct MHD_Connection *c);
 enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, const char *msg, bool pretty);
 /* 301 to location (?redirect, and /join on a follower). */
 enum MHD_Result respond_redirect(http_server *h, struct MHD_Connection *c, const char *location);
+/* The same with another status (302 for "/"). */
+enum MHD_Result respond_redirect_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *location);
 /* Replay the request on the leader at its route's path (same method, query
  * string, body, Content-Type and Authorization, which the leader checks
  * again) and answer with the leader's answer (a 401 in rqlite's words:
@@ -294,6 +297,7 @@ enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, reques
 enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_pprof(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_licenses(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_console(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_reap(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_sql(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *rq);

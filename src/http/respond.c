@@ -122,10 +122,15 @@ enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, 
  * serves nothing. */
 enum MHD_Result respond_redirect(http_server *h, struct MHD_Connection *c, const char *location)
 {
+    return respond_redirect_with(h, c, 301, location);
+}
+
+enum MHD_Result respond_redirect_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *location)
+{
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Location", location);
     addCommonHeaders(h, r);
-    enum MHD_Result ret = MHD_queue_response(c, 301, r);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
 }

@@ -30,6 +30,7 @@ static const http_route routes[] = {
     {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, AUTH_PERM_LEADER_OPS, false, handle_leader, HSTAT_NONE},
     {"/snapshot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_snapshot, HSTAT_USER_SNAPSHOTS},
     {"/reap", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_reap, HSTAT_USER_REAPS},
+    {"/console", ROUTE_PREFIX, ROUTE_ANY, AUTH_PERM_UI, false, handle_console, HSTAT_UI},
     {"/licenses", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false, handle_licenses, HSTAT_NONE},
     /* Any method, as rqlite's expvar and pprof handlers take. */
     {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, AUTH_PERM_STATUS, false, handle_vars, HSTAT_NONE},
@@ -100,6 +101,11 @@ enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const 
     respond_served_by(strncmp(url, "/db/", 4) == 0 ? h->cfg->http_adv_addr : NULL);
     if (strcmp(method, "OPTIONS") == 0)
         return respond_empty(h, c, 200);
+    /* rqlite's redirects to the console, before any permission check. */
+    if (url[0] == '\0' || strcmp(url, "/") == 0)
+        return respond_redirect_with(h, c, 302, "/console/");
+    if (strcmp(url, "/console") == 0)
+        return respond_redirect_with(h, c, 301, "/console/");
     const http_route *r = router_find(url);
     if (r == NULL)
         return respond_empty(h, c, 404);
