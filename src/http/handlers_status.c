@@ -232,7 +232,7 @@ static const struct {
  * joined by ",\n" + "\n}\n"), with rqlite's maps and counter names: cmdline,
  * memstats, http, cluster and store (the counters rqlite's end-to-end tests
  * read among them). ?key=X: that entry only. */
-enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq)
+json_t *http_vars_doc(http_server *h)
 {
     json_t *doc = json_object();
     json_object_set_new(doc, "cmdline", cmdline());
@@ -255,6 +255,12 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
     json_object_set_new(doc, "cluster", clus);
     store *st = http_server_store(h);
     json_object_set_new(doc, "store", st ? store_vars(st) : json_object());
+    return doc;
+}
+
+enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    json_t *doc = http_vars_doc(h);
     const char *key = params_value(c, "key");
     buf b = BUF_INIT;
     buf_puts(&b, "{\n");

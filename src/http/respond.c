@@ -18,6 +18,15 @@
  * serves one connection at a time): this node's API address for local data
  * requests, the leader's Raft address for forwarded ones. */
 static __thread char served_by[300];
+/* What this thread answered last, for the request's metrics. */
+static __thread unsigned answered;
+
+unsigned respond_take_status(void)
+{
+    unsigned s = answered;
+    answered = 0;
+    return s;
+}
 
 void respond_served_by(const char *who)
 {
@@ -51,6 +60,7 @@ enum MHD_Result respond_with(http_server *h, struct MHD_Connection *c, unsigned 
         MHD_add_response_header(r, "X-RQLITE-SERVED-BY", served_by);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
+    answered = status;
     return ret;
 }
 
@@ -132,6 +142,7 @@ enum MHD_Result respond_redirect_with(http_server *h, struct MHD_Connection *c, 
     addCommonHeaders(h, r);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
+    answered = status;
     return ret;
 }
 
@@ -181,6 +192,7 @@ enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, reques
     const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     respond_served_by(leader.addr);
+    __atomic_fetch_add(&h->forwarded, 1, __ATOMIC_RELAXED);
     cluster_response resp;
     char *err = NULL;
     /* Longer than the leader may take to apply, so a slow write is not cut. */

@@ -31,6 +31,7 @@ static const http_route routes[] = {
     {"/snapshot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_snapshot, HSTAT_USER_SNAPSHOTS},
     {"/reap", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_reap, HSTAT_USER_REAPS},
     {"/console", ROUTE_PREFIX, ROUTE_ANY, AUTH_PERM_UI, false, handle_console, HSTAT_UI},
+    {"/metrics", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false, handle_metrics, HSTAT_NONE},
     {"/licenses", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false, handle_licenses, HSTAT_NONE},
     /* Any method, as rqlite's expvar and pprof handlers take. */
     {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, AUTH_PERM_STATUS, false, handle_vars, HSTAT_NONE},
@@ -41,6 +42,13 @@ static const http_route routes[] = {
     {"/notify", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN, false, handle_notify, HSTAT_NOTIFY_REQ},
     {"/remove", ROUTE_PREFIX, ROUTE_DELETE, AUTH_PERM_REMOVE, false, handle_remove, HSTAT_NONE},
 };
+
+_Static_assert(sizeof routes / sizeof *routes <= HTTP_MAX_ROUTES, "HTTP_MAX_ROUTES too small for the table");
+
+int router_index(const http_route *r)
+{
+    return r ? (int)(r - routes) : (int)(sizeof routes / sizeof *routes);
+}
 
 const http_route *router_routes(size_t *n)
 {
@@ -95,8 +103,8 @@ static bool routePermitted(http_server *h, struct MHD_Connection *c, const http_
     return ok;
 }
 
-enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
-                                request *rq)
+static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
+                             request *rq)
 {
     respond_served_by(strncmp(url, "/db/", 4) == 0 ? h->cfg->http_adv_addr : NULL);
     if (strcmp(method, "OPTIONS") == 0)
@@ -119,4 +127,13 @@ enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const 
     rq->url = url;
     rq->route = r;
     return r->handler(h, c, rq);
+}
+
+enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
+                                request *rq)
+{
+    respond_take_status();
+    enum MHD_Result ret = route(h, c, url, method, rq);
+    rq->status = respond_take_status();
+    return ret;
 }
