@@ -119,6 +119,9 @@ struct http_server {
     int64_t log_window_ms;
     int log_lines;
     unsigned long log_dropped;
+    int64_t fail_window_ms; /* router.c: failing requests logged, log_mu */
+    int fail_lines;
+    unsigned long fail_dropped;
 };
 
 typedef struct http_route http_route;
@@ -132,6 +135,7 @@ typedef struct request {
     const char *url;         /* set by the router: the path, without the query */
     const http_route *route; /* set by the router: the route it matched */
     unsigned status;         /* set by the router: the status answered */
+    char why[160];           /* ... and for 4xx/5xx the cause it gave */
     char *user, *pass;       /* set by the router with -auth: the Basic
                               * credentials, NULL when none (anonymous);
                               * freed with the request */
@@ -231,8 +235,9 @@ bool params_duration_ms(struct MHD_Connection *c, const char *key, uint64_t def,
 /* X-RQLITE-SERVED-BY for the rest of the request on this thread (NULL:
  * none). */
 void respond_served_by(const char *who);
-/* The status of the response this thread queued last (0: none), cleared. */
-unsigned respond_take_status(void);
+/* The status of the response this thread queued last (0: none) and, for
+ * 4xx/5xx, the start of its body (why, size; may be NULL), cleared. */
+unsigned respond_take_status(char *why, size_t size);
 /* Queue r (consumed) with status and ctype (NULL: no Content-Type). */
 enum MHD_Result respond_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
                              struct MHD_Response *r);

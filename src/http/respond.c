@@ -18,13 +18,18 @@
  * serves one connection at a time): this node's API address for local data
  * requests, the leader's Raft address for forwarded ones. */
 static __thread char served_by[300];
-/* What this thread answered last, for the request's metrics. */
+/* What this thread answered last, for the request's metrics and log:
+ * the status, and for a refusal its text (the cause). */
 static __thread unsigned answered;
+static __thread char answered_why[160];
 
-unsigned respond_take_status(void)
+unsigned respond_take_status(char *why, size_t size)
 {
     unsigned s = answered;
+    if (why && size)
+        snprintf(why, size, "%s", answered_why);
     answered = 0;
+    answered_why[0] = '\0';
     return s;
 }
 
@@ -67,6 +72,16 @@ enum MHD_Result respond_with(http_server *h, struct MHD_Connection *c, unsigned 
 enum MHD_Result respond_buf(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
                             buf *body)
 {
+    if (status >= 400 && body && body->len) { /* the cause, for the log */
+        size_t n = body->len < sizeof answered_why - 1 ? body->len : sizeof answered_why - 1;
+        memcpy(answered_why, body->data, n);
+        while (n && (answered_why[n - 1] == '\n' || answered_why[n - 1] == '\r'))
+            n--;
+        answered_why[n] = '\0';
+        for (size_t i = 0; i < n; i++) /* one line */
+            if (answered_why[i] == '\n' || answered_why[i] == '\r')
+                answered_why[i] = ' ';
+    }
     size_t len = 0;
     char *data = body ? buf_detach(body, &len) : NULL;
     struct MHD_Response *r =

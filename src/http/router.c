@@ -10,10 +10,14 @@
  * gets 405. All three with an empty body. X-RQLITE-SERVED-BY is set for
  * any path under /db/, found or not, before anything is answered.
  */
+#include <arpa/inet.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "http/internal.h"
+#include "util/log.h"
+#include "util/os.h"
 
 static const http_route routes[] = {
     {"/db/execute", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_EXECUTE, false, handle_execute, HSTAT_EXECUTIONS},
@@ -103,6 +107,75 @@ static bool routePermitted(http_server *h, struct MHD_Connection *c, const http_
     return ok;
 }
 
+/* The client's address for the log ("?" when unknown). */
+static void peerName(struct MHD_Connection *c, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, size, "?");
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ci->client_addr;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    } else if (ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ci->client_addr;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, size, "%s:%u", host, port);
+}
+
+/* Each failing request once, with its cause: 4xx at INFO, 5xx at WARN,
+ * at most FAIL_LINES lines per 10 s (a flood of bad requests must not
+ * flood the log; how many were left out is said with the next one). With
+ * -log-level DEBUG, every request. */
+#define FAIL_LINES 20
+static void logRequest(http_server *h, struct MHD_Connection *c, const char *method, const char *url,
+                       const request *rq)
+{
+    /* /readyz's 503 is an answer to a probe (clients poll it at start-up),
+     * not a failure. */
+    bool failed = rq->status >= 400 && !(rq->route && rq->route->handler == handle_readyz);
+    int level = rq->status >= 500 ? RQ_LOG_WARN : failed ? RQ_LOG_INFO : RQ_LOG_DEBUG;
+    if (!rq_log_enabled(level))
+        return;
+    unsigned long dropped = 0;
+    if (failed && !rq_log_enabled(RQ_LOG_DEBUG)) {
+        pthread_mutex_lock(&h->log_mu);
+        int64_t now = rq_now_ms();
+        if (now - h->fail_window_ms >= 10000) {
+            h->fail_window_ms = now;
+            h->fail_lines = 0;
+        }
+        bool ok = h->fail_lines < FAIL_LINES;
+        if (ok) {
+            h->fail_lines++;
+            dropped = h->fail_dropped;
+            h->fail_dropped = 0;
+        } else {
+            h->fail_dropped++;
+        }
+        pthread_mutex_unlock(&h->log_mu);
+        if (!ok)
+            return;
+    }
+    char peer[80];
+    peerName(c, peer, sizeof peer);
+    double ms = (rq_now_sec() - rq->t0) * 1000.0;
+    const char *why = rq->why[0] ? rq->why : failed ? MHD_get_reason_phrase_for(rq->status) : "";
+    char more[64] = "";
+    if (dropped)
+        snprintf(more, sizeof more, " (%lu more not logged before it)", dropped);
+    if (failed)
+        rq_logl(level, "http", "failing request: %s %s from %s: %u%s%s (%.1f ms)%s", method, url, peer, rq->status,
+                why && why[0] ? ": " : "", why ? why : "", ms, more);
+    else
+        rq_logl(level, "http", "%s %s from %s: %u (%.1f ms)", method, url, peer, rq->status, ms);
+}
+
 static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
                              request *rq)
 {
@@ -132,8 +205,9 @@ static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const cha
 enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
                                 request *rq)
 {
-    respond_take_status();
+    respond_take_status(NULL, 0);
     enum MHD_Result ret = route(h, c, url, method, rq);
-    rq->status = respond_take_status();
+    rq->status = respond_take_status(rq->why, sizeof rq->why);
+    logRequest(h, c, method, url, rq);
     return ret;
 }
