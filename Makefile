@@ -9,6 +9,8 @@ PKGS       = build-essential cmake pkg-config libraft-dev libuv1-dev \
              libcurl4-openssl-dev libcmocka-dev zlib1g-dev liblz4-dev libgnutls28-dev libcrypt-dev libarchive-dev \
              python3 python3-pytest python3-requests tmux sqlite3 openssl \
              clang libclang-rt-14-dev
+# What the console and metrics tests drive: a real browser and Prometheus.
+TEST_PKGS  = chromium chromium-driver python3-selenium prometheus
 # `make asan test` (or `make asan chaos`): the same, built with ASan+UBSan.
 # (Before the rules: their targets name $(BUILD) when they are read.)
 ifneq ($(filter asan,$(MAKECMDGOALS)),)
@@ -27,12 +29,14 @@ deps:
 	@if pkg-config --exists $(PC_LIBS) 2>/dev/null && command -v cmake >/dev/null \
 	    && command -v clang >/dev/null && dpkg -s libclang-rt-14-dev >/dev/null 2>&1 \
 	    && command -v tmux >/dev/null && command -v openssl >/dev/null && /usr/bin/python3 -c 'import pytest, requests' 2>/dev/null \
-	    && command -v node >/dev/null && command -v npm >/dev/null; then \
+	    && command -v node >/dev/null && command -v npm >/dev/null \
+	    && command -v chromedriver >/dev/null && command -v promtool >/dev/null \
+	    && /usr/bin/python3 -c 'import selenium' 2>/dev/null; then \
 	  echo "deps: all present"; \
 	else \
 	  SUDO=$$(if [ "$$(id -u)" != 0 ]; then echo sudo; fi); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PKGS) && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(PKGS) $(TEST_PKGS) && \
 	  { command -v node >/dev/null && command -v npm >/dev/null || \
 	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm; }; \
 	fi

@@ -100,6 +100,7 @@ static const flag_def flags[] = {
     {"raft-heartbeat-timeout", F_DUR, O(raft_heartbeat_timeout_ms), "1s", "Raft heartbeat timeout", NULL},
     {"raft-leader-lease-timeout", F_DUR, O(raft_leader_lease_timeout_ms), "0s", "Raft leader lease timeout. Use 0s for Raft default", NULL},
     {"raft-log-level", F_STR, O(raft_log_level), "WARN", "Minimum log level for Raft module", NULL},
+    {"log-level", F_STR, O(log_level), "INFO", "Minimum log level for everything but Raft: DEBUG (also each request), INFO, WARN, ERROR or OFF", NULL},
     {"raft-max-entry-size", F_U64, O(raft_max_entry_size), "67108864", "Largest Raft log entry a request may make, in bytes (larger: 413)", NULL},
     {"raft-non-voter", F_BOOL, O(raft_non_voter), "false", "Configure as non-voting node", NULL},
     {"raft-reap-node-timeout", F_DUR, O(raft_reap_node_timeout_ms), "0s", "Time after which a non-reachable voting node will be reaped. If not set, no reaping takes place", NULL},
@@ -442,6 +443,12 @@ static int validate(config *cfg, int *exit_code)
         return fatal(cfg, exit_code, "invalid -raft-log-level %s: use TRACE, DEBUG, INFO, WARN, ERROR or OFF",
                      cfg->raft_log_level);
     cfg->raft_log = levels[lv].level;
+    lv = 0;
+    while (lv < sizeof levels / sizeof levels[0] && strcasecmp(cfg->log_level, levels[lv].name) != 0)
+        lv++;
+    if (lv == sizeof levels / sizeof levels[0] || levels[lv].level == CONFIG_LOG_TRACE)
+        return fatal(cfg, exit_code, "invalid -log-level %s: use DEBUG, INFO, WARN, ERROR or OFF", cfg->log_level);
+    cfg->log = levels[lv].level;
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
     if (cfg->bootstrap_expect > 1 && cfg->n_join == 0 && !(cfg->disco_mode && *cfg->disco_mode))

@@ -62,6 +62,8 @@ typedef struct config {
     uint64_t http_request_timeout_ms; /* absolute: receive a request / idle between requests */
     uint64_t raft_max_entry_size;  /* bytes; a request making a larger entry gets 413 */
     char *raft_log_level;    /* "WARN" */
+    char *log_level;         /* "INFO": -log-level, beyond rqlite */
+    int log;                 /* CONFIG_LOG_*, from log_level */
     int raft_log;            /* it as CONFIG_LOG_*: what libraft and the
                               * [raft] lines log (store/store.c) */
     bool raft_non_voter;

@@ -689,6 +689,7 @@ int main(int argc, char **argv)
     int exit_code = 0;
     if (config_parse(&cfg, argc, argv, &exit_code) != 0)
         return exit_code;
+    rq_log_set_level(cfg.log);
     cluster_init(&cfg);
     sigset_t set;
     setupSignals(&set);

@@ -198,6 +198,10 @@ int db_sql_check(const char *sql, size_t len, char **err);
  * consult each connection's own history. */
 int db_optimize_plan(db *d, cmd_batch *out);
 
+/* The read pool for /metrics: connections open (idle + busy), idle, and
+ * the most there may be (-db-max-ro-conns analog; 0: no limit). */
+void db_pool_stats(db *d, int *open, int *idle, int *max);
+
 /* For /status. */
 const char *db_path(db *d);
 long long db_file_size(db *d);

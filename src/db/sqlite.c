@@ -476,6 +476,15 @@ static void busyAdd(db *d, sqlite3 *c, unsigned gen)
     d->n_busy++;
 }
 
+void db_pool_stats(db *d, int *open, int *idle, int *max)
+{
+    pthread_mutex_lock(&d->mu);
+    *open = d->n_open;
+    *idle = d->n_idle;
+    *max = d->opts.max_ro_conns > 0 ? d->opts.max_ro_conns : 0;
+    pthread_mutex_unlock(&d->mu);
+}
+
 sqlite3 *dbRoGet(db *d)
 {
     pthread_mutex_lock(&d->mu);

@@ -29,6 +29,9 @@ typedef struct probe {
     store_node node;
     uint64_t timeout_ms;     /* ?timeout */
     bool self, is_leader, reachable;
+    const char *applied_auth; /* ?applied: ask for the applied index too,
+                               * with the client's Authorization ("" none) */
+    long long applied;        /* -1: not known */
     double time;
     char error[256];
     pthread_t thread;
@@ -37,12 +40,36 @@ typedef struct probe {
 /* How long a member has to answer by default (rqlite's ?timeout default). */
 #define PROBE_TIMEOUT_MS 30000
 
+/* ?applied (the console's lag column, beyond rqlite): the member's
+ * applied index from its /status, asked with the client's credentials. */
+static void probeApplied(probe *p)
+{
+    char url[400];
+    snprintf(url, sizeof url, "%s/status?key=store", p->node.api_addr);
+    cluster_response resp;
+    char *err = NULL;
+    if (cluster_forward("GET", url, NULL, 0, NULL, p->applied_auth[0] ? p->applied_auth : NULL, p->timeout_ms, &resp,
+                        &err) != 0) {
+        free(err);
+        return;
+    }
+    json_t *st = resp.status == 200 ? json_loadb(resp.body.data, resp.body.len, 0, NULL) : NULL;
+    json_t *v = json_object_get(st, "fsm_index");
+    if (json_is_integer(v))
+        p->applied = (long long)json_integer_value(v);
+    json_decref(st);
+    cluster_response_free(&resp);
+}
+
 /* One member's reachability, on a thread of its own so that an unreachable
  * node costs the request one timeout, not one each. */
 static void *probeNode(void *arg)
 {
     probe *p = arg;
     double t0 = rq_now_sec();
+    p->applied = -1;
+    if (p->applied_auth && p->node.api_addr[0])
+        probeApplied(p);
     if (p->self) {
         p->reachable = true;
     } else if (p->node.api_addr[0] == '\0') {
@@ -121,6 +148,8 @@ static void putNode(buf *b, const probe *p)
     buf_json_cstr(b, p->reachable ? RQ_VERSION : "");
     buf_printf(b, ",\"voter\":%s,\"reachable\":%s,\"leader\":%s", p->node.voter ? "true" : "false",
                p->reachable ? "true" : "false", p->is_leader ? "true" : "false");
+    if (p->applied >= 0)
+        buf_printf(b, ",\"applied_index\":%lld", p->applied);
     buf_puts(b, ",\"time\":");
     buf_json_double(b, p->time);
     buf_puts(b, ",\"time_s\":\"");
@@ -136,7 +165,7 @@ static void putNode(buf *b, const probe *p)
 /* The members (voters only unless nonvoters), probed, sorted by id into
  * *out (caller frees); returns the count. The leader the store names counts
  * as leader only when it answered, as in rqlite. */
-static int probeNodes(http_server *h, bool nonvoters, uint64_t timeout_ms, probe **out)
+static int probeNodes(http_server *h, bool nonvoters, uint64_t timeout_ms, const char *applied_auth, probe **out)
 {
     store *st = http_server_store(h);
     store_node *nodes = NULL;
@@ -151,6 +180,7 @@ static int probeNodes(http_server *h, bool nonvoters, uint64_t timeout_ms, probe
         probe *p = &ps[k++];
         p->node = nodes[i];
         p->timeout_ms = timeout_ms ? timeout_ms : 1;
+        p->applied_auth = applied_auth;
         p->self = strcmp(nodes[i].id, store_node_id(st)) == 0;
         p->is_leader = has_leader && strcmp(leader.addr, nodes[i].addr) == 0;
     }
@@ -177,7 +207,13 @@ enum MHD_Result handle_nodes(http_server *h, struct MHD_Connection *c, request *
     if (!params_timeout(c, PROBE_TIMEOUT_MS, &timeout))
         return respond_text(h, c, 400, "timeout is not a valid duration");
     probe *ps = NULL;
-    int n = probeNodes(h, params_has(c, "nonvoters"), timeout, &ps);
+    const char *auth = NULL;
+    if (params_has(c, "applied")) {
+        auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        if (auth == NULL)
+            auth = "";
+    }
+    int n = probeNodes(h, params_has(c, "nonvoters"), timeout, auth, &ps);
     const char *ver = params_value(c, "ver");
     bool v2 = ver && strcmp(ver, "2") == 0;
     buf b = BUF_INIT;

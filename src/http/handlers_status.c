@@ -245,6 +245,7 @@ static const struct {
     [HSTAT_USER_SNAPSHOTS] = {"http", "user_snapshots"},
     [HSTAT_USER_REAPS] = {"http", "user_reaps"},
     [HSTAT_SQL_ANALYZE] = {"http", "sql_analyze"},
+    [HSTAT_UI] = {"http", "ui"},
     [HSTAT_AUTH_OK] = {"http", "auth_ok"},
     [HSTAT_AUTH_FAIL] = {"http", "auth_fail"},
     [HSTAT_JOIN_REQ] = {"cluster", "num_join_req"},
@@ -255,7 +256,7 @@ static const struct {
  * joined by ",\n" + "\n}\n"), with rqlite's maps and counter names: cmdline,
  * memstats, http, cluster and store (the counters rqlite's end-to-end tests
  * read among them). ?key=X: that entry only. */
-enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq)
+json_t *http_vars_doc(http_server *h)
 {
     json_t *doc = json_object();
     json_object_set_new(doc, "cmdline", cmdline());
@@ -289,6 +290,12 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
             json_object_set_new(doc, sec->key, part);
         }
     }
+    return doc;
+}
+
+enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq)
+{
+    json_t *doc = http_vars_doc(h);
     const char *key = params_value(c, "key");
     buf b = BUF_INIT;
     buf_puts(&b, "{\n");

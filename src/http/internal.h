@@ -40,6 +40,7 @@
 #include "auth/auth.h"
 #include "http/http.h"
 #include "http/queue.h"
+#include "metrics/metrics.h"
 #include "util/buf.h"
 
 typedef struct http_conn http_conn;
@@ -68,12 +69,19 @@ typedef enum {
     HSTAT_USER_SNAPSHOTS,
     HSTAT_USER_REAPS,
     HSTAT_SQL_ANALYZE,
+    HSTAT_UI,
     HSTAT_AUTH_OK,
     HSTAT_AUTH_FAIL,
     HSTAT_JOIN_REQ,   /* "cluster" */
     HSTAT_NOTIFY_REQ, /* "cluster" */
     HSTAT_N
 } http_stat;
+
+/* Routes the metrics can tell apart (router.c checks the table fits), and
+ * the statuses they count one by one (the last slot: any other). */
+#define HTTP_MAX_ROUTES 32
+#define HTTP_N_CODES 15
+extern const unsigned http_codes[HTTP_N_CODES - 1];
 
 struct http_server {
     const config *cfg;
@@ -94,6 +102,11 @@ struct http_server {
         void *arg;
     } status_sections[HTTP_MAX_SECTIONS], vars_sections[HTTP_MAX_SECTIONS];
     int n_status_sections, n_vars_sections;
+    /* /metrics: per route (router_index; the last: no route), by status
+     * (HTTP_CODES), and latency from headers in to response sent. */
+    uint64_t codes[HTTP_MAX_ROUTES + 1][HTTP_N_CODES];
+    metrics_hist latency[HTTP_MAX_ROUTES + 1];
+    uint64_t forwarded;     /* requests relayed to the leader */
 
     /* The rest is server.c's. */
     int listen_fd;
@@ -114,6 +127,9 @@ struct http_server {
     int64_t log_window_ms;
     int log_lines;
     unsigned long log_dropped;
+    int64_t fail_window_ms; /* router.c: failing requests logged, log_mu */
+    int fail_lines;
+    unsigned long fail_dropped;
 };
 
 typedef struct http_route http_route;
@@ -126,6 +142,8 @@ typedef struct request {
     const char *method;      /* set by the router: as the client sent it */
     const char *url;         /* set by the router: the path, without the query */
     const http_route *route; /* set by the router: the route it matched */
+    unsigned status;         /* set by the router: the status answered */
+    char why[160];           /* ... and for 4xx/5xx the cause it gave */
     char *user, *pass;       /* set by the router with -auth: the Basic
                               * credentials, NULL when none (anonymous);
                               * freed with the request */
@@ -194,6 +212,8 @@ const http_route *router_find(const char *url);
 bool router_allows(const http_route *r, const char *method);
 /* The whole table (*n routes), for the tests. */
 const http_route *router_routes(size_t *n);
+/* A route's place in the table; NULL: the slot after the last route. */
+int router_index(const http_route *r);
 
 /* ---- params.c: the query string. Parameters are presence flags: ?pretty,
  * ?pretty=false and ?pretty=0 all mean on (rqlite's rule). */
@@ -223,6 +243,9 @@ bool params_duration_ms(struct MHD_Connection *c, const char *key, uint64_t def,
 /* X-RQLITE-SERVED-BY for the rest of the request on this thread (NULL:
  * none). */
 void respond_served_by(const char *who);
+/* The status of the response this thread queued last (0: none) and, for
+ * 4xx/5xx, the start of its body (why, size; may be NULL), cleared. */
+unsigned respond_take_status(char *why, size_t size);
 /* Queue r (consumed) with status and ctype (NULL: no Content-Type). */
 enum MHD_Result respond_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
                              struct MHD_Response *r);
@@ -247,6 +270,8 @@ enum MHD_Result respond_no_leader(http_server *h, struct MHD_Connection *c);
 enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, const char *msg, bool pretty);
 /* 301 to location (?redirect, and /join on a follower). */
 enum MHD_Result respond_redirect(http_server *h, struct MHD_Connection *c, const char *location);
+/* The same with another status (302 for "/"). */
+enum MHD_Result respond_redirect_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *location);
 /* Replay the request on the leader at its route's path (same method, query
  * string, body, Content-Type and Authorization, which the leader checks
  * again) and answer with the leader's answer (a 401 in rqlite's words:
@@ -302,6 +327,10 @@ enum MHD_Result handle_snapshot(http_server *h, struct MHD_Connection *c, reques
 enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_pprof(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_licenses(http_server *h, struct MHD_Connection *c, request *rq);
+/* /debug/vars as a document (caller owns), for it and /metrics. */
+json_t *http_vars_doc(http_server *h);
+enum MHD_Result handle_metrics(http_server *h, struct MHD_Connection *c, request *rq);
+enum MHD_Result handle_console(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_reap(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_sql(http_server *h, struct MHD_Connection *c, request *rq);
 enum MHD_Result handle_join(http_server *h, struct MHD_Connection *c, request *rq);

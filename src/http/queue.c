@@ -222,6 +222,14 @@ bool queue_wait(queue *q, int64_t seq, uint64_t timeout_ms)
     return ok;
 }
 
+int queue_depth(queue *q)
+{
+    pthread_mutex_lock(&q->mu);
+    int n = q->n;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
 int64_t queue_sequence(queue *q)
 {
     pthread_mutex_lock(&q->mu);

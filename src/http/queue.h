@@ -49,5 +49,7 @@ int64_t queue_add(queue *q, cmd_batch *stmts, const char *authorization);
 bool queue_wait(queue *q, int64_t seq, uint64_t timeout_ms);
 /* Highest sequence number handed out so far (for /status). */
 int64_t queue_sequence(queue *q);
+/* Requests waiting to be merged into a batch (for /metrics). */
+int queue_depth(queue *q);
 
 #endif

@@ -18,6 +18,20 @@
  * serves one connection at a time): this node's API address for local data
  * requests, the leader's Raft address for forwarded ones. */
 static __thread char served_by[300];
+/* What this thread answered last, for the request's metrics and log:
+ * the status, and for a refusal its text (the cause). */
+static __thread unsigned answered;
+static __thread char answered_why[160];
+
+unsigned respond_take_status(char *why, size_t size)
+{
+    unsigned s = answered;
+    if (why && size)
+        snprintf(why, size, "%s", answered_why);
+    answered = 0;
+    answered_why[0] = '\0';
+    return s;
+}
 
 void respond_served_by(const char *who)
 {
@@ -51,12 +65,23 @@ enum MHD_Result respond_with(http_server *h, struct MHD_Connection *c, unsigned 
         MHD_add_response_header(r, "X-RQLITE-SERVED-BY", served_by);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
+    answered = status;
     return ret;
 }
 
 enum MHD_Result respond_buf(http_server *h, struct MHD_Connection *c, unsigned status, const char *ctype,
                             buf *body)
 {
+    if (status >= 400 && body && body->len) { /* the cause, for the log */
+        size_t n = body->len < sizeof answered_why - 1 ? body->len : sizeof answered_why - 1;
+        memcpy(answered_why, body->data, n);
+        while (n && (answered_why[n - 1] == '\n' || answered_why[n - 1] == '\r'))
+            n--;
+        answered_why[n] = '\0';
+        for (size_t i = 0; i < n; i++) /* one line */
+            if (answered_why[i] == '\n' || answered_why[i] == '\r')
+                answered_why[i] = ' ';
+    }
     size_t len = 0;
     char *data = body ? buf_detach(body, &len) : NULL;
     struct MHD_Response *r =
@@ -122,11 +147,17 @@ enum MHD_Result respond_results_error(http_server *h, struct MHD_Connection *c, 
  * serves nothing. */
 enum MHD_Result respond_redirect(http_server *h, struct MHD_Connection *c, const char *location)
 {
+    return respond_redirect_with(h, c, 301, location);
+}
+
+enum MHD_Result respond_redirect_with(http_server *h, struct MHD_Connection *c, unsigned status, const char *location)
+{
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(r, "Location", location);
     addCommonHeaders(h, r);
-    enum MHD_Result ret = MHD_queue_response(c, 301, r);
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
+    answered = status;
     return ret;
 }
 
@@ -176,6 +207,7 @@ enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, reques
     const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
     const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     respond_served_by(leader.addr);
+    __atomic_fetch_add(&h->forwarded, 1, __ATOMIC_RELAXED);
     cluster_response resp;
     char *err = NULL;
     /* Longer than the leader may take to apply, so a slow write is not cut. */

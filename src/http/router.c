@@ -10,10 +10,14 @@
  * gets 405. All three with an empty body. X-RQLITE-SERVED-BY is set for
  * any path under /db/, found or not, before anything is answered.
  */
+#include <arpa/inet.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "http/internal.h"
+#include "util/log.h"
+#include "util/os.h"
 
 static const http_route routes[] = {
     {"/db/execute", ROUTE_PREFIX, ROUTE_POST, AUTH_PERM_EXECUTE, false, handle_execute, HSTAT_EXECUTIONS},
@@ -30,6 +34,8 @@ static const http_route routes[] = {
     {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, AUTH_PERM_LEADER_OPS, false, handle_leader, HSTAT_NONE},
     {"/snapshot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_snapshot, HSTAT_USER_SNAPSHOTS},
     {"/reap", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false, handle_reap, HSTAT_USER_REAPS},
+    {"/console", ROUTE_PREFIX, ROUTE_ANY, AUTH_PERM_UI, false, handle_console, HSTAT_UI},
+    {"/metrics", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false, handle_metrics, HSTAT_NONE},
     {"/licenses", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false, handle_licenses, HSTAT_NONE},
     /* Any method, as rqlite's expvar and pprof handlers take. */
     {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, AUTH_PERM_STATUS, false, handle_vars, HSTAT_NONE},
@@ -40,6 +46,13 @@ static const http_route routes[] = {
     {"/notify", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_JOIN, false, handle_notify, HSTAT_NOTIFY_REQ},
     {"/remove", ROUTE_PREFIX, ROUTE_DELETE, AUTH_PERM_REMOVE, false, handle_remove, HSTAT_NONE},
 };
+
+_Static_assert(sizeof routes / sizeof *routes <= HTTP_MAX_ROUTES, "HTTP_MAX_ROUTES too small for the table");
+
+int router_index(const http_route *r)
+{
+    return r ? (int)(r - routes) : (int)(sizeof routes / sizeof *routes);
+}
 
 const http_route *router_routes(size_t *n)
 {
@@ -94,12 +107,86 @@ static bool routePermitted(http_server *h, struct MHD_Connection *c, const http_
     return ok;
 }
 
-enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
-                                request *rq)
+/* The client's address for the log ("?" when unknown). */
+static void peerName(struct MHD_Connection *c, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, size, "?");
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ci->client_addr->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ci->client_addr;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+        port = ntohs(a->sin_port);
+    } else if (ci->client_addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ci->client_addr;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, size, "%s:%u", host, port);
+}
+
+/* Each failing request once, with its cause: 4xx at INFO, 5xx at WARN,
+ * at most FAIL_LINES lines per 10 s (a flood of bad requests must not
+ * flood the log; how many were left out is said with the next one). With
+ * -log-level DEBUG, every request. */
+#define FAIL_LINES 20
+static void logRequest(http_server *h, struct MHD_Connection *c, const char *method, const char *url,
+                       const request *rq)
+{
+    /* /readyz's 503 is an answer to a probe (clients poll it at start-up),
+     * not a failure. */
+    bool failed = rq->status >= 400 && !(rq->route && rq->route->handler == handle_readyz);
+    int level = rq->status >= 500 ? RQ_LOG_WARN : failed ? RQ_LOG_INFO : RQ_LOG_DEBUG;
+    if (!rq_log_enabled(level))
+        return;
+    unsigned long dropped = 0;
+    if (failed && !rq_log_enabled(RQ_LOG_DEBUG)) {
+        pthread_mutex_lock(&h->log_mu);
+        int64_t now = rq_now_ms();
+        if (now - h->fail_window_ms >= 10000) {
+            h->fail_window_ms = now;
+            h->fail_lines = 0;
+        }
+        bool ok = h->fail_lines < FAIL_LINES;
+        if (ok) {
+            h->fail_lines++;
+            dropped = h->fail_dropped;
+            h->fail_dropped = 0;
+        } else {
+            h->fail_dropped++;
+        }
+        pthread_mutex_unlock(&h->log_mu);
+        if (!ok)
+            return;
+    }
+    char peer[80];
+    peerName(c, peer, sizeof peer);
+    double ms = (rq_now_sec() - rq->t0) * 1000.0;
+    const char *why = rq->why[0] ? rq->why : failed ? MHD_get_reason_phrase_for(rq->status) : "";
+    char more[64] = "";
+    if (dropped)
+        snprintf(more, sizeof more, " (%lu more not logged before it)", dropped);
+    if (failed)
+        rq_logl(level, "http", "failing request: %s %s from %s: %u%s%s (%.1f ms)%s", method, url, peer, rq->status,
+                why && why[0] ? ": " : "", why ? why : "", ms, more);
+    else
+        rq_logl(level, "http", "%s %s from %s: %u (%.1f ms)", method, url, peer, rq->status, ms);
+}
+
+static enum MHD_Result route(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
+                             request *rq)
 {
     respond_served_by(strncmp(url, "/db/", 4) == 0 ? h->cfg->http_adv_addr : NULL);
     if (strcmp(method, "OPTIONS") == 0)
         return respond_empty(h, c, 200);
+    /* rqlite's redirects to the console, before any permission check. */
+    if (url[0] == '\0' || strcmp(url, "/") == 0)
+        return respond_redirect_with(h, c, 302, "/console/");
+    if (strcmp(url, "/console") == 0)
+        return respond_redirect_with(h, c, 301, "/console/");
     const http_route *r = router_find(url);
     if (r == NULL)
         return respond_empty(h, c, 404);
@@ -113,4 +200,14 @@ enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const 
     rq->url = url;
     rq->route = r;
     return r->handler(h, c, rq);
+}
+
+enum MHD_Result router_dispatch(http_server *h, struct MHD_Connection *c, const char *url, const char *method,
+                                request *rq)
+{
+    respond_take_status(NULL, 0);
+    enum MHD_Result ret = route(h, c, url, method, rq);
+    rq->status = respond_take_status(rq->why, sizeof rq->why);
+    logRequest(h, c, method, url, rq);
+    return ret;
 }

@@ -417,6 +417,14 @@ static void onCompleted(void *cls, struct MHD_Connection *c, void **con_cls,
                                     __ATOMIC_ACQUIRE);
     }
     request *rq = *con_cls;
+    if (rq && rq->status) {
+        int r = router_index(rq->route);
+        int k = 0;
+        while (k < HTTP_N_CODES - 1 && http_codes[k] != rq->status)
+            k++;
+        __atomic_fetch_add(&h->codes[r][k], 1, __ATOMIC_RELAXED);
+        metrics_observe(&h->latency[r], rq_now_sec() - rq->t0);
+    }
     if (rq) {
         buf_free(&rq->body);
         free(rq->user);

@@ -244,6 +244,7 @@ static int installFetched(store *s, raft_index want)
     }
     db_resolve_index(s->db, want);
     storeStat(s, SSTAT_SNAPSHOT_TRANSFERS);
+    metrics_observe(&s->m_transfer, secs);
     rq_log("store", "snapshot transfer done: %lld bytes in %.2f s (%.1f MB/s), database at index %llu",
            s->fetch_bytes, secs, secs > 0 ? (double)s->fetch_bytes / 1e6 / secs : 0.0,
            (unsigned long long)db_index(s->db));

@@ -278,8 +278,10 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
         snapRearm(s);
     }
     bool held = index <= db_index(s->db); /* the file has it already */
+    double t0 = rq_now_sec();
     if (!applyBinary(s, b, index, held))
         applyJson(s, b, index, held);
+    metrics_observe(&s->m_apply, rq_now_sec() - t0);
     return 0;
 }
 
@@ -313,6 +315,7 @@ static unsigned sizedTrailing(store *s)
 static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     store *s = fsm->data;
+    double t0 = rq_now_sec();
     raft_set_snapshot_trailing(&s->raft, sizedTrailing(s));
     /* This snapshot is the one wanted by size or by the interval check. */
     s->log_bytes = 0;
@@ -332,6 +335,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
         return RAFT_NOMEM;
     *bufs = &s->snap_buf;
     *n_bufs = 1;
+    metrics_observe(&s->m_snapshot, rq_now_sec() - t0);
     return 0;
 }
 

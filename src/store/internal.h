@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "metrics/metrics.h"
 #include "store/store.h"
 #include "store/transport.h"
 #include "util/buf.h"
@@ -150,6 +151,11 @@ struct store {
 
     /* Any thread, atomically (storeStat). */
     uint64_t stats[SSTAT_N];
+    /* metrics.c: latency histograms (any thread updates, scrapes read) */
+    metrics_hist m_apply;    /* one entry through the FSM */
+    metrics_hist m_snapshot; /* taking a snapshot (sync, marker) */
+    metrics_hist m_transfer; /* a database fetched from the leader */
+    uint64_t leader_changes; /* s->mu: a new leader seen */
 
     /* Any thread, under mu. */
     pthread_mutex_t mu;

@@ -177,6 +177,8 @@ void storeOnCheck(uv_check_t *h)
     s->first_index = r->log.front != r->log.back ? r->log.offset + 1 : 0;
     if (r->state == RAFT_FOLLOWER && lid != 0)
         contactLocked(s);
+    if (lid != 0 && lid != s->leader_id)
+        s->leader_changes++;
     s->leader_id = lid;
     snprintf(s->leader_addr, sizeof s->leader_addr, "%s", laddr ? laddr : "");
     snprintf(s->leader_node, sizeof s->leader_node, "%s", lnode);

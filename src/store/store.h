@@ -153,6 +153,10 @@ int store_nodes(store *s, store_node **nodes);
 void store_recorded_api(store *s, char *api, size_t size);
 /* The "store" section of /status (caller owns). */
 json_t *store_status(store *s);
+/* Prometheus families of the store (metrics.h): Raft state and indexes,
+ * leader changes, log entries, apply/snapshot/transfer latencies, the
+ * database's file and WAL sizes and the read pool, appended to b. */
+void store_metrics(store *s, buf *b);
 /* rqlite's "store" map of /debug/vars: its counters (num_snapshots,
  * num_restores, num_ignored_joins...) by their rqlite names (caller owns). */
 json_t *store_vars(store *s);

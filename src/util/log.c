@@ -5,7 +5,13 @@
 #include <time.h>
 #include <unistd.h>
 
-void rq_log(const char *tag, const char *fmt, ...)
+static int minLevel = RQ_LOG_INFO;
+
+void rq_log_set_level(int level) { __atomic_store_n(&minLevel, level, __ATOMIC_RELAXED); }
+
+int rq_log_enabled(int level) { return level >= __atomic_load_n(&minLevel, __ATOMIC_RELAXED); }
+
+static void vlog(const char *tag, const char *fmt, va_list ap)
 {
     char line[2048];
     time_t now = time(NULL);
@@ -13,10 +19,7 @@ void rq_log(const char *tag, const char *fmt, ...)
     localtime_r(&now, &tm);
     int n = snprintf(line, sizeof line, "[%s] ", tag);
     n += (int)strftime(line + n, sizeof line - (size_t)n, "%Y/%m/%d %H:%M:%S ", &tm);
-    va_list ap;
-    va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
-    va_end(ap);
     if (m < 0)
         m = 0;
     n += m;
@@ -25,4 +28,24 @@ void rq_log(const char *tag, const char *fmt, ...)
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);
     (void)w;
+}
+
+void rq_log(const char *tag, const char *fmt, ...)
+{
+    if (!rq_log_enabled(RQ_LOG_INFO))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(tag, fmt, ap);
+    va_end(ap);
+}
+
+void rq_logl(int level, const char *tag, const char *fmt, ...)
+{
+    if (!rq_log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(tag, fmt, ap);
+    va_end(ap);
 }

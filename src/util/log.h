@@ -2,10 +2,21 @@
  * log: rqlite-style log lines on stderr, one per event:
  *   [store] 2022/01/29 14:42:42 opening store with node ID 1
  * Thread-safe (each line is written with one write()).
+ *
+ * Levels (-log-level, beyond rqlite, whose server has none): rq_log is
+ * INFO; rq_logl says which. Lines below the process's level are dropped.
+ * The values are config.h's CONFIG_LOG_* ones.
  */
 #ifndef RQ_UTIL_LOG_H
 #define RQ_UTIL_LOG_H
 
+enum { RQ_LOG_DEBUG = -2, RQ_LOG_INFO = -1, RQ_LOG_WARN = 0, RQ_LOG_ERROR = 1, RQ_LOG_OFF = 2 };
+
 void rq_log(const char *tag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void rq_logl(int level, const char *tag, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Set once at start (default INFO). */
+void rq_log_set_level(int level);
+/* Would a line at level be written? */
+int rq_log_enabled(int level);
 
 #endif

@@ -513,3 +513,38 @@ def test_auto_vacuum_at_snapshots_shrinks_the_file_and_keeps_its_schedule(cluste
     assert "auto_vacuum" not in n2.status()["store"]
     assert expvar(n2)["store"]["num_auto_vacuums"] == 0
     assert not os.path.exists(os.path.join(n2.dir, "auto_vacuum"))
+
+
+def test_log_level_and_failing_requests_logged_once_with_their_cause(cluster, tmp_path):
+    """-log-level (beyond rqlite): each failing request is one line with its
+    cause (4xx at INFO, 5xx at WARN), DEBUG adds every request, WARN keeps
+    only warnings; a bad value stops the start."""
+    n1 = cluster.node(1).start().wait_ready()
+    assert requests.post(n1.url + "/db/execute", data="not json", timeout=10).status_code == 400
+    assert requests.get(n1.url + "/nope", timeout=10).status_code == 404
+    assert requests.get(n1.url + "/db/query?q=SELECT%201", timeout=10).status_code == 200
+
+    def lines(n, what):
+        return [ln for ln in n.logs().splitlines() if what in ln]
+    bad = poll(lambda: lines(n1, "failing request: POST /db/execute"), what="the 400 logged")
+    assert len(bad) == 1 and ": 400: " in bad[0] and "from 127.0.0.1:" in bad[0], bad
+    assert re.match(r"^\[http\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d failing request", bad[0]), bad
+    assert len(lines(n1, "failing request: GET /nope")) == 1
+    assert lines(n1, "GET /db/query from") == []  # a success is not logged at INFO
+    # a flood of bad requests: at most 20 lines per 10 s
+    for _ in range(60):
+        requests.get(n1.url + "/nope2", timeout=10)
+    assert len(lines(n1, "failing request: GET /nope2")) <= 20
+    # DEBUG: every request
+    d = cluster.node(2, ["-log-level", "debug"]).start().wait_ready()
+    requests.get(d.url + "/db/query?q=SELECT%201", timeout=10)
+    poll(lambda: lines(d, "GET /db/query from 127.0.0.1:"), what="the request logged at DEBUG")
+    # WARN: no INFO lines at all, failing 4xx included
+    w = cluster.node(3, ["-log-level", "WARN"]).start().wait_ready()
+    assert requests.get(w.url + "/nope", timeout=10).status_code == 404
+    assert "store is ready" not in w.logs() and "failing request" not in w.logs()
+    # a bad level refuses the start
+    n = cluster.node(4, ["-log-level", "loud"])
+    n.start()
+    assert n.wait_exit() == 1
+    assert "fatal: invalid -log-level loud: use DEBUG, INFO, WARN, ERROR or OFF" in n.logs()

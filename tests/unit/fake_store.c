@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "store/store.h"
+#include "metrics/metrics.h"
 
 struct store {
     const config *cfg;
@@ -173,6 +174,11 @@ json_t *store_status(store *s)
 }
 
 json_t *store_vars(store *s) { return json_pack("{s:i}", "num_snapshots", 0); }
+void store_metrics(store *s, buf *b)
+{
+    (void)s;
+    metrics_one(b, "rqlite_raft_term", "gauge", "Current Raft term.", 1);
+}
 
 bool store_wait_synced(store *s, uint64_t timeout_ms) { return s->leader_known; }
 

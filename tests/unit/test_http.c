@@ -410,6 +410,8 @@ static const struct {
     {"/leader", ROUTE_EXACT, ROUTE_GET | ROUTE_POST, AUTH_PERM_LEADER_OPS, false},
     {"/snapshot", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false},
     {"/reap", ROUTE_EXACT, ROUTE_POST, AUTH_PERM_SNAPSHOT, false},
+    {"/console", ROUTE_PREFIX, ROUTE_ANY, AUTH_PERM_UI, false},
+    {"/metrics", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false},
     {"/licenses", ROUTE_EXACT, ROUTE_GET, AUTH_PERM_STATUS, false},
     {"/debug/vars", ROUTE_EXACT, ROUTE_ANY, AUTH_PERM_STATUS, false},
     {"/debug/pprof", ROUTE_PREFIX, ROUTE_ANY, AUTH_PERM_STATUS, false},
@@ -450,7 +452,7 @@ static void test_route_table(void **state)
         for (size_t m = 0; m < sizeof methods / sizeof *methods; m++)
             assert_int_equal(router_allows(r, methods[m].name), (r->methods & methods[m].bit) != 0);
     }
-    const char *unknown[] = {"", "/", "/db", "/db/", "/console", "/debug", "/debug/", "/_rq/image", "/STATUS"};
+    const char *unknown[] = {"", "/", "/db", "/db/", "/consoles", "/debug", "/debug/", "/_rq/image", "/STATUS"};
     for (size_t i = 0; i < sizeof unknown / sizeof *unknown; i++)
         assert_null(router_find(unknown[i]));
 }
@@ -479,7 +481,8 @@ static void test_route_status_codes(void **state)
         EXPECT(f, "GET", path, NULL, 404, "");
         EXPECT(f, "POST", path, NULL, 404, "");
     }
-    EXPECT(f, "GET", "/", NULL, 404, "");
+    EXPECT(f, "GET", "/", NULL, 302, ""); /* to /console/, as rqlite */
+    EXPECT(f, "GET", "/nope", NULL, 404, "");
     EXPECT(f, "DELETE", "/db/", NULL, 404, "");
     EXPECT(f, "OPTIONS", "/nope", NULL, 200, "");
     /* /debug/vars takes any method, as rqlite's. */
@@ -494,11 +497,11 @@ static void test_route_status_codes(void **state)
 
 /* The credentials file of the auth tests: "all" (all); for route i, "r<i>"
  * with exactly its permissions (for /join, join-read-only alone) and "n<i>"
- * with every other one but all; "*" with ui, which no route needs. */
+ * with every other one but all; "*" with no permission (every one is some route's). */
 static void buildAuthText(buf *out)
 {
     buf_puts(out, "[{\"username\": \"all\", \"password\": \"all-pw\", \"perms\": [\"all\"]},\n"
-                  " {\"username\": \"*\", \"perms\": [\"ui\"]}");
+                  " {\"username\": \"*\", \"perms\": []}");
     for (size_t i = 0; i < N_WANT; i++) {
         unsigned mine = want_routes[i].any ? AUTH_PERM_JOIN_READ_ONLY : want_routes[i].perms;
         for (int other = 0; other < 2; other++) {
@@ -570,7 +573,9 @@ static void test_auth_routes(void **state)
     char authz[256], path[128];
     for (size_t i = 0; i < N_WANT; i++) {
         const char *m = firstMethod(want_routes[i].methods);
-        const char *p = want_routes[i].path;
+        /* "/console" itself redirects before credentials, as rqlite's */
+        bool console = strcmp(want_routes[i].path, "/console") == 0;
+        const char *p = console ? "/console/" : want_routes[i].path;
         char user[16], pass[16];
         snprintf(pass, sizeof pass, "pw%zu", i);
         expectRefused(f, m, p, NULL, NULL);
@@ -593,7 +598,8 @@ static void test_auth_routes(void **state)
          * permission, 405 with it. */
         expectRefused(f, "PATCH", p, NULL, NULL);
         resp r = callAuth(f, "PATCH", p, NULL, NULL, authz);
-        assert_int_equal(r.status, want_routes[i].methods & ROUTE_OTHER ? 200 : 405);
+        /* (the console takes GET and HEAD only, as rqlite's) */
+        assert_int_equal(r.status, want_routes[i].methods & ROUTE_OTHER && !console ? 200 : 405);
         assert_string_equal(r.www_auth, "Basic realm=\"rqlite\"");
         buf_free(&r.body);
     }
@@ -612,7 +618,7 @@ static void test_auth_headers(void **state)
     } cases[] = {
         {"OPTIONS", "/db/execute", NULL, 200}, {"OPTIONS", "/nope", NULL, 200}, {"GET", "/nope", NULL, 404},
         {"GET", "/status", NULL, 401},         {"GET", "/status", authz, 200},  {"GET", "/readyz", authz, 503},
-        {"POST", "/db/execute", authz, 200},   {"GET", "/", NULL, 404},
+        {"POST", "/db/execute", authz, 200},   {"GET", "/", NULL, 302},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         resp r = callAuth(f, cases[i].method, cases[i].path, NULL, NULL, cases[i].authz);
