@@ -22,6 +22,7 @@
 #include <sqlite3.h>
 
 #include "auth/auth.h"
+#include "cdc/cdc.h"
 #include "cluster/cluster.h"
 #include "config.h"
 #include "db/db.h"
@@ -370,6 +371,36 @@ static void startNodeTls(config *cfg)
         fatal("node-to-node TLS", err);
 }
 
+/* -cdc-config: read and checked before any port is bound (a bad file
+ * stops the start), its queue opened before the store applies anything. */
+static void openCdc(config *cfg)
+{
+    if (cfg->cdc_config == NULL || *cfg->cdc_config == '\0')
+        return;
+    cdc_config cc;
+    char *err = NULL;
+    if (cdc_config_parse(cfg->cdc_config, &cc, &err) != 0)
+        fatal("failed to create CDC config (-cdc-config)", err);
+    if (cdc_open(&cc, cfg->node_id, cfg->data_dir, cfg->node_tls, &cfg->cdc, &err) != 0)
+        fatal("failed to create CDC service", err);
+}
+
+static bool cdcIsLeader(void *arg) { return store_is_leader(arg); }
+
+/* The voters the leader sends its CDC high-water mark to. */
+static int cdcOtherVoters(void *arg, char ***addrs)
+{
+    store *st = arg;
+    store_node *nodes = NULL;
+    int n = store_nodes(st, &nodes), k = 0;
+    *addrs = calloc(n > 0 ? (size_t)n : 1, sizeof **addrs);
+    for (int i = 0; i < n; i++)
+        if (nodes[i].voter && strcmp(nodes[i].id, store_node_id(st)) != 0)
+            (*addrs)[k++] = strdup(nodes[i].addr);
+    free(nodes);
+    return k;
+}
+
 /* rqlite's first lines: version and the exact command line. */
 static void logLaunch(int argc, char **argv)
 {
@@ -623,6 +654,7 @@ int main(int argc, char **argv)
     if (rq_mkdir_all(cfg.data_dir) != 0)
         fatal("cannot create data directory", strdup(strerror(errno)));
     installExtensions(&cfg);
+    openCdc(&cfg);
 
     http_server *http = NULL;
     if (http_server_start(&cfg, &http, &err) != 0)
@@ -642,6 +674,11 @@ int main(int argc, char **argv)
         fatal("failed to open store", err);
     free(boot);
     http_server_set_store(http, st);
+    if (cfg.cdc) {
+        cdc_cluster cl = {.arg = st, .is_leader = cdcIsLeader, .other_voters = cdcOtherVoters};
+        if (cdc_start(cfg.cdc, &cl, &err) != 0)
+            fatal("failed to start CDC service", err);
+    }
     joinCluster(&cfg, st, n_boot);
     memberWatch watch = {.cfg = &cfg, .st = st, .check_api = !store_was_new(st) && cfg.n_join == 0};
     job_start(&watch.job, watchMembership, &watch);
@@ -658,6 +695,7 @@ int main(int argc, char **argv)
         leaveCluster(&cfg, st);
     http_server_stop(http);
     store_close(st);
+    cdc_close(cfg.cdc);
     tls_ctx_free(cfg.node_tls);
     rq_log("rqlited", "rqlite server stopped");
     auth_close(cfg.creds);

@@ -159,6 +159,8 @@ int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err)
             *err = dbErrdup("install the statement policy: ", sqlite3_errmsg(c));
         goto fail;
     }
+    if (!ro)
+        dbCaptureInstall(d, c);
     *out = c;
     return 0;
 fail:
@@ -292,6 +294,7 @@ void db_close(db *d)
     dbCacheClear(&d->cache);
     if (d->w)
         sqlite3_close(d->w);
+    dbCaptureFree(d);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     determinism_unprotect_dir(d->dir);
@@ -552,6 +555,12 @@ int dbCommitWithIndex(db *d, uint64_t index)
         dbExecSimple(c, "BEGIN", NULL);
     char *err = NULL;
     int rc = 0;
+    /* CDC: the entry's events are out before its index is in (capture.c). */
+    if (dbCaptureFlush(d, index) != 0) {
+        rq_log("db", "cannot hand the change events of the entry at index %llu to CDC", (unsigned long long)index);
+        dbExecSimple(c, "ROLLBACK", NULL);
+        return SQLITE_IOERR;
+    }
     if (writeIndex(c, index) != 0 || dbExecSimple(c, "COMMIT", &err) != 0) {
         rc = sqlite3_errcode(c);
         rq_log("db", "cannot commit the entry at index %llu: %s", (unsigned long long)index,
@@ -872,6 +881,8 @@ int db_sync(db *d)
      * (its size calls for the next snapshot, as rqlite's does) unless
      * readers hold some of it back: then it copies what it can, without
      * waiting, and the WAL is reused from its start once they are done. */
+    if (dbCaptureSync(d) != 0)
+        return -1;
     return dbCheckpoint(d, SQLITE_CHECKPOINT_TRUNCATE, 0) < 0 ? -1 : 0;
 }
 

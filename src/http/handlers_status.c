@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cdc/cdc.h"
 #include "cluster/cluster.h"
 #include "http/internal.h"
 #include "util/duration.h"
@@ -94,6 +95,8 @@ static json_t *statusDoc(http_server *h)
     json_object_set_new(doc, "extensions", extensionsStatus(cfg));
     store *st = http_server_store(h);
     json_object_set_new(doc, "store", st ? store_status(st) : json_pack("{s:b}", "open", false));
+    if (cfg->cdc)
+        json_object_set_new(doc, "cdc", cdc_status(cfg->cdc));
     return doc;
 }
 
@@ -254,6 +257,8 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
     json_object_set_new(doc, "cluster", clus);
     store *st = http_server_store(h);
     json_object_set_new(doc, "store", st ? store_vars(st) : json_object());
+    if (h->cfg->cdc) /* rqlite's expvar map of its CDC service */
+        json_object_set_new(doc, "cdc.service", cdc_vars(h->cfg->cdc));
     const char *key = params_value(c, "key");
     buf b = BUF_INIT;
     buf_puts(&b, "{\n");
