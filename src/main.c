@@ -372,7 +372,9 @@ static void startNodeTls(config *cfg)
 }
 
 /* -cdc-config: read and checked before any port is bound (a bad file
- * stops the start), its queue opened before the store applies anything. */
+ * stops the start), its queue opened before the store applies anything
+ * and after installExtensions, whose check sets SQLite's process-wide
+ * settings before the queue's connection would initialise SQLite. */
 static void openCdc(config *cfg)
 {
     if (cfg->cdc_config == NULL || *cfg->cdc_config == '\0')
