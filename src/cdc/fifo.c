@@ -6,7 +6,8 @@
  * rows, and meta rows "enqueued" (the highest index ever queued) and
  * "hwm". Reading does not remove; prune does, once the cluster delivered.
  *
- * Durability: WAL with synchronous=OFF, so that an enqueue on the Raft
+ * One connection, used under a mutex, in exclusive locking mode: no file
+ * lock calls per transaction. Durability: WAL with synchronous=OFF, so that an enqueue on the Raft
  * thread costs a write() and no fsync: a killed process loses nothing the
  * kernel has. cdc_fifo_sync makes it durable against a power loss too
  * (fsync of the file and its WAL), before a snapshot lets the Raft log go.
@@ -68,7 +69,7 @@ int cdc_fifo_open(const char *path, cdc_fifo **out, char **err)
     f->path = strdup(path);
     if (sqlite3_open_v2(path, &f->c, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
             SQLITE_OK ||
-        exec(f->c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
+        exec(f->c, "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF;"
                    "CREATE TABLE IF NOT EXISTS events(idx INTEGER PRIMARY KEY, ts INTEGER NOT NULL, data BLOB NOT NULL);"
                    "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL)") != SQLITE_OK ||
         sqlite3_prepare_v2(f->c, "INSERT INTO events(idx, ts, data) VALUES(?1, ?2, ?3)", -1, &f->ins, NULL) ||

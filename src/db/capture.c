@@ -72,6 +72,8 @@ struct dbCapture {
     int n_tables;
     capSavepoint *sp;
     int n_sp, cap_sp;
+    sqlite3_stmt *names;        /* the column-name query, prepared on names_conn */
+    sqlite3 *names_conn;
 };
 
 static int tableFind(dbCapture *k, const char *schema, const char *name)
@@ -221,11 +223,22 @@ int db_cdc_enable(db *d, const db_cdc_sink *sink, char **err)
     return 0;
 }
 
+void dbCaptureConnClosing(db *d)
+{
+    dbCapture *k = d->capture;
+    if (k == NULL)
+        return;
+    sqlite3_finalize(k->names);
+    k->names = NULL;
+    k->names_conn = NULL;
+}
+
 void dbCaptureFree(db *d)
 {
     dbCapture *k = d->capture;
     if (k == NULL)
         return;
+    dbCaptureConnClosing(d);
     for (int i = 0; i < k->n_tables; i++) {
         free(k->tables[i].schema);
         free(k->tables[i].name);
@@ -386,15 +399,24 @@ static int byName(const void *a, const void *b)
 
 /* The table's columns as SELECT * shows them (hidden virtual-table
  * columns left out), sorted by name; -1 when they cannot be read. */
-static int columnNames(sqlite3 *c, const capTable *t, colName **out)
+static int columnNames(dbCapture *k, sqlite3 *c, const capTable *t, colName **out)
 {
-    sqlite3_stmt *st = NULL;
     *out = NULL;
-    policy_internal(1);
-    int rc = sqlite3_prepare_v2(c, "SELECT name FROM pragma_table_xinfo(?1, ?2) WHERE hidden <> 1", -1, &st, NULL);
-    policy_internal(0);
-    if (rc != SQLITE_OK)
-        return -1;
+    if (k->names_conn != c) {
+        /* Kept prepared: preparing it for every statement doubled the
+         * capture's cost. SQLite re-prepares it after a schema change. */
+        sqlite3_finalize(k->names);
+        k->names = NULL;
+        policy_internal(1);
+        int rc = sqlite3_prepare_v3(c, "SELECT name FROM pragma_table_xinfo(?1, ?2) WHERE hidden <> 1", -1,
+                                    SQLITE_PREPARE_PERSISTENT, &k->names, NULL);
+        policy_internal(0);
+        if (rc != SQLITE_OK)
+            return -1;
+        k->names_conn = c;
+    }
+    sqlite3_stmt *st = k->names;
+    policy_internal(1); /* a re-prepare inside step is our own too */
     sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, t->schema, -1, SQLITE_STATIC);
     int n = 0, cap = 0;
@@ -408,7 +430,9 @@ static int columnNames(sqlite3 *c, const capTable *t, colName **out)
         v[n].col = n;
         n++;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    policy_internal(0);
     qsort(v, (size_t)n, sizeof *v, byName);
     *out = v;
     return n;
@@ -509,7 +533,7 @@ static void finalize(db *d)
             for (int j = 0; j < n; j++)
                 free(names[j].name);
             free(names);
-            n = columnNames(d->w, &k->tables[e->table], &names);
+            n = columnNames(k, d->w, &k->tables[e->table], &names);
             cached = e->table;
         }
         e->json = k->out.len;

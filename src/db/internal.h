@@ -114,6 +114,8 @@ typedef struct dbCapture dbCapture;
 /* Its hooks on a new write connection c (nothing when CDC is off). */
 void dbCaptureInstall(db *d, sqlite3 *c);
 void dbCaptureFree(db *d);
+/* The write connection is about to close: its statements of ours go. */
+void dbCaptureConnClosing(db *d);
 /* A new entry: nothing captured yet. */
 void dbCaptureBegin(db *d);
 /* The events so far (a mark), and dropping those after a mark (a

@@ -174,6 +174,7 @@ int dbReopenWriter(db *d)
     if (dbOpenConn(d, false, &w, NULL) != 0)
         return -1;
     dbCacheClear(&d->cache);
+    dbCaptureConnClosing(d);
     sqlite3_close(d->w);
     d->w = w;
     return 0;
@@ -292,6 +293,7 @@ void db_close(db *d)
     free(d->idle);
     free(d->busy);
     dbCacheClear(&d->cache);
+    dbCaptureConnClosing(d);
     if (d->w)
         sqlite3_close(d->w);
     dbCaptureFree(d);
@@ -821,6 +823,7 @@ int db_install_file(db *d, const char *path, char **err)
     /* The old file's WAL is not worth checkpointing: it is replaced. */
     sqlite3_db_config(d->w, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     dbCacheClear(&d->cache);
+    dbCaptureConnClosing(d);
     sqlite3_close(d->w);
     d->w = NULL;
     int rc = 0;
