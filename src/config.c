@@ -48,7 +48,7 @@ static const flag_def flags[] = {
     {"auto-vacuum-int", F_DUR, O(auto_vacuum_int_ms), "0s", "Period between automatic VACUUMs. It not set, not enabled", NULL},
     {"bootstrap-expect", F_INT, O(bootstrap_expect), "0", "Minimum number of nodes required for a bootstrap", NULL},
     {"bootstrap-expect-timeout", F_DUR, O(bootstrap_expect_timeout_ms), "2m0s", "Maximum time for bootstrap process", NULL},
-    {"cdc-config", F_IGNORED, 0, "", "CDC config. If not set, CDC is not enabled", F_TODO},
+    {"cdc-config", F_STR, O(cdc_config), "", "CDC config. If not set, CDC is not enabled", NULL},
     {"cluster-connect-timeout", F_DUR, O(cluster_connect_timeout_ms), "30s", "Timeout for initial connection to other nodes", NULL},
     {"compress-snap-transport", F_IGNORED, 0, "false", "Compress snapshots sent to other nodes", F_TODO},
     {"cpu-profile", F_IGNORED, 0, "", "Path to file for CPU profiling information", F_TODO},
@@ -449,6 +449,8 @@ static int validate(config *cfg, int *exit_code)
     if (lv == sizeof levels / sizeof levels[0] || levels[lv].level == CONFIG_LOG_TRACE)
         return fatal(cfg, exit_code, "invalid -log-level %s: use DEBUG, INFO, WARN, ERROR or OFF", cfg->log_level);
     cfg->log = levels[lv].level;
+    if (cfg->raft_non_voter && cfg->cdc_config && *cfg->cdc_config)
+        return fatal(cfg, exit_code, "%s", "CDC cannot be enabled on non-voting nodes");
     if (cfg->raft_non_voter && cfg->bootstrap_expect > 0)
         return fatal(cfg, exit_code, "%s", "bootstrapping only applicable to voting nodes");
     if (cfg->bootstrap_expect > 1 && cfg->n_join == 0 && !(cfg->disco_mode && *cfg->disco_mode))

@@ -117,6 +117,11 @@ typedef struct config {
      * is plaintext), for the store's transport and the cluster client;
      * main owns it (tls_ctx_free, not config_free). */
     struct tls_ctx *node_tls;
+    char *cdc_config;        /* -cdc-config: "stdout", a URL or a JSON file (cdc/cdc.h) */
+    /* Built by main from it before the store opens (NULL: CDC off); the
+     * store captures into it, the Raft port passes it high-water marks,
+     * /status and /debug/vars show it. main owns it (cdc_close). */
+    struct cdc_service *cdc;
 } config;
 
 /* Parse argv into cfg (argv[0] is the program name). Returns 0 when the node

@@ -23,6 +23,7 @@
 
 #include "auth/auth.h"
 #include "backup/backup.h"
+#include "cdc/cdc.h"
 #include "cluster/cluster.h"
 #include "config.h"
 #include "db/db.h"
@@ -371,6 +372,42 @@ static void startNodeTls(config *cfg)
         fatal("node-to-node TLS", err);
 }
 
+/* The CDC service's sections of /debug/vars and /status. */
+static json_t *cdcVars(void *arg) { return cdc_vars(arg); }
+static json_t *cdcStatus(void *arg) { return cdc_status(arg); }
+
+/* -cdc-config: read and checked before any port is bound (a bad file
+ * stops the start), its queue opened before the store applies anything
+ * and after installExtensions, whose check sets SQLite's process-wide
+ * settings before the queue's connection would initialise SQLite. */
+static void openCdc(config *cfg)
+{
+    if (cfg->cdc_config == NULL || *cfg->cdc_config == '\0')
+        return;
+    cdc_config cc;
+    char *err = NULL;
+    if (cdc_config_parse(cfg->cdc_config, &cc, &err) != 0)
+        fatal("failed to create CDC config (-cdc-config)", err);
+    if (cdc_open(&cc, cfg->node_id, cfg->data_dir, cfg->node_tls, &cfg->cdc, &err) != 0)
+        fatal("failed to create CDC service", err);
+}
+
+static bool cdcIsLeader(void *arg) { return store_is_leader(arg); }
+
+/* The voters the leader sends its CDC high-water mark to. */
+static int cdcOtherVoters(void *arg, char ***addrs)
+{
+    store *st = arg;
+    store_node *nodes = NULL;
+    int n = store_nodes(st, &nodes), k = 0;
+    *addrs = calloc(n > 0 ? (size_t)n : 1, sizeof **addrs);
+    for (int i = 0; i < n; i++)
+        if (nodes[i].voter && strcmp(nodes[i].id, store_node_id(st)) != 0)
+            (*addrs)[k++] = strdup(nodes[i].addr);
+    free(nodes);
+    return k;
+}
+
 /* rqlite's first lines: version and the exact command line. */
 static void logLaunch(int argc, char **argv)
 {
@@ -710,6 +747,7 @@ int main(int argc, char **argv)
         fatal("cannot create data directory", strdup(strerror(errno)));
     installExtensions(&cfg);
     downloadRestore(&cfg, &autos);
+    openCdc(&cfg);
 
     http_server *http = NULL;
     if (http_server_start(&cfg, &http, &err) != 0)
@@ -717,6 +755,9 @@ int main(int argc, char **argv)
     http_server_add_vars(http, "uploader", uploaderVars, &autos);
     http_server_add_vars(http, "downloader", downloaderVars, &autos);
     http_server_add_vars(http, "store", restoreVars, &autos);
+    http_server_add_vars(http, "cdc.service", cdcVars, cfg.cdc);
+    if (cfg.cdc)
+        http_server_add_status(http, "cdc", cdcStatus, cfg.cdc);
     store_node *boot = NULL;
     int n_boot = 0;
     disco *dsc = NULL;
@@ -733,6 +774,11 @@ int main(int argc, char **argv)
     free(boot);
     backup_restore_start(autos.down, st); /* not ready until it is done */
     http_server_set_store(http, st);
+    if (cfg.cdc) {
+        cdc_cluster cl = {.arg = st, .is_leader = cdcIsLeader, .other_voters = cdcOtherVoters};
+        if (cdc_start(cfg.cdc, &cl, &err) != 0)
+            fatal("failed to start CDC service", err);
+    }
     joinCluster(&cfg, st, n_boot);
     memberWatch watch = {.cfg = &cfg, .st = st, .check_api = !store_was_new(st) && cfg.n_join == 0};
     job_start(&watch.job, watchMembership, &watch);
@@ -754,6 +800,7 @@ int main(int argc, char **argv)
     backup_config_free(&autos.up_cfg);
     backup_config_free(&autos.down_cfg);
     store_close(st);
+    cdc_close(cfg.cdc);
     tls_ctx_free(cfg.node_tls);
     rq_log("rqlited", "rqlite server stopped");
     auth_close(cfg.creds);

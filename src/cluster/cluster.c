@@ -511,6 +511,37 @@ out:
     return api;
 }
 
+int cluster_send_hwm(tls_ctx *tls, const char *raft_addr, uint64_t hwm, uint64_t timeout_ms, char **err)
+{
+    raftConn c;
+    char *why = NULL;
+    if (raftDial(tls, raft_addr, timeout_ms, &c, &why) != 0) {
+        *err = why;
+        return -1;
+    }
+    unsigned char msg[24] = {0};
+    memcpy(msg, CLUSTER_HWM_MAGIC, 8);
+    le64_put(msg + 8, hwm);
+    char reply[8];
+    size_t got = 0;
+    int64_t deadline = rq_now_ms() + (int64_t)timeout_ms;
+    int rc = raftSend(&c, msg, sizeof msg);
+    while (rc == 0 && got < sizeof reply && rq_now_ms() < deadline) {
+        ssize_t n = raftRecv(&c, reply + got, sizeof reply - got, (int)(deadline - rq_now_ms()));
+        if (n == RECV_TIMEOUT)
+            continue;
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (rc != 0 || got != sizeof reply || memcmp(reply, CLUSTER_HWM_OK, 8) != 0) {
+        *err = rq_sprintf("%s: %s", raft_addr, c.err[0] ? c.err : "no acknowledgement of the high-water mark");
+        rc = -1;
+    }
+    raftClose(&c);
+    return rc;
+}
+
 char *cluster_own_authorization(const config *cfg)
 {
     if (cfg->creds == NULL || cfg->join_as == NULL || *cfg->join_as == '\0')

@@ -55,6 +55,18 @@
 #define CLUSTER_IMAGE_HEADER 24
 #define CLUSTER_IMAGE_MAX_ERROR 4096
 
+/* First 8 bytes the CDC leader sends on the Raft port to tell a voter its
+ * high-water mark (-cdc-config, cdc/cdc.h): every change event up to that
+ * Raft index was delivered, so the voter may drop them from its queue.
+ * Kept out of the Raft log on purpose, as rqlite does (its cluster
+ * service's HWM broadcast): a log entry per mark would itself be an entry
+ * to apply. The sender follows the magic with the mark (64-bit little
+ * endian) and 8 zero bytes (reserved); the node answers CLUSTER_HWM_OK
+ * and closes the connection. Inside TLS with node TLS, as everything on
+ * the port. */
+#define CLUSTER_HWM_MAGIC "RQCDCHWM"
+#define CLUSTER_HWM_OK "RQHWMOK\n"
+
 /* Before any other call: the settings HTTPS to other nodes uses
  * (-http-ca-cert to verify them, -http-cert and -http-key to present when
  * asked for a client certificate). cfg must outlive every request. Without
@@ -118,6 +130,11 @@ char *cluster_api_url(tls_ctx *tls, const char *raft_addr, uint64_t timeout_ms, 
  * while the node is still making its copy; a nonzero return abandons the
  * transfer. A node that sends nothing for 30 s is given up on. Returns 0
  * (*bytes = the size), or -1 with *err set (the file is removed). */
+/* Send high-water mark hwm to the node whose Raft port is raft_addr
+ * (CLUSTER_HWM_MAGIC; inside TLS with tls). 0 once it acknowledged, or -1
+ * with *err set. */
+int cluster_send_hwm(tls_ctx *tls, const char *raft_addr, uint64_t hwm, uint64_t timeout_ms, char **err);
+
 typedef int (*cluster_image_progress_fn)(void *arg, bool copying, long long done_bytes,
                                          long long total_bytes);
 int cluster_fetch_image(tls_ctx *tls, const char *raft_addr, const char *path,

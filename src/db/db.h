@@ -202,6 +202,32 @@ int db_optimize_plan(db *d, cmd_batch *out);
  * the most there may be (-db-max-ro-conns analog; 0: no limit). */
 void db_pool_stats(db *d, int *open, int *idle, int *max);
 
+/* Change data capture (-cdc-config, cdc/cdc.h): the rows each entry
+ * inserts, updates or deletes and keeps (failed statements, rolled-back
+ * savepoints and transactions leave nothing), as rqlite's JSON events:
+ *   [{"op":"INSERT","table":"t","new_row_id":1,"after":{"id":1,..}},..]
+ * (before/after left out with row_ids_only). All callbacks run on the Raft
+ * thread, during db_execute. */
+typedef struct db_cdc_sink {
+    void *arg;
+    bool row_ids_only;
+    /* Is a change to table captured? Asked once per table name. */
+    bool (*want)(void *arg, const char *table);
+    /* The events of the entry at index (ts: its Unix ms), called just
+     * before the COMMIT that records the index with the entry's changes:
+     * they must be safe from a crash of the process (written to the
+     * kernel) when it returns 0. -1: the entry fails on this node (a
+     * node-local failure, see db_execute), to be applied again. */
+    int (*entry)(void *arg, uint64_t index, int64_t ts_ms, const char *events, size_t len);
+    /* Make what entry() took durable (db_sync, before the log is
+     * compacted). 0, or -1. */
+    int (*sync)(void *arg);
+} db_cdc_sink;
+/* Capture from now on, on the write connection (before the store applies
+ * anything). The sink is copied. 0, or -1 with *err when this SQLite
+ * lacks the pre-update hook. */
+int db_cdc_enable(db *d, const db_cdc_sink *sink, char **err);
+
 /* For /status. */
 const char *db_path(db *d);
 long long db_file_size(db *d);

@@ -340,7 +340,9 @@ static bool runOne(runCtx *x, const cmd_stmt *s, bool *wrote)
             return false;
         }
         truncateTo(x->out, mark); /* only the last statement of the string reports */
+        size_t cdc_mark = dbCaptureMark(x->d);
         ok = stepOne(x, st, t0);
+        dbCaptureStatementDone(x->d, st, ok, cdc_mark);
         stmtRelease(st, cached);
         *wrote = true;
     }
@@ -374,6 +376,7 @@ static bool runList(runCtx *x, const cmd_view *v, bool sp, bool tx, bool *lost, 
         bool wrote;
         if (sp)
             dbExecSimple(x->c, "SAVEPOINT s", NULL);
+        size_t cdc_mark = dbCaptureMark(x->d);
         bool ok = runOne(x, &s, &wrote);
         if (!ok && fault && policy_node_local(sqlite3_errcode(x->c), false, attached(x->c))) {
             *fault = sqlite3_errcode(x->c);
@@ -383,6 +386,8 @@ static bool runList(runCtx *x, const cmd_view *v, bool sp, bool tx, bool *lost, 
             *lost = true; /* an ON CONFLICT ROLLBACK or an interrupt undid the transaction */
             return true;
         }
+        if (sp && !ok)
+            dbCaptureTruncate(x->d, cdc_mark);
         if (sp)
             dbExecSimple(x->c, ok ? "RELEASE s" : "ROLLBACK TO s; RELEASE s", NULL);
         if (!wrote && x->out && !first) /* nothing written: drop the comma */
@@ -637,6 +642,7 @@ int db_execute(db *d, const cmd_view *v, unsigned flags, buf *out)
         d->carry_id = last;
     sqlite3_set_last_insert_rowid(c, 0);
     d->entry_total = sqlite3_total_changes64(c);
+    dbCaptureBegin(d);
     int fault = (!sqlite3_get_autocommit(c) || !batchable(v)) ? runGuarded(&x, v, index) : runBatch(&x, v, index);
     x.seen |= policy_take();
     if (!fault && d->steps_out)

@@ -57,6 +57,7 @@ struct db {
     uint64_t unguarded;      /* control entries run without the guard */
     stmtCache cache;         /* the write connection's prepared statements */
     db_pragmas rw_pragmas;   /* the write connection's settings when opened, under mu */
+    struct dbCapture *capture; /* CDC (capture.c), NULL when off */
 };
 
 /* ---- sqlite.c: connections, files ---- */
@@ -106,6 +107,29 @@ int dbWalOpen(sqlite3_vfs *base, sqlite3_filename name, sqlite3_file *f, int fla
 int dbEncodeRows(sqlite3_stmt *st, unsigned flags, size_t max, buf *out, double t0, char **err);
 void dbPutError(buf *out, const char *msg, unsigned flags, double t0);
 void dbPutExecResult(buf *out, sqlite3_int64 id, int changes, unsigned flags, double t0);
+
+/* ---- capture.c: change data capture (db_cdc_enable) ---- */
+
+typedef struct dbCapture dbCapture;
+/* Its hooks on a new write connection c (nothing when CDC is off). */
+void dbCaptureInstall(db *d, sqlite3 *c);
+void dbCaptureFree(db *d);
+/* The write connection is about to close: its statements of ours go. */
+void dbCaptureConnClosing(db *d);
+/* A new entry: nothing captured yet. */
+void dbCaptureBegin(db *d);
+/* The events so far (a mark), and dropping those after a mark (a
+ * savepoint of ours rolled back). d may be NULL (reads): no-ops. */
+size_t dbCaptureMark(db *d);
+void dbCaptureTruncate(db *d, size_t mark);
+/* After each statement on the write connection: ok or failed, with the
+ * mark taken before it ran. */
+void dbCaptureStatementDone(db *d, sqlite3_stmt *st, bool ok, size_t mark);
+/* Just before the COMMIT that records index: the entry's events to the
+ * sink. 0, or -1 when the sink could not take them. */
+int dbCaptureFlush(db *d, uint64_t index);
+/* The sink's events durable (db_sync). */
+int dbCaptureSync(db *d);
 
 /* ---- exec.c ---- */
 

@@ -159,6 +159,8 @@ int dbOpenConn(db *d, bool ro, sqlite3 **out, char **err)
             *err = dbErrdup("install the statement policy: ", sqlite3_errmsg(c));
         goto fail;
     }
+    if (!ro)
+        dbCaptureInstall(d, c);
     *out = c;
     return 0;
 fail:
@@ -172,6 +174,7 @@ int dbReopenWriter(db *d)
     if (dbOpenConn(d, false, &w, NULL) != 0)
         return -1;
     dbCacheClear(&d->cache);
+    dbCaptureConnClosing(d);
     sqlite3_close(d->w);
     d->w = w;
     return 0;
@@ -290,8 +293,10 @@ void db_close(db *d)
     free(d->idle);
     free(d->busy);
     dbCacheClear(&d->cache);
+    dbCaptureConnClosing(d);
     if (d->w)
         sqlite3_close(d->w);
+    dbCaptureFree(d);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->cv);
     determinism_unprotect_dir(d->dir);
@@ -561,6 +566,12 @@ int dbCommitWithIndex(db *d, uint64_t index)
         dbExecSimple(c, "BEGIN", NULL);
     char *err = NULL;
     int rc = 0;
+    /* CDC: the entry's events are out before its index is in (capture.c). */
+    if (dbCaptureFlush(d, index) != 0) {
+        rq_log("db", "cannot hand the change events of the entry at index %llu to CDC", (unsigned long long)index);
+        dbExecSimple(c, "ROLLBACK", NULL);
+        return SQLITE_IOERR;
+    }
     if (writeIndex(c, index) != 0 || dbExecSimple(c, "COMMIT", &err) != 0) {
         rc = sqlite3_errcode(c);
         rq_log("db", "cannot commit the entry at index %llu: %s", (unsigned long long)index,
@@ -821,6 +832,7 @@ int db_install_file(db *d, const char *path, char **err)
     /* The old file's WAL is not worth checkpointing: it is replaced. */
     sqlite3_db_config(d->w, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     dbCacheClear(&d->cache);
+    dbCaptureConnClosing(d);
     sqlite3_close(d->w);
     d->w = NULL;
     int rc = 0;
@@ -881,6 +893,8 @@ int db_sync(db *d)
      * (its size calls for the next snapshot, as rqlite's does) unless
      * readers hold some of it back: then it copies what it can, without
      * waiting, and the WAL is reused from its start once they are done. */
+    if (dbCaptureSync(d) != 0)
+        return -1;
     return dbCheckpoint(d, SQLITE_CHECKPOINT_TRUNCATE, 0) < 0 ? -1 : 0;
 }
 

@@ -554,6 +554,8 @@ json_t *store_status(store *s)
     json_object_set_new(st, "reap_read_only_timeout", goDuration(cfg->raft_reap_read_only_node_timeout_ms));
     json_object_set_new(st, "db_unguarded_entries", json_integer((json_int_t)db_unguarded(s->db)));
     json_object_set_new(st, "db_conf", json_pack("{s:b}", "fk_constraints", cfg->fk));
+    /* rqlite's: capture on (-cdc-config) and hooked to the service. */
+    json_object_set_new(st, "cdc", json_pack("{s:b,s:b}", "enabled", cfg->cdc != NULL, "registered", cfg->cdc != NULL));
     json_t *vars = store_vars(s); /* our counters, rqlite's expvar names */
     json_object_update(st, vars);
     json_decref(vars);

@@ -39,6 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cdc/cdc.h"
 #include "store/internal.h"
 #include "util/log.h"
 #include "util/os.h"
@@ -217,6 +218,8 @@ static int openDatabase(store *s, bool is_new, char **err)
                         .n_extensions = cfg->n_extensions};
     if (db_open(s->db_path, &dopts, &s->db, err) != 0)
         return -1;
+    if (cfg->cdc && db_cdc_enable(s->db, cdc_sink(cfg->cdc), err) != 0)
+        return -1;
     if (db_recovered(s->db))
         rq_log("store", "an entry cut short by a crash was rolled back; the log applies it again");
     raft_index need = 0;
@@ -355,6 +358,12 @@ static void setTracing(store *s)
     raft_uv_set_tracer(&s->io, &s->tracer);
 }
 
+/* A CDC high-water mark from the leader (transport.h). */
+static void storeCdcHwm(void *arg, uint64_t hwm)
+{
+    cdc_hwm_received(arg, hwm);
+}
+
 /* libraft on our transport, FSM and wrapped I/O, with its settings. */
 static int initRaft(store *s, const char *meta_json, char **err)
 {
@@ -364,6 +373,8 @@ static int initRaft(store *s, const char *meta_json, char **err)
         *err = rq_sprintf("transport: %s", raft_strerror(rv));
         return -1;
     }
+    if (cfg->cdc)
+        transport_set_hwm(&s->transport, storeCdcHwm, cfg->cdc);
     rv = raft_uv_init(&s->io, &s->loop, s->raft_dir, &s->transport);
     if (rv != 0) {
         *err = rq_sprintf("raft I/O: %s", s->io.errmsg);

@@ -49,6 +49,7 @@ typedef struct incoming {
     char *address;
     size_t address_len;
     int stage;                      /* 0: first word, 1: preamble rest, 2: address */
+    bool hwm;                       /* a CDC high-water mark, not a handshake */
 } incoming;
 
 int transport_resolve_bind(const char *addr, struct sockaddr_storage *ss, char **err)
@@ -461,6 +462,11 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
             imageStart(in);
             return;
         }
+        if (memcmp(in->preamble, CLUSTER_HWM_MAGIC, 8) == 0 && t->hwm) {
+            in->hwm = true; /* its 16 bytes fill the rest of the preamble */
+            in->stage = 1;
+            return;
+        }
         if (le64_get((const unsigned char *)&in->preamble[0]) != TRANSPORT_HANDSHAKE_PROTOCOL) {
             unsigned char *p = (unsigned char *)in->preamble;
             if (p[0] == 0x16 && p[1] == 0x03) { /* a TLS handshake record */
@@ -481,6 +487,12 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     if (in->stage == 1) {
         if (in->nread < sizeof in->preamble)
             return;
+        if (in->hwm) {
+            uv_read_stop(s);
+            t->hwm(t->hwm_arg, le64_get((const unsigned char *)&in->preamble[1]));
+            replyAndClose(in, CLUSTER_HWM_OK, 8, NULL);
+            return;
+        }
         in->address_len = (size_t)le64_get((const unsigned char *)&in->preamble[2]);
         if (in->address_len == 0 || in->address_len > TRANSPORT_MAX_ADDRESS_LEN) {
             uv_read_stop(s);
@@ -809,6 +821,13 @@ int transport_init(struct raft_uv_transport *outer, uv_loop_t *loop, const char 
     outer->connect = tConnect;
     outer->close = tClose;
     return 0;
+}
+
+void transport_set_hwm(struct raft_uv_transport *outer, transport_hwm_fn fn, void *arg)
+{
+    rqTransport *t = outer->impl;
+    t->hwm = fn;
+    t->hwm_arg = arg;
 }
 
 void transport_free(struct raft_uv_transport *outer)

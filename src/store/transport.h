@@ -50,6 +50,12 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop, const char *bin
                    const char *meta_json, transport_image_fn image, void *image_arg, tls_ctx *tls);
 void transport_free(struct raft_uv_transport *t);
 
+/* CDC high-water marks (CLUSTER_HWM_MAGIC, cluster/cluster.h) go to
+ * fn(arg, hwm), which must not block: it is called on the loop's thread
+ * (plaintext) or a connection's (TLS). Set before the transport listens. */
+typedef void (*transport_hwm_fn)(void *arg, uint64_t hwm);
+void transport_set_hwm(struct raft_uv_transport *t, transport_hwm_fn fn, void *arg);
+
 /* Before a brand-new node bootstraps itself: listen on bind_addr for up to
  * timeout_ms, answering metadata probes, and report whether a Raft leader
  * tried to reach us (i.e. the cluster already lists this node, as after a

@@ -43,6 +43,8 @@ typedef struct rqTransport {
     raft_uv_transport_close_cb close_cb;
     transport_image_fn image;       /* NULL: image requests get an error */
     void *image_arg;
+    transport_hwm_fn hwm;           /* NULL: CDC high-water marks are refused */
+    void *hwm_arg;
 
     pthread_mutex_t mu;
     pthread_cond_t thread_done;     /* a thread ended (n_threads went down) */

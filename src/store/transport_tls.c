@@ -262,6 +262,14 @@ static void *serveThread(void *arg)
     } else if (memcmp(first, CLUSTER_IMAGE_MAGIC, 8) == 0) {
         handshakeOver(j);
         serveImage(j, c);
+    } else if (memcmp(first, CLUSTER_HWM_MAGIC, 8) == 0 && t->hwm) {
+        handshakeOver(j);
+        unsigned char rest[16];
+        if (recvExact(c, rest, sizeof rest, deadline) == TLS_OK) {
+            t->hwm(t->hwm_arg, le64_get(rest));
+            if (tls_send_all(c, CLUSTER_HWM_OK, 8, msLeft(deadline)) == TLS_OK)
+                tls_bye(c);
+        }
     } else if (le64_get(first) == TRANSPORT_HANDSHAKE_PROTOCOL) {
         serveRaft(j, &c, deadline);
     } else {

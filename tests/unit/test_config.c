@@ -423,10 +423,19 @@ static void test_todo_warns(void **st)
     config c;
     int code;
     char err[2048];
-    char *args[] = {"-cdc-config", "cdc.json", "/tmp/d", NULL};
+    char *args[] = {"-trace-profile", "t.out", "/tmp/d", NULL};
     assert_int_equal(parseCapture(&c, &code, args, err, sizeof err), 0);
-    assert_non_null(strstr(err, "warning: -cdc-config is accepted but not supported yet"));
+    assert_non_null(strstr(err, "warning: -trace-profile is accepted but not supported yet"));
     config_free(&c);
+    /* -cdc-config is implemented (cdc/): kept for main, refused on a non-voter as by rqlite. */
+    char *cdc[] = {"-cdc-config", "cdc.json", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, cdc, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_string_equal(c.cdc_config, "cdc.json");
+    config_free(&c);
+    char *nv[] = {"-cdc-config", "stdout", "-raft-non-voter", "/tmp/d", NULL};
+    assert_int_equal(parseCapture(&c, &code, nv, err, sizeof err), 1);
+    assert_string_equal(err, "fatal: CDC cannot be enabled on non-voting nodes\n");
     /* -http-allow-origin is honoured (http/respond.c): no warning. */
     char *origin[] = {"-http-allow-origin", "*", "/tmp/d", NULL};
     assert_int_equal(parseCapture(&c, &code, origin, err, sizeof err), 0);
