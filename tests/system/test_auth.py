@@ -196,7 +196,7 @@ def test_every_permission_on_leader_and_follower(cluster, tmp_path):
         r = req(node, "GET", "/db/execute", ("has-execute", "pw-execute"))
         assert r.status_code == 405 and r.headers["WWW-Authenticate"] == CHALLENGE
         for method, path, code in (("GET", "/no/such/path", 404), ("OPTIONS", "/db/execute", 200),
-                                   ("GET", "/console", 404)):
+                                   ("GET", "/console", 301), ("GET", "/", 302)):
             r = req(node, method, path)
             assert r.status_code == code and r.headers["WWW-Authenticate"] == CHALLENGE, (method, path)
             assert r.headers["Access-Control-Allow-Headers"] == "Content-Type, Authorization"
