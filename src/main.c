@@ -666,7 +666,7 @@ static void downloadRestore(const config *cfg, autoState *a)
     }
     char *err = NULL;
     backup_restore *r = NULL;
-    if (backup_restore_download(&a->down_cfg, cfg->data_dir, &r, &err) != 0)
+    if (backup_restore_download(&a->down_cfg, cfg->data_dir, cfg->raft_max_entry_size, &r, &err) != 0)
         fatal(err, NULL);
     __atomic_store_n(&a->down, r, __ATOMIC_RELEASE);
 }

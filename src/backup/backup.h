@@ -105,8 +105,11 @@ typedef struct backup_restore backup_restore;
  * with *out set (its counters kept for /debug/vars): with the file, or
  * without it when the download failed and continue_on_failure says to
  * start empty (logged). -1 with *err when the node must not start (a
- * failed download, or what came is not a SQLite database). */
-int backup_restore_download(const backup_config *cfg, const char *tmp_dir, backup_restore **out, char **err);
+ * failed download, or what came is not a SQLite database). A gzipped
+ * file stops decompressing beyond max_bytes (0: no limit): a larger one
+ * could not be loaded anyway, and a gzip bomb must not fill the disk. */
+int backup_restore_download(const backup_config *cfg, const char *tmp_dir, uint64_t max_bytes, backup_restore **out,
+                            char **err);
 /* After the store is open and before anyone can ask it: hold the store
  * not ready (store_hold_ready) and load the file through the log when this
  * node first becomes leader, or skip it when another node leads first;

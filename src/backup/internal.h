@@ -52,8 +52,9 @@ int backupTempFile(const char *dir, char **err);
  * with *err. */
 int backupGzip(int in, uint64_t size, int out, uint64_t *out_size, const char *label, const bool *cancel,
                char **err);
-/* The inverse, for the restore; *out_size the plain length. */
-int backupGunzip(int in, int out, uint64_t *out_size, char **err);
+/* The inverse, for the restore; *out_size the plain length. It stops
+ * with an error beyond max_out bytes (0: no limit). */
+int backupGunzip(int in, int out, uint64_t max_out, uint64_t *out_size, char **err);
 /* Human byte counts as rqlite logs them ("1.2 MB"). */
 void backupBytes(uint64_t n, char *out, size_t size);
 

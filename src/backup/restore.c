@@ -50,7 +50,8 @@ static bool isSqlite(int fd)
 }
 
 /* Download and unpack into r->fd; 0, or -1 with *err. */
-static int fetch(backup_restore *r, backupClient *c, const backup_config *cfg, const char *tmp_dir, char **err)
+static int fetch(backup_restore *r, backupClient *c, const backup_config *cfg, const char *tmp_dir, uint64_t max_bytes,
+                 char **err)
 {
     int raw = backupTempFile(tmp_dir, err);
     if (raw < 0)
@@ -67,7 +68,7 @@ static int fetch(backup_restore *r, backupClient *c, const backup_config *cfg, c
         return 0;
     }
     int plain = backupTempFile(tmp_dir, err);
-    if (plain < 0 || backupGunzip(raw, plain, &r->size, err) != 0) {
+    if (plain < 0 || backupGunzip(raw, plain, max_bytes, &r->size, err) != 0) {
         close(raw);
         if (plain >= 0)
             close(plain);
@@ -80,7 +81,8 @@ static int fetch(backup_restore *r, backupClient *c, const backup_config *cfg, c
     return 0;
 }
 
-int backup_restore_download(const backup_config *cfg, const char *tmp_dir, backup_restore **out, char **err)
+int backup_restore_download(const backup_config *cfg, const char *tmp_dir, uint64_t max_bytes, backup_restore **out,
+                            char **err)
 {
     backupClient *c = cfg->type == BACKUP_TYPE_S3 ? backupS3New(cfg, err) : NULL;
     if (c == NULL) {
@@ -94,7 +96,7 @@ int backup_restore_download(const backup_config *cfg, const char *tmp_dir, backu
     rq_log("rqlited", "auto-restore requested, initiating download from %s", c->desc);
     int64_t t0 = rq_now_ms();
     char *derr = NULL;
-    int rc = fetch(r, c, cfg, tmp_dir, &derr);
+    int rc = fetch(r, c, cfg, tmp_dir, max_bytes, &derr);
     c->free(c);
     if (rc != 0) {
         r->downloads_fail++;

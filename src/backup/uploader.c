@@ -142,7 +142,7 @@ int backupGzip(int in, uint64_t size, int out, uint64_t *out_size, const char *l
     return rc;
 }
 
-int backupGunzip(int in, int out, uint64_t *out_size, char **err)
+int backupGunzip(int in, int out, uint64_t max_out, uint64_t *out_size, char **err)
 {
     enum { CHUNK = 256 * 1024 };
     z_stream z;
@@ -185,6 +185,12 @@ int backupGunzip(int in, int out, uint64_t *out_size, char **err)
             break;
         }
         written += have;
+        if (max_out && written > max_out) { /* a gzip bomb, or a database too large to load */
+            *err = rq_sprintf("decompressed data exceeds %llu bytes, the largest database a load may carry "
+                              "(-raft-max-entry-size)", (unsigned long long)max_out);
+            rc = -1;
+            break;
+        }
     }
     inflateEnd(&z);
     free(ib);
