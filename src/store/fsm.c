@@ -318,8 +318,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
 {
     store *s = fsm->data;
     double t0 = rq_now_sec();
-    if (s->size_snap)
-        storeStat(s, SSTAT_WAL_SNAPSHOTS);
+    bool by_size = s->size_snap;
     raft_set_snapshot_trailing(&s->raft, sizedTrailing(s));
     /* This snapshot is the one wanted by size or by the interval check. */
     s->log_bytes = 0;
@@ -331,6 +330,8 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     double t_sync = rq_now_sec();
     if (db_sync(s->db) != 0) {
         storeStat(s, SSTAT_SNAPSHOTS_FAILED);
+        if (by_size)
+            storeStat(s, SSTAT_WAL_SNAPSHOTS_FAILED);
         rq_log("store", "snapshot failed: cannot sync the database file");
         return RAFT_IOERR;
     }
@@ -340,8 +341,12 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     json_decref(snap.metas);
     if (s->snap_buf.base == NULL) {
         storeStat(s, SSTAT_SNAPSHOTS_FAILED);
+        if (by_size)
+            storeStat(s, SSTAT_WAL_SNAPSHOTS_FAILED);
         return RAFT_NOMEM;
     }
+    if (by_size)
+        storeStat(s, SSTAT_WAL_SNAPSHOTS);
     *bufs = &s->snap_buf;
     *n_bufs = 1;
     double took = rq_now_sec() - t0;

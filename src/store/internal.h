@@ -114,6 +114,7 @@ enum {
     SSTAT_SNAPSHOTS_FAILED = SSTAT_N_STATUS, /* fsmSnapshot failed */
     SSTAT_USER_SNAPSHOTS_FAILED,
     SSTAT_WAL_SNAPSHOTS,          /* snapshots wanted by -raft-snap-wal-size */
+    SSTAT_WAL_SNAPSHOTS_FAILED,
     SSTAT_BOOTS,                  /* /boot images applied (not in num_loads) */
     SSTAT_RESTORES_FAILED,        /* fsmRestore refused a snapshot */
     SSTAT_COMPRESSED_COMMANDS,    /* execute entries proposed, LZ4 or not */

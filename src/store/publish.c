@@ -342,6 +342,7 @@ static const char *const stat_names[SSTAT_N] = {
     [SSTAT_SNAPSHOTS_FAILED] = "num_snapshots_failed",
     [SSTAT_USER_SNAPSHOTS_FAILED] = "num_user_snapshots_failed",
     [SSTAT_WAL_SNAPSHOTS] = "num_wal_snapshots",
+    [SSTAT_WAL_SNAPSHOTS_FAILED] = "num_wal_snapshots_failed",
     [SSTAT_BOOTS] = "num_boots",
     [SSTAT_RESTORES_FAILED] = "num_restores_failed",
     [SSTAT_COMPRESSED_COMMANDS] = "num_compressed_commands",
