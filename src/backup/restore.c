@@ -133,7 +133,7 @@ static void load(backup_restore *r)
     rq_log("store", "this node is now leader, auto-restoring from %s", r->desc);
     void *p = r->size ? mmap(NULL, r->size, PROT_READ, MAP_PRIVATE, r->fd, 0) : NULL;
     char *err = NULL;
-    int rc = p == MAP_FAILED ? STORE_ERROR : store_load(r->st, p, r->size, &err);
+    int rc = p == MAP_FAILED ? STORE_ERROR : store_load(r->st, p, r->size, false, &err);
     if (p == MAP_FAILED)
         err = rq_sprintf("cannot map the downloaded file: %s", strerror(errno));
     else if (p)

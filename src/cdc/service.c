@@ -473,8 +473,7 @@ json_t *cdc_vars(cdc_service *s)
     json_t *v = json_object();
     for (int i = 0; i < ST_N; i++)
         json_object_set_new(v, stat_names[i], json_integer(s ? (json_int_t)atomic_load(&s->stats[i]) : 0));
-    if (s)
-        json_object_set_new(v, "fifo_size", json_integer((json_int_t)cdc_fifo_len(s->fifo)));
+    json_object_set_new(v, "fifo_size", json_integer(s ? (json_int_t)cdc_fifo_len(s->fifo) : 0));
     return v;
 }
 

@@ -156,6 +156,46 @@ uint64_t cluster_force_new_conns(void)
     return n;
 }
 
+static uint64_t cstats[CLUSTER_STAT_N];
+
+void cluster_stat(int which)
+{
+    __atomic_fetch_add(&cstats[which], 1, __ATOMIC_RELAXED);
+}
+
+json_t *cluster_vars(void)
+{
+    static const char *const names[CLUSTER_STAT_N] = {
+        [CLUSTER_STAT_GET_NODE_API_REQ] = "num_get_node_api_req",
+        [CLUSTER_STAT_GET_NODE_API_RESP] = "num_get_node_api_resp",
+        [CLUSTER_STAT_BROADCAST_HWM_REQ] = "num_broadcast_hwm_req",
+        [CLUSTER_STAT_CLIENT_READ_TIMEOUTS] = "num_client_read_timeouts",
+        [CLUSTER_STAT_CONN_REJECTED] = "num_conn_rejected",
+    };
+    /* Kept at 0: rqlite forwards writes, reads, backups, loads, removals
+     * and stepdowns over its cluster service (num_*_req there); we forward
+     * them to the leader's HTTP API, which counts them in "http" (and this
+     * side in "proxy"). Its client retries on a fresh connection and asks
+     * itself for its own address (num_get_node_api_req_local); ours does
+     * neither, and the CDC high-water mark is handed over without a queue
+     * that could drop it. Send and receive timeouts are one (libcurl's):
+     * counted as read timeouts. */
+    static const char *const zeros[] = {
+        "num_execute_req", "num_query_req", "num_request_req", "num_backup_req", "num_load_req",
+        "num_remove_node_req", "num_get_node_api_req_local", "num_stepdown_req", "num_hwm_update_dropped",
+        "num_client_retries", "num_get_node_api_req_retries", "num_client_load_retries",
+        "num_client_execute_retries", "num_client_query_retries", "num_client_request_retries",
+        "num_client_write_timeouts",
+    };
+    json_t *v = json_object();
+    for (int i = 0; i < CLUSTER_STAT_N; i++)
+        json_object_set_new(v, names[i], json_integer((json_int_t)__atomic_load_n(&cstats[i], __ATOMIC_RELAXED)));
+    for (size_t i = 0; i < sizeof zeros / sizeof *zeros; i++)
+        json_object_set_new(v, zeros[i], json_integer(0));
+    json_object_set_new(v, "num_client_force_new_conn", json_integer((json_int_t)cluster_force_new_conns()));
+    return v;
+}
+
 /* Keeps the Content-Type of a forwarded answer, to answer with the same. */
 static size_t headerCb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
@@ -306,6 +346,8 @@ static int forward(const char *method, bool idempotent, const char *url, const c
         poolGive(url, took, rc == CURLE_OK, connects);
     }
     if (rc != CURLE_OK) {
+        if (rc == CURLE_OPERATION_TIMEDOUT)
+            cluster_stat(CLUSTER_STAT_CLIENT_READ_TIMEOUTS);
         *err = rq_sprintf("%s", curl_easy_strerror(rc));
         buf_free(&resp->body);
         return -1;

@@ -21,6 +21,7 @@
 #ifndef RQ_CLUSTER_CLUSTER_H
 #define RQ_CLUSTER_CLUSTER_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -101,6 +102,22 @@ void cluster_response_free(cluster_response *resp);
 /* rqlite's num_client_force_new_conn: forwarded reads that found their
  * pooled connection stale (the node behind it restarted). */
 uint64_t cluster_force_new_conns(void);
+
+/* rqlite's "cluster" counters that have a counterpart here, process-wide
+ * (any thread, relaxed atomics): node-to-node requests served on the Raft
+ * port (counted by the transport) and this node's HTTP client's timeouts. */
+enum {
+    CLUSTER_STAT_GET_NODE_API_REQ,   /* metadata probes received */
+    CLUSTER_STAT_GET_NODE_API_RESP,  /* ... and answered in full */
+    CLUSTER_STAT_BROADCAST_HWM_REQ,  /* CDC high-water marks received */
+    CLUSTER_STAT_CLIENT_READ_TIMEOUTS, /* requests to other nodes that timed out */
+    CLUSTER_STAT_CONN_REJECTED,      /* connections to the Raft port refused */
+    CLUSTER_STAT_N
+};
+void cluster_stat(int which);
+/* rqlite's "cluster" expvar map (a new object, caller owns), every key but
+ * num_join_req and num_notify_req, which the HTTP layer counts and adds. */
+json_t *cluster_vars(void);
 
 /* The Authorization header value of this node's own requests to others
  * (join, notify, remove on shutdown): "Basic ..." for the -join-as user and

@@ -557,12 +557,63 @@ void cmd_entry_encode(const cmd_entry *e, void *out)
     memset(p + CMD_ENTRY_HDR + e->stmts.len, 0, total - CMD_ENTRY_HDR - e->stmts.len);
 }
 
+/* rqlite's "proto" counters (command/marshal.go), for every entry packed
+ * by this process: process-wide, as packing needs no object. */
+enum {
+    PSTAT_REQUESTS,
+    PSTAT_COMPRESSED_REQUESTS,
+    PSTAT_UNCOMPRESSED_REQUESTS,
+    PSTAT_COMPRESSED_BYTES,
+    PSTAT_PRECOMPRESSED_BYTES,
+    PSTAT_UNCOMPRESSED_BYTES,
+    PSTAT_COMPRESSION_MISSES,
+    PSTAT_N
+};
+static uint64_t pstats[PSTAT_N];
+static const char *const pstat_names[PSTAT_N] = {
+    [PSTAT_REQUESTS] = "num_requests",
+    [PSTAT_COMPRESSED_REQUESTS] = "num_compressed_requests",
+    [PSTAT_UNCOMPRESSED_REQUESTS] = "num_uncompressed_requests",
+    [PSTAT_COMPRESSED_BYTES] = "num_compressed_bytes",
+    [PSTAT_PRECOMPRESSED_BYTES] = "num_precompressed_bytes",
+    [PSTAT_UNCOMPRESSED_BYTES] = "num_uncompressed_bytes",
+    [PSTAT_COMPRESSION_MISSES] = "num_compression_misses",
+};
+
+static void pstat(int which, uint64_t n)
+{
+    __atomic_fetch_add(&pstats[which], n, __ATOMIC_RELAXED);
+}
+
+json_t *command_vars(void)
+{
+    json_t *v = json_object();
+    for (int i = 0; i < PSTAT_N; i++)
+        json_object_set_new(v, pstat_names[i], json_integer((json_int_t)__atomic_load_n(&pstats[i], __ATOMIC_RELAXED)));
+    return v;
+}
+
+json_t *command_sql_vars(void)
+{
+    /* rqlite's sql.processor rewrites RANDOM() and 'now' in the SQL text,
+     * and counts Go parser panics; we never rewrite (the clock and the
+     * generator are frozen per entry instead) and parse nothing ourselves. */
+    return json_pack("{s:i,s:i}", "num_rewritten_stmts", 0, "num_parser_panics", 0);
+}
+
 /* The payload as an LZ4 block after its length, into out (malloc'd), when
- * that saves an eighth or more; else 0. */
+ * that saves an eighth or more; else 0. Counted as rqlite counts: bytes
+ * before any compression, then either the compressed bytes or a miss
+ * (compression tried, not worth it), or the bytes sent as they are. */
 static size_t compress(const cmd_view *v, unsigned char **out)
 {
-    if (v->len < CMD_COMPRESS_MIN || v->len > (size_t)LZ4_MAX_INPUT_SIZE)
+    pstat(PSTAT_REQUESTS, 1);
+    pstat(PSTAT_PRECOMPRESSED_BYTES, v->len);
+    if (v->len < CMD_COMPRESS_MIN || v->len > (size_t)LZ4_MAX_INPUT_SIZE) {
+        pstat(PSTAT_UNCOMPRESSED_REQUESTS, 1);
+        pstat(PSTAT_UNCOMPRESSED_BYTES, v->len);
         return 0;
+    }
     int bound = LZ4_compressBound((int)v->len);
     unsigned char *c = malloc(8 + (size_t)bound);
     if (c == NULL)
@@ -570,8 +621,11 @@ static size_t compress(const cmd_view *v, unsigned char **out)
     int n = LZ4_compress_default((const char *)v->data, (char *)c + 8, (int)v->len, bound);
     if (n <= 0 || (size_t)n + 8 > v->len - v->len / 8) {
         free(c);
+        pstat(PSTAT_COMPRESSION_MISSES, 1);
         return 0;
     }
+    pstat(PSTAT_COMPRESSED_REQUESTS, 1);
+    pstat(PSTAT_COMPRESSED_BYTES, 8 + (size_t)n);
     le64_put(c, v->len);
     *out = c;
     return 8 + (size_t)n;
@@ -594,6 +648,12 @@ void *cmd_entry_pack(const cmd_entry *e, size_t *len)
     }
     free(z);
     return p;
+}
+
+bool cmd_entry_compressed(const void *entry, size_t len)
+{
+    const unsigned char *p = entry;
+    return len >= CMD_ENTRY_HDR && le32_get(p + 60) == CMD_LZ4;
 }
 
 int cmd_entry_decode(const void *base, size_t len, cmd_entry *e)

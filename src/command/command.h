@@ -44,6 +44,7 @@
 #ifndef RQ_COMMAND_COMMAND_H
 #define RQ_COMMAND_COMMAND_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -165,10 +166,19 @@ void cmd_entry_encode(const cmd_entry *e, void *out);
 /* The whole entry for e (header and e->stmts, compressed when worth it),
  * padded, in malloc'd memory (caller frees); *len its length. */
 void *cmd_entry_pack(const cmd_entry *e, size_t *len);
+/* Is a packed entry (len bytes) LZ4-compressed? */
+bool cmd_entry_compressed(const void *entry, size_t len);
 /* 0 with *e filled (its stmts validated with cmd_valid; release it with
  * cmd_entry_free); 1 when p is not a command entry; -1 when it is one but
  * malformed. */
 int cmd_entry_decode(const void *p, size_t len, cmd_entry *e);
 void cmd_entry_free(cmd_entry *e);
+
+/* rqlite's expvar maps for this module (new objects, caller owns):
+ * "proto", what cmd_entry_pack did in this process (entries packed, sent
+ * compressed or not, bytes before and after, compression not worth it),
+ * and "sql.processor", which we keep at 0 (see command.c). Any thread. */
+json_t *command_vars(void);
+json_t *command_sql_vars(void);
 
 #endif

@@ -136,6 +136,7 @@ static void preupdateHook(void *arg, sqlite3 *c, int op, const char *schema, con
                           sqlite3_int64 key1, sqlite3_int64 key2)
 {
     dbCapture *k = ((db *)arg)->capture;
+    dbStat(arg, DBSTAT_PREUPDATES, 1);
     int t = tableFind(k, schema, table);
     if (!k->tables[t].want)
         return;
@@ -188,6 +189,7 @@ static void clearSavepoints(dbCapture *k)
 static int commitHook(void *arg)
 {
     dbCapture *k = ((db *)arg)->capture;
+    dbStat(arg, DBSTAT_COMMIT_HOOKS, 1);
     k->committed = k->n;
     clearSavepoints(k);
     return 0;

@@ -36,6 +36,7 @@
 #ifndef RQ_DB_DB_H
 #define RQ_DB_DB_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -227,6 +228,14 @@ typedef struct db_cdc_sink {
  * anything). The sink is copied. 0, or -1 with *err when this SQLite
  * lacks the pre-update hook. */
 int db_cdc_enable(db *d, const db_cdc_sink *sink, char **err);
+
+/* rqlite's expvar maps (new objects, caller owns; any thread): "db",
+ * d's counters (statements run and failed per kind, ?transaction
+ * requests, checkpoints and the latest one's duration, backup steps, CDC
+ * hooks), all 0 for d == NULL (no database yet); and "db.wal", which we
+ * keep at 0 (see vars.c). */
+json_t *db_vars(db *d);
+json_t *db_wal_vars(void);
 
 /* For /status. */
 const char *db_path(db *d);

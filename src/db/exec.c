@@ -168,6 +168,8 @@ typedef struct runCtx {
     buf *out;       /* NULL: run without encoding results (followers) */
     unsigned seen;  /* policy decisions seen while preparing (POLICY_SEEN_*) */
     size_t max_result; /* bytes of one statement's rows, 0: any */
+    uint64_t n_failed; /* statements that failed (db's counters) */
+    uint64_t n_rows;   /* write path: statements that returned rows */
 } runCtx;
 
 /* Empty statements ("", ";") produce no result, as in rqlite. */
@@ -276,6 +278,8 @@ static bool stepOne(runCtx *x, sqlite3_stmt *st, double t0)
     sqlite3_stmt_status(st, SQLITE_STMTSTATUS_VM_STEP, 1);
     budgetOn(x, true);
     if (sqlite3_column_count(st) > 0 && (x->ro || (x->flags & DB_READ_ROWS) || !sqlite3_stmt_readonly(st))) {
+        if (x->d)
+            x->n_rows++;
         char *qerr = NULL;
         buf scratch = BUF_INIT;
         if (dbEncodeRows(st, x->flags, x->max_result, x->out ? x->out : &scratch, t0, &qerr) != 0) {
@@ -396,6 +400,7 @@ static bool runList(runCtx *x, const cmd_view *v, bool sp, bool tx, bool *lost, 
             first = false;
         if (!ok) {
             failed = true;
+            x->n_failed++;
             if (tx)
                 break;
         }
@@ -645,6 +650,14 @@ int db_execute(db *d, const cmd_view *v, unsigned flags, buf *out)
     dbCaptureBegin(d);
     int fault = (!sqlite3_get_autocommit(c) || !batchable(v)) ? runGuarded(&x, v, index) : runBatch(&x, v, index);
     x.seen |= policy_take();
+    /* As rqlite counts: statements, and requests that are a transaction;
+     * /db/request's statements (DB_READ_ROWS) as requests. */
+    bool req = flags & DB_READ_ROWS;
+    dbStat(d, req ? DBSTAT_REQUESTS : DBSTAT_EXECUTIONS, v->n);
+    if (flags & DB_TX)
+        dbStat(d, req ? DBSTAT_REQUEST_TX : DBSTAT_EXECUTE_TX, 1);
+    dbStat(d, DBSTAT_EXECUTION_ERRORS, x.n_failed);
+    dbStat(d, DBSTAT_FORCE_QUERIES, x.n_rows);
     if (!fault && d->steps_out)
         rq_log("db", "the entry at index %llu used up its budget of %llu VM steps", (unsigned long long)index,
                (unsigned long long)d->entry_steps);
@@ -690,6 +703,10 @@ int db_query(db *d, const cmd_view *v, unsigned flags, uint64_t timeout_us, buf 
     runCtx x = {.c = c, .d = NULL, .ro = true, .flags = flags & ~DB_TX, .out = out, .max_result = d->opts.max_result};
     runAll(&x, v);
     x.seen |= policy_take();
+    dbStat(d, DBSTAT_QUERIES, v->n);
+    if (flags & DB_TX)
+        dbStat(d, DBSTAT_QUERY_TX, 1);
+    dbStat(d, DBSTAT_QUERY_ERRORS, x.n_failed);
     interruptMsg = NULL;
     if (timeout_us > 0)
         sqlite3_progress_handler(c, 0, NULL, NULL);

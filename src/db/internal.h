@@ -29,7 +29,39 @@ typedef struct stmtCache {
     unsigned long clock;
 } stmtCache;
 
+/* rqlite's "db" expvar counters (vars.c names them, db_vars()), in
+ * struct db; *_MS ones hold the latest duration, the others add up.
+ * Relaxed atomics: readers are /debug/vars requests on any thread. */
+enum {
+    DBSTAT_OPEN_MS,
+    DBSTAT_CHECKPOINTS,            /* checkpoints that ran (some frames may be held back) */
+    DBSTAT_CHECKPOINT_ERRORS,      /* a sync failed */
+    DBSTAT_CHECKPOINTED_MOVES,     /* frames copied into the file */
+    DBSTAT_CHECKPOINT_MS,
+    DBSTAT_PRECOMPACT_WAL_SIZE,    /* the WAL's bytes before the latest checkpoint */
+    DBSTAT_CHECKPOINT_TOTAL,       /* attempts */
+    DBSTAT_CHECKPOINT_BUSY,        /* readers kept frames back */
+    DBSTAT_CHECKPOINT_PARTIAL,     /* every frame copied, the WAL not emptied */
+    DBSTAT_CHECKPOINT_TRUNCATED,   /* the WAL emptied */
+    DBSTAT_EXECUTIONS,             /* statements, as rqlite counts them */
+    DBSTAT_EXECUTION_ERRORS,
+    DBSTAT_FORCE_QUERIES,          /* statements on the write path that return rows */
+    DBSTAT_QUERIES,
+    DBSTAT_QUERY_ERRORS,
+    DBSTAT_REQUESTS,
+    DBSTAT_EXECUTE_TX,             /* ?transaction requests, per kind */
+    DBSTAT_QUERY_TX,
+    DBSTAT_REQUEST_TX,
+    DBSTAT_BACKUP_STEP_ERRORS,     /* sqlite3_backup_step: failed, */
+    DBSTAT_BACKUP_STEP_DONES,      /* finished, */
+    DBSTAT_BACKUP_SLEEPS,          /* waited for a lock */
+    DBSTAT_PREUPDATES,             /* CDC's pre-update hook calls */
+    DBSTAT_COMMIT_HOOKS,           /* CDC's commit hook calls */
+    DBSTAT_N
+};
+
 struct db {
+    uint64_t stats[DBSTAT_N]; /* DBSTAT_*, any thread */
     char *path;
     char *dir;               /* its directory, guarded from client SQL */
     db_options opts;
@@ -59,6 +91,16 @@ struct db {
     db_pragmas rw_pragmas;   /* the write connection's settings when opened, under mu */
     struct dbCapture *capture; /* CDC (capture.c), NULL when off */
 };
+
+static inline void dbStat(db *d, int which, uint64_t n)
+{
+    __atomic_fetch_add(&d->stats[which], n, __ATOMIC_RELAXED);
+}
+
+static inline void dbStatSet(db *d, int which, uint64_t v)
+{
+    __atomic_store_n(&d->stats[which], v, __ATOMIC_RELAXED);
+}
 
 /* ---- sqlite.c: connections, files ---- */
 

@@ -246,6 +246,7 @@ static void dbGlobalInit(void)
 int db_open(const char *path, const db_options *opts, db **out, char **err)
 {
     dbGlobalInit();
+    int64_t t0 = rq_now_ms();
     db *d = calloc(1, sizeof *d);
     d->path = strdup(path);
     char *copy = strdup(path);
@@ -273,6 +274,7 @@ int db_open(const char *path, const db_options *opts, db **out, char **err)
     }
     /* Only the low 32 bits are stored: db_resolve_index() completes them. */
     __atomic_store_n(&d->index, readIndexLow(d->w), __ATOMIC_RELAXED);
+    dbStatSet(d, DBSTAT_OPEN_MS, (uint64_t)(rq_now_ms() - t0));
     *out = d;
     return 0;
 }
@@ -732,6 +734,7 @@ int db_restore(db *d, const void *data, size_t len, uint64_t index, char **err)
         return -1;
     }
     int rc = sqlite3_backup_step(bk, -1);
+    dbStat(d, rc == SQLITE_DONE ? DBSTAT_BACKUP_STEP_DONES : DBSTAT_BACKUP_STEP_ERRORS, 1);
     sqlite3_backup_finish(bk);
     sqlite3_close(src);
     if (rc != SQLITE_DONE) {
@@ -796,9 +799,12 @@ int db_backup_file(db *d, const char *dest, unsigned flags, db_progress_fn progr
                 if (progress)
                     progress(arg, (sqlite3_backup_pagecount(bk) - sqlite3_backup_remaining(bk)) * page,
                              sqlite3_backup_pagecount(bk) * page);
-                if (st != SQLITE_OK)
+                if (st != SQLITE_OK) {
+                    dbStat(d, DBSTAT_BACKUP_SLEEPS, 1);
                     usleep(1000);
+                }
             }
+            dbStat(d, st == SQLITE_DONE ? DBSTAT_BACKUP_STEP_DONES : DBSTAT_BACKUP_STEP_ERRORS, 1);
             sqlite3_backup_finish(bk);
             if (st != SQLITE_DONE) {
                 *err = dbErrdup("backup: ", sqlite3_errstr(st));
@@ -860,10 +866,12 @@ int db_install_file(db *d, const char *path, char **err)
     return rc;
 }
 
-int dbCheckpoint(db *d, int mode, int busy_ms)
+static int checkpointRun(db *d, int mode, int busy_ms)
 {
     char wal[4200];
     snprintf(wal, sizeof wal, "%s-wal", d->path);
+    struct stat sb;
+    dbStatSet(d, DBSTAT_PRECOMPACT_WAL_SIZE, stat(wal, &sb) == 0 ? (uint64_t)sb.st_size : 0);
     if (access(wal, F_OK) == 0 && dbSyncPath(wal, O_RDWR) != 0)
         return -1;
     dbSyncDir(d->path);
@@ -871,11 +879,15 @@ int dbCheckpoint(db *d, int mode, int busy_ms)
      * its own TRUNCATE would cut it before our sync of the file. */
     int nlog = -1, nckpt = -1;
     int crc = sqlite3_wal_checkpoint_v2(d->w, "main", SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+    if (nckpt > 0)
+        dbStat(d, DBSTAT_CHECKPOINTED_MOVES, (uint64_t)nckpt);
     /* Even a checkpoint that failed part way may have written pages. */
     if (dbSyncPath(d->path, O_RDWR) != 0)
         return -1;
-    if (crc != SQLITE_OK || nckpt != nlog)
+    if (crc != SQLITE_OK || nckpt != nlog) {
+        dbStat(d, DBSTAT_CHECKPOINT_BUSY, 1);
         return 1;
+    }
     if (mode != SQLITE_CHECKPOINT_TRUNCATE)
         return 0;
     /* Nothing left to copy: this waits for readers still in the WAL, then
@@ -884,7 +896,25 @@ int dbCheckpoint(db *d, int mode, int busy_ms)
     sqlite3_busy_timeout(d->w, busy_ms);
     crc = sqlite3_wal_checkpoint_v2(d->w, "main", SQLITE_CHECKPOINT_TRUNCATE, &nlog, &nckpt);
     sqlite3_busy_timeout(d->w, busyMs(d));
-    return crc == SQLITE_OK && nlog <= 0 ? 0 : 1;
+    bool cut = crc == SQLITE_OK && nlog <= 0;
+    dbStat(d, cut ? DBSTAT_CHECKPOINT_TRUNCATED : DBSTAT_CHECKPOINT_PARTIAL, 1);
+    return cut ? 0 : 1;
+}
+
+/* Counted as rqlite counts its checkpoints: every attempt, those that ran
+ * (held back by readers or not) with the latest one's duration, errors. */
+int dbCheckpoint(db *d, int mode, int busy_ms)
+{
+    int64_t t0 = rq_now_ms();
+    dbStat(d, DBSTAT_CHECKPOINT_TOTAL, 1);
+    int rc = checkpointRun(d, mode, busy_ms);
+    if (rc < 0) {
+        dbStat(d, DBSTAT_CHECKPOINT_ERRORS, 1);
+    } else {
+        dbStat(d, DBSTAT_CHECKPOINTS, 1);
+        dbStatSet(d, DBSTAT_CHECKPOINT_MS, (uint64_t)(rq_now_ms() - t0));
+    }
+    return rc;
 }
 
 int db_sync(db *d)

@@ -90,22 +90,50 @@ static void finishResults(buf *out, request *rq, unsigned flags, uint64_t raft_i
 
 /* ---- execute, query, request ------------------------------------------------------- */
 
+/* A queued batch applied (here or by the leader). Returns 0. */
+static int queuedApplied(http_server *h, const cmd_view *stmts)
+{
+    http_stat_add(h, HSTAT_QUEUED_EXECUTIONS_OK, 1);
+    http_stat_add(h, HSTAT_QUEUED_EXECUTIONS_STMTS_TX, stmts->n);
+    return 0;
+}
+
+/* A failed try of a queued batch, counted by rqlite's reasons (why: an
+ * error text, NULL for none known). Returns rc. */
+static int queuedFailed(http_server *h, http_stat reason, const char *why, int rc)
+{
+    if (why && strstr(why, "leadership lost"))
+        reason = HSTAT_QUEUED_EXECUTIONS_LEADERSHIP_LOST;
+    else if (why && strstr(why, "not leader"))
+        reason = HSTAT_QUEUED_EXECUTIONS_NOT_LEADER;
+    http_stat_add(h, reason, 1);
+    http_stat_add(h, HSTAT_QUEUED_EXECUTIONS_FAILED, 1);
+    return rc;
+}
+
 int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx, const char *authorization)
 {
     http_server *h = ctx;
+    /* Every try is counted: the queue retries a batch that failed. */
+    http_stat_add(h, HSTAT_QUEUED_EXECUTIONS_STMTS_RX, stmts->n);
     store *st = http_server_store(h);
     if (st == NULL)
-        return -1;
+        return queuedFailed(h, HSTAT_QUEUED_EXECUTIONS_NO_LEADER, NULL, -1);
     char *err = NULL;
     int rc = store_execute(st, stmts, tx ? DB_TX : 0, 0, NULL, NULL, &err);
+    if (rc == STORE_OK) {
+        free(err);
+        return queuedApplied(h, stmts);
+    }
+    if (rc != STORE_NOT_LEADER) {
+        rc = queuedFailed(h, HSTAT_QUEUED_EXECUTIONS_UNKNOWN_ERROR, err, rc == STORE_ERROR ? -1 : 1);
+        free(err); /* refused for good (> 0): not retried */
+        return rc;
+    }
     free(err);
-    if (rc == STORE_OK)
-        return 0;
-    if (rc != STORE_NOT_LEADER)
-        return rc == STORE_ERROR ? -1 : 1; /* refused for good: not retried */
     store_node leader;
     if (!store_leader(st, &leader) || leader.api_addr[0] == '\0')
-        return -1;
+        return queuedFailed(h, HSTAT_QUEUED_EXECUTIONS_NO_LEADER, NULL, -1);
     char url[400];
     snprintf(url, sizeof url, "%s/db/execute%s", leader.api_addr, tx ? "?transaction" : "");
     char *body = cmd_to_json(stmts);
@@ -115,16 +143,21 @@ int handle_execute_flush(void *ctx, const cmd_view *stmts, bool tx, const char *
     free(body);
     if (rc != 0) {
         free(err);
-        return -1;
+        return queuedFailed(h, HSTAT_QUEUED_EXECUTIONS_UNKNOWN_ERROR, NULL, -1);
     }
     long status = resp.status;
     bool whole_error = resp.body.data && strstr(resp.body.data, "{\"results\":[],\"error\"") != NULL;
-    cluster_response_free(&resp);
+    int ret = 0;
     /* 401: the leader refuses these credentials (its -auth file differs
      * from ours); retrying would hold up the whole queue behind them. */
     if (status == 400 || status == 413 || status == 401)
-        return 1;
-    return status == 200 && !whole_error ? 0 : -1;
+        ret = 1;
+    else if (status != 200 || whole_error)
+        ret = -1;
+    if (ret != 0)
+        queuedFailed(h, HSTAT_QUEUED_EXECUTIONS_UNKNOWN_ERROR, resp.body.data, ret);
+    cluster_response_free(&resp);
+    return ret == 0 ? queuedApplied(h, stmts) : ret;
 }
 
 /* /db/execute?queue: acknowledged with a sequence number before it is
@@ -541,7 +574,7 @@ static enum MHD_Result loadOrBoot(http_server *h, struct MHD_Connection *c, requ
     buf_puts(&results, RESULTS_HEAD);
     if (image) {
         rq_log("http", "loading a %zu-byte SQLite image", rq->body.len);
-        rc = store_load(st, rq->body.data, rq->body.len, &err);
+        rc = store_load(st, rq->body.data, rq->body.len, boot, &err);
     } else {
         cmd_batch b;
         if (cmd_from_sql(rq->body.data, rq->body.len, &b, &err) != 0) {

@@ -73,9 +73,27 @@ static void metricName(char *out, size_t size, const char *section, const char *
             *p = (char)tolower((unsigned char)*p);
 }
 
-/* Every number of /debug/vars: "num_x" and the counters of the sections
- * that hold only counters become rqlite_expvar_<section>_<x>_total; durations
- * (milliseconds there) become _seconds gauges; anything else a gauge. */
+static bool endsWith(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+/* The maps whose every key is a counter, but sizes and durations. */
+static bool counterSection(const char *section)
+{
+    static const char *const all[] = {"http", "cluster", "proxy", "queue", "proto", "db", "db.wal", "mux",
+                                      "sql.processor"};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (strcmp(section, all[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Every number of /debug/vars: "num_x", "x_total" and the counters of the
+ * sections that hold only counters become rqlite_expvar_<section>_<x>_total;
+ * durations (_duration and _duration_ms in milliseconds, _duration_us in
+ * microseconds) become _seconds gauges; anything else a gauge. */
 static void varsFamilies(http_server *h, buf *b)
 {
     json_t *doc = http_vars_doc(h);
@@ -85,7 +103,7 @@ static void varsFamilies(http_server *h, buf *b)
     {
         if (!json_is_object(map) || strcmp(section, "memstats") == 0)
             continue;
-        bool counters = strcmp(section, "http") == 0 || strcmp(section, "cluster") == 0;
+        bool counters = counterSection(section);
         const char *key;
         json_t *v;
         json_object_foreach(map, key, v)
@@ -93,15 +111,25 @@ static void varsFamilies(http_server *h, buf *b)
             if (!json_is_number(v))
                 continue;
             double x = json_number_value(v);
-            char name[256];
+            char name[256], base[200];
             const char *type, *help;
             size_t kl = strlen(key);
-            if (kl > 9 && strcmp(key + kl - 9, "_duration") == 0) {
-                metricName(name, sizeof name, section, key, "_seconds");
+            const char *units[][2] = {{"_duration", "1e3"}, {"_duration_ms", "1e3"}, {"_duration_us", "1e6"}};
+            int unit = -1;
+            for (int u = 0; u < 3; u++)
+                if (endsWith(key, units[u][0]))
+                    unit = u;
+            if (unit >= 0) {
+                size_t cut = strlen(units[unit][0]) - strlen("_duration");
+                snprintf(base, sizeof base, "%.*s", (int)(kl - cut), key);
+                metricName(name, sizeof name, section, base, "_seconds");
                 type = "gauge", help = "expvar duration (the latest), in seconds.";
-                x /= 1000.0;
-            } else if (strcmp(key, "queued_sequence_number") != 0 && (counters || strncmp(key, "num_", 4) == 0)) {
-                metricName(name, sizeof name, section, strncmp(key, "num_", 4) == 0 ? key + 4 : key, "_total");
+                x /= atof(units[unit][1]);
+            } else if (strcmp(key, "queued_sequence_number") != 0 &&
+                       (strncmp(key, "num_", 4) == 0 || endsWith(key, "_total") ||
+                        (counters && !endsWith(key, "_size")))) {
+                const char *k = strncmp(key, "num_", 4) == 0 ? key + 4 : key;
+                metricName(name, sizeof name, section, k, endsWith(k, "_total") ? "" : "_total");
                 type = "counter", help = "expvar counter.";
             } else {
                 metricName(name, sizeof name, section, key, "");

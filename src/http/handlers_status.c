@@ -8,6 +8,7 @@
  * These answer before the store is open too (main opens it after the HTTP
  * service, so that -bootstrap-expect peers can reach /notify).
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,7 @@ static json_t *statusDoc(http_server *h)
                              ctimeout, "local_node_addr", cfg->raft_adv_addr);
     if (cfg->http_allow_origin && *cfg->http_allow_origin)
         json_object_set_new(http, "allow_origin", json_string(cfg->http_allow_origin));
+    json_object_set_new(http, "tls_cert_fetched", json_integer((json_int_t)http_tls_cert_fetches(h->tls)));
     json_object_set_new(doc, "http", http);
     json_object_set_new(doc, "node", json_pack("{s:o,s:o,s:s}", "current_time", goTime(&now), "start_time",
                                                goTime(&h->start_real), "uptime", uptime));
@@ -248,18 +250,36 @@ static const struct {
     [HSTAT_UI] = {"http", "ui"},
     [HSTAT_AUTH_OK] = {"http", "auth_ok"},
     [HSTAT_AUTH_FAIL] = {"http", "auth_fail"},
+    [HSTAT_QUEUED_EXECUTIONS_OK] = {"http", "queued_executions_ok"},
+    [HSTAT_QUEUED_EXECUTIONS_STMTS_RX] = {"http", "queued_executions_num_stmts_rx"},
+    [HSTAT_QUEUED_EXECUTIONS_STMTS_TX] = {"http", "queued_executions_num_stmts_tx"},
+    [HSTAT_QUEUED_EXECUTIONS_NO_LEADER] = {"http", "queued_executions_no_leader"},
+    [HSTAT_QUEUED_EXECUTIONS_NOT_LEADER] = {"http", "queued_executions_not_leader"},
+    [HSTAT_QUEUED_EXECUTIONS_LEADERSHIP_LOST] = {"http", "queued_executions_leadership_lost"},
+    [HSTAT_QUEUED_EXECUTIONS_UNKNOWN_ERROR] = {"http", "queued_executions_unknown_error"},
+    [HSTAT_QUEUED_EXECUTIONS_FAILED] = {"http", "queued_executions_failed"},
     [HSTAT_JOIN_REQ] = {"cluster", "num_join_req"},
     [HSTAT_NOTIFY_REQ] = {"cluster", "num_notify_req"},
+    [HSTAT_REMOTE_EXECUTIONS] = {"proxy", "remote_executions"},
+    [HSTAT_REMOTE_EXECUTIONS_FAILED] = {"proxy", "remote_executions_failed"},
+    [HSTAT_REMOTE_QUERIES] = {"proxy", "remote_queries"},
+    [HSTAT_REMOTE_QUERIES_FAILED] = {"proxy", "remote_queries_failed"},
+    [HSTAT_REMOTE_REQUESTS] = {"proxy", "remote_requests"},
+    [HSTAT_REMOTE_REQUESTS_FAILED] = {"proxy", "remote_requests_failed"},
+    [HSTAT_REMOTE_LOADS] = {"proxy", "remote_loads"},
+    [HSTAT_REMOTE_BACKUPS] = {"proxy", "remote_backups"},
+    [HSTAT_REMOTE_REMOVE_NODE] = {"proxy", "remote_remove_node"},
+    [HSTAT_REMOTE_STEPDOWNS] = {"proxy", "remote_stepdowns"},
 };
 
-/* GET /debug/vars: Go's expvar layout ("{\n" + sorted "key": value lines
- * joined by ",\n" + "\n}\n"), with rqlite's maps and counter names: cmdline,
- * memstats, http, cluster and store (the counters rqlite's end-to-end tests
- * read among them). ?key=X: that entry only. */
-json_t *http_vars_doc(http_server *h)
+/* Go's runtime.MemStats has no counterpart in C: our process's real
+ * figures under its names, from the kernel (Sys: resident bytes, as
+ * before) and glibc's allocator (mallinfo2: Alloc and HeapAlloc the bytes
+ * in use, HeapInuse the same plus mmap'd chunks, HeapIdle the free bytes
+ * it holds, HeapSys all it got, HeapReleased what it could give back),
+ * plus the peak resident size (PeakRSS, ours). No GC figures: none exist. */
+static json_t *memstats(void)
 {
-    json_t *doc = json_object();
-    json_object_set_new(doc, "cmdline", cmdline());
     long rss = 0;
     FILE *f = fopen("/proc/self/statm", "r");
     if (f) {
@@ -268,17 +288,53 @@ json_t *http_vars_doc(http_server *h)
             rss = 0;
         fclose(f);
     }
-    json_object_set_new(doc, "memstats", json_pack("{s:I}", "Sys", (json_int_t)rss * sysconf(_SC_PAGESIZE)));
+    json_int_t peak = 0;
+    f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long kb;
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+                peak = (json_int_t)kb * 1024;
+        fclose(f);
+    }
+    struct mallinfo2 mi = mallinfo2();
+    json_int_t inuse = (json_int_t)mi.uordblks, mapped = (json_int_t)mi.hblkhd;
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "Sys", (json_int_t)rss * sysconf(_SC_PAGESIZE), "Alloc",
+                     inuse + mapped, "HeapAlloc", inuse + mapped, "HeapInuse", inuse + mapped, "HeapIdle",
+                     (json_int_t)mi.fordblks, "HeapSys", (json_int_t)mi.arena + mapped, "HeapReleased",
+                     (json_int_t)mi.keepcost, "PeakRSS", peak);
+}
+
+/* GET /debug/vars: Go's expvar layout ("{\n" + sorted "key": value lines
+ * joined by ",\n" + "\n}\n"), with rqlite's maps and counter names: cmdline,
+ * memstats, and every map rqlite v10 has, each with all its keys: http,
+ * proxy and the cluster requests that reach us over HTTP (this layer's),
+ * queue, proto and sql.processor (command), cluster (the cluster module),
+ * store, db, db.wal, mux, snapshot and snapshot.plan (the store's), and
+ * the sections other modules register (uploader, downloader, cdc.service,
+ * the auto-restore keys of store). ?key=X: that entry only. */
+json_t *http_vars_doc(http_server *h)
+{
+    json_t *doc = json_object();
+    json_object_set_new(doc, "cmdline", cmdline());
+    json_object_set_new(doc, "memstats", memstats());
     json_t *http = json_pack("{s:I}", "queued_sequence_number", (json_int_t)queue_sequence(h->queue));
-    json_t *clus = json_object();
-    for (int i = 1; i < HSTAT_N; i++)
-        json_object_set_new(strcmp(stat_names[i].map, "http") == 0 ? http : clus, stat_names[i].name,
+    json_t *clus = cluster_vars(), *proxy = json_object();
+    for (int i = 1; i < HSTAT_N; i++) {
+        const char *map = stat_names[i].map;
+        json_t *into = strcmp(map, "http") == 0 ? http : strcmp(map, "proxy") == 0 ? proxy : clus;
+        json_object_set_new(into, stat_names[i].name,
                             json_integer((json_int_t)__atomic_load_n(&h->stats[i], __ATOMIC_RELAXED)));
+    }
+    json_object_set_new(http, "tls_cert_fetched", json_integer((json_int_t)http_tls_cert_fetches(h->tls)));
     json_object_set_new(doc, "http", http);
-    json_object_set_new(clus, "num_client_force_new_conn", json_integer((json_int_t)cluster_force_new_conns()));
+    json_object_set_new(doc, "proxy", proxy);
     json_object_set_new(doc, "cluster", clus);
-    store *st = http_server_store(h);
-    json_object_set_new(doc, "store", st ? store_vars(st) : json_object());
+    json_object_set_new(doc, "queue", queue_vars(h->queue));
+    json_object_set_new(doc, "proto", command_vars());
+    json_object_set_new(doc, "sql.processor", command_sql_vars());
+    store_vars_sections(http_server_store(h), doc);
     int nsec = __atomic_load_n(&h->n_vars_sections, __ATOMIC_ACQUIRE);
     for (int i = 0; i < nsec; i++) {
         const struct httpSection *sec = &h->vars_sections[i];
@@ -304,9 +360,14 @@ enum MHD_Result handle_vars(http_server *h, struct MHD_Connection *c, request *r
     json_t *v;
     void *tmp;
     /* jansson keeps insertion order: sort as Go's expvar.Do does. */
-    const char *keys[8 + HTTP_MAX_SECTIONS];
+    /* Our maps (below 32) and the registered sections. */
+    const char *keys[32 + HTTP_MAX_SECTIONS];
     size_t nk = 0;
-    json_object_foreach_safe(doc, tmp, k, v) keys[nk++] = k;
+    json_object_foreach_safe(doc, tmp, k, v)
+    {
+        if (nk < sizeof keys / sizeof *keys)
+            keys[nk++] = k;
+    }
     qsort(keys, nk, sizeof *keys, cmpKey);
     for (size_t i = 0; i < nk; i++) {
         if (key && *key && strcmp(key, keys[i]) != 0)

@@ -72,8 +72,28 @@ typedef enum {
     HSTAT_UI,
     HSTAT_AUTH_OK,
     HSTAT_AUTH_FAIL,
+    HSTAT_QUEUED_EXECUTIONS_OK,           /* batches applied */
+    HSTAT_QUEUED_EXECUTIONS_STMTS_RX,     /* statements flushed, */
+    HSTAT_QUEUED_EXECUTIONS_STMTS_TX,     /* ... of them applied */
+    HSTAT_QUEUED_EXECUTIONS_NO_LEADER,    /* failed tries, by reason */
+    HSTAT_QUEUED_EXECUTIONS_NOT_LEADER,
+    HSTAT_QUEUED_EXECUTIONS_LEADERSHIP_LOST,
+    HSTAT_QUEUED_EXECUTIONS_UNKNOWN_ERROR,
+    HSTAT_QUEUED_EXECUTIONS_FAILED,       /* every failed try */
     HSTAT_JOIN_REQ,   /* "cluster" */
     HSTAT_NOTIFY_REQ, /* "cluster" */
+    /* "proxy": requests this node forwarded to the leader, by route;
+     * failed: no answer from it, or a 5xx. */
+    HSTAT_REMOTE_EXECUTIONS,
+    HSTAT_REMOTE_EXECUTIONS_FAILED,
+    HSTAT_REMOTE_QUERIES,
+    HSTAT_REMOTE_QUERIES_FAILED,
+    HSTAT_REMOTE_REQUESTS,
+    HSTAT_REMOTE_REQUESTS_FAILED,
+    HSTAT_REMOTE_LOADS,
+    HSTAT_REMOTE_BACKUPS,
+    HSTAT_REMOTE_REMOVE_NODE,
+    HSTAT_REMOTE_STEPDOWNS,
     HSTAT_N
 } http_stat;
 
@@ -308,6 +328,9 @@ void http_tls_attach(http_tls *t, http_tls_conn *tc, void *session, int fd);
 int http_tls_send(struct MHD_Connection *c, const void *data, size_t len);
 /* /status's http.tls, rqlite's shape. */
 json_t *http_tls_status(const http_tls *t);
+/* rqlite's http.tls_cert_fetched: handshakes that asked for the
+ * certificate (re-read first when its files changed). t NULL: 0. */
+uint64_t http_tls_cert_fetches(http_tls *t);
 /* NULL is allowed; after libmicrohttpd has stopped. */
 void http_tls_close(http_tls *t);
 

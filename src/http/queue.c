@@ -42,7 +42,14 @@ struct queue {
     int64_t applied_seq;      /* every request up to here is applied */
     bool stopping;
     pthread_t thread;
+    /* rqlite's "queue" counters (queue_vars), any thread, relaxed. */
+    uint64_t objects_rx, objects_tx, timeouts, flushes;
 };
+
+static void qstat(uint64_t *c, uint64_t n)
+{
+    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
+}
 
 
 /* Apply stmts, retrying every second until applied, as rqlite does (a stop
@@ -82,8 +89,10 @@ static item *takeBatch(queue *q)
     struct timespec dl;
     rq_deadline(&dl, q->timeout_ms);
     while (q->n < q->batch_size && !q->stopping)
-        if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT)
+        if (pthread_cond_timedwait(&q->changed, &q->mu, &dl) == ETIMEDOUT) {
+            qstat(&q->timeouts, 1); /* a partial batch goes */
             break;
+        }
     item *batch = q->head, *last = NULL;
     int k = 0;
     for (item *it = q->head; it && k < q->batch_size && sameAuth(it->auth, batch->auth); it = it->next, k++)
@@ -110,6 +119,7 @@ static int64_t flushBatch(queue *q, item *batch)
         cmd_batch_concat(&merged, &v);
         max_seq = it->seq;
     }
+    qstat(&q->objects_tx, merged.n);
     cmd_view mv = cmd_batch_view(&merged);
     int rc = flushRetrying(q, &mv, batch->auth);
     if (rc > 0 && batch->next) {
@@ -190,6 +200,7 @@ void queue_stop(queue *q)
 int64_t queue_add(queue *q, cmd_batch *stmts, const char *authorization)
 {
     item *it = calloc(1, sizeof *it);
+    qstat(stmts->n ? &q->objects_rx : &q->flushes, stmts->n ? stmts->n : 1);
     it->stmts = *stmts;
     it->auth = authorization ? strdup(authorization) : NULL;
     cmd_batch_init(stmts);
@@ -236,4 +247,19 @@ int64_t queue_sequence(queue *q)
     int64_t s = q->next_seq;
     pthread_mutex_unlock(&q->mu);
     return s;
+}
+
+json_t *queue_vars(queue *q)
+{
+    json_t *v = json_object();
+    struct {
+        const char *name;
+        uint64_t *c;
+    } k[] = {{"objects_rx", q ? &q->objects_rx : NULL},
+             {"objects_tx", q ? &q->objects_tx : NULL},
+             {"num_timeout", q ? &q->timeouts : NULL},
+             {"num_flush", q ? &q->flushes : NULL}};
+    for (size_t i = 0; i < sizeof k / sizeof *k; i++)
+        json_object_set_new(v, k[i].name, json_integer(k[i].c ? (json_int_t)__atomic_load_n(k[i].c, __ATOMIC_RELAXED) : 0));
+    return v;
 }

@@ -51,5 +51,10 @@ bool queue_wait(queue *q, int64_t seq, uint64_t timeout_ms);
 int64_t queue_sequence(queue *q);
 /* Requests waiting to be merged into a batch (for /metrics). */
 int queue_depth(queue *q);
+/* rqlite's "queue" expvar map (a new object, caller owns): statements
+ * queued (objects_rx) and handed to flush in batches (objects_tx), batches
+ * that went partial when timeout_ms ran out (num_timeout), flush markers
+ * (num_flush). q NULL: all 0. */
+json_t *queue_vars(queue *q);
 
 #endif

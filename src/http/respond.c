@@ -188,6 +188,28 @@ enum MHD_Result respond_no_leader(http_server *h, struct MHD_Connection *c)
     return respond_text(h, c, 503, "leader not found");
 }
 
+/* rqlite's "proxy" counters of a forwarded route (HSTAT_NONE: not one of
+ * them), and the one counting its failures. */
+static http_stat proxyStat(const char *path, http_stat *failed)
+{
+    *failed = HSTAT_NONE;
+    if (strcmp(path, "/db/execute") == 0)
+        return *failed = HSTAT_REMOTE_EXECUTIONS_FAILED, HSTAT_REMOTE_EXECUTIONS;
+    if (strcmp(path, "/db/query") == 0)
+        return *failed = HSTAT_REMOTE_QUERIES_FAILED, HSTAT_REMOTE_QUERIES;
+    if (strcmp(path, "/db/request") == 0)
+        return *failed = HSTAT_REMOTE_REQUESTS_FAILED, HSTAT_REMOTE_REQUESTS;
+    if (strcmp(path, "/db/load") == 0 || strcmp(path, "/boot") == 0)
+        return HSTAT_REMOTE_LOADS;
+    if (strcmp(path, "/db/backup") == 0)
+        return HSTAT_REMOTE_BACKUPS;
+    if (strcmp(path, "/remove") == 0)
+        return HSTAT_REMOTE_REMOVE_NODE;
+    if (strcmp(path, "/leader") == 0)
+        return HSTAT_REMOTE_STEPDOWNS;
+    return HSTAT_NONE;
+}
+
 enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, request *rq)
 {
     store *st = http_server_store(h);
@@ -220,6 +242,10 @@ enum MHD_Result respond_forward(http_server *h, struct MHD_Connection *c, reques
                  : cluster_forward(rq->method, url.data, rq->body.data, rq->body.len, ctype, auth, timeout, &resp,
                                    &err);
     buf_free(&url);
+    http_stat failed, kind = proxyStat(rq->route->path, &failed);
+    http_stat_add(h, kind, 1);
+    if (rc != 0 || resp.status >= 500)
+        http_stat_add(h, failed, 1);
     if (rc != 0)
         return respond_error(h, c, 503, "forwarding to leader failed", err, "?");
     if (resp.status == 401) { /* the leader checked the credentials again */

@@ -69,6 +69,7 @@ struct http_tls {
     int64_t refused_logged_ms;   /* refused clients: at most one line per 10 s */
     unsigned long refused;
     struct MHD_OptionItem opts[4];
+    uint64_t fetches;            /* any thread, relaxed: handshakes given the pair */
 };
 
 static int stampOf(const char *path, fileStamp *s)
@@ -192,6 +193,7 @@ static int retrieveCert(gnutls_session_t s, const struct gnutls_cert_retr_st *in
     *n_ocsp = 0;
     *key = NULL;
     *flags = GNUTLS_CERT_RETR_DEINIT_ALL;
+    __atomic_fetch_add(&t->fetches, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&t->mu);
     int64_t now = rq_now_ms();
     if (now - t->checked_ms >= 1000) {
@@ -430,6 +432,11 @@ int http_tls_send(struct MHD_Connection *c, const void *data, size_t len)
     if (ci == NULL || ci->tls_session == NULL)
         return -1;
     return gnutls_record_send(ci->tls_session, data, len) == (ssize_t)len ? 0 : -1;
+}
+
+uint64_t http_tls_cert_fetches(http_tls *t)
+{
+    return t ? __atomic_load_n(&t->fetches, __ATOMIC_RELAXED) : 0;
 }
 
 json_t *http_tls_status(const http_tls *t)

@@ -85,6 +85,7 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
     void *packed = cmd_entry_pack(&ce, &size);
     if (packed == NULL)
         return storeOpNoMemory(s, o, err);
+    storeStat(s, cmd_entry_compressed(packed, size) ? SSTAT_COMPRESSED_COMMANDS : SSTAT_UNCOMPRESSED_COMMANDS);
     if (s->cfg->raft_max_entry_size && size > s->cfg->raft_max_entry_size) {
         free(packed);
         *err = rq_sprintf("request too large: its log entry would be %zu bytes (-raft-max-entry-size %llu)", size,
@@ -128,7 +129,7 @@ int store_image_check(store *s, const void *image, size_t len, char **err)
 
 /* A load is one entry holding the whole image (codec.h), so that every
  * node swaps its database at the same index. */
-int store_load(store *s, const void *image, size_t len, char **err)
+int store_load(store *s, const void *image, size_t len, bool boot, char **err)
 {
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
@@ -155,7 +156,7 @@ int store_load(store *s, const void *image, size_t len, char **err)
     } else if (rc == STORE_ERROR) {
         *err = storeOpTakeErr(o, "timeout waiting for the load to be applied");
     } else if (rc == STORE_OK) {
-        storeStat(s, SSTAT_LOADS);
+        storeStat(s, boot ? SSTAT_BOOTS : SSTAT_LOADS);
     }
     storeOpRelease(s, o);
     return rc;
@@ -300,6 +301,7 @@ int store_dump(store *s, const char *tables, buf *out, char **err)
 static void *optimizeThread(void *arg)
 {
     store *s = arg;
+    int64_t t0 = rq_now_ms();
     cmd_batch b;
     cmd_batch_init(&b);
     int n = db_optimize_plan(s->db, &b);
@@ -316,6 +318,7 @@ static void *optimizeThread(void *arg)
     }
     cmd_batch_free(&b);
     storeStat(s, ok ? SSTAT_AUTO_OPTIMIZES : SSTAT_AUTO_OPTIMIZES_FAILED);
+    storeStatSet(s, SSTAT_AUTO_OPTIMIZE_MS, (uint64_t)(rq_now_ms() - t0));
     if (!ok)
         rq_log("store", "auto-optimize failed: %s", err ? err : "cannot read the database");
     else if (n > 0)

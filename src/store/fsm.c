@@ -281,7 +281,9 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
     double t0 = rq_now_sec();
     if (!applyBinary(s, b, index, held))
         applyJson(s, b, index, held);
-    metrics_observe(&s->m_apply, rq_now_sec() - t0);
+    double took = rq_now_sec() - t0;
+    metrics_observe(&s->m_apply, took);
+    storeStatSet(s, SSTAT_FSM_APPLY_US, (uint64_t)(took * 1e6));
     return 0;
 }
 
@@ -316,6 +318,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
 {
     store *s = fsm->data;
     double t0 = rq_now_sec();
+    bool by_size = s->size_snap;
     raft_set_snapshot_trailing(&s->raft, sizedTrailing(s));
     /* This snapshot is the one wanted by size or by the interval check. */
     s->log_bytes = 0;
@@ -324,18 +327,33 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     storeVacuumMaybe(s); /* nothing writes meanwhile; the sync covers it */
     /* The log up to here may go once libraft has the snapshot: the file
      * must hold it durably first. */
+    double t_sync = rq_now_sec();
     if (db_sync(s->db) != 0) {
+        storeStat(s, SSTAT_SNAPSHOTS_FAILED);
+        if (by_size)
+            storeStat(s, SSTAT_WAL_SNAPSHOTS_FAILED);
         rq_log("store", "snapshot failed: cannot sync the database file");
         return RAFT_IOERR;
     }
+    storeStatSet(s, SSTAT_SNAPSHOT_SYNC_MS, (uint64_t)((rq_now_sec() - t_sync) * 1000));
     codec_snapshot snap = {.raft_index = s->raft.last_applied, .db_index = db_index(s->db), .metas = storeMetasToJson(s)};
     s->snap_buf.base = codec_snap_encode(&snap, &s->snap_buf.len);
     json_decref(snap.metas);
-    if (s->snap_buf.base == NULL)
+    if (s->snap_buf.base == NULL) {
+        storeStat(s, SSTAT_SNAPSHOTS_FAILED);
+        if (by_size)
+            storeStat(s, SSTAT_WAL_SNAPSHOTS_FAILED);
         return RAFT_NOMEM;
+    }
+    if (by_size)
+        storeStat(s, SSTAT_WAL_SNAPSHOTS);
     *bufs = &s->snap_buf;
     *n_bufs = 1;
-    metrics_observe(&s->m_snapshot, rq_now_sec() - t0);
+    double took = rq_now_sec() - t0;
+    metrics_observe(&s->m_snapshot, took);
+    storeStatSet(s, SSTAT_SNAPSHOT_CREATE_MS, (uint64_t)(took * 1000));
+    storeStatSet(s, SSTAT_SNAPSHOT_PERSIST_SIZE, s->snap_buf.len);
+    s->snap_taken_ms = rq_now_ms();
     return 0;
 }
 
@@ -348,6 +366,7 @@ static int fsmSnapshotFinalize(struct raft_fsm *fsm, struct raft_buffer *bufs[],
     raft_free(s->snap_buf.base);
     s->snap_buf.base = NULL;
     storeStat(s, SSTAT_SNAPSHOTS);
+    storeStatSet(s, SSTAT_SNAPSHOT_PERSIST_MS, (uint64_t)(rq_now_ms() - s->snap_taken_ms));
     rq_log("store", "snapshot taken at index %llu (database %lld bytes, not copied)",
            (unsigned long long)s->raft.last_applied, db_file_size(s->db));
     return 0;
@@ -361,6 +380,7 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
     store *s = fsm->data;
     codec_snapshot snap;
     if (codec_snap_decode(b->base, b->len, &snap) != 0) {
+        storeStat(s, SSTAT_RESTORES_FAILED);
         rq_log("store", "refusing to restore snapshot: unknown format");
         return RAFT_MALFORMED;
     }
@@ -375,6 +395,7 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
         index = s->raft.log.snapshot.last_index ? s->raft.log.snapshot.last_index : s->start_snap_index;
         char *err = NULL;
         if (db_restore(s->db, image, image_len, index, &err) != 0) {
+            storeStat(s, SSTAT_RESTORES_FAILED);
             rq_log("store", "restore failed: %s", err ? err : "?");
             free(err);
             json_decref(metas);
@@ -391,6 +412,7 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
              * refuses a file behind its snapshot: this is a bug. */
             rq_log("store", "cannot restore a snapshot of index %llu: the database file holds only index %llu",
                    (unsigned long long)index, (unsigned long long)db_index(s->db));
+            storeStat(s, SSTAT_RESTORES_FAILED);
             json_decref(metas);
             return RAFT_IOERR;
         }
@@ -460,6 +482,8 @@ int store_snapshot(store *s, uint64_t trailing, bool *nothing_new, char **err)
     if (rc == STORE_OK && !*nothing_new) {
         storeStat(s, SSTAT_USER_SNAPSHOTS);
         rq_log("store", "user-requested snapshot taken");
+    } else if (rc != STORE_OK) {
+        storeStat(s, SSTAT_USER_SNAPSHOTS_FAILED);
     }
     return rc;
 }

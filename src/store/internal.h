@@ -83,6 +83,7 @@ typedef struct op {
     bool confirmed;
     int64_t deadline_ms;   /* of the confirmation, then (confirmed) of the apply */
     uint64_t wait_ms;      /* OP_READINDEX: the apply's, once confirmed */
+    int64_t start_ms;      /* OP_READINDEX: registered (verify_leader_duration) */
     struct op *next;       /* queue / pending list */
     struct store *s;
 } op;
@@ -109,6 +110,26 @@ enum {
     SSTAT_AUTO_VACUUMS_FAILED,
     SSTAT_NODES_REAPED_OK,        /* reaping (-raft-reap-*-timeout) */
     SSTAT_NODES_REAPED_FAILED,
+    SSTAT_N_STATUS,               /* the ones above are in /status too */
+    SSTAT_SNAPSHOTS_FAILED = SSTAT_N_STATUS, /* fsmSnapshot failed */
+    SSTAT_USER_SNAPSHOTS_FAILED,
+    SSTAT_WAL_SNAPSHOTS,          /* snapshots wanted by -raft-snap-wal-size */
+    SSTAT_WAL_SNAPSHOTS_FAILED,
+    SSTAT_BOOTS,                  /* /boot images applied (not in num_loads) */
+    SSTAT_RESTORES_FAILED,        /* fsmRestore refused a snapshot */
+    SSTAT_COMPRESSED_COMMANDS,    /* execute entries proposed, LZ4 or not */
+    SSTAT_UNCOMPRESSED_COMMANDS,
+    SSTAT_VERIFY_LEADER,          /* linearizable reads' leadership checks, */
+    SSTAT_VERIFY_LEADER_FAILED,   /* ... not confirmed */
+    SSTAT_DB_STATS_ERRORS,        /* /status could not read the pragmas */
+    /* Latest values, set rather than added. */
+    SSTAT_FSM_APPLY_US,           /* one entry through the FSM */
+    SSTAT_SNAPSHOT_CREATE_MS,     /* fsmSnapshot, the sync included */
+    SSTAT_SNAPSHOT_SYNC_MS,       /* its db_sync */
+    SSTAT_SNAPSHOT_PERSIST_MS,    /* libraft writing it (until finalize) */
+    SSTAT_SNAPSHOT_PERSIST_SIZE,  /* the bytes libraft wrote */
+    SSTAT_VERIFY_LEADER_MS,
+    SSTAT_AUTO_OPTIMIZE_MS,
     SSTAT_N
 };
 
@@ -196,6 +217,7 @@ struct store {
     int64_t snap_check_ms;  /* when that check runs next (0: not set yet) */
     op *snap_wait;          /* a user snapshot waiting to be taken */
     struct raft_buffer snap_buf; /* held between snapshot and finalize */
+    int64_t snap_taken_ms;  /* when fsmSnapshot returned it (persist duration) */
     raft_index start_snap_index;  /* latest snapshot on disk at start */
     /* membership.c */
     meta *metas;
@@ -418,6 +440,11 @@ void storeShutdownRaft(store *s, const char *why);
 static inline void storeStat(store *s, int which)
 {
     __atomic_fetch_add(&s->stats[which], 1, __ATOMIC_RELAXED);
+}
+
+static inline void storeStatSet(store *s, int which, uint64_t v)
+{
+    __atomic_store_n(&s->stats[which], v, __ATOMIC_RELAXED);
 }
 
 /* Raft thread (s->publish, after every loop iteration): copy the state

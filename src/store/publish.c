@@ -319,7 +319,7 @@ int store_nodes(store *s, store_node **nodes)
     return n;
 }
 
-/* rqlite's names of the SSTAT_* counters, in their order. */
+/* rqlite's names of the SSTAT_* counters. */
 static const char *const stat_names[SSTAT_N] = {
     [SSTAT_SNAPSHOTS] = "num_snapshots",
     [SSTAT_USER_SNAPSHOTS] = "num_user_snapshots",
@@ -339,16 +339,116 @@ static const char *const stat_names[SSTAT_N] = {
     [SSTAT_AUTO_VACUUMS_FAILED] = "num_auto_vacuums_failed",
     [SSTAT_NODES_REAPED_OK] = "nodes_reaped_ok",
     [SSTAT_NODES_REAPED_FAILED] = "nodes_reaped_failed",
+    [SSTAT_SNAPSHOTS_FAILED] = "num_snapshots_failed",
+    [SSTAT_USER_SNAPSHOTS_FAILED] = "num_user_snapshots_failed",
+    [SSTAT_WAL_SNAPSHOTS] = "num_wal_snapshots",
+    [SSTAT_WAL_SNAPSHOTS_FAILED] = "num_wal_snapshots_failed",
+    [SSTAT_BOOTS] = "num_boots",
+    [SSTAT_RESTORES_FAILED] = "num_restores_failed",
+    [SSTAT_COMPRESSED_COMMANDS] = "num_compressed_commands",
+    [SSTAT_UNCOMPRESSED_COMMANDS] = "num_uncompressed_commands",
+    [SSTAT_VERIFY_LEADER] = "num_verify_leader",
+    [SSTAT_VERIFY_LEADER_FAILED] = "num_verify_leader_failed",
+    [SSTAT_DB_STATS_ERRORS] = "num_db_stats_errors",
+    [SSTAT_FSM_APPLY_US] = "fsm_apply_duration_us",
+    [SSTAT_SNAPSHOT_CREATE_MS] = "snapshot_create_duration",
+    [SSTAT_SNAPSHOT_SYNC_MS] = "snapshot_sync_duration",
+    [SSTAT_SNAPSHOT_PERSIST_MS] = "snapshot_persist_duration",
+    [SSTAT_SNAPSHOT_PERSIST_SIZE] = NULL, /* the "snapshot" map's persist_size */
+    [SSTAT_VERIFY_LEADER_MS] = "verify_leader_duration",
+    [SSTAT_AUTO_OPTIMIZE_MS] = "auto_optimize_duration",
 };
+
+static uint64_t statOf(store *s, int which)
+{
+    return s ? __atomic_load_n(&s->stats[which], __ATOMIC_RELAXED) : 0;
+}
+
+/* The counters from SSTAT 0 up to n, by rqlite's names. */
+static json_t *counters(store *s, int n)
+{
+    json_t *v = json_object();
+    for (int i = 0; i < n; i++)
+        if (stat_names[i])
+            json_object_set_new(v, stat_names[i], json_integer((json_int_t)statOf(s, i)));
+    json_object_set_new(v, "auto_vacuum_duration",
+                        json_integer(s ? (json_int_t)__atomic_load_n(&s->vac_duration_ms, __ATOMIC_RELAXED) : 0));
+    return v;
+}
+
+static void setZeros(json_t *v, const char *const *keys, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(v, keys[i], json_integer(0));
+}
 
 json_t *store_vars(store *s)
 {
-    json_t *v = json_object();
-    for (int i = 0; i < SSTAT_N; i++)
-        json_object_set_new(v, stat_names[i], json_integer((json_int_t)__atomic_load_n(&s->stats[i], __ATOMIC_RELAXED)));
-    json_object_set_new(v, "auto_vacuum_duration",
-                        json_integer((json_int_t)__atomic_load_n(&s->vac_duration_ms, __ATOMIC_RELAXED)));
+    json_t *v = counters(s, SSTAT_N);
+    uint64_t snaps = statOf(s, SSTAT_SNAPSHOTS), changes = 0;
+    if (s) {
+        pthread_mutex_lock(&s->mu);
+        changes = s->leader_changes;
+        pthread_mutex_unlock(&s->mu);
+    }
+    /* Every snapshot is a full one (the synced file), persisted by libraft
+     * once finalized. */
+    json_object_set_new(v, "num_snapshots_full", json_integer((json_int_t)snaps));
+    json_object_set_new(v, "num_snapshot_persists", json_integer((json_int_t)snaps));
+    json_object_set_new(v, "leader_changes_observed", json_integer((json_int_t)changes));
+    /* Kept at 0: incremental (WAL) snapshots, their CRC32 files and
+     * libraft's failed writes (it does not report them to the FSM); the
+     * auto-backup uploader reads the store directly, with its own counters
+     * in "uploader" (rqlite's provider); libraft has no observer channel
+     * that could drop leader changes or report failed heartbeats; -auto-
+     * restore's counters (num_auto_restores*) are added by main. */
+    static const char *const zeros[] = {
+        "num_snapshots_incremental", "num_snapshot_persists_failed", "snapshot_crc32_create_duration",
+        "num_provider_checks", "num_provider_provides", "num_provider_provides_fail", "leader_changes_dropped",
+        "failed_heartbeat_observed", "num_auto_restores", "num_auto_restores_skipped", "num_auto_restores_failed",
+    };
+    setZeros(v, zeros, sizeof zeros / sizeof *zeros);
     return v;
+}
+
+/* rqlite's "snapshot" map: its snapshot store. Ours is libraft's, holding
+ * a marker per snapshot (the database file is the state): what is written
+ * for each, and how long libraft took. Kept at 0: incremental sinks and
+ * their CRC32 checks, the reaping of older snapshots and WALs (libraft
+ * keeps its own two; /reap has nothing to do), read timeouts of a store
+ * read while being written, and the upgrade of older on-disk formats
+ * (ours are read as they are, see fsmRestore). */
+static json_t *snapshotVars(store *s)
+{
+    json_t *v = json_object();
+    json_object_set_new(v, "persist_size", json_integer((json_int_t)statOf(s, SSTAT_SNAPSHOT_PERSIST_SIZE)));
+    json_object_set_new(v, "persist_duration_ms", json_integer((json_int_t)statOf(s, SSTAT_SNAPSHOT_PERSIST_MS)));
+    json_object_set_new(v, "sink_full_total", json_integer((json_int_t)statOf(s, SSTAT_SNAPSHOTS)));
+    static const char *const zeros[] = {
+        "sink_incremental_total", "sink_errors", "sink_full_crc32_duration_ms", "auto_reap_duration_ms",
+        "reap_execute_duration_ms", "reap_total", "reap_errors", "reap_snapshots", "reap_wals",
+        "reap_plan_recovered", "read_timeout_total", "upgrade_ok", "upgrade_fail",
+    };
+    setZeros(v, zeros, sizeof zeros / sizeof *zeros);
+    return v;
+}
+
+void store_vars_sections(store *s, json_t *doc)
+{
+    json_object_set_new(doc, "store", store_vars(s));
+    json_object_set_new(doc, "db", db_vars(s ? s->db : NULL));
+    json_object_set_new(doc, "db.wal", db_wal_vars());
+    uint64_t handled = 0, unregistered = 0, certs = 0;
+    if (s)
+        transport_mux_counts(&s->transport, &handled, &unregistered, &certs);
+    json_object_set_new(doc, "mux", json_pack("{s:I,s:I,s:I}", "num_connections_handled", (json_int_t)handled,
+                                              "num_unregistered_handlers", (json_int_t)unregistered,
+                                              "num_tls_cert_fetched", (json_int_t)certs));
+    json_object_set_new(doc, "snapshot", snapshotVars(s));
+    /* rqlite plans snapshot-store operations (checkpoints, CRC32 files)
+     * and times them; libraft's snapshot store has no such plans. */
+    json_object_set_new(doc, "snapshot.plan",
+                        json_pack("{s:i,s:i}", "checkpoint_duration_ms", 0, "calc_crc32_duration_ms", 0));
 }
 
 /* A duration in milliseconds as Go prints it ("10s", "50ms"), as rqlite
@@ -460,7 +560,8 @@ static json_t *snapshotStore(store *s)
 static json_t *sqliteStatus(store *s)
 {
     db_pragmas ro, rw;
-    db_get_pragmas(s->db, &ro, &rw);
+    if (db_get_pragmas(s->db, &ro, &rw) != 0)
+        storeStat(s, SSTAT_DB_STATS_ERRORS);
     json_t *pragmas = json_pack("{s:{s:s,s:s,s:s,s:s,s:s},s:{s:s,s:s,s:s,s:s,s:s}}", "ro", "busy_timeout",
                                 ro.busy_timeout, "foreign_keys", ro.foreign_keys, "journal_mode", ro.journal_mode,
                                 "synchronous", ro.synchronous, "wal_autocheckpoint", ro.wal_autocheckpoint, "rw",
@@ -556,7 +657,7 @@ json_t *store_status(store *s)
     json_object_set_new(st, "db_conf", json_pack("{s:b}", "fk_constraints", cfg->fk));
     /* rqlite's: capture on (-cdc-config) and hooked to the service. */
     json_object_set_new(st, "cdc", json_pack("{s:b,s:b}", "enabled", cfg->cdc != NULL, "registered", cfg->cdc != NULL));
-    json_t *vars = store_vars(s); /* our counters, rqlite's expvar names */
+    json_t *vars = counters(s, SSTAT_N_STATUS); /* our counters, rqlite's expvar names */
     json_object_update(st, vars);
     json_decref(vars);
     return st;

@@ -49,6 +49,7 @@ void storeReadStart(store *s, op *o)
     struct raft *r = &s->raft;
     o->index = r->commit_index;
     o->term = r->current_term;
+    o->start_ms = rq_now_ms();
     o->marks = calloc(r->configuration.n ? r->configuration.n : 1, sizeof *o->marks);
     o->n_marks = 0;
     for (unsigned i = 0; i < r->configuration.n; i++) {
@@ -95,8 +96,10 @@ void storeReadsProgress(store *s)
         if (r->state != RAFT_LEADER || r->current_term != o->term) {
             rc = STORE_NOT_LEADER;
         } else {
-            if (!o->confirmed && (o->confirmed = quorumAnswered(s, o)))
+            if (!o->confirmed && (o->confirmed = quorumAnswered(s, o))) {
                 o->deadline_ms = now + (int64_t)o->wait_ms; /* now to apply up to o->index */
+                storeStatSet(s, SSTAT_VERIFY_LEADER_MS, (uint64_t)(now - o->start_ms));
+            }
             if (o->confirmed && r->last_applied >= o->index)
                 rc = STORE_OK;
             else if (now >= o->deadline_ms)
@@ -108,6 +111,10 @@ void storeReadsProgress(store *s)
         }
         *pp = o->next;
         o->next = NULL;
+        /* rqlite's VerifyLeader: every check, and those that failed. */
+        storeStat(s, SSTAT_VERIFY_LEADER);
+        if (!o->confirmed)
+            storeStat(s, SSTAT_VERIFY_LEADER_FAILED);
         free(o->marks);
         o->marks = NULL;
         char *why = NULL;

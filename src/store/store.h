@@ -122,8 +122,8 @@ int store_execute(store *s, const cmd_view *stmts, unsigned db_flags, uint64_t d
                   uint64_t *raft_index, char **err);
 /* Replace the whole database, on every node, with a SQLite image (one log
  * entry), once db_image_check() accepts it (else STORE_INVALID). Leader
- * only. */
-int store_load(store *s, const void *image, size_t len, char **err);
+ * only. boot: for /boot, counted as rqlite's num_boots, not num_loads. */
+int store_load(store *s, const void *image, size_t len, bool boot, char **err);
 /* Would store_load() take this image (db_image_check)? 0, or -1 with *err. */
 int store_image_check(store *s, const void *image, size_t len, char **err);
 /* Reads at a consistency level; none/weak/linearizable run on a read-only
@@ -158,8 +158,14 @@ json_t *store_status(store *s);
  * database's file and WAL sizes and the read pool, appended to b. */
 void store_metrics(store *s, buf *b);
 /* rqlite's "store" map of /debug/vars: its counters (num_snapshots,
- * num_restores, num_ignored_joins...) by their rqlite names (caller owns). */
+ * num_restores, num_ignored_joins...) by their rqlite names (caller owns);
+ * s NULL: every key at 0. */
 json_t *store_vars(store *s);
+/* Set in doc the /debug/vars maps of the store and what it holds: "store"
+ * (store_vars), "db" and "db.wal" (db_vars), "mux" (the Raft port),
+ * "snapshot" and "snapshot.plan", each with every key of rqlite's map;
+ * s NULL (not open yet): all 0. Any thread. */
+void store_vars_sections(store *s, json_t *doc);
 /* Local snapshot + log truncation (/snapshot). On a follower the snapshot
  * is taken when the next entry is applied (the caller can cause one with a
  * strong read on the leader). trailing > 0: keep that many entries of the

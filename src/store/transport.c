@@ -453,21 +453,29 @@ static void onRead(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
         if (in->nread < 8)
             return;
         if (memcmp(in->preamble, CLUSTER_META_MAGIC, 8) == 0) {
+            transportCountConn(t, true);
+            cluster_stat(CLUSTER_STAT_GET_NODE_API_REQ);
             uv_read_stop(s);
             replyAndClose(in, t->meta, strlen(t->meta), NULL);
+            cluster_stat(CLUSTER_STAT_GET_NODE_API_RESP);
             return;
         }
         if (memcmp(in->preamble, CLUSTER_IMAGE_MAGIC, 8) == 0) {
+            transportCountConn(t, true);
             uv_read_stop(s);
             imageStart(in);
             return;
         }
         if (memcmp(in->preamble, CLUSTER_HWM_MAGIC, 8) == 0 && t->hwm) {
+            transportCountConn(t, true);
+            cluster_stat(CLUSTER_STAT_BROADCAST_HWM_REQ);
             in->hwm = true; /* its 16 bytes fill the rest of the preamble */
             in->stage = 1;
             return;
         }
-        if (le64_get((const unsigned char *)&in->preamble[0]) != TRANSPORT_HANDSHAKE_PROTOCOL) {
+        bool raft = le64_get((const unsigned char *)&in->preamble[0]) == TRANSPORT_HANDSHAKE_PROTOCOL;
+        transportCountConn(t, raft);
+        if (!raft) {
             unsigned char *p = (unsigned char *)in->preamble;
             if (p[0] == 0x16 && p[1] == 0x03) { /* a TLS handshake record */
                 uv_os_fd_t fd;
@@ -557,6 +565,7 @@ static void tuneSocket(uv_tcp_t *tcp)
 
 void transportLogRefused(rqTransport *t, const char *peer, const char *why)
 {
+    cluster_stat(CLUSTER_STAT_CONN_REJECTED);
     char key[sizeof t->refused[0].key];
     const char *colon = strrchr(peer, ':');
     int host_len = colon ? (int)(colon - peer) : (int)strlen(peer);
@@ -646,6 +655,15 @@ static int startListening(rqTransport *t, char **err)
 
 /* Outgoing connections are the inner raft_uv_tcp transport's (over TLS,
  * ours: their handshake carries id and address). */
+void transport_mux_counts(struct raft_uv_transport *outer, uint64_t *handled, uint64_t *unregistered,
+                          uint64_t *tls_certs)
+{
+    rqTransport *t = outer->impl;
+    *handled = t ? __atomic_load_n(&t->n_handled, __ATOMIC_RELAXED) : 0;
+    *unregistered = t ? __atomic_load_n(&t->n_unregistered, __ATOMIC_RELAXED) : 0;
+    *tls_certs = t ? __atomic_load_n(&t->n_tls_certs, __ATOMIC_RELAXED) : 0;
+}
+
 static int tInit(struct raft_uv_transport *outer, raft_id id, const char *address)
 {
     rqTransport *t = outer->impl;

@@ -50,6 +50,13 @@ int transport_init(struct raft_uv_transport *t, uv_loop_t *loop, const char *bin
                    const char *meta_json, transport_image_fn image, void *image_arg, tls_ctx *tls);
 void transport_free(struct raft_uv_transport *t);
 
+/* rqlite's mux counters, any thread: connections to the port whose first
+ * bytes named what they want (Raft, probe, image, high-water mark), those
+ * that named nothing we know, and TLS handshakes that presented our
+ * certificate. */
+void transport_mux_counts(struct raft_uv_transport *t, uint64_t *handled, uint64_t *unregistered,
+                          uint64_t *tls_certs);
+
 /* CDC high-water marks (CLUSTER_HWM_MAGIC, cluster/cluster.h) go to
  * fn(arg, hwm), which must not block: it is called on the loop's thread
  * (plaintext) or a connection's (TLS). Set before the transport listens. */

@@ -71,7 +71,15 @@ typedef struct rqTransport {
     int n_tcp_closing;              /* loop: accepted handles whose socket moved to a thread */
     struct loopRelay *relays;       /* loop: established TLS connections, relayed by the loop */
     int64_t probe_grace_until;      /* probe mode: the most the window waits for handshakes */
+    /* rqlite's "mux" counters (transport_mux_counts), relaxed atomics:
+     * connections whose first bytes named a known kind, and the others. */
+    uint64_t n_handled, n_unregistered, n_tls_certs;
 } rqTransport;
+
+static inline void transportCountConn(rqTransport *t, bool known)
+{
+    __atomic_fetch_add(known ? &t->n_handled : &t->n_unregistered, 1, __ATOMIC_RELAXED);
+}
 
 /* Where an image goes: a plaintext socket (blocking) or a TLS session. */
 typedef struct imageOut {

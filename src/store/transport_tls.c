@@ -238,6 +238,7 @@ static void *serveThread(void *arg)
     int64_t deadline = rq_now_ms() + HANDSHAKE_MS;
     tls_conn *c = NULL;
     char *err = NULL;
+    __atomic_fetch_add(&t->n_tls_certs, 1, __ATOMIC_RELAXED); /* rqlite's mux.num_tls_cert_fetched */
     int rc = tls_server(t->tls, j->net, HANDSHAKE_MS, t->cancel_fd, &c, &err);
     if (rc != TLS_OK) {
         if (rc != TLS_ERR_CANCELED)
@@ -255,14 +256,22 @@ static void *serveThread(void *arg)
                                                                   : tls_conn_error(c));
         goto out;
     }
+    bool known = memcmp(first, CLUSTER_META_MAGIC, 8) == 0 || memcmp(first, CLUSTER_IMAGE_MAGIC, 8) == 0 ||
+                 (memcmp(first, CLUSTER_HWM_MAGIC, 8) == 0 && t->hwm) ||
+                 le64_get(first) == TRANSPORT_HANDSHAKE_PROTOCOL;
+    transportCountConn(t, known);
     if (memcmp(first, CLUSTER_META_MAGIC, 8) == 0) {
+        cluster_stat(CLUSTER_STAT_GET_NODE_API_REQ);
         handshakeOver(j);
-        if (tls_send_all(c, t->meta, strlen(t->meta), msLeft(deadline)) == TLS_OK)
+        if (tls_send_all(c, t->meta, strlen(t->meta), msLeft(deadline)) == TLS_OK) {
+            cluster_stat(CLUSTER_STAT_GET_NODE_API_RESP);
             tls_bye(c);
+        }
     } else if (memcmp(first, CLUSTER_IMAGE_MAGIC, 8) == 0) {
         handshakeOver(j);
         serveImage(j, c);
     } else if (memcmp(first, CLUSTER_HWM_MAGIC, 8) == 0 && t->hwm) {
+        cluster_stat(CLUSTER_STAT_BROADCAST_HWM_REQ);
         handshakeOver(j);
         unsigned char rest[16];
         if (recvExact(c, rest, sizeof rest, deadline) == TLS_OK) {

@@ -275,7 +275,10 @@ def test_node_tools(node, term, tmp_path):
     sh = Shell(term, "tools", node.http_port)
     out = sh.run(".expvar")
     assert out.startswith("cdc.service:\n"), out  # sorted, as Go's expvar
-    assert "\ncluster:\n  num_client_force_new_conn: 0\n  num_join_req: " in out, out
+    # every key of rqlite's maps, sorted within each
+    assert re.search(r"\ncluster:\n(  \w+: \d+\n)*  num_client_force_new_conn: 0\n(  \w+: \d+\n)*  num_join_req: 0\n",
+                     out), out
+    assert "\ndb.wal:\n  compact_frames_input: 0\n" in out, out
     assert "\ncmdline: [%s -node-id 1 " % harness.RQLITED in out, out
     assert re.search(r"\n  queued_sequence_number: \d{6,}\n", out), out   # an integer, not 1.7e+18
     assert "e+" not in out, out

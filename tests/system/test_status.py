@@ -127,6 +127,189 @@ def test_expvar_counters_of_joins_snapshots_and_restores(cluster):
     assert h["num_status"] >= 1 and h["auth_ok"] == 0 and h["auth_fail"] == 0
 
 
+# rqlite v10's expvar maps and their keys (each package's ResetStats).
+RQLITE_VARS = {
+    "cdc.service": """dropped_failed_to_send retries num_events_tx_ok num_events_tx_failed num_bytes_tx
+        snapshot_sync batcher_writes batcher_events_write batcher_reads batcher_write_ignored
+        fifo_enqueue_ignored hwm_ignored fifo_size""",
+    "cluster": """num_get_node_api_req num_get_node_api_resp num_execute_req num_query_req num_request_req
+        num_backup_req num_load_req num_remove_node_req num_get_node_api_req_local num_notify_req num_join_req
+        num_stepdown_req num_broadcast_hwm_req num_hwm_update_dropped num_client_retries
+        num_get_node_api_req_retries num_client_load_retries num_client_execute_retries
+        num_client_query_retries num_client_request_retries num_client_read_timeouts num_client_write_timeouts
+        num_client_force_new_conn num_conn_rejected""",
+    "db": """open_duration_ms checkpoints checkpoint_errors checkpointed_moves checkpoint_duration_ms
+        create_compacted_wal_duration_ms precompact_wal_size compacted_wal_size checkpoint_total
+        checkpoint_busy_errors checkpoint_invariant_errors checkpoint_partial checkpoint_wal_truncated
+        executions execution_errors executions_force_queries queries query_errors requests
+        execute_transactions query_transactions request_transactions backup_step_errors backup_step_dones
+        backup_sleeps preupdates preupdates_errors preupdates_callback_errors update_hooks
+        update_hooks_callback_errors update_hooks_errors commit_hooks dropped_cdc_events""",
+    "db.wal": """compact_scan_duration_ms compact_write_duration_ms compact_frames_input compact_frames_output
+        compact_scan_errors""",
+    "downloader": "num_downloads_ok num_downloads_fail download_bytes",
+    "http": """leader_not_found ui executions execute_stmts_rx queued_executions queued_executions_ok
+        queued_executions_num_stmts_rx queued_executions_num_stmts_tx queued_executions_no_leader
+        queued_executions_not_leader queued_executions_leadership_lost queued_executions_unknown_error
+        queued_executions_failed queued_executions_wait queued_executions_wait_timeout queries query_stmts_rx
+        requests request_stmts_rx num_readyz num_status backups loads boot user_snapshots user_reaps
+        sql_analyze auth_ok auth_fail tls_cert_fetched""",
+    "mux": "num_connections_handled num_unregistered_handlers num_tls_cert_fetched",
+    "proto": """num_requests num_compressed_requests num_uncompressed_requests num_compressed_bytes
+        num_precompressed_bytes num_uncompressed_bytes num_compression_misses""",
+    "proxy": """remote_remove_node remote_backups remote_loads remote_stepdowns remote_executions
+        remote_executions_failed remote_queries remote_queries_failed remote_requests
+        remote_requests_failed""",
+    "queue": "objects_rx objects_tx num_timeout num_flush",
+    "snapshot": """persist_size persist_duration_ms sink_full_total sink_incremental_total sink_errors
+        sink_full_crc32_duration_ms auto_reap_duration_ms reap_execute_duration_ms reap_total reap_errors
+        reap_snapshots reap_wals reap_plan_recovered read_timeout_total upgrade_ok upgrade_fail""",
+    "snapshot.plan": "checkpoint_duration_ms calc_crc32_duration_ms",
+    "sql.processor": "num_rewritten_stmts num_parser_panics",
+    "store": """num_snapshots num_snapshots_failed num_user_snapshots num_user_snapshots_failed
+        num_wal_snapshots num_wal_snapshots_failed num_snapshots_full num_snapshots_incremental
+        num_auto_vacuums num_auto_vacuums_failed auto_vacuum_duration num_auto_optimizes
+        num_auto_optimizes_failed auto_optimize_duration num_boots num_backups num_loads num_restores
+        num_restores_failed num_restores_start num_restores_start_skipped num_recoveries num_provider_checks
+        num_provider_provides num_provider_provides_fail num_auto_restores num_auto_restores_skipped
+        num_auto_restores_failed num_uncompressed_commands num_compressed_commands num_joins
+        num_ignored_joins num_removed_before_joins num_db_stats_errors num_verify_leader
+        num_verify_leader_failed verify_leader_duration fsm_apply_duration_us snapshot_create_duration
+        snapshot_sync_duration num_snapshot_persists num_snapshot_persists_failed snapshot_persist_duration
+        snapshot_crc32_create_duration leader_changes_observed leader_changes_dropped
+        failed_heartbeat_observed nodes_reaped_ok nodes_reaped_failed""",
+    "uploader": """num_uploads_ok num_uploads_fail num_uploads_skipped num_uploads_skipped_id
+        num_sum_get_fail total_upload_bytes last_upload_bytes""",
+}
+# Ours on top of rqlite's: the queue's latest sequence number, and
+# databases fetched from a leader to install its snapshot.
+OUR_EXTRA_VARS = {"http": {"queued_sequence_number"}, "store": {"num_snapshot_transfers"}}
+MEMSTATS = {"Sys", "Alloc", "HeapAlloc", "HeapInuse", "HeapIdle", "HeapSys", "HeapReleased", "PeakRSS"}
+
+
+def check_var_keys(doc):
+    assert set(doc) == set(RQLITE_VARS) | {"cmdline", "memstats"}, sorted(doc)
+    for section, keys in RQLITE_VARS.items():
+        want = set(keys.split()) | OUR_EXTRA_VARS.get(section, set())
+        got = set(doc[section])
+        assert got == want, (section, sorted(want - got), sorted(got - want))
+        assert all(isinstance(v, int) for v in doc[section].values()), (section, doc[section])
+    assert set(doc["memstats"]) == MEMSTATS, doc["memstats"]
+
+
+def test_expvar_every_rqlite_section_and_key(cluster):
+    """/debug/vars has every map of rqlite v10 with exactly its keys (plus
+    two of ours), numbers only, in Go's sorted layout, and ?key= still
+    picks one; memstats holds the process's real figures."""
+    n1 = cluster.node(1).start().wait_ready()
+    doc = expvar(n1)
+    check_var_keys(doc)
+    m = doc["memstats"]
+    assert m["HeapAlloc"] > 0 and m["HeapSys"] > 0 and m["Sys"] > 0 and m["PeakRSS"] >= m["Sys"], m
+    r = requests.get(n1.url + "/debug/vars", timeout=10)
+    keys = re.findall(r'^"([^"]+)": ', r.text, re.M)
+    assert keys == sorted(keys) and len(keys) == len(RQLITE_VARS) + 2, keys
+    for key in ("db.wal", "snapshot.plan", "mux"):
+        assert list(expvar(n1, key)) == [key]
+    st = doc["store"]
+    assert st["leader_changes_observed"] >= 1, st
+    assert doc["db"]["open_duration_ms"] >= 0
+
+
+def test_expvar_counters_move(cluster):
+    """The counters with a counterpart here count for real: statements run
+    by the database (db), entries encoded (proto, store), queued writes
+    (queue, http), connections on the Raft port (mux), metadata probes
+    served to joiners (cluster), requests a follower forwards (proxy), checkpoints at
+    snapshots (db, store) and linearizable reads' leadership checks."""
+    n1 = cluster.node(1).start().wait_ready()
+    nodes = [n1] + [cluster.node(i).start(join=n1.raft_addr).wait_ready() for i in (2, 3)]
+    wait_members(n1, 3)
+    leader = leader_of(nodes)
+    follower = next(n for n in nodes if n is not leader)
+    before = expvar(leader)
+    leader.execute(["CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)",
+                    ["INSERT INTO t(v) VALUES(?)", "x" * 10000]])
+    leader.execute([["INSERT INTO t(v) VALUES(?)", "a"], ["INSERT INTO t(v) VALUES(?)", "b"]],
+                   params="?transaction")
+    leader.query("SELECT * FROM t")
+    leader.query("SELECT COUNT(*) FROM t", level="linearizable")
+    r = requests.post(leader.url + "/db/execute", json=["INSERT INTO nope VALUES(1)"], timeout=10)
+    assert r.status_code == 200 and "error" in r.json()["results"][0], r.text
+    after = expvar(leader)
+    check_var_keys(after)
+    db0, db1 = before["db"], after["db"]
+    assert db1["executions"] >= db0["executions"] + 5, (db0, db1)
+    assert db1["execute_transactions"] >= db0["execute_transactions"] + 1
+    assert db1["execution_errors"] >= db0["execution_errors"] + 1
+    assert db1["queries"] >= db0["queries"] + 2
+    p0, p1 = before["proto"], after["proto"]
+    assert p1["num_requests"] >= p0["num_requests"] + 3, (p0, p1)
+    assert p1["num_compressed_requests"] >= p0["num_compressed_requests"] + 1, p1   # the 10 kB row
+    assert p1["num_compressed_bytes"] > p0["num_compressed_bytes"]
+    assert p1["num_precompressed_bytes"] > p0["num_precompressed_bytes"] + 10000
+    s0, s1 = before["store"], after["store"]
+    assert s1["num_compressed_commands"] >= s0["num_compressed_commands"] + 1
+    assert s1["num_uncompressed_commands"] >= s0["num_uncompressed_commands"] + 2
+    assert s1["num_verify_leader"] >= s0["num_verify_leader"] + 1
+    assert s1["leader_changes_observed"] >= 1
+    # the followers apply the same statements
+    poll(lambda: expvar(follower)["db"]["executions"] >= 5, what="follower's db.executions")
+    # Raft and probe connections on every node's Raft port
+    assert after["mux"]["num_connections_handled"] > 0, after["mux"]
+    assert after["mux"]["num_unregistered_handlers"] == 0, after["mux"]
+
+    # the joiners, given n1's Raft address, probed it for its API address
+    c1 = expvar(n1)["cluster"]
+    assert c1["num_get_node_api_req"] >= 2 and c1["num_get_node_api_resp"] == c1["num_get_node_api_req"], c1
+    assert c1["num_join_req"] >= 2, c1
+
+    # a follower forwards writes, reads and requests to the leader
+    f0 = expvar(follower)["proxy"]
+    follower.execute([["INSERT INTO t(v) VALUES(?)", "via follower"]])
+    follower.query("SELECT 1", level="strong")
+    requests.post(follower.url + "/db/request", json=["INSERT INTO t(v) VALUES('r')"],
+                  timeout=10).raise_for_status()
+    f1 = expvar(follower)["proxy"]
+    assert f1["remote_executions"] == f0["remote_executions"] + 1, (f0, f1)
+    assert f1["remote_queries"] == f0["remote_queries"] + 1, (f0, f1)
+    assert f1["remote_requests"] == f0["remote_requests"] + 1, (f0, f1)
+    assert f1["remote_executions_failed"] == f0["remote_executions_failed"]
+    assert expvar(leader)["db"]["requests"] >= db1["requests"] + 1
+
+    # queued writes: statements in, batches out, applied
+    q0 = expvar(leader)
+    for i in range(3):
+        r = requests.post(leader.url + "/db/execute?queue", json=[["INSERT INTO t(v) VALUES(?)", "q%d" % i]],
+                          timeout=10)
+        assert r.status_code == 200, r.text
+    r = requests.post(leader.url + "/db/execute?queue&wait", json=[], timeout=20)
+    assert r.status_code == 200, r.text
+
+    def queued():
+        v = expvar(leader)
+        return v if v["http"]["queued_executions_num_stmts_tx"] >= \
+            q0["http"]["queued_executions_num_stmts_tx"] + 3 else None
+    q1 = poll(queued, what="queued statements applied")
+    assert q1["queue"]["objects_rx"] == q0["queue"]["objects_rx"] + 3, (q0["queue"], q1["queue"])
+    assert q1["queue"]["objects_tx"] >= q0["queue"]["objects_tx"] + 3
+    assert q1["queue"]["num_flush"] == q0["queue"]["num_flush"] + 1
+    assert q1["http"]["queued_executions_ok"] >= q0["http"]["queued_executions_ok"] + 1
+    assert q1["http"]["queued_executions_failed"] == q0["http"]["queued_executions_failed"]
+
+    # a snapshot checkpoints the WAL, timed
+    r = requests.post(leader.url + "/snapshot", timeout=20)
+    assert r.status_code == 200, r.text
+    v = expvar(leader)
+    assert v["store"]["num_snapshots"] >= 1 and v["store"]["num_snapshots_full"] == v["store"]["num_snapshots"]
+    assert v["store"]["num_snapshots_failed"] == 0 and v["store"]["num_user_snapshots_failed"] == 0
+    assert v["snapshot"]["sink_full_total"] == v["store"]["num_snapshots"] and v["snapshot"]["persist_size"] > 0
+    assert v["db"]["checkpoint_total"] >= 1 and v["db"]["checkpoints"] >= 1, v["db"]
+    assert v["db"]["checkpoint_wal_truncated"] + v["db"]["checkpoint_partial"] + \
+        v["db"]["checkpoint_busy_errors"] >= 1, v["db"]
+    assert v["db"]["checkpointed_moves"] > 0 and v["db"]["checkpoint_errors"] == 0, v["db"]
+
+
 def test_leader_not_found_counted(cluster):
     """A follower without a leader answers 503 leader not found, counted
     as rqlite counts it (http.leader_not_found)."""

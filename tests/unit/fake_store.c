@@ -127,8 +127,9 @@ int store_image_check(store *s, const void *image, size_t len, char **err)
     return db_image_check(s->d, image, len, err);
 }
 
-int store_load(store *s, const void *image, size_t len, char **err)
+int store_load(store *s, const void *image, size_t len, bool boot, char **err)
 {
+    (void)boot;
     if (!s->leader)
         return STORE_NOT_LEADER;
     if (db_image_check(s->d, image, len, err) != 0)
@@ -174,6 +175,7 @@ json_t *store_status(store *s)
 }
 
 json_t *store_vars(store *s) { return json_pack("{s:i}", "num_snapshots", 0); }
+void store_vars_sections(store *s, json_t *doc) { json_object_set_new(doc, "store", store_vars(s)); }
 void store_metrics(store *s, buf *b)
 {
     (void)s;

@@ -268,6 +268,7 @@ static void test_compression(void **state)
     cmd_add_blob(&noise, NULL, rnd, sizeof rnd);
     cmd_batch *cases[] = {&bulk, &small, &noise};
     int encodings[] = {CMD_LZ4, 0, 0};
+    json_t *before = command_vars();
     for (int k = 0; k < 3; k++) {
         cmd_view v = cmd_batch_view(cases[k]);
         cmd_entry e = {.origin = 7, .seq = 8, .steps = 9, .stmts = v};
@@ -277,6 +278,7 @@ static void test_compression(void **state)
         assert_int_equal(len % 8, 0);
         unsigned encoding = p[60] | p[61] << 8;
         assert_int_equal(encoding, encodings[k]);
+        assert_int_equal(cmd_entry_compressed(p, len), encoding == CMD_LZ4);
         if (encoding == CMD_LZ4)
             assert_true(len * 20 < v.len); /* 1,000 repeated rows shrink a lot */
         cmd_entry d;
@@ -308,6 +310,25 @@ static void test_compression(void **state)
         }
         free(p);
     }
+    /* rqlite's proto counters: three entries packed, one compressed, one
+     * too small to try, one (random bytes) not worth it. */
+    json_t *after = command_vars();
+#define DELTA(k) (json_integer_value(json_object_get(after, k)) - json_integer_value(json_object_get(before, k)))
+    assert_int_equal(json_object_size(after), 7);
+    assert_int_equal(DELTA("num_requests"), 3);
+    assert_int_equal(DELTA("num_compressed_requests"), 1);
+    assert_int_equal(DELTA("num_uncompressed_requests"), 1);
+    assert_int_equal(DELTA("num_compression_misses"), 1);
+    size_t all = cmd_batch_view(&bulk).len + cmd_batch_view(&small).len + cmd_batch_view(&noise).len;
+    assert_int_equal(DELTA("num_precompressed_bytes"), all);
+    assert_int_equal(DELTA("num_uncompressed_bytes"), cmd_batch_view(&small).len);
+    assert_true(DELTA("num_compressed_bytes") > 0 && DELTA("num_compressed_bytes") * 20 < (long long)all);
+#undef DELTA
+    json_decref(before);
+    json_decref(after);
+    json_t *sp = command_sql_vars();
+    assert_int_equal(json_object_size(sp), 2);
+    json_decref(sp);
     cmd_batch_free(&bulk);
     cmd_batch_free(&small);
     cmd_batch_free(&noise);

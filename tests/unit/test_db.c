@@ -843,6 +843,61 @@ static void test_checkpoints_are_ours(void **state)
           "{\"columns\":[\"integrity_check\"],\"types\":[\"text\"],\"values\":[[\"ok\"]]}");
 }
 
+static long long var(json_t *v, const char *key)
+{
+    json_t *x = json_object_get(v, key);
+    if (!json_is_integer(x))
+        fail_msg("no integer %s", key);
+    return (long long)json_integer_value(x);
+}
+
+/* db_vars: every key of rqlite's "db" map, statements counted per kind
+ * and failure, ?transaction requests, checkpoints (db_sync) and backups. */
+static void test_vars(void **state)
+{
+    fixture *f = *state;
+    json_t *z = db_vars(NULL);
+    assert_int_equal(json_object_size(z), 33);
+    assert_int_equal(var(z, "executions"), 0);
+    json_decref(z);
+    EXEC(f->d, "[\"CREATE TABLE t (v TEXT UNIQUE)\", \"INSERT INTO t VALUES('a')\"]", 0,
+         "{},{\"last_insert_id\":1,\"rows_affected\":1}");
+    EXEC(f->d, "[\"INSERT INTO t VALUES('a')\"]", DB_TX, "{\"error\":\"UNIQUE constraint failed: t.v\"}");
+    EXEC(f->d, "[\"INSERT INTO t VALUES('b') RETURNING v\"]", DB_READ_ROWS,
+         "{\"columns\":[\"v\"],\"types\":[\"text\"],\"values\":[[\"b\"]]}");
+    QUERY(f->d, "[\"SELECT COUNT(*) FROM t\", \"SELECT nope\"]", 0,
+          "{\"columns\":[\"COUNT(*)\"],\"types\":[\"integer\"],\"values\":[[2]]},"
+          "{\"error\":\"no such column: nope\"}");
+    assert_int_equal(db_sync(f->d), 0);
+    char dest[200];
+    snprintf(dest, sizeof dest, "%s/copy.sqlite", f->dir);
+    uint32_t low;
+    char *err = NULL;
+    assert_int_equal(db_backup_file(f->d, dest, 0, NULL, NULL, &low, &err), 0);
+    json_t *v = db_vars(f->d);
+    assert_int_equal(json_object_size(v), 33);
+    assert_int_equal(var(v, "executions"), 3);
+    assert_int_equal(var(v, "execution_errors"), 1);
+    assert_int_equal(var(v, "execute_transactions"), 1);
+    assert_int_equal(var(v, "requests"), 1);
+    assert_int_equal(var(v, "executions_force_queries"), 1);
+    assert_int_equal(var(v, "queries"), 2);
+    assert_int_equal(var(v, "query_errors"), 1);
+    assert_int_equal(var(v, "checkpoint_total"), 1);
+    assert_int_equal(var(v, "checkpoints"), 1);
+    assert_int_equal(var(v, "checkpoint_errors"), 0);
+    assert_int_equal(var(v, "checkpoint_wal_truncated"), 1);
+    assert_true(var(v, "checkpointed_moves") > 0);
+    assert_true(var(v, "precompact_wal_size") > 0);
+    assert_int_equal(var(v, "backup_step_dones"), 1);
+    assert_int_equal(var(v, "backup_step_errors"), 0);
+    assert_int_equal(var(v, "compacted_wal_size"), 0); /* no counterpart */
+    json_decref(v);
+    json_t *w = db_wal_vars();
+    assert_int_equal(json_object_size(w), 5);
+    json_decref(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -863,6 +918,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_own_sources, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_state_is_per_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_ours, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vars, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -158,6 +158,20 @@ static void test_batch_by_size(void **state)
     assert_true(rq_now_sec() - t0 < 10);
     assert_int_equal(calls(r), 1);
     assert_string_equal(r->seen[0], "A;B;C;D");
+    /* rqlite's queue counters: statements in and out, no timeout yet. */
+    json_t *v = queue_vars(q);
+    assert_int_equal(json_integer_value(json_object_get(v, "objects_rx")), 4);
+    assert_int_equal(json_integer_value(json_object_get(v, "objects_tx")), 4);
+    assert_int_equal(json_integer_value(json_object_get(v, "num_timeout")), 0);
+    assert_int_equal(json_integer_value(json_object_get(v, "num_flush")), 0);
+    json_decref(v);
+    add(q, ""); /* a flush marker */
+    v = queue_vars(q);
+    assert_int_equal(json_integer_value(json_object_get(v, "num_flush")), 1);
+    json_decref(v);
+    v = queue_vars(NULL);
+    assert_int_equal(json_object_size(v), 4);
+    json_decref(v);
     /* One more waits for the other two (or the timeout) ... */
     s = add(q, "E");
     assert_false(queue_wait(q, s, 200));
