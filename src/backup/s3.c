@@ -125,6 +125,15 @@ static int logProgress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return 0;
 }
 
+/* A transfer's errors in cerr and its progress (and cancellation) in p. */
+static void watchTransfer(CURL *e, char *cerr, progress *p)
+{
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, logProgress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, p);
+}
+
 static int s3Upload(backupClient *bc, int fd, uint64_t size, const char *id, char **err)
 {
     s3Client *c = (s3Client *)bc;
@@ -157,10 +166,7 @@ static int s3Upload(backupClient *bc, int fd, uint64_t size, const char *id, cha
     curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)size);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, logProgress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, &prog);
+    watchTransfer(e, cerr, &prog);
     CURLcode cc = curl_easy_perform(e);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -275,11 +281,8 @@ static int s3Download(backupClient *bc, int fd, uint64_t timeout_ms, uint64_t *b
     progress prog = {&c->base.cancel, c->base.desc, rq_now_ms(), rq_now_ms()};
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, sinkWrite);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
-    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, logProgress);
-    curl_easy_setopt(e, CURLOPT_XFERINFODATA, &prog);
+    watchTransfer(e, cerr, &prog);
     CURLcode cc = curl_easy_perform(e);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);

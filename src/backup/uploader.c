@@ -206,21 +206,6 @@ static void count(backup_uploader *u, int which, uint64_t n)
     pthread_mutex_unlock(&u->mu);
 }
 
-typedef struct copyLog {
-    int64_t t0, logged;
-} copyLog;
-
-/* store_copy's progress, a line every 5 s. */
-static void copyProgress(void *arg, long long done, long long total)
-{
-    copyLog *l = arg;
-    int64_t now = rq_now_ms();
-    if (now - l->logged < 5000 || total <= 0)
-        return;
-    l->logged = now;
-    rq_log("uploader", "copying the database for upload: %lld of %lld bytes (%d%%) in %.1f s", done, total,
-           (int)(done * 100 / total), (double)(now - l->t0) / 1000.0);
-}
 
 /* One interval's work (rqlite's upload()). */
 static void uploadOnce(backup_uploader *u)
@@ -252,9 +237,9 @@ static void uploadOnce(backup_uploader *u)
         free(cur);
     }
     int64_t t0 = rq_now_ms();
-    copyLog cl = {t0, t0};
+    rq_progress cl = {"uploader", "copying the database for upload", 5000, t0, t0};
     uint64_t size = 0, sent = 0;
-    int fd = store_copy(u->st, u->cfg.vacuum ? DB_BACKUP_VACUUM : 0, copyProgress, &cl, &size, &err), zfd = -1;
+    int fd = store_copy(u->st, u->cfg.vacuum ? DB_BACKUP_VACUUM : 0, rq_progress_log, &cl, &size, &err), zfd = -1;
     if (fd >= 0 && !u->cfg.no_compress) {
         zfd = backupTempFile(u->tmp_dir, &err);
         if (zfd >= 0 && backupGzip(fd, size, zfd, &sent, "upload", &u->client->cancel, &err) != 0) {

@@ -395,30 +395,14 @@ static int gzipBuf(const void *in, size_t n, buf *out)
     return rc == Z_STREAM_END ? 0 : -1;
 }
 
-typedef struct copyProgress {
-    const char *what;
-    int64_t last_ms;
-} copyProgress;
-
-/* At most a line a second: copying gigabytes takes minutes, and whoever
- * watches the log should see it move. */
-static void logCopyProgress(void *arg, long long done, long long total)
-{
-    copyProgress *p = arg;
-    int64_t now = rq_now_ms();
-    if (now - p->last_ms < 1000 || total <= 0)
-        return;
-    p->last_ms = now;
-    rq_log("http", "%s: copied %lld of %lld bytes (%d%%)", p->what, done, total, (int)(done * 100 / total));
-}
-
 /* A consistent copy of the database (store_copy), progress logged.
  * Returns the descriptor (size in *size) or -1 with *err set. */
 static int copyToFd(store *st, unsigned flags, const char *what, off_t *size, char **err)
 {
-    copyProgress prog = {what, rq_now_ms()};
+    /* copying gigabytes takes minutes: a line a second */
+    rq_progress prog = {"http", what, 1000, rq_now_ms(), rq_now_ms()};
     uint64_t n = 0;
-    int fd = store_copy(st, flags, logCopyProgress, &prog, &n, err);
+    int fd = store_copy(st, flags, rq_progress_log, &prog, &n, err);
     *size = (off_t)n;
     return fd;
 }

@@ -5,6 +5,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/os.h"
+
 static int minLevel = RQ_LOG_INFO;
 
 void rq_log_set_level(int level) { __atomic_store_n(&minLevel, level, __ATOMIC_RELAXED); }
@@ -48,4 +50,15 @@ void rq_logl(int level, const char *tag, const char *fmt, ...)
     va_start(ap, fmt);
     vlog(tag, fmt, ap);
     va_end(ap);
+}
+
+void rq_progress_log(void *arg, long long done, long long total)
+{
+    rq_progress *p = arg;
+    long long now = rq_now_ms();
+    if (now - p->last_ms < p->every_ms || total <= 0)
+        return;
+    p->last_ms = now;
+    rq_log(p->tag, "%s: copied %lld of %lld bytes (%d%%) in %.1f s", p->what, done, total, (int)(done * 100 / total),
+           (double)(now - p->t0_ms) / 1000.0);
 }

@@ -14,6 +14,16 @@ enum { RQ_LOG_DEBUG = -2, RQ_LOG_INFO = -1, RQ_LOG_WARN = 0, RQ_LOG_ERROR = 1, R
 
 void rq_log(const char *tag, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void rq_logl(int level, const char *tag, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Progress of a long copy in the log (a db_progress_fn): a line
+ * "<what>: copied D of T bytes (P%) in S s" under tag, at most one every
+ * every_ms, so that whoever watches the log sees it move. Set tag, what,
+ * every_ms and t0_ms = last_ms = rq_now_ms() before the copy. */
+typedef struct rq_progress {
+    const char *tag, *what;
+    int every_ms;
+    long long t0_ms, last_ms;
+} rq_progress;
+void rq_progress_log(void *arg, long long done, long long total);
 /* Set once at start (default INFO). */
 void rq_log_set_level(int level);
 /* Would a line at level be written? */
