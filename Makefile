@@ -69,7 +69,7 @@ hostile: build
 	RQ_BUILD=$(abspath $(BUILD)) /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/hostile
 
 # Fault injection: CHAOS_FLAGS="--duration 1200 --faults 150 --seed 7" for a long run.
-CHAOS_FLAGS ?= --duration 150 --seed 1
+CHAOS_FLAGS ?= --duration 120 --seed 1
 chaos: build
 	/usr/bin/python3 tests/chaos/linearizability.py
 	/usr/bin/python3 tests/chaos/chaos.py --build $(abspath $(BUILD)) $(CHAOS_FLAGS)
@@ -79,7 +79,7 @@ chaos: build
 # saved in build-fuzz/.
 FUZZ_SECONDS ?= 60
 # Each target's time within `make test` (keeps the whole run under 20 minutes).
-TEST_FUZZ_SECONDS ?= 25
+TEST_FUZZ_SECONDS ?= 20
 FUZZERS       = statements codec flags http replica
 fuzz:
 	@$(MAKE) --no-print-directory deps
