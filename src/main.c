@@ -131,7 +131,8 @@ static int bootstrapExpectRounds(config *cfg, disco *d, http_server *http, store
         for (int i = 0; i < cfg->n_join; i++) {
             char *err = NULL;
             if (cluster_notify(cfg, cfg->join[i], &err) != 0 && round % 10 == 0)
-                rq_log("rqlited", "bootstrap-expect: cannot notify %s: %s", cfg->join[i], err ? err : "?");
+                rq_logl(RQ_LOG_WARN, "rqlited", "bootstrap-expect: cannot notify %s: %s", cfg->join[i],
+                        err ? err : "?");
             free(err);
         }
         for (int i = 0; i < cfg->n_join; i++) {
@@ -236,7 +237,7 @@ static void leaveCluster(const config *cfg, store *st)
     if (store_is_leader(st)) {
         rq_log("rqlited", "leader leaving the cluster: transferring leadership first");
         if (store_stepdown(st, NULL, &err) != STORE_OK) {
-            rq_log("rqlited", "cannot transfer leadership: %s", err ? err : "?");
+            rq_logl(RQ_LOG_WARN, "rqlited", "cannot transfer leadership: %s", err ? err : "?");
             free(err);
             return;
         }
@@ -262,8 +263,8 @@ static void leaveCluster(const config *cfg, store *st)
                 if (resp.status == 200)
                     rq_log("rqlited", "removed this node (%s) from the cluster", cfg->node_id);
                 else
-                    rq_log("rqlited", "removing this node failed: HTTP %ld %.*s", resp.status,
-                           (int)resp.body.len, resp.body.data ? resp.body.data : "");
+                    rq_logl(RQ_LOG_WARN, "rqlited", "removing this node failed: HTTP %ld %.*s", resp.status,
+                            (int)resp.body.len, resp.body.data ? resp.body.data : "");
                 cluster_response_free(&resp);
                 free(url);
                 free(body);
@@ -275,7 +276,7 @@ static void leaveCluster(const config *cfg, store *st)
             err = NULL;
         }
         if (rq_now_ms() >= deadline) {
-            rq_log("rqlited", "cannot remove this node from the cluster: no reachable leader");
+            rq_logl(RQ_LOG_WARN, "rqlited", "cannot remove this node from the cluster: no reachable leader");
             return;
         }
         store_wait_leader(st, 200);
@@ -296,7 +297,7 @@ static void raiseFileLimit(const config *cfg)
     if (rl.rlim_cur < rl.rlim_max) {
         rl.rlim_cur = rl.rlim_max;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
-            rq_log("rqlited", "cannot raise the open files limit from %llu: %s", was, strerror(errno));
+            rq_logl(RQ_LOG_WARN, "rqlited", "cannot raise the open files limit from %llu: %s", was, strerror(errno));
             getrlimit(RLIMIT_NOFILE, &rl);
         }
     }
@@ -472,7 +473,7 @@ static void followRaftAddressChange(const config *cfg, store *st)
             rq_log("rqlited", "Raft address changed from %s to %s: rejoining through the other members",
                    self->addr, cfg->raft_adv_addr);
             if (cluster_join(cfg, targets, k, false, &err) != 0)
-                rq_log("rqlited", "rejoin under the new Raft address failed: %s", err ? err : "?");
+                rq_logl(RQ_LOG_WARN, "rqlited", "rejoin under the new Raft address failed: %s", err ? err : "?");
             free(err);
         }
     }
@@ -561,7 +562,7 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
                    err ? err : "?");
             free(err);
         } else if (rc != 0) {
-            rq_log("rqlited", "clustering failure: %s", err ? err : "?");
+            rq_logl(RQ_LOG_WARN, "rqlited", "clustering failure: %s", err ? err : "?");
             fatal("clustering failure", err);
         }
     } else if (cfg->n_join > 0) {
@@ -572,7 +573,7 @@ static void joinCluster(const config *cfg, store *st, int n_boot)
         char *via = strdup(store_contacted_by(st));
         rq_log("rqlited", "no join addresses set, rejoining through the leader at %s", via);
         if (cluster_join(cfg, &via, 1, true, &err) != 0) {
-            rq_log("rqlited", "rejoin failed: %s", err ? err : "?");
+            rq_logl(RQ_LOG_WARN, "rqlited", "rejoin failed: %s", err ? err : "?");
             free(err);
         }
         free(via);

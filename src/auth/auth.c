@@ -397,8 +397,8 @@ static int reloadLocked(auth *a, const char *why, char **err)
     }
     pthread_mutex_unlock(&a->mu);
     if (cs == NULL) {
-        rq_log("auth", "cannot reload credentials (%s): %s; keeping the %d user%s loaded before", why, e, n_old,
-               n_old == 1 ? "" : "s");
+        rq_logl(RQ_LOG_WARN, "auth", "cannot reload credentials (%s): %s; keeping the %d user%s loaded before", why, e,
+                n_old, n_old == 1 ? "" : "s");
         if (err)
             *err = e;
         else

@@ -106,8 +106,8 @@ int backup_restore_download(const backup_config *cfg, const char *tmp_dir, uint6
             free(r);
             return -1;
         }
-        rq_log("rqlited", "failed to download auto-restore file: %s, continuing with node startup anyway",
-               derr ? derr : "?");
+        rq_logl(RQ_LOG_WARN, "rqlited", "failed to download auto-restore file: %s, continuing with node startup anyway",
+                derr ? derr : "?");
         free(derr);
         *out = r;
         return 0;
@@ -139,8 +139,8 @@ static void load(backup_restore *r)
     else if (p)
         munmap(p, r->size);
     if (rc != STORE_OK) {
-        rq_log("store", "failed to auto-restore from %s: %s", r->desc,
-               rc == STORE_NOT_LEADER ? "no longer the leader" : err ? err : "?");
+        rq_logl(RQ_LOG_WARN, "store", "failed to auto-restore from %s: %s", r->desc,
+                rc == STORE_NOT_LEADER ? "no longer the leader" : err ? err : "?");
         __atomic_add_fetch(&r->restores_failed, 1, __ATOMIC_RELAXED);
     } else {
         rq_log("store", "node auto-restored successfully from %s (%llu bytes)", r->desc,
@@ -182,7 +182,7 @@ void backup_restore_start(backup_restore *r, store *st)
     r->st = st;
     store_hold_ready(st, true);
     if (pthread_create(&r->thread, NULL, restoreWatch, r) != 0) {
-        rq_log("store", "cannot start the auto-restore thread: not restoring");
+        rq_logl(RQ_LOG_WARN, "store", "cannot start the auto-restore thread: not restoring");
         store_hold_ready(st, false);
         return;
     }

@@ -226,7 +226,7 @@ static void uploadOnce(backup_uploader *u)
         char *cur = NULL;
         if (u->client->current_id(u->client, &cur, &err) != 0) {
             count(u, U_SUM_GET_FAIL, 1);
-            rq_log("uploader", "failed to get current ID from %s: %s", u->client->desc, err ? err : "?");
+            rq_logl(RQ_LOG_WARN, "uploader", "failed to get current ID from %s: %s", u->client->desc, err ? err : "?");
             free(err);
             err = NULL;
         } else if (strcmp(cur, id) == 0) {
@@ -255,7 +255,7 @@ static void uploadOnce(backup_uploader *u)
     double s1 = rq_now_sec();
     if (fd < 0 || u->client->upload(u->client, fd, sent, id, &err) != 0) {
         count(u, U_FAIL, 1);
-        rq_log("uploader", "failed to upload to %s: %s", u->client->desc, err ? err : "?");
+        rq_logl(RQ_LOG_WARN, "uploader", "failed to upload to %s: %s", u->client->desc, err ? err : "?");
         free(err);
         if (fd >= 0)
             close(fd);

@@ -133,8 +133,8 @@ int cdc_fifo_enqueue(cdc_fifo *f, uint64_t index, int64_t ts_ms, const char *eve
     if (rc == SQLITE_OK)
         rc = exec(f->c, "COMMIT");
     if (rc != SQLITE_OK) {
-        rq_log("cdc", "cannot queue the events of index %llu in %s: %s", (unsigned long long)index, f->path,
-               sqlite3_errmsg(f->c));
+        rq_logl(RQ_LOG_WARN, "cdc", "cannot queue the events of index %llu in %s: %s", (unsigned long long)index,
+                f->path, sqlite3_errmsg(f->c));
         exec(f->c, "ROLLBACK");
         pthread_mutex_unlock(&f->mu);
         return -1;
@@ -191,8 +191,8 @@ int cdc_fifo_prune(cdc_fifo *f, uint64_t upto)
     if (rc == SQLITE_OK)
         rc = exec(f->c, "COMMIT");
     if (rc != SQLITE_OK) {
-        rq_log("cdc", "cannot prune the CDC queue %s up to %llu: %s", f->path, (unsigned long long)upto,
-               sqlite3_errmsg(f->c));
+        rq_logl(RQ_LOG_WARN, "cdc", "cannot prune the CDC queue %s up to %llu: %s", f->path, (unsigned long long)upto,
+                sqlite3_errmsg(f->c));
         exec(f->c, "ROLLBACK");
         pthread_mutex_unlock(&f->mu);
         return -1;
@@ -241,6 +241,6 @@ int cdc_fifo_sync(cdc_fifo *f)
     free(dir);
     pthread_mutex_unlock(&f->mu);
     if (rc != 0)
-        rq_log("cdc", "cannot sync the CDC queue %s: %s", f->path, strerror(errno));
+        rq_logl(RQ_LOG_WARN, "cdc", "cannot sync the CDC queue %s: %s", f->path, strerror(errno));
     return rc ? -1 : 0;
 }

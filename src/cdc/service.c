@@ -261,14 +261,15 @@ static bool sendBatch(cdc_service *s, const cdc_entry *e, int n)
         }
         count(s, ST_TX_FAILED, 1);
         if (s->cfg.transmit_max_retries > 0 && attempts >= s->cfg.transmit_max_retries) {
-            rq_log("cdc", "dropping the events of indexes %llu to %llu: the endpoint failed %lld times, last: %s",
-                   (unsigned long long)e[0].index, (unsigned long long)e[n - 1].index, (long long)attempts, why);
+            rq_logl(RQ_LOG_WARN, "cdc",
+                    "dropping the events of indexes %llu to %llu: the endpoint failed %lld times, last: %s",
+                    (unsigned long long)e[0].index, (unsigned long long)e[n - 1].index, (long long)attempts, why);
             count(s, ST_DROPPED, 1);
             done = true;
             break;
         }
         if (attempts == 1 || attempts % 100 == 0)
-            rq_log("cdc", "sending to the endpoint failed (%s): retrying", why);
+            rq_logl(RQ_LOG_WARN, "cdc", "sending to the endpoint failed (%s): retrying", why);
         if (s->cfg.transmit_retry_policy == CDC_RETRY_EXPONENTIAL) {
             delay_ns *= 2;
             if (delay_ns > s->cfg.transmit_max_backoff_ns)
@@ -365,7 +366,7 @@ static void *hwmThread(void *arg)
                 char *err = NULL;
                 if (cluster_send_hwm(s->node_tls, addrs[i], hwm, 2000, &err) != 0 &&
                     rq_now_ms() - last_err_log > 10000) {
-                    rq_log("cdc", "cannot send the high-water mark to %s: %s", addrs[i], err ? err : "?");
+                    rq_logl(RQ_LOG_WARN, "cdc", "cannot send the high-water mark to %s: %s", addrs[i], err ? err : "?");
                     last_err_log = rq_now_ms();
                 }
                 free(err);

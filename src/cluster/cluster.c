@@ -734,7 +734,7 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
                 rq_log("cluster", "attempting to join %s (via %s) as node %s", target, base, cfg->node_id);
                 rc = postJoin(cfg, base, reset, &status, &why);
                 if (rc != 0 && (https = httpsInstead(base, status)) != NULL) {
-                    rq_log("cluster", "join via HTTP failed, trying via HTTPS");
+                    rq_logl(RQ_LOG_WARN, "cluster", "join via HTTP failed, trying via HTTPS");
                     free(why);
                     why = NULL;
                     free(base);
@@ -748,14 +748,14 @@ int cluster_join(const config *cfg, char *const *targets, int n_targets, bool re
                 free(last);
                 return 0;
             }
-            rq_log("cluster", "failed to join via %s: %s", target, why ? why : "?");
+            rq_logl(RQ_LOG_WARN, "cluster", "failed to join via %s: %s", target, why ? why : "?");
             free(last);
             last = why;
             last_target = target;
         }
         if (attempt + 1 < cfg->join_attempts) {
-            rq_log("cluster", "failed to join cluster, sleeping %llu ms before retry",
-                   (unsigned long long)cfg->join_interval_ms);
+            rq_logl(RQ_LOG_WARN, "cluster", "failed to join cluster, sleeping %llu ms before retry",
+                    (unsigned long long)cfg->join_interval_ms);
             struct timespec ts = {(time_t)(cfg->join_interval_ms / 1000),
                                   (long)(cfg->join_interval_ms % 1000) * 1000000L};
             nanosleep(&ts, NULL);

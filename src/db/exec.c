@@ -221,7 +221,7 @@ static void zeroChanges(runCtx *x)
 {
     if (sqlite3_total_changes64(x->c) == x->d->entry_total && sqlite3_changes(x->c) != 0 &&
         dbExecSimple(x->c, "DELETE FROM temp." DB_NOCHANGE_TABLE, NULL) != 0)
-        rq_log("db", "cannot reset changes(): %s", sqlite3_errmsg(x->c));
+        rq_logl(RQ_LOG_WARN, "db", "cannot reset changes(): %s", sqlite3_errmsg(x->c));
 }
 
 /* Prepare the next statement of sql at *tail (cached on the write
@@ -528,7 +528,8 @@ static int closeClientState(db *d)
         int rc = sqlite3_errcode(c);
         if (policy_node_local(rc, false, attached(c)))
             return rc;
-        rq_log("db", "the client's open transaction failed to commit: %s (rolled back)", sqlite3_errmsg(c));
+        rq_logl(RQ_LOG_WARN, "db", "the client's open transaction failed to commit: %s (rolled back)",
+                sqlite3_errmsg(c));
         dbExecSimple(c, "ROLLBACK", NULL);
     }
     for (int i = 64; i >= 2; i--) {
@@ -577,8 +578,8 @@ static int runGuarded(runCtx *x, const cmd_view *v, uint64_t index)
     if (fault) {
         /* The statements' own commits are in the WAL: with the marker left,
          * a restart drops them (db_open), and the entry runs again whole. */
-        rq_log("db", "the entry at index %llu failed on this node: %s", (unsigned long long)index,
-               sqlite3_errstr(fault));
+        rq_logl(RQ_LOG_WARN, "db", "the entry at index %llu failed on this node: %s", (unsigned long long)index,
+                sqlite3_errstr(fault));
         if (!guarded)
             rq_log("db", "the entry at index %llu ran without the guard: a restart may apply some of it twice",
                    (unsigned long long)index);
@@ -605,8 +606,8 @@ static int runBatch(runCtx *x, const cmd_view *v, uint64_t index)
     budgetReset(d);
     bool failed = runList(x, v, sp, tx, &lost, index ? &fault : NULL);
     if (fault) {
-        rq_log("db", "the entry at index %llu failed on this node: %s", (unsigned long long)index,
-               sqlite3_errstr(fault));
+        rq_logl(RQ_LOG_WARN, "db", "the entry at index %llu failed on this node: %s", (unsigned long long)index,
+                sqlite3_errstr(fault));
         if (!sqlite3_get_autocommit(c))
             dbExecSimple(c, "ROLLBACK", NULL);
         truncateTo(x->out, start);
@@ -668,7 +669,7 @@ int db_execute(db *d, const cmd_view *v, unsigned flags, buf *out)
         if (id)
             d->carry_id = id;
         if (dbReopenWriter(d) != 0)
-            rq_log("db", "cannot reopen the write connection after a change of its state");
+            rq_logl(RQ_LOG_WARN, "db", "cannot reopen the write connection after a change of its state");
     }
     d->entry_steps = 0;
     interruptMsg = NULL;

@@ -233,7 +233,7 @@ static void sqliteGlobalConfig(void)
     /* Debian builds with URI filenames on: ATTACH 'file:x?vfs=unix' would
      * choose a VFS without our guard. */
     if (sqlite3_config(SQLITE_CONFIG_URI, 0) != SQLITE_OK)
-        rq_log("db", "cannot turn URI filenames off: SQLite was initialised first");
+        rq_logl(RQ_LOG_WARN, "db", "cannot turn URI filenames off: SQLite was initialised first");
 }
 
 /* Before any connection of ours, whichever comes first. */
@@ -570,14 +570,15 @@ int dbCommitWithIndex(db *d, uint64_t index)
     int rc = 0;
     /* CDC: the entry's events are out before its index is in (capture.c). */
     if (dbCaptureFlush(d, index) != 0) {
-        rq_log("db", "cannot hand the change events of the entry at index %llu to CDC", (unsigned long long)index);
+        rq_logl(RQ_LOG_WARN, "db", "cannot hand the change events of the entry at index %llu to CDC",
+                (unsigned long long)index);
         dbExecSimple(c, "ROLLBACK", NULL);
         return SQLITE_IOERR;
     }
     if (writeIndex(c, index) != 0 || dbExecSimple(c, "COMMIT", &err) != 0) {
         rc = sqlite3_errcode(c);
-        rq_log("db", "cannot commit the entry at index %llu: %s", (unsigned long long)index,
-               err ? err : sqlite3_errmsg(c));
+        rq_logl(RQ_LOG_WARN, "db", "cannot commit the entry at index %llu: %s", (unsigned long long)index,
+                err ? err : sqlite3_errmsg(c));
         free(err);
         if (!sqlite3_get_autocommit(c))
             dbExecSimple(c, "ROLLBACK", NULL);

@@ -500,7 +500,7 @@ enum MHD_Result handle_backup(http_server *h, struct MHD_Connection *c, request 
         if (fmt && strcmp(fmt, "delete") == 0 && pread(fd, ver, 2, 18) == 2 && ver[0] == 2) {
             ver[0] = ver[1] = 1;
             if (pwrite(fd, ver, 2, 18) != 2)
-                rq_log("http", "backup: cannot rewrite the journal mode bytes");
+                rq_logl(RQ_LOG_WARN, "http", "backup: cannot rewrite the journal mode bytes");
         }
         bool gz = params_has(c, "compress");
         rq_log("http", "backup (binary%s) of %lld bytes served", gz ? ", gzipped as sent" : "", (long long)size);

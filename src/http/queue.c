@@ -62,7 +62,7 @@ static int flushRetrying(queue *q, const cmd_view *stmts, const char *auth)
         return 0;
     while ((rc = q->flush(q->ctx, stmts, q->tx, auth)) < 0) {
         if (tries++ == 0)
-            rq_log("http", "queued write batch failed, retrying every second");
+            rq_logl(RQ_LOG_WARN, "http", "queued write batch failed, retrying every second");
         pthread_mutex_lock(&q->mu);
         bool stop = q->stopping;
         pthread_mutex_unlock(&q->mu);
@@ -126,10 +126,10 @@ static int64_t flushBatch(queue *q, item *batch)
         for (item *it = batch; it; it = it->next) {
             cmd_view v = cmd_batch_view(&it->stmts);
             if (flushRetrying(q, &v, it->auth) > 0)
-                rq_log("http", "queued write %lld refused, dropped", (long long)it->seq);
+                rq_logl(RQ_LOG_WARN, "http", "queued write %lld refused, dropped", (long long)it->seq);
         }
     } else if (rc > 0) {
-        rq_log("http", "queued write %lld refused, dropped", (long long)max_seq);
+        rq_logl(RQ_LOG_WARN, "http", "queued write %lld refused, dropped", (long long)max_seq);
     }
     cmd_batch_free(&merged);
     while (batch) {

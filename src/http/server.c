@@ -140,8 +140,8 @@ static void onConnection(void *cls, struct MHD_Connection *c, void **socket_cont
     }
     h->n_conns--;
     if (h->at_cap && h->n_conns <= lowWater(h->cfg->http_max_conns)) {
-        rq_log("http", "back under the connection limit (%d open); %lu connections refused meanwhile",
-               h->n_conns, h->refused);
+        rq_logl(RQ_LOG_WARN, "http", "back under the connection limit (%d open); %lu connections refused meanwhile",
+                h->n_conns, h->refused);
         h->at_cap = false;
         h->refused = 0;
     }
@@ -250,8 +250,8 @@ static void *acceptThread(void *arg)
         if (starved) {
             failures++;
             if (rq_now_ms() - starved_log >= 10000) {
-                rq_log("http", "cannot accept connections: %s (%lu times since the last such line)",
-                       strerror(errno), failures);
+                rq_logl(RQ_LOG_WARN, "http", "cannot accept connections: %s (%lu times since the last such line)",
+                        strerror(errno), failures);
                 starved_log = rq_now_ms();
                 failures = 0;
             }
@@ -596,7 +596,7 @@ void http_server_stop(http_server *h)
     if (h == NULL)
         return;
     if (write(h->wake[1], "x", 1) != 1)
-        rq_log("http", "cannot wake the acceptor: %s", strerror(errno));
+        rq_logl(RQ_LOG_WARN, "http", "cannot wake the acceptor: %s", strerror(errno));
     pthread_join(h->acceptor, NULL);
     close(h->listen_fd);
     pthread_mutex_lock(&h->conns_mu);

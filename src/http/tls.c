@@ -152,8 +152,8 @@ static void maybeReload(http_tls *t)
     if (stampOf(t->cfg->http_cert, &c) != 0 || stampOf(t->cfg->http_key, &k) != 0) {
         /* rqlite keeps the prior pair too; said once per change of state */
         if (t->seen_cert.size != -1)
-            rq_log("cert-reloader", "cannot stat %s or %s (%s): keeping the certificate in use",
-                   t->cfg->http_cert, t->cfg->http_key, strerror(errno));
+            rq_logl(RQ_LOG_WARN, "cert-reloader", "cannot stat %s or %s (%s): keeping the certificate in use",
+                    t->cfg->http_cert, t->cfg->http_key, strerror(errno));
         t->seen_cert.size = -1;
         return;
     }
@@ -165,7 +165,7 @@ static void maybeReload(http_tls *t)
     unsigned n;
     char *err = NULL;
     if (loadPair(t->cfg, &cert, &key, &n, &err) != 0) {
-        rq_log("cert-reloader", "failed to reload certificate (%s), keeping the certificate in use", err);
+        rq_logl(RQ_LOG_WARN, "cert-reloader", "failed to reload certificate (%s), keeping the certificate in use", err);
         free(err);
         return;
     }
@@ -239,7 +239,7 @@ static void noteRefused(http_tls *t, const char *why)
     }
     pthread_mutex_unlock(&t->mu);
     if (n)
-        rq_log("http", "refused a client certificate: %s (%lu refused since the last such line)", why, n);
+        rq_logl(RQ_LOG_WARN, "http", "refused a client certificate: %s (%lu refused since the last such line)", why, n);
 }
 
 /* GnuTLS's verification of a client's certificate, during the handshake

@@ -320,7 +320,7 @@ static void *optimizeThread(void *arg)
     storeStat(s, ok ? SSTAT_AUTO_OPTIMIZES : SSTAT_AUTO_OPTIMIZES_FAILED);
     storeStatSet(s, SSTAT_AUTO_OPTIMIZE_MS, (uint64_t)(rq_now_ms() - t0));
     if (!ok)
-        rq_log("store", "auto-optimize failed: %s", err ? err : "cannot read the database");
+        rq_logl(RQ_LOG_WARN, "store", "auto-optimize failed: %s", err ? err : "cannot read the database");
     else if (n > 0)
         rq_log("store", "auto-optimize: statistics of %d table(s) brought up to date on every node", n);
     free(err);

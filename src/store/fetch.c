@@ -178,7 +178,7 @@ static void fetchLaunch(store *s)
            "transferring the database", (unsigned long long)m->install_snapshot.last_index, s->fetch_from,
            (unsigned long long)need, (unsigned long long)db_index(s->db));
     if (pthread_create(&s->fetch_thread, NULL, fetchThread, s) != 0) {
-        rq_log("store", "cannot start the snapshot transfer thread");
+        rq_logl(RQ_LOG_WARN, "store", "cannot start the snapshot transfer thread");
         releaseMessage(&s->fetch_msg);
         s->fetching = false;
         return;
@@ -237,7 +237,7 @@ static int installFetched(store *s, raft_index want)
     }
     char *err = NULL;
     if (db_install_file(s->db, s->fetch_path, &err) != 0) {
-        rq_log("store", "cannot install the transferred database: %s", err ? err : "?");
+        rq_logl(RQ_LOG_WARN, "store", "cannot install the transferred database: %s", err ? err : "?");
         free(err);
         releaseMessage(&s->fetch_msg);
         return -1;
@@ -263,8 +263,8 @@ void storeFetchDone(store *s)
     s->fetching = false;
     raft_index want = s->fetch_need;
     if (s->fetch_rc != 0) {
-        rq_log("store", "snapshot transfer failed: %s (the leader will retry)",
-               s->fetch_err ? s->fetch_err : "?");
+        rq_logl(RQ_LOG_WARN, "store", "snapshot transfer failed: %s (the leader will retry)",
+                s->fetch_err ? s->fetch_err : "?");
         free(s->fetch_err);
         s->fetch_err = NULL;
         releaseMessage(&s->fetch_msg);

@@ -145,7 +145,7 @@ static void applyLoad(store *s, const codec_load_entry *e, raft_index index)
     char *err = NULL;
     op *o = e->origin == s->id ? pendingFind(s, e->seq, index) : NULL;
     if (db_restore(s->db, e->image, e->image_len, index, &err) != 0) {
-        rq_log("store", "load at index %llu refused: %s", (unsigned long long)index, err ? err : "?");
+        rq_logl(RQ_LOG_WARN, "store", "load at index %llu refused: %s", (unsigned long long)index, err ? err : "?");
         if (o && o->want_results) {
             buf_puts(&o->out, "{\"error\":");
             buf_json_cstr(&o->out, err ? err : "load failed");
@@ -172,9 +172,10 @@ static void runEntry(store *s, op *o, const cmd_view *stmts, unsigned flags, int
     db_set_step_budget(s->db, steps);
     int fault = db_execute(s->db, stmts, flags, o && o->want_results ? &o->out : NULL);
     if (fault) {
-        rq_log("store", "stopping now: the entry at index %llu failed on this node alone (SQLite code %d), "
-               "and the others applied it; restarting is safe and applies it again",
-               (unsigned long long)index, fault);
+        rq_logl(RQ_LOG_WARN, "store",
+                "stopping now: the entry at index %llu failed on this node alone (SQLite code %d), "
+                "and the others applied it; restarting is safe and applies it again",
+                (unsigned long long)index, fault);
         _exit(EXIT_FAILURE);
     }
 }
@@ -332,7 +333,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
         storeStat(s, SSTAT_SNAPSHOTS_FAILED);
         if (by_size)
             storeStat(s, SSTAT_WAL_SNAPSHOTS_FAILED);
-        rq_log("store", "snapshot failed: cannot sync the database file");
+        rq_logl(RQ_LOG_WARN, "store", "snapshot failed: cannot sync the database file");
         return RAFT_IOERR;
     }
     storeStatSet(s, SSTAT_SNAPSHOT_SYNC_MS, (uint64_t)((rq_now_sec() - t_sync) * 1000));
@@ -381,7 +382,7 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
     codec_snapshot snap;
     if (codec_snap_decode(b->base, b->len, &snap) != 0) {
         storeStat(s, SSTAT_RESTORES_FAILED);
-        rq_log("store", "refusing to restore snapshot: unknown format");
+        rq_logl(RQ_LOG_WARN, "store", "refusing to restore snapshot: unknown format");
         return RAFT_MALFORMED;
     }
     int version = snap.version;
@@ -396,7 +397,7 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
         char *err = NULL;
         if (db_restore(s->db, image, image_len, index, &err) != 0) {
             storeStat(s, SSTAT_RESTORES_FAILED);
-            rq_log("store", "restore failed: %s", err ? err : "?");
+            rq_logl(RQ_LOG_WARN, "store", "restore failed: %s", err ? err : "?");
             free(err);
             json_decref(metas);
             return RAFT_IOERR;
@@ -410,8 +411,9 @@ static int fsmRestore(struct raft_fsm *fsm, struct raft_buffer *b)
         if (db_index(s->db) < index) {
             /* Installs fetch the file first (raftio.c, fetch.c) and store_open
              * refuses a file behind its snapshot: this is a bug. */
-            rq_log("store", "cannot restore a snapshot of index %llu: the database file holds only index %llu",
-                   (unsigned long long)index, (unsigned long long)db_index(s->db));
+            rq_logl(RQ_LOG_WARN, "store",
+                    "cannot restore a snapshot of index %llu: the database file holds only index %llu",
+                    (unsigned long long)index, (unsigned long long)db_index(s->db));
             storeStat(s, SSTAT_RESTORES_FAILED);
             json_decref(metas);
             return RAFT_IOERR;

@@ -156,7 +156,7 @@ static void reapCb(struct raft_change *req, int status)
     s->reap_pending = false;
     storeStat(s, status == 0 ? SSTAT_NODES_REAPED_OK : SSTAT_NODES_REAPED_FAILED);
     if (status != 0)
-        rq_log("store", "reaping failed: %s", raft_strerror(status));
+        rq_logl(RQ_LOG_WARN, "store", "reaping failed: %s", raft_strerror(status));
     free(req);
 }
 
@@ -380,7 +380,7 @@ static int checkPeerTls(store *s, const char *id, const char *raft_addr, char **
         free(why);
         return STORE_OK;
     }
-    rq_log("store", "refusing to add node %s at %s: %s", id, raft_addr, why ? why : "TLS failed");
+    rq_logl(RQ_LOG_WARN, "store", "refusing to add node %s at %s: %s", id, raft_addr, why ? why : "TLS failed");
     *err = rq_sprintf("refusing to add node %s: %s", id, why ? why : "TLS failed");
     free(why);
     return STORE_ERROR;

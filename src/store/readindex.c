@@ -207,7 +207,9 @@ void storeLeaseCheck(store *s)
         return;
     char d[32];
     rq_duration_format((int64_t)lease * 1000000, d, sizeof d);
-    rq_log("store", "failed to contact a quorum of nodes for %lld ms (-raft-leader-lease-timeout %s): "
-           "stepping down", (long long)(now - contact), d);
+    rq_logl(RQ_LOG_WARN, "store",
+            "failed to contact a quorum of nodes for %lld ms (-raft-leader-lease-timeout %s): "
+            "stepping down",
+            (long long)(now - contact), d);
     stepDownNow(s);
 }

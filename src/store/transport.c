@@ -293,7 +293,7 @@ void transportImageServe(rqTransport *t, imageOut *o)
     int file = t->image(t->image_arg, imageProgress, o, &size, &err);
     if (file < 0) {
         const char *text = err ? err : "cannot copy the database";
-        rq_log("store", "snapshot image for %s failed: %s", o->peer, text);
+        rq_logl(RQ_LOG_WARN, "store", "snapshot image for %s failed: %s", o->peer, text);
         char *refusal;
         size_t n;
         transportImageRefusal(text, &refusal, &n);
@@ -311,8 +311,8 @@ void transportImageServe(rqTransport *t, imageOut *o)
             rq_log("store", "snapshot image: sent %llu bytes to %s%s in %.2f s", (unsigned long long)size, o->peer,
                    o->tls ? " over TLS" : "", secs);
         else
-            rq_log("store", "snapshot image: sending to %s failed after %lld of %llu bytes: %s", o->peer,
-                   (long long)off, (unsigned long long)size, o->err);
+            rq_logl(RQ_LOG_WARN, "store", "snapshot image: sending to %s failed after %lld of %llu bytes: %s", o->peer,
+                    (long long)off, (unsigned long long)size, o->err);
         close(file);
     }
     free(err);
@@ -595,10 +595,12 @@ void transportLogRefused(rqTransport *t, const char *peer, const char *why)
     }
     pthread_mutex_unlock(&t->mu);
     if (emit && unlogged > 0)
-        rq_log("raft", "refused a connection from %s on the Raft port: %s (and %d more like it since the last "
-               "such line)", peer, why, unlogged);
+        rq_logl(RQ_LOG_WARN, "raft",
+                "refused a connection from %s on the Raft port: %s (and %d more like it since the last "
+                "such line)",
+                peer, why, unlogged);
     else if (emit)
-        rq_log("raft", "refused a connection from %s on the Raft port: %s", peer, why);
+        rq_logl(RQ_LOG_WARN, "raft", "refused a connection from %s on the Raft port: %s", peer, why);
 }
 
 /* Every incoming connection starts in our hands, so that probes and image
@@ -685,7 +687,7 @@ static int tListen(struct raft_uv_transport *outer, raft_uv_accept_cb cb)
     t->accept_cb = cb;
     if (startListening(t, &err) != 0) {
         snprintf(outer->errmsg, sizeof outer->errmsg, "%s", err ? err : "listen failed");
-        rq_log("raft", "%s", err ? err : "listen failed");
+        rq_logl(RQ_LOG_WARN, "raft", "%s", err ? err : "listen failed");
         free(err);
         return RAFT_IOERR;
     }

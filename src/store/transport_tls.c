@@ -343,7 +343,7 @@ void tlsTransportAccept(rqTransport *t, uv_stream_t *server)
         return;
     }
     if (rq_thread_detached(serveThread, j) != 0) {
-        rq_log("raft", "cannot start a thread for the connection from %s", j->peer);
+        rq_logl(RQ_LOG_WARN, "raft", "cannot start a thread for the connection from %s", j->peer);
         handshakeOver(j);
         close(net);
         free(j);
@@ -741,8 +741,8 @@ static void dialLogResult(rqTransport *t, const char *address, const char *err)
     }
     if (err == NULL) {
         if (l->failures > 0)
-            rq_log("raft", "connected to %s over TLS, after %d failed attempt%s", address, l->failures,
-                   l->failures == 1 ? "" : "s");
+            rq_logl(RQ_LOG_WARN, "raft", "connected to %s over TLS, after %d failed attempt%s", address, l->failures,
+                    l->failures == 1 ? "" : "s");
         l->failures = 0;
         l->last[0] = '\0';
         return;
@@ -750,7 +750,7 @@ static void dialLogResult(rqTransport *t, const char *address, const char *err)
     l->failures++;
     int64_t now = rq_now_ms();
     if (strcmp(l->last, err) != 0 || now - l->logged_ms >= DIAL_LOG_MS) {
-        rq_log("raft", "cannot connect to %s over TLS: %s (attempt %d)", address, err, l->failures);
+        rq_logl(RQ_LOG_WARN, "raft", "cannot connect to %s over TLS: %s (attempt %d)", address, err, l->failures);
         snprintf(l->last, sizeof l->last, "%s", err);
         l->logged_ms = now;
     }
@@ -852,7 +852,7 @@ void tlsTransportClose(rqTransport *t)
 {
     uint64_t one = 1;
     if (write(t->cancel_fd, &one, sizeof one) != (ssize_t)sizeof one)
-        rq_log("raft", "cannot signal the TLS threads to stop: %s", strerror(errno));
+        rq_logl(RQ_LOG_WARN, "raft", "cannot signal the TLS threads to stop: %s", strerror(errno));
     pthread_mutex_lock(&t->mu);
     t->async_closed = true;
     pthread_mutex_unlock(&t->mu);

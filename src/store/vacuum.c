@@ -41,7 +41,7 @@ static void timesSave(store *s)
         ok = false;
     if (!ok || rename(tmp, p) != 0) {
         /* The schedule restarts from now after a restart: no harm done. */
-        rq_log("store", "cannot record the auto-vacuum time in %s: %s", p, strerror(errno));
+        rq_logl(RQ_LOG_WARN, "store", "cannot record the auto-vacuum time in %s: %s", p, strerror(errno));
         unlink(tmp);
     }
     free(p);
@@ -83,7 +83,7 @@ void storeVacuumMaybe(store *s)
     if (db_vacuum(s->db, &err) != 0) {
         /* The snapshot goes on; the next one tries again. */
         storeStat(s, SSTAT_AUTO_VACUUMS_FAILED);
-        rq_log("store", "auto-vacuum failed: %s", err);
+        rq_logl(RQ_LOG_WARN, "store", "auto-vacuum failed: %s", err);
         free(err);
         return;
     }

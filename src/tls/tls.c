@@ -145,8 +145,8 @@ static creds *loadCreds(const tls_ctx *c, char **err)
     } else if (!c->no_verify || c->verify_client) {
         rc = gnutls_certificate_set_x509_system_trust(cr->cred);
         if (rc < 0)
-            rq_log("tls", "cannot load the system's trusted certificates (%s): peers will not verify",
-                   gnutls_strerror(rc));
+            rq_logl(RQ_LOG_WARN, "tls", "cannot load the system's trusted certificates (%s): peers will not verify",
+                    gnutls_strerror(rc));
     }
     return cr;
 fail:
@@ -195,7 +195,7 @@ static creds *credsAcquire(tls_ctx *c)
         if (fresh)
             rq_log("tls", "reloaded certificate %s and key %s", c->cert_file, c->key_file);
         else
-            rq_log("tls", "reloading failed, keeping the previous certificate: %s", err ? err : "?");
+            rq_logl(RQ_LOG_WARN, "tls", "reloading failed, keeping the previous certificate: %s", err ? err : "?");
         free(err);
         credsRelease(c, old);
     }
