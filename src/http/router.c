@@ -139,7 +139,7 @@ static void logRequest(http_server *h, struct MHD_Connection *c, const char *met
     /* /readyz's 503 is an answer to a probe (clients poll it at start-up),
      * not a failure. */
     bool failed = rq->status >= 400 && !(rq->route && rq->route->handler == handle_readyz);
-    int level = rq->status >= 500 ? RQ_LOG_WARN : failed ? RQ_LOG_INFO : RQ_LOG_DEBUG;
+    int level = !failed ? RQ_LOG_DEBUG : rq->status >= 500 ? RQ_LOG_WARN : RQ_LOG_INFO;
     if (!rq_log_enabled(level))
         return;
     unsigned long dropped = 0;

@@ -27,9 +27,20 @@ def fill(node, mb):
     """Grow the database by about mb MB in 10 MB entries (one statement each:
     the log stays small, every node generates the same pages)."""
     node.execute(["CREATE TABLE IF NOT EXISTS big (id INTEGER PRIMARY KEY, v BLOB)"])
+    big = ["WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 1000) "
+           "INSERT INTO big(v) SELECT randomblob(10000) FROM c"]
     for _ in range(max(1, mb // 10)):
-        node.execute(["WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 1000) "
-                      "INSERT INTO big(v) SELECT randomblob(10000) FROM c"], timeout=120)
+        # On a loaded machine a leader may lose its 500 ms lease to these
+        # entries: a 503 (no leader known, nothing proposed) is tried again.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                node.execute(big, timeout=120)
+                break
+            except requests.HTTPError as e:
+                if e.response.status_code != 503 or time.monotonic() > deadline:
+                    raise
+                poll(lambda: node.status()["store"]["leader"].get("node_id"), what="a leader again")
 
 
 def test_large_database_catch_up_and_restart(cluster):
