@@ -51,10 +51,17 @@ build: $(BUILD)/Makefile
 run: build
 	$(BUILD)/rqlited -node-id 1 $(DATA)
 
-# bench/run compares with etcd: Debian's etcd-server, installed here only.
+# bench/run compares with etcd and dqlite: Debian's etcd-server and go-dqlite
+# (dqlite-demo), installed here only; one that cannot be installed leaves its
+# column of the table n/a, with the reason.
 bench: build
-	@command -v etcd >/dev/null || { SUDO=$$(if [ "$$(id -u)" != 0 ]; then echo sudo; fi); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq etcd-server; }
+	@SUDO=$$(if [ "$$(id -u)" != 0 ]; then echo sudo; fi); updated=; \
+	for want in etcd:etcd-server dqlite-demo:go-dqlite; do \
+	  command -v $${want%%:*} >/dev/null && continue; \
+	  [ -n "$$updated" ] || { $$SUDO apt-get update -qq; updated=1; }; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $${want#*:} || \
+	    echo "bench: could not install $${want#*:}: bench/run will say n/a for it"; \
+	done
 	RQ_BUILD=$(abspath $(BUILD)) bench/run $(BENCH_FLAGS)
 
 unit: build

@@ -1,11 +1,14 @@
 /*
  * rqbench: the load generator behind bench/run.
  *
- *   rqbench http [-c clients] [-n requests] [-d seconds] [-X method] [-b body]
- *                [--cacert FILE] [--fresh] URL
+ *   rqbench http [-c clients] [-n requests] [-d seconds] [-X GET|POST|PUT] [-b body]
+ *                [--cacert FILE] [--fresh] [--unique] [--expect TEXT] URL
  *       keep-alive HTTP load (one connection per client thread; --fresh: a
  *       new connection, and for https:// a new TLS handshake, per request;
- *       --cacert: the CA to verify an https:// node with); prints
+ *       --cacert: the CA to verify an https:// node with; --unique: URL is a
+ *       prefix, each request goes to URL<client>-<i>, a key of its own;
+ *       --expect: a 200 whose body does not begin with TEXT is an error too,
+ *       for servers that answer errors with 200); prints
  *       "requests secs req_per_s p50_us p99_us p999_us errors"
  *   rqbench fsync DIR [-n writes]
  *       fdatasync latency of 4 KiB appends in DIR: "p50_us p99_us"
@@ -50,11 +53,18 @@ static double pct(double *v, size_t n, double p)
 
 /* ---- http ----------------------------------------------------------------- */
 
+#define EXPECT_MAX 64 /* --expect compares at most this many bytes */
+
 typedef struct client {
     pthread_t t;
     const char *url, *method, *body;
     const char *cacert; /* https: the CA to verify with, or NULL */
     bool fresh;         /* a new connection per request */
+    bool unique;        /* url is a prefix: append "<client>-<i>" per request */
+    const char *expect; /* the body must begin with this, or NULL */
+    int id;             /* client number, for unique keys */
+    char head[EXPECT_MAX]; /* the first bytes of the current response body */
+    size_t headLen;
     long max;           /* requests for this client */
     double deadline;
     double *lat;        /* seconds */
@@ -63,9 +73,12 @@ typedef struct client {
 
 static size_t sink(char *p, size_t s, size_t n, void *u)
 {
-    (void)p;
-    (void)u;
-    return s * n;
+    client *c = u;
+    size_t len = s * n, room = sizeof c->head - c->headLen;
+    size_t k = len < room ? len : room;
+    memcpy(c->head + c->headLen, p, k);
+    c->headLen += k;
+    return len;
 }
 
 static void *run(void *arg)
@@ -75,6 +88,7 @@ static void *run(void *arg)
     struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(h, CURLOPT_URL, c->url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
@@ -85,21 +99,33 @@ static void *run(void *arg)
         curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
         curl_easy_setopt(h, CURLOPT_SSL_SESSIONID_CACHE, 0L); /* a full handshake each time */
     }
-    if (strcmp(c->method, "POST") == 0) {
+    if (strcmp(c->method, "POST") == 0 || strcmp(c->method, "PUT") == 0) {
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, c->body ? c->body : "");
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
+        if (c->method[1] == 'U')
+            curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
     }
+    size_t expectLen = c->expect ? strlen(c->expect) : 0;
+    size_t urlCap = strlen(c->url) + 48;
+    char *url = c->unique ? malloc(urlCap) : NULL;
     while (c->n < c->max && now() < c->deadline) {
+        if (url) {
+            snprintf(url, urlCap, "%s%d-%ld", c->url, c->id, c->n);
+            curl_easy_setopt(h, CURLOPT_URL, url);
+        }
+        c->headLen = 0;
         double t0 = now();
         CURLcode rc = curl_easy_perform(h);
         long status = 0;
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-        if (rc != CURLE_OK || status != 200)
+        if (rc != CURLE_OK || status != 200 ||
+            (c->expect && (c->headLen < expectLen || memcmp(c->head, c->expect, expectLen) != 0)))
             c->errors++;
         c->lat[c->n++] = now() - t0;
     }
     curl_slist_free_all(hdr);
     curl_easy_cleanup(h);
+    free(url);
     return NULL;
 }
 
@@ -108,8 +134,8 @@ static int httpMode(int argc, char **argv)
     int clients = 1;
     long total = 1000;
     double secs = 10;
-    const char *method = "GET", *body = NULL, *url = NULL, *cacert = NULL;
-    bool fresh = false;
+    const char *method = "GET", *body = NULL, *url = NULL, *cacert = NULL, *expect = NULL;
+    bool fresh = false, unique = false;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "-c") && i + 1 < argc) clients = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) total = atol(argv[++i]);
@@ -118,11 +144,15 @@ static int httpMode(int argc, char **argv)
         else if (!strcmp(argv[i], "-b") && i + 1 < argc) body = argv[++i];
         else if (!strcmp(argv[i], "--cacert") && i + 1 < argc) cacert = argv[++i];
         else if (!strcmp(argv[i], "--fresh")) fresh = true;
+        else if (!strcmp(argv[i], "--unique")) unique = true;
+        else if (!strcmp(argv[i], "--expect") && i + 1 < argc) expect = argv[++i];
         else url = argv[i];
     }
-    if (url == NULL || clients < 1 || total < 1) {
-        fprintf(stderr, "usage: rqbench http [-c N] [-n N] [-d S] [-X GET|POST] [-b BODY] [--cacert FILE] "
-                        "[--fresh] URL\n");
+    if (url == NULL || clients < 1 || total < 1 ||
+        (strcmp(method, "GET") && strcmp(method, "POST") && strcmp(method, "PUT")) ||
+        (expect && strlen(expect) > EXPECT_MAX)) {
+        fprintf(stderr, "usage: rqbench http [-c N] [-n N] [-d S] [-X GET|POST|PUT] [-b BODY] [--cacert FILE] "
+                        "[--fresh] [--unique] [--expect TEXT (<= 64 bytes)] URL\n");
         return 2;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -134,6 +164,9 @@ static int httpMode(int argc, char **argv)
         cs[i].body = body;
         cs[i].cacert = cacert;
         cs[i].fresh = fresh;
+        cs[i].unique = unique;
+        cs[i].expect = expect;
+        cs[i].id = i;
         cs[i].max = total / clients + (i < total % clients);
         cs[i].deadline = start + secs;
         cs[i].lat = malloc(sizeof(double) * (size_t)(cs[i].max ? cs[i].max : 1));
