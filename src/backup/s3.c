@@ -101,6 +101,19 @@ static char *s3Error(const char *op, const char *desc, CURLcode cc, long status,
                       *msg ? ": " : "", msg);
 }
 
+/* Run e: 0 on a 2xx answer, else -1 with *err saying what op on desc met
+ * (libcurl's error in cerr, or the status and body). */
+static int s3Perform(CURL *e, const char *op, const char *desc, const buf *body, const char *cerr, char **err)
+{
+    CURLcode cc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    if (cc == CURLE_OK && status / 100 == 2)
+        return 0;
+    *err = s3Error(op, desc, cc, status, body, cerr);
+    return -1;
+}
+
 typedef struct progress {
     const bool *cancel;
     const char *desc;
@@ -167,14 +180,7 @@ static int s3Upload(backupClient *bc, int fd, uint64_t size, const char *id, cha
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, buf_write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &body);
     watchTransfer(e, cerr, &prog);
-    CURLcode cc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    int rc = 0;
-    if (cc != CURLE_OK || status / 100 != 2) {
-        *err = s3Error("upload to", url, cc, status, &body, cerr);
-        rc = -1;
-    }
+    int rc = s3Perform(e, "upload to", url, &body, cerr, err);
     curl_easy_cleanup(e);
     curl_slist_free_all(hdrs);
     fclose(in);
@@ -221,17 +227,11 @@ static int s3CurrentId(backupClient *bc, char **id, char **err)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, &ic);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 60000L);
-    CURLcode cc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    int rc = 0;
-    if (cc != CURLE_OK || status / 100 != 2) {
-        *err = s3Error("get object head for", c->base.desc, cc, status, &none, cerr);
-        rc = -1;
-    } else if (ic.id == NULL) {
+    int rc = s3Perform(e, "get object head for", c->base.desc, &none, cerr, err);
+    if (rc == 0 && ic.id == NULL) {
         *err = rq_sprintf("sum metadata not found for %s", c->base.desc);
         rc = -1;
-    } else {
+    } else if (rc == 0) {
         *id = ic.id;
         ic.id = NULL;
     }

@@ -354,3 +354,14 @@ def output_at_exit(proc, timeout=20):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def start_with_users(cluster, tmp_path, users, admin, node_id=1):
+    """A node with -auth over a credentials file of these users, started and
+    polled ready with the admin's (user, password)."""
+    path = tmp_path / ("auth-%s.json" % node_id)
+    path.write_text(json.dumps(users))
+    n = cluster.node(node_id, ["-auth", str(path)]).start()
+    poll(lambda: requests.get(n.url + "/readyz", auth=admin, timeout=5).status_code == 200,
+         what="node %s ready" % node_id)
+    return n

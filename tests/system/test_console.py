@@ -1,14 +1,13 @@
 """The web console (/console/): its routes and, in a real headless Chromium
 driven by Selenium, the SQL editor, the schema view and the live cluster
 view against a 3-node cluster."""
-import json
 import os
 import shutil
 
 import pytest
 import requests
 
-from harness import BUILD, poll
+from harness import BUILD, poll, start_with_users
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 
@@ -42,10 +41,7 @@ def test_console_needs_the_ui_permission(cluster, tmp_path):
     users = [{"username": "admin", "password": "pw", "perms": ["all"]},
              {"username": "viewer", "password": "pw2", "perms": ["ui"]},
              {"username": "reader", "password": "pw3", "perms": ["query"]}]
-    path = tmp_path / "auth.json"
-    path.write_text(json.dumps(users))
-    n1 = cluster.node(1, ["-auth", str(path)]).start()
-    poll(lambda: get(n1, "/readyz", auth=("admin", "pw")).status_code == 200, what="ready")
+    n1 = start_with_users(cluster, tmp_path, users, ("admin", "pw"))
     # rqlite redirects before it looks at credentials
     assert get(n1, "/").status_code == 302
     r = get(n1, "/console/")

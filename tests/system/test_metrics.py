@@ -1,6 +1,5 @@
 """GET /metrics: Prometheus' text format, checked by promtool, and scraped
 by a real Prometheus server (Debian's) from a 3-node cluster."""
-import json
 import re
 import shutil
 import subprocess
@@ -8,7 +7,7 @@ import subprocess
 import pytest
 import requests
 
-from harness import free_port, poll
+from harness import free_port, poll, start_with_users
 
 
 def scrape(node, auth=None):
@@ -81,11 +80,7 @@ def test_metrics_need_the_status_permission(cluster, tmp_path):
     users = [{"username": "admin", "password": "pw", "perms": ["all"]},
              {"username": "mon", "password": "pw2", "perms": ["status"]},
              {"username": "q", "password": "pw3", "perms": ["query"]}]
-    path = tmp_path / "auth.json"
-    path.write_text(json.dumps(users))
-    n1 = cluster.node(1, ["-auth", str(path)]).start()
-    poll(lambda: requests.get(n1.url + "/readyz", auth=("admin", "pw"), timeout=5).status_code == 200,
-         what="ready")
+    n1 = start_with_users(cluster, tmp_path, users, ("admin", "pw"))
     assert requests.get(n1.url + "/metrics", timeout=10).status_code == 401
     assert requests.get(n1.url + "/metrics", auth=("q", "pw3"), timeout=10).status_code == 401
     promtool_check(scrape(n1, auth=("mon", "pw2")))
