@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "db/internal.h"
+#include "util/duration.h"
 #include "util/os.h"
 
 
@@ -34,21 +35,11 @@ static bool timeType(const char *t)
 /* Go's time.Time JSON form (RFC 3339, nanoseconds without trailing zeros). */
 static void putTime(buf *b, time_t secs, long nsec)
 {
-    struct tm tm;
-    gmtime_r(&secs, &tm);
     char tmp[64];
-    strftime(tmp, sizeof tmp, "%Y-%m-%dT%H:%M:%S", &tm);
+    rq_go_time(secs, nsec, tmp, sizeof tmp);
     buf_putc(b, '"');
     buf_puts(b, tmp);
-    if (nsec) {
-        char frac[32];
-        snprintf(frac, sizeof frac, ".%09ld", nsec);
-        size_t n = strlen(frac);
-        while (frac[n - 1] == '0')
-            frac[--n] = '\0';
-        buf_puts(b, frac);
-    }
-    buf_puts(b, "Z\"");
+    buf_putc(b, '"');
 }
 
 /* Text in a date/datetime/timestamp column, as go-sqlite3 parses it. */

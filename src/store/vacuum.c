@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "store/internal.h"
+#include "util/duration.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -97,19 +98,11 @@ void storeVacuumMaybe(store *s)
     rq_log("store", "database vacuumed in %lld ms (%lld bytes before)", (long long)took, before);
 }
 
-/* Go's time.Time in JSON (RFC 3339 with nanoseconds, UTC). */
+/* Go's time.Time in JSON. */
 static json_t *goTime(int64_t ms)
 {
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
     char out[64];
-    size_t n = strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%S", &tm);
-    int frac = (int)(ms % 1000);
-    if (frac)
-        snprintf(out + n, sizeof out - n, ".%03dZ", frac);
-    else
-        snprintf(out + n, sizeof out - n, "Z");
+    rq_go_time(ms / 1000, (long)(ms % 1000) * 1000000L, out, sizeof out);
     return json_string(out);
 }
 

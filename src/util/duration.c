@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const struct {
     const char *name;
@@ -149,4 +150,22 @@ void rq_duration_format(int64_t ns, char *out, size_t size)
             snprintf(out, size, "%s%lluh%llum%ss", sign, (unsigned long long)(mins / 60),
                      (unsigned long long)(mins % 60), num);
     }
+}
+
+void rq_go_time(int64_t sec, long nsec, char *out, size_t size)
+{
+    time_t t = (time_t)sec;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    size_t n = strftime(out, size, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (nsec > 0 && n < size) {
+        int m = snprintf(out + n, size - n, ".%09ld", nsec);
+        if (m > 0 && (size_t)m < size - n) {
+            n += (size_t)m;
+            while (out[n - 1] == '0')
+                out[--n] = '\0';
+        }
+    }
+    if (n < size)
+        snprintf(out + n, size - n, "Z");
 }

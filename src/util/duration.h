@@ -1,6 +1,7 @@
 /*
  * duration: Go's time.Duration as text, which rqlite's flags, query
- * parameters and shell all use ("1.5s", "300ms", "1h2m", "500us").
+ * parameters and shell all use ("1.5s", "300ms", "1h2m", "500us"), and
+ * Go's time.Time as JSON shows it.
  */
 #ifndef RQ_UTIL_DURATION_H
 #define RQ_UTIL_DURATION_H
@@ -20,5 +21,10 @@ int rq_duration_parse(const char *s, int64_t *ns, char *err, size_t errlen);
 /* Go's Duration.String(): "0s", "1.5µs", "300ms", "1.5s", "1m0s",
  * "1h2m3.5s". Writes into out (32 bytes are always enough). */
 void rq_duration_format(int64_t ns, char *out, size_t size);
+
+/* Go's time.Time in JSON, UTC (time.RFC3339Nano): "2006-01-02T15:04:05Z",
+ * with the fraction of a second when there is one, trailing zeros
+ * dropped ("...05.12Z"). 64 bytes are always enough. */
+void rq_go_time(int64_t sec, long nsec, char *out, size_t size);
 
 #endif

@@ -217,6 +217,27 @@ static void test_duration_format(void **st) {
     }
 }
 
+/* Go's time.Time in JSON (RFC3339Nano, UTC). */
+static void test_go_time(void **st) {
+    (void)st;
+    static const struct {
+        int64_t sec;
+        long nsec;
+        const char *want;
+    } cases[] = {
+        {0, 0, "1970-01-01T00:00:00Z"},
+        {1796321897, 0, "2026-12-03T18:18:17Z"},
+        {1796321897, 120000000, "2026-12-03T18:18:17.12Z"},
+        {1796321897, 1, "2026-12-03T18:18:17.000000001Z"},
+        {1796321897, 999999999, "2026-12-03T18:18:17.999999999Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[64];
+        rq_go_time(cases[i].sec, cases[i].nsec, out, sizeof out);
+        assert_string_equal(out, cases[i].want);
+    }
+}
+
 /* A job's thread that holds until the test lets it finish. */
 typedef struct {
     job *j;
@@ -274,6 +295,7 @@ int main(void) {
         cmocka_unit_test(test_addr),
         cmocka_unit_test(test_duration_parse),
         cmocka_unit_test(test_duration_format),
+        cmocka_unit_test(test_go_time),
         cmocka_unit_test(test_job),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
