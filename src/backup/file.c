@@ -84,10 +84,7 @@ static int fileUpload(backupClient *bc, int fd, uint64_t size, const char *id, c
         goto done;
     }
     /* Go's json.Marshal of rqlite's Metadata, fields in its order. */
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    json_t *md = json_pack("{s:s,s:I,s:s}", "id", id, "timestamp",
-                           (json_int_t)now.tv_sec * 1000 + now.tv_nsec / 1000000, "name", final);
+    json_t *md = json_pack("{s:s,s:I,s:s}", "id", id, "timestamp", (json_int_t)rq_wall_ms(), "name", final);
     char *text = md ? json_dumps(md, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(md);
     FILE *mf = text ? fopen(tmeta, "w") : NULL;

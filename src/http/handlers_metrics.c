@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include "http/internal.h"
+#include "util/os.h"
 
 const unsigned http_codes[HTTP_N_CODES - 1] = {200, 204, 301, 302, 400, 401, 403, 404, 405, 408, 413, 429, 500, 503};
 
@@ -159,18 +159,10 @@ static long countFds(void)
 
 static void processFamilies(buf *b)
 {
-    long pages_v = 0, pages_rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages_v, &pages_rss) != 2)
-            pages_v = pages_rss = 0;
-        fclose(f);
-    }
-    long page = sysconf(_SC_PAGESIZE);
-    metrics_one(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
-                (double)pages_rss * (double)page);
-    metrics_one(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
-                (double)pages_v * (double)page);
+    rq_proc_stats ps;
+    rq_proc_read(&ps);
+    metrics_one(b, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", (double)ps.rss);
+    metrics_one(b, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", (double)ps.vsize);
     metrics_one(b, "process_open_fds", "gauge", "Number of open file descriptors.", (double)countFds());
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
@@ -180,16 +172,7 @@ static void processFamilies(buf *b)
         metrics_one(b, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.",
                     (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                         ru.ru_stime.tv_usec / 1e6);
-    long threads = 0;
-    f = fopen("/proc/self/status", "r");
-    if (f) {
-        char line[256];
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "Threads: %ld", &threads) == 1)
-                break;
-        fclose(f);
-    }
-    metrics_one(b, "rqlite_process_threads", "gauge", "Threads of this process.", (double)threads);
+    metrics_one(b, "rqlite_process_threads", "gauge", "Threads of this process.", (double)ps.threads);
 }
 
 enum MHD_Result handle_metrics(http_server *h, struct MHD_Connection *c, request *rq)

@@ -280,30 +280,14 @@ static const struct {
  * plus the peak resident size (PeakRSS, ours). No GC figures: none exist. */
 static json_t *memstats(void)
 {
-    long rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        long size;
-        if (fscanf(f, "%ld %ld", &size, &rss) != 2)
-            rss = 0;
-        fclose(f);
-    }
-    json_int_t peak = 0;
-    f = fopen("/proc/self/status", "r");
-    if (f) {
-        char line[256];
-        long kb;
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
-                peak = (json_int_t)kb * 1024;
-        fclose(f);
-    }
+    rq_proc_stats ps;
+    rq_proc_read(&ps);
     struct mallinfo2 mi = mallinfo2();
     json_int_t inuse = (json_int_t)mi.uordblks, mapped = (json_int_t)mi.hblkhd;
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "Sys", (json_int_t)rss * sysconf(_SC_PAGESIZE), "Alloc",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "Sys", (json_int_t)ps.rss, "Alloc",
                      inuse + mapped, "HeapAlloc", inuse + mapped, "HeapInuse", inuse + mapped, "HeapIdle",
                      (json_int_t)mi.fordblks, "HeapSys", (json_int_t)mi.arena + mapped, "HeapReleased",
-                     (json_int_t)mi.keepcost, "PeakRSS", peak);
+                     (json_int_t)mi.keepcost, "PeakRSS", (json_int_t)ps.peak_rss);
 }
 
 /* GET /debug/vars: Go's expvar layout ("{\n" + sorted "key": value lines

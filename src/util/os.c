@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,4 +96,31 @@ int rq_write_all(int fd, const void *p, size_t n)
         off += (size_t)w;
     }
     return 0;
+}
+
+void rq_proc_read(rq_proc_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    long long pages_v, pages_rss;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lld %lld", &pages_v, &pages_rss) == 2) {
+            long page = sysconf(_SC_PAGESIZE);
+            out->vsize = pages_v * page;
+            out->rss = pages_rss * page;
+        }
+        fclose(f);
+    }
+    f = fopen("/proc/self/status", "r");
+    if (f) {
+        char line[256];
+        long long kb;
+        while (fgets(line, sizeof line, f)) {
+            if (sscanf(line, "VmHWM: %lld kB", &kb) == 1)
+                out->peak_rss = kb * 1024;
+            else
+                sscanf(line, "Threads: %ld", &out->threads);
+        }
+        fclose(f);
+    }
 }

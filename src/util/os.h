@@ -29,4 +29,12 @@ int rq_write_all(int fd, const void *p, size_t n);
 /* printf into a new malloc'd string (NULL only when out of memory). */
 char *rq_sprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* This process's memory and threads from /proc/self (statm, status), for
+ * /debug/vars and /metrics; a figure that cannot be read is 0. */
+typedef struct rq_proc_stats {
+    long long vsize, rss, peak_rss; /* bytes: virtual, resident, VmHWM */
+    long threads;
+} rq_proc_stats;
+void rq_proc_read(rq_proc_stats *out);
+
 #endif
