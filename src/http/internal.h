@@ -42,6 +42,7 @@
 #include "http/queue.h"
 #include "metrics/metrics.h"
 #include "util/buf.h"
+#include "util/log.h"
 
 typedef struct http_conn http_conn;
 typedef struct http_tls http_tls;
@@ -143,13 +144,8 @@ struct http_server {
     unsigned long refused;  /* 503s since at_cap was set */
     unsigned long cut;      /* timed-out connections not yet logged */
     int64_t cut_logged_ms;
-    pthread_mutex_t log_mu; /* libmicrohttpd's messages, rate-limited */
-    int64_t log_window_ms;
-    int log_lines;
-    unsigned long log_dropped;
-    int64_t fail_window_ms; /* router.c: failing requests logged, log_mu */
-    int fail_lines;
-    unsigned long fail_dropped;
+    rq_log_limit mhd_log;   /* libmicrohttpd's messages */
+    rq_log_limit fail_log;  /* router.c: failing requests */
 };
 
 typedef struct http_route http_route;

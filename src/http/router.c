@@ -143,25 +143,8 @@ static void logRequest(http_server *h, struct MHD_Connection *c, const char *met
     if (!rq_log_enabled(level))
         return;
     unsigned long dropped = 0;
-    if (failed && !rq_log_enabled(RQ_LOG_DEBUG)) {
-        pthread_mutex_lock(&h->log_mu);
-        int64_t now = rq_now_ms();
-        if (now - h->fail_window_ms >= 10000) {
-            h->fail_window_ms = now;
-            h->fail_lines = 0;
-        }
-        bool ok = h->fail_lines < FAIL_LINES;
-        if (ok) {
-            h->fail_lines++;
-            dropped = h->fail_dropped;
-            h->fail_dropped = 0;
-        } else {
-            h->fail_dropped++;
-        }
-        pthread_mutex_unlock(&h->log_mu);
-        if (!ok)
-            return;
-    }
+    if (failed && !rq_log_enabled(RQ_LOG_DEBUG) && !rq_log_limit_take(&h->fail_log, FAIL_LINES, 10000, &dropped))
+        return;
     char peer[80];
     peerName(c, peer, sizeof peer);
     double ms = (rq_now_sec() - rq->t0) * 1000.0;

@@ -451,22 +451,8 @@ static void mhdLog(void *cls, const char *fmt, va_list ap)
     if (h->tls && strcmp(msg, "Error: received handshake message out of context.") == 0)
         snprintf(msg, sizeof msg, "TLS handshake failed (plain HTTP, TLS older than 1.2, a client certificate "
                                   "missing or refused, or the client gave up)");
-    int64_t now = rq_now_ms();
     unsigned long dropped = 0;
-    pthread_mutex_lock(&h->log_mu);
-    if (now - h->log_window_ms >= 10000) {
-        h->log_window_ms = now;
-        h->log_lines = 0;
-    }
-    bool show = h->log_lines < 10;
-    if (show) {
-        h->log_lines++;
-        dropped = h->log_dropped;
-        h->log_dropped = 0;
-    } else {
-        h->log_dropped++;
-    }
-    pthread_mutex_unlock(&h->log_mu);
+    bool show = rq_log_limit_take(&h->mhd_log, 10, 10000, &dropped);
     if (show && dropped)
         rq_log("http", "libmicrohttpd: %s (%lu earlier messages not logged)", msg, dropped);
     else if (show)
@@ -503,8 +489,8 @@ int http_server_start(const config *cfg, http_server **out, char **err)
     pthread_mutex_init(&h->notify_mu, NULL);
     pthread_mutex_init(&h->conns_mu, NULL);
     pthread_cond_init(&h->conns_cv, NULL);
-    pthread_mutex_init(&h->log_mu, NULL);
-    h->log_window_ms = rq_now_ms();
+    h->mhd_log = (rq_log_limit)RQ_LOG_LIMIT_INIT;
+    h->fail_log = (rq_log_limit)RQ_LOG_LIMIT_INIT;
     h->cfg = cfg;
     clock_gettime(CLOCK_REALTIME, &h->start_real);
     clock_gettime(CLOCK_MONOTONIC, &h->start_mono);
@@ -614,7 +600,8 @@ void http_server_stop(http_server *h)
     free(h->notified);
     pthread_mutex_destroy(&h->conns_mu);
     pthread_cond_destroy(&h->conns_cv);
-    pthread_mutex_destroy(&h->log_mu);
+    pthread_mutex_destroy(&h->mhd_log.mu);
+    pthread_mutex_destroy(&h->fail_log.mu);
     free(h);
 }
 

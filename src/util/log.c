@@ -62,3 +62,23 @@ void rq_progress_log(void *arg, long long done, long long total)
     rq_log(p->tag, "%s: copied %lld of %lld bytes (%d%%) in %.1f s", p->what, done, total, (int)(done * 100 / total),
            (double)(now - p->t0_ms) / 1000.0);
 }
+
+bool rq_log_limit_take(rq_log_limit *l, int max, int64_t window_ms, unsigned long *dropped)
+{
+    int64_t now = rq_now_ms();
+    pthread_mutex_lock(&l->mu);
+    if (now - l->window_ms >= window_ms) {
+        l->window_ms = now;
+        l->lines = 0;
+    }
+    bool ok = l->lines < max;
+    if (ok) {
+        l->lines++;
+        *dropped = l->dropped;
+        l->dropped = 0;
+    } else {
+        l->dropped++;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return ok;
+}
