@@ -1,7 +1,6 @@
 /* client.c: see client.h. */
 #include "cli/client.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -11,6 +10,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+
+#include "util/addr.h"
 
 struct client {
     shell_opts o;
@@ -160,16 +161,9 @@ static size_t onHeader(char *p, size_t size, size_t n, void *ud)
  * error; curl keeps it only for connections that succeeded). */
 static curl_socket_t openSocket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 {
-    char *dst = ud, ip[INET6_ADDRSTRLEN] = "";
-    if (a->family == AF_INET) {
-        struct sockaddr_in *in = (struct sockaddr_in *)&a->addr;
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
-        snprintf(dst, 128, "%s:%d", ip, ntohs(in->sin_port));
-    } else if (a->family == AF_INET6) {
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->addr;
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
-        snprintf(dst, 128, "[%s]:%d", ip, ntohs(in6->sin6_port));
-    }
+    char *dst = ud;
+    if (a->family == AF_INET || a->family == AF_INET6)
+        addr_format(&a->addr, dst, 128);
     return socket(a->family, a->socktype, a->protocol);
 }
 

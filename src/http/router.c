@@ -10,12 +10,12 @@
  * gets 405. All three with an empty body. X-RQLITE-SERVED-BY is set for
  * any path under /db/, found or not, before anything is answered.
  */
-#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "http/internal.h"
+#include "util/addr.h"
 #include "util/log.h"
 #include "util/os.h"
 
@@ -107,27 +107,6 @@ static bool routePermitted(http_server *h, struct MHD_Connection *c, const http_
     return ok;
 }
 
-/* The client's address for the log ("?" when unknown). */
-static void peerName(struct MHD_Connection *c, char *out, size_t size)
-{
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    snprintf(out, size, "?");
-    if (ci == NULL || ci->client_addr == NULL)
-        return;
-    char host[INET6_ADDRSTRLEN] = "?";
-    unsigned port = 0;
-    if (ci->client_addr->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)ci->client_addr;
-        inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-        port = ntohs(a->sin_port);
-    } else if (ci->client_addr->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ci->client_addr;
-        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-        port = ntohs(a->sin6_port);
-    }
-    snprintf(out, size, "%s:%u", host, port);
-}
-
 /* Each failing request once, with its cause: 4xx at INFO, 5xx at WARN,
  * at most FAIL_LINES lines per 10 s (a flood of bad requests must not
  * flood the log; how many were left out is said with the next one). With
@@ -145,8 +124,9 @@ static void logRequest(http_server *h, struct MHD_Connection *c, const char *met
     unsigned long dropped = 0;
     if (failed && !rq_log_enabled(RQ_LOG_DEBUG) && !rq_log_limit_take(&h->fail_log, FAIL_LINES, 10000, &dropped))
         return;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     char peer[80];
-    peerName(c, peer, sizeof peer);
+    addr_format(ci ? ci->client_addr : NULL, peer, sizeof peer);
     double ms = (rq_now_sec() - rq->t0) * 1000.0;
     const char *why = rq->why[0] ? rq->why : failed ? MHD_get_reason_phrase_for(rq->status) : "";
     char more[64] = "";

@@ -20,7 +20,6 @@
  */
 #include "store/transport_int.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -369,18 +368,7 @@ void transportPeerName(int fd, char *out, size_t n)
 {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET) {
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
-            port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        } else if (ss.ss_family == AF_INET6) {
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
-            port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        }
-    }
-    snprintf(out, n, "%s:%d", host, port);
+    addr_format(getpeername(fd, (struct sockaddr *)&ss, &sl) == 0 ? (struct sockaddr *)&ss : NULL, out, n);
 }
 
 /* Loop thread: hand a plaintext image request's socket to a sender thread. */

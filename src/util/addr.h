@@ -22,5 +22,9 @@ int addr_resolve(const char *addr, bool passive, struct sockaddr_storage *ss, so
 /* addr with its host replaced by an IPv4 address when it is a name (a copy
  * of addr when it is numeric already or cannot be resolved). */
 void addr_numeric_ipv4(const char *addr, char *out, size_t n);
+/* A socket address as Go's net.JoinHostPort spells it ("127.0.0.1:4001",
+ * "[::1]:4001"), for logs and errors; "?" when sa is NULL or of another
+ * family. */
+void addr_format(const struct sockaddr *sa, char *out, size_t n);
 
 #endif

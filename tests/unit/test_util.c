@@ -146,6 +146,18 @@ static void test_addr(void **state)
     assert_string_equal(out, "127.0.0.1:4002");
     addr_numeric_ipv4("10.1.2.3:4002", out, sizeof out);
     assert_string_equal(out, "10.1.2.3:4002");
+    /* socket addresses as Go's JoinHostPort spells them */
+    struct sockaddr_in v4 = {.sin_family = AF_INET, .sin_port = htons(4001)};
+    inet_pton(AF_INET, "127.0.0.1", &v4.sin_addr);
+    char s[64];
+    addr_format((struct sockaddr *)&v4, s, sizeof s);
+    assert_string_equal(s, "127.0.0.1:4001");
+    struct sockaddr_in6 v6 = {.sin6_family = AF_INET6, .sin6_port = htons(4002)};
+    inet_pton(AF_INET6, "::1", &v6.sin6_addr);
+    addr_format((struct sockaddr *)&v6, s, sizeof s);
+    assert_string_equal(s, "[::1]:4002");
+    addr_format(NULL, s, sizeof s);
+    assert_string_equal(s, "?");
 }
 
 /* Go's time.ParseDuration, case by case (values from Go's own table). */
