@@ -314,6 +314,14 @@ static unsigned sizedTrailing(store *s)
     return keep;
 }
 
+/* rqlite's counters of a failed snapshot (and of one wanted by size). */
+static void snapFailed(store *s, bool by_size)
+{
+    storeStat(s, SSTAT_SNAPSHOTS_FAILED);
+    if (by_size)
+        storeStat(s, SSTAT_WAL_SNAPSHOTS_FAILED);
+}
+
 /* A snapshot is only a marker: the database file is the state. */
 static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
@@ -330,9 +338,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
      * must hold it durably first. */
     double t_sync = rq_now_sec();
     if (db_sync(s->db) != 0) {
-        storeStat(s, SSTAT_SNAPSHOTS_FAILED);
-        if (by_size)
-            storeStat(s, SSTAT_WAL_SNAPSHOTS_FAILED);
+        snapFailed(s, by_size);
         rq_logl(RQ_LOG_WARN, "store", "snapshot failed: cannot sync the database file");
         return RAFT_IOERR;
     }
@@ -341,9 +347,7 @@ static int fsmSnapshot(struct raft_fsm *fsm, struct raft_buffer *bufs[], unsigne
     s->snap_buf.base = codec_snap_encode(&snap, &s->snap_buf.len);
     json_decref(snap.metas);
     if (s->snap_buf.base == NULL) {
-        storeStat(s, SSTAT_SNAPSHOTS_FAILED);
-        if (by_size)
-            storeStat(s, SSTAT_WAL_SNAPSHOTS_FAILED);
+        snapFailed(s, by_size);
         return RAFT_NOMEM;
     }
     if (by_size)
