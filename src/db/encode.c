@@ -314,8 +314,10 @@ static int putRowsArray(buf *out, sqlite3_stmt *st, colset *cs, int rc, unsigned
 int dbEncodeRows(sqlite3_stmt *st, unsigned flags, size_t max, buf *out, double t0, char **err)
 {
     colset cs;
-    colsetOpen(&cs, st, flags);
+    /* The columns after the first step: a kept statement that SQLite
+     * prepares again for a changed schema may have others by then. */
     int rc = sqlite3_step(st);
+    colsetOpen(&cs, st, flags);
     if (rc == SQLITE_ROW)
         colsetTypesFromRow(&cs, st);
     size_t start = out->len;

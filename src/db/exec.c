@@ -106,7 +106,7 @@ static int bindParams(sqlite3_stmt *st, const cmd_stmt *s, char **err)
     return 0;
 }
 
-/* ---- prepared statements kept on the write connection ---------------------- */
+/* ---- prepared statements kept by a connection (the write one's, each read one's) */
 
 /* Bulk requests repeat one statement: a linear probe of 32 beats hashing here. */
 static sqlite3_stmt *cacheGet(stmtCache *k, const char *sql, size_t n)
@@ -142,7 +142,27 @@ void dbCacheClear(stmtCache *k)
         sqlite3_finalize(k->e[i].st);
         free(k->e[i].sql);
     }
+    for (int i = 0; i < SYS_N; i++)
+        sqlite3_finalize(k->sys[i]);
     memset(k, 0, sizeof *k);
+}
+
+/* Run one of our own statements (SYS_*), prepared on first use. Returns 0
+ * or -1, as dbExecSimple. */
+static int execSys(db *d, int which)
+{
+    static const char *const text[SYS_N] = {"SAVEPOINT s", "RELEASE s", "ROLLBACK TO s"};
+    sqlite3_stmt **st = &d->cache.sys[which];
+    policy_internal(1); /* a re-prepare inside step is ours too */
+    int rc = SQLITE_OK;
+    if (*st == NULL)
+        rc = sqlite3_prepare_v3(d->w, text[which], -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(*st);
+        sqlite3_reset(*st);
+    }
+    policy_internal(0);
+    return rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* A cached statement is reset for its next use; any other is finalized. */
@@ -163,6 +183,7 @@ static void stmtRelease(sqlite3_stmt *st, bool cached)
 typedef struct runCtx {
     sqlite3 *c;
     db *d;          /* write connection's db, NULL for reads */
+    stmtCache *cache; /* c's kept statements (NULL: none) */
     bool ro;        /* refuse writes (/db/query) */
     unsigned flags;
     buf *out;       /* NULL: run without encoding results (followers) */
@@ -224,12 +245,12 @@ static void zeroChanges(runCtx *x)
         rq_logl(RQ_LOG_WARN, "db", "cannot reset changes(): %s", sqlite3_errmsg(x->c));
 }
 
-/* Prepare the next statement of sql at *tail (cached on the write
- * connection when it stands alone in its string). NULL st: only whitespace
+/* Prepare the next statement of sql at *tail (kept by its connection,
+ * x->cache, when it stands alone in its string). NULL st: only whitespace
  * or a comment was left. Returns SQLite's code. */
 static int prepareNext(runCtx *x, const cmd_stmt *s, const char **tail, sqlite3_stmt **st, bool *cached)
 {
-    stmtCache *cache = x->d ? &x->d->cache : NULL;
+    stmtCache *cache = x->cache;
     bool cacheable = cache && *tail == s->sql;
     *cached = false;
     *st = NULL;
@@ -308,10 +329,18 @@ static bool stepOne(runCtx *x, sqlite3_stmt *st, double t0)
 
 /* Run one statement of a command (its SQL may hold several; only the last
  * reports). Writes one result unless the SQL is empty (*wrote), and returns
- * false if it failed. */
-static bool runOne(runCtx *x, const cmd_stmt *s, bool *wrote)
+ * false if it failed. sp: inside our transaction, a string of several
+ * statements first opens a savepoint (*opened), so that a failure undoes
+ * the ones before it too. A single statement needs none: SQLite undoes a
+ * failed statement itself, keeping what OR FAIL keeps, as rqlite's
+ * statement-by-statement commits do; a failure that ends the whole
+ * transaction is seen by the caller. A write with RETURNING opens one too:
+ * its rows are written before they are read, and our own limits may stop
+ * the reading. */
+static bool runOne(runCtx *x, const cmd_stmt *s, bool sp, bool *opened, bool *wrote)
 {
     *wrote = false;
+    *opened = false;
     if (blankSql(s->sql))
         return true;
     double t0 = rq_now_sec();
@@ -344,6 +373,10 @@ static bool runOne(runCtx *x, const cmd_stmt *s, bool *wrote)
             return false;
         }
         truncateTo(x->out, mark); /* only the last statement of the string reports */
+        if (sp && !*opened && (!blankSql(tail) || (sqlite3_column_count(st) > 0 && !sqlite3_stmt_readonly(st)))) {
+            execSys(x->d, SYS_SAVEPOINT);
+            *opened = true;
+        }
         size_t cdc_mark = dbCaptureMark(x->d);
         ok = stepOne(x, st, t0);
         dbCaptureStatementDone(x->d, st, ok, cdc_mark);
@@ -361,8 +394,8 @@ static bool attached(sqlite3 *c)
     return sqlite3_db_name(c, 2) != NULL;
 }
 
-/* Run every statement of v, separating results with commas. sp: a
- * savepoint per statement (inside our transaction). Stops at the first
+/* Run every statement of v, separating results with commas. sp: each
+ * statement succeeds or fails on its own inside our transaction (runOne). Stops at the first
  * failure when tx, when a failure ended the transaction itself (*lost), and,
  * if fault is given, at a failure of this node's own (policy_node_local; its
  * code in *fault). Returns whether any statement failed. */
@@ -377,11 +410,9 @@ static bool runList(runCtx *x, const cmd_view *v, bool sp, bool tx, bool *lost, 
         if (x->out && !first)
             buf_putc(x->out, ',');
         size_t before = x->out ? x->out->len : 0;
-        bool wrote;
-        if (sp)
-            dbExecSimple(x->c, "SAVEPOINT s", NULL);
+        bool wrote, opened;
         size_t cdc_mark = dbCaptureMark(x->d);
-        bool ok = runOne(x, &s, &wrote);
+        bool ok = runOne(x, &s, sp, &opened, &wrote);
         if (!ok && fault && policy_node_local(sqlite3_errcode(x->c), false, attached(x->c))) {
             *fault = sqlite3_errcode(x->c);
             return true;
@@ -390,10 +421,12 @@ static bool runList(runCtx *x, const cmd_view *v, bool sp, bool tx, bool *lost, 
             *lost = true; /* an ON CONFLICT ROLLBACK or an interrupt undid the transaction */
             return true;
         }
-        if (sp && !ok)
+        if (opened && !ok) {
             dbCaptureTruncate(x->d, cdc_mark);
-        if (sp)
-            dbExecSimple(x->c, ok ? "RELEASE s" : "ROLLBACK TO s; RELEASE s", NULL);
+            execSys(x->d, SYS_ROLLBACK_TO);
+        }
+        if (opened)
+            execSys(x->d, SYS_RELEASE);
         if (!wrote && x->out && !first) /* nothing written: drop the comma */
             truncateTo(x->out, before - 1);
         if (wrote)
@@ -637,7 +670,7 @@ int db_execute(db *d, const cmd_view *v, unsigned flags, buf *out)
     sqlite3 *c = d->w;
     uint64_t index = d->entry_index;
     d->entry_index = 0;
-    runCtx x = {.c = c, .d = d, .ro = false, .flags = flags, .out = out, .max_result = d->opts.max_result};
+    runCtx x = {.c = c, .d = d, .cache = &d->cache, .flags = flags, .out = out, .max_result = d->opts.max_result};
     determinism_freeze(d->entry_ms);
     interruptMsg = "execute timeout";
     /* last_insert_rowid() starts from 0 in every entry, as on a replica
@@ -701,7 +734,12 @@ int db_query(db *d, const cmd_view *v, unsigned flags, uint64_t timeout_us, buf 
     if (timeout_us > 0)
         sqlite3_progress_handler(c, timeout_us < 1000 ? 1 : 1000, pastDeadline, &deadline);
     interruptMsg = "query timeout";
-    runCtx x = {.c = c, .d = NULL, .ro = true, .flags = flags & ~DB_TX, .out = out, .max_result = d->opts.max_result};
+    runCtx x = {.c = c,
+                .cache = dbRoCache(d, c),
+                .ro = true,
+                .flags = flags & ~DB_TX,
+                .out = out,
+                .max_result = d->opts.max_result};
     runAll(&x, v);
     x.seen |= policy_take();
     dbStat(d, DBSTAT_QUERIES, v->n);
@@ -723,6 +761,7 @@ int db_check(db *d, const cmd_view *v, bool *readonly)
         *readonly = false;
         return DB_CHECK_OK;
     }
+    stmtCache *k = dbRoCache(d, c);
     int verdict = DB_CHECK_OK;
     unsigned seen = 0;
     cmd_iter it;
@@ -738,7 +777,12 @@ int db_check(db *d, const cmd_view *v, bool *readonly)
         prev_len = s.sql_len;
         const char *tail = s.sql;
         while (*tail) {
-            sqlite3_stmt *st = NULL;
+            sqlite3_stmt *st = tail == s.sql && k ? cacheGet(k, s.sql, s.sql_len) : NULL;
+            if (st) { /* prepared before, alone in its string, the policy silent */
+                if (!sqlite3_stmt_readonly(st))
+                    *readonly = false;
+                break;
+            }
             const char *next = NULL;
             policy_take();
             int rc = sqlite3_prepare_v2(c, tail, (int)(s.sql + s.sql_len + 1 - tail), &st, &next);
@@ -754,7 +798,10 @@ int db_check(db *d, const cmd_view *v, bool *readonly)
             }
             if (st && !sqlite3_stmt_readonly(st))
                 *readonly = false;
-            sqlite3_finalize(st);
+            if (st && k && tail == s.sql && blankSql(next) && now == 0)
+                cachePut(k, s.sql, s.sql_len, st); /* kept for the next check of it */
+            else
+                sqlite3_finalize(st);
             tail = next;
         }
     }

@@ -18,7 +18,13 @@
 #define DB_NOCHANGE_TABLE "_rq_nochange"
 #define STMT_CACHE 32
 
-/* The write connection's prepared statements, by SQL text (LRU). */
+/* The savepoint statements of our own that wrap each statement of a batch
+ * (see runList): kept prepared, a parse each would cost more than a
+ * bulk INSERT's own statement. */
+enum { SYS_SAVEPOINT, SYS_RELEASE, SYS_ROLLBACK_TO, SYS_N };
+
+/* The write connection's prepared statements, by SQL text (LRU), and our
+ * own (sys, apart: the authorizer saw them as ours when they were prepared). */
 typedef struct stmtCache {
     struct {
         char *sql;
@@ -27,7 +33,15 @@ typedef struct stmtCache {
         unsigned long use;
     } e[STMT_CACHE];
     unsigned long clock;
+    sqlite3_stmt *sys[SYS_N];
 } stmtCache;
+
+/* A pooled read connection with the statements it keeps (its own: a
+ * virtual table keeps statements of its own on the connection too). */
+typedef struct roConn {
+    sqlite3 *c;
+    stmtCache *k;
+} roConn;
 
 /* rqlite's "db" expvar counters (vars.c names them, db_vars()), in
  * struct db; *_MS ones hold the latest duration, the others add up.
@@ -68,7 +82,7 @@ struct db {
     sqlite3 *w;              /* write connection: Raft thread only */
     pthread_mutex_t mu;      /* guards the read pool */
     pthread_cond_t cv;
-    sqlite3 **idle;          /* idle read-only connections */
+    struct roConn *idle;     /* idle read-only connections */
     int n_idle, cap_idle;
     int n_open;              /* read-only connections open (idle + busy) */
     int64_t entry_ms;        /* clock and seed of the entry being applied */
@@ -82,7 +96,7 @@ struct db {
     uint64_t index;          /* Raft index of the last entry the file holds */
     unsigned gen;            /* bumped when the file is swapped */
     bool swapping;           /* db_install_file at work: no new connections */
-    struct { sqlite3 *c; unsigned gen; } *busy; /* read connections in use */
+    struct { sqlite3 *c; unsigned gen; stmtCache *k; } *busy; /* read connections in use */
     int n_busy, cap_busy;
     char *marker;            /* "<path>-rqentry": an unguarded entry is running */
     bool recovered;          /* db_open dropped a cut-short entry */
@@ -114,6 +128,9 @@ int dbReopenWriter(db *d);
 sqlite3 *dbRoGet(db *d);
 /* Back to the pool; discard: close it instead (its state was changed). */
 void dbRoPut(db *d, sqlite3 *c, bool discard);
+/* The statements a read connection in use keeps (dbRoGet's; NULL when
+ * none could be allocated). */
+stmtCache *dbRoCache(db *d, sqlite3 *c);
 void dbCacheClear(stmtCache *k);
 /* Record index with the open transaction's changes and commit (policy.c
  * says which failures are returned). */

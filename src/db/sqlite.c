@@ -20,6 +20,8 @@
 #include "util/log.h"
 #include "util/os.h"
 
+static void roClose(roConn rc);
+
 char *dbErrdup(const char *prefix, const char *msg)
 {
     char *s = NULL;
@@ -286,7 +288,7 @@ void db_close(db *d)
     if (d == NULL)
         return;
     for (int i = 0; i < d->n_idle; i++)
-        sqlite3_close(d->idle[i]);
+        roClose(d->idle[i]);
     d->n_idle = 0;
     /* The WAL into the file before going, so that the next start reads a
      * short one; what readers still hold back waits for the next start. */
@@ -472,13 +474,14 @@ int db_get_pragmas(db *d, db_pragmas *ro, db_pragmas *rw)
 /* ---- read pool ----------------------------------------------------------- */
 
 /* Read connections in use, with the file generation they opened. */
-static void busyAdd(db *d, sqlite3 *c, unsigned gen)
+static void busyAdd(db *d, roConn rc, unsigned gen)
 {
     if (d->n_busy == d->cap_busy) {
         d->cap_busy = d->cap_busy ? d->cap_busy * 2 : 8;
         d->busy = realloc(d->busy, (size_t)d->cap_busy * sizeof *d->busy);
     }
-    d->busy[d->n_busy].c = c;
+    d->busy[d->n_busy].c = rc.c;
+    d->busy[d->n_busy].k = rc.k;
     d->busy[d->n_busy].gen = gen;
     d->n_busy++;
 }
@@ -492,6 +495,27 @@ void db_pool_stats(db *d, int *open, int *idle, int *max)
     pthread_mutex_unlock(&d->mu);
 }
 
+/* Close a read connection with the statements it keeps. */
+static void roClose(roConn rc)
+{
+    if (rc.k) {
+        dbCacheClear(rc.k);
+        free(rc.k);
+    }
+    sqlite3_close(rc.c);
+}
+
+stmtCache *dbRoCache(db *d, sqlite3 *c)
+{
+    stmtCache *k = NULL;
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < d->n_busy; i++)
+        if (d->busy[i].c == c)
+            k = d->busy[i].k;
+    pthread_mutex_unlock(&d->mu);
+    return k;
+}
+
 sqlite3 *dbRoGet(db *d)
 {
     pthread_mutex_lock(&d->mu);
@@ -501,10 +525,10 @@ sqlite3 *dbRoGet(db *d)
             continue;
         }
         if (d->n_idle > 0) {
-            sqlite3 *c = d->idle[--d->n_idle];
-            busyAdd(d, c, d->gen);
+            roConn rc = d->idle[--d->n_idle];
+            busyAdd(d, rc, d->gen);
             pthread_mutex_unlock(&d->mu);
-            return c;
+            return rc.c;
         }
         if (d->opts.max_ro_conns <= 0 || d->n_open < d->opts.max_ro_conns)
             break;
@@ -521,8 +545,9 @@ sqlite3 *dbRoGet(db *d)
         pthread_mutex_unlock(&d->mu);
         return NULL;
     }
+    roConn rc = {.c = c, .k = calloc(1, sizeof(stmtCache))};
     pthread_mutex_lock(&d->mu);
-    busyAdd(d, c, gen); /* the file it opened: maybe swapped since */
+    busyAdd(d, rc, gen); /* the file it opened: maybe swapped since */
     pthread_mutex_unlock(&d->mu);
     return c;
 }
@@ -533,9 +558,11 @@ void dbRoPut(db *d, sqlite3 *c, bool discard)
 {
     pthread_mutex_lock(&d->mu);
     unsigned gen = d->gen;
+    roConn rc = {.c = c};
     for (int i = 0; i < d->n_busy; i++) {
         if (d->busy[i].c == c) {
             gen = d->busy[i].gen;
+            rc.k = d->busy[i].k;
             d->busy[i] = d->busy[--d->n_busy];
             break;
         }
@@ -544,14 +571,14 @@ void dbRoPut(db *d, sqlite3 *c, bool discard)
         d->n_open--;
         pthread_cond_signal(&d->cv);
         pthread_mutex_unlock(&d->mu);
-        sqlite3_close(c);
+        roClose(rc);
         return;
     }
     if (d->n_idle == d->cap_idle) {
         d->cap_idle = d->cap_idle ? d->cap_idle * 2 : 8;
         d->idle = realloc(d->idle, (size_t)d->cap_idle * sizeof *d->idle);
     }
-    d->idle[d->n_idle++] = c;
+    d->idle[d->n_idle++] = rc;
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
 }
@@ -832,7 +859,7 @@ int db_install_file(db *d, const char *path, char **err)
     d->gen++;
     d->swapping = true;
     for (int i = 0; i < d->n_idle; i++)
-        sqlite3_close(d->idle[i]);
+        roClose(d->idle[i]);
     d->n_open -= d->n_idle;
     d->n_idle = 0;
     pthread_mutex_unlock(&d->mu);

@@ -723,6 +723,61 @@ static void dumpOf(db *d, buf *out)
 /* Two replicas apply the same entries, one of them restarted between each
  * two: every entry starts from the same connection state, so they end
  * identical, whatever the request did to its connection. */
+/* Without ?transaction each statement commits or fails on its own, as in
+ * rqlite's autocommit: OR FAIL keeps the rows before the conflict, ABORT
+ * keeps none, a string of several statements is undone whole, and the
+ * statements around a failure stay. */
+static void test_statement_failures_in_a_batch(void **state)
+{
+    fixture *f = *state;
+    EXEC(f->d, "[\"CREATE TABLE u (x UNIQUE)\"]", 0, "{}");
+    EXEC(f->d,
+         "[\"INSERT INTO u VALUES(1)\", \"INSERT OR FAIL INTO u VALUES(2),(3),(1),(4)\", "
+         "\"INSERT INTO u VALUES(5),(6),(5)\", \"INSERT INTO u VALUES(7); INSERT INTO u VALUES(1)\", "
+         "\"INSERT INTO u VALUES(8)\"]",
+         0,
+         "{\"last_insert_id\":1,\"rows_affected\":1},{\"error\":\"UNIQUE constraint failed: u.x\"},"
+         "{\"error\":\"UNIQUE constraint failed: u.x\"},{\"error\":\"UNIQUE constraint failed: u.x\"},"
+         "{\"last_insert_id\":4,\"rows_affected\":1}");
+    QUERY(f->d, "[\"SELECT group_concat(x) FROM (SELECT x FROM u ORDER BY x)\"]", 0,
+          "{\"columns\":[\"group_concat(x)\"],\"types\":[\"text\"],\"values\":[[\"1,2,3,8\"]]}");
+}
+
+/* Read connections keep the statements they ran (exec.c, roKeptGet): a
+ * kept one follows a change of schema, a write kept by db_check is still
+ * refused by a query, and more distinct statements than are kept work. */
+static void test_read_statements_kept(void **state)
+{
+    fixture *f = *state;
+    EXEC(f->d, "[\"CREATE TABLE k (a)\", \"INSERT INTO k VALUES(1)\"]", 0,
+         "{},{\"last_insert_id\":1,\"rows_affected\":1}");
+    for (int i = 0; i < 3; i++)
+        QUERY(f->d, "[\"SELECT * FROM k\"]", 0, "{\"columns\":[\"a\"],\"types\":[\"integer\"],\"values\":[[1]]}");
+    EXEC(f->d, "[\"DROP TABLE k\", \"CREATE TABLE k (a, b)\", \"INSERT INTO k VALUES(2, 3)\"]", 0,
+         "{\"last_insert_id\":1,\"rows_affected\":1},{\"last_insert_id\":1,\"rows_affected\":1},"
+         "{\"last_insert_id\":1,\"rows_affected\":1}");
+    QUERY(f->d, "[\"SELECT * FROM k\"]", 0,
+          "{\"columns\":[\"a\",\"b\"],\"types\":[\"integer\",\"integer\"],\"values\":[[2,3]]}");
+    const char *ins = "[\"INSERT INTO k VALUES(4, 5)\"]";
+    cmd_batch b;
+    char *err = NULL;
+    assert_int_equal(cmd_from_json(ins, strlen(ins), &b, &err), 0);
+    cmd_view v = cmd_batch_view(&b);
+    for (int i = 0; i < 2; i++) {
+        bool ro = true;
+        assert_int_equal(db_check(f->d, &v, &ro), DB_CHECK_OK);
+        assert_false(ro);
+    }
+    cmd_batch_free(&b);
+    QUERY(f->d, ins, 0, "{\"error\":\"attempt to change database via query operation\"}");
+    for (int i = 0; i < 40; i++) {
+        char body[64], want[160];
+        snprintf(body, sizeof body, "[\"SELECT %d + a FROM k\"]", i);
+        snprintf(want, sizeof want, "{\"columns\":[\"%d + a\"],\"types\":[\"integer\"],\"values\":[[%d]]}", i, i + 2);
+        QUERY(f->d, body, 0, want);
+    }
+}
+
 static void test_entry_state_is_per_entry(void **state)
 {
     fixture *f = *state;
@@ -916,6 +971,8 @@ int main(void)
         cmocka_unit_test(test_policy_table),
         cmocka_unit_test_setup_teardown(test_result_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_own_sources, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_statement_failures_in_a_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_statements_kept, setup, teardown),
         cmocka_unit_test_setup_teardown(test_entry_state_is_per_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_are_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vars, setup, teardown),
