@@ -264,6 +264,8 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
     }
     if (!statementsOr400(h, c, rq, from_query, qv, qlen, &b, &ret))
         return ret;
+    if (kind == KIND_EXECUTE)
+        store_stage(st, STORE_STAGE_PARSE, rq_now_sec() - rq->t0);
     http_stat_add(h, kind == KIND_EXECUTE ? HSTAT_EXECUTE_STMTS_RX
                      : kind == KIND_QUERY ? HSTAT_QUERY_STMTS_RX
                                           : HSTAT_REQUEST_STMTS_RX,
@@ -300,8 +302,15 @@ static enum MHD_Result handleData(http_server *h, struct MHD_Connection *c, data
         buf_free(&results);
         return sendStoreError(h, c, rc, err, pretty);
     }
+    double t_done = rq_now_sec();
     finishResults(&results, rq, flags, params_has(c, "raft_index") ? raft_index : 0);
-    return respond_json(h, c, 200, &results, pretty);
+    ret = respond_json(h, c, 200, &results, pretty);
+    if (kind == KIND_EXECUTE) {
+        double t = rq_now_sec();
+        store_stage(st, STORE_STAGE_RESPOND, t - t_done);
+        store_stage(st, STORE_STAGE_TOTAL, t - rq->t0);
+    }
+    return ret;
 }
 
 enum MHD_Result handle_execute(http_server *h, struct MHD_Connection *c, request *rq)

@@ -57,6 +57,7 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
     if (!store_is_leader(s))
         return STORE_NOT_LEADER;
     /* Refused here, not by every node after it is committed. */
+    double t0 = rq_now_sec();
     if (!cmd_valid(stmts)) {
         *err = strdup("invalid request");
         return STORE_INVALID;
@@ -103,10 +104,12 @@ static int applyEntry(store *s, const cmd_view *stmts, unsigned flags, uint64_t 
     free(packed);
     o->entry_len = size;
     o->want_results = out != NULL;
+    o->batchable = true;
     if (out) { /* the FSM appends straight into the caller's buffer */
         o->out = *out;
         buf_init(out);
     }
+    store_stage(s, STORE_STAGE_ENCODE, rq_now_sec() - t0);
     int rc = storeOpRun(s, o, applyTimeout(s));
     if (rc == STORE_OK) {
         if (out) {

@@ -152,9 +152,11 @@ static void applyLoad(store *s, const codec_load_entry *e, raft_index index)
             buf_putc(&o->out, '}');
         }
         free(err);
-        return;
+    } else {
+        rq_log("store", "database loaded from a %zu-byte image", e->image_len);
     }
-    rq_log("store", "database loaded from a %zu-byte image", e->image_len);
+    if (o)
+        storeOpApplied(s, o, rq_now_sec());
 }
 
 /* Run an entry's statements with its clock, seed and step budget,
@@ -185,7 +187,14 @@ static void runEntry(store *s, op *o, const cmd_view *stmts, unsigned flags, int
 static void applyCommand(store *s, const cmd_entry *e, raft_index index)
 {
     op *o = e->origin == s->id ? pendingFind(s, e->seq, index) : NULL;
+    double t0 = o ? rq_now_sec() : 0;
     runEntry(s, o, &e->stmts, (unsigned)e->flags, (int64_t)e->unix_ms, e->seed, e->steps, index);
+    if (o) {
+        double t1 = rq_now_sec();
+        store_stage(s, STORE_STAGE_COMMIT, t0 - o->t_proposed);
+        store_stage(s, STORE_STAGE_APPLY, t1 - t0);
+        storeOpApplied(s, o, t1);
+    }
 }
 
 /* Statements in the JSON of entries written before commands existed: read
@@ -200,11 +209,13 @@ static void applyLegacy(store *s, const codec_exec_entry *ex, raft_index index)
         rq_log("store", "skipping execute entry at index %llu that no node can read: %s",
                (unsigned long long)index, err ? err : "?");
         free(err);
-        return;
+    } else {
+        cmd_view v = cmd_batch_view(&b);
+        runEntry(s, o, &v, (unsigned)ex->flags, (int64_t)ex->ms, ex->seed, 0, index);
+        cmd_batch_free(&b);
     }
-    cmd_view v = cmd_batch_view(&b);
-    runEntry(s, o, &v, (unsigned)ex->flags, (int64_t)ex->ms, ex->seed, 0, index);
-    cmd_batch_free(&b);
+    if (o)
+        storeOpApplied(s, o, rq_now_sec());
 }
 
 /* The binary entries, told apart by their magic (codec.h): false when b is
@@ -282,6 +293,8 @@ static int fsmApply(struct raft_fsm *fsm, const struct raft_buffer *b, void **re
     double t0 = rq_now_sec();
     if (!applyBinary(s, b, index, held))
         applyJson(s, b, index, held);
+    if (s->pending)
+        storeOpSettle(s, index);
     double took = rq_now_sec() - t0;
     metrics_observe(&s->m_apply, took);
     storeStatSet(s, SSTAT_FSM_APPLY_US, (uint64_t)(took * 1e6));

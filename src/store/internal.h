@@ -71,8 +71,8 @@ typedef struct op {
     buf out;               /* results of an applied execute */
     raft_index index;
     bool want_results;
+    bool batchable;        /* a command entry: the FSM completes it (ops.c) */
     /* raft requests */
-    struct raft_apply apply;
     struct raft_barrier barrier;
     struct raft_change change;
     struct raft_transfer transfer;
@@ -84,6 +84,9 @@ typedef struct op {
     int64_t deadline_ms;   /* of the confirmation, then (confirmed) of the apply */
     uint64_t wait_ms;      /* OP_READINDEX: the apply's, once confirmed */
     int64_t start_ms;      /* OP_READINDEX: registered (verify_leader_duration) */
+    double t_queued;       /* OP_APPLY's stages (store_stage), rq_now_sec */
+    double t_proposed;
+    double t_applied;
     struct op *next;       /* queue / pending list */
     struct store *s;
 } op;
@@ -176,6 +179,8 @@ struct store {
     metrics_hist m_apply;    /* one entry through the FSM */
     metrics_hist m_snapshot; /* taking a snapshot (sync, marker) */
     metrics_hist m_transfer; /* a database fetched from the leader */
+    metrics_hist m_stage[STORE_STAGE_N]; /* store_stage */
+    uint64_t appended;       /* entries written by the appends of m_stage[APPEND] */
     uint64_t leader_changes; /* s->mu: a new leader seen */
 
     /* Any thread, under mu. */
@@ -259,6 +264,8 @@ struct store {
     int (*io_send)(struct raft_io *, struct raft_io_send *, const struct raft_message *,
                    raft_io_send_cb);
     int (*io_start)(struct raft_io *, unsigned, raft_io_tick_cb, raft_io_recv_cb);
+    int (*io_append)(struct raft_io *, struct raft_io_append *, const struct raft_entry *, unsigned,
+                     raft_io_append_cb);
     raft_io_recv_cb raft_recv;
     raft_io_tick_cb raft_tick;  /* libraft's, for storeHeartbeatNow() */
     raft_index leader_commit_seen; /* highest leader_commit in this term's AppendEntries */
@@ -311,6 +318,12 @@ int storeOpNoMemory(store *s, op *o, char **err);
 /* Raft thread: complete every op of *list (emptied) with STORE_ERROR and
  * why; the ops still queued by callers likewise. */
 void storeOpFailAll(op **list, const char *why);
+/* Raft thread, FSM: o's entry is applied (its results in o->out at
+ * t_applied): off the pending list, completed. */
+void storeOpApplied(store *s, op *o, double t_applied);
+/* Raft thread, FSM, after each entry: a pending op at or below applied
+ * lost its entry to another leader's; it fails. */
+void storeOpSettle(store *s, raft_index applied);
 void storeOpFailQueued(store *s, const char *why);
 /* Raft thread (s->wake): a finished snapshot transfer, then queued ops. */
 void storeOnWake(uv_async_t *h);

@@ -1,11 +1,23 @@
 /*
  * metrics.c: the store's Prometheus families (store_metrics). What Raft
  * published under s->mu (publish.c) is read once, the histograms without
- * a lock (metrics.h).
+ * a lock (metrics.h), and the write stages (store_stage).
  */
 #include <string.h>
 
 #include "store/internal.h"
+
+static const char *const stageNames[STORE_STAGE_N] = {
+    [STORE_STAGE_PARSE] = "parse",     [STORE_STAGE_ENCODE] = "encode", [STORE_STAGE_QUEUE] = "queue",
+    [STORE_STAGE_COMMIT] = "commit",   [STORE_STAGE_APPLY] = "apply",   [STORE_STAGE_WAKE] = "wake",
+    [STORE_STAGE_RESPOND] = "respond", [STORE_STAGE_TOTAL] = "total",   [STORE_STAGE_APPEND] = "append",
+};
+
+void store_stage(store *s, int stage, double seconds)
+{
+    if (s && stage >= 0 && stage < STORE_STAGE_N)
+        metrics_observe(&s->m_stage[stage], seconds > 0 ? seconds : 0);
+}
 
 void store_metrics(store *s, buf *b)
 {
@@ -49,6 +61,19 @@ void store_metrics(store *s, buf *b)
     metrics_family(b, "rqlite_snapshot_transfer_duration_seconds", "histogram",
                    "Time to fetch and install the leader's database (a follower restored from a snapshot).");
     metrics_hist_write(b, "rqlite_snapshot_transfer_duration_seconds", "", &s->m_transfer);
+
+    metrics_family(b, "rqlite_write_stage_seconds", "histogram",
+                   "Where a write's time goes, by stage (append: one disk write of entries, on every node; "
+                   "the others: writes this node proposed).");
+    for (int i = 0; i < STORE_STAGE_N; i++) {
+        buf l = BUF_INIT;
+        metrics_label(&l, "stage", stageNames[i]);
+        metrics_hist_write(b, "rqlite_write_stage_seconds", l.data, &s->m_stage[i]);
+        buf_free(&l);
+    }
+    metrics_one(b, "rqlite_raft_appended_entries_total", "counter",
+                "Entries this node wrote to its log (divided by the append stage's count: entries per disk write).",
+                (double)__atomic_load_n(&s->appended, __ATOMIC_RELAXED));
 
     metrics_one(b, "rqlite_sqlite_file_size_bytes", "gauge", "Size of the SQLite database file.",
                 (double)db_file_size(s->db));

@@ -11,7 +11,10 @@
  * leaves the op to be freed by the Raft thread: both hold a reference.
  *
  * An applied op also waits on s->pending, where the FSM finds it by
- * sequence number and index to hand it the entry's results.
+ * sequence number and index to hand it the entry's results, and completes
+ * it (storeOpApplied). The writes queued together go to libraft as one
+ * request of several entries (startApplies): one disk write and one
+ * AppendEntries per follower for all of them, the group commit.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -78,6 +81,8 @@ int storeOpRun(store *s, op *o, uint64_t timeout_ms)
         o->done = true;
         return o->rc;
     }
+    if (o->type == OP_APPLY)
+        o->t_queued = rq_now_sec();
     o->next = s->queue;
     s->queue = o;
     pthread_mutex_unlock(&s->mu);
@@ -91,7 +96,10 @@ int storeOpRun(store *s, op *o, uint64_t timeout_ms)
             break;
     }
     int rc = o->done ? o->rc : STORE_ERROR;
+    double applied = o->t_applied;
     pthread_mutex_unlock(&s->mu);
+    if (applied > 0)
+        store_stage(s, STORE_STAGE_WAKE, rq_now_sec() - applied);
     return rc;
 }
 
@@ -156,19 +164,41 @@ void storeOpFailQueued(store *s, const char *why)
     storeOpFailAll(&q, why);
 }
 
-/* An apply op leaves the pending list when libraft calls back: the FSM
- * will not apply its entry any more. */
-static op *pendingTake(store *s, uint64_t seq)
+/* Take o off the pending list: false if it was not there (completed
+ * already). Whoever takes it completes it. */
+static bool pendingTake(store *s, op *o)
 {
     for (op **pp = &s->pending; *pp; pp = &(*pp)->next) {
-        if ((*pp)->seq == seq) {
-            op *o = *pp;
+        if (*pp == o) {
             *pp = o->next;
             o->next = NULL;
-            return o;
+            return true;
         }
     }
-    return NULL;
+    return false;
+}
+
+void storeOpApplied(store *s, op *o, double t_applied)
+{
+    if (!pendingTake(s, o))
+        return;
+    pthread_mutex_lock(&s->mu);
+    o->t_applied = t_applied;
+    pthread_mutex_unlock(&s->mu);
+    storeOpComplete(o, STORE_OK, NULL);
+}
+
+void storeOpSettle(store *s, raft_index applied)
+{
+    op *o = s->pending;
+    while (o) {
+        op *n = o->next;
+        /* Its index is applied and the entry there was not its own (the
+         * FSM would have completed it): a new leader replaced it. */
+        if (o->batchable && o->index <= applied && pendingTake(s, o))
+            storeOpComplete(o, STORE_ERROR, strdup("leadership lost while committing log"));
+        o = n;
+    }
 }
 
 /* Finish an op from a libraft callback status. A lost leadership is
@@ -183,16 +213,99 @@ static void opFromStatus(op *o, int status, int lost_rc, const char *lost_msg, c
         storeOpComplete(o, STORE_ERROR, rq_sprintf("%s%s", what, raft_strerror(status)));
 }
 
+/* Writes proposed together (startApplies), each op referenced until
+ * libraft is done with the request. */
+typedef struct applyBatch {
+    struct raft_apply req;
+    store *s;
+    unsigned n;
+    op *ops[];
+} applyBatch;
+
+static void batchFree(applyBatch *b)
+{
+    pthread_mutex_lock(&b->s->mu);
+    for (unsigned i = 0; i < b->n; i++)
+        opUnrefLocked(b->ops[i]);
+    pthread_mutex_unlock(&b->s->mu);
+    free(b);
+}
+
+/* libraft calls back once its first entry is applied (status 0: the FSM
+ * completes each command as it applies its entry; another kind of entry,
+ * never batched with others, completes here), or when the request failed:
+ * that fails the ops still waiting. */
+static void batchCb(struct raft_apply *req, int status, void *result)
+{
+    applyBatch *b = req->data;
+    (void)result;
+    if (status == 0 && pendingTake(b->s, b->ops[0]))
+        storeOpComplete(b->ops[0], STORE_OK, NULL);
+    for (unsigned i = 0; i < b->n && status != 0; i++)
+        if (pendingTake(b->s, b->ops[i]))
+            /* The entry may still commit under the next leader: not retryable. */
+            opFromStatus(b->ops[i], status, STORE_ERROR, "leadership lost while committing log", "apply failed: ");
+    batchFree(b);
+}
+
+/* Fail a startOp whose libraft call returned rv. */
+static void opFailStart(store *s, op *o, int rv)
+{
+    o->raft_rc = rv;
+    if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
+        storeOpComplete(o, STORE_NOT_LEADER, strdup("not leader"));
+    else
+        storeOpComplete(o, STORE_ERROR,
+                        rq_sprintf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft) : raft_strerror(rv)));
+}
+
+/* Propose n queued writes as one libraft request of n entries (n > 1:
+ * batchable ones only). */
+static void startApplies(store *s, op **ops, unsigned n)
+{
+    int rv = RAFT_NOTLEADER;
+    applyBatch *b = NULL;
+    struct raft_buffer *bufs = NULL;
+    if (s->raft.state == RAFT_LEADER) {
+        b = malloc(sizeof *b + n * sizeof *ops);
+        bufs = malloc(n * sizeof *bufs);
+        rv = b && bufs ? 0 : RAFT_NOMEM;
+    }
+    if (rv == 0) {
+        double now = rq_now_sec();
+        for (unsigned i = 0; i < n; i++) {
+            bufs[i] = (struct raft_buffer){ops[i]->entry, ops[i]->entry_len};
+            ops[i]->t_proposed = now;
+            store_stage(s, STORE_STAGE_QUEUE, now - ops[i]->t_queued);
+        }
+        *b = (applyBatch){.s = s, .n = n};
+        memcpy(b->ops, ops, n * sizeof *ops);
+        b->req.data = b;
+        rv = raft_apply(&s->raft, &b->req, bufs, n, batchCb);
+    }
+    free(bufs);
+    if (rv != 0) {
+        free(b);
+        for (unsigned i = 0; i < n; i++)
+            opFailStart(s, ops[i], rv);
+        return;
+    }
+    raft_index first = raft_last_index(&s->raft) - n + 1;
+    pthread_mutex_lock(&s->mu);
+    for (unsigned i = 0; i < n; i++)
+        ops[i]->refs++; /* the batch's */
+    pthread_mutex_unlock(&s->mu);
+    for (unsigned i = 0; i < n; i++) {
+        op *o = ops[i];
+        o->entry = NULL; /* raft owns it now */
+        o->index = first + i;
+        o->next = s->pending;
+        s->pending = o;
+    }
+}
+
 /* The callbacks of the libraft calls that startOp makes: each completes
  * its op. */
-static void applyCb(struct raft_apply *req, int status, void *result)
-{
-    op *o = req->data;
-    (void)result;
-    pendingTake(o->s, o->seq);
-    /* The entry may still commit under the next leader: not retryable. */
-    opFromStatus(o, status, STORE_ERROR, "leadership lost while committing log", "apply failed: ");
-}
 
 static void barrierCb(struct raft_barrier *req, int status)
 {
@@ -233,18 +346,9 @@ static void startOp(store *s, op *o)
         return;
     }
     switch (o->type) {
-    case OP_APPLY: {
-        struct raft_buffer b = {o->entry, o->entry_len};
-        o->apply.data = o;
-        rv = raft_apply(&s->raft, &o->apply, &b, 1, applyCb);
-        if (rv == 0) {
-            o->entry = NULL; /* raft owns it now */
-            o->index = raft_last_index(&s->raft);
-            o->next = s->pending;
-            s->pending = o;
-        }
-        break;
-    }
+    case OP_APPLY:
+        startApplies(s, &o, 1);
+        return;
     case OP_BARRIER:
         o->barrier.data = o;
         rv = raft_barrier(&s->raft, &o->barrier, barrierCb);
@@ -279,15 +383,12 @@ static void startOp(store *s, op *o)
     default:
         rv = RAFT_INVALID;
     }
-    if (rv != 0) {
-        o->raft_rc = rv;
-        if (rv == RAFT_NOTLEADER || rv == RAFT_LEADERSHIPLOST)
-            storeOpComplete(o, STORE_NOT_LEADER, strdup("not leader"));
-        else
-            storeOpComplete(o, STORE_ERROR, rq_sprintf("%s", raft_errmsg(&s->raft)[0] ? raft_errmsg(&s->raft)
-                                                                         : raft_strerror(rv)));
-    }
+    if (rv != 0)
+        opFailStart(s, o, rv);
 }
+
+/* The most writes proposed as one request. */
+#define BATCH_MAX 256
 
 /* Raft thread, on wake: start every queued op. */
 static void drainQueue(store *s)
@@ -301,10 +402,28 @@ static void drainQueue(store *s)
         rev = q;
         q = n;
     }
+    op *run[BATCH_MAX];
+    unsigned n_run = 0;
     while (rev) {
         op *n = rev->next;
         rev->next = NULL;
-        startOp(s, rev);
+        if (rev->type == OP_APPLY && rev->batchable) {
+            run[n_run++] = rev;
+        } else if (rev->type == OP_APPLY) {
+            if (n_run)
+                startApplies(s, run, n_run);
+            n_run = 0;
+            startApplies(s, &rev, 1);
+        } else {
+            if (n_run)
+                startApplies(s, run, n_run);
+            n_run = 0;
+            startOp(s, rev);
+        }
+        if (n_run && (n_run == BATCH_MAX || n == NULL)) {
+            startApplies(s, run, n_run);
+            n_run = 0;
+        }
         rev = n;
     }
     if (s->reads_started) {

@@ -13,6 +13,8 @@
  *   whole log length, which the leader takes as replicated. Both are
  *   clamped to what the message covered.
  *
+ * The wrapped append times this node's disk writes of entries (store_stage).
+ *
  * The wrapped receive also records the leader's commit index as the
  * leader said it (freshness_strict) and, on the leader, when each node was
  * last heard from (reaping, freshness).
@@ -84,6 +86,45 @@ static int wrappedSend(struct raft_io *io, struct raft_io_send *req, const struc
     }
     storePeer(s, m->server_id)->sent++;
     return 0;
+}
+
+/* An append of ours around libraft's, to time the disk write. */
+typedef struct appendWrap {
+    struct raft_io_append req;
+    struct raft_io_append *orig;
+    raft_io_append_cb cb;
+    store *s;
+    unsigned n;
+    double t0;
+} appendWrap;
+
+static void appendWrapCb(struct raft_io_append *req, int status)
+{
+    appendWrap *w = req->data;
+    if (status == 0) {
+        store_stage(w->s, STORE_STAGE_APPEND, rq_now_sec() - w->t0);
+        __atomic_fetch_add(&w->s->appended, w->n, __ATOMIC_RELAXED);
+    }
+    w->cb(w->orig, status);
+    free(w);
+}
+
+/* libraft's uv backend writes the appends that queue while one is in
+ * flight together, with one fdatasync: each of ours is timed from its
+ * request to its callback. */
+static int wrappedAppend(struct raft_io *io, struct raft_io_append *req, const struct raft_entry *entries, unsigned n,
+                         raft_io_append_cb cb)
+{
+    store *s = ((struct raft *)io->data)->data;
+    appendWrap *w = malloc(sizeof *w);
+    if (w == NULL)
+        return RAFT_NOMEM;
+    *w = (appendWrap){.orig = req, .cb = cb, .s = s, .n = n, .t0 = rq_now_sec()};
+    w->req.data = w;
+    int rv = s->io_append(io, &w->req, entries, n, appendWrapCb);
+    if (rv != 0)
+        free(w);
+    return rv;
 }
 
 /* An InstallSnapshot whose database our file does not hold waits for the
@@ -159,6 +200,8 @@ void storeRaftioWrap(store *s)
 {
     s->io_send = s->io.send;
     s->io_start = s->io.start;
+    s->io_append = s->io.append;
     s->io.send = wrappedSend;
     s->io.start = wrappedStart;
+    s->io.append = wrappedAppend;
 }

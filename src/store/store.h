@@ -157,6 +157,26 @@ json_t *store_status(store *s);
  * leader changes, log entries, apply/snapshot/transfer latencies, the
  * database's file and WAL sizes and the read pool, appended to b. */
 void store_metrics(store *s, buf *b);
+/* Where a write's time goes, stage by stage, as the histograms of
+ * /metrics' rqlite_write_stage_seconds{stage}. The HTTP layer notes its own stages; the
+ * store notes the rest. APPEND is this node's disk write of a batch of
+ * entries (every node, leaders and followers); the others are of the
+ * writes this node proposed. */
+enum {
+    STORE_STAGE_PARSE,   /* headers arrived -> statements read from the body */
+    STORE_STAGE_ENCODE,  /* checks, the entry packed (LZ4 when it pays) */
+    STORE_STAGE_QUEUE,   /* handed to the Raft thread -> proposed (raft_apply) */
+    STORE_STAGE_COMMIT,  /* proposed -> committed: append + fdatasync, replication, quorum */
+    STORE_STAGE_APPLY,   /* the leader's FSM apply of the entry */
+    STORE_STAGE_WAKE,    /* applied -> the request's thread runs again */
+    STORE_STAGE_RESPOND, /* the results -> the response queued */
+    STORE_STAGE_TOTAL,   /* headers arrived -> the response queued */
+    STORE_STAGE_APPEND,  /* one disk write of entries, fdatasync included */
+    STORE_STAGE_N
+};
+/* Note a stage's duration; any thread. */
+void store_stage(store *s, int stage, double seconds);
+
 /* rqlite's "store" map of /debug/vars: its counters (num_snapshots,
  * num_restores, num_ignored_joins...) by their rqlite names (caller owns);
  * s NULL: every key at 0. */
